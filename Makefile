@@ -1,0 +1,23 @@
+# The two commands of the README: `make run` (100 iterations against the
+# embedded reference server) and `make test` (the whole test suite). Both
+# create ./.venv with everything installed the first time.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test clean
+
+run: $(VENV)/.installed
+	$(BIN)/locust --headless -u 1 -i 100
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

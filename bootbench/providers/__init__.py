@@ -1,0 +1,32 @@
+"""One driver per wire protocol; none of them imports Locust.
+
+    driver = providers.create("aivoco", DriverConfig(url=..., api_key=...), stimulus)
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from bootbench.providers.base import CycleError, Driver, DriverConfig
+from bootbench.providers.aivoco import AivocoDriver
+
+DRIVERS: dict[str, type[Driver]] = {
+    AivocoDriver.name: AivocoDriver,
+}
+NAMES: tuple[str, ...] = tuple(DRIVERS)
+
+__all__ = ["CycleError", "Driver", "DriverConfig", "DRIVERS", "NAMES", "create", "infer"]
+
+
+def create(name: str, config: DriverConfig, stimulus) -> Driver:
+    """A new, unconnected driver of provider ``name``."""
+    return DRIVERS[name](config, stimulus)
+
+
+def infer(host: str) -> str:
+    """The provider whose public endpoint ``host`` names; aivoco otherwise."""
+    hostname = urlparse(host).hostname or ""
+    for name, driver in DRIVERS.items():
+        if any(hostname.endswith(known) for known in driver.known_hosts):
+            return name
+    return "aivoco"

@@ -1,0 +1,119 @@
+"""The shape every provider driver has: the verbs of the cycle, blocking, with timestamps.
+
+A driver is a small blocking object in the style of python-socketio's
+``SimpleClient``: ``connect``, ``start``, ``send_audio``, ``first_audio``,
+``stop``, ``close``. Each verb writes the ``perf_counter_ns`` timestamps it
+observes into the :class:`~bootbench.samples.Timeline` it is given, taking
+receive timestamps inside the receive handler, and raises
+:class:`CycleError` (with one of DESIGN.md's error kinds) when the cycle
+cannot go on. Callback plumbing stays private to each driver.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+
+from bootbench.audio import CHUNK_SAMPLES, Chunk, Stimulus
+from bootbench.samples import Timeline
+
+STOP_TIMEOUT = 3.0
+"""Seconds to wait for the service to acknowledge the end of a session."""
+
+
+class CycleError(Exception):
+    """A cycle could not go on. ``kind`` is one of DESIGN.md's error kinds, ``message`` the service's words."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """Where and how a driver talks to its service. ``api_key`` never leaves the driver."""
+
+    url: str
+    api_key: str
+    timeout: float = 10.0
+    system_message: str = ""
+    voice: str = ""
+    pace: str = "burst"
+    trailing_silence_ms: float = 0.0
+
+    def __repr__(self) -> str:
+        return f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r})"
+
+
+class Driver(ABC):
+    """One connection to a service, over which sessions run one after another."""
+
+    name: str = ""
+    input_rate: int = 16_000
+    known_hosts: tuple[str, ...] = ()
+
+    def __init__(self, config: DriverConfig, stimulus: Stimulus) -> None:
+        self.config = config
+        clip = stimulus.at_rate(self.input_rate).with_silence(config.trailing_silence_ms)
+        chunk = CHUNK_SAMPLES * self.input_rate // 16_000 if config.pace == "realtime" else None
+        self.chunks: list[Chunk] = clip.chunks(chunk)
+        self.anomalies: Counter[str] = Counter()
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool:
+        """True while the transport is open and may carry a new session."""
+
+    @abstractmethod
+    def connect(self, timeline: Timeline) -> None:
+        """Open the transport; sets ``connect_start`` and ``connected``."""
+
+    @abstractmethod
+    def start(self, timeline: Timeline, deadline_ns: int) -> None:
+        """Start a session and wait until it is ready; sets ``start_sent`` and ``session_ready``."""
+
+    def send_audio(self, timeline: Timeline) -> None:
+        """Send the stimulus (one message, or chunks at real-time pace); sets ``input_sent``."""
+        started = time.perf_counter()
+        elapsed_audio_ms = 0.0
+        for index, chunk in enumerate(self.chunks):
+            if index and self.config.pace == "realtime":
+                lag = started + elapsed_audio_ms / 1000 - time.perf_counter()
+                if lag > 0:
+                    time.sleep(lag)
+            last = index == len(self.chunks) - 1
+            if last:
+                timeline.input_sent = time.perf_counter_ns()
+            self._send_chunk(chunk)
+            elapsed_audio_ms += chunk.duration_ms
+        ended = self._end_turn()
+        if ended is not None:
+            timeline.input_sent = ended
+
+    @abstractmethod
+    def _send_chunk(self, chunk: Chunk) -> None:
+        """Put one chunk of input audio on the wire."""
+
+    def _end_turn(self) -> int | None:
+        """Tell the service the user's turn is over, where its protocol does; the send timestamp or None."""
+        return None
+
+    @abstractmethod
+    def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
+        """Wait for the first audio of this session; sets ``first_audio``."""
+
+    @abstractmethod
+    def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
+        """End the session and wait (bounded) for the acknowledgement; sets ``stop_sent``, ``stop_acked``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Drop the transport without waiting (never blocks the caller)."""
+
+
+def remaining(deadline_ns: int) -> float:
+    """Seconds left until ``deadline_ns`` (never negative)."""
+    return max(0.0, (deadline_ns - time.perf_counter_ns()) / 1e9)

@@ -1,0 +1,129 @@
+"""BootUser: one simulated caller running the cold-start cycle.
+
+    [connect] -> start session -> send test audio -> first audio back -> stop session -> wait
+
+Each cycle holds one ticket of the global iteration budget, records a
+:class:`~bootbench.samples.Timeline`, fires one Locust request event per
+phase (``request_type`` = provider, ``name`` = phase), and ships the
+resulting :class:`~bootbench.samples.Sample` to the office.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+from locust import User, task
+from locust.exception import StopUser
+
+from bootbench import events as bootevents
+from bootbench import providers
+from bootbench.providers import CycleError, Driver
+from bootbench.samples import PHASES, Sample, Timeline
+
+log = logging.getLogger("bootbench.user")
+
+PENDING_PHASE = {
+    "connect": "connect_ms",
+    "start": "session_start_ms",
+    "send": "first_response_ms",
+    "audio": "first_response_ms",
+}
+
+
+class BootUser(User):
+    """A caller that starts a new session per iteration and times the first audio back."""
+
+    def wait_time(self) -> float:
+        return bootevents.context().settings.wait_ms / 1000.0
+
+    def on_start(self) -> None:
+        ctx = bootevents.context()
+        self.number = bootevents.next_user_number()
+        self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
+        self._pending_connect: Timeline | None = None
+        if not ctx.settings.connect_per_call:
+            timeline = Timeline()
+            try:
+                self.driver.connect(timeline)
+                self._pending_connect = timeline
+            except CycleError as exc:
+                log.warning("user %d: first connect failed (%s); retrying inside the first cycle", self.number, exc)
+
+    def on_stop(self) -> None:
+        driver = getattr(self, "driver", None)
+        if driver is not None:
+            driver.close()
+
+    @task
+    def cycle(self) -> None:
+        iteration = bootevents.acquire_ticket(self.environment)
+        if iteration is None:
+            raise StopUser()
+        ctx = bootevents.context()
+        sample, failed_phase = self._run_cycle(iteration, ctx)
+        self._fire_events(sample, failed_phase, ctx.settings.provider)
+        bootevents.record_sample(self.environment, sample)
+
+    def _run_cycle(self, iteration: int, ctx: bootevents.ProcessContext) -> tuple[Sample, str | None]:
+        """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
+        timeline = Timeline()
+        started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        anomalies_before = dict(self.driver.anomalies)
+        connected_now = False
+        step = "connect"
+        error: CycleError | None = None
+        timeline.cycle_start = time.perf_counter_ns()
+        deadline = timeline.cycle_start + int(ctx.settings.timeout * 1e9)
+        try:
+            if ctx.settings.connect_per_call or not self.driver.connected:
+                connected_now = True
+                self.driver.connect(timeline)
+                deadline = time.perf_counter_ns() + int(ctx.settings.timeout * 1e9)
+            elif self._pending_connect is not None:
+                timeline.connect_start = self._pending_connect.connect_start
+                timeline.connected = self._pending_connect.connected
+            self._pending_connect = None
+            step = "start"
+            self.driver.start(timeline, deadline)
+            step = "send"
+            self.driver.send_audio(timeline)
+            step = "audio"
+            self.driver.first_audio(timeline, deadline)
+        except CycleError as exc:
+            error = exc
+        if step != "connect":
+            self.driver.stop(timeline)
+        if ctx.settings.connect_per_call or (error is not None and error.kind in ("disconnected", "send_failed")):
+            self.driver.close()
+        if error is not None:
+            log.warning("iteration %d (user %d): %s", iteration, self.number, error)
+        anomalies = {k: v - anomalies_before.get(k, 0) for k, v in self.driver.anomalies.items()
+                     if v - anomalies_before.get(k, 0)}
+        sample = Sample(
+            iteration=iteration,
+            worker=ctx.worker,
+            user=self.number,
+            started_at=started_at,
+            ok=error is None,
+            error_kind=error.kind if error else None,
+            error=error.message if error else None,
+            connected_this_cycle=connected_now,
+            anomalies=anomalies,
+            **timeline.phases(),
+        )
+        return sample, (PENDING_PHASE[step] if error is not None else None)
+
+    def _fire_events(self, sample: Sample, failed_phase: str | None, provider: str) -> None:
+        fire = self.environment.events.request.fire
+        for phase in PHASES:
+            value = getattr(sample, phase)
+            if value is not None:
+                fire(request_type=provider, name=phase, response_time=value, response_length=0,
+                     exception=None, context={"iteration": sample.iteration})
+        if not sample.ok:
+            fire(request_type=provider, name=failed_phase or "first_response_ms",
+                 response_time=None, response_length=0,
+                 exception=CycleError(sample.error_kind or "unknown", sample.error or ""),
+                 context={"iteration": sample.iteration})
