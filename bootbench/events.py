@@ -33,6 +33,7 @@ from bootbench.audio import AudioError, Stimulus
 from bootbench.budget import TicketOffice
 from bootbench.exporters import RunRecorder, console_summary
 from bootbench.providers import DriverConfig
+from bootbench.providers.base import public_url
 from bootbench.samples import Sample
 from bootbench.secrets import install_log_redaction, load_key
 
@@ -47,6 +48,9 @@ MSG_FLUSHED = "bootbench_flushed"
 TICKET_WAIT = 60.0
 FLUSH_WAIT = 10.0
 WATCH_INTERVAL = 1.0
+FATAL_STREAK = 3
+"""A run whose first iterations all fail this many times in a row to connect or to authenticate stops early."""
+FATAL_KINDS = {"connect_failed": "{message}", "auth_failed": "authentication failed: {message}"}
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
@@ -78,6 +82,22 @@ class _Office:
     metrics: dict[str, Any] | None = None
     flushed: set[str] = field(default_factory=set)
     watcher: Any = None
+    aborted: str | None = None
+    any_success: bool = False
+    streak: list[str] = field(default_factory=list)
+
+    def hopeless(self, sample: Sample) -> str | None:
+        """The sentence that ends the run when every attempt so far failed to connect or authenticate."""
+        if sample.ok or self.any_success:
+            self.any_success = True
+            return None
+        if sample.error_kind not in FATAL_KINDS or (self.streak and self.streak[-1] != sample.error_kind):
+            self.streak.clear()
+        if sample.error_kind in FATAL_KINDS:
+            self.streak.append(sample.error_kind)
+        if len(self.streak) >= FATAL_STREAK:
+            return FATAL_KINDS[sample.error_kind].format(message=sample.error)
+        return None
 
 
 class _State:
@@ -144,12 +164,24 @@ def _on_test_stop(environment, **_kwargs) -> None:
         _close_office(environment)
 
 
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs) -> None:
+    """Ctrl-C / SIGTERM mid-run: Locust picks the exit code before the run's files are written."""
+    office = state.office
+    if office is not None and office.tickets.planned and not office.tickets.complete:
+        if environment.process_exit_code is None:
+            environment.process_exit_code = 1
+
+
 @events.quit.add_listener
 def _on_quit(exit_code: int, **_kwargs) -> None:
     _stop_server()
     office = state.last_office
     if office is not None and office.metrics is not None:
         print(console_summary(office.metrics), flush=True)
+        if office.aborted:
+            sys.stderr.write(f"bootbench: {office.aborted}\n")
+            sys.stderr.flush()
         print(office.recorder.folder, flush=True)
 
 
@@ -209,6 +241,13 @@ def _receive_samples(environment, msg, **_kwargs) -> None:
             log.warning("iteration %s from %s was not in flight; not counted twice", sample.iteration, msg.node_id)
             continue
         office.recorder.add(sample)
+        sentence = office.hopeless(sample)
+        if sentence and not office.aborted:
+            office.aborted = sentence
+            office.tickets.close()
+            log.error("stopping early: %s (the first %d iterations all failed this way)", sentence, FATAL_STREAK)
+            office.finished = True
+            gevent.spawn(_end_run, environment)
     if office.tickets.done and not office.finished:
         office.finished = True
         gevent.spawn(_end_run, environment)
@@ -272,7 +311,7 @@ def _close_office(environment) -> None:
     budget = office.tickets.report()
     run = {
         "provider": office.settings.provider,
-        "target": _public_target(office.settings.target),
+        "target": public_url(office.settings.target),
         "embedded_server": office.settings.embedded_server,
         "iterations": budget,
         "users": office.users,
@@ -286,9 +325,11 @@ def _close_office(environment) -> None:
         "system_message": office.settings.system_message,
         "voice": office.settings.voice or "default",
         "locust_options": _locust_options(environment),
+        "aborted": office.aborted,
     }
     office.metrics = office.recorder.finish(run)
-    if office.tickets.planned and not office.tickets.complete and environment.process_exit_code is None:
+    incomplete = office.aborted or (office.tickets.planned and not office.tickets.complete)
+    if incomplete and environment.process_exit_code is None:
         environment.process_exit_code = 1
     if not (environment.parsed_options and environment.parsed_options.headless):
         log.info("%s", console_summary(office.metrics))
@@ -372,15 +413,6 @@ def _api_key(settings: bootopts.Settings, *, required: bool) -> str | None:
         return key
     raise bootopts.ConfigError(
         f"{' or '.join(names)} is not set (in the environment or ./.env); it is needed for {settings.target}")
-
-
-def _public_target(url: str) -> str:
-    """The target without query string or credentials (keys can hide there)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.hostname}{port}{parsed.path}"
 
 
 def _locust_options(environment) -> dict[str, Any]:

@@ -24,6 +24,9 @@ from bootbench.samples import PHASES, Sample, Timeline
 
 log = logging.getLogger("bootbench.user")
 
+RECONNECT_KINDS = ("connect_failed", "disconnected", "send_failed")
+FIRST_BACKOFF, MAX_BACKOFF = 0.25, 5.0
+
 PENDING_PHASE = {
     "connect": "connect_ms",
     "start": "session_start_ms",
@@ -36,13 +39,21 @@ class BootUser(User):
     """A caller that starts a new session per iteration and times the first audio back."""
 
     def wait_time(self) -> float:
-        return bootevents.context().settings.wait_ms / 1000.0
+        return bootevents.context().settings.wait_ms / 1000.0 + self._backoff
+
+    def _note_connection(self, error: CycleError | None) -> None:
+        """Back off (bounded, doubling) after a lost or refused connection; reset once one works."""
+        if error is not None and error.kind in RECONNECT_KINDS:
+            self._backoff = min(MAX_BACKOFF, max(FIRST_BACKOFF, 2 * self._backoff))
+        else:
+            self._backoff = 0.0
 
     def on_start(self) -> None:
         ctx = bootevents.context()
         self.number = bootevents.next_user_number()
         self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
         self._pending_connect: Timeline | None = None
+        self._backoff = 0.0
         if not ctx.settings.connect_per_call:
             timeline = Timeline()
             try:
@@ -95,8 +106,9 @@ class BootUser(User):
             error = exc
         if step != "connect":
             self.driver.stop(timeline)
-        if ctx.settings.connect_per_call or (error is not None and error.kind in ("disconnected", "send_failed")):
+        if ctx.settings.connect_per_call or (error is not None and error.kind in RECONNECT_KINDS):
             self.driver.close()
+        self._note_connection(error)
         if error is not None:
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)
         anomalies = {k: v - anomalies_before.get(k, 0) for k, v in self.driver.anomalies.items()

@@ -81,13 +81,13 @@ def test_result_files_parse_and_agree_with_each_other(reference_server, tmp_path
 def test_wrong_key_gives_n_auth_failures_with_the_server_message(reference_server, tmp_path):
     server = fixed_server(reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
-    run = run_locust("-u", "1", "-i", "5", "-H", server.url, "--results-dir", str(tmp_path / "r"),
+    run = run_locust("-u", "1", "-i", "3", "-H", server.url, "--results-dir", str(tmp_path / "r"),
                      "--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "report.html"),
                      cwd=tmp_path, env={"AIVOCO_API_KEY": secret})
     assert run.returncode != 0
     metrics = run.metrics
-    assert metrics["summary"]["failures"] == 5 and metrics["summary"]["successes"] == 0
-    assert metrics["errors"]["by_kind"] == {"auth_failed": 5}
+    assert metrics["summary"]["failures"] == 3 and metrics["summary"]["successes"] == 0
+    assert metrics["errors"]["by_kind"] == {"auth_failed": 3}
     assert all(s["error"] == "Invalid API key" for s in metrics["samples"])
     outputs = [run.stdout, run.stderr] + [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     assert not [o for o in outputs if secret in o]

@@ -22,7 +22,8 @@ import socketio
 from socketio import exceptions as sio_errors
 
 from bootbench.audio import Chunk
-from bootbench.providers.base import CycleError, Driver, STOP_TIMEOUT, remaining
+from bootbench.providers.base import (CycleError, Driver, STOP_TIMEOUT, diagnose_unreachable, public_url,
+                                      remaining)
 from bootbench.samples import Timeline
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,11 @@ class AivocoDriver(Driver):
             sio.connect(self.config.url, transports=["websocket"], wait_timeout=self.config.timeout)
         except sio_errors.ConnectionError as exc:
             _disconnect_in_background(sio)
-            raise CycleError("connect_failed", f"cannot reach {_target(self.config.url)}: {_reason(exc)}") from None
+            reason = diagnose_unreachable(self.config.url)
+            raise CycleError("connect_failed", f"cannot reach {public_url(self.config.url)}: {reason}") from None
         timeline.connected = self._connected_ns or time.perf_counter_ns()
         self._sio = sio
-        log.info("connected to %s (sid %s)", _target(self.config.url), sio.sid)
+        log.info("connected to %s (sid %s)", public_url(self.config.url), sio.sid)
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         self._sessions += 1
@@ -261,27 +263,6 @@ def _message(data, default: str) -> str:
     if isinstance(data, str) and data:
         return data
     return default
-
-
-def _target(url: str) -> str:
-    """The URL without query or credentials, for messages and logs."""
-    parsed = urlparse(url)
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.hostname}{port}{parsed.path}"
-
-
-def _reason(exc: Exception) -> str:
-    text = " ".join(str(a) for a in exc.args if a) or type(exc).__name__
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "timed out" in lowered or "timeout" in lowered:
-        return "connection timed out"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered:
-        return "unknown host"
-    if "certificate" in lowered:
-        return "TLS certificate verification failed"
-    return text
 
 
 def _disconnect_in_background(sio: socketio.Client) -> None:

@@ -11,10 +11,12 @@ cannot go on. Callback plumbing stays private to each driver.
 
 from __future__ import annotations
 
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from bootbench.audio import CHUNK_SAMPLES, Chunk, Stimulus
 from bootbench.samples import Timeline
@@ -117,3 +119,27 @@ class Driver(ABC):
 def remaining(deadline_ns: int) -> float:
     """Seconds left until ``deadline_ns`` (never negative)."""
     return max(0.0, (deadline_ns - time.perf_counter_ns()) / 1e9)
+
+
+def public_url(url: str) -> str:
+    """``url`` without query string or credentials (keys can hide there), for messages and files."""
+    parsed = urlparse(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.hostname}{port}{parsed.path}"
+
+
+def diagnose_unreachable(url: str, timeout: float = 3.0) -> str:
+    """Why no transport could be opened to ``url``, found with a plain TCP connect."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme in ("https", "wss") else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except socket.gaierror:
+        return "unknown host"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return "connection timed out"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return "the server accepted TCP but the WebSocket handshake failed"
