@@ -28,7 +28,7 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
 from bootbench import options as bootopts
-from bootbench import providers
+from bootbench import progress, providers, webui
 from bootbench.audio import AudioError, Stimulus
 from bootbench.budget import TicketOffice
 from bootbench.exporters import RunRecorder, console_summary
@@ -82,6 +82,7 @@ class _Office:
     metrics: dict[str, Any] | None = None
     flushed: set[str] = field(default_factory=set)
     watcher: Any = None
+    progress: Any = None
     aborted: str | None = None
     any_success: bool = False
     streak: list[str] = field(default_factory=list)
@@ -133,6 +134,7 @@ def _on_init(environment, runner, **_kwargs) -> None:
         runner.register_message(MSG_TICKET_REQUEST, _grant_ticket)
         runner.register_message(MSG_SAMPLES, _receive_samples)
         runner.register_message(MSG_FLUSHED, _worker_flushed)
+        webui.install(environment, lambda: state.office or state.last_office)
     if isinstance(runner, (WorkerRunner, LocalRunner)):
         runner.register_message(MSG_TICKET, _ticket_granted)
         runner.register_message(MSG_FLUSH, _flush_requested, concurrent=True)
@@ -221,6 +223,8 @@ def _open_office(environment) -> None:
     log.info("run %s: %s at %s, %s iterations, results in %s", recorder.run_id, settings.provider,
              settings.target, settings.iterations or "unlimited", recorder.folder)
     office.watcher = gevent.spawn(_watch_workers, environment, office)
+    if getattr(opts, "headless", False):
+        office.progress = progress.start(recorder.samples, settings.iterations)
 
 
 def _grant_ticket(environment, msg, **_kwargs) -> None:
@@ -304,6 +308,7 @@ def _close_office(environment) -> None:
         return
     if office.watcher is not None:
         office.watcher.kill(block=False)
+    progress.stop(office.progress)
     for worker in list(office.tickets.in_flight):
         lost = office.tickets.write_off(worker)
         if lost:
@@ -395,6 +400,7 @@ def _build_context(environment) -> ProcessContext:
         voice=settings.voice,
         pace=settings.pace,
         trailing_silence_ms=settings.trailing_silence_ms,
+        ca_bundle=settings.ca_bundle,
     )
     return ProcessContext(settings, config, _load_stimulus(settings), worker_id(environment))
 

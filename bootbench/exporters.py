@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from bootbench.report import write_report_safely
 from bootbench.samples import HEADLINE, PHASES, Sample, summarize_errors, summarize_samples
 from bootbench.secrets import RedactingFilter, redact
 
@@ -56,11 +57,12 @@ class RunRecorder:
         self._jsonl.flush()
 
     def finish(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Write metrics.json, summary.csv and samples.csv; stop capturing the log. Returns the metrics."""
+        """Write metrics.json, summary.csv, samples.csv and report.html; stop capturing the log. Returns the metrics."""
         run = {"id": self.run_id, "started_at": self.started.isoformat(timespec="milliseconds"),
                "ended_at": now_iso(), **run, "versions": versions()}
         metrics = build_metrics(run, self.samples)
         write_metrics(self.folder, metrics)
+        write_report_safely(self.folder, metrics)
         self._jsonl.close()
         logging.getLogger().removeHandler(self._log_handler)
         self._log_handler.close()

@@ -48,6 +48,9 @@ def add_arguments(parser: Any) -> None:
                         help="System prompt sent when a session starts.")
     parser.add_argument("--voice", default="", env_var="LOCUST_VOICE",
                         help="Voice of the reply (provider default when empty).")
+    parser.add_argument("--ca-bundle", default="", env_var="LOCUST_CA_BUNDLE",
+                        help="PEM file of CA certificates to verify the service's TLS certificate with "
+                             "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
 
@@ -69,6 +72,7 @@ class Settings:
     system_message: str
     voice: str
     wait_ms: float
+    ca_bundle: str
 
     def describe(self) -> dict[str, Any]:
         """The settings as recorded in metrics.json (no secrets are held here)."""
@@ -106,6 +110,9 @@ def resolve(options: Any, host: str | None, *, embedded_url: str | None = None) 
     audio = str(getattr(options, "audio", "") or "")
     if audio and not Path(audio).is_file():
         raise ConfigError(f"audio file {audio} does not exist")
+    ca_bundle = str(getattr(options, "ca_bundle", "") or "")
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise ConfigError(f"CA bundle {ca_bundle} does not exist")
     return Settings(
         provider=provider,
         target=host or embedded_url or "",
@@ -120,6 +127,7 @@ def resolve(options: Any, host: str | None, *, embedded_url: str | None = None) 
         system_message=str(getattr(options, "system_message", "") or ""),
         voice=str(getattr(options, "voice", "") or ""),
         wait_ms=wait_ms,
+        ca_bundle=ca_bundle,
     )
 
 

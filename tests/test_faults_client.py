@@ -98,3 +98,53 @@ def test_sigkill_mid_run_keeps_every_finished_iteration_in_samples_jsonl(referen
     assert not (folder / "metrics.json").exists()
     truth = [json.loads(line) for line in server.ground_truth.read_text().splitlines()]
     assert len([t for t in truth if t["outcome"] == "ok"]) >= len(samples)
+
+
+def tls_server(tmp_path: Path):
+    """A TLS listener on 127.0.0.1 with a self-signed certificate that speaks no WebSocket."""
+    import ssl
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(2)
+                    tls.recv(4096)
+                    tls.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], cert, lambda: (stop.set(), listener.close())
+
+
+def test_tls_certificates_are_verified_by_default_and_a_ca_bundle_can_be_named(tmp_path):
+    port, cert, stop = tls_server(tmp_path)
+    url = f"wss://127.0.0.1:{port}"
+    try:
+        untrusted = run_locust("-i", "5", "-H", url, "--results-dir", str(tmp_path / "a"), cwd=tmp_path)
+        trusted = run_locust("-i", "5", "-H", url, "--ca-bundle", str(cert), "--results-dir", str(tmp_path / "b"),
+                             cwd=tmp_path)
+    finally:
+        stop()
+    assert untrusted.returncode == 1
+    assert f"bootbench: cannot reach {url}: TLS certificate verification failed" in untrusted.stderr
+    assert trusted.returncode == 1
+    assert (f"bootbench: cannot reach {url}: the server accepted the connection but the WebSocket handshake failed"
+            in trusted.stderr)

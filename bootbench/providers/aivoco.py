@@ -18,6 +18,7 @@ import threading
 import time
 from urllib.parse import urlparse
 
+import requests
 import socketio
 from socketio import exceptions as sio_errors
 
@@ -76,7 +77,8 @@ class AivocoDriver(Driver):
         return self._sio is not None and self._sio.connected
 
     def connect(self, timeline: Timeline) -> None:
-        sio = socketio.Client(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False)
+        sio = socketio.Client(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False,
+                              http_session=_tls_session(self.config.ca_bundle))
         self._register(sio)
         self._connected_ns = None
         timeline.connect_start = time.perf_counter_ns()
@@ -84,7 +86,7 @@ class AivocoDriver(Driver):
             sio.connect(self.config.url, transports=["websocket"], wait_timeout=self.config.timeout)
         except sio_errors.ConnectionError as exc:
             _disconnect_in_background(sio)
-            reason = diagnose_unreachable(self.config.url)
+            reason = diagnose_unreachable(self.config.url, self.config.ca_bundle)
             raise CycleError("connect_failed", f"cannot reach {public_url(self.config.url)}: {reason}") from None
         timeline.connected = self._connected_ns or time.perf_counter_ns()
         self._sio = sio
@@ -263,6 +265,15 @@ def _message(data, default: str) -> str:
     if isinstance(data, str) and data:
         return data
     return default
+
+
+def _tls_session(ca_bundle: str) -> requests.Session | None:
+    """An HTTP session that verifies TLS against ``ca_bundle``; None keeps the system's CAs."""
+    if not ca_bundle:
+        return None
+    session = requests.Session()
+    session.verify = ca_bundle
+    return session
 
 
 def _disconnect_in_background(sio: socketio.Client) -> None:

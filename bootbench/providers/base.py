@@ -12,6 +12,7 @@ cannot go on. Callback plumbing stays private to each driver.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -45,6 +46,7 @@ class DriverConfig:
     voice: str = ""
     pace: str = "burst"
     trailing_silence_ms: float = 0.0
+    ca_bundle: str = ""
 
     def __repr__(self) -> str:
         return f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r})"
@@ -128,18 +130,27 @@ def public_url(url: str) -> str:
     return f"{parsed.scheme}://{parsed.hostname}{port}{parsed.path}"
 
 
-def diagnose_unreachable(url: str, timeout: float = 3.0) -> str:
-    """Why no transport could be opened to ``url``, found with a plain TCP connect."""
+def diagnose_unreachable(url: str, ca_bundle: str = "", timeout: float = 3.0) -> str:
+    """Why no transport could be opened to ``url``, found with a plain TCP (and TLS) connect."""
     parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme in ("https", "wss") else 80)
+    secure = parsed.scheme in ("https", "wss")
+    port = parsed.port or (443 if secure else 80)
     try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+        with socket.create_connection((parsed.hostname, port), timeout=timeout) as sock:
+            if secure:
+                context = ssl.create_default_context(cafile=ca_bundle or None)
+                with context.wrap_socket(sock, server_hostname=parsed.hostname):
+                    pass
     except socket.gaierror:
         return "unknown host"
     except ConnectionRefusedError:
         return "connection refused"
     except TimeoutError:
         return "connection timed out"
+    except ssl.SSLCertVerificationError as exc:
+        return f"TLS certificate verification failed ({exc.verify_message})"
+    except ssl.SSLError as exc:
+        return f"TLS handshake failed ({exc.reason or exc})"
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
-    return "the server accepted TCP but the WebSocket handshake failed"
+    return "the server accepted the connection but the WebSocket handshake failed"

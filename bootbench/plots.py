@@ -1,0 +1,245 @@
+"""The figures of bootbench's HTML pages, drawn with matplotlib and returned as inline SVG.
+
+Each function takes plain numbers (or sample dicts from metrics.json) and
+returns one ``<svg>`` element ready to paste into an HTML page: no XML
+prologue, no metadata, no namespace URLs, glyphs drawn as paths so the page
+looks the same on any machine with no fonts or network. Figures are
+:class:`matplotlib.figure.Figure` objects rendered straight to SVG, never
+through pyplot, so no GUI backend or global figure state is involved.
+
+    svg = histogram_svg([151.2, 148.9, 160.3], median=151.2, p95=159.4, p99=160.1)
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+PHASE_COLORS = {
+    "connect_ms": "#8172b3",
+    "session_start_ms": "#4c72b0",
+    "first_response_ms": "#dd8452",
+    "stop_ms": "#55a868",
+}
+PHASE_LABELS = {
+    "connect_ms": "connect",
+    "session_start_ms": "session start",
+    "first_response_ms": "first response",
+    "stop_ms": "stop",
+}
+STACKED_PHASES = ("connect_ms", "session_start_ms", "first_response_ms", "stop_ms")
+SERIES_COLORS = ("#dd8452", "#4c72b0", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
+                 "#ccb974", "#64b5cd")
+HEADLINE_COLOR = PHASE_COLORS["first_response_ms"]
+FAILED_COLOR = "#c44e52"
+INK = "#333333"
+BAR_LIMIT = 200
+"""Above this many iterations the phase plot shows one bar per block of consecutive iterations."""
+RASTER_LIMIT = 5000
+"""Above this many points, point clouds are embedded as an image inside the SVG to keep the page small."""
+
+RC = {
+    "svg.fonttype": "path",
+    "font.size": 9.5,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9.5,
+    "axes.edgecolor": "#888888",
+    "axes.labelcolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e4e4e4",
+    "grid.linewidth": 0.8,
+    "xtick.color": "#555555",
+    "ytick.color": "#555555",
+    "legend.frameon": False,
+    "legend.fontsize": 8.5,
+}
+
+
+def _figure(width: float = 5.6, height: float = 3.3):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def to_svg(fig: Any, name: str, label: str) -> str:
+    """Render ``fig`` as an inline ``<svg>`` element; ``name`` keeps its ids unique in a page."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": f"bootbench-{name}"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    end = text.index(">")
+    root = re.sub(r'\s(?:xmlns(?::\w+)?|version|width|height)="[^"]*"', "", text[:end])
+    root += f' role="img" aria-label="{_attr(label)}" data-plot="{_attr(name)}"'
+    return root + text[end:]
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def mpl_text(text: str) -> str:
+    """``text`` safe for a matplotlib label (a ``$`` would start math mode)."""
+    return text.replace("$", r"\$")
+
+
+def _with(rc_keys: dict[str, Any]):
+    import matplotlib
+
+    return matplotlib.rc_context({**RC, **rc_keys})
+
+
+def histogram_svg(values: Sequence[float], *, median: float, p95: float, p99: float,
+                  p99_is_max: bool = False) -> str:
+    """Histogram of first-response times with the median, p95 and p99 marked."""
+    data = np.asarray(values, dtype=float)
+    with _with({}):
+        fig, ax = _figure()
+        edges = np.histogram_bin_edges(data, bins="auto")
+        if len(edges) - 1 > 60:
+            edges = np.linspace(data.min(), data.max(), 61)
+        elif len(edges) - 1 < 8:
+            span = max(data.max() - data.min(), 1.0)
+            edges = np.linspace(data.min() - span * 0.05, data.max() + span * 0.05, 11)
+        ax.hist(data, bins=edges, color=HEADLINE_COLOR, alpha=0.85, edgecolor="white", linewidth=0.6)
+        p99_name = "p99 (= max)" if p99_is_max else "p99"
+        for value, name, style in ((median, "median", "-"), (p95, "p95", "--"), (p99, p99_name, ":")):
+            ax.axvline(value, color=INK, linestyle=style, linewidth=1.2, label=f"{name} {value:.1f} ms")
+        ax.set_xlabel("first response (ms)")
+        ax.set_ylabel("iterations")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="upper right")
+        return to_svg(fig, "histogram", "Histogram of first response times in milliseconds")
+
+
+def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf", mark_percentiles: bool = True) -> str:
+    """Empirical CDF of first-response times, one step line per ``(label, values)`` series."""
+    with _with({}):
+        fig, ax = _figure()
+        for index, (label, values) in enumerate(series):
+            data = np.sort(np.asarray(values, dtype=float))
+            if data.size == 0:
+                continue
+            color = SERIES_COLORS[index % len(SERIES_COLORS)] if len(series) > 1 else HEADLINE_COLOR
+            share = np.arange(1, data.size + 1) / data.size * 100
+            ax.step(np.concatenate([[data[0]], data]), np.concatenate([[0], share]), where="post",
+                    color=color, linewidth=1.6, label=mpl_text(f"{label} (n={data.size})"))
+            if mark_percentiles:
+                lines = []
+                for q in (50, 95, 99):
+                    x = float(np.percentile(data, q))
+                    ax.plot([x], [q], marker="o", markersize=4.5, color=INK, zorder=3)
+                    ax.plot([x, x], [0, q], color=INK, linestyle=":", linewidth=0.9)
+                    lines.append(f"p{q}  {x:.1f} ms")
+                ax.text(0.98, 0.04, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom",
+                        fontsize=9, color=INK, family="DejaVu Sans Mono",
+                        bbox=dict(boxstyle="round,pad=0.4", facecolor="white", edgecolor="#dddddd"))
+        ax.set_ylim(0, 102)
+        ax.set_yticks([0, 25, 50, 75, 90, 95, 100] if mark_percentiles else [0, 25, 50, 75, 100])
+        ax.set_xlabel("first response (ms)")
+        ax.set_ylabel("iterations at or below (%)")
+        if len(series) > 1:
+            ax.legend(loc="lower right")
+        return to_svg(fig, name, "Cumulative distribution of first response times in milliseconds")
+
+
+def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
+    """First response of every iteration in order, with a rolling median and failed iterations marked."""
+    import pandas as pd
+
+    ok = [(s["iteration"], s["first_response_ms"]) for s in samples
+          if s.get("ok") and s.get("first_response_ms") is not None]
+    failed = [s["iteration"] for s in samples if not s.get("ok")]
+    with _with({}):
+        fig, ax = _figure(width=10.0, height=3.3)
+        if ok:
+            x = np.array([i for i, _ in ok], dtype=float)
+            y = np.array([v for _, v in ok], dtype=float)
+            many = len(ok) > RASTER_LIMIT
+            ax.plot(x, y, color=HEADLINE_COLOR, linewidth=0.8 if len(ok) < 300 else 0.5, alpha=0.55,
+                    marker="o" if len(ok) <= 300 else None, markersize=3, rasterized=many,
+                    label="first response")
+            window = max(3, min(25, len(ok) // 10))
+            rolling = pd.Series(y).rolling(window, min_periods=1, center=True).median().to_numpy()
+            ax.plot(x, rolling, color=INK, linewidth=1.5, label=f"rolling median ({window} iterations)")
+            ax.axhline(float(np.median(y)), color="#777777", linestyle=":", linewidth=1,
+                       label=f"overall median {float(np.median(y)):.1f} ms")
+            ax.set_ylim(bottom=0)
+        if failed:
+            ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(failed)})")
+        ax.set_xlabel("iteration (in the order started)")
+        ax.set_ylabel("first response (ms)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="lower right", ncols=4)
+        return to_svg(fig, "trend", "First response time of each iteration, in order, in milliseconds")
+
+
+def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
+    """Stacked phase durations (connect, session start, first response, stop) of every iteration.
+
+    Above :data:`BAR_LIMIT` iterations, consecutive iterations are grouped into
+    equal blocks and each bar shows, per phase, the mean over the block's
+    iterations that reached that phase, so the figure stays readable and quick
+    to draw for any run length.
+    """
+    iterations = np.array([s["iteration"] for s in samples], dtype=float)
+    block = max(1, math.ceil(len(samples) / BAR_LIMIT))
+    groups = [slice(i, i + block) for i in range(0, len(samples), block)]
+    with _with({}):
+        fig, ax = _figure(width=10.0, height=3.5)
+        x = np.array([iterations[g].mean() for g in groups]) if block > 1 else iterations
+        bottom = np.zeros(len(x))
+        for phase in STACKED_PHASES:
+            values = np.array([np.nan if s.get(phase) is None else s[phase] for s in samples], dtype=float)
+            if np.isnan(values).all():
+                continue
+            heights = np.nan_to_num(np.array([_mean_of_present(values[g]) for g in groups]))
+            _bars(ax, x, heights, bottom, 0.8 * block, color=PHASE_COLORS[phase], label=PHASE_LABELS[phase])
+            bottom = bottom + heights
+        failed = [s["iteration"] for s in samples if not s.get("ok")]
+        if failed:
+            ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(failed)})")
+        ax.set_xlabel("iteration (in the order started)" if block == 1
+                      else f"iteration (in the order started; each bar: mean per phase over {block} iterations)")
+        ax.set_ylabel("time (ms)")
+        ax.autoscale_view()
+        ax.set_ylim(bottom=0)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.12), ncols=5)
+        return to_svg(fig, "phases", "Phase durations of each iteration in milliseconds, stacked")
+
+
+def _mean_of_present(values: np.ndarray) -> float:
+    present = values[~np.isnan(values)]
+    return float(present.mean()) if present.size else 0.0
+
+
+def _bars(ax: Any, x: np.ndarray, heights: np.ndarray, bottom: np.ndarray, width: float, **style: Any) -> None:
+    """Vertical bars as one collection: the same picture as ``ax.bar`` at a fraction of the drawing time."""
+    from matplotlib.collections import PolyCollection
+
+    left, right, top = x - width / 2, x + width / 2, bottom + heights
+    verts = np.stack([np.column_stack([left, bottom]), np.column_stack([left, top]),
+                      np.column_stack([right, top]), np.column_stack([right, bottom])], axis=1)
+    ax.add_collection(PolyCollection(verts, linewidths=0, facecolors=style["color"], label=style["label"]),
+                      autolim=True)
+
+
+def finite(values: Iterable[float | None]) -> list[float]:
+    """The values that are numbers (not None, not NaN or infinite)."""
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
