@@ -1,0 +1,5 @@
+"""Entry point: ``python -m bootbench.server --port 0 [options]`` (see ``--help``)."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Command line of the reference server: ``python -m bootbench.server --port 0 [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from .config import (API_KEY_ENV, DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST,
+                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, ServerConfig)
+from .latency import Delay, parse_delay
+
+PROG = "python -m bootbench.server"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a user error as one line on stderr and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _delay(spec: str) -> Delay:
+    try:
+        return parse_delay(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _number(kind: Callable[[str], float], minimum: float, what: str) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum:g}")
+        return value
+    convert.__name__ = what
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (its defaults are the server's defaults)."""
+    p = _OneLineParser(prog=PROG, description="bootbench's embedded reference speech-to-speech server. "
+                       "Delays are a number of ms, uniform:LOW:HIGH, normal:MEAN:SD or lognormal:MEDIAN:SIGMA.")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
+    p.add_argument("--port", type=_number(int, 0, "a port number"), default=0,
+                   help="port to bind; 0 picks a free one (default 0)")
+    p.add_argument("--api-key", default=None,
+                   help=f"the only accepted key (prefer the {API_KEY_ENV} environment variable; "
+                   "default: any non-empty key)")
+    p.add_argument("--ground-truth", metavar="FILE.jsonl", default=None,
+                   help="append one JSON line per finished session to this file")
+    p.add_argument("--setup-delay", type=_delay, default=DEFAULT_SETUP_DELAY, metavar="SPEC",
+                   help="delay from capacity slot to session_ready (default %(default)s)")
+    p.add_argument("--first-audio-delay", type=_delay, default=DEFAULT_FIRST_AUDIO_DELAY, metavar="SPEC",
+                   help="delay from the first audio_data to the first audio_response (default %(default)s)")
+    p.add_argument("--cold-penalty", type=_number(float, 0, "a number of ms"), default=DEFAULT_COLD_PENALTY_MS,
+                   metavar="MS", help="extra setup delay of the first session of the process (default %(default)g)")
+    p.add_argument("--capacity", type=_number(int, 0, "an integer"), default=0, metavar="N",
+                   help="concurrent sessions served; more queue FIFO (default 0 = unlimited)")
+    p.add_argument("--reply-ms", type=_number(int, 1, "an integer"), default=DEFAULT_REPLY_MS, metavar="MS",
+                   help="length of each reply, streamed in 40 ms chunks (default %(default)s)")
+    p.add_argument("--seed", type=_number(int, 0, "an integer"), default=0,
+                   help="seed of the delay draws (default 0)")
+    p.add_argument("--parent-pid", type=_number(int, 1, "a process id"), default=None, metavar="PID",
+                   help="shut down when this parent process is gone")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="stderr log level (default %(default)s)")
+    return p
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, str]:
+    """Parse the command line (exits 2 on a user error) into a config and the log level."""
+    args = build_parser().parse_args(argv)
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    config = ServerConfig(host=args.host, port=int(args.port), api_key=api_key, ground_truth=args.ground_truth,
+                          setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay, cold_penalty_ms=float(args.cold_penalty),
+                          capacity=int(args.capacity), reply_ms=int(args.reply_ms), seed=int(args.seed),
+                          parent_pid=None if args.parent_pid is None else int(args.parent_pid))
+    return config, args.log_level
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the process exit code."""
+    from .app import StartupError, serve
+
+    config, level = config_from_args(argv)
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,32 @@
+"""The reference server's settings and their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .latency import Delay, parse_delay
+
+API_KEY_ENV = "BOOTBENCH_SERVER_API_KEY"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_SETUP_DELAY = "lognormal:50:0.2"
+DEFAULT_FIRST_AUDIO_DELAY = "lognormal:150:0.25"
+DEFAULT_COLD_PENALTY_MS = 200.0
+DEFAULT_REPLY_MS = 600
+LISTENING_PREFIX = "bootbench reference server listening on "
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything one reference server process needs; ``api_key`` None accepts any non-empty key."""
+
+    host: str = DEFAULT_HOST
+    port: int = 0
+    api_key: str | None = field(default=None, repr=False)
+    ground_truth: str | None = None
+    setup_delay: Delay = field(default_factory=lambda: parse_delay(DEFAULT_SETUP_DELAY))
+    first_audio_delay: Delay = field(default_factory=lambda: parse_delay(DEFAULT_FIRST_AUDIO_DELAY))
+    cold_penalty_ms: float = DEFAULT_COLD_PENALTY_MS
+    capacity: int = 0
+    reply_ms: int = DEFAULT_REPLY_MS
+    seed: int = 0
+    parent_pid: int | None = None

@@ -1,0 +1,122 @@
+"""Ground truth: what the reference server did in each session, one JSON line per session.
+
+Timestamps are ``time.perf_counter_ns()`` of the server process; durations in
+``measured`` are computed from them. A line is written and flushed when its
+session ends, so a killed run keeps every finished session. No secret (the
+API key) is ever part of a record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from .latency import InjectedDelays
+
+TIMESTAMPS = ("start_received", "ready_sent", "first_input_received", "last_input_received",
+              "first_audio_sent", "stop_received", "ended_sent")
+MAX_STORED_VIOLATIONS = 100
+
+
+@dataclass
+class AudioIn:
+    """Client audio the server accepted in one session."""
+
+    chunks: int = 0
+    samples: int = 0
+    peak: float = 0.0
+
+
+@dataclass
+class AudioOut:
+    """Reply audio the server sent; ``max_late_ms`` is the worst send lateness against the 40 ms schedule."""
+
+    chunks: int = 0
+    samples: int = 0
+    max_late_ms: float | None = None
+
+
+@dataclass
+class SessionTruth:
+    """One session's ground truth record.
+
+    ``session`` is None for a record of protocol violations a connection
+    committed outside any session (outcome ``outside_session``).
+    """
+
+    session: int | None
+    protocol: str
+    sid: str
+    outcome: str | None = None
+    injected: InjectedDelays | None = None
+    queued_ms: float | None = None
+    t_ns: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(TIMESTAMPS))
+    audio_in: AudioIn = field(default_factory=AudioIn)
+    audio_out: AudioOut = field(default_factory=AudioOut)
+    violations: list[str] = field(default_factory=list)
+    violation_count: int = 0
+    wall_time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+
+    def add_violation(self, description: str) -> None:
+        """Record one protocol violation (the stored list is capped, the count is not)."""
+        self.violation_count += 1
+        if len(self.violations) < MAX_STORED_VIOLATIONS:
+            self.violations.append(description)
+
+    def span_ms(self, start: str, end: str) -> float | None:
+        """Milliseconds between two recorded timestamps, None if either did not happen."""
+        a, b = self.t_ns.get(start), self.t_ns.get(end)
+        if a is None or b is None:
+            return None
+        return round((b - a) / 1e6, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL representation."""
+        return {
+            "session": self.session,
+            "protocol": self.protocol,
+            "sid": self.sid,
+            "outcome": self.outcome,
+            "wall_time": self.wall_time,
+            "injected": None if self.injected is None else {
+                k: round(v, 3) for k, v in asdict(self.injected).items()},
+            "queued_ms": None if self.queued_ms is None else round(self.queued_ms, 3),
+            "t_ns": dict(self.t_ns),
+            "measured": {
+                "session_start_ms": self.span_ms("start_received", "ready_sent"),
+                "first_response_ms": self.span_ms("ready_sent", "first_audio_sent"),
+                "input_to_audio_ms": self.span_ms("last_input_received", "first_audio_sent"),
+            },
+            "audio_in": {**asdict(self.audio_in), "peak": round(self.audio_in.peak, 5)},
+            "audio_out": asdict(self.audio_out),
+            "violations": list(self.violations),
+            "violation_count": self.violation_count,
+        }
+
+
+class GroundTruthWriter:
+    """Appends records to a JSONL file (or nowhere when ``path`` is None), flushing each line."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self._file: IO[str] | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, record: SessionTruth) -> None:
+        """Write one record as a line and flush it."""
+        if self._file is None:
+            return
+        line = json.dumps(record.to_json(), separators=(", ", ": "))
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
