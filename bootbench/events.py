@@ -54,10 +54,6 @@ FATAL_KINDS = {"connect_failed": "{message}", "auth_failed": "authentication fai
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
-KEY_VARIABLES = {
-    "aivoco": ("AIVOCO_API_KEY",),
-}
-
 
 @dataclass
 class ProcessContext:
@@ -195,6 +191,11 @@ def _check_input_or_exit(environment) -> None:
     opts = environment.parsed_options
     try:
         settings = bootopts.resolve(opts, environment.host)
+        public = providers.DRIVERS[settings.provider].public_url
+        if settings.embedded_server and _api_key(settings, required=False):
+            environment.host = public
+            settings = bootopts.resolve(opts, public)
+            log.info("no host given and the %s key is set: benchmarking %s", settings.provider, public)
         bootopts.check_results_dir(settings.results_dir)
         _load_stimulus(settings)
         _api_key(settings, required=True)
@@ -329,6 +330,8 @@ def _close_office(environment) -> None:
         "connect_per_call": office.settings.connect_per_call,
         "system_message": office.settings.system_message,
         "voice": office.settings.voice or "default",
+        "model": office.settings.model or None,
+        "turn": office.settings.turn,
         "locust_options": _locust_options(environment),
         "aborted": office.aborted,
     }
@@ -401,6 +404,8 @@ def _build_context(environment) -> ProcessContext:
         pace=settings.pace,
         trailing_silence_ms=settings.trailing_silence_ms,
         ca_bundle=settings.ca_bundle,
+        model=settings.model,
+        turn=settings.turn,
     )
     return ProcessContext(settings, config, _load_stimulus(settings), worker_id(environment))
 
@@ -413,7 +418,7 @@ def _load_stimulus(settings: bootopts.Settings) -> Stimulus:
 
 
 def _api_key(settings: bootopts.Settings, *, required: bool) -> str | None:
-    names = KEY_VARIABLES.get(settings.provider, ())
+    names = providers.DRIVERS[settings.provider].key_variables
     key = load_key(*names)
     if key or not required or settings.embedded_server or bootopts.is_loopback(settings.target):
         return key

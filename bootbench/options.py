@@ -48,6 +48,11 @@ def add_arguments(parser: Any) -> None:
                         help="System prompt sent when a session starts.")
     parser.add_argument("--voice", default="", env_var="LOCUST_VOICE",
                         help="Voice of the reply (provider default when empty).")
+    parser.add_argument("--model", default="", env_var="LOCUST_MODEL",
+                        help="Model of the session (openai: gpt-realtime, gemini: models/gemini-live-2.5-flash-preview).")
+    parser.add_argument("--turn", default="", env_var="LOCUST_TURN",
+                        help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
+                             "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode).")
     parser.add_argument("--ca-bundle", default="", env_var="LOCUST_CA_BUNDLE",
                         help="PEM file of CA certificates to verify the service's TLS certificate with "
                              "(default: the system's). Certificates are always verified.")
@@ -73,6 +78,8 @@ class Settings:
     voice: str
     wait_ms: float
     ca_bundle: str
+    model: str
+    turn: str
 
     def describe(self) -> dict[str, Any]:
         """The settings as recorded in metrics.json (no secrets are held here)."""
@@ -107,6 +114,10 @@ def resolve(options: Any, host: str | None, *, embedded_url: str | None = None) 
     provider = str(getattr(options, "provider", "") or "").strip().lower() or providers.infer(host)
     if provider not in providers.NAMES:
         raise ConfigError(f"unknown provider {provider!r}; choose one of {', '.join(providers.NAMES)}")
+    driver = providers.DRIVERS[provider]
+    turn = str(getattr(options, "turn", "") or "").strip().lower() or driver.turn_modes[0]
+    if turn not in driver.turn_modes:
+        raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")
     audio = str(getattr(options, "audio", "") or "")
     if audio and not Path(audio).is_file():
         raise ConfigError(f"audio file {audio} does not exist")
@@ -128,6 +139,8 @@ def resolve(options: Any, host: str | None, *, embedded_url: str | None = None) 
         voice=str(getattr(options, "voice", "") or ""),
         wait_ms=wait_ms,
         ca_bundle=ca_bundle,
+        model=str(getattr(options, "model", "") or "") or driver.default_model,
+        turn=turn,
     )
 
 

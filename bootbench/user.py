@@ -55,12 +55,16 @@ class BootUser(User):
         self._pending_connect: Timeline | None = None
         self._backoff = 0.0
         if not ctx.settings.connect_per_call:
-            timeline = Timeline()
-            try:
-                self.driver.connect(timeline)
-                self._pending_connect = timeline
-            except CycleError as exc:
-                log.warning("user %d: first connect failed (%s); retrying inside the first cycle", self.number, exc)
+            self._connect_ahead()
+
+    def _connect_ahead(self) -> None:
+        """Open the connection outside the timed cycle; a failure is retried inside the next cycle."""
+        timeline = Timeline()
+        try:
+            self.driver.connect(timeline)
+            self._pending_connect = timeline
+        except CycleError as exc:
+            log.warning("user %d: connect failed (%s); retrying inside the next cycle", self.number, exc)
 
     def on_stop(self) -> None:
         driver = getattr(self, "driver", None)
@@ -109,6 +113,8 @@ class BootUser(User):
         if ctx.settings.connect_per_call or (error is not None and error.kind in RECONNECT_KINDS):
             self.driver.close()
         self._note_connection(error)
+        if error is None and not ctx.settings.connect_per_call and not self.driver.connected:
+            self._connect_ahead()
         if error is not None:
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)
         anomalies = {k: v - anomalies_before.get(k, 0) for k, v in self.driver.anomalies.items()

@@ -9,9 +9,13 @@ from urllib.parse import urlparse
 
 from bootbench.providers.base import CycleError, Driver, DriverConfig
 from bootbench.providers.aivoco import AivocoDriver
+from bootbench.providers.gemini_live import GeminiLiveDriver
+from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 
 DRIVERS: dict[str, type[Driver]] = {
     AivocoDriver.name: AivocoDriver,
+    OpenAIRealtimeDriver.name: OpenAIRealtimeDriver,
+    GeminiLiveDriver.name: GeminiLiveDriver,
 }
 NAMES: tuple[str, ...] = tuple(DRIVERS)
 

@@ -4,7 +4,7 @@
     tl = Timeline(); driver.connect(tl); driver.start(tl, deadline); driver.send_audio(tl)
     driver.first_audio(tl, deadline); driver.stop(tl); driver.close()
 
-Each session gets its own :class:`_Session`; events that arrive for no
+Each session gets its own :class:`~bootbench.providers.base.SessionState`; events that arrive for no
 session, or for a session that already ended, are counted in
 ``driver.anomalies`` and never taken as the next session's answer.
 """
@@ -23,8 +23,8 @@ import socketio
 from socketio import exceptions as sio_errors
 
 from bootbench.audio import Chunk
-from bootbench.providers.base import (CycleError, Driver, STOP_TIMEOUT, diagnose_unreachable, public_url,
-                                      remaining)
+from bootbench.providers.base import (CycleError, Driver, SessionState, STOP_TIMEOUT, diagnose_unreachable,
+                                      public_url, remaining)
 from bootbench.samples import Timeline
 
 log = logging.getLogger(__name__)
@@ -33,42 +33,20 @@ ERROR_TYPES = {"invalid_api_key": "auth_failed"}
 """Aivoco ``error`` types with a kind of their own; every other type is a ``server_error``."""
 
 
-class _Session:
-    """State of one call session; set only by the receive handlers of its own connection."""
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.ready_ns: int | None = None
-        self.first_audio_ns: int | None = None
-        self.ended_ns: int | None = None
-        self.stopping = False
-        self.failure: CycleError | None = None
-        self.ready = threading.Event()
-        self.audio = threading.Event()
-        self.ended = threading.Event()
-
-    @property
-    def open(self) -> bool:
-        return self.ended_ns is None and self.failure is None
-
-    def fail(self, kind: str, message: str) -> None:
-        if self.failure is None:
-            self.failure = CycleError(kind, message)
-        self.ready.set()
-        self.audio.set()
-
-
 class AivocoDriver(Driver):
     """One Socket.IO connection to an Aivoco-protocol server, websocket transport only."""
 
     name = "aivoco"
     input_rate = 16_000
     known_hosts = ("aivoco.on.cloud.vispark.in",)
+    public_url = "wss://sts.aivoco.on.cloud.vispark.in"
+    key_variables = ("AIVOCO_API_KEY",)
+    turn_modes = ("vad",)
 
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._sio: socketio.Client | None = None
-        self._session: _Session | None = None
+        self._session: SessionState | None = None
         self._sessions = 0
         self._connected_ns: int | None = None
 
@@ -94,7 +72,7 @@ class AivocoDriver(Driver):
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         self._sessions += 1
-        session = self._session = _Session(self._sessions)
+        session = self._session = SessionState(self._sessions)
         payload = {
             "auth_key": self.config.api_key,
             "system_message": self.config.system_message,
@@ -146,7 +124,7 @@ class AivocoDriver(Driver):
         if sio is not None:
             _disconnect_in_background(sio)
 
-    def _current(self) -> _Session:
+    def _current(self) -> SessionState:
         if self._session is None:
             raise CycleError("protocol_error", "no session was started")
         return self._session

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -24,6 +25,32 @@ from bootbench.samples import Timeline
 
 STOP_TIMEOUT = 3.0
 """Seconds to wait for the service to acknowledge the end of a session."""
+
+
+class SessionState:
+    """State of one call session, set only by the receive handlers of its own connection."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.ready_ns: int | None = None
+        self.first_audio_ns: int | None = None
+        self.ended_ns: int | None = None
+        self.stopping = False
+        self.failure: CycleError | None = None
+        self.ready = threading.Event()
+        self.audio = threading.Event()
+        self.ended = threading.Event()
+
+    @property
+    def open(self) -> bool:
+        return self.ended_ns is None and self.failure is None
+
+    def fail(self, kind: str, message: str) -> None:
+        """The session cannot go on: wake every waiter; the first failure is the one reported."""
+        if self.failure is None:
+            self.failure = CycleError(kind, message)
+        self.ready.set()
+        self.audio.set()
 
 
 class CycleError(Exception):
@@ -47,9 +74,12 @@ class DriverConfig:
     pace: str = "burst"
     trailing_silence_ms: float = 0.0
     ca_bundle: str = ""
+    model: str = ""
+    turn: str = "manual"
 
     def __repr__(self) -> str:
-        return f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r})"
+        return (f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r}, "
+                f"model={self.model!r}, turn={self.turn!r})")
 
 
 class Driver(ABC):
@@ -58,6 +88,10 @@ class Driver(ABC):
     name: str = ""
     input_rate: int = 16_000
     known_hosts: tuple[str, ...] = ()
+    public_url: str = ""
+    key_variables: tuple[str, ...] = ()
+    default_model: str = ""
+    turn_modes: tuple[str, ...] = ("vad",)
 
     def __init__(self, config: DriverConfig, stimulus: Stimulus) -> None:
         self.config = config
@@ -81,6 +115,7 @@ class Driver(ABC):
 
     def send_audio(self, timeline: Timeline) -> None:
         """Send the stimulus (one message, or chunks at real-time pace); sets ``input_sent``."""
+        self._begin_turn()
         started = time.perf_counter()
         elapsed_audio_ms = 0.0
         for index, chunk in enumerate(self.chunks):
@@ -100,6 +135,9 @@ class Driver(ABC):
     @abstractmethod
     def _send_chunk(self, chunk: Chunk) -> None:
         """Put one chunk of input audio on the wire."""
+
+    def _begin_turn(self) -> None:
+        """Tell the service the user starts speaking, where its protocol does."""
 
     def _end_turn(self) -> int | None:
         """Tell the service the user's turn is over, where its protocol does; the send timestamp or None."""

@@ -1,0 +1,109 @@
+"""Google Gemini Live (BidiGenerateContent) over a raw WebSocket (PROTOCOLS.md section 3).
+
+One WebSocket is one session: ``setup`` -> ``setupComplete`` (session ready)
+-> ``realtimeInput.audio`` (16 kHz PCM16), bracketed by ``activityStart`` /
+``activityEnd`` (manual turn, automatic activity detection disabled: the
+default) or followed by trailing silence and ``audioStreamEnd`` (automatic
+detection) -> first ``serverContent.modelTurn.parts[].inlineData`` audio ->
+close (stop). The key travels in the ``x-goog-api-key`` header, never in the
+URL. The server may send JSON in binary frames; both are accepted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bootbench.audio import Chunk
+from bootbench.providers.base import CycleError
+from bootbench.providers.websocket import WebSocketDriver, websocket_url
+
+PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+DEFAULT_VOICE = "Puck"
+CLOSE_KINDS = {1007: "protocol_error", 1008: "server_error", 1011: "server_error"}
+"""1007 bad argument (or key), 1008 model/feature unavailable, 1011 internal error or quota."""
+
+
+class GeminiLiveDriver(WebSocketDriver):
+    """Gemini Live API sessions with audio responses."""
+
+    name = "gemini"
+    input_rate = 16_000
+    known_hosts = ("generativelanguage.googleapis.com",)
+    public_url = "wss://generativelanguage.googleapis.com"
+    key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    default_model = "models/gemini-live-2.5-flash-preview"
+    turn_modes = ("manual", "vad")
+
+    def endpoint(self) -> str:
+        return websocket_url(self.config.url, PATH)
+
+    def headers(self) -> list[str]:
+        return [f"x-goog-api-key: {self.config.api_key}"]
+
+    def start_message(self) -> dict[str, Any]:
+        model = self.config.model or self.default_model
+        setup: dict[str, Any] = {
+            "model": model if model.startswith("models/") else f"models/{model}",
+            "generationConfig": {
+                "responseModalities": ["AUDIO"],
+                "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {
+                    "voiceName": self.config.voice or DEFAULT_VOICE}}},
+            },
+            "realtimeInputConfig": {"automaticActivityDetection": {"disabled": self.config.turn == "manual"}},
+        }
+        if self.config.system_message:
+            setup["systemInstruction"] = {"parts": [{"text": self.config.system_message}]}
+        return {"setup": setup}
+
+    def audio_message(self, chunk: Chunk) -> dict[str, Any]:
+        return {"realtimeInput": {"audio": {"mimeType": f"audio/pcm;rate={chunk.rate}", "data": chunk.base64}}}
+
+    def _begin_turn(self) -> None:
+        if self.config.turn == "manual":
+            self._send({"realtimeInput": {"activityStart": {}}})
+
+    def _end_turn(self) -> int | None:
+        sent = time.perf_counter_ns()
+        if self.config.turn == "manual":
+            self._send({"realtimeInput": {"activityEnd": {}}})
+        else:
+            self._send({"realtimeInput": {"audioStreamEnd": True}})
+        return sent
+
+    def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
+        session = self._session
+        if "serverContent" in message:
+            if _has_audio(message["serverContent"]):
+                if session.ready_ns is None:
+                    self.anomalies["audio_before_ready"] += 1
+                elif session.first_audio_ns is None and session.open:
+                    session.first_audio_ns = received_ns
+                    session.audio.set()
+        elif "setupComplete" in message:
+            if session.ready_ns is None and session.open:
+                session.ready_ns = received_ns
+                session.ready.set()
+        elif "goAway" in message:
+            self.anomalies["go_away"] += 1
+
+    def _close_error(self, code: int | None, reason: str) -> CycleError:
+        lowered = reason.lower()
+        if "api key" in lowered or "api_key" in lowered or "permission" in lowered or "unauthenticated" in lowered:
+            return CycleError("auth_failed", f"connection closed (code {code}): {reason}")
+        if code in CLOSE_KINDS:
+            return CycleError(CLOSE_KINDS[code], f"connection closed (code {code}): {reason or 'no reason given'}")
+        return super()._close_error(code, reason)
+
+
+def _has_audio(content: Any) -> bool:
+    """True when a ``serverContent`` carries audio in ``modelTurn.parts[].inlineData``."""
+    turn = content.get("modelTurn") if isinstance(content, dict) else None
+    parts = turn.get("parts") if isinstance(turn, dict) else None
+    if not isinstance(parts, list):
+        return False
+    for part in parts:
+        inline = part.get("inlineData") if isinstance(part, dict) else None
+        if isinstance(inline, dict) and str(inline.get("mimeType", "")).startswith("audio/") and inline.get("data"):
+            return True
+    return False

@@ -1,0 +1,233 @@
+"""Services where one raw WebSocket carries one session of JSON messages (OpenAI Realtime, Gemini Live).
+
+A :class:`WebSocketDriver` opens the socket with websocket-client, reads it
+in a background thread (a greenlet under Locust), stamps every frame with
+``perf_counter_ns`` the moment it arrives, and hands the decoded message to
+the subclass's :meth:`~WebSocketDriver._on_message`. Stopping a session is
+closing the socket; the stop is acknowledged by the server's close frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import struct
+import threading
+import time
+from typing import Any
+
+import websocket
+
+from bootbench.audio import Chunk
+from bootbench.providers.base import (CycleError, Driver, SessionState, STOP_TIMEOUT, diagnose_unreachable,
+                                      public_url, remaining)
+from bootbench.samples import Timeline
+
+log = logging.getLogger(__name__)
+
+HTTP_KINDS = {401: "auth_failed", 403: "auth_failed", 429: "server_error"}
+
+
+class WebSocketDriver(Driver):
+    """Base of the raw-WebSocket drivers: one connection, one session."""
+
+    def __init__(self, config, stimulus) -> None:
+        super().__init__(config, stimulus)
+        self._ws: websocket.WebSocket | None = None
+        self._session: SessionState | None = None
+        self._used = False
+        self._sessions = 0
+
+    # ---- what a subclass provides
+
+    def endpoint(self) -> str:
+        """The WebSocket URL to open (no secrets in it: keys travel in headers)."""
+        raise NotImplementedError
+
+    def headers(self) -> list[str]:
+        raise NotImplementedError
+
+    def start_message(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
+        raise NotImplementedError
+
+    def _close_error(self, code: int | None, reason: str) -> CycleError:
+        """The failure a close by the server means, before the session got its audio."""
+        return CycleError("disconnected", f"connection closed by the server (code {code}{': ' + reason if reason else ''})")
+
+    # ---- the verbs
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._ws.connected and not self._used
+
+    def connect(self, timeline: Timeline) -> None:
+        self._sessions += 1
+        self._session = SessionState(self._sessions)
+        self._used = False
+        timeline.connect_start = time.perf_counter_ns()
+        try:
+            ws = websocket.create_connection(self.endpoint(), header=self.headers(), timeout=self.config.timeout,
+                                             sslopt=self._sslopt(), enable_multithread=True)
+        except websocket.WebSocketBadStatusException as exc:
+            raise _status_error(exc) from None
+        except (OSError, websocket.WebSocketException):
+            reason = diagnose_unreachable(self.endpoint(), self.config.ca_bundle)
+            raise CycleError("connect_failed", f"cannot reach {public_url(self.endpoint())}: {reason}") from None
+        timeline.connected = time.perf_counter_ns()
+        ws.settimeout(None)
+        self._ws = ws
+        threading.Thread(target=self._read_loop, args=(ws, self._session), name=f"bootbench-{self.name}-reader",
+                         daemon=True).start()
+        log.info("connected to %s", public_url(self.endpoint()))
+
+    def start(self, timeline: Timeline, deadline_ns: int) -> None:
+        session = self._session
+        if session is None or self._ws is None or self._used:
+            raise CycleError("disconnected", "no open connection to start a session on")
+        self._used = True
+        timeline.start_sent = time.perf_counter_ns()
+        self._send(self.start_message())
+        if not session.ready.wait(remaining(deadline_ns)):
+            session.fail("session_timeout", f"session not ready within {self.config.timeout:g} s")
+        if session.failure:
+            raise session.failure
+        timeline.session_ready = session.ready_ns
+
+    def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
+        session = self._session
+        if session is None:
+            raise CycleError("protocol_error", "no session was started")
+        if not session.audio.wait(remaining(deadline_ns)):
+            session.fail("audio_timeout", f"no audio within {self.config.timeout:g} s")
+        if session.first_audio_ns is not None:
+            timeline.first_audio = session.first_audio_ns
+        if session.failure and session.first_audio_ns is None:
+            raise session.failure
+
+    def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
+        ws, session = self._ws, self._session
+        if ws is None or session is None or not ws.connected:
+            return
+        session.stopping = True
+        timeline.stop_sent = time.perf_counter_ns()
+        try:
+            ws.send_close(websocket.STATUS_NORMAL, b"")
+        except (OSError, websocket.WebSocketException):
+            self.close()
+            return
+        if session.ended.wait(timeout):
+            timeline.stop_acked = session.ended_ns
+        else:
+            self.anomalies["stop_unacknowledged"] += 1
+        self.close()
+
+    def close(self) -> None:
+        ws, self._ws = self._ws, None
+        session = self._session
+        if session is not None and session.open and not session.stopping:
+            session.fail("disconnected", "connection closed by the client")
+        if ws is not None:
+            threading.Thread(target=_shutdown, args=(ws,), daemon=True).start()
+
+    # ---- plumbing
+
+    def _send(self, message: dict[str, Any]) -> None:
+        ws = self._ws
+        if ws is None or not ws.connected:
+            raise CycleError("disconnected", "connection lost before a message could be sent")
+        try:
+            ws.send(json.dumps(message, separators=(",", ":")))
+        except (OSError, websocket.WebSocketException) as exc:
+            raise CycleError("send_failed", f"message could not be sent: {exc}") from None
+
+    def _send_chunk(self, chunk: Chunk) -> None:
+        self._send(self.audio_message(chunk))
+
+    def audio_message(self, chunk: Chunk) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _read_loop(self, ws: websocket.WebSocket, session: SessionState) -> None:
+        code, reason = None, ""
+        try:
+            while True:
+                opcode, data = ws.recv_data()
+                received = time.perf_counter_ns()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    code, reason = _close_payload(data)
+                    break
+                try:
+                    message = json.loads(data)
+                except (ValueError, UnicodeDecodeError):
+                    self._fail(session, "protocol_error", f"a frame that is not JSON: {data[:80]!r}")
+                    continue
+                if not isinstance(message, dict):
+                    self._fail(session, "protocol_error", f"a JSON frame that is not an object: {str(message)[:80]}")
+                    continue
+                if session is self._session:
+                    self._on_message(message, received)
+                else:
+                    self.anomalies["stray_message"] += 1
+        except (OSError, websocket.WebSocketException):
+            pass
+        closed = time.perf_counter_ns()
+        if session.open and not session.stopping and session.first_audio_ns is None:
+            error = self._close_error(code, reason)
+            session.fail(error.kind, error.message)
+        session.ended_ns = session.ended_ns or closed
+        session.ended.set()
+
+    def _fail(self, session: SessionState, kind: str, message: str) -> None:
+        if session.open and session.first_audio_ns is None:
+            session.fail(kind, message)
+        else:
+            self.anomalies[f"late_{kind}"] += 1
+
+    def _sslopt(self) -> dict[str, Any]:
+        if self.config.ca_bundle:
+            return {"ca_certs": self.config.ca_bundle, "cert_reqs": ssl.CERT_REQUIRED}
+        return {"cert_reqs": ssl.CERT_REQUIRED}
+
+
+def websocket_url(host: str, default_path: str) -> str:
+    """``host`` (http/https/ws/wss, with or without a path) as a ws(s):// URL with ``default_path`` if it has none."""
+    from urllib.parse import urlparse, urlunparse
+
+    parsed = urlparse(host)
+    scheme = {"http": "ws", "https": "wss"}.get(parsed.scheme, parsed.scheme)
+    path = parsed.path if parsed.path not in ("", "/") else default_path
+    return urlunparse((scheme, parsed.netloc, path, "", parsed.query, ""))
+
+
+def _status_error(exc: websocket.WebSocketBadStatusException) -> CycleError:
+    status = exc.status_code
+    body = exc.resp_body.decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else str(exc.resp_body or "")
+    detail = _error_text(body) or f"HTTP {status}"
+    kind = HTTP_KINDS.get(status, "connect_failed")
+    return CycleError(kind, f"HTTP {status}: {detail}" if not detail.startswith("HTTP") else detail)
+
+
+def _error_text(body: str) -> str:
+    """The message of a JSON error body ({"error": {"message": ...}}), else the body's first line."""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data)
+        return str(error.get("message") or error) if isinstance(error, dict) else str(error)
+    except (ValueError, AttributeError):
+        return body.strip().splitlines()[0][:200] if body.strip() else ""
+
+
+def _close_payload(data: bytes) -> tuple[int | None, str]:
+    if len(data) >= 2:
+        return struct.unpack("!H", data[:2])[0], data[2:].decode("utf-8", "replace")
+    return None, ""
+
+
+def _shutdown(ws: websocket.WebSocket) -> None:
+    try:
+        ws.shutdown()
+    except Exception:  # noqa: BLE001 - a socket torn down on purpose has nothing left to report
+        pass
