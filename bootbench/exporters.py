@@ -26,6 +26,10 @@ from bootbench.secrets import RedactingFilter, redact
 
 SCHEMA = "bootbench/metrics/v1"
 STAT_COLUMNS = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
+SESSION_LOG = logging.getLogger("bootbench.sessions")
+"""Per-iteration lines: into the run log only, not onto the console."""
+SESSION_LOG.propagate = False
+SESSION_LOG.setLevel(logging.INFO)
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 
 
@@ -49,12 +53,14 @@ class RunRecorder:
         self._log_handler.addFilter(RedactingFilter())
         self._log_handler.setLevel(logging.INFO)
         logging.getLogger().addHandler(self._log_handler)
+        SESSION_LOG.addHandler(self._log_handler)
 
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
         self.samples.append(sample)
         self._jsonl.write(redact(json.dumps(sample.to_dict())) + "\n")
         self._jsonl.flush()
+        SESSION_LOG.info("%s", describe_sample(sample))
 
     def finish(self, run: dict[str, Any]) -> dict[str, Any]:
         """Write metrics.json, summary.csv, samples.csv and report.html; stop capturing the log. Returns the metrics."""
@@ -65,8 +71,18 @@ class RunRecorder:
         write_report_safely(self.folder, metrics)
         self._jsonl.close()
         logging.getLogger().removeHandler(self._log_handler)
+        SESSION_LOG.removeHandler(self._log_handler)
         self._log_handler.close()
         return metrics
+
+
+def describe_sample(sample: Sample) -> str:
+    """One line per iteration for the run log."""
+    who = f"iteration {sample.iteration} ({sample.worker} user {sample.user})"
+    phases = ", ".join(f"{p[:-3]} {getattr(sample, p):.1f} ms" for p in PHASES if getattr(sample, p) is not None)
+    outcome = "ok" if sample.ok else f"FAILED {sample.error_kind}: {sample.error}"
+    strays = f"; anomalies {sample.anomalies}" if sample.anomalies else ""
+    return f"{who}: {outcome}{'; ' + phases if phases else ''}{strays}"
 
 
 def build_metrics(run: dict[str, Any], samples: list[Sample]) -> dict[str, Any]:
