@@ -1,158 +1,39 @@
 """Aivoco's Socket.IO speech-to-speech protocol (PROTOCOLS.md section 1), server side.
 
-A strict implementation: every client message is checked and each deviation
-from the protocol is counted as a violation, so a test can prove a client
-sends nothing malformed or out of order. Client audio must be raw PCM16 LE
-mono 16 kHz in base64; ``max_amplitude`` must be the chunk peak
-(``max |sample| / 32768``) within :data:`AMPLITUDE_TOLERANCE`, and
-``has_audio`` must be ``peak > HAS_AUDIO_THRESHOLD`` (either value is
-accepted within two LSBs of the threshold).
+A strict implementation: every client message is checked
+(:mod:`.aivoco_checks`) and each deviation from the protocol, including
+messages out of order, is counted as a violation, so a test can prove a
+client sends nothing malformed or out of order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import enum
 import logging
-import math
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from aiohttp import web
 
-from .pcm import pcm16_peak, reply_chunks_b64
+from .aivoco_checks import check_audio_data, check_start_call
+from .constants import AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH
+from .pcm import reply_chunks_b64
 from .scheduler import SessionScheduler, sleep_until
 from .truth import SessionTruth
 
 PROTOCOL = "aivoco"
-HAS_AUDIO_THRESHOLD = 0.01
-AMPLITUDE_TOLERANCE = 0.01
 REPLY_CHUNK_MS = 40
-REPLY_RATE = 24000
+REPLY_RATE = AIVOCO_OUTPUT_RATE
 REPLY_TEXT = "Hello, this is the bootbench reference server."
 CREDITS = 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-START_CALL_TYPES: dict[str, type] = {"auth_key": str, "system_message": str, "voice_choice": str,
-                                     "custom_functions": list}
-AUDIO_DATA_KEYS = ("audio_data", "has_audio", "max_amplitude")
-_THRESHOLD_BAND = 2 / 32768
 
 log = logging.getLogger("bootbench.server")
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, (bytes, bytearray)):
-        return "binary"
-    return type(value).__name__
-
-
-def _single_payload(event: str, args: tuple[Any, ...], problems: list[str]) -> Any:
-    if len(args) != 1:
-        problems.append(f"{event}: expected one payload argument, got {len(args)}")
-    return args[0] if args else None
-
-
-def _check_keys(event: str, payload: dict[str, Any], expected: tuple[str, ...], problems: list[str]) -> None:
-    problems.extend(f"{event}: missing key {k!r}" for k in expected if k not in payload)
-    problems.extend(f"{event}: unexpected key {k!r}" for k in payload if k not in expected)
-
-
-def check_start_call(args: tuple[Any, ...]) -> list[str]:
-    """Protocol violations in a ``start_call`` message's arguments."""
-    problems: list[str] = []
-    payload = _single_payload("start_call", args, problems)
-    if not isinstance(payload, dict):
-        problems.append(f"start_call: payload must be an object, got {_json_type(payload)}")
-        return problems
-    _check_keys("start_call", payload, tuple(START_CALL_TYPES), problems)
-    for key, expected in START_CALL_TYPES.items():
-        if key in payload and not isinstance(payload[key], expected):
-            want = "a string" if expected is str else "an array"
-            problems.append(f"start_call: {key!r} must be {want}, got {_json_type(payload[key])}")
-    return problems
-
-
-@dataclass
-class AudioCheck:
-    """Result of checking one ``audio_data`` message: violations and the decoded PCM if usable."""
-
-    problems: list[str] = field(default_factory=list)
-    pcm: bytes | None = None
-    peak: float | None = None
-
-
-def _decode_pcm(value: Any, problems: list[str]) -> bytes | None:
-    if not isinstance(value, str):
-        problems.append(f"audio_data: 'audio_data' must be a base64 string, got {_json_type(value)}")
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        problems.append("audio_data: 'audio_data' is not valid base64")
-        return None
-    if not raw:
-        problems.append("audio_data: 'audio_data' is empty")
-        return None
-    if raw.startswith(b"RIFF"):
-        problems.append("audio_data: 'audio_data' starts with a RIFF header (send raw PCM16, not a WAV container)")
-        return None
-    if len(raw) % 2:
-        problems.append(f"audio_data: odd byte length {len(raw)} (PCM16 needs whole 2-byte samples)")
-        return None
-    return raw
-
-
-def check_audio_data(args: tuple[Any, ...]) -> AudioCheck:
-    """Check an ``audio_data`` message: shape, PCM encoding, and ``has_audio``/``max_amplitude`` against the PCM."""
-    check = AudioCheck()
-    problems = check.problems
-    payload = _single_payload("audio_data", args, problems)
-    if not isinstance(payload, dict):
-        problems.append(f"audio_data: payload must be an object, got {_json_type(payload)}")
-        return check
-    _check_keys("audio_data", payload, AUDIO_DATA_KEYS, problems)
-    if "audio_data" in payload:
-        check.pcm = _decode_pcm(payload["audio_data"], problems)
-    has_audio = payload.get("has_audio")
-    if "has_audio" in payload and not isinstance(has_audio, bool):
-        problems.append(f"audio_data: 'has_audio' must be a boolean, got {_json_type(has_audio)}")
-        has_audio = None
-    amplitude = payload.get("max_amplitude")
-    if "max_amplitude" in payload:
-        if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)):
-            problems.append(f"audio_data: 'max_amplitude' must be a number, got {_json_type(amplitude)}")
-            amplitude = None
-        elif not (math.isfinite(amplitude) and 0.0 <= amplitude <= 1.0):
-            problems.append(f"audio_data: 'max_amplitude' {amplitude!r} is outside 0..1")
-            amplitude = None
-    if check.pcm is None:
-        return check
-    peak = check.peak = pcm16_peak(check.pcm)
-    if amplitude is not None and abs(amplitude - peak) > AMPLITUDE_TOLERANCE:
-        problems.append(f"audio_data: 'max_amplitude' {amplitude:.4f} does not match the chunk peak {peak:.4f} "
-                        f"(tolerance {AMPLITUDE_TOLERANCE})")
-    if (has_audio is not None and has_audio != (peak > HAS_AUDIO_THRESHOLD)
-            and abs(peak - HAS_AUDIO_THRESHOLD) > _THRESHOLD_BAND):
-        problems.append(f"audio_data: 'has_audio' is {str(has_audio).lower()} but the chunk peak is {peak:.4f} "
-                        f"(has_audio means peak > {HAS_AUDIO_THRESHOLD})")
-    return check
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -226,9 +107,8 @@ class AivocoProtocol:
         self.sio.on("*", self.on_other_event)
 
     def attach(self, app: web.Application) -> None:
-        """Mount the Socket.IO endpoint and end every session when the app shuts down."""
-        self.sio.attach(app)
-        app.on_shutdown.append(self._on_shutdown)
+        """Mount the Socket.IO endpoint (``/socket.io/``)."""
+        self.sio.attach(app, socketio_path=AIVOCO_SOCKETIO_PATH.strip("/"))
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         conn = AivocoConnection(sid, outside=self.scheduler.connection_record(PROTOCOL, sid))
@@ -250,7 +130,9 @@ class AivocoProtocol:
 
     async def on_start_call(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()
-        conn = self.connections[sid]
+        conn = self.connections.get(sid)
+        if conn is None:
+            return
         if conn.session is not None:
             self.scheduler.violation(conn.session.record,
                                      f"start_call while session {conn.session.record.session} is active")
@@ -288,7 +170,9 @@ class AivocoProtocol:
 
     async def on_audio_data(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()
-        conn = self.connections[sid]
+        conn = self.connections.get(sid)
+        if conn is None:
+            return
         if conn.session is None:
             self.scheduler.violation(conn.outside, "audio_data outside a session (before start_call or after it ended)")
             return
@@ -330,7 +214,9 @@ class AivocoProtocol:
 
     async def on_stop_call(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()
-        conn = self.connections[sid]
+        conn = self.connections.get(sid)
+        if conn is None:
+            return
         if args:
             self.scheduler.violation(conn.violation_target(), "stop_call: carries a payload (it takes none)")
         session = conn.session
@@ -360,7 +246,8 @@ class AivocoProtocol:
         self.scheduler.violation(conn.violation_target(),
                                  f"unexpected event {event!r} (a client sends start_call, audio_data, stop_call)")
 
-    async def _on_shutdown(self, app: web.Application) -> None:
+    async def close(self) -> None:
+        """Server shutdown: disconnect every client; live sessions end as ``server_stopped``."""
         self.stopping = True
         log.debug("aivoco: disconnecting %d clients", len(self.connections))
         for sid in list(self.connections):

@@ -7,14 +7,16 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from .aivoco import AivocoProtocol
-from .config import LISTENING_PREFIX, ServerConfig
+from .config import ServerConfig
+from .constants import LISTENING_PREFIX
 from .latency import LatencyModel
 from .scheduler import SessionScheduler
 from .truth import GroundTruthWriter
@@ -22,54 +24,93 @@ from .truth import GroundTruthWriter
 log = logging.getLogger("bootbench.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DRAIN_TIMEOUT_S = 1.0
 
 
 class StartupError(Exception):
     """The server cannot start for a reason the user can fix (address in use, unwritable ground truth file)."""
 
 
+class WireProtocol(Protocol):
+    """What app.py needs from a protocol module's server object."""
+
+    def attach(self, app: web.Application) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass
-class NodelayCounts:
-    """How many requests' sockets were checked for TCP_NODELAY and how many lacked it."""
+class RequestMonitor:
+    """Counts requests in flight and makes sure every accepted socket has TCP_NODELAY.
 
-    checked: int = 0
-    was_missing: int = 0
-
-
-def nodelay_middleware(counts: NodelayCounts) -> Any:
-    """aiohttp middleware making sure every accepted socket has TCP_NODELAY (Nagle adds ~40 ms to small frames).
-
-    aiohttp sets it itself; this verifies it per request and sets it if missing.
+    aiohttp sets TCP_NODELAY itself; the check is cheap insurance, since a
+    socket without it adds ~40 ms (Nagle + delayed ACK) to small frames.
     """
 
-    @web.middleware
-    async def ensure_nodelay(request: web.Request, handler: Handler) -> web.StreamResponse:
-        transport = request.transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            counts.checked += 1
-            if not sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
-                counts.was_missing += 1
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return await handler(request)
+    nodelay_checked: int = 0
+    nodelay_was_missing: int = 0
+    in_flight: int = 0
 
-    return ensure_nodelay
+    def middleware(self) -> Any:
+        """The aiohttp middleware doing the counting."""
+
+        @web.middleware
+        async def monitor(request: web.Request, handler: Handler) -> web.StreamResponse:
+            transport = request.transport
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                self.nodelay_checked += 1
+                if not sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
+                    self.nodelay_was_missing += 1
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.in_flight += 1
+            try:
+                return await handler(request)
+            finally:
+                self.in_flight -= 1
+
+        return monitor
 
 
-def build_app(config: ServerConfig, writer: GroundTruthWriter) -> tuple[web.Application, SessionScheduler]:
+@dataclass
+class ServerApp:
+    """The assembled application: aiohttp app, shared scheduler, mounted protocols."""
+
+    app: web.Application
+    scheduler: SessionScheduler
+    monitor: RequestMonitor
+    protocols: list[WireProtocol] = field(default_factory=list)
+
+    async def close_protocols(self) -> None:
+        """End every session and connection, then wait (bounded) for their requests to finish.
+
+        Runs before aiohttp's own shutdown, which stops reading sockets and would
+        leave clients waiting seconds for their WebSocket close handshake.
+        """
+        for protocol in self.protocols:
+            await protocol.close()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while self.monitor.in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
+def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
     model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed)
     scheduler = SessionScheduler(model, config.capacity, writer)
-    nodelay = NodelayCounts()
-    app = web.Application(middlewares=[nodelay_middleware(nodelay)])
+    monitor = RequestMonitor()
+    app = web.Application(middlewares=[monitor.middleware()])
+    server = ServerApp(app, scheduler, monitor)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({**scheduler.stats(),
-                                  "tcp_nodelay": asdict(nodelay)})
+        return web.json_response({**scheduler.stats(), "tcp_nodelay": {
+            "checked": monitor.nodelay_checked, "was_missing": monitor.nodelay_was_missing}})
 
     app.router.add_get("/stats", stats)
-    AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms).attach(app)
-    return app, scheduler
+    server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
+    for protocol in server.protocols:
+        protocol.attach(app)
+    return server
 
 
 async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
@@ -91,8 +132,8 @@ async def serve(config: ServerConfig) -> None:
     except OSError as exc:
         raise StartupError(f"cannot open ground truth file {config.ground_truth}: {exc.strerror or exc}") from None
     try:
-        app, scheduler = build_app(config, writer)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        server = build_app(config, writer)
+        runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:
             try:
@@ -103,7 +144,7 @@ async def serve(config: ServerConfig) -> None:
             shown_host = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
             shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
             log.info("latency model: %s; capacity %s; reply %d ms; api key %s; ground truth %s",
-                     scheduler.model.describe(), config.capacity or "unlimited", config.reply_ms,
+                     server.scheduler.model.describe(), config.capacity or "unlimited", config.reply_ms,
                      "required" if config.api_key else "any non-empty", config.ground_truth or "not recorded")
             print(f"{LISTENING_PREFIX}http://{shown_host}:{port}", flush=True)
             stop = asyncio.Event()
@@ -114,9 +155,9 @@ async def serve(config: ServerConfig) -> None:
             await stop.wait()
             if watcher is not None:
                 watcher.cancel()
-            log.info("shutting down: %s", scheduler.stats())
+            log.info("shutting down: %s", server.scheduler.stats())
+            await server.close_protocols()
         finally:
             await runner.cleanup()
-            log.debug("web runner cleaned up")
     finally:
         writer.close()

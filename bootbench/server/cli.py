@@ -10,8 +10,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from .config import (API_KEY_ENV, DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST,
-                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, ServerConfig)
+from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST, DEFAULT_REPLY_MS,
+                     DEFAULT_SETUP_DELAY, ServerConfig)
+from .constants import API_KEY_ENV
 from .latency import Delay, parse_delay
 
 PROG = "python -m bootbench.server"
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
     p.add_argument("--port", type=_number(int, 0, "a port number"), default=0,
                    help="port to bind; 0 picks a free one (default 0)")
-    p.add_argument("--api-key", default=None,
+    p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"the only accepted key (prefer the {API_KEY_ENV} environment variable; "
                    "default: any non-empty key)")
     p.add_argument("--ground-truth", metavar="FILE.jsonl", default=None,
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent sessions served; more queue FIFO (default 0 = unlimited)")
     p.add_argument("--reply-ms", type=_number(int, 1, "an integer"), default=DEFAULT_REPLY_MS, metavar="MS",
                    help="length of each reply, streamed in 40 ms chunks (default %(default)s)")
-    p.add_argument("--seed", type=_number(int, 0, "an integer"), default=0,
+    p.add_argument("--seed", type=_number(int, 0, "an integer"), default=0, metavar="N",
                    help="seed of the delay draws (default 0)")
     p.add_argument("--parent-pid", type=_number(int, 1, "a process id"), default=None, metavar="PID",
                    help="shut down when this parent process is gone")
@@ -80,8 +81,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
     args = build_parser().parse_args(argv)
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
     config = ServerConfig(host=args.host, port=int(args.port), api_key=api_key, ground_truth=args.ground_truth,
-                          setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay, cold_penalty_ms=float(args.cold_penalty),
-                          capacity=int(args.capacity), reply_ms=int(args.reply_ms), seed=int(args.seed),
+                          setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay,
+                          cold_penalty_ms=float(args.cold_penalty), capacity=int(args.capacity),
+                          reply_ms=int(args.reply_ms), seed=int(args.seed),
                           parent_pid=None if args.parent_pid is None else int(args.parent_pid))
     return config, args.log_level
 
@@ -93,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, level = config_from_args(argv)
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "--api-key" in (sys.argv if argv is None else argv):
+        logging.getLogger("bootbench.server").warning(
+            "--api-key shows in the process list; pass the key in %s instead", API_KEY_ENV)
     try:
         asyncio.run(serve(config))
     except StartupError as exc:

@@ -6,13 +6,11 @@ from dataclasses import dataclass, field
 
 from .latency import Delay, parse_delay
 
-API_KEY_ENV = "BOOTBENCH_SERVER_API_KEY"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SETUP_DELAY = "lognormal:50:0.2"
 DEFAULT_FIRST_AUDIO_DELAY = "lognormal:150:0.25"
 DEFAULT_COLD_PENALTY_MS = 200.0
 DEFAULT_REPLY_MS = 600
-LISTENING_PREFIX = "bootbench reference server listening on "
 
 
 @dataclass(frozen=True)

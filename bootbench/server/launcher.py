@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .config import API_KEY_ENV, LISTENING_PREFIX
+from .constants import API_KEY_ENV, LISTENING_PREFIX
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
