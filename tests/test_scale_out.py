@@ -28,11 +28,11 @@ def locust_process(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
                             stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-def start_cluster(tmp_path: Path, iterations: int, users: int, workers: int = 2):
+def start_cluster(tmp_path: Path, iterations: int, users: int, workers: int = 2, extra: tuple[str, ...] = ()):
     port = free_port()
     master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                             str(port), "--expect-workers", str(workers), "-u", str(users), "-i", str(iterations),
-                            "--results-dir", str(tmp_path / "r"), cwd=tmp_path, log=tmp_path / "master.log")
+                            "--results-dir", str(tmp_path / "r"), *extra, cwd=tmp_path, log=tmp_path / "master.log")
     started = [locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), cwd=tmp_path,
                               log=tmp_path / f"worker{n}.log") for n in range(workers)]
     return master, started
@@ -64,7 +64,8 @@ def assert_files_agree(folder: Path) -> dict:
 
 
 def test_master_and_two_workers_run_exactly_n_iterations_in_total(tmp_path):
-    master, workers = start_cluster(tmp_path, iterations=40, users=4)
+    master, workers = start_cluster(tmp_path, iterations=40, users=4,
+                                    extra=("--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "locust.html")))
     assert finish(master) == 0, (tmp_path / "master.log").read_text()[-3000:]
     for worker in workers:
         finish(worker, 30)
@@ -80,6 +81,11 @@ def test_master_and_two_workers_run_exactly_n_iterations_in_total(tmp_path):
     assert metrics["run"]["mode"] == "master"
     log = (tmp_path / "master.log").read_text()
     assert str(folder) == log.strip().splitlines()[-1].strip()
+    # Locust's own reports still work in distributed mode and count every phase of every cycle
+    html = (tmp_path / "locust.html").read_text()
+    assert "first_response_ms" in html and "session_start_ms" in html
+    stats = {row.split(",")[1]: row.split(",") for row in (tmp_path / "locust_stats.csv").read_text().splitlines()[1:]}
+    assert int(stats["first_response_ms"][2]) >= 30, "Locust's table should hold (nearly) every cycle"
 
 
 def test_processes_mode_runs_exactly_n_iterations_with_one_embedded_server(tmp_path):
