@@ -95,17 +95,17 @@ def mpl_text(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _with(rc_keys: dict[str, Any]):
+def _style():
     import matplotlib
 
-    return matplotlib.rc_context({**RC, **rc_keys})
+    return matplotlib.rc_context(RC)
 
 
 def histogram_svg(values: Sequence[float], *, median: float, p95: float, p99: float,
                   p99_is_max: bool = False) -> str:
     """Histogram of first-response times with the median, p95 and p99 marked."""
     data = np.asarray(values, dtype=float)
-    with _with({}):
+    with _style():
         fig, ax = _figure()
         edges = np.histogram_bin_edges(data, bins="auto")
         if len(edges) - 1 > 60:
@@ -120,14 +120,15 @@ def histogram_svg(values: Sequence[float], *, median: float, p95: float, p99: fl
         ax.set_xlabel("first response (ms)")
         ax.set_ylabel("iterations")
         ax.yaxis.get_major_locator().set_params(integer=True)
-        ax.legend(loc="upper right")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3)
         return to_svg(fig, "histogram", "Histogram of first response times in milliseconds")
 
 
-def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf", mark_percentiles: bool = True) -> str:
+def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf", mark_percentiles: bool = True,
+            size: tuple[float, float] = (5.6, 3.3)) -> str:
     """Empirical CDF of first-response times, one step line per ``(label, values)`` series."""
-    with _with({}):
-        fig, ax = _figure()
+    with _style():
+        fig, ax = _figure(*size)
         for index, (label, values) in enumerate(series):
             data = np.sort(np.asarray(values, dtype=float))
             if data.size == 0:
@@ -162,7 +163,7 @@ def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
     ok = [(s["iteration"], s["first_response_ms"]) for s in samples
           if s.get("ok") and s.get("first_response_ms") is not None]
     failed = [s["iteration"] for s in samples if not s.get("ok")]
-    with _with({}):
+    with _style():
         fig, ax = _figure(width=10.0, height=3.3)
         if ok:
             x = np.array([i for i, _ in ok], dtype=float)
@@ -198,7 +199,7 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
     iterations = np.array([s["iteration"] for s in samples], dtype=float)
     block = max(1, math.ceil(len(samples) / BAR_LIMIT))
     groups = [slice(i, i + block) for i in range(0, len(samples), block)]
-    with _with({}):
+    with _style():
         fig, ax = _figure(width=10.0, height=3.5)
         x = np.array([iterations[g].mean() for g in groups]) if block > 1 else iterations
         bottom = np.zeros(len(x))

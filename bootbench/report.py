@@ -129,6 +129,8 @@ def _header(run: dict[str, Any]) -> str:
 def _warnings(metrics: dict[str, Any]) -> str:
     summary, budget = metrics["summary"], metrics["run"].get("iterations") or {}
     notes = []
+    if metrics["run"].get("aborted"):
+        notes.append(f"The run stopped early: {metrics['run']['aborted']}")
     if not summary["successes"]:
         notes.append("No iteration succeeded, so there are no timings to show; see the errors below.")
     if budget.get("lost"):
@@ -337,6 +339,8 @@ th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: le
 thead th { background: #f0f2f4; font-weight: 600; white-space: nowrap; }
 table.numbers td, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.numbers td:first-child { text-align: left; }
+#comparison td:first-child { white-space: nowrap; }
+#comparison thead th { white-space: normal; vertical-align: bottom; }
 tr.headline { background: #fdf3ec; }
 table.config { min-width: 50%; }
 table.config table.config { min-width: 0; border: none; background: transparent; font-size: 12.5px; }

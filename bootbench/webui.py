@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any, Callable
-from urllib.parse import urlparse
 
 from flask import Blueprint, Response, make_response, request
 
 from bootbench.exporters import build_metrics, now_iso
 from bootbench.formatting import format_count, format_ms, format_rate
 from bootbench.live import Snapshot, histogram, snapshot
+from bootbench.providers.base import public_url
 from bootbench.samples import SMALL_SAMPLE
 from bootbench.secrets import redact
 
@@ -160,15 +160,13 @@ def live_metrics(office: Any) -> dict[str, Any]:
     if office.metrics is not None:
         return office.metrics
     settings = office.settings
-    parsed = urlparse(settings.target)
-    target = f"{parsed.scheme}://{parsed.hostname}{':' + str(parsed.port) if parsed.port else ''}{parsed.path}"
     run = {
         "id": office.recorder.run_id,
         "started_at": office.recorder.started.isoformat(timespec="milliseconds"),
         "snapshot_at": now_iso(),
         "in_progress": True,
         "provider": settings.provider,
-        "target": target,
+        "target": public_url(settings.target),
         "embedded_server": settings.embedded_server,
         "iterations": office.tickets.report(),
         "users": office.users,
@@ -179,5 +177,6 @@ def live_metrics(office: Any) -> dict[str, Any]:
         "pace": settings.pace,
         "trailing_silence_ms": settings.trailing_silence_ms,
         "connect_per_call": settings.connect_per_call,
+        "aborted": getattr(office, "aborted", None),
     }
     return build_metrics(run, list(office.recorder.samples))

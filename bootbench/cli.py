@@ -1,0 +1,94 @@
+"""The ``bootbench`` command: work with result folders after a run.
+
+    bootbench report results/20250101-120000-aivoco        # re-render report.html from metrics.json
+    bootbench compare results/a results/b --markdown      # a results table, and compare.html
+
+Runs themselves are started with ``locust`` (see locustfile.py). Every
+mistake a user can make ends with one sentence on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from bootbench import compare as comparing
+from bootbench.report import ResultFolderError, write_report
+
+USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A mistake on the command line or in the files named; ``str()`` is the sentence to show."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one sentence and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR, f"bootbench: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bootbench`` argument parser with one sub-command per job."""
+    parser = _Parser(prog="bootbench", description="Work with bootbench result folders.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = commands.add_parser("report", help="re-render report.html of a result folder from its metrics.json",
+                                 description="Re-render FOLDER/report.html from FOLDER/metrics.json.")
+    report.add_argument("folder", help="a result folder (the last line a run prints)")
+    report.set_defaults(handler=_report)
+
+    compare = commands.add_parser("compare", help="compare runs in a results table and compare.html",
+                                  description="Print one row per run (first response, ms) and write an HTML page "
+                                              "with their CDFs overlaid. Runs measured differently are refused.")
+    compare.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders to compare")
+    compare.add_argument("--markdown", action="store_true", help="print the table in Markdown")
+    compare.add_argument("--html", default="compare.html", metavar="FILE",
+                         help="where to write the comparison page (default: ./compare.html)")
+    compare.add_argument("--force", action="store_true",
+                         help="compare even when the runs were measured differently")
+    compare.set_defaults(handler=_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 user error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (UserError, ResultFolderError) as exc:
+        sys.stderr.write(f"bootbench: {exc}\n")
+        return USER_ERROR
+
+
+def _report(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    try:
+        path = write_report(folder)
+    except OSError as exc:
+        raise UserError(f"cannot write {folder / 'report.html'} ({exc.strerror or exc})") from None
+    print(path)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    runs = comparing.load_runs(args.folders)
+    differences = comparing.definition_differences(runs)
+    if differences and not args.force:
+        raise UserError(f"these runs were measured differently ({'; '.join(differences)}), so their numbers do not "
+                        f"compare; pass --force to compare them anyway")
+    print(comparing.markdown_table(runs) if args.markdown else comparing.text_table(runs))
+    html_path = Path(args.html)
+    try:
+        html_path.write_text(comparing.render_html(runs, differences), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {html_path} ({exc.strerror or exc})") from None
+    sys.stderr.write(f"bootbench: comparison page written to {html_path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

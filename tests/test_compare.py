@@ -1,0 +1,123 @@
+"""``bootbench compare``: a results table of real runs, its Markdown form, the refusal, the comparison page."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import run_locust
+
+CLI = [sys.executable, "-m", "bootbench.cli"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three finished runs against one fixed-delay server: A and B alike, C with realtime pacing."""
+    from bootbench.server.launcher import ReferenceServer
+
+    folder = tmp_path_factory.mktemp("compare")
+    server = ReferenceServer.start(setup_delay="30", first_audio_delay="80", cold_penalty=0)
+    plans = {"A": ["-i", "6"], "B": ["-i", "5"], "C": ["-i", "3", "--pace", "realtime"]}
+    try:
+        with ThreadPoolExecutor(len(plans)) as pool:
+            done = {name: pool.submit(run_locust, "-u", "1", *args, "-H", server.url,
+                                      "--results-dir", str(folder / name), cwd=folder,
+                                      env={"AIVOCO_API_KEY": "test-key-123"})
+                    for name, args in plans.items()}
+            finished = {name: future.result() for name, future in done.items()}
+    finally:
+        server.stop()
+    for run in finished.values():
+        assert run.returncode == 0, run.stderr[-3000:]
+    return {name: run.folder for name, run in finished.items()}
+
+
+def bootbench(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def expected_row(folder) -> list[str]:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    run, summary = metrics["run"], metrics["summary"]
+    head, session = summary["phases"]["first_response_ms"], summary["phases"]["session_start_ms"]
+    return [run["id"], run["provider"], run["target"], str(summary["iterations"]),
+            f"{summary['success_rate'] * 100:.1f} %", *(f"{head[k]:.1f}" for k in ("mean", "median", "p95", "p99")),
+            f"{session['median']:.1f}"]
+
+
+def test_compare_prints_one_row_per_run_with_the_numbers_of_its_metrics(runs, tmp_path):
+    done = bootbench("compare", runs["A"], runs["B"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)",
+                                             "P95 (ms)", "P99 (ms)", "Session start median (ms)"]
+    assert set(lines[1]) == {"-", " "}
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:4]]
+    assert rows == [expected_row(runs["A"]), expected_row(runs["B"])]
+    assert "p99 = max for" in lines[4]
+    assert (tmp_path / "compare.html").is_file()
+
+
+def test_markdown_output_is_a_valid_markdown_table(runs, tmp_path):
+    from markdown_it import MarkdownIt
+
+    done = bootbench("compare", runs["A"], runs["B"], "--markdown", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rendered = MarkdownIt("commonmark").enable("table").render(done.stdout)
+    assert rendered.count("<table>") == 1
+    header = re.findall(r"<th[^>]*>(.*?)</th>", rendered)
+    assert len(header) == 10 and header[0] == "Run" and header[-1] == "Session start median (ms)"
+    body = re.search(r"<tbody>(.*)</tbody>", rendered, re.S).group(1)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    assert cells == [expected_row(runs["A"]), expected_row(runs["B"])]
+    assert 'style="text-align:right"' in rendered
+
+
+def test_compare_refuses_runs_measured_differently_in_one_sentence(runs, tmp_path):
+    done = bootbench("compare", runs["A"], runs["C"], cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    a, c = (json.loads((runs[n] / "metrics.json").read_text())["run"]["id"] for n in "AC")
+    assert f"pace: burst in {a} vs realtime in {c}" in done.stderr and "--force" in done.stderr
+    assert done.stdout == "" and not (tmp_path / "compare.html").exists()
+
+
+def test_force_compares_anyway_and_says_so_on_the_page(runs, tmp_path):
+    done = bootbench("compare", runs["A"], runs["C"], "--force", "--html", tmp_path / "forced.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "forced.html").read_text()
+    assert 'id="forced"' in page and "pace: burst in" in page
+
+
+def test_comparison_page_overlays_the_cdfs_of_every_run(runs, tmp_path):
+    done = bootbench("compare", runs["A"], runs["B"], "--html", tmp_path / "out.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "out.html").read_text()
+    assert page.count("<svg") == 1 and 'data-plot="compare-cdf"' in page
+    for name, n in (("A", 6), ("B", 5)):
+        run_id = json.loads((runs[name] / "metrics.json").read_text())["run"]["id"]
+        assert f"{run_id} (n={n})" in page
+        assert f"<td>{run_id}</td>" in page
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|<script|<link""", page, re.I)
+
+
+@pytest.mark.parametrize("make, sentence", [
+    (lambda tmp: tmp / "nowhere", "does not exist"),
+    (lambda tmp: tmp, "is not a bootbench result folder"),
+])
+def test_compare_mistakes_are_one_sentence_and_exit_code_2(runs, tmp_path, make, sentence):
+    done = bootbench("compare", runs["A"], make(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert sentence in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr + done.stdout and done.stdout == ""
+
+
+def test_a_bad_option_is_one_sentence_and_exit_code_2(tmp_path):
+    done = bootbench("compare", "--sideways", "x", cwd=tmp_path)
+    assert done.returncode == 2 and "--sideways" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

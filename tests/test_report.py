@@ -1,0 +1,184 @@
+"""report.html and the headless progress line, from real headless runs against the real reference server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+from conftest import run_locust
+
+SETUP_MS, FIRST_AUDIO_MS, ITERATIONS = 30.0, 250.0, 18
+HOSTILE = '<script>alert("x")</script> & "quotes"'
+CLI = [sys.executable, "-m", "bootbench.cli"]
+
+
+@pytest.fixture(scope="module")
+def fixed_run(tmp_path_factory):
+    """One headless run of 18 iterations against a server with fixed delays (about 7 s of running)."""
+    from bootbench.server.launcher import ReferenceServer
+
+    folder = tmp_path_factory.mktemp("fixed")
+    server = ReferenceServer.start(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
+    try:
+        run = run_locust("-u", "1", "-i", str(ITERATIONS), "-H", server.url, "--results-dir", str(folder / "results"),
+                         "--system-message", HOSTILE, cwd=folder, env={"AIVOCO_API_KEY": "test-key-123"})
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+class Elements(HTMLParser):
+    """Text and attributes of the elements that have an id."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict] = {}
+        self._open: list[tuple[str, str | None]] = []
+        self.feed(text)
+
+    def handle_startendtag(self, tag, attrs):
+        pass
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("br", "img", "meta"):
+            return
+        ident = attrs.get("id")
+        if ident:
+            self.by_id[ident] = {"attrs": attrs, "text": ""}
+        self._open.append((tag, ident))
+
+    def handle_endtag(self, tag):
+        while self._open:
+            open_tag, _ = self._open.pop()
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data):
+        for _, ident in self._open:
+            if ident:
+                self.by_id[ident]["text"] += data
+
+
+def test_report_shows_the_headline_numbers_of_metrics_json(fixed_run):
+    metrics = fixed_run.metrics
+    html = (fixed_run.folder / "report.html").read_text()
+    head = metrics["summary"]["phases"]["first_response_ms"]
+    assert head["median"] == pytest.approx(FIRST_AUDIO_MS, abs=15)
+    elements = Elements(html)
+    for key in ("median", "p95", "p99", "mean"):
+        card = elements.by_id[f"stat-{key}"]
+        assert card["text"].startswith(f"{key}{head[key]:.1f}ms"), card["text"]
+        assert json.loads(card["attrs"]["data-value"]) == head[key]
+    rate = elements.by_id["stat-success-rate"]
+    assert rate["text"].startswith(f"success rate{metrics['summary']['success_rate'] * 100:.1f} %")
+    assert elements.by_id["stat-iterations"]["text"].startswith(f"iterations{ITERATIONS}")
+    assert metrics["summary"]["p99_is_max"] and "p99 = max" in elements.by_id["p99-note"]["text"]
+    row = elements.by_id["phase-session_start_ms"]["text"]
+    assert f"{metrics['summary']['phases']['session_start_ms']['median']:.1f}" in row
+
+
+def test_report_has_four_plots_and_loads_nothing_from_the_network(fixed_run):
+    html = (fixed_run.folder / "report.html").read_text()
+    assert html.count("<svg") >= 4
+    assert re.findall(r'data-plot="([\w-]+)"', html) == ["histogram", "cdf", "trend", "phases"]
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html, re.I)
+    assert not re.search(r"url\((?!#)|@import|<link|<script|<iframe", html, re.I)
+    assert "http://www.w3.org" not in html
+
+
+def test_report_escapes_every_value_from_the_run(fixed_run):
+    html = (fixed_run.folder / "report.html").read_text()
+    assert fixed_run.metrics["run"]["system_message"] == HOSTILE
+    assert HOSTILE not in html and "<script" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;quotes&quot;" in html
+
+
+def test_report_lists_the_run_configuration(fixed_run):
+    elements = Elements((fixed_run.folder / "report.html").read_text())
+    config = elements.by_id["config"]["text"]
+    run = fixed_run.metrics["run"]
+    for key in ("provider", "target", "pace", "timeout_s", "connect_per_call", "audio"):
+        assert key in config and str(run[key]).lower() in config.lower()
+
+
+def test_headless_progress_lines_carry_exact_numbers_and_stop_with_the_run(fixed_run):
+    lines = fixed_run.stderr.splitlines()
+    progress = [(i, m) for i, line in enumerate(lines)
+                if (m := re.search(r"bootbench: (\d+)/(\d+) iterations, median ([\d.]+) ms, p95 ([\d.]+) ms, "
+                                   r"(\d+) failed$", line))]
+    assert progress, fixed_run.stderr[-3000:]
+    for _, match in progress:
+        done, planned, median, p95, failed = match.groups()
+        assert 0 < int(done) < ITERATIONS and int(planned) == ITERATIONS and failed == "0"
+        assert float(median) == pytest.approx(FIRST_AUDIO_MS, abs=15) and float(p95) >= float(median)
+    end = next(i for i, line in enumerate(lines) if f"all {ITERATIONS} iterations accounted for" in line)
+    assert all(i < end for i, _ in progress)
+
+
+def test_bootbench_report_re_renders_the_same_page_from_metrics_json(fixed_run, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("metrics.json", "report.html"):
+        (folder / name).write_bytes((fixed_run.folder / name).read_bytes())
+    original = (folder / "report.html").read_text()
+    (folder / "report.html").unlink()
+    done = subprocess.run([*CLI, "report", str(folder)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(folder / "report.html")
+    assert (folder / "report.html").read_text() == original
+
+
+def test_failed_iterations_show_in_the_error_table_and_the_plots(reference_server, tmp_path):
+    server = reference_server(setup_delay="30", first_audio_delay="uniform:50:400", cold_penalty=0)
+    run = run_locust("-u", "1", "-i", "6", "-H", server.url, "--timeout", "0.25", "--results-dir", str(tmp_path / "r"),
+                     cwd=tmp_path, env={"AIVOCO_API_KEY": "test-key-123"})
+    metrics = run.metrics
+    html = (run.folder / "report.html").read_text()
+    elements = Elements(html)
+    failures, kinds = metrics["summary"]["failures"], metrics["errors"]["by_kind"]
+    assert 0 < failures < 6 and kinds == {"audio_timeout": failures}
+    assert (f'<tr data-kind="audio_timeout"><td><code>audio_timeout</code></td><td>{failures}</td>'
+            f"<td>{failures / 6 * 100:.1f} %</td></tr>") in html
+    listed = elements.by_id["errors-first"]["text"]
+    for error in metrics["errors"]["first"]:
+        assert f"{error['iteration']}local" + "audio_timeout" + error["message"] in listed
+    assert html.count(f"failed ({failures})") == 2
+    assert elements.by_id["stat-success-rate"]["text"].startswith(f"success rate{(6 - failures) / 6 * 100:.1f} %")
+
+
+def test_a_broken_renderer_leaves_the_other_result_files_and_logs_why(tmp_path):
+    broken = tmp_path / "broken" / "matplotlib"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("matplotlib is broken on purpose")\n')
+    run = run_locust("-u", "1", "-i", "2", "--results-dir", str(tmp_path / "r"), cwd=tmp_path,
+                     env={"PYTHONPATH": os.pathsep.join([str(broken.parent), os.environ.get("PYTHONPATH", "")])})
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = run.folder
+    assert run.metrics["summary"]["successes"] == 2
+    assert {p.name for p in folder.iterdir()} >= {"metrics.json", "summary.csv", "samples.csv", "samples.jsonl"}
+    assert not (folder / "report.html").exists()
+    log = next(folder.glob("boot_*.log")).read_text()
+    assert "report.html could not be written" in log
+    assert "Traceback" in log and "matplotlib is broken on purpose" in log
+
+
+@pytest.mark.parametrize("make, sentence", [
+    (lambda tmp: tmp / "nowhere", "does not exist"),
+    (lambda tmp: tmp, "is not a bootbench result folder (it has no metrics.json)"),
+    (lambda tmp: (tmp / "metrics.json").write_text("{not json") and tmp, "cannot be read as JSON"),
+    (lambda tmp: (tmp / "metrics.json").write_text('{"schema": "other/v1"}') and tmp, "is not a bootbench metrics file"),
+])
+def test_report_command_mistakes_are_one_sentence_and_exit_code_2(tmp_path, make, sentence):
+    target = make(tmp_path)
+    done = subprocess.run([*CLI, "report", str(target)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert sentence in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr + done.stdout
