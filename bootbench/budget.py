@@ -42,6 +42,15 @@ class TicketOffice:
         self.finished += 1
         return True
 
+    def abandon(self, worker: str, iteration: int) -> bool:
+        """One ticket will never finish (its user was stopped mid-cycle); count it lost."""
+        held = self.in_flight.get(worker, set())
+        if iteration not in held:
+            return False
+        held.discard(iteration)
+        self.lost.setdefault(worker, []).append(iteration)
+        return True
+
     def write_off(self, worker: str) -> list[int]:
         """Declare every ticket ``worker`` holds lost (the worker died or was stopped); returns them."""
         gone = sorted(self.in_flight.pop(worker, set()))

@@ -42,6 +42,7 @@ log = logging.getLogger("bootbench")
 MSG_TICKET_REQUEST = "bootbench_ticket_request"
 MSG_TICKET = "bootbench_ticket"
 MSG_SAMPLES = "bootbench_samples"
+MSG_ABANDONED = "bootbench_abandoned"
 MSG_FLUSH = "bootbench_flush"
 MSG_FLUSHED = "bootbench_flushed"
 
@@ -129,6 +130,7 @@ def _on_init(environment, runner, **_kwargs) -> None:
             _check_input_or_exit(environment)
         runner.register_message(MSG_TICKET_REQUEST, _grant_ticket)
         runner.register_message(MSG_SAMPLES, _receive_samples)
+        runner.register_message(MSG_ABANDONED, _ticket_abandoned)
         runner.register_message(MSG_FLUSHED, _worker_flushed)
         webui.install(environment, lambda: state.office or state.last_office)
     if isinstance(runner, (WorkerRunner, LocalRunner)):
@@ -258,6 +260,16 @@ def _receive_samples(environment, msg, **_kwargs) -> None:
         gevent.spawn(_end_run, environment)
 
 
+def _ticket_abandoned(environment, msg, **_kwargs) -> None:
+    office = state.office
+    if office is None or not office.tickets.abandon(msg.node_id, msg.data["iteration"]):
+        return
+    log.warning("iteration %s lost in flight: its user on %s was stopped mid-cycle", msg.data["iteration"], msg.node_id)
+    if office.tickets.done and not office.finished:
+        office.finished = True
+        gevent.spawn(_end_run, environment)
+
+
 def _worker_flushed(environment, msg, **_kwargs) -> None:
     if state.office is not None:
         state.office.flushed.add(msg.node_id)
@@ -356,9 +368,10 @@ def next_user_number() -> int:
     return next(state.user_numbers)
 
 
-def context() -> ProcessContext:
+def context(environment) -> ProcessContext:
+    """The current run's context; built on first use when a worker's users start before its test_start."""
     if state.context is None:
-        raise RuntimeError("bootbench users run only inside a test started by Locust")
+        state.context = _build_context(environment)
     return state.context
 
 
@@ -379,6 +392,14 @@ def acquire_ticket(environment) -> int | None:
 def record_sample(environment, sample: Sample) -> None:
     """Ship a finished sample to the office (on a worker: to the master, in order, at once)."""
     environment.runner.send_message(MSG_SAMPLES, [sample.to_dict()])
+
+
+def abandon_ticket(environment, iteration: int) -> None:
+    """Tell the office an iteration will never finish (Locust stopped its user mid-cycle)."""
+    try:
+        environment.runner.send_message(MSG_ABANDONED, {"iteration": iteration})
+    except Exception:  # noqa: BLE001 - a process going down may no longer reach the master
+        log.debug("could not report abandoned iteration %s", iteration, exc_info=True)
 
 
 def _ticket_granted(environment, msg, **_kwargs) -> None:

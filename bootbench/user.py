@@ -39,7 +39,7 @@ class BootUser(User):
     """A caller that starts a new session per iteration and times the first audio back."""
 
     def wait_time(self) -> float:
-        return bootevents.context().settings.wait_ms / 1000.0 + self._backoff
+        return bootevents.context(self.environment).settings.wait_ms / 1000.0 + self._backoff
 
     def _note_connection(self, error: CycleError | None) -> None:
         """Back off (bounded, doubling) after a lost or refused connection; reset once one works."""
@@ -49,7 +49,7 @@ class BootUser(User):
             self._backoff = 0.0
 
     def on_start(self) -> None:
-        ctx = bootevents.context()
+        ctx = bootevents.context(self.environment)
         self.number = bootevents.next_user_number()
         self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
         self._pending_connect: Timeline | None = None
@@ -76,10 +76,16 @@ class BootUser(User):
         iteration = bootevents.acquire_ticket(self.environment)
         if iteration is None:
             raise StopUser()
-        ctx = bootevents.context()
-        sample, failed_phase = self._run_cycle(iteration, ctx)
-        self._fire_events(sample, failed_phase, ctx.settings.provider)
-        bootevents.record_sample(self.environment, sample)
+        recorded = False
+        try:
+            ctx = bootevents.context(self.environment)
+            sample, failed_phase = self._run_cycle(iteration, ctx)
+            self._fire_events(sample, failed_phase, ctx.settings.provider)
+            bootevents.record_sample(self.environment, sample)
+            recorded = True
+        finally:
+            if not recorded:
+                bootevents.abandon_ticket(self.environment, iteration)
 
     def _run_cycle(self, iteration: int, ctx: bootevents.ProcessContext) -> tuple[Sample, str | None]:
         """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
@@ -110,10 +116,11 @@ class BootUser(User):
             error = exc
         if step != "connect":
             self.driver.stop(timeline)
-        if ctx.settings.connect_per_call or (error is not None and error.kind in RECONNECT_KINDS):
+        connection_trouble = error is not None and error.kind in RECONNECT_KINDS
+        if ctx.settings.connect_per_call or connection_trouble:
             self.driver.close()
         self._note_connection(error)
-        if error is None and not ctx.settings.connect_per_call and not self.driver.connected:
+        if not connection_trouble and not ctx.settings.connect_per_call and not self.driver.connected:
             self._connect_ahead()
         if error is not None:
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)

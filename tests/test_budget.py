@@ -37,3 +37,11 @@ def test_closed_office_grants_nothing_and_zero_means_unlimited():
     assert [office.grant("a") for _ in range(3)] == [1, 2, 3] and not office.done
     office.close()
     assert office.grant("a") is None
+
+
+def test_an_abandoned_ticket_is_lost_once_and_the_run_can_end():
+    office = TicketOffice(planned=2)
+    a, b = office.grant("w"), office.grant("w")
+    assert office.abandon("w", a) and not office.abandon("w", a)
+    office.finish("w", b)
+    assert office.done and office.report()["lost_iterations"] == {"w": [1]}

@@ -130,3 +130,4 @@ def test_a_killed_worker_loses_only_its_iterations_in_flight_and_the_run_still_e
         assert "lost in flight" in (tmp_path / "master.log").read_text()
     else:
         assert budget["complete"] is True and code == 0
+
