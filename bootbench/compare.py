@@ -30,7 +30,7 @@ DEFINITION = (
 )
 """The run settings (metrics.json ``run`` keys) that define what a number means."""
 
-TURN_MODE_KEYS = ("turn_mode", "turn_detection")
+TURN_MODE_KEYS = ("turn", "turn_mode", "turn_detection")
 """Where a provider's turn mode may be recorded: in ``run`` or in ``run["provider_options"]``."""
 
 HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",

@@ -146,7 +146,7 @@ def console_summary(metrics: dict[str, Any]) -> str:
                  f"{summary['successes']} ok, {summary['failures']} failed"
                  f" (success rate {rate * 100:.1f}%)" if rate is not None else "  iterations: none finished")
     if head["count"]:
-        p99_note = " (= max, fewer than 100 samples)" if summary["p99_is_max"] else ""
+        p99_note = " (fewer than 100 samples: p99 is in effect the max)" if summary["p99_is_max"] else ""
         lines.append(f"  first response: median {head['median']:.1f} ms, p95 {head['p95']:.1f} ms, "
                      f"p99 {head['p99']:.1f} ms{p99_note}, mean {head['mean']:.1f} ms, "
                      f"min {head['min']:.1f}, max {head['max']:.1f}")
