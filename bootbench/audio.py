@@ -71,6 +71,8 @@ class Stimulus:
             raise AudioError(f"audio file {path} cannot be read (permission denied)") from None
         except (wave.Error, EOFError) as exc:
             raise AudioError(f"audio file {path} is not a PCM WAV file ({exc})") from None
+        except OSError as exc:
+            raise AudioError(f"audio file {path} cannot be read ({exc.strerror or exc})") from None
         if width not in (1, 2, 3, 4):
             raise AudioError(f"audio file {path} has an unsupported sample width of {width} bytes")
         samples = _decode_pcm(frames, width)

@@ -10,7 +10,7 @@ typed form that the rest of bootbench reads; bad input raises
 from __future__ import annotations
 
 import ipaddress
-import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,17 @@ def add_arguments(parser: Any) -> None:
                              "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
+    bind_to_loopback_by_default(parser)
+
+
+def bind_to_loopback_by_default(parser: Any) -> None:
+    """Locust's web UI and master port listen on every interface by default; bootbench's listen on 127.0.0.1.
+
+    The web UI can start runs that spend the API key's credits, so reaching it
+    from the network is something to ask for: ``--web-host 0.0.0.0``,
+    ``--master-bind-host 0.0.0.0`` (or their ``LOCUST_*`` variables).
+    """
+    parser.set_defaults(web_host="127.0.0.1", master_bind_host="127.0.0.1")
 
 
 @dataclass(frozen=True)
@@ -118,8 +129,11 @@ def resolve(options: Any, host: str | None, *, embedded_url: str | None = None) 
     turn = str(getattr(options, "turn", "") or "").strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")
+    if turn == "vad" and trailing < driver.vad_silence_ms:
+        raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
+                          f"{provider} (its voice activity detection ends a turn after that much silence)")
     audio = str(getattr(options, "audio", "") or "")
-    if audio and not Path(audio).is_file():
+    if audio and not Path(audio).exists():
         raise ConfigError(f"audio file {audio} does not exist")
     ca_bundle = str(getattr(options, "ca_bundle", "") or "")
     if ca_bundle and not Path(ca_bundle).is_file():
@@ -172,8 +186,13 @@ def check_results_dir(path: str) -> None:
     probe = target
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"results folder {path} is not writable")
+    if not probe.is_dir():
+        raise ConfigError(f"results folder {path} is not writable ({probe} is not a folder)")
+    try:  # a real write: permission bits alone say nothing for root or on a read-only file system
+        with tempfile.TemporaryFile(dir=probe, prefix=".bootbench-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"results folder {path} is not writable ({exc.strerror or exc})") from None
 
 
 def _number(options: Any, name: str, kind: type) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -36,11 +37,17 @@ def register(secret: str) -> None:
         _known.add(secret)
 
 
+MASKED_BY_SERVICE = re.compile(r"[\w-]*\*{3,}[\w-]*")
+"""A key a service quoted half-masked (OpenAI: ``sk-ab***...***wxyz``): its visible ends go too."""
+
+
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret, and every half-masked key a service quoted, replaced by ``***``."""
     for secret in _known:
         if secret in text:
             text = text.replace(secret, MASK)
+    if "***" in text:
+        text = MASKED_BY_SERVICE.sub(MASK, text)
     return text
 
 

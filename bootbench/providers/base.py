@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from bootbench.audio import CHUNK_SAMPLES, Chunk, Stimulus
 from bootbench.samples import Timeline
+from bootbench.secrets import redact
 
 STOP_TIMEOUT = 3.0
 """Seconds to wait for the service to acknowledge the end of a session."""
@@ -57,6 +58,7 @@ class CycleError(Exception):
     """A cycle could not go on. ``kind`` is one of DESIGN.md's error kinds, ``message`` the service's words."""
 
     def __init__(self, kind: str, message: str) -> None:
+        message = redact(message)
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
@@ -92,6 +94,8 @@ class Driver(ABC):
     key_variables: tuple[str, ...] = ()
     default_model: str = ""
     turn_modes: tuple[str, ...] = ("vad",)
+    vad_silence_ms: float = 0.0
+    """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
 
     def __init__(self, config: DriverConfig, stimulus: Stimulus) -> None:
         self.config = config
@@ -123,14 +127,25 @@ class Driver(ABC):
                 lag = started + elapsed_audio_ms / 1000 - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
+            if index and self._session_over():
+                return  # the service ended or failed the session meanwhile; first_audio() reports how
             last = index == len(self.chunks) - 1
             if last:
                 timeline.input_sent = time.perf_counter_ns()
-            self._send_chunk(chunk)
+            try:
+                self._send_chunk(chunk)
+            except CycleError:
+                if self._session_over():
+                    return
+                raise
             elapsed_audio_ms += chunk.duration_ms
         ended = self._end_turn()
         if ended is not None:
             timeline.input_sent = ended
+
+    def _session_over(self) -> bool:
+        """True once the service ended or failed the current session: send no more of its audio."""
+        return False
 
     @abstractmethod
     def _send_chunk(self, chunk: Chunk) -> None:

@@ -21,6 +21,8 @@ AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 AUTH_CODES = ("invalid_api_key", "invalid_authentication", "unauthorized")
 PATH = "/v1/realtime"
 DEFAULT_VOICE = "alloy"
+VAD_SILENCE_MS = 500
+"""``silence_duration_ms`` of the server VAD we ask for (the service's default)."""
 
 
 class OpenAIRealtimeDriver(WebSocketDriver):
@@ -33,6 +35,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     key_variables = ("OPENAI_API_KEY",)
     default_model = "gpt-realtime"
     turn_modes = ("manual", "vad")
+    vad_silence_ms = VAD_SILENCE_MS
 
     def endpoint(self) -> str:
         url = websocket_url(self.config.url, PATH)
@@ -45,10 +48,9 @@ class OpenAIRealtimeDriver(WebSocketDriver):
 
     def start_message(self) -> dict[str, Any]:
         turn_detection = None if self.config.turn == "manual" else {
-            "type": "server_vad", "silence_duration_ms": 500, "create_response": True}
+            "type": "server_vad", "silence_duration_ms": VAD_SILENCE_MS, "create_response": True}
         session: dict[str, Any] = {
             "type": "realtime",
-            "model": self.config.model or self.default_model,
             "output_modalities": ["audio"],
             "audio": {
                 "input": {"format": {"type": "audio/pcm", "rate": 24_000}, "turn_detection": turn_detection},

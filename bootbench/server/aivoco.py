@@ -14,17 +14,20 @@ import enum
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
 from aiohttp import web
 
 from .aivoco_checks import check_audio_data, check_start_call
-from .constants import AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH
+from .aivoco_faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
+from .faults import FaultSpec
+from .constants import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
 from .pcm import reply_chunks_b64
 from .scheduler import SessionScheduler, sleep_until
 from .truth import SessionTruth
+from .turns import IdleTurnEnd, SilenceDetector
 
 PROTOCOL = "aivoco"
 REPLY_CHUNK_MS = 40
@@ -32,6 +35,7 @@ REPLY_RATE = AIVOCO_OUTPUT_RATE
 REPLY_TEXT = "Hello, this is the bootbench reference server."
 CREDITS = 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MID_REPLY_DROP_S = 0.002
 
 log = logging.getLogger("bootbench.server")
 
@@ -62,12 +66,19 @@ class AivocoSession:
     phase: Phase = Phase.SETTING_UP
     setup_task: asyncio.Task[None] | None = None
     reply_task: asyncio.Task[None] | None = None
+    turn: SilenceDetector | None = None
+    idle: IdleTurnEnd | None = None
+    fault: FaultSpec | None = None
+    key_echo: str = ""
+    """For an ``error`` fault with ``echo=yes``: the key quoted back in its message (never logged)."""
 
     def cancel_tasks(self) -> None:
-        """Stop setting up and stop streaming the reply."""
+        """Stop setting up, waiting for the end of the turn, and streaming the reply."""
         for task in (self.setup_task, self.reply_task):
             if task is not None and not task.done():
                 task.cancel()
+        if self.idle is not None:
+            self.idle.cancel()
 
 
 @dataclass
@@ -77,6 +88,10 @@ class AivocoConnection:
     sid: str
     outside: SessionTruth
     session: AivocoSession | None = None
+    transport: asyncio.BaseTransport | None = None
+    """The TCP transport under the WebSocket, for the ``drop`` fault."""
+    strays: list[str] = field(default_factory=list)
+    """Reply chunks of an ended session held back by the ``stray`` fault, sent when the next session starts."""
 
     def violation_target(self) -> SessionTruth:
         """The record a violation belongs to: the live session, else the connection."""
@@ -88,10 +103,16 @@ class AivocoProtocol:
 
         protocol = AivocoProtocol(scheduler, api_key=None, reply_ms=600)
         protocol.attach(app)
+
+    ``reply_after`` is when the reply timer starts: ``first-input`` (the first
+    ``audio_data``) or ``end-of-turn`` (after speech, 500 ms of near-silent
+    samples or no chunk for that long; see :mod:`.turns`).
     """
 
-    def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int) -> None:
+    def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
+                 reply_after: str = "first-input") -> None:
         self.scheduler = scheduler
+        self.reply_after = reply_after
         self._api_key = api_key
         self.reply = [(chunk, len(base64.b64decode(chunk)) // 2)
                       for chunk in reply_chunks_b64(reply_ms, REPLY_RATE, REPLY_CHUNK_MS)]
@@ -112,6 +133,8 @@ class AivocoProtocol:
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         conn = AivocoConnection(sid, outside=self.scheduler.connection_record(PROTOCOL, sid))
+        request = environ.get("aiohttp.request")
+        conn.transport = request.transport if request is not None else None
         self.connections[sid] = conn
         self.scheduler.connections += 1
         if auth:
@@ -137,7 +160,10 @@ class AivocoProtocol:
             self.scheduler.violation(conn.session.record,
                                      f"start_call while session {conn.session.record.session} is active")
             return
+        if conn.strays:
+            await self._send_strays(conn)
         record = self.scheduler.open(PROTOCOL, sid, received)
+        fault = self.scheduler.fault_for(record)
         for problem in check_start_call(args):
             self.scheduler.violation(record, problem)
         payload = args[0] if len(args) == 1 and isinstance(args[0], dict) else {}
@@ -146,14 +172,19 @@ class AivocoProtocol:
             await self._fail_auth(record, "Missing API key")
         elif self._api_key is not None and key != self._api_key:
             await self._fail_auth(record, "Invalid API key")
+        elif fault is not None and fault.kind == "auth":
+            await self._fail_auth(record, AUTH_MESSAGE, echo(fault, key))
         else:
-            self.scheduler.accept(record)
-            session = conn.session = AivocoSession(record)
+            injected = self.scheduler.accept(record)
+            if fault is not None and fault.kind == "slow":
+                record.injected = fault.slowed(injected)
+            session = conn.session = AivocoSession(record, fault=fault, key_echo=echo(fault, key))
             session.setup_task = _spawn(self._set_up(session))
 
-    async def _fail_auth(self, record: SessionTruth, message: str) -> None:
+    async def _fail_auth(self, record: SessionTruth, message: str, key_echo: str = "") -> None:
+        """Refuse a start_call; ``key_echo`` (the ``echo=yes`` fault) goes on the wire only, never into the log."""
         record.t_ns["ended_sent"] = time.perf_counter_ns()
-        await self.sio.emit("auth_failed", {"message": message, "credits": 0}, to=record.sid)
+        await self.sio.emit("auth_failed", {"message": message + key_echo, "credits": 0}, to=record.sid)
         log.info("session %s %s: auth failed: %s", record.session, record.sid, message)
         self.scheduler.finish(record, "auth_failed")
 
@@ -162,6 +193,8 @@ class AivocoProtocol:
         assert record.injected is not None
         await self.scheduler.admit(record)
         await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
+        if session.fault is not None and await self._fault_before_ready(session, session.fault):
+            return
         await self.sio.emit("auth_success", {"credits": CREDITS}, to=record.sid)
         session.phase = Phase.READY
         record.t_ns["ready_sent"] = time.perf_counter_ns()
@@ -191,12 +224,35 @@ class AivocoProtocol:
         record.t_ns["last_input_received"] = received
         if record.t_ns["first_input_received"] is None:
             record.t_ns["first_input_received"] = received
-            session.reply_task = _spawn(self._stream_reply(session))
+            if self.reply_after == "first-input":
+                session.reply_task = _spawn(self._stream_reply(session, received))
+        if self.reply_after == "end-of-turn" and check.pcm is not None:
+            self._watch_turn(session, check.pcm, received)
 
-    async def _stream_reply(self, session: AivocoSession) -> None:
+    def _watch_turn(self, session: AivocoSession, pcm: bytes, received: int) -> None:
+        """``--reply-after end-of-turn``: start the reply when trailing silence (or no audio) follows speech."""
+        if session.reply_task is not None:
+            return
+        if session.turn is None or session.idle is None:
+            session.turn = SilenceDetector(AIVOCO_INPUT_RATE, VAD_SILENCE_MS)
+            session.idle = IdleTurnEnd(VAD_SILENCE_MS, lambda end_ns: self._turn_ended(session, end_ns))
+        if session.turn.feed(pcm).stopped_ms is not None:
+            self._turn_ended(session, received)
+        elif session.turn.speaking:
+            session.idle.audio_received(received)
+
+    def _turn_ended(self, session: AivocoSession, end_ns: int) -> None:
+        if session.idle is not None:
+            session.idle.cancel()
+        if session.reply_task is None:
+            session.reply_task = _spawn(self._stream_reply(session, end_ns))
+
+    async def _stream_reply(self, session: AivocoSession, turn_end_ns: int) -> None:
         record = session.record
-        assert record.injected is not None and record.t_ns["first_input_received"] is not None
-        start = record.t_ns["first_input_received"] + int(record.injected.first_audio_delay_ms * 1e6)
+        assert record.injected is not None
+        if session.fault is not None and await self._fault_at_turn_end(session, session.fault):
+            return
+        start = turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)
         out = record.audio_out
         for index, (chunk, samples) in enumerate(self.reply):
             due = start + index * REPLY_CHUNK_MS * 1_000_000
@@ -208,9 +264,15 @@ class AivocoProtocol:
             out.max_late_ms = late_ms if out.max_late_ms is None else max(out.max_late_ms, late_ms)
             out.chunks += 1
             out.samples += samples
+            if index == 0 and session.fault is not None and session.fault.kind == "malformed":
+                await self._send_malformed(record.sid, session.fault, chunk)
+                return
             await self.sio.emit("audio_response", {"audio_data": chunk}, to=record.sid)
             if index == 0:
                 await self.sio.emit("text_response", {"text": REPLY_TEXT}, to=record.sid)
+                if session.fault is not None and session.fault.kind == "drop" and \
+                        session.fault.option("when") == "mid_reply":
+                    _spawn(self._drop_soon(record.sid))
 
     async def on_stop_call(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()
@@ -227,7 +289,12 @@ class AivocoProtocol:
         session.cancel_tasks()
         record = session.record
         record.t_ns["stop_received"] = received
-        if record.t_ns["first_audio_sent"] is not None:
+        if session.fault is not None and session.fault.kind == "stray":
+            sent = record.audio_out.chunks
+            conn.strays = [chunk for chunk, _ in self.reply[sent:sent + session.fault.option("chunks")]]
+        if session.fault is not None and session.fault.kind == "malformed":
+            outcome = "malformed_reply"
+        elif record.t_ns["first_audio_sent"] is not None:
             outcome = "ok"
         elif record.t_ns["ready_sent"] is not None:
             outcome = "stopped_before_audio"
@@ -238,6 +305,85 @@ class AivocoProtocol:
                                               "total_credits_used": 1, "remaining_credits": CREDITS - 1},
                             to=sid)
         self.scheduler.finish(record, outcome)
+
+    # ------------------------------------------------------------ injected faults (see .faults, .aivoco_faults)
+
+    async def _fault_before_ready(self, session: AivocoSession, fault: FaultSpec) -> bool:
+        """Faults striking where session_ready would be sent; True when the session goes no further."""
+        record = session.record
+        if fault.kind == "error":
+            self._end_here(session, "error")
+            record.t_ns["ended_sent"] = time.perf_counter_ns()
+            await self.sio.emit("error", error_event(fault, session.key_echo), to=record.sid)
+            self.scheduler.finish(record, "error")
+            return True
+        if fault.kind == "never_ready":
+            await self.sio.emit("auth_success", {"credits": CREDITS}, to=record.sid)
+            return True
+        if fault.kind == "drop" and fault.option("when") == "before_ready":
+            await self._drop(record.sid)
+            return True
+        return False
+
+    async def _fault_at_turn_end(self, session: AivocoSession, fault: FaultSpec) -> bool:
+        """Faults striking where the reply would start; True when no reply is sent."""
+        record = session.record
+        if fault.kind == "silence":
+            return True
+        if fault.kind == "end":
+            self._end_here(session, "ended_by_server")
+            record.t_ns["ended_sent"] = time.perf_counter_ns()
+            await self.sio.emit("session_ended", ended_event(fault), to=record.sid)
+            self.scheduler.finish(record, "ended_by_server")
+            return True
+        if fault.kind == "drop" and fault.option("when") == "after_input":
+            await self._drop(record.sid)
+            return True
+        return False
+
+    def _end_here(self, session: AivocoSession, why: str) -> None:
+        """The server ends ``session`` by itself: the connection carries no session any more."""
+        conn = self.connections.get(session.record.sid)
+        if conn is not None and conn.session is session:
+            conn.session = None
+        log.info("session %s %s: ended by the server (%s)", session.record.session, session.record.sid, why)
+
+    async def _send_malformed(self, sid: str, fault: FaultSpec, chunk: str) -> None:
+        reply = malformed_reply(fault, chunk)
+        if reply.raw is not None:
+            await self.sio.eio.send(self.sio.manager.eio_sid_from_sid(sid, "/"), reply.raw)
+        else:
+            await self.sio.emit("audio_response", reply.payload, to=sid)
+
+    async def _drop(self, sid: str) -> None:
+        """The ``drop`` fault: close the TCP connection under the client, with no Socket.IO or WebSocket goodbye.
+
+        The connection is forgotten at once, so what the client sent before it noticed is not held against it.
+        """
+        conn = self.connections.get(sid)
+        if conn is None:
+            return
+        session, conn.session = conn.session, None
+        if session is not None:
+            self.scheduler.finish(session.record, "dropped")
+        log.info("dropping connection %s", sid)
+        await self.on_disconnect(sid)
+        if conn.transport is not None:
+            conn.transport.abort()
+        if session is not None:
+            session.cancel_tasks()  # last: it may cancel the task running this
+
+    async def _drop_soon(self, sid: str) -> None:
+        """``drop:when=mid_reply``: drop once the first reply chunk has left (the writer task sends it)."""
+        await asyncio.sleep(MID_REPLY_DROP_S)
+        await self._drop(sid)
+
+    async def _send_strays(self, conn: AivocoConnection) -> None:
+        """``stray``: the held-back chunks of the previous session, sent as the next session starts."""
+        strays, conn.strays = conn.strays, []
+        for chunk in strays:
+            await self.sio.emit("audio_response", {"audio_data": chunk}, to=conn.sid)
+        log.info("sent %d stray reply chunk(s) of an ended session to %s", len(strays), conn.sid)
 
     async def on_other_event(self, event: str, sid: str, *args: Any) -> None:
         conn = self.connections.get(sid)

@@ -17,7 +17,10 @@ from aiohttp import web
 from .aivoco import AivocoProtocol
 from .config import ServerConfig
 from .constants import LISTENING_PREFIX
+from .gemini_live import GeminiLiveProtocol
+from .faults import FaultPlan
 from .latency import LatencyModel
+from .openai_realtime import OpenAIRealtimeProtocol
 from .scheduler import SessionScheduler
 from .truth import GroundTruthWriter
 
@@ -97,7 +100,7 @@ class ServerApp:
 def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
     model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed)
-    scheduler = SessionScheduler(model, config.capacity, writer)
+    scheduler = SessionScheduler(model, config.capacity, writer, faults=FaultPlan(config.faults, config.seed))
     monitor = RequestMonitor()
     app = web.Application(middlewares=[monitor.middleware()])
     server = ServerApp(app, scheduler, monitor)
@@ -107,7 +110,10 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
             "checked": monitor.nodelay_checked, "was_missing": monitor.nodelay_was_missing}})
 
     app.router.add_get("/stats", stats)
-    server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
+    server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
+                                           reply_after=config.reply_after))
+    server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
+    server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
     for protocol in server.protocols:
         protocol.attach(app)
     return server
@@ -146,6 +152,8 @@ async def serve(config: ServerConfig) -> None:
             log.info("latency model: %s; capacity %s; reply %d ms; api key %s; ground truth %s",
                      server.scheduler.model.describe(), config.capacity or "unlimited", config.reply_ms,
                      "required" if config.api_key else "any non-empty", config.ground_truth or "not recorded")
+            if server.scheduler.faults:
+                log.info("faults: %s", server.scheduler.faults.describe())
             print(f"{LISTENING_PREFIX}http://{shown_host}:{port}", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -10,9 +10,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST, DEFAULT_REPLY_MS,
-                     DEFAULT_SETUP_DELAY, ServerConfig)
-from .constants import API_KEY_ENV
+from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST, DEFAULT_REPLY_AFTER,
+                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, ServerConfig)
+from .constants import API_KEY_ENV, REPLY_AFTER
+from .faults import SPEC_HELP as FAULT_HELP
+from .faults import FaultSpec, parse_fault
 from .latency import Delay, parse_delay
 
 PROG = "python -m bootbench.server"
@@ -28,6 +30,13 @@ class _OneLineParser(argparse.ArgumentParser):
 def _delay(spec: str) -> Delay:
     try:
         return parse_delay(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fault(spec: str) -> FaultSpec:
+    try:
+        return parse_fault(spec)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -60,15 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setup-delay", type=_delay, default=DEFAULT_SETUP_DELAY, metavar="SPEC",
                    help="delay from capacity slot to session_ready (default %(default)s)")
     p.add_argument("--first-audio-delay", type=_delay, default=DEFAULT_FIRST_AUDIO_DELAY, metavar="SPEC",
-                   help="delay from the first audio_data to the first audio_response (default %(default)s)")
+                   help="delay from the end of the user's turn to the first audio (Aivoco: from the first "
+                   "audio_data unless --reply-after end-of-turn) (default %(default)s)")
     p.add_argument("--cold-penalty", type=_number(float, 0, "a number of ms"), default=DEFAULT_COLD_PENALTY_MS,
                    metavar="MS", help="extra setup delay of the first session of the process (default %(default)g)")
     p.add_argument("--capacity", type=_number(int, 0, "an integer"), default=0, metavar="N",
                    help="concurrent sessions served; more queue FIFO (default 0 = unlimited)")
     p.add_argument("--reply-ms", type=_number(int, 1, "an integer"), default=DEFAULT_REPLY_MS, metavar="MS",
                    help="length of each reply, streamed in 40 ms chunks (default %(default)s)")
+    p.add_argument("--reply-after", choices=REPLY_AFTER, default=DEFAULT_REPLY_AFTER,
+                   help="Aivoco only: start the first-audio delay at the first audio_data, or at the end of the "
+                   "user's turn (500 ms of silence after speech, or no audio for that long) (default %(default)s; "
+                   "OpenAI and Gemini always answer at the end of the turn their protocol defines)")
+    p.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND[:OPTION=VALUE]...",
+                   help=f"inject a fault into chosen sessions (repeatable; the first that strikes a session wins): "
+                   f"{FAULT_HELP}; e.g. error:type=rate_limit_exceeded:every=5, drop:when=mid_reply:at=3,7, "
+                   "slow:phase=audio:ms=2100:rate=0.1")
     p.add_argument("--seed", type=_number(int, 0, "an integer"), default=0, metavar="N",
-                   help="seed of the delay draws (default 0)")
+                   help="seed of the delay draws and of fault rates (default 0)")
     p.add_argument("--parent-pid", type=_number(int, 1, "a process id"), default=None, metavar="PID",
                    help="shut down when this parent process is gone")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
@@ -83,8 +101,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
     config = ServerConfig(host=args.host, port=int(args.port), api_key=api_key, ground_truth=args.ground_truth,
                           setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay,
                           cold_penalty_ms=float(args.cold_penalty), capacity=int(args.capacity),
-                          reply_ms=int(args.reply_ms), seed=int(args.seed),
-                          parent_pid=None if args.parent_pid is None else int(args.parent_pid))
+                          reply_ms=int(args.reply_ms), reply_after=args.reply_after, seed=int(args.seed),
+                          parent_pid=None if args.parent_pid is None else int(args.parent_pid),
+                          faults=tuple(args.fault))
     return config, args.log_level
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .faults import FaultSpec
 from .latency import Delay, parse_delay
 
 DEFAULT_HOST = "127.0.0.1"
@@ -11,6 +12,7 @@ DEFAULT_SETUP_DELAY = "lognormal:50:0.2"
 DEFAULT_FIRST_AUDIO_DELAY = "lognormal:150:0.25"
 DEFAULT_COLD_PENALTY_MS = 200.0
 DEFAULT_REPLY_MS = 600
+DEFAULT_REPLY_AFTER = "first-input"
 
 
 @dataclass(frozen=True)
@@ -26,5 +28,7 @@ class ServerConfig:
     cold_penalty_ms: float = DEFAULT_COLD_PENALTY_MS
     capacity: int = 0
     reply_ms: int = DEFAULT_REPLY_MS
+    reply_after: str = DEFAULT_REPLY_AFTER
     seed: int = 0
     parent_pid: int | None = None
+    faults: tuple[FaultSpec, ...] = ()

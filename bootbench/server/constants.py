@@ -13,3 +13,13 @@ AIVOCO_AMPLITUDE_TOLERANCE = 0.01
 
 OPENAI_REALTIME_PATH = "/v1/realtime"
 GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+
+VAD_SILENCE_MS = 500
+"""Trailing silence after speech that ends a user's turn when the client does not end it (OpenAI's server VAD default)."""
+VAD_SPEECH_THRESHOLD = 0.01
+"""A sample louder than this (``|x| / 32768``) is speech for the server's turn detection (Aivoco's has_audio threshold)."""
+OPENAI_AUDIO_RATE = 24000
+GEMINI_INPUT_RATE = 16000
+GEMINI_OUTPUT_RATE = 24000
+REPLY_AFTER = ("first-input", "end-of-turn")
+"""When the Aivoco emulation starts its reply timer: at the first audio_data, or when the user's turn ends."""

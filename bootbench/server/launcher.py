@@ -62,8 +62,10 @@ class ReferenceServer:
               setup_delay: str | float | None = None, first_audio_delay: str | float | None = None,
               cold_penalty: float | None = None, capacity: int | None = None, reply_ms: int | None = None,
               seed: int | None = None, extra_args: Sequence[str] = (), startup_timeout: float = 15.0,
-              host: str = "127.0.0.1") -> ReferenceServer:
-        """Start a server on a free port and wait until it listens; None leaves the server's default.
+              host: str = "127.0.0.1", port: int = 0) -> ReferenceServer:
+        """Start a server and wait until it listens; None leaves the server's default.
+
+        ``port`` 0 picks a free port; a given port lets a test restart a killed server where its clients expect it.
 
         Raises ``RuntimeError`` with the tail of the server's stderr if it does not
         start listening within ``startup_timeout`` seconds.
@@ -72,7 +74,7 @@ class ReferenceServer:
             ("--ground-truth", None if ground_truth is None else os.path.abspath(ground_truth)),
             ("--setup-delay", setup_delay), ("--first-audio-delay", first_audio_delay),
             ("--cold-penalty", cold_penalty), ("--capacity", capacity), ("--reply-ms", reply_ms), ("--seed", seed)]
-        argv = [sys.executable, "-m", "bootbench.server", "--host", host, "--port", "0",
+        argv = [sys.executable, "-m", "bootbench.server", "--host", host, "--port", str(port),
                 "--parent-pid", str(os.getpid())]
         for flag, value in options:
             if value is not None:

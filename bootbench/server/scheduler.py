@@ -14,6 +14,7 @@ import time
 from collections import Counter, deque
 from typing import Any
 
+from .faults import FaultPlan, FaultSpec
 from .latency import InjectedDelays, LatencyModel
 from .truth import GroundTruthWriter, SessionTruth
 
@@ -69,8 +70,10 @@ class CapacityGate:
 class SessionScheduler:
     """Session bookkeeping shared by all protocol modules of one server process."""
 
-    def __init__(self, model: LatencyModel, capacity: int, writer: GroundTruthWriter) -> None:
+    def __init__(self, model: LatencyModel, capacity: int, writer: GroundTruthWriter,
+                 faults: FaultPlan | None = None) -> None:
         self.model = model
+        self.faults = faults or FaultPlan()
         self.gate = CapacityGate(capacity)
         self.writer = writer
         self.sessions = 0
@@ -85,6 +88,18 @@ class SessionScheduler:
         record = SessionTruth(session=self.sessions, protocol=protocol, sid=sid)
         record.t_ns["start_received"] = start_received_ns
         return record
+
+    def fault_for(self, record: SessionTruth) -> FaultSpec | None:
+        """The fault striking this session (see :mod:`.faults`), also noted in its ground truth.
+
+        Only protocols that implement the faults call this, so a record never claims a fault that was not played.
+        """
+        assert record.session is not None
+        fault = self.faults.pick(record.session)
+        record.fault = None if fault is None else fault.record()
+        if fault is not None:
+            log.info("session %s %s %s: injecting fault %s", record.session, record.protocol, record.sid, fault.text)
+        return fault
 
     def connection_record(self, protocol: str, sid: str) -> SessionTruth:
         """A record for violations a connection commits outside any session."""

@@ -51,6 +51,7 @@ class SessionTruth:
     protocol: str
     sid: str
     outcome: str | None = None
+    fault: dict[str, Any] | None = None
     injected: InjectedDelays | None = None
     queued_ms: float | None = None
     t_ns: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(TIMESTAMPS))
@@ -81,6 +82,7 @@ class SessionTruth:
             "sid": self.sid,
             "outcome": self.outcome,
             "wall_time": self.wall_time,
+            "fault": self.fault,
             "injected": None if self.injected is None else {
                 k: round(v, 3) for k, v in asdict(self.injected).items()},
             "queued_ms": None if self.queued_ms is None else round(self.queued_ms, 3),

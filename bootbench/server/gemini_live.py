@@ -1,0 +1,228 @@
+"""Google Gemini Live (BidiGenerateContent) over a raw WebSocket (PROTOCOLS.md section 3), server side.
+
+    ws://HOST/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent
+    x-goog-api-key: KEY        (or ?key=KEY)
+
+The first message must be ``setup``; it starts the session (capacity slot,
+setup delay) and is answered by ``{"setupComplete": {}}`` (ready). A bad key
+closes the socket after ``setup`` with 1007 and the service's reason, a
+missing one with 1008; a malformed message with 1007, as the service does
+(it has no JSON error message). The user's turn ends at ``activityEnd``
+when the setup disabled automatic activity detection, otherwise when the
+audio shows ``silenceDurationMs`` (default 500) of trailing silence after
+speech, or at ``audioStreamEnd``. The reply is
+``serverContent.modelTurn.parts[].inlineData`` audio chunks at real-time
+pace, then ``generationComplete`` and ``turnComplete``. Messages go out in
+binary frames (as the real service sends them) and in text frames, the
+first ``setupComplete`` and first audio of odd sessions binary, of even ones
+text, so a client must take JSON from both. The client's close frame ends the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .constants import GEMINI_LIVE_PATH, GEMINI_OUTPUT_RATE, VAD_SILENCE_MS
+from .gemini_checks import check_message, silence_ms, uses_manual_activity
+from .json_checks import Problem, parse_object
+from .pcm import pcm16_peak
+from .scheduler import sleep_until
+from .turns import SilenceDetector
+from .ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
+
+PROTOCOL = "gemini"
+BAD_KEY = (1007, "API key not valid. Please pass a valid API key.")
+NO_KEY = (1008, "Method doesn't allow unregistered callers. Please use API Key or other form of API consumer "
+                "identity to call this API.")
+INVALID_MESSAGE = 1007
+OUTPUT_MIME = f"audio/pcm;rate={GEMINI_OUTPUT_RATE}"
+
+log = logging.getLogger("bootbench.server")
+
+
+@dataclass(eq=False)
+class LiveConnection(WebSocketConnection):
+    """A Live WebSocket: its key, turn mode and turn state."""
+
+    key: str = ""
+    setup_seen: bool = False
+    manual: bool = False
+    detector: SilenceDetector | None = None
+    in_activity: bool = False
+    activity_samples: int = 0
+    responding: bool = False
+
+
+class GeminiLiveProtocol(WebSocketProtocol):
+    """Serves the Live API's BidiGenerateContent messages.
+
+        protocol = GeminiLiveProtocol(scheduler, api_key=None, reply_ms=600)
+        protocol.attach(app)
+    """
+
+    protocol = PROTOCOL
+    path = GEMINI_LIVE_PATH
+
+    def new_connection(self, ws: web.WebSocketResponse, request: web.Request, sid: str) -> LiveConnection:
+        key = request.headers.get("x-goog-api-key") or request.query.get("key") or ""
+        return LiveConnection(ws, sid, self.scheduler.connection_record(PROTOCOL, sid), key=key.strip())
+
+    async def on_frame(self, conn: WebSocketConnection, data: str | bytes, binary: bool, received_ns: int) -> None:
+        assert isinstance(conn, LiveConnection)
+        problems: list[Problem] = []
+        message = parse_object(data, "client frame", problems)
+        checked = check_message(message) if message is not None else None
+        if checked is not None:
+            problems += checked.problems
+        kind = checked.kind if checked is not None else None
+        if kind == "setup" and not conn.setup_seen:
+            conn.setup_seen = True
+            conn.record = self.scheduler.open(PROTOCOL, conn.sid, received_ns)
+            self.violations(conn, problems)
+            await self._setup(conn, checked.message["setup"] if checked and checked.message else {}, problems)
+            return
+        if not conn.setup_seen:
+            problems.append(Problem(f"{kind or 'a message'} before setup (setup must be the first message)", None))
+        elif kind == "setup":
+            problems.append(Problem("a second setup message (one per session)", None))
+        self.violations(conn, problems)
+        rejected = [p for p in problems if p.code]
+        if rejected:
+            await self.close_with(conn, INVALID_MESSAGE, rejected[0].message, "rejected")
+            return
+        if kind == "realtimeInput" and conn.setup_seen:
+            assert checked is not None and checked.message is not None
+            await self._realtime_input(conn, checked.message["realtimeInput"], checked.pcm, checked.rate,
+                                       received_ns)
+        elif kind in ("clientContent", "toolResponse"):
+            log.debug("%s: %s is not emulated; ignored", conn.sid, kind)
+
+    async def _setup(self, conn: LiveConnection, setup: dict[str, Any], problems: list[Problem]) -> None:
+        record = conn.record
+        assert record is not None
+        if not conn.key or (self.api_key is not None and conn.key != self.api_key):
+            code, reason = NO_KEY if not conn.key else BAD_KEY
+            log.info("session %s %s: auth failed: %s", record.session, record.sid, reason)
+            await self.close_with(conn, code, reason, "auth_failed")
+            return
+        rejected = [p for p in problems if p.code]
+        if rejected:
+            await self.close_with(conn, INVALID_MESSAGE, rejected[0].message, "rejected")
+            return
+        conn.manual = uses_manual_activity(setup)
+        if not conn.manual:
+            conn.detector = SilenceDetector(16000, silence_ms(setup, VAD_SILENCE_MS))
+        self.scheduler.accept(record)
+        conn.setup_task = spawn(self._set_up(conn))
+
+    async def _set_up(self, conn: LiveConnection) -> None:
+        record = conn.record
+        assert record is not None and record.injected is not None
+        await self.scheduler.admit(record)
+        await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
+        conn.ready = True
+        record.t_ns["ready_sent"] = time.perf_counter_ns()
+        await self.send_json(conn, {"setupComplete": {}}, binary=self._binary(record, 0))
+
+    async def _realtime_input(self, conn: LiveConnection, value: dict[str, Any], pcm: bytes | None, rate: int,
+                              received_ns: int) -> None:
+        record = conn.record
+        assert record is not None
+        if not conn.ready:
+            self.violations(conn, [Problem("realtimeInput before setupComplete (bootbench's cycle sends input into "
+                                           "a ready session only)", None)])
+            return
+        if "activityStart" in value:
+            if not conn.manual:
+                await self._reject(conn, "activityStart while automatic activity detection is enabled "
+                                         "(disable it in setup.realtimeInputConfig)")
+                return
+            if conn.in_activity:
+                self.violations(conn, [Problem("activityStart inside an activity (no activityEnd before it)", None)])
+            conn.in_activity, conn.activity_samples = True, 0
+        if pcm is not None:
+            await self._audio(conn, pcm, rate, received_ns)
+        if "activityEnd" in value:
+            if not conn.manual:
+                await self._reject(conn, "activityEnd while automatic activity detection is enabled")
+                return
+            if not conn.in_activity:
+                self.violations(conn, [Problem("activityEnd without activityStart", None)])
+                return
+            conn.in_activity = False
+            record.t_ns["last_input_received"] = received_ns
+            if conn.activity_samples == 0:
+                self.violations(conn, [Problem("activityEnd of an activity without audio (nothing to answer)", None)])
+            else:
+                await self._end_turn(conn, received_ns)
+        if value.get("audioStreamEnd") is True:
+            if conn.manual:
+                self.violations(conn, [Problem("audioStreamEnd with automatic activity detection disabled "
+                                               "(end the turn with activityEnd)", None)])
+                return
+            record.t_ns["last_input_received"] = received_ns
+            if conn.detector is not None and conn.detector.speaking and not conn.detector.stopped:
+                conn.detector.stopped = True
+                await self._end_turn(conn, received_ns)
+
+    async def _audio(self, conn: LiveConnection, pcm: bytes, rate: int, received_ns: int) -> None:
+        record = conn.record
+        assert record is not None
+        if conn.manual and not conn.in_activity:
+            self.violations(conn, [Problem("audio outside activityStart/activityEnd (with manual activity "
+                                           "detection the service ignores it)", None)])
+            return
+        samples = len(pcm) // 2
+        record.audio_in.chunks += 1
+        record.audio_in.samples += samples
+        record.audio_in.peak = max(record.audio_in.peak, pcm16_peak(pcm))
+        record.t_ns["last_input_received"] = received_ns
+        if record.t_ns["first_input_received"] is None:
+            record.t_ns["first_input_received"] = received_ns
+        conn.activity_samples += samples
+        if conn.detector is not None:
+            if conn.detector.rate != rate:
+                conn.detector = SilenceDetector(rate, conn.detector.silence_ms)
+            if conn.detector.feed(pcm).stopped_ms is not None:
+                await self._end_turn(conn, received_ns)
+
+    async def _reject(self, conn: LiveConnection, message: str) -> None:
+        self.violations(conn, [Problem(message)])
+        await self.close_with(conn, INVALID_MESSAGE, message, "rejected")
+
+    async def _end_turn(self, conn: LiveConnection, turn_end_ns: int) -> None:
+        record = conn.record
+        assert record is not None and record.injected is not None
+        if conn.responding:
+            return
+        conn.responding = True
+        conn.reply_task = spawn(self._respond(conn, turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)))
+
+    @staticmethod
+    def _binary(record: Any, index: int) -> bool:
+        """Binary or text frame: alternating within a reply, and the first message's kind alternating per session."""
+        return (index + (record.session or 0)) % 2 == 1
+
+    async def _respond(self, conn: LiveConnection, start_ns: int) -> None:
+        record = conn.record
+        assert record is not None
+
+        async def send_chunk(index: int, chunk: str) -> None:
+            part = {"inlineData": {"mimeType": OUTPUT_MIME, "data": chunk}}
+            await self.send_json(conn, {"serverContent": {"modelTurn": {"parts": [part]}}},
+                                 binary=self._binary(record, index))
+
+        await self.reply.stream(record, start_ns, send_chunk)
+        await self.send_json(conn, {"serverContent": {"generationComplete": True}})
+        samples = record.audio_out.samples
+        await self.send_json(conn, {"serverContent": {"turnComplete": True}, "usageMetadata": {
+            "promptTokenCount": record.audio_in.samples // 640, "responseTokenCount": samples // 960,
+            "totalTokenCount": record.audio_in.samples // 640 + samples // 960}}, binary=True)
+        conn.responding = False
+        if conn.detector is not None:
+            conn.detector.rearm()

@@ -1,0 +1,338 @@
+"""OpenAI Realtime (GA) over a raw WebSocket at ``/v1/realtime`` (PROTOCOLS.md section 2), server side.
+
+    ws://HOST/v1/realtime?model=gpt-realtime      Authorization: Bearer KEY
+
+A bad key fails the upgrade with HTTP 401 and the service's JSON error
+body. On open the server sends ``session.created``; the first
+``session.update`` starts the session (capacity slot, setup delay) and is
+answered by ``session.updated`` (ready). The user's turn ends with
+``input_audio_buffer.commit`` + ``response.create`` when turn detection is
+null, or, with server VAD (the default, as on the real service), when the
+appended audio itself shows ``silence_duration_ms`` of trailing silence
+after speech: the server then sends ``speech_started``/``speech_stopped``/
+``committed`` and starts the response. A response is ``response.created``,
+``output_item.added``, ``content_part.added``, the audio as
+``response.output_audio.delta`` chunks at real-time pace, then the ``done``
+events. The client's close frame ends the session. Every client event is
+checked (:mod:`.openai_checks`); violations are counted, and those the real
+service rejects are answered with its ``error`` event.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .constants import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
+from .json_checks import Problem, parse_object
+from .openai_checks import check_event, effective_session
+from .pcm import pcm16_peak
+from .scheduler import sleep_until
+from .turns import SilenceDetector
+from .ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
+
+PROTOCOL = "openai"
+REPLY_TEXT = "Hello, this is the bootbench reference server."
+MIN_COMMIT_MS = 100
+NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using "
+          "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+BAD_KEY = "Incorrect API key provided"
+
+log = logging.getLogger("bootbench.server")
+
+
+def new_id(prefix: str) -> str:
+    """An id in the service's style (``event_…``, ``resp_…``, ``item_…``)."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def default_session(model: str) -> dict[str, Any]:
+    """The session the service reports in ``session.created``: server VAD on, PCM16 24 kHz both ways."""
+    pcm = {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE}
+    return {
+        "type": "realtime", "object": "realtime.session", "id": new_id("sess"), "model": model,
+        "output_modalities": ["audio"], "instructions": "", "tools": [], "tool_choice": "auto",
+        "max_output_tokens": "inf", "tracing": None, "truncation": "auto", "prompt": None, "include": None,
+        "expires_at": int(time.time()) + 3600,
+        "audio": {
+            "input": {"format": dict(pcm), "transcription": None, "noise_reduction": None,
+                      "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                                         "silence_duration_ms": VAD_SILENCE_MS, "idle_timeout_ms": None,
+                                         "create_response": True, "interrupt_response": True}},
+            "output": {"format": dict(pcm), "voice": "alloy", "speed": 1.0},
+        },
+    }
+
+
+def error_body(message: str, code: str | None, kind: str = "invalid_request_error",
+               param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+@dataclass(eq=False)
+class RealtimeConnection(WebSocketConnection):
+    """A Realtime WebSocket: its effective session configuration and input buffer."""
+
+    model: str = ""
+    session: dict[str, Any] | None = None
+    pending_updates: int = 0
+    detector: SilenceDetector | None = None
+    create_response: bool = True
+    buffered_samples: int = 0
+    samples_in: int = 0
+    speech_item: str | None = None
+    last_item: str | None = None
+    response_id: str | None = None
+
+
+class OpenAIRealtimeProtocol(WebSocketProtocol):
+    """Serves OpenAI Realtime's GA events on ``/v1/realtime``.
+
+        protocol = OpenAIRealtimeProtocol(scheduler, api_key=None, reply_ms=600)
+        protocol.attach(app)
+    """
+
+    protocol = PROTOCOL
+    path = OPENAI_REALTIME_PATH
+
+    def refuse(self, request: web.Request, sid: str, received_ns: int) -> web.StreamResponse | None:
+        header = request.headers.get("Authorization", "")
+        key = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
+        if not key or (self.api_key is not None and key != self.api_key):
+            message = NO_KEY if not key else BAD_KEY
+            record = self.scheduler.open(PROTOCOL, sid, received_ns)
+            record.t_ns["ended_sent"] = time.perf_counter_ns()
+            log.info("session %s %s: auth failed: %s", record.session, record.sid, message)
+            self.scheduler.finish(record, "auth_failed")
+            return web.json_response(error_body(message, None if not key else "invalid_api_key"), status=401)
+        if not request.query.get("model"):
+            self.refused_violation(sid, "upgrade without ?model= in the URL")
+            return web.json_response(error_body("Missing required parameter: 'model'.", "missing_required_parameter",
+                                                param="model"), status=400)
+        return None
+
+    def new_connection(self, ws: web.WebSocketResponse, request: web.Request, sid: str) -> RealtimeConnection:
+        model = request.query["model"]
+        conn = RealtimeConnection(ws, sid, self.scheduler.connection_record(PROTOCOL, sid), model=model,
+                                  session=default_session(model))
+        self._configure_turns(conn)
+        return conn
+
+    async def on_open(self, conn: WebSocketConnection) -> None:
+        assert isinstance(conn, RealtimeConnection)
+        await self.send_json(conn, {"type": "session.created", "event_id": new_id("event"), "session": conn.session})
+
+    # ---- client events
+
+    async def on_frame(self, conn: WebSocketConnection, data: str | bytes, binary: bool, received_ns: int) -> None:
+        assert isinstance(conn, RealtimeConnection)
+        problems: list[Problem] = []
+        if binary:
+            problems.append(Problem("a binary frame (Realtime client events are JSON text frames)", None))
+        event = parse_object(data, "client frame", problems)
+        checked = check_event(event) if event is not None else None
+        if checked is not None:
+            problems += checked.problems
+        kind = checked.kind if checked is not None else None
+        if kind == "session.update" and conn.record is None and not any(p.code for p in problems):
+            conn.record = self.scheduler.open(PROTOCOL, conn.sid, received_ns)
+        self.violations(conn, problems)
+        client_event_id = event.get("event_id") if isinstance(event, dict) else None
+        rejected = [p for p in problems if p.code]
+        for problem in rejected:
+            await self._error(conn, problem, client_event_id)
+        if kind is None or rejected:
+            return
+        assert checked is not None and checked.event is not None
+        if kind == "session.update":
+            await self._session_update(conn, checked.event["session"])
+        elif kind == "input_audio_buffer.append":
+            assert checked.pcm is not None
+            await self._append(conn, checked.pcm, received_ns)
+        elif kind == "input_audio_buffer.commit":
+            await self._commit(conn, received_ns, client_event_id)
+        elif kind == "input_audio_buffer.clear":
+            conn.buffered_samples = 0
+            await self.send_json(conn, {"type": "input_audio_buffer.cleared", "event_id": new_id("event")})
+        elif kind == "response.create":
+            await self._response_create(conn, received_ns, client_event_id)
+        elif kind == "response.cancel":
+            await self._response_cancel(conn)
+        else:
+            log.debug("%s: %s is not emulated; ignored", conn.sid, kind)
+
+    async def _session_update(self, conn: RealtimeConnection, update: dict[str, Any]) -> None:
+        if "model" in update and update["model"] != conn.model:
+            self.violations(conn, [Problem(f"session.model {update['model']!r} differs from the URL's model "
+                                           f"{conn.model!r} (the model cannot be changed)", None)])
+        assert conn.session is not None
+        conn.session = effective_session(conn.session, update)
+        self._configure_turns(conn)
+        record = conn.record
+        assert record is not None
+        if conn.ready:
+            await self._send_updated(conn)
+        else:
+            conn.pending_updates += 1
+            if conn.setup_task is None:
+                self.scheduler.accept(record)
+                conn.setup_task = spawn(self._set_up(conn))
+
+    async def _set_up(self, conn: RealtimeConnection) -> None:
+        record = conn.record
+        assert record is not None and record.injected is not None
+        await self.scheduler.admit(record)
+        await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
+        conn.ready = True
+        record.t_ns["ready_sent"] = time.perf_counter_ns()
+        for _ in range(conn.pending_updates):
+            await self._send_updated(conn)
+        conn.pending_updates = 0
+
+    async def _send_updated(self, conn: RealtimeConnection) -> None:
+        await self.send_json(conn, {"type": "session.updated", "event_id": new_id("event"), "session": conn.session})
+
+    def _configure_turns(self, conn: RealtimeConnection) -> None:
+        assert conn.session is not None
+        detection = conn.session.get("audio", {}).get("input", {}).get("turn_detection")
+        if detection is None:
+            conn.detector = None
+            return
+        silence = detection.get("silence_duration_ms", VAD_SILENCE_MS) if detection.get("type") == "server_vad" \
+            else VAD_SILENCE_MS
+        conn.create_response = detection.get("create_response", True) is not False
+        if conn.detector is None or conn.detector.silence_ms != silence:
+            conn.detector = SilenceDetector(OPENAI_AUDIO_RATE, silence)
+            conn.detector.position = conn.samples_in
+
+    async def _append(self, conn: RealtimeConnection, pcm: bytes, received_ns: int) -> None:
+        record = conn.record
+        if record is None or not conn.ready:
+            self.violations(conn, [Problem("input_audio_buffer.append before session.updated (bootbench's cycle "
+                                           "sends audio into a ready session only)", None)])
+            return
+        samples = len(pcm) // 2
+        record.audio_in.chunks += 1
+        record.audio_in.samples += samples
+        record.audio_in.peak = max(record.audio_in.peak, pcm16_peak(pcm))
+        record.t_ns["last_input_received"] = received_ns
+        if record.t_ns["first_input_received"] is None:
+            record.t_ns["first_input_received"] = received_ns
+        conn.buffered_samples += samples
+        conn.samples_in += samples
+        if conn.detector is None:
+            return
+        edges = conn.detector.feed(pcm)
+        if edges.started_ms is not None:
+            conn.speech_item = new_id("item")
+            await self.send_json(conn, {"type": "input_audio_buffer.speech_started", "event_id": new_id("event"),
+                                        "audio_start_ms": int(edges.started_ms), "item_id": conn.speech_item})
+        if edges.stopped_ms is not None:
+            item = conn.speech_item or new_id("item")
+            await self.send_json(conn, {"type": "input_audio_buffer.speech_stopped", "event_id": new_id("event"),
+                                        "audio_end_ms": int(edges.stopped_ms), "item_id": item})
+            await self._committed(conn, item)
+            conn.detector.rearm()
+            if conn.create_response and conn.response_id is None:
+                await self._start_response(conn, received_ns)
+
+    async def _commit(self, conn: RealtimeConnection, received_ns: int, client_event_id: Any) -> None:
+        if conn.record is None or not conn.ready:
+            self.violations(conn, [Problem("input_audio_buffer.commit before session.updated", None)])
+            return
+        buffered_ms = 1000 * conn.buffered_samples / OPENAI_AUDIO_RATE
+        if buffered_ms < MIN_COMMIT_MS:
+            problem = Problem(f"Error committing input audio buffer: buffer too small. Expected at least "
+                              f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_ms:.2f}ms of audio.",
+                              "input_audio_buffer_commit_empty")
+            self.violations(conn, [problem])
+            await self._error(conn, problem, client_event_id)
+            return
+        conn.record.t_ns["last_input_received"] = received_ns
+        await self._committed(conn, new_id("item"))
+
+    async def _committed(self, conn: RealtimeConnection, item_id: str) -> None:
+        conn.buffered_samples = 0
+        await self.send_json(conn, {"type": "input_audio_buffer.committed", "event_id": new_id("event"),
+                                    "previous_item_id": conn.last_item, "item_id": item_id})
+        conn.last_item = item_id
+
+    async def _response_create(self, conn: RealtimeConnection, received_ns: int, client_event_id: Any) -> None:
+        if conn.record is None or not conn.ready:
+            self.violations(conn, [Problem("response.create before session.updated", None)])
+            return
+        if conn.response_id is not None:
+            problem = Problem(f"Conversation already has an active response in progress: {conn.response_id}. Wait "
+                              "until the response is finished before creating a new one.",
+                              "conversation_already_has_active_response")
+            self.violations(conn, [problem])
+            await self._error(conn, problem, client_event_id)
+            return
+        if conn.buffered_samples and conn.detector is None:
+            self.violations(conn, [Problem(f"response.create with {1000 * conn.buffered_samples / OPENAI_AUDIO_RATE:.0f}"
+                                           " ms of uncommitted audio (send input_audio_buffer.commit first)", None)])
+        conn.record.t_ns["last_input_received"] = received_ns
+        await self._start_response(conn, received_ns)
+
+    async def _response_cancel(self, conn: RealtimeConnection) -> None:
+        if conn.reply_task is not None and not conn.reply_task.done():
+            conn.reply_task.cancel()
+        if conn.response_id is not None:
+            await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
+                                        "response": self._response(conn.response_id, "cancelled", [])})
+            conn.response_id = None
+
+    # ---- the reply
+
+    async def _start_response(self, conn: RealtimeConnection, turn_end_ns: int) -> None:
+        record = conn.record
+        assert record is not None and record.injected is not None
+        conn.response_id = new_id("resp")
+        start = turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)
+        await self.send_json(conn, {"type": "response.created", "event_id": new_id("event"),
+                                    "response": self._response(conn.response_id, "in_progress", [])})
+        conn.reply_task = spawn(self._respond(conn, conn.response_id, start))
+
+    def _response(self, response_id: str, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": response_id, "object": "realtime.response", "status": status, "status_details": None,
+                "output": output, "conversation_id": "conv_bootbench", "output_modalities": ["audio"],
+                "max_output_tokens": "inf", "metadata": None, "usage": None}
+
+    async def _respond(self, conn: RealtimeConnection, response_id: str, start_ns: int) -> None:
+        record = conn.record
+        assert record is not None
+        item_id = new_id("item")
+        where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
+                "status": "in_progress", "content": []}
+        await self.send_json(conn, {"type": "response.output_item.added", "event_id": new_id("event"),
+                                    "response_id": response_id, "output_index": 0, "item": item})
+        await self.send_json(conn, {"type": "response.content_part.added", "event_id": new_id("event"), **where,
+                                    "part": {"type": "audio", "transcript": ""}})
+
+        async def send_delta(index: int, chunk: str) -> None:
+            await self.send_json(conn, {"type": "response.output_audio.delta", "event_id": new_id("event"),
+                                        **where, "delta": chunk})
+
+        await self.reply.stream(record, start_ns, send_delta)
+        await self.send_json(conn, {"type": "response.output_audio.done", "event_id": new_id("event"), **where})
+        await self.send_json(conn, {"type": "response.output_audio_transcript.done", "event_id": new_id("event"),
+                                    **where, "transcript": REPLY_TEXT})
+        await self.send_json(conn, {"type": "response.content_part.done", "event_id": new_id("event"), **where,
+                                    "part": {"type": "audio", "transcript": REPLY_TEXT}})
+        done_item = {**item, "status": "completed", "content": [{"type": "output_audio", "transcript": REPLY_TEXT}]}
+        await self.send_json(conn, {"type": "response.output_item.done", "event_id": new_id("event"),
+                                    "response_id": response_id, "output_index": 0, "item": done_item})
+        conn.response_id = None
+        await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
+                                    "response": self._response(response_id, "completed", [done_item])})
+
+    async def _error(self, conn: RealtimeConnection, problem: Problem, client_event_id: Any) -> None:
+        error = error_body(problem.message, problem.code, param=problem.param)["error"]
+        error["event_id"] = client_event_id if isinstance(client_event_id, str) else None
+        await self.send_json(conn, {"type": "error", "event_id": new_id("event"), "error": error})

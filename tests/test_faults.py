@@ -1,0 +1,330 @@
+"""Nothing lost, nobody let in: faults of the service, bad input, and secrets, through real headless Locust runs.
+
+Most tests read one run (``matrix``, see tests/fault_matrix.py): a reference
+server striking every other session with one fault each, one Locust user
+going through all of them with a 1 s timeout and a recognisable fake key.
+At one user sessions are sequential, so iteration N is the server's session N.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import LOCUSTFILE, read_jsonl, run_locust
+from fault_matrix import CASES, ITERATIONS, LEAK_KEY, MatrixRun, readme_table, run_matrix, session_of, table
+from bootbench.server.faults import parse_fault
+from bootbench.server.launcher import ReferenceServer
+
+TIMING_TOLERANCE_MS = 10
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory) -> MatrixRun:
+    return run_matrix(tmp_path_factory.mktemp("matrix"))
+
+
+# ---------------------------------------------------------------- each fault
+
+
+@pytest.mark.parametrize("index, case", list(enumerate(CASES)), ids=[c.fault for c in CASES])
+def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matrix, index, case):
+    iteration = session_of(index)
+    assert matrix.session(iteration)["fault"] == parse_fault(case.fault).record()
+    sample = matrix.sample(iteration)
+    if case.kind is None:
+        assert sample["ok"], sample
+    else:
+        assert (sample["ok"], sample["error_kind"]) == (False, case.kind), sample
+        assert case.words in sample["error"]
+        assert sample["first_response_ms"] is None and sample["cold_start_ms"] is None
+    following = matrix.sample(iteration + 1)
+    assert following["ok"], f"the cycle did not recover after {case.fault}: {following}"
+    assert following["anomalies"] == case.next_anomalies
+
+
+def test_stray_audio_of_an_ended_session_is_an_anomaly_never_the_next_answer(matrix):
+    (index,) = [i for i, c in enumerate(CASES) if c.fault.startswith("stray")]
+    after = session_of(index) + 1
+    sample, truth = matrix.sample(after), matrix.session(after)
+    assert sample["anomalies"] == {"audio_before_ready": 3}
+    # the strays arrived ~20 ms before session_ready; taken as the answer, first_response_ms would be ~0
+    assert sample["first_response_ms"] == pytest.approx(truth["measured"]["first_response_ms"], abs=TIMING_TOLERANCE_MS)
+    assert matrix.metrics["errors"]["anomalies"] == {"audio_before_ready": 3}
+
+
+def test_the_run_reaches_its_n_iterations_and_counts_and_lists_every_failure(matrix):
+    assert matrix.returncode == 1, matrix.stderr[-3000:]
+    metrics = matrix.metrics
+    budget = metrics["run"]["iterations"]
+    assert (budget["planned"], budget["finished"], budget["complete"]) == (ITERATIONS, ITERATIONS, True)
+    assert metrics["run"]["aborted"] is None
+    expected = Counter(c.kind for c in CASES if c.kind)
+    assert metrics["errors"]["by_kind"] == dict(expected)
+    assert metrics["summary"]["failures"] == sum(expected.values())
+    failed = [session_of(i) for i, c in enumerate(CASES) if c.kind]
+    assert [e["iteration"] for e in metrics["errors"]["first"]] == failed[:20]
+    assert all(e["message"] for e in metrics["errors"]["first"])
+    locust_stats = json.loads((matrix.results_dir.parent / "locust.json").read_text())  # Locust's own count
+    assert sum(entry["num_failures"] for entry in locust_stats) == sum(expected.values())
+    assert "Traceback" not in matrix.stderr
+
+
+def test_every_successful_iteration_matches_the_servers_ground_truth(matrix):
+    successes = [s for s in matrix.metrics["samples"] if s["ok"]]
+    assert len(successes) == ITERATIONS - sum(1 for c in CASES if c.kind)
+    for sample in successes:
+        measured = matrix.session(sample["iteration"])["measured"]
+        assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=TIMING_TOLERANCE_MS)
+        assert sample["session_start_ms"] == pytest.approx(measured["session_start_ms"], abs=TIMING_TOLERANCE_MS)
+
+
+def test_the_client_commits_no_protocol_violation_while_faults_fly(matrix):
+    assert len([t for t in matrix.truth if t["session"] is not None]) == ITERATIONS
+    assert [t for t in matrix.truth if t["violation_count"]] == []
+
+
+def test_no_output_of_any_fault_contains_the_api_key(matrix):
+    files = [p for p in matrix.results_dir.parent.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"metrics.json", "samples.jsonl", "samples.csv", "summary.csv", "report.html", "truth.jsonl",
+            "locust.html", "locust.json", "locust_stats.csv", "locust_failures.csv"} <= names
+    assert any(p.name.startswith("boot_") and p.suffix == ".log" for p in files)
+    outputs = {"stdout": matrix.stdout, "stderr": matrix.stderr, "server stderr": matrix.server_stderr,
+               **{str(p): p.read_text(errors="replace") for p in files}}
+    assert [where for where, text in outputs.items() if LEAK_KEY in text] == []
+    # the key did come back in the server's words (echo=yes), and left the client only as ***
+    assert "(key: ***)" in (matrix.results_dir.parent / "locust_failures.csv").read_text()
+    assert "(key: ***)" in matrix.stderr  # Locust's error report
+
+
+def test_the_readme_fault_table_is_the_one_this_run_recorded(matrix):
+    assert readme_table() == table(matrix), "regenerate it: python tests/fault_matrix.py --readme"
+
+
+# ---------------------------------------------------------------- the server dies
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_killed_and_restarted_mid_run_costs_only_the_iterations_it_was_down(reference_server, tmp_path):
+    port = free_port()
+    delays = dict(setup_delay=20, first_audio_delay=40, cold_penalty=0, reply_ms=200, port=port)
+    first = reference_server(**delays)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
+    with open(tmp_path / "out.log", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1",
+                                 "-i", "30", "-H", first.url, "--timeout", "1", "--wait-ms", "50",
+                                 "--results-dir", str(tmp_path / "r")], cwd=tmp_path, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                found = list((tmp_path / "r").glob("*/samples.jsonl"))
+                if found and len(found[0].read_text().splitlines()) >= 8:
+                    break
+                time.sleep(0.02)
+            first.process.kill()
+            first.process.wait()
+            time.sleep(0.3)
+            second = reference_server(**delays)
+            code = proc.wait(60)
+        finally:
+            proc.kill()
+    assert code == 1, (tmp_path / "out.log").read_text()[-3000:]
+    (folder,) = (tmp_path / "r").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    budget = metrics["run"]["iterations"]
+    assert (budget["finished"], budget["complete"], metrics["run"]["aborted"]) == (30, True, None)
+    samples = metrics["samples"]
+    failures = [s for s in samples if not s["ok"]]
+    assert 1 <= len(failures) <= 8
+    assert {s["error_kind"] for s in failures} <= {"disconnected", "connect_failed"}
+    back = next(s for s in samples if s["ok"] and s["iteration"] > failures[-1]["iteration"])
+    assert back["connected_this_cycle"] and back["connect_ms"] > 0
+    assert all(s["ok"] for s in samples if s["iteration"] > failures[-1]["iteration"])
+    # every success matches a session of the server that served it (a session cut by the kill has no line)
+    before = [t for t in read_jsonl(first.ground_truth) if t["outcome"] == "ok"]
+    after = [t for t in read_jsonl(second.ground_truth) if t["outcome"] == "ok"]
+    successes = [s for s in samples if s["ok"]]
+    assert len(successes) - len(before) - len(after) in (0, 1)
+    pairs = list(zip(successes, before)) + list(zip(successes[len(successes) - len(after):], after))
+    for sample, truth in pairs:
+        assert sample["first_response_ms"] == pytest.approx(truth["measured"]["first_response_ms"],
+                                                            abs=TIMING_TOLERANCE_MS)
+
+
+# ---------------------------------------------------------------- bad input: one sentence, exit code 2
+
+
+def without_root_file_powers() -> None:
+    """preexec_fn: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so root meets file permissions like anyone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def bad_input_run(tmp_path: Path, *args: str, as_anyone: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
+    preexec = without_root_file_powers if as_anyone and os.geteuid() == 0 else None
+    try:
+        return subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1", *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, preexec_fn=preexec)
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"cannot run without root's file permissions here: {exc}")
+
+
+def sentences(stderr: str) -> list[str]:
+    """bootbench's sentences, and Locust's argparse errors (``locust: error: ...``, ``__main__.py: error: ...``)."""
+    return [line for line in stderr.splitlines() if line.startswith("bootbench:") or ": error: " in line]
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--no-such-option"], "error: unrecognized arguments: --no-such-option"),
+    (["--timeout", "soon"], "error: argument --timeout: invalid float value: 'soon'"),
+    (["--timeout", "-1"], "bootbench: --timeout must be a positive number of seconds, not -1"),
+    (["-i", "-5"], "bootbench: --iterations must be a positive number (or 0 for no limit), not -5"),
+    (["--provider", "skype"], "bootbench: unknown provider 'skype'; choose one of"),
+    (["-H", "sts.example.com"], "bootbench: host 'sts.example.com' is not a URL"),
+    (["-H", "wss://sts.aivoco.example"], "bootbench: AIVOCO_API_KEY is not set"),
+    (["--audio", "."], "bootbench: audio file . is a directory"),
+    (["--results-dir", "locust.log/runs"], "bootbench: results folder locust.log/runs is not writable"),
+])
+def test_bad_input_is_one_sentence_and_exit_code_2_before_anything_starts(tmp_path, args, sentence):
+    (tmp_path / "locust.log").write_text("a file, not a folder")
+    run = bad_input_run(tmp_path, *args)
+    assert run.returncode == 2
+    (line,) = sentences(run.stderr)
+    assert sentence in line
+    assert "Traceback" not in run.stderr + run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_unreadable_audio_file_is_one_sentence_and_exit_code_2(tmp_path):
+    audio = tmp_path / "locked.wav"
+    audio.write_bytes(b"RIFF")
+    audio.chmod(0)
+    run = bad_input_run(tmp_path, "--audio", str(audio), as_anyone=True)
+    assert run.returncode == 2
+    assert sentences(run.stderr) == [f"bootbench: audio file {audio} cannot be read (permission denied)"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_unwritable_results_folder_is_one_sentence_and_exit_code_2(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    run = bad_input_run(tmp_path, "--results-dir", str(locked / "runs"), as_anyone=True)
+    assert run.returncode == 2
+    assert sentences(run.stderr) == [f"bootbench: results folder {locked / 'runs'} is not writable (Permission denied)"]
+    assert list(locked.iterdir()) == []
+
+
+# ---------------------------------------------------------------- nobody let in
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table_path, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table_path).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, 32, 8))
+                    found.add(socket.inet_ntop(socket.AF_INET6, raw))
+    return found
+
+
+def test_everything_bootbench_opens_listens_on_127_0_0_1_unless_told_otherwise(tmp_path):
+    with ReferenceServer.start() as server:  # what the embedded server runs
+        assert listening_addresses(server.port) == {"127.0.0.1"}
+    web, master = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--web-port", str(web),
+                             "--master-bind-port", str(master)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (listening_addresses(web) and listening_addresses(master)):
+            time.sleep(0.05)
+        assert listening_addresses(web) == {"127.0.0.1"}
+        assert listening_addresses(master) == {"127.0.0.1"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- the fault plan
+
+
+@pytest.mark.parametrize("spec, reason", [
+    ("crash", "unknown kind 'crash' (use auth, error, never_ready, silence, drop, end, malformed, stray, slow)"),
+    ("error:type=teapot", "type must be one of insufficient_credits, invalid_api_key, rate_limit_exceeded"),
+    ("drop:how=rst", "drop has no option 'how' (it takes when, rate, every, at)"),
+    ("slow:phase=audio", "slow needs ms=..."),
+    ("silence:rate=1.5", "rate must be a number above 0 and at most 1, not '1.5'"),
+    ("silence:at=2,x", "at must be a whole number, not 'x'"),
+    ("silence:at=2:every=3", "give only one of rate, every and at"),
+    ("silence:every", "'every' is not OPTION=VALUE"),
+])
+def test_a_bad_fault_spec_is_one_sentence(spec, reason):
+    with pytest.raises(ValueError) as caught:
+        parse_fault(spec)
+    assert str(caught.value) == f"invalid fault {spec!r}: {reason}"
+
+
+def test_the_server_refuses_a_bad_fault_with_one_line_and_exit_code_2():
+    result = subprocess.run([sys.executable, "-m", "bootbench.server", "--port", "0", "--fault", "drop:when=never"],
+                            capture_output=True, text=True, timeout=20, cwd=Path(__file__).resolve().parents[1])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip().splitlines() == [
+        "python -m bootbench.server: error: argument --fault: invalid fault 'drop:when=never': "
+        "when must be one of before_ready, after_input, mid_reply"]
+
+
+def test_the_fault_plan_strikes_the_chosen_sessions_first_spec_first_and_rates_by_seed():
+    from bootbench.server.faults import FaultPlan
+
+    def kinds(specs: list[str], seed: int) -> list[str | None]:
+        plan = FaultPlan([parse_fault(s) for s in specs], seed=seed)
+        return [fault.kind if fault else None for fault in map(plan.pick, range(1, 301))]
+
+    mixed = kinds(["auth:at=3,7", "silence:every=3", "stray:rate=0.5"], seed=4)
+    assert mixed[2] == mixed[6] == "auth"
+    assert all(mixed[n - 1] == "silence" for n in range(6, 301, 3))
+    assert mixed == kinds(["auth:at=3,7", "silence:every=3", "stray:rate=0.5"], seed=4)
+    alone = kinds(["stray:rate=0.5"], seed=4)
+    assert 110 < alone.count("stray") < 190
+    assert alone != kinds(["stray:rate=0.5"], seed=5)
+    # a rate spec draws for every session, so sessions taken by earlier specs do not shift its choices
+    quiet = kinds(["auth:at=9999", "silence:at=9999", "stray:rate=0.5"], seed=4)
+    assert [m if m == "stray" else None for m in mixed] == [q if m not in ("auth", "silence") else None
+                                                           for m, q in zip(mixed, quiet)]
+    assert parse_fault("drop:when=mid_reply:at=2").record() == {"kind": "drop", "when": "mid_reply"}
