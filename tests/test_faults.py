@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCUSTFILE, read_jsonl, run_locust
+from conftest import LOCUSTFILE, read_jsonl
 from fault_matrix import CASES, ITERATIONS, LEAK_KEY, MatrixRun, readme_table, run_matrix, session_of, table
 from bootbench.server.faults import parse_fault
 from bootbench.server.launcher import ReferenceServer

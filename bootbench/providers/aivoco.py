@@ -19,7 +19,6 @@ import binascii
 import logging
 import threading
 import time
-from urllib.parse import urlparse
 
 import engineio
 import requests
@@ -29,7 +28,7 @@ from socketio import packet as sio_packet
 
 from bootbench.audio import Chunk
 from bootbench.providers.base import (CycleError, Driver, SessionState, STOP_TIMEOUT, diagnose_unreachable,
-                                      public_url, remaining)
+                                      public_url)
 from bootbench.samples import Timeline
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class AivocoDriver(Driver):
         timeline.connect_start = time.perf_counter_ns()
         try:
             sio.connect(self.config.url, transports=["websocket"], wait_timeout=self.config.timeout)
-        except sio_errors.ConnectionError as exc:
+        except sio_errors.ConnectionError:
             _disconnect_in_background(sio)
             reason = diagnose_unreachable(self.config.url, self.config.ca_bundle)
             raise CycleError("connect_failed", f"cannot reach {public_url(self.config.url)}: {reason}") from None
@@ -111,24 +110,14 @@ class AivocoDriver(Driver):
         }
         timeline.start_sent = time.perf_counter_ns()
         self._emit("start_call", payload)
-        if not session.ready.wait(remaining(deadline_ns)):
-            session.fail("session_timeout", f"no session_ready within {self.config.timeout:g} s")
-        if session.failure:
-            raise session.failure
-        timeline.session_ready = session.ready_ns
+        session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
     def _send_chunk(self, chunk: Chunk) -> None:
         self._emit("audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio,
                                   "max_amplitude": chunk.peak})
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
-        session = self._current()
-        if not session.audio.wait(remaining(deadline_ns)):
-            session.fail("audio_timeout", f"no audio_response within {self.config.timeout:g} s")
-        if session.first_audio_ns is not None:
-            timeline.first_audio = session.first_audio_ns
-        if session.failure and session.first_audio_ns is None:
-            raise session.failure
+        self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout)
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         session = self._session

@@ -53,6 +53,23 @@ class SessionState:
         self.ready.set()
         self.audio.set()
 
+    def await_ready(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
+        """Block until the session is ready; sets ``timeline.session_ready`` or raises its failure."""
+        if not self.ready.wait(remaining(deadline_ns)):
+            self.fail("session_timeout", f"no {what} within {limit_s:g} s")
+        if self.failure:
+            raise self.failure
+        timeline.session_ready = self.ready_ns
+
+    def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
+        """Block until the first audio; sets ``timeline.first_audio`` or raises the failure that came first."""
+        if not self.audio.wait(remaining(deadline_ns)):
+            self.fail("audio_timeout", f"no {what} within {limit_s:g} s")
+        if self.first_audio_ns is not None:
+            timeline.first_audio = self.first_audio_ns
+        if self.failure and self.first_audio_ns is None:
+            raise self.failure
+
 
 class CycleError(Exception):
     """A cycle could not go on. ``kind`` is one of DESIGN.md's error kinds, ``message`` the service's words."""

@@ -21,7 +21,7 @@ import websocket
 
 from bootbench.audio import Chunk
 from bootbench.providers.base import (CycleError, Driver, SessionState, STOP_TIMEOUT, diagnose_unreachable,
-                                      public_url, remaining)
+                                      public_url)
 from bootbench.samples import Timeline
 
 log = logging.getLogger(__name__)
@@ -91,22 +91,13 @@ class WebSocketDriver(Driver):
         self._used = True
         timeline.start_sent = time.perf_counter_ns()
         self._send(self.start_message())
-        if not session.ready.wait(remaining(deadline_ns)):
-            session.fail("session_timeout", f"session not ready within {self.config.timeout:g} s")
-        if session.failure:
-            raise session.failure
-        timeline.session_ready = session.ready_ns
+        session.await_ready(timeline, deadline_ns, "session ready", self.config.timeout)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
         session = self._session
         if session is None:
             raise CycleError("protocol_error", "no session was started")
-        if not session.audio.wait(remaining(deadline_ns)):
-            session.fail("audio_timeout", f"no audio within {self.config.timeout:g} s")
-        if session.first_audio_ns is not None:
-            timeline.first_audio = session.first_audio_ns
-        if session.failure and session.first_audio_ns is None:
-            raise session.failure
+        session.await_first_audio(timeline, deadline_ns, "audio", self.config.timeout)
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         ws, session = self._ws, self._session
