@@ -75,6 +75,8 @@ class _Office:
     recorder: RunRecorder
     users: int
     mode: str
+    audio: str
+    locust_options: dict[str, Any]
     finished: bool = False
     metrics: dict[str, Any] | None = None
     flushed: set[str] = field(default_factory=set)
@@ -96,6 +98,30 @@ class _Office:
         if len(self.streak) >= FATAL_STREAK:
             return FATAL_KINDS[sample.error_kind].format(message=sample.error)
         return None
+
+    def describe(self) -> dict[str, Any]:
+        """The ``run`` block of metrics.json (the recorder adds id and times): what was measured, and how."""
+        settings = self.settings
+        return {
+            "provider": settings.provider,
+            "target": public_url(settings.target),
+            "embedded_server": settings.embedded_server,
+            "iterations": self.tickets.report(),
+            "users": self.users,
+            "mode": self.mode,
+            "timeout_s": settings.timeout,
+            "delay_ms": settings.wait_ms,
+            "audio": self.audio,
+            "pace": settings.pace,
+            "trailing_silence_ms": settings.trailing_silence_ms,
+            "connect_per_call": settings.connect_per_call,
+            "system_message": settings.system_message,
+            "voice": settings.voice or "default",
+            "model": settings.model or None,
+            "turn": settings.turn,
+            "locust_options": self.locust_options,
+            "aborted": self.aborted,
+        }
 
 
 class _State:
@@ -221,6 +247,8 @@ def _open_office(environment) -> None:
         recorder=recorder,
         users=int(getattr(opts, "num_users", 0) or 0),
         mode="master" if isinstance(runner, MasterRunner) else "local",
+        audio=_load_stimulus(settings).description,
+        locust_options=_locust_options(environment),
     )
     state.office = state.last_office = office
     log.info("run %s: %s at %s, %s iterations, results in %s", recorder.run_id, settings.provider,
@@ -253,11 +281,7 @@ def _receive_samples(environment, msg, **_kwargs) -> None:
             office.aborted = sentence
             office.tickets.close()
             log.error("stopping early: %s (the first %d iterations all failed this way)", sentence, FATAL_STREAK)
-            office.finished = True
-            gevent.spawn(_end_run, environment)
-    if office.tickets.done and not office.finished:
-        office.finished = True
-        gevent.spawn(_end_run, environment)
+    _end_run_when_settled(environment, office)
 
 
 def _ticket_abandoned(environment, msg, **_kwargs) -> None:
@@ -265,9 +289,7 @@ def _ticket_abandoned(environment, msg, **_kwargs) -> None:
     if office is None or not office.tickets.abandon(msg.node_id, msg.data["iteration"]):
         return
     log.warning("iteration %s lost in flight: its user on %s was stopped mid-cycle", msg.data["iteration"], msg.node_id)
-    if office.tickets.done and not office.finished:
-        office.finished = True
-        gevent.spawn(_end_run, environment)
+    _end_run_when_settled(environment, office)
 
 
 def _worker_flushed(environment, msg, **_kwargs) -> None:
@@ -277,7 +299,7 @@ def _worker_flushed(environment, msg, **_kwargs) -> None:
 
 def _collect_worker_flushes(runner: MasterRunner, office: _Office) -> None:
     """Every worker's last samples reach the master before it stops listening (LOCUST_NOTES)."""
-    workers = {c.id for c in runner.clients.values() if c.state != STATE_MISSING}
+    workers = _live_workers(runner)
     if not workers:
         return
     office.flushed.clear()
@@ -296,19 +318,30 @@ def _watch_workers(environment, office: _Office) -> None:
         return
     while state.office is office:
         gevent.sleep(WATCH_INTERVAL)
-        alive = {c.id for c in runner.clients.values() if c.state != STATE_MISSING}
+        alive = _live_workers(runner)
         for worker in list(office.tickets.in_flight):
             if worker not in alive and office.tickets.in_flight[worker]:
                 lost = office.tickets.write_off(worker)
                 log.error("worker %s is gone; iterations %s lost in flight", worker, lost)
-        if office.tickets.done and not office.finished:
-            office.finished = True
-            gevent.spawn(_end_run, environment)
+        _end_run_when_settled(environment, office)
+
+
+def _live_workers(runner: MasterRunner) -> set[str]:
+    return {c.id for c in runner.clients.values() if c.state != STATE_MISSING}
+
+
+def _end_run_when_settled(environment, office: _Office) -> None:
+    """End the run once: when every planned ticket has finished or been lost, or when it was aborted."""
+    if office.finished or not (office.aborted or office.tickets.done):
+        return
+    office.finished = True
+    if not office.aborted:
+        log.info("all %d iterations accounted for", office.tickets.planned)
+    gevent.spawn(_end_run, environment)
 
 
 def _end_run(environment) -> None:
-    """All planned iterations are accounted for: quit a headless run, stop a web UI run."""
-    log.info("all %d iterations accounted for", state.office.tickets.planned if state.office else 0)
+    """Quit a headless run, stop a web UI run."""
     if environment.parsed_options and environment.parsed_options.headless:
         environment.runner.quit()
     else:
@@ -326,28 +359,7 @@ def _close_office(environment) -> None:
         lost = office.tickets.write_off(worker)
         if lost:
             log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
-    budget = office.tickets.report()
-    run = {
-        "provider": office.settings.provider,
-        "target": public_url(office.settings.target),
-        "embedded_server": office.settings.embedded_server,
-        "iterations": budget,
-        "users": office.users,
-        "mode": office.mode,
-        "timeout_s": office.settings.timeout,
-        "delay_ms": office.settings.wait_ms,
-        "audio": _load_stimulus(office.settings).description,
-        "pace": office.settings.pace,
-        "trailing_silence_ms": office.settings.trailing_silence_ms,
-        "connect_per_call": office.settings.connect_per_call,
-        "system_message": office.settings.system_message,
-        "voice": office.settings.voice or "default",
-        "model": office.settings.model or None,
-        "turn": office.settings.turn,
-        "locust_options": _locust_options(environment),
-        "aborted": office.aborted,
-    }
-    office.metrics = office.recorder.finish(run)
+    office.metrics = office.recorder.finish(office.describe())
     incomplete = office.aborted or (office.tickets.planned and not office.tickets.complete)
     if incomplete and environment.process_exit_code is None:
         environment.process_exit_code = 1

@@ -29,7 +29,6 @@ from flask import Blueprint, Response, make_response, request
 from bootbench.exporters import build_metrics, now_iso
 from bootbench.formatting import format_count, format_ms, format_rate
 from bootbench.live import Snapshot, histogram, snapshot
-from bootbench.providers.base import public_url
 from bootbench.samples import SMALL_SAMPLE
 from bootbench.secrets import redact
 
@@ -159,24 +158,11 @@ def live_metrics(office: Any) -> dict[str, Any]:
     """metrics.json of the office's run: the final document once it ended, else one built from the samples so far."""
     if office.metrics is not None:
         return office.metrics
-    settings = office.settings
     run = {
         "id": office.recorder.run_id,
         "started_at": office.recorder.started.isoformat(timespec="milliseconds"),
         "snapshot_at": now_iso(),
         "in_progress": True,
-        "provider": settings.provider,
-        "target": public_url(settings.target),
-        "embedded_server": settings.embedded_server,
-        "iterations": office.tickets.report(),
-        "users": office.users,
-        "mode": office.mode,
-        "timeout_s": settings.timeout,
-        "delay_ms": settings.wait_ms,
-        "audio": settings.audio or "default sine",
-        "pace": settings.pace,
-        "trailing_silence_ms": settings.trailing_silence_ms,
-        "connect_per_call": settings.connect_per_call,
-        "aborted": getattr(office, "aborted", None),
+        **office.describe(),
     }
     return build_metrics(run, list(office.recorder.samples))

@@ -217,15 +217,11 @@ class AivocoProtocol:
         check = check_audio_data(args)
         for problem in check.problems:
             self.scheduler.violation(record, problem)
-        record.audio_in.chunks += 1
-        if check.pcm is not None and check.peak is not None:
-            record.audio_in.samples += len(check.pcm) // 2
-            record.audio_in.peak = max(record.audio_in.peak, check.peak)
-        record.t_ns["last_input_received"] = received
-        if record.t_ns["first_input_received"] is None:
-            record.t_ns["first_input_received"] = received
-            if self.reply_after == "first-input":
-                session.reply_task = _spawn(self._stream_reply(session, received))
+        first = record.t_ns["first_input_received"] is None
+        valid = check.pcm is not None and check.peak is not None
+        record.note_input(len(check.pcm) // 2 if valid else 0, check.peak if valid else 0.0, received)
+        if first and self.reply_after == "first-input":
+            session.reply_task = _spawn(self._stream_reply(session, received))
         if self.reply_after == "end-of-turn" and check.pcm is not None:
             self._watch_turn(session, check.pcm, received)
 

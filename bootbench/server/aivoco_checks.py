@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .constants import AIVOCO_AMPLITUDE_TOLERANCE, AIVOCO_HAS_AUDIO_THRESHOLD
+from .json_checks import json_type
 from .pcm import pcm16_peak
 
 HAS_AUDIO_THRESHOLD = AIVOCO_HAS_AUDIO_THRESHOLD
@@ -24,24 +25,6 @@ START_CALL_TYPES: dict[str, type] = {"auth_key": str, "system_message": str, "vo
                                      "custom_functions": list}
 AUDIO_DATA_KEYS = ("audio_data", "has_audio", "max_amplitude")
 _THRESHOLD_BAND = 2 / 32768
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, (bytes, bytearray)):
-        return "binary"
-    return type(value).__name__
 
 
 def _single_payload(event: str, args: tuple[Any, ...], problems: list[str]) -> Any:
@@ -60,13 +43,13 @@ def check_start_call(args: tuple[Any, ...]) -> list[str]:
     problems: list[str] = []
     payload = _single_payload("start_call", args, problems)
     if not isinstance(payload, dict):
-        problems.append(f"start_call: payload must be an object, got {_json_type(payload)}")
+        problems.append(f"start_call: payload must be an object, got {json_type(payload)}")
         return problems
     _check_keys("start_call", payload, tuple(START_CALL_TYPES), problems)
     for key, expected in START_CALL_TYPES.items():
         if key in payload and not isinstance(payload[key], expected):
             want = "a string" if expected is str else "an array"
-            problems.append(f"start_call: {key!r} must be {want}, got {_json_type(payload[key])}")
+            problems.append(f"start_call: {key!r} must be {want}, got {json_type(payload[key])}")
     return problems
 
 
@@ -81,7 +64,7 @@ class AudioCheck:
 
 def _decode_pcm(value: Any, problems: list[str]) -> bytes | None:
     if not isinstance(value, str):
-        problems.append(f"audio_data: 'audio_data' must be a base64 string, got {_json_type(value)}")
+        problems.append(f"audio_data: 'audio_data' must be a base64 string, got {json_type(value)}")
         return None
     try:
         raw = base64.b64decode(value, validate=True)
@@ -106,19 +89,19 @@ def check_audio_data(args: tuple[Any, ...]) -> AudioCheck:
     problems = check.problems
     payload = _single_payload("audio_data", args, problems)
     if not isinstance(payload, dict):
-        problems.append(f"audio_data: payload must be an object, got {_json_type(payload)}")
+        problems.append(f"audio_data: payload must be an object, got {json_type(payload)}")
         return check
     _check_keys("audio_data", payload, AUDIO_DATA_KEYS, problems)
     if "audio_data" in payload:
         check.pcm = _decode_pcm(payload["audio_data"], problems)
     has_audio = payload.get("has_audio")
     if "has_audio" in payload and not isinstance(has_audio, bool):
-        problems.append(f"audio_data: 'has_audio' must be a boolean, got {_json_type(has_audio)}")
+        problems.append(f"audio_data: 'has_audio' must be a boolean, got {json_type(has_audio)}")
         has_audio = None
     amplitude = payload.get("max_amplitude")
     if "max_amplitude" in payload:
         if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)):
-            problems.append(f"audio_data: 'max_amplitude' must be a number, got {_json_type(amplitude)}")
+            problems.append(f"audio_data: 'max_amplitude' must be a number, got {json_type(amplitude)}")
             amplitude = None
         elif not (math.isfinite(amplitude) and 0.0 <= amplitude <= 1.0):
             problems.append(f"audio_data: 'max_amplitude' {amplitude!r} is outside 0..1")

@@ -217,12 +217,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
                                            "sends audio into a ready session only)", None)])
             return
         samples = len(pcm) // 2
-        record.audio_in.chunks += 1
-        record.audio_in.samples += samples
-        record.audio_in.peak = max(record.audio_in.peak, pcm16_peak(pcm))
-        record.t_ns["last_input_received"] = received_ns
-        if record.t_ns["first_input_received"] is None:
-            record.t_ns["first_input_received"] = received_ns
+        record.note_input(samples, pcm16_peak(pcm), received_ns)
         conn.buffered_samples += samples
         conn.samples_in += samples
         if conn.detector is None:

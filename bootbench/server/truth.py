@@ -67,6 +67,15 @@ class SessionTruth:
         if len(self.violations) < MAX_STORED_VIOLATIONS:
             self.violations.append(description)
 
+    def note_input(self, samples: int, peak: float, received_ns: int) -> None:
+        """Count one chunk of client audio and stamp it as the latest (and, if none came before, the first) input."""
+        self.audio_in.chunks += 1
+        self.audio_in.samples += samples
+        self.audio_in.peak = max(self.audio_in.peak, peak)
+        self.t_ns["last_input_received"] = received_ns
+        if self.t_ns["first_input_received"] is None:
+            self.t_ns["first_input_received"] = received_ns
+
     def span_ms(self, start: str, end: str) -> float | None:
         """Milliseconds between two recorded timestamps, None if either did not happen."""
         a, b = self.t_ns.get(start), self.t_ns.get(end)
