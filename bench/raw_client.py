@@ -22,14 +22,13 @@ if "--threads" not in sys.argv:
     monkey.patch_all()
 
 import argparse  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
 import socketio  # noqa: E402
 
 from bootbench.audio import Stimulus  # noqa: E402
+from user_threads import run_users  # noqa: E402
 
 START = {"auth_key": "bootbench-reference", "system_message": "", "voice_choice": "female", "custom_functions": []}
 
@@ -103,28 +102,7 @@ def main() -> None:
 
         module.install()
         kernel_stamps = module
-    counter = itertools.count(1)
-    lock = threading.Lock()
-
-    def tickets():
-        while True:
-            with lock:
-                n = next(counter)
-            if n > args.iterations:
-                return
-            yield n
-
-    out: list = []
-    users = [threading.Thread(target=user, args=(args.url, tickets(), out, args.wait_ms / 1000, args.library_defaults), daemon=True)
-             for _ in range(args.users)]
-    for u in users:
-        u.start()
-    for u in users:
-        u.join(timeout=600)
-    with open(args.out, "w") as f:
-        for row in sorted(out, key=lambda r: r["iteration"]):
-            f.write(json.dumps(row) + "\n")
-
+    run_users(user, (args.url, args.wait_ms / 1000, args.library_defaults), args.users, args.iterations, args.out)
 
 if __name__ == "__main__":
     main()

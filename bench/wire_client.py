@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import itertools
 import json
 import os
 import socket
 import struct
-import threading
 import time
 from urllib.parse import urlparse
 
 import numpy as np
 
 from bootbench.audio import Stimulus
+from user_threads import run_users
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 START = {"auth_key": "bootbench-reference", "system_message": "", "voice_choice": "female", "custom_functions": []}
@@ -184,28 +183,7 @@ def main() -> None:
     parser.add_argument("--wait-ms", type=float, default=100.0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    counter = itertools.count(1)
-    lock = threading.Lock()
-
-    def tickets():
-        while True:
-            with lock:
-                n = next(counter)
-            if n > args.iterations:
-                return
-            yield n
-
-    out: list = []
-    users = [threading.Thread(target=user, args=(args.url, tickets(), out, args.wait_ms / 1000), daemon=True)
-             for _ in range(args.users)]
-    for u in users:
-        u.start()
-    for u in users:
-        u.join(timeout=600)
-    with open(args.out, "w") as f:
-        for row in sorted(out, key=lambda r: r["iteration"]):
-            f.write(json.dumps(row) + "\n")
-
+    run_users(user, (args.url, args.wait_ms / 1000), args.users, args.iterations, args.out)
 
 if __name__ == "__main__":
     main()
