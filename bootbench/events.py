@@ -28,9 +28,10 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
 from bootbench import options as bootopts
-from bootbench import progress, providers, webui
+from bootbench import providers
+from bootbench.views import progress, webui
 from bootbench.audio import AudioError, Stimulus
-from bootbench.budget import TicketOffice
+from bootbench.run.budget import TicketOffice
 from bootbench.exporters import RunRecorder, console_summary
 from bootbench.providers import DriverConfig
 from bootbench.providers.base import public_url

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from bootbench.report import write_report_safely
+from bootbench.views.report import write_report_safely
 from bootbench.samples import HEADLINE, PHASES, Sample, summarize_errors, summarize_samples
 from bootbench.secrets import RedactingFilter, redact
 

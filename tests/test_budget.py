@@ -1,6 +1,6 @@
 """The global iteration budget's accounting."""
 
-from bootbench.budget import TicketOffice
+from bootbench.run.budget import TicketOffice
 
 
 def test_exactly_planned_tickets_are_granted_across_workers():

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import run_locust
 
-CLI = [sys.executable, "-m", "bootbench.cli"]
+CLI = [sys.executable, "-m", "bootbench.views.cli"]
 
 
 @pytest.fixture(scope="module")

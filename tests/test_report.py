@@ -15,7 +15,7 @@ from conftest import run_locust
 
 SETUP_MS, FIRST_AUDIO_MS, ITERATIONS = 30.0, 250.0, 18
 HOSTILE = '<script>alert("x")</script> & "quotes"'
-CLI = [sys.executable, "-m", "bootbench.cli"]
+CLI = [sys.executable, "-m", "bootbench.views.cli"]
 
 
 @pytest.fixture(scope="module")

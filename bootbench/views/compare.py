@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from bootbench import plots
-from bootbench.formatting import format_count, format_ms, format_rate
-from bootbench.report import esc, load_metrics, page, table
+from bootbench.views import plots
+from bootbench.views.formatting import format_count, format_ms, format_rate
+from bootbench.views.report import esc, load_metrics, page, table
 from bootbench.samples import HEADLINE, SMALL_SAMPLE
 
 DEFINITION = (
@@ -81,7 +81,7 @@ class Run:
 
 
 def load_runs(folders: Sequence[str | Path]) -> list[Run]:
-    """Every folder's metrics.json; raises :class:`~bootbench.report.ResultFolderError` for the first bad one."""
+    """Every folder's metrics.json; raises :class:`~bootbench.views.report.ResultFolderError` for the first bad one."""
     return [Run(Path(folder), load_metrics(folder)) for folder in folders]
 
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from bootbench import plots
-from bootbench.formatting import MISSING, format_count, format_ms, format_rate
+from bootbench.views import plots
+from bootbench.views.formatting import MISSING, format_count, format_ms, format_rate
 from bootbench.samples import HEADLINE, PHASES, SMALL_SAMPLE
 
 REPORT_FILE = "report.html"

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import gevent
 
-from bootbench.formatting import format_ms
-from bootbench.live import Snapshot, snapshot
+from bootbench.views.formatting import format_ms
+from bootbench.views.live import Snapshot, snapshot
 from bootbench.samples import Sample
 
 INTERVAL = 5.0

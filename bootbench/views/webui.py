@@ -27,8 +27,8 @@ from typing import Any, Callable
 from flask import Blueprint, Response, make_response, request
 
 from bootbench.exporters import build_metrics, now_iso
-from bootbench.formatting import format_count, format_ms, format_rate
-from bootbench.live import Snapshot, histogram, snapshot
+from bootbench.views.formatting import format_count, format_ms, format_rate
+from bootbench.views.live import Snapshot, histogram, snapshot
 from bootbench.samples import SMALL_SAMPLE
 from bootbench.secrets import redact
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from bootbench import compare as comparing
-from bootbench.report import ResultFolderError, write_report
+from bootbench.views import compare as comparing
+from bootbench.views.report import ResultFolderError, write_report
 
 USER_ERROR = 2
 

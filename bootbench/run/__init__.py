@@ -1,0 +1,1 @@
+"""Running on Locust: master/worker run state, the iteration budget, sample shipping."""

@@ -1,0 +1,1 @@
+"""Presenting results: text, HTML report, plots, web UI tab, progress line, compare, the bootbench command."""
