@@ -12,32 +12,49 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any, Iterable
 
 import numpy as np
 
-PHASES: tuple[str, ...] = (
-    "connect_ms",
-    "session_start_ms",
-    "first_response_ms",
-    "input_to_audio_ms",
-    "cold_start_ms",
-    "stop_ms",
+class ErrorKind(StrEnum):
+    """Why a cycle failed; the value is what samples, metrics.json and the console show."""
+
+    CONNECT_FAILED = "connect_failed"
+    AUTH_FAILED = "auth_failed"
+    SESSION_TIMEOUT = "session_timeout"
+    AUDIO_TIMEOUT = "audio_timeout"
+    DISCONNECTED = "disconnected"
+    PROTOCOL_ERROR = "protocol_error"
+    SERVER_ERROR = "server_error"
+    SEND_FAILED = "send_failed"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One interval bootbench reports: its name in every output, a label for people, and its two end events."""
+
+    name: str
+    label: str
+    start: str
+    end: str
+    unit: str = "ms"
+
+
+PHASE_TABLE: tuple[Phase, ...] = (
+    Phase("connect_ms", "connect", "connect start", "transport open"),
+    Phase("session_start_ms", "session start", "start request sent", "session ready"),
+    Phase("first_response_ms", "first response", "session ready", "first audio event"),
+    Phase("input_to_audio_ms", "input to audio", "last input sent", "first audio event"),
+    Phase("cold_start_ms", "cold start", "cycle start", "first audio event"),
+    Phase("stop_ms", "stop", "stop sent", "stop acknowledged"),
 )
-"""Every interval bootbench reports, in cycle order. ``first_response_ms`` is the headline."""
+"""Every interval bootbench reports, in cycle order (docs/architecture.md defines each)."""
+PHASE_BY_NAME: dict[str, Phase] = {p.name: p for p in PHASE_TABLE}
+PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE)
+"""The phase names, in cycle order. ``first_response_ms`` is the headline."""
 
 HEADLINE = "first_response_ms"
-
-ERROR_KINDS: tuple[str, ...] = (
-    "connect_failed",
-    "auth_failed",
-    "session_timeout",
-    "audio_timeout",
-    "disconnected",
-    "protocol_error",
-    "server_error",
-    "send_failed",
-)
 
 BOOTSTRAP_RESAMPLES = 2000
 SMALL_SAMPLE = 100
