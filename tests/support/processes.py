@@ -1,0 +1,77 @@
+"""Real processes for tests: Locust runs with a clean environment, free loopback ports, JSONL reading.
+
+    run = run_locust("-u", "1", "-i", "3", cwd=tmp_path)
+    assert run.returncode == 0 and run.metrics["summary"]["successes"] == 3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "locustfile.py"
+LOCUST = [sys.executable, "-m", "locust"]
+FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "BOOTBENCH_")
+"""Variables of the developer's shell that would change what a test run does (options, keys)."""
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without bootbench options and API keys, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocustRun:
+    """A finished Locust process: exit code, output, and the result folder it printed last."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def folder(self) -> Path:
+        lines = [line for line in self.stdout.strip().splitlines() if line.strip()]
+        assert lines, f"no output; stderr:\n{self.stderr[-3000:]}"
+        folder = Path(lines[-1].strip())
+        assert folder.is_dir(), f"last line is not a result folder: {lines[-1]!r}\nstderr:\n{self.stderr[-3000:]}"
+        return folder
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.folder / "metrics.json").read_text())
+
+    def jsonl(self) -> list[dict]:
+        return read_jsonl(self.folder / "samples.jsonl")
+
+
+def run_locust(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> LocustRun:
+    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment."""
+    proc = subprocess.run([*LOCUST, "-f", str(LOCUSTFILE), "--headless", *args], cwd=cwd, env=clean_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+    return LocustRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``locust -f locustfile.py ARGS`` in the background, output to ``log``."""
+    out = open(log, "w")
+    return subprocess.Popen([*LOCUST, "-f", str(LOCUSTFILE), *args], cwd=cwd, env=clean_env(env),
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
