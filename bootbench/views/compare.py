@@ -1,9 +1,9 @@
 """Several runs side by side: a results table (plain text or Markdown) and a page of overlaid CDFs.
 
-Runs compare only when they measured the same thing: the same connection
-policy, audio, pacing, trailing silence, timeout and (where recorded) the
-provider's turn mode. :func:`definition_differences` names what differs, and
-the command refuses such a comparison unless forced.
+Runs compare only when they measured the same thing (:data:`DEFINITION`:
+connection policy, audio, pacing, trailing silence, timeout, the provider's
+turn mode); :func:`definition_differences` names what differs, and the
+command refuses such a comparison unless forced.
 
     runs = load_runs(["results/a", "results/b"])
     print(markdown_table(runs))
