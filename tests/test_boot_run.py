@@ -6,6 +6,7 @@ Each sample against its session's ground truth: test_accuracy.py. Bad input: tes
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -15,16 +16,17 @@ from support.processes import read_jsonl, run_locust
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 
 
-def fixed_server(reference_server, **kwargs):
-    return reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0,
-                            **kwargs)
+def successful_run(reference_server, tmp_path: Path, *args: str):
+    """A reference server with fixed delays, and a headless run against it with ``args`` that exited 0."""
+    server = reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
+    run = run_locust(*args, "-H", server.url, "--results-dir", str(tmp_path / "r"), cwd=tmp_path,
+                     env={"AIVOCO_API_KEY": "test-key-123"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return server, run
 
 
 def test_n_iterations_give_n_samples_n_sessions_one_connect_and_a_summary(reference_server, tmp_path):
-    server = fixed_server(reference_server)
-    run = run_locust("-u", "1", "-i", "20", "-H", server.url, "--results-dir", str(tmp_path / "results"),
-                     cwd=tmp_path, env={"AIVOCO_API_KEY": "test-key-123"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    server, run = successful_run(reference_server, tmp_path, "-u", "1", "-i", "20")
     metrics = run.metrics
     samples = metrics["samples"]
     assert [s["iteration"] for s in samples] == list(range(1, 21))
@@ -44,10 +46,7 @@ def test_n_iterations_give_n_samples_n_sessions_one_connect_and_a_summary(refere
 
 
 def test_result_files_parse_and_agree_with_each_other(reference_server, tmp_path):
-    server = fixed_server(reference_server)
-    run = run_locust("-u", "2", "-i", "12", "-H", server.url, "--results-dir", str(tmp_path / "r"),
-                     cwd=tmp_path, env={"AIVOCO_API_KEY": "test-key-123"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    _, run = successful_run(reference_server, tmp_path, "-u", "2", "-i", "12")
     folder = run.folder
     assert folder.parent == tmp_path / "r"
     metrics = run.metrics
@@ -87,11 +86,8 @@ def test_embedded_reference_server_is_the_default_target(tmp_path):
 
 
 def test_connect_per_call_and_realtime_pace_send_nothing_malformed(reference_server, tmp_path):
-    server = fixed_server(reference_server)
-    run = run_locust("-u", "1", "-i", "6", "-H", server.url, "--results-dir", str(tmp_path / "r"),
-                     "--connect-per-call", "--pace", "realtime", "--trailing-silence-ms", "200",
-                     cwd=tmp_path, env={"AIVOCO_API_KEY": "k-123456"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    server, run = successful_run(reference_server, tmp_path, "-u", "1", "-i", "6", "--connect-per-call",
+                                 "--pace", "realtime", "--trailing-silence-ms", "200")
     samples = run.metrics["samples"]
     assert all(s["ok"] and s["connected_this_cycle"] and s["connect_ms"] > 0 for s in samples)
     assert all(s["cold_start_ms"] > s["connect_ms"] + s["session_start_ms"] for s in samples)
