@@ -55,7 +55,7 @@ class BootUser(User):
         ctx = context.current(self.environment)
         self.number = context.next_user_number()
         self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
-        self._pending_connect: Timeline | None = None
+        self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         self._backoff = 0.0
         if not ctx.settings.connect_per_call:
             self._connect_ahead()
@@ -65,7 +65,7 @@ class BootUser(User):
         timeline = Timeline()
         try:
             self.driver.connect(timeline)
-            self._pending_connect = timeline
+            self._connected_ahead = timeline
         except CycleError as exc:
             log.warning("user %d: connect failed (%s); retrying inside the next cycle", self.number, exc)
 
@@ -105,13 +105,13 @@ class BootUser(User):
                 connected_now = True
                 self.driver.connect(timeline)
                 deadline = time.perf_counter_ns() + int(ctx.settings.timeout * 1e9)
-            elif self._pending_connect is not None:
+            elif self._connected_ahead is not None:
                 # The connection was opened ahead, outside any cycle (on start, or after the last
                 # cycle closed it): its connect_ms belongs to the first cycle that uses it, and
                 # cold_start_ms still starts at this cycle's start, not at the connect.
-                timeline.connect_start = self._pending_connect.connect_start
-                timeline.connected = self._pending_connect.connected
-            self._pending_connect = None
+                timeline.connect_start = self._connected_ahead.connect_start
+                timeline.connected = self._connected_ahead.connected
+            self._connected_ahead = None
             step = "start"
             self.driver.start(timeline, deadline)
             step = "send"
