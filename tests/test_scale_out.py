@@ -8,27 +8,44 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
 
 
-def start_cluster(tmp_path: Path, iterations: int, users: int, workers: int = 2, extra: tuple[str, ...] = ()):
-    """A headless master with ``extra`` options and ``workers`` workers on a free port; logs in ``tmp_path``."""
-    port = free_port()
-    master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                            str(port), "--expect-workers", str(workers), "-u", str(users), "-i", str(iterations),
-                            "--results-dir", str(tmp_path / "r"), *extra, cwd=tmp_path, log=tmp_path / "master.log")
-    started = [locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), cwd=tmp_path,
-                              log=tmp_path / f"worker{n}.log") for n in range(workers)]
-    return master, started
+@pytest.fixture
+def start_cluster(tmp_path: Path):
+    """Factory: a headless master with ``extra`` options and its workers on a free port, logs in ``tmp_path``.
 
+    Whatever is still running at teardown is killed.
+    """
+    started: list[subprocess.Popen] = []
 
-def finish(process: subprocess.Popen, timeout: float = 120) -> int:
-    """The exit code of ``process`` once it ends by itself; killed after ``timeout`` seconds."""
-    try:
-        return process.wait(timeout)
-    finally:
+    def start(iterations: int, users: int, workers: int = 2, extra: tuple[str, ...] = ()):
+        port = free_port()
+        master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                                str(port), "--expect-workers", str(workers), "-u", str(users), "-i", str(iterations),
+                                "--results-dir", str(tmp_path / "r"), *extra, cwd=tmp_path, log=tmp_path / "master.log")
+        worker_processes = [locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+                                           cwd=tmp_path, log=tmp_path / f"worker{n}.log") for n in range(workers)]
+        started.extend([master, *worker_processes])
+        return master, worker_processes
+
+    yield start
+    for process in started:
         if process.poll() is None:
             process.kill()
+            process.wait()
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> int | None:
+    """The exit code of ``process`` once it ends by itself; None (and killed) if it still runs after ``timeout`` s."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
 
 
 def result_folder(tmp_path: Path) -> Path:
@@ -49,8 +66,8 @@ def assert_files_agree(folder: Path) -> dict:
     return metrics
 
 
-def test_master_and_two_workers_run_exactly_n_iterations_in_total(tmp_path):
-    master, workers = start_cluster(tmp_path, iterations=40, users=4,
+def test_master_and_two_workers_run_exactly_n_iterations_in_total(start_cluster, tmp_path):
+    master, workers = start_cluster(iterations=40, users=4,
                                     extra=("--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "locust.html")))
     assert finish(master) == 0, (tmp_path / "master.log").read_text()[-3000:]
     for worker in workers:
@@ -87,17 +104,15 @@ def test_processes_mode_runs_exactly_n_iterations_with_one_embedded_server(tmp_p
 
 
 def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_ends_with_exit_code_1(
-        reference_server, tmp_path):
+        reference_server, start_cluster, tmp_path):
     # a 300 ms answer and no wait between cycles: each of the victim's two users holds a ticket nearly all the time
     server = reference_server(setup_delay="10", first_audio_delay="300", cold_penalty=0)
-    master, (survivor, victim) = start_cluster(tmp_path, iterations=40, users=4,
-                                               extra=("-H", server.url, "--wait-ms", "0"))
-    try:
-        assert wait_for_samples(tmp_path / "r", 8), (tmp_path / "master.log").read_text()[-3000:]
-    finally:
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
+    master, (survivor, victim) = start_cluster(iterations=40, users=4, extra=("-H", server.url, "--wait-ms", "0"))
+    assert wait_for_samples(tmp_path / "r", 8), (tmp_path / "master.log").read_text()[-3000:]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
     code = finish(master)
+    assert code is not None, (tmp_path / "master.log").read_text()[-3000:]
     finish(survivor, 30)
     metrics = assert_files_agree(result_folder(tmp_path))
     budget = metrics["run"]["iterations"]
