@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
+from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHASES, Sample, Turn
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
 from bootbench.views.report import write_report_safely
@@ -94,7 +94,17 @@ def log_line(sample: Sample) -> str:
     phases = ", ".join(f"{p[:-3]} {getattr(sample, p):.1f} ms" for p in PHASES if getattr(sample, p) is not None)
     outcome = "ok" if sample.ok else f"FAILED {sample.error_kind}: {sample.error}"
     strays = f"; anomalies {sample.anomalies}" if sample.anomalies else ""
-    return f"{who}: {outcome}{'; ' + phases if phases else ''}{strays}"
+    turns = ""
+    if sample.turns:
+        turns = "; turns " + ", ".join(f"{t.turn}: input to audio {_ms(t.input_to_audio_ms)}, reply {_ms(t.reply_ms)}"
+                                       for t in sample.turns)
+        if sample.cold_penalty_ms is not None:
+            turns += f"; cold penalty {sample.cold_penalty_ms:.1f} ms"
+    return f"{who}: {outcome}{'; ' + phases if phases else ''}{turns}{strays}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
 
 
 def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], samples: Sequence[Sample], *,
@@ -126,7 +136,7 @@ def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sampl
 def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
     """One row per phase with its exact statistics and the run's success rate (summary.csv)."""
     rows = []
-    for phase in PHASES:
+    for phase in (*PHASES, *(p for p in TURN_PHASES if p in summary["phases"])):
         stats = summary["phases"][phase]
         row = {"phase": phase, **{c: stats[c] for c in STATISTICS}}
         for name in ("ci95_mean", "ci95_median"):
@@ -138,9 +148,26 @@ def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
 
 
 def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
-    """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv)."""
-    frame = pd.DataFrame([vars(s) for s in sorted(samples, key=lambda s: s.iteration)], columns=list(SAMPLE_FIELDS))
+    """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv).
+
+    A run with ``--turns`` > 1 adds ``cold_penalty_ms`` and one column per
+    turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ...);
+    a single-turn run's columns are those it always had.
+    """
+    ordered = sorted(samples, key=lambda s: s.iteration)
+    multi_turn = any(s.turns is not None for s in ordered)
+    columns = [f for f in SAMPLE_FIELDS if multi_turn or f not in MULTI_TURN_FIELDS]
+    frame = pd.DataFrame([vars(s) for s in ordered], columns=columns)
     frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
+    if multi_turn:
+        frame = frame.drop(columns="turns")
+        most = max(len(s.turns or []) for s in ordered)
+        figures = [f for f in vars(Turn(1)) if f != "turn"]
+        for number in range(1, most + 1):
+            for figure in figures:
+                frame[f"turn{number}_{figure}"] = [
+                    getattr(s.turns[number - 1], figure) if s.turns and len(s.turns) >= number else None
+                    for s in ordered]
     return frame
 
 

@@ -26,6 +26,11 @@ from bootbench.secrets import load_key
 log = logging.getLogger("bootbench")
 
 PACES = ("burst", "realtime")
+DEFAULT_REPLY_GAP_MS = 500.0
+"""Quiet after which an Aivoco reply has ended: 12 times the 40 ms spacing of the reference server's chunks,
+several times that of real streams (20-100 ms chunks, sent at or faster than real time), and the 500 ms of
+silence server VAD takes as the end of a user's turn. It never enters a figure (the end is the last chunk's
+arrival); too short a gap would split a reply that stalls mid-way and take its rest as the next turn's answer."""
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
@@ -67,6 +72,13 @@ def add_arguments(parser: Any) -> None:
                              "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
+    parser.add_argument("--turns", type=int, default=1, env_var="LOCUST_TURNS",
+                        help="Turns per session: turn 1 is the cold one; turns 2..N are sent in the same session, "
+                             "each after the previous reply has ended, to measure warm latency and the cold "
+                             "penalty. Default 1 (no warm turns).")
+    parser.add_argument("--reply-gap-ms", type=float, default=DEFAULT_REPLY_GAP_MS, env_var="LOCUST_REPLY_GAP_MS",
+                        help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
+                             f"(the protocol has no end-of-reply event). Default {DEFAULT_REPLY_GAP_MS:g}.")
     bind_to_loopback_by_default(parser)
 
 
@@ -107,6 +119,8 @@ class Settings:
     audio: str
     results_dir: str
     ca_bundle: str
+    turns: int = 1
+    reply_gap_ms: float = DEFAULT_REPLY_GAP_MS
 
     def retarget(self, url: str, *, embedded: bool) -> Settings:
         """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
@@ -189,6 +203,10 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
     if values["wait_ms"] < 0:
         raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
+    if values["turns"] < 1:
+        raise ConfigError(f"--turns must be at least 1, not {values['turns']}")
+    if not values["reply_gap_ms"] > 0:
+        raise ConfigError(f"--reply-gap-ms must be a positive number of ms, not {values['reply_gap_ms']:g}")
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")

@@ -4,12 +4,14 @@ A :class:`Timeline` holds the ``perf_counter_ns`` timestamps of one cycle,
 taken by one process on one clock; :meth:`Timeline.phases` turns them into
 the millisecond intervals of :data:`PHASE_TABLE` (docs/architecture.md
 defines each). A :class:`Sample` is the record of one finished iteration, as
-written to ``samples.jsonl`` and shipped from workers to the master.
+written to ``samples.jsonl`` and shipped from workers to the master; with
+``--turns`` > 1 it also holds one :class:`Turn` per turn of its session.
 Statistics over samples are computed in :mod:`bootbench.stats`.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -26,6 +28,8 @@ class ErrorKind(StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     SERVER_ERROR = "server_error"
     SEND_FAILED = "send_failed"
+    REPLY_TIMEOUT = "reply_timeout"
+    """``--turns`` > 1: a reply did not end (end event, or Aivoco's ``--reply-gap-ms`` of quiet) within ``--timeout``."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,24 @@ PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE)
 
 HEADLINE = "first_response_ms"
 
+TURN_PHASE_TABLE: tuple[Phase, ...] = (
+    Phase("warm_input_to_audio_ms", "warm input to audio", "last input sent (turns 2..N)",
+          "first audio event of that turn's reply", "input_sent", "first_audio"),
+    Phase("cold_penalty_ms", "cold penalty", "median warm input_to_audio_ms of the session",
+          "turn 1's input_to_audio_ms", "", ""),
+)
+"""The phases of a run with ``--turns`` > 1, after :data:`PHASE_TABLE`; absent from single-turn runs.
+
+``warm_input_to_audio_ms`` has one value per warm turn (``since``/``until``
+name the fields of each warm turn's own :class:`Timeline`), pooled over all
+sessions; ``cold_penalty_ms`` is a :class:`Sample` field, the difference
+of two figures (``end`` minus ``start``), not an interval.
+"""
+TURN_PHASES: tuple[str, ...] = tuple(p.name for p in TURN_PHASE_TABLE)
+WARM_TURN_FIELDS: dict[str, str] = {"warm_input_to_audio_ms": "input_to_audio_ms"}
+"""Phases with one value per warm turn: the :class:`Turn` field each pools over turns 2..N."""
+PHASE_BY_NAME.update({p.name: p for p in TURN_PHASE_TABLE})
+
 
 @dataclass
 class Timeline:
@@ -74,6 +96,9 @@ class Timeline:
     first_audio: int | None = None
     stop_sent: int | None = None
     stop_acked: int | None = None
+    reply_end: int | None = None
+    """``--turns`` > 1: the end of the reply (OpenAI ``response.done``, Gemini ``turnComplete``/``generationComplete``,
+    Aivoco the last ``audio_response`` before ``--reply-gap-ms`` of quiet)."""
 
     def phases(self) -> dict[str, float | None]:
         """Every phase of :data:`PHASE_TABLE` in milliseconds; None where an end was not reached."""
@@ -84,6 +109,33 @@ def _ms(start: int | None, end: int | None) -> float | None:
     if start is None or end is None:
         return None
     return (end - start) / 1e6
+
+
+@dataclass
+class Turn:
+    """One turn of a multi-turn session (``--turns`` > 1): turn 1 is the cold one, 2..N the warm ones."""
+
+    turn: int
+    """1-based."""
+    input_to_audio_ms: float | None = None
+    """Last input sent -> first audio event of this turn's reply."""
+    reply_ms: float | None = None
+    """First audio event -> end of this turn's reply."""
+    # Per-turn figures of other timing definitions (e.g. input_to_audible_ms) go here, after reply_ms.
+
+    @classmethod
+    def of(cls, number: int, timeline: Timeline) -> Turn:
+        """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
+        return cls(turn=number, input_to_audio_ms=_ms(timeline.input_sent, timeline.first_audio),
+                   reply_ms=_ms(timeline.first_audio, timeline.reply_end))
+
+
+def cold_penalty(turns: list[Turn]) -> float | None:
+    """Turn 1's ``input_to_audio_ms`` minus the median of the warm turns' (None without both)."""
+    warm = [t.input_to_audio_ms for t in turns[1:] if t.input_to_audio_ms is not None]
+    if not turns or turns[0].input_to_audio_ms is None or not warm:
+        return None
+    return turns[0].input_to_audio_ms - statistics.median(warm)
 
 
 @dataclass
@@ -106,16 +158,43 @@ class Sample:
     stop_ms: float | None = None
     connected_this_cycle: bool = False
     anomalies: dict[str, int] = field(default_factory=dict)
+    turns: list[Turn] | None = None
+    """``--turns`` > 1: every turn reached, in order (turn 1's figures are also the flat fields above)."""
+    cold_penalty_ms: float | None = None
+    """``--turns`` > 1: :func:`cold_penalty` of :attr:`turns`."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``)."""
-        return asdict(self)
+        """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``).
+
+        A single-turn sample has no :data:`MULTI_TURN_FIELDS` keys, so ``--turns 1`` writes what it always did.
+        """
+        data = asdict(self)
+        if self.turns is None:
+            for name in MULTI_TURN_FIELDS:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
         """The sample of :meth:`to_dict`'s output; keys this version does not know are ignored."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        sample = cls(**{k: v for k, v in data.items() if k in names})
+        if sample.turns is not None:
+            turn_names = {f.name for f in fields(Turn)}
+            sample.turns = [t if isinstance(t, Turn) else Turn(**{k: v for k, v in t.items() if k in turn_names})
+                            for t in sample.turns]
+        return sample
+
+
+MULTI_TURN_FIELDS: tuple[str, ...] = ("turns", "cold_penalty_ms")
+"""Sample fields only a run with ``--turns`` > 1 fills; left out of single-turn samples and their files."""
+
+
+def phase_values(sample: Sample, phase: str) -> list[float | None]:
+    """The values ``sample`` has of ``phase``: one for most phases, one per warm turn for :data:`WARM_TURN_FIELDS`."""
+    if phase in WARM_TURN_FIELDS:
+        return [getattr(t, WARM_TURN_FIELDS[phase]) for t in (sample.turns or [])[1:]]
+    return [getattr(sample, phase)]
 
 
 SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sample))

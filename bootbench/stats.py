@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from bootbench.samples import HEADLINE, PHASES, Sample
+from bootbench.samples import HEADLINE, PHASES, TURN_PHASES, Sample, phase_values
 
 BOOTSTRAP_RESAMPLES = 2000
 SMALL_SAMPLE = 100
@@ -85,6 +85,41 @@ def _bootstrap(data: np.ndarray, statistic, seed: int) -> list[float] | None:
     return [float(low), float(high)]
 
 
+def summarize_groups(groups: Sequence[Iterable[float | None]], *, seed: int = 0,
+                     intervals: bool = True) -> dict[str, Any]:
+    """:func:`summarize` of a phase with several values per sample (``groups``: one list per sample).
+
+    The statistics are exact over all values pooled. Values of one session
+    are not independent (a slow session is slow on every turn), so the 95 %
+    intervals come from a seeded cluster bootstrap: whole samples are
+    resampled, each bringing all its values. With at most one value per
+    sample this is :func:`summarize` itself, to the last digit.
+    """
+    clusters = [np.asarray(finite(group), dtype=np.float64) for group in groups]
+    clusters = [c for c in clusters if c.size]
+    if all(c.size == 1 for c in clusters):
+        return summarize([float(c[0]) for c in clusters], seed=seed, intervals=intervals)
+    result = summarize(np.concatenate(clusters).tolist(), intervals=False)
+    if intervals:
+        result["ci95_mean"] = _cluster_bootstrap(clusters, np.mean, seed)
+        result["ci95_median"] = _cluster_bootstrap(clusters, np.median, seed)
+    return result
+
+
+def _cluster_bootstrap(clusters: list[np.ndarray], statistic, seed: int) -> list[float] | None:
+    if len(clusters) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(clusters), size=(BOOTSTRAP_RESAMPLES, len(clusters)))
+    if len({c.size for c in clusters}) == 1:  # equal-sized sessions (every one has N-1 warm turns): one array op
+        stacked = np.stack(clusters)
+        estimates = statistic(stacked[picks].reshape(BOOTSTRAP_RESAMPLES, -1), axis=1)
+    else:
+        estimates = np.array([statistic(np.concatenate([clusters[i] for i in row])) for row in picks])
+    low, high = np.percentile(estimates, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
 def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
     """The ``summary`` block of metrics.json: counts, success rate, and exact statistics per phase.
 
@@ -99,8 +134,14 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "failures": n - len(successes),
         "success_rate": (len(successes) / n) if n else None,
         "p99_is_max": len(successes) < SMALL_SAMPLE,
-        "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES},
+        "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES}
+        | {phase: summarize_groups([phase_values(s, phase) for s in successes]) for phase in turn_phases(samples)},
     }
+
+
+def turn_phases(samples: Iterable[Sample]) -> tuple[str, ...]:
+    """:data:`~bootbench.samples.TURN_PHASES` when the samples come from a run with ``--turns`` > 1, else ()."""
+    return TURN_PHASES if any(s.turns is not None for s in samples) else ()
 
 
 def errors_by_kind(samples: Iterable[Sample]) -> dict[str, int]:
@@ -141,6 +182,11 @@ class Snapshot:
     mean: float | None = None
     session_start_median: float | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    cold_penalty_median: float | None = None
+    """``--turns`` > 1 only: the median cold penalty so far (else None)."""
+    warm_input_to_audio_median: float | None = None
+    cold_input_to_audio_median: float | None = None
+    """``--turns`` > 1 only: median ``input_to_audio_ms`` of turn 1 of the sessions that had warm turns."""
 
     @property
     def success_rate(self) -> float | None:
@@ -157,10 +203,18 @@ def snapshot(samples: Sequence[Sample], planned: int = 0) -> Snapshot:
     ok = [s for s in samples if s.ok]
     head = summarize((getattr(s, HEADLINE) for s in ok), intervals=False)
     session = summarize((s.session_start_ms for s in ok), intervals=False)
-    return Snapshot(iterations=len(samples), planned=planned, successes=len(ok), failures=len(samples) - len(ok),
+    snap = Snapshot(iterations=len(samples), planned=planned, successes=len(ok), failures=len(samples) - len(ok),
                     first_response_ms=finite(getattr(s, HEADLINE) for s in ok),
                     median=head["median"], p95=head["p95"], p99=head["p99"], mean=head["mean"],
                     session_start_median=session["median"], errors_by_kind=errors_by_kind(samples))
+    if turn_phases(samples):
+        warm_sessions = [s for s in ok if s.cold_penalty_ms is not None]
+        snap.cold_penalty_median = summarize((s.cold_penalty_ms for s in warm_sessions), intervals=False)["median"]
+        snap.cold_input_to_audio_median = summarize((s.input_to_audio_ms for s in warm_sessions),
+                                                    intervals=False)["median"]
+        snap.warm_input_to_audio_median = summarize_groups(
+            [phase_values(s, "warm_input_to_audio_ms") for s in ok], intervals=False)["median"]
+    return snap
 
 
 def round_bins(values: Sequence[float], max_bins: int = 16) -> list[tuple[float, float, int]]:

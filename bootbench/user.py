@@ -2,6 +2,10 @@
 
     [connect] -> start session -> send test audio -> first audio back -> stop session -> wait
 
+With ``--turns N`` > 1 the session carries N turns before it is stopped:
+the first reply is awaited to its end, then turns 2..N each send the
+stimulus again and wait for their reply's first audio and end.
+
 Each cycle holds one ticket (a granted iteration of the run's budget),
 records a :class:`~bootbench.samples.Timeline`, fires one Locust request
 event per phase (``request_type`` = provider, ``name`` = phase), and ships
@@ -21,7 +25,7 @@ from bootbench import providers
 from bootbench.providers import CycleError, Driver
 from bootbench.run import context, messages
 from bootbench.run.context import RunContext
-from bootbench.samples import PHASES, ErrorKind, Sample, Timeline
+from bootbench.samples import PHASES, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
 
 log = logging.getLogger("bootbench.user")
 
@@ -34,6 +38,8 @@ FAILED_PHASE_BY_STEP = {
     "start": "session_start_ms",
     "send": "first_response_ms",
     "audio": "first_response_ms",
+    "reply": "warm_input_to_audio_ms",
+    "warm": "warm_input_to_audio_ms",
 }
 """The phase a failed cycle's Locust failure event is named after, by the step that failed."""
 
@@ -93,6 +99,7 @@ class BootUser(User):
     def _run_cycle(self, iteration: int, ctx: RunContext) -> tuple[Sample, str | None]:
         """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
         timeline = Timeline()
+        warm: list[Timeline] = []  # one per warm turn reached (--turns > 1)
         started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         anomalies_before = dict(self.driver.anomalies)
         connected_now = False
@@ -118,6 +125,14 @@ class BootUser(User):
             self.driver.send_audio(timeline)
             step = "audio"
             self.driver.first_audio(timeline, deadline)
+            if ctx.settings.turns > 1:
+                step = "reply"
+                try:
+                    self.driver.reply_end(timeline, time.perf_counter_ns() + int(ctx.settings.timeout * 1e9))
+                    step = "warm"
+                    self._warm_turns(ctx.settings.turns, ctx.settings.timeout, warm)
+                except CycleError as exc:
+                    raise CycleError(exc.kind, f"turn {len(warm) + 1}: {exc.message}") from None
         except CycleError as exc:
             error = exc
         # Stop / close / reconnect: a started session is always stopped (the service frees it). The
@@ -137,6 +152,9 @@ class BootUser(User):
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)
         anomalies = {k: v - anomalies_before.get(k, 0) for k, v in self.driver.anomalies.items()
                      if v - anomalies_before.get(k, 0)}
+        turns = None
+        if ctx.settings.turns > 1:
+            turns = [Turn.of(number, tl) for number, tl in enumerate([timeline, *warm], start=1)]
         sample = Sample(
             iteration=iteration,
             worker=ctx.worker,
@@ -148,8 +166,24 @@ class BootUser(User):
             connected_this_cycle=connected_now,
             anomalies=anomalies,
             **timeline.phases(),
+            turns=turns,
+            cold_penalty_ms=cold_penalty(turns) if turns else None,
         )
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
+
+    def _warm_turns(self, turns: int, timeout: float, warm: list[Timeline]) -> None:
+        """Turns 2..N in the open session, each after the previous reply ended, each with its own ``timeout``.
+
+        Appends each turn's timeline to ``warm`` as it starts, so a failed turn keeps what it reached.
+        """
+        for _ in range(2, turns + 1):
+            turn = Timeline()
+            warm.append(turn)
+            self.driver.next_turn()
+            deadline = time.perf_counter_ns() + int(timeout * 1e9)
+            self.driver.send_audio(turn)
+            self.driver.first_audio(turn, deadline)
+            self.driver.reply_end(turn, time.perf_counter_ns() + int(timeout * 1e9))
 
     def _fire_events(self, sample: Sample, failed_phase: str | None, provider: str) -> None:
         fire = self.environment.events.request.fire
@@ -157,6 +191,10 @@ class BootUser(User):
             value = getattr(sample, phase)
             if value is not None:
                 fire(request_type=provider, name=phase, response_time=value, response_length=0,
+                     exception=None, context={"iteration": sample.iteration})
+        for value in phase_values(sample, "warm_input_to_audio_ms"):  # one request per warm turn (--turns > 1)
+            if value is not None:
+                fire(request_type=provider, name="warm_input_to_audio_ms", response_time=value, response_length=0,
                      exception=None, context={"iteration": sample.iteration})
         if not sample.ok:
             fire(request_type=provider, name=failed_phase or "first_response_ms",

@@ -10,7 +10,8 @@ session, or for a session that already ended, are counted in
 ``driver.anomalies`` and never taken as the next session's answer. Aivoco's
 ``audio_response`` carries no session id, so "stray" can only mean: after
 ``stop_call`` was sent, after the session ended, or before the new session
-is ready.
+is ready. With ``--turns`` > 1 a reply has ended once no ``audio_response``
+came for ``reply_gap_ms`` (the protocol has no end-of-reply event).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionSt
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, TunedClient
 from bootbench.samples import ErrorKind, Timeline
-from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,32 @@ class AivocoDriver(Driver):
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
         self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout)
+
+    def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
+        """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet.
+
+        The end is that chunk's arrival stamp; the quiet after it is only how
+        long it takes to know, so the gap does not enter any figure. The next
+        turn also waits until our own input has paused for ``VAD_SILENCE_MS``:
+        a service that ends turns by voice activity hears two clips sent back
+        to back (a reply shorter than a clip sent at real-time pace) as one.
+        """
+        session = self._current()
+        gap_ns = int(self.config.reply_gap_ms * 1e6)
+        pause_until = (timeline.input_sent or 0) + int(VAD_SILENCE_MS * 1e6)
+        while True:
+            if session.failure is not None or session.ended_ns is not None:
+                break  # await_reply_end reports why
+            last = session.last_audio_ns or session.first_audio_ns or time.perf_counter_ns()
+            now = time.perf_counter_ns()
+            ready_at = max(last + gap_ns, pause_until)
+            if now >= ready_at:
+                session.end_reply(last)
+                break
+            if now >= deadline_ns:
+                break
+            time.sleep((min(ready_at, deadline_ns) - now) / 1e9)
+        session.await_reply_end(timeline, deadline_ns, self.config.timeout)
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         session = self._session
@@ -173,7 +200,7 @@ class AivocoDriver(Driver):
         if session is not None and session.open:
             why = f" ({reason})" if reason else ""
             session.fail(ErrorKind.DISCONNECTED, f"connection closed by the server{why}")
-            session.ended.set()
+            session.session_ended()
 
     def _on_session_ready(self, data=None) -> None:
         now = time.perf_counter_ns()
@@ -193,13 +220,17 @@ class AivocoDriver(Driver):
         if session.ready_ns is None:
             self.anomalies["audio_before_ready"] += 1
             return
+        if session.between_turns:
+            self.anomalies["audio_between_turns"] += 1
+            return
         if session.first_audio_ns is not None:
+            session.last_audio_ns = now
             return
         problem = _audio_problem(data)
         if problem:
             session.fail(ErrorKind.PROTOCOL_ERROR, f"malformed audio_response: {problem}")
             return
-        session.first_audio_ns = now
+        session.first_audio_ns = session.last_audio_ns = now
         session.audio.set()
 
     def _on_auth_failed(self, data=None) -> None:
@@ -227,7 +258,7 @@ class AivocoDriver(Driver):
         session = self._session
         if session is not None and session.ended_ns is None:
             session.ended_ns = time.perf_counter_ns()
-            session.ended.set()
+            session.session_ended()
 
     def _on_session_ended(self, data=None) -> None:
         now = time.perf_counter_ns()
@@ -240,7 +271,7 @@ class AivocoDriver(Driver):
             reason = data.get("reason") if isinstance(data, dict) else None
             detail = _message(data, "session ended")
             session.fail(ErrorKind.SERVER_ERROR, f"session ended by the server before any audio ({reason}): {detail}")
-        session.ended.set()
+        session.session_ended()
 
     def _on_other(self, event, data=None) -> None:
         self.anomalies[f"unknown_event:{event}"] += 1

@@ -39,6 +39,15 @@ class SessionState:
         self.ready = threading.Event()
         self.audio = threading.Event()
         self.ended = threading.Event()
+        # Turns (``--turns`` > 1): first_audio_ns and the fields below are those of the current turn.
+        self.turn = 1
+        self.last_audio_ns: int | None = None
+        """Arrival of the latest audio of the current turn's reply (Aivoco's end of reply is quiet after it)."""
+        self.reply_end_ns: int | None = None
+        self.between_turns = False
+        """The current turn's reply has ended and the next turn's input has not started: audio now is stray."""
+        self.reply_ended = threading.Event()
+        """Set at the end of the current turn's reply, and whenever the session fails or ends."""
 
     @property
     def open(self) -> bool:
@@ -50,6 +59,36 @@ class SessionState:
             self.failure = CycleError(kind, message)
         self.ready.set()
         self.audio.set()
+        self.reply_ended.set()
+
+    def end_reply(self, received_ns: int, *, turn_over: bool = True) -> bool:
+        """The current turn's reply ended at ``received_ns``; False (nothing recorded) before its first audio.
+
+        ``turn_over=False`` stamps the end of the reply's content only (Gemini's
+        ``generationComplete``); the next turn waits for the event that ends
+        the service's turn (``turnComplete``).
+        """
+        if self.first_audio_ns is None or self.between_turns:
+            return False
+        if self.reply_end_ns is None:
+            self.reply_end_ns = received_ns
+        if turn_over:
+            self.between_turns = True
+            self.reply_ended.set()
+        return True
+
+    def begin_turn(self) -> None:
+        """Forget the previous turn's reply: the next audio is the first of a new turn."""
+        self.turn += 1
+        self.first_audio_ns = self.last_audio_ns = self.reply_end_ns = None
+        self.between_turns = False
+        self.audio.clear()
+        self.reply_ended.clear()
+
+    def session_ended(self) -> None:
+        """Wake a wait for the end of a reply: the session is over (its ``ended`` is set too)."""
+        self.ended.set()
+        self.reply_ended.set()
 
     def await_ready(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
         """Block until the session is ready; sets ``timeline.session_ready`` or raises its failure."""
@@ -67,6 +106,18 @@ class SessionState:
             timeline.first_audio = self.first_audio_ns
         if self.failure and self.first_audio_ns is None:
             raise self.failure
+
+    def await_reply_end(self, timeline: Timeline, deadline_ns: int, limit_s: float) -> None:
+        """Block until the current turn's reply has ended; sets ``timeline.reply_end`` or raises why it did not."""
+        if not self.reply_ended.wait(remaining(deadline_ns)):
+            self.fail(ErrorKind.REPLY_TIMEOUT, f"the reply did not end within {limit_s:g} s")
+        if self.reply_end_ns is not None and self.between_turns:
+            timeline.reply_end = self.reply_end_ns
+            return
+        if self.failure:
+            raise self.failure
+        raise CycleError(ErrorKind.DISCONNECTED if self.ended_ns is None else ErrorKind.SERVER_ERROR,
+                         "the session ended before the reply did")
 
 
 class CycleError(Exception):
@@ -99,6 +150,7 @@ class DriverConfig:
     ca_bundle: str = ""
     model: str = ""
     turn: str = "manual"
+    reply_gap_ms: float = 500.0
 
     def __repr__(self) -> str:
         return (f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r}, "
@@ -183,6 +235,20 @@ class Driver(ABC):
     @abstractmethod
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
         """Wait for the first audio of this session; sets ``first_audio``."""
+
+    def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
+        """``--turns`` > 1: wait for the end of the current turn's reply; sets ``reply_end``."""
+        self._current_session().await_reply_end(timeline, deadline_ns, self.config.timeout)
+
+    def next_turn(self) -> None:
+        """``--turns`` > 1: the session's next turn starts (call after :meth:`reply_end`, before :meth:`send_audio`)."""
+        self._current_session().begin_turn()
+
+    def _current_session(self) -> SessionState:
+        session = getattr(self, "_session", None)
+        if session is None:
+            raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
+        return session
 
     @abstractmethod
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:

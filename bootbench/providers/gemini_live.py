@@ -5,8 +5,10 @@ One WebSocket is one session: ``setup`` -> ``setupComplete`` (session ready)
 ``activityEnd`` (manual turn, automatic activity detection disabled: the
 default) or followed by trailing silence and ``audioStreamEnd`` (automatic
 detection) -> first ``serverContent.modelTurn.parts[].inlineData`` audio ->
-close (stop). The key travels in the ``x-goog-api-key`` header, never in the
-URL. The server may send JSON in binary frames; both are accepted.
+close (stop). With ``--turns`` > 1 a reply ends at ``generationComplete`` (or
+``turnComplete`` when it comes first) and the next turn follows ``turnComplete``.
+The key travels in the ``x-goog-api-key`` header, never in the URL. The
+server may send JSON in binary frames; both are accepted.
 """
 
 from __future__ import annotations
@@ -75,12 +77,22 @@ class GeminiLiveDriver(WebSocketDriver):
     def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
         session = self._session
         if "serverContent" in message:
-            if _has_audio(message["serverContent"]):
+            content = message["serverContent"]
+            if _has_audio(content):
                 if session.ready_ns is None:
                     self.anomalies["audio_before_ready"] += 1
+                elif session.between_turns:
+                    self.anomalies["audio_between_turns"] += 1
                 elif session.first_audio_ns is None and session.open:
                     session.first_audio_ns = received_ns
                     session.audio.set()
+            if isinstance(content, dict):
+                # The reply's content ends at generationComplete (absent after an interruption); the model's
+                # turn, after which the next input may follow, at turnComplete.
+                if content.get("generationComplete") is True:
+                    session.end_reply(received_ns, turn_over=False)
+                if content.get("turnComplete") is True:
+                    session.end_reply(received_ns)
         elif "setupComplete" in message:
             if session.ready_ns is None and session.open:
                 session.ready_ns = received_ns

@@ -4,7 +4,8 @@ One WebSocket is one session: ``session.update`` -> ``session.updated``
 (session ready) -> ``input_audio_buffer.append`` (24 kHz PCM16) -> either
 ``input_audio_buffer.commit`` + ``response.create`` (manual turn, the
 default) or trailing silence with server VAD -> first
-``response.output_audio.delta`` (first audio) -> close (stop).
+``response.output_audio.delta`` (first audio) -> close (stop). With
+``--turns`` > 1, ``response.done`` ends each reply and the next turn follows.
 """
 
 from __future__ import annotations
@@ -78,12 +79,16 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         if kind in AUDIO_DELTAS:
             if session.ready_ns is None:
                 self.anomalies["audio_before_ready"] += 1
+            elif session.between_turns:
+                self.anomalies["audio_between_turns"] += 1
             elif session.first_audio_ns is None and session.open:
                 if not isinstance(message.get("delta"), str) or not message["delta"]:
                     self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
                     return
                 session.first_audio_ns = received_ns
                 session.audio.set()
+        elif kind == "response.done":
+            session.end_reply(received_ns)
         elif kind == "session.updated":
             if session.ready_ns is None and session.open:
                 session.ready_ns = received_ns

@@ -171,11 +171,11 @@ class WebSocketDriver(Driver):
         except (OSError, websocket.WebSocketException):
             pass
         closed = time.perf_counter_ns()
-        if session.open and not session.stopping and session.first_audio_ns is None:
-            error = self._close_error(code, reason)
+        if session.open and not session.stopping and not session.between_turns:
+            error = self._close_error(code, reason)  # before the first audio, or before the end of a reply
             session.fail(error.kind, error.message)
         session.ended_ns = session.ended_ns or closed
-        session.ended.set()
+        session.session_ended()
 
     def _fail(self, session: SessionState, kind: ErrorKind, message: str) -> None:
         if session.open and session.first_audio_ns is None:

@@ -36,6 +36,10 @@ REPLY_TEXT = "Hello, this is the bootbench reference server."
 CREDITS = 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MID_REPLY_DROP_S = 0.002
+NEW_TURN_PAUSE_MS = 200
+"""Input after a finished reply begins a new turn only after a pause this long: 3 times the 64 ms chunk spacing
+of a clip streamed at real-time pace (a clip still streaming after a short reply is the same turn), and well
+below the VAD_SILENCE_MS the client leaves between its turns."""
 
 log = logging.getLogger("bootbench.server")
 
@@ -69,6 +73,8 @@ class AivocoSession:
     turn: SilenceDetector | None = None
     idle: IdleTurnEnd | None = None
     fault: FaultSpec | None = None
+    replies: list[int] = field(default_factory=list)
+    """The turns a reply was started for (one per turn: a turn's input while its reply streams is not a new turn)."""
     key_echo: str = ""
     """For an ``error`` fault with ``echo=yes``: the key quoted back in its message (never logged)."""
 
@@ -217,10 +223,10 @@ class AivocoProtocol:
         check = check_audio_data(args)
         for problem in check.problems:
             self.scheduler.violation(record, problem)
-        first = record.t_ns["first_input_received"] is None
         valid = check.pcm is not None and check.peak is not None
-        record.note_input(len(check.pcm) // 2 if valid else 0, check.peak if valid else 0.0, received)
-        if first and self.reply_after == "first-input":
+        began = record.note_input(len(check.pcm) // 2 if valid else 0, check.peak if valid else 0.0, received,
+                                  min_pause_ms=NEW_TURN_PAUSE_MS)
+        if began and self.reply_after == "first-input":  # every turn's first audio_data starts its reply
             session.reply_task = _spawn(self._stream_reply(session, received))
         if self.reply_after == "end-of-turn" and check.pcm is not None:
             self._watch_turn(session, check.pcm, received)
@@ -228,7 +234,11 @@ class AivocoProtocol:
     def _watch_turn(self, session: AivocoSession, pcm: bytes, received: int) -> None:
         """``--reply-after end-of-turn``: start the reply when trailing silence (or no audio) follows speech."""
         if session.reply_task is not None:
-            return
+            if session.record.current_turn().turn in session.replies:
+                return  # this turn is answered; listen again once the next one begins
+            session.reply_task = None
+            if session.turn is not None:
+                session.turn.rearm()
         if session.turn is None or session.idle is None:
             session.turn = SilenceDetector(AIVOCO_INPUT_RATE, VAD_SILENCE_MS)
             session.idle = IdleTurnEnd(VAD_SILENCE_MS, lambda end_ns: self._turn_ended(session, end_ns))
@@ -246,28 +256,32 @@ class AivocoProtocol:
     async def _stream_reply(self, session: AivocoSession, turn_end_ns: int) -> None:
         record = session.record
         assert record.injected is not None
-        if session.fault is not None and await self._fault_at_turn_end(session, session.fault):
+        turn = record.current_turn()
+        session.replies.append(turn.turn)
+        fault = session.fault if turn.turn == 1 else None  # faults strike a session's first turn
+        if fault is not None and await self._fault_at_turn_end(session, fault):
             return
-        start = turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)
+        start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
         out = record.audio_out
         for index, (chunk, samples) in enumerate(self.reply):
             due = start + index * REPLY_CHUNK_MS * 1_000_000
             await sleep_until(due)
             sent = time.perf_counter_ns()
             if index == 0:
-                record.t_ns["first_audio_sent"] = sent
+                record.note_first_audio(sent)
             late_ms = round((sent - due) / 1e6, 3)
             out.max_late_ms = late_ms if out.max_late_ms is None else max(out.max_late_ms, late_ms)
             out.chunks += 1
             out.samples += samples
-            if index == 0 and session.fault is not None and session.fault.kind == "malformed":
-                await self._send_malformed(record.sid, session.fault, chunk)
+            if index == 0 and fault is not None and fault.kind == "malformed":
+                await self._send_malformed(record.sid, fault, chunk)
                 return
+            if index == len(self.reply) - 1:
+                record.note_reply_end(sent)  # no end-of-reply event: the silence after this chunk ends the reply
             await self.sio.emit("audio_response", {"audio_data": chunk}, to=record.sid)
             if index == 0:
                 await self.sio.emit("text_response", {"text": REPLY_TEXT}, to=record.sid)
-                if session.fault is not None and session.fault.kind == "drop" and \
-                        session.fault.option("when") == "mid_reply":
+                if fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply":
                     _spawn(self._drop_soon(record.sid))
 
     async def on_stop_call(self, sid: str, *args: Any) -> None:

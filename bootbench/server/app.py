@@ -99,7 +99,8 @@ class ServerApp:
 
 def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
-    model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed)
+    model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed,
+                         warm_first_audio_delay=config.warm_first_audio_delay)
     scheduler = SessionScheduler(model, config.capacity, writer, faults=FaultPlan(config.faults, config.seed))
     monitor = RequestMonitor()
     app = web.Application(middlewares=[monitor.middleware()])

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST, DEFAULT_REPLY_AFTER,
-                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, REPLY_AFTER, ServerConfig)
+                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, DEFAULT_WARM_FIRST_AUDIO_DELAY, REPLY_AFTER, ServerConfig)
 from .constants import API_KEY_ENV
 from .faults import SPEC_HELP as FAULT_HELP
 from .faults import FaultSpec, parse_fault
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-audio-delay", type=_delay, default=DEFAULT_FIRST_AUDIO_DELAY, metavar="SPEC",
                    help="delay from the end of the user's turn to the first audio (Aivoco: from the first "
                    "audio_data unless --reply-after end-of-turn) (default %(default)s)")
+    p.add_argument("--warm-first-audio-delay", type=_delay, default=DEFAULT_WARM_FIRST_AUDIO_DELAY, metavar="SPEC",
+                   help="the same delay for the warm turns of a session (turn 2 and later: input after the previous "
+                   "reply ended) (default %(default)s)")
     p.add_argument("--cold-penalty", type=_number(float, 0, "a number of ms"), default=DEFAULT_COLD_PENALTY_MS,
                    metavar="MS", help="extra setup delay of the first session of the process (default %(default)g)")
     p.add_argument("--capacity", type=_number(int, 0, "an integer"), default=0, metavar="N",
@@ -100,6 +103,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
     config = ServerConfig(host=args.host, port=int(args.port), api_key=api_key, ground_truth=args.ground_truth,
                           setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay,
+                          warm_first_audio_delay=args.warm_first_audio_delay,
                           cold_penalty_ms=float(args.cold_penalty), capacity=int(args.capacity),
                           reply_ms=int(args.reply_ms), reply_after=args.reply_after, seed=int(args.seed),
                           parent_pid=None if args.parent_pid is None else int(args.parent_pid),

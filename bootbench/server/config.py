@@ -10,6 +10,9 @@ from .latency import Delay, parse_delay
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SETUP_DELAY = "lognormal:50:0.2"
 DEFAULT_FIRST_AUDIO_DELAY = "lognormal:150:0.25"
+DEFAULT_WARM_FIRST_AUDIO_DELAY = "lognormal:100:0.25"
+"""Warm turns (turn 2 or later of a session) answer faster than the first, as real services' do once a session
+is warm: by default the reference server shows a cold penalty of about 50 ms."""
 DEFAULT_COLD_PENALTY_MS = 200.0
 DEFAULT_REPLY_MS = 600
 REPLY_AFTER = ("first-input", "end-of-turn")
@@ -27,6 +30,7 @@ class ServerConfig:
     ground_truth: str | None = None
     setup_delay: Delay = field(default_factory=lambda: parse_delay(DEFAULT_SETUP_DELAY))
     first_audio_delay: Delay = field(default_factory=lambda: parse_delay(DEFAULT_FIRST_AUDIO_DELAY))
+    warm_first_audio_delay: Delay = field(default_factory=lambda: parse_delay(DEFAULT_WARM_FIRST_AUDIO_DELAY))
     cold_penalty_ms: float = DEFAULT_COLD_PENALTY_MS
     capacity: int = 0
     reply_ms: int = DEFAULT_REPLY_MS

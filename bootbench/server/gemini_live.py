@@ -156,7 +156,7 @@ class GeminiLiveProtocol(WebSocketProtocol):
                 self.violations(conn, [Problem("activityEnd without activityStart", None)])
                 return
             conn.in_activity = False
-            record.t_ns["last_input_received"] = received_ns
+            record.note_last_input(received_ns)
             if conn.activity_samples == 0:
                 self.violations(conn, [Problem("activityEnd of an activity without audio (nothing to answer)", None)])
             else:
@@ -166,7 +166,7 @@ class GeminiLiveProtocol(WebSocketProtocol):
                 self.violations(conn, [Problem("audioStreamEnd with automatic activity detection disabled "
                                                "(end the turn with activityEnd)", None)])
                 return
-            record.t_ns["last_input_received"] = received_ns
+            record.note_last_input(received_ns)
             if conn.detector is not None and conn.detector.speaking and not conn.detector.stopped:
                 conn.detector.stopped = True
                 await self._end_turn(conn, received_ns)
@@ -197,7 +197,7 @@ class GeminiLiveProtocol(WebSocketProtocol):
         if conn.responding:
             return
         conn.responding = True
-        conn.reply_task = spawn(self._respond(conn, turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)))
+        conn.reply_task = spawn(self._respond(conn, turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)))
 
     @staticmethod
     def _binary(record: Any, index: int) -> bool:
@@ -214,8 +214,10 @@ class GeminiLiveProtocol(WebSocketProtocol):
                                  binary=self._binary(record, index))
 
         await self.reply.stream(record, start_ns, send_chunk)
+        record.note_reply_end(time.perf_counter_ns(), over=False)
         await self.send_json(conn, {"serverContent": {"generationComplete": True}})
         samples = record.audio_out.samples
+        record.note_reply_end(time.perf_counter_ns())
         await self.send_json(conn, {"serverContent": {"turnComplete": True}, "usageMetadata": {
             "promptTokenCount": record.audio_in.samples // 640, "responseTokenCount": samples // 960,
             "totalTokenCount": record.audio_in.samples // 640 + samples // 960}}, binary=True)

@@ -107,12 +107,16 @@ class InjectedDelays:
 class LatencyModel:
     """Draws each accepted session's delays, adding the cold penalty to the first one only."""
 
-    def __init__(self, setup_delay: Delay, first_audio_delay: Delay, cold_penalty_ms: float, seed: int) -> None:
+    def __init__(self, setup_delay: Delay, first_audio_delay: Delay, cold_penalty_ms: float, seed: int,
+                 warm_first_audio_delay: Delay | None = None) -> None:
         self.setup_delay = setup_delay
         self.first_audio_delay = first_audio_delay
+        self.warm_first_audio_delay = warm_first_audio_delay or first_audio_delay
         self.cold_penalty_ms = cold_penalty_ms
         self.seed = seed
         self._rng = random.Random(seed)
+        self._warm_rng = random.Random(f"warm-{seed}")
+        """Warm turns draw from their own generator: the sessions' draws do not depend on how many turns they had."""
         self._sessions_drawn = 0
 
     def draw(self) -> InjectedDelays:
@@ -123,7 +127,12 @@ class LatencyModel:
         first_audio = self.first_audio_delay.draw(self._rng)
         return InjectedDelays(setup, first_audio, cold)
 
+    def draw_warm(self) -> float:
+        """The first-audio delay of a warm turn (turn 2 or later of a session), in ms."""
+        return self.warm_first_audio_delay.draw(self._warm_rng)
+
     def describe(self) -> str:
         """One-line summary for the startup log."""
         return (f"setup delay {self.setup_delay.describe()}, first-audio delay "
-                f"{self.first_audio_delay.describe()}, cold penalty {self.cold_penalty_ms:g} ms, seed {self.seed}")
+                f"{self.first_audio_delay.describe()} (warm turns {self.warm_first_audio_delay.describe()}), "
+                f"cold penalty {self.cold_penalty_ms:g} ms, seed {self.seed}")

@@ -60,6 +60,7 @@ class ReferenceServer:
     @classmethod
     def start(cls, *, api_key: str | None = None, ground_truth: str | os.PathLike[str] | None = None,
               setup_delay: str | float | None = None, first_audio_delay: str | float | None = None,
+              warm_first_audio_delay: str | float | None = None,
               cold_penalty: float | None = None, capacity: int | None = None, reply_ms: int | None = None,
               seed: int | None = None, extra_args: Sequence[str] = (), startup_timeout: float = 15.0,
               host: str = "127.0.0.1", port: int = 0) -> ReferenceServer:
@@ -73,6 +74,7 @@ class ReferenceServer:
         options: list[tuple[str, Any]] = [
             ("--ground-truth", None if ground_truth is None else os.path.abspath(ground_truth)),
             ("--setup-delay", setup_delay), ("--first-audio-delay", first_audio_delay),
+            ("--warm-first-audio-delay", warm_first_audio_delay),
             ("--cold-penalty", cold_penalty), ("--capacity", capacity), ("--reply-ms", reply_ms), ("--seed", seed)]
         argv = [sys.executable, "-m", "bootbench.server", "--host", host, "--port", str(port),
                 "--parent-pid", str(os.getpid())]

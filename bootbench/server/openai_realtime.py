@@ -249,7 +249,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
             self.violations(conn, [problem])
             await self._error(conn, problem, client_event_id)
             return
-        conn.record.t_ns["last_input_received"] = received_ns
+        conn.record.note_last_input(received_ns)
         await self._committed(conn, new_id("item"))
 
     async def _committed(self, conn: RealtimeConnection, item_id: str) -> None:
@@ -272,13 +272,15 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         if conn.buffered_samples and conn.detector is None:
             self.violations(conn, [Problem(f"response.create with {1000 * conn.buffered_samples / OPENAI_AUDIO_RATE:.0f}"
                                            " ms of uncommitted audio (send input_audio_buffer.commit first)", None)])
-        conn.record.t_ns["last_input_received"] = received_ns
+        conn.record.note_last_input(received_ns)
         await self._start_response(conn, received_ns)
 
     async def _response_cancel(self, conn: RealtimeConnection) -> None:
         if conn.reply_task is not None and not conn.reply_task.done():
             conn.reply_task.cancel()
         if conn.response_id is not None:
+            if conn.record is not None:
+                conn.record.note_reply_end(time.perf_counter_ns())
             await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
                                         "response": self._response(conn.response_id, "cancelled", [])})
             conn.response_id = None
@@ -289,7 +291,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         record = conn.record
         assert record is not None and record.injected is not None
         conn.response_id = new_id("resp")
-        start = turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)
+        start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
         await self.send_json(conn, {"type": "response.created", "event_id": new_id("event"),
                                     "response": self._response(conn.response_id, "in_progress", [])})
         conn.reply_task = spawn(self._respond(conn, conn.response_id, start))
@@ -325,6 +327,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         await self.send_json(conn, {"type": "response.output_item.done", "event_id": new_id("event"),
                                     "response_id": response_id, "output_index": 0, "item": done_item})
         conn.response_id = None
+        record.note_reply_end(time.perf_counter_ns())
         await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
                                     "response": self._response(response_id, "completed", [done_item])})
 

@@ -28,14 +28,14 @@ class ReplyAudio:
 
     async def stream(self, record: SessionTruth, start_ns: int,
                      send: Callable[[int, str], Awaitable[None]]) -> None:
-        """Send chunk ``i`` at ``start_ns + i * chunk_ms``; records ``first_audio_sent`` (once per session) and ``audio_out``."""
+        """Send chunk ``i`` at ``start_ns + i * chunk_ms``; records ``first_audio_sent`` (of the turn, and once per session) and ``audio_out``."""
         out = record.audio_out
         for index, (chunk, samples) in enumerate(self.chunks):
             due = start_ns + index * self.chunk_ms * 1_000_000
             await sleep_until(due)
             sent = time.perf_counter_ns()
-            if record.t_ns["first_audio_sent"] is None:
-                record.t_ns["first_audio_sent"] = sent
+            if index == 0:
+                record.note_first_audio(sent)
             late_ms = round((sent - due) / 1e6, 3)
             out.max_late_ms = late_ms if out.max_late_ms is None else max(out.max_late_ms, late_ms)
             out.chunks += 1

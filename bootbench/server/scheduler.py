@@ -110,6 +110,18 @@ class SessionScheduler:
         record.injected = self.model.draw()
         return record.injected
 
+    def first_audio_delay(self, record: SessionTruth) -> float:
+        """The first-audio delay (ms) of the turn being answered: the session's own for turn 1, a warm draw after.
+
+        Noted in the turn's ground truth.
+        """
+        assert record.injected is not None
+        turn = record.current_turn()
+        if turn.first_audio_delay_ms is None:
+            turn.first_audio_delay_ms = (record.injected.first_audio_delay_ms if turn.turn == 1
+                                         else self.model.draw_warm())
+        return turn.first_audio_delay_ms
+
     async def admit(self, record: SessionTruth) -> None:
         """Wait (FIFO) for a capacity slot; sets ``queued_ms``."""
         queued_at = time.perf_counter_ns()

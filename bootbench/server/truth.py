@@ -39,6 +39,39 @@ class AudioOut:
     max_late_ms: float | None = None
 
 
+TURN_TIMESTAMPS = ("first_input_received", "last_input_received", "first_audio_sent", "reply_end_sent")
+
+
+@dataclass
+class TurnTruth:
+    """One turn of a session: the input the server took for it, the delay it injected, and its reply.
+
+    A turn begins with the first input after the previous turn's reply has
+    ended (``over``); its ``reply_end_sent`` is the send of the protocol's
+    end of the reply (OpenAI ``response.done``, Gemini ``generationComplete``,
+    Aivoco the last ``audio_response``).
+    """
+
+    turn: int
+    first_audio_delay_ms: float | None = None
+    t_ns: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(TURN_TIMESTAMPS))
+    over: bool = False
+    """The reply ended and the service's turn is over: the next input starts a new turn."""
+
+    def span_ms(self, start: str, end: str) -> float | None:
+        a, b = self.t_ns.get(start), self.t_ns.get(end)
+        return None if a is None or b is None else round((b - a) / 1e6, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "turn": self.turn,
+            "first_audio_delay_ms": None if self.first_audio_delay_ms is None else round(self.first_audio_delay_ms, 3),
+            "t_ns": dict(self.t_ns),
+            "measured": {"input_to_audio_ms": self.span_ms("last_input_received", "first_audio_sent"),
+                         "reply_ms": self.span_ms("first_audio_sent", "reply_end_sent")},
+        }
+
+
 @dataclass
 class SessionTruth:
     """One session's ground truth record.
@@ -59,6 +92,8 @@ class SessionTruth:
     audio_out: AudioOut = field(default_factory=AudioOut)
     violations: list[str] = field(default_factory=list)
     violation_count: int = 0
+    turns: list[TurnTruth] = field(default_factory=list)
+    """Every turn of the session; the session-level ``t_ns`` and ``measured`` are those of turn 1."""
     wall_time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
 
     def add_violation(self, description: str) -> None:
@@ -67,14 +102,61 @@ class SessionTruth:
         if len(self.violations) < MAX_STORED_VIOLATIONS:
             self.violations.append(description)
 
-    def note_input(self, samples: int, peak: float, received_ns: int) -> None:
-        """Count one chunk of client audio and stamp it as the latest (and, if none came before, the first) input."""
+    def note_input(self, samples: int, peak: float, received_ns: int, min_pause_ms: float = 0.0) -> bool:
+        """Count one chunk of client audio and stamp it as the latest (and, if none came before, the first) input.
+
+        True when it began a turn (see :meth:`note_last_input`).
+        """
         self.audio_in.chunks += 1
         self.audio_in.samples += samples
         self.audio_in.peak = max(self.audio_in.peak, peak)
-        self.t_ns["last_input_received"] = received_ns
+        began = self.note_last_input(received_ns, min_pause_ms)
         if self.t_ns["first_input_received"] is None:
             self.t_ns["first_input_received"] = received_ns
+        return began
+
+    def note_last_input(self, received_ns: int, min_pause_ms: float = 0.0) -> bool:
+        """Stamp the current turn's latest input (audio, or the client's end of its turn); True when it began a turn.
+
+        Input after the previous reply has ended begins the next turn; with
+        ``min_pause_ms`` only if the client's input also paused that long (a
+        protocol without an end-of-turn message: a clip still streaming after
+        a short reply is not a new turn). The session-level
+        ``last_input_received`` is turn 1's.
+        """
+        last = self.turns[-1] if self.turns else None
+        began = last is None or (last.over and received_ns - (last.t_ns["last_input_received"] or 0)
+                                 >= min_pause_ms * 1e6)
+        if began:
+            self.turns.append(TurnTruth(len(self.turns) + 1))
+        turn = self.turns[-1]
+        turn.t_ns["last_input_received"] = received_ns
+        if turn.t_ns["first_input_received"] is None:
+            turn.t_ns["first_input_received"] = received_ns
+        if turn.turn == 1:
+            self.t_ns["last_input_received"] = received_ns
+        return began
+
+    def current_turn(self) -> TurnTruth:
+        """The turn being answered (turn 1 if no input came yet)."""
+        if not self.turns:
+            self.turns.append(TurnTruth(1))
+        return self.turns[-1]
+
+    def note_first_audio(self, sent_ns: int) -> None:
+        """Stamp a reply's first chunk, sent at ``sent_ns``, for its turn (and the session, on turn 1)."""
+        turn = self.current_turn()
+        if turn.t_ns["first_audio_sent"] is None:
+            turn.t_ns["first_audio_sent"] = sent_ns
+        if self.t_ns["first_audio_sent"] is None:
+            self.t_ns["first_audio_sent"] = sent_ns
+
+    def note_reply_end(self, sent_ns: int, *, over: bool = True) -> None:
+        """Stamp the end of the current turn's reply (once); ``over`` also ends the service's turn."""
+        turn = self.current_turn()
+        if turn.t_ns["reply_end_sent"] is None:
+            turn.t_ns["reply_end_sent"] = sent_ns
+        turn.over = turn.over or over
 
     def span_ms(self, start: str, end: str) -> float | None:
         """Milliseconds between two recorded timestamps, None if either did not happen."""
@@ -105,6 +187,7 @@ class SessionTruth:
             "audio_out": asdict(self.audio_out),
             "violations": list(self.violations),
             "violation_count": self.violation_count,
+            "turns": [turn.to_json() for turn in self.turns],
         }
 
 

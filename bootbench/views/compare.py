@@ -35,6 +35,8 @@ DEFINITION = (
 HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
           "Session start median (ms)")
 NUMERIC_FROM = 3
+TURN_HEADER = ("Cold penalty median (ms)", "Cold penalty 95 % CI (ms)", "Warm input→audio median (ms)")
+"""Columns added when a compared run had ``--turns`` > 1 (``–`` for a run without warm turns)."""
 
 
 @dataclass
@@ -73,6 +75,29 @@ class Run:
                 format_rate(summary["success_rate"]), format_ms(head["mean"]), format_ms(head["median"]),
                 format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median"))]
 
+    @property
+    def has_turns(self) -> bool:
+        return "cold_penalty_ms" in self.metrics["summary"]["phases"]
+
+    def turn_cells(self) -> list[str]:
+        """The cells of :data:`TURN_HEADER` for this run."""
+        phases = self.metrics["summary"]["phases"]
+        penalty, warm = phases.get("cold_penalty_ms") or {}, phases.get("warm_input_to_audio_ms") or {}
+        ci = penalty.get("ci95_median")
+        return [format_ms(penalty.get("median")), f"{format_ms(ci[0])} to {format_ms(ci[1])}" if ci else format_ms(None),
+                format_ms(warm.get("median"))]
+
+
+def header(runs: Sequence[Run]) -> tuple[str, ...]:
+    """The table's columns: :data:`HEADER`, plus :data:`TURN_HEADER` when any run had warm turns."""
+    return HEADER + TURN_HEADER if any(run.has_turns for run in runs) else HEADER
+
+
+def rows(runs: Sequence[Run]) -> list[list[str]]:
+    """The table's rows, matching :func:`header`."""
+    turns = any(run.has_turns for run in runs)
+    return [run.row() + (run.turn_cells() if turns else []) for run in runs]
+
 
 def load_runs(folders: Sequence[str | Path]) -> list[Run]:
     """Every folder's metrics.json; raises :class:`~bootbench.views.load.ResultFolderError` for the first bad one."""
@@ -110,12 +135,20 @@ def _p99_note(runs: Sequence[Run]) -> str:
     return " ".join(f"{', '.join(names)}: {note}." for note, names in notes.items())
 
 
+def _turn_note(runs: Sequence[Run]) -> str:
+    if not any(run.has_turns for run in runs):
+        return ""
+    return (" Cold penalty: turn 1's input to audio minus the median of the same session's warm turns (2..N); "
+            "warm input→audio pools every warm turn.")
+
+
 def text_table(runs: Sequence[Run]) -> str:
     """The results table as aligned plain text, first response in ms; numbers right-aligned."""
-    rows = [list(HEADER)] + [run.row() for run in runs]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    columns = header(runs)
+    table_rows = [list(columns)] + rows(runs)
+    widths = [max(len(row[i]) for row in table_rows) for i in range(len(columns))]
     lines = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(table_rows):
         cells = [cell.rjust(width) if i >= NUMERIC_FROM else cell.ljust(width)
                  for i, (cell, width) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
@@ -123,7 +156,7 @@ def text_table(runs: Sequence[Run]) -> str:
             lines.append("  ".join("-" * width for width in widths))
     note = _p99_note(runs)
     lines.append("First response: session ready to first audio back. N = iterations; "
-                 "timings over successful iterations." + (f" {note}" if note else ""))
+                 "timings over successful iterations." + (f" {note}" if note else "") + _turn_note(runs))
     return "\n".join(lines)
 
 
@@ -132,11 +165,12 @@ def markdown_table(runs: Sequence[Run]) -> str:
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cell.replace("\\", "\\\\").replace("|", "\\|") for cell in cells) + " |"
 
-    align = ["---" if i < NUMERIC_FROM else "---:" for i in range(len(HEADER))]
-    lines = [line(HEADER), "| " + " | ".join(align) + " |", *(line(run.row()) for run in runs)]
+    columns = header(runs)
+    align = ["---" if i < NUMERIC_FROM else "---:" for i in range(len(columns))]
+    lines = [line(columns), "| " + " | ".join(align) + " |", *(line(row) for row in rows(runs))]
     note = _p99_note(runs)
     lines += ["", "First response: session ready to first audio back. N = iterations; timings over successful "
-              "iterations." + (f" {note}" if note else "")]
+              "iterations." + (f" {note}" if note else "") + _turn_note(runs)]
     return "\n".join(lines)
 
 
@@ -161,7 +195,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = ()) -> str:
     body = (f'<header><h1>bootbench <span class="thin">comparison of {len(runs)} runs</span></h1></header>{warning}'
             f'<section id="results"><h2>First response <span class="thin">session ready → first audio back, '
             f'ms</span></h2><div class="scroll">'
-            f'{table(HEADER, [run.row() for run in runs], table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
+            f'{table(header(runs), rows(runs), table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
             f'{f"<p class=note>{esc(note)}</p>" if note else ""}</section>'
             f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>'
             f'<section id="definition"><h2>What each run measured</h2><div class="scroll">{definitions}</div>'

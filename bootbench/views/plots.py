@@ -219,3 +219,54 @@ def _bars(ax: Any, x: np.ndarray, heights: np.ndarray, bottom: np.ndarray, width
                       np.column_stack([right, top]), np.column_stack([right, bottom])], axis=1)
     ax.add_collection(PolyCollection(verts, linewidths=0, facecolors=style["color"], label=style["label"]),
                       autolim=True)
+
+
+COLD_COLOR, WARM_COLOR = "#4c72b0", "#55a868"
+
+
+def cold_warm_svg(cold: Sequence[float], warm: Sequence[float]) -> str:
+    """``--turns`` > 1: histograms of turn 1's and the warm turns' input to audio, side by side on one time axis."""
+    data = [np.asarray(cold, dtype=float), np.asarray(warm, dtype=float)]
+    edges = plot_bin_edges(np.concatenate(data))
+    with _style():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10.0, 3.3), layout="constrained")
+        axes = fig.subplots(1, 2, sharex=True, sharey=True)
+        for ax, values, label, color in zip(axes, data, ("cold: turn 1", "warm: turns 2..N"), (COLD_COLOR, WARM_COLOR)):
+            ax.set_axisbelow(True)
+            ax.hist(values, bins=edges, color=color, alpha=0.85, edgecolor="white", linewidth=0.6)
+            if values.size:
+                [median] = percentiles(values, [50])
+                ax.axvline(median, color=INK, linewidth=1.2, label=f"median {median:.1f} ms")
+                ax.legend(loc="upper right")
+            ax.set_title(mpl_text(f"{label} (n={values.size})"))
+            ax.set_xlabel("input to audio (ms)")
+            ax.yaxis.get_major_locator().set_params(integer=True)
+        axes[0].set_ylabel("turns")
+        return to_svg(fig, "cold-warm", "Histograms of input to audio times of cold and warm turns, in milliseconds")
+
+
+def penalty_svg(samples: Sequence[dict[str, Any]]) -> str:
+    """``--turns`` > 1: the cold penalty of every iteration in order, with its median and the zero line."""
+    points = [(s["iteration"], s["cold_penalty_ms"]) for s in samples
+              if s.get("ok") and s.get("cold_penalty_ms") is not None]
+    with _style():
+        fig, ax = _figure(width=10.0, height=3.3)
+        ax.axhline(0, color="#999999", linewidth=0.9)
+        if points:
+            x = np.array([i for i, _ in points], dtype=float)
+            y = np.array([v for _, v in points], dtype=float)
+            ax.plot(x, y, linestyle="none", marker="o", markersize=3.5 if len(points) <= 300 else 1.5,
+                    color=COLD_COLOR, alpha=0.8, rasterized=len(points) > RASTER_LIMIT, label="cold penalty")
+            [median] = percentiles(y, [50])
+            ax.axhline(median, color=INK, linestyle="--", linewidth=1.2, label=f"median {median:.1f} ms")
+        failed = [s["iteration"] for s in samples if not s.get("ok")]
+        if failed:
+            ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(failed)})")
+        ax.set_xlabel("iteration (in the order started)")
+        ax.set_ylabel("cold penalty (ms)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="lower right", ncols=3)
+        return to_svg(fig, "cold-penalty", "Cold penalty of each iteration, in order, in milliseconds")

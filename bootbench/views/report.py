@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page
@@ -67,6 +67,7 @@ def render(metrics: dict[str, Any]) -> str:
         _warnings(metrics),
         _headline(summary),
         _plots(metrics),
+        _turns(metrics),
         _phase_table(summary),
         _errors(metrics),
         _configuration(run),
@@ -163,11 +164,46 @@ def _plots(metrics: dict[str, Any]) -> str:
     return f'<section id="plots"><h2>Distribution and timeline</h2><div class="plots">{"".join(cells)}</div></section>'
 
 
+def _turns(metrics: dict[str, Any]) -> str:
+    """``--turns`` > 1: the cold penalty, cold vs warm input to audio side by side, the penalty per iteration."""
+    summary, samples = metrics["summary"], metrics["samples"]
+    penalty = summary["phases"].get("cold_penalty_ms")
+    warm = summary["phases"].get("warm_input_to_audio_ms")
+    if penalty is None or warm is None:
+        return ""
+    cold = summary["phases"]["input_to_audio_ms"]
+    ci, ci_mean = penalty.get("ci95_median"), penalty.get("ci95_mean")
+    cards = [
+        _stat("cold-penalty", "cold penalty median", penalty["median"], format_ms(penalty["median"]), "ms",
+              f"95 % CI {format_ms(ci[0])}–{format_ms(ci[1])}" if ci else ""),
+        _stat("cold-penalty-mean", "cold penalty mean", penalty["mean"], format_ms(penalty["mean"]), "ms",
+              f"95 % CI {format_ms(ci_mean[0])}–{format_ms(ci_mean[1])}" if ci_mean else ""),
+        _stat("cold-input-to-audio", "cold input to audio", cold["median"], format_ms(cold["median"]), "ms",
+              "median of turn 1"),
+        _stat("warm-input-to-audio", "warm input to audio", warm["median"], format_ms(warm["median"]), "ms",
+              f"median of {format_count(warm['count'])} warm turns"),
+    ]
+    ok = [s for s in samples if s.get("ok") and s.get("turns")]
+    cold_values = finite(s["turns"][0].get("input_to_audio_ms") for s in ok)
+    warm_values = finite(t.get("input_to_audio_ms") for s in ok for t in s["turns"][1:])
+    if cold_values and warm_values:
+        figures = (f'<div class="plots"><figure class="plot wide" id="plot-cold-warm"><h3>Input to audio: cold vs '
+                   f'warm</h3>{plots.cold_warm_svg(cold_values, warm_values)}<figcaption>Turn 1 of each session '
+                   f'(left) and every warm turn (right), on one time axis.</figcaption></figure>'
+                   f'<figure class="plot wide" id="plot-cold-penalty"><h3>Cold penalty per iteration</h3>'
+                   f'{plots.penalty_svg(samples)}<figcaption>Turn 1\'s input to audio minus the median of the '
+                   f'same session\'s warm turns; above zero, the first turn was slower.</figcaption></figure></div>')
+    else:
+        figures = '<p class="empty">No successful session with warm turns: nothing to plot.</p>'
+    return (f'<section id="turns"><h2>Cold vs warm turns <span class="thin">{esc(metrics["run"].get("turns", "?"))} '
+            f'turns per session</span></h2><div class="stats">{"".join(cards)}</div>{figures}</section>')
+
+
 def _phase_table(summary: dict[str, Any]) -> str:
     columns = ("count", "mean", "median", "p90", "p95", "p99", "min", "max", "stdev")
     head = "".join(f"<th>{esc(c)}</th>" for c in ("phase", *columns, "median 95 % CI"))
     rows = []
-    for phase in PHASES:
+    for phase in (*PHASES, *(p for p in TURN_PHASES if p in summary["phases"])):
         stats = summary["phases"][phase]
         cells = [f'<th scope="row"><code>{esc(phase)}</code> <span class="thin">{esc(PHASE_BY_NAME[phase].label)}'
                  f"</span></th>", f"<td>{esc(format_count(stats['count']))}</td>"]

@@ -58,6 +58,7 @@ def console_summary(metrics: dict[str, Any]) -> str:
         session = summary["phases"]["session_start_ms"]
         if session["count"]:
             lines.append(f"  session start: median {session['median']:.1f} ms, p95 {session['p95']:.1f} ms")
+    lines += turn_lines(summary)
     errors = metrics["errors"]["by_kind"]
     if errors:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
@@ -68,6 +69,22 @@ def console_summary(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def turn_lines(summary: dict[str, Any]) -> list[str]:
+    """The console lines of a run with ``--turns`` > 1: the cold penalty with its CI, cold vs warm; else none."""
+    penalty = summary["phases"].get("cold_penalty_ms")
+    warm = summary["phases"].get("warm_input_to_audio_ms")
+    if not penalty or not warm or not penalty["count"]:
+        return []
+    ci = penalty.get("ci95_median")
+    cold = summary["phases"]["input_to_audio_ms"]
+    return [f"  cold penalty: median {format_ms(penalty['median'])} ms"
+            f"{f' (95% CI {format_ms(ci[0])} to {format_ms(ci[1])})' if ci else ''}, "
+            f"mean {format_ms(penalty['mean'])} ms, over {penalty['count']} sessions",
+            f"  input to audio: cold (turn 1) median {format_ms(cold['median'])} ms, "
+            f"warm median {format_ms(warm['median'])} ms, p95 {format_ms(warm['p95'])} ms "
+            f"({warm['count']} warm turns)"]
+
+
 def progress_line(snap: Snapshot) -> str:
     """The headless progress line: ``bootbench: 37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed``."""
     done = f"{snap.iterations}/{snap.planned}" if snap.planned else f"{snap.iterations}"
@@ -75,6 +92,8 @@ def progress_line(snap: Snapshot) -> str:
     if snap.median is not None:
         parts.append(f"median {format_ms(snap.median)} ms")
         parts.append(f"p95 {format_ms(snap.p95)} ms")
+    if snap.cold_penalty_median is not None:
+        parts.append(f"cold penalty {format_ms(snap.cold_penalty_median)} ms")
     parts.append(f"{snap.failures} failed")
     if snap.errors_by_kind:
         parts[-1] += " (" + ", ".join(f"{kind} x{count}" for kind, count in snap.errors_by_kind.items()) + ")"

@@ -4,8 +4,8 @@ Locust's React UI renders extra tabs from ``web_ui.template_args``
 (``extended_tabs``, ``extended_tables``, ``extended_csv_files``) and fills
 them from an ``extended_stats`` entry in the JSON of ``/stats/requests``,
 which it polls every 2 s while a run goes. :func:`install` adds the tab
-(headline numbers, errors by kind and a text histogram of the first
-response, from :func:`bootbench.stats.snapshot`) and
+(headline numbers, the cold penalty of a run with ``--turns`` > 1,
+errors by kind and a text histogram of the first response, from :func:`bootbench.stats.snapshot`) and
 ``<web-base-path>/bootbench/metrics.json`` (the run's metrics.json so far,
 linked from Locust's "Download Data" tab); Locust's own tabs are untouched,
 and a finished run's numbers stay until the next run starts.
@@ -144,6 +144,12 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
         row("First response mean", ms(snap.mean)),
         row("Session start median", ms(snap.session_start_median)),
     ]
+    if snap.cold_penalty_median is not None or snap.warm_input_to_audio_median is not None:  # --turns > 1
+        rows += [
+            row("Cold penalty median", ms(snap.cold_penalty_median)),
+            row("Input to audio median, cold (turn 1)", ms(snap.cold_input_to_audio_median)),
+            row("Input to audio median, warm (turns 2..N)", ms(snap.warm_input_to_audio_median)),
+        ]
     if snap.errors_by_kind:
         rows += [row(f"Errors: {kind}", format_count(count)) for kind, count in snap.errors_by_kind.items()]
     else:
