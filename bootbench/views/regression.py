@@ -159,7 +159,7 @@ def slower_than_allowed(comparison: PhaseComparison, pct: float, *, run: str, ba
     return (f"{run} is slower than the baseline {baseline} on {comparison.phase}: median "
             f"{format_ms(comparison.candidate_median)} ms against {format_ms(comparison.baseline_median)} ms, "
             f"{_signed(comparison.median_diff)} ms ({change:+.1f}%, 95% CI {_signed(low)} to {_signed(high)} ms, "
-            f"p = {_p(comparison.p_value)}), more than the allowed {pct:g}%.")
+            f"p {_p(comparison.p_value, relation=True)}), more than the allowed {pct:g}%.")
 
 
 def fail_if_slower(baseline: Mapping[str, Any], candidate: Mapping[str, Any], pct: float, *, run: str,
@@ -173,10 +173,13 @@ def _signed(value: float | None) -> str:
     return MISSING if value is None else f"{value:+.1f}"
 
 
-def _p(value: float | None) -> str:
+def _p(value: float | None, relation: bool = False) -> str:
+    """A p-value with four decimals ("< 0.0001" below); with ``relation``, "= 0.0123" to follow a "p"."""
     if value is None:
         return MISSING
-    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+    if value < 1e-4:
+        return "< 0.0001"
+    return f"= {value:.4f}" if relation else f"{value:.4f}"
 
 
 HEADER = ("Phase", "N base", "N run", "Median base (ms)", "Median run (ms)", "Δ median (ms)", "95% CI",
