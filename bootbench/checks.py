@@ -9,9 +9,10 @@ an expression into a :class:`Check` or raises :class:`CheckError` with one
 sentence for the user; :func:`evaluate` measures checks against a
 metrics.json document, once, on the exact final statistics.
 
-    checks = parse_checks(["first_response_ms:p95<=800", *split_env("success_rate>=95%")])
+    checks = parse_checks(expressions(["first_response_ms:p95<=800", "success_rate>=95%;stop_ms:p99<50"]))
     results = evaluate(checks, metrics)
-    print(text_table(results)); exit_code = 0 if passed(results) else CHECK_FAILED_EXIT
+    print(text_table(results))
+    sys.exit(exit_code(results, completed=True, failed_iterations=0))
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 SUCCESS_RATE = "success_rate"
 CAPACITY = "capacity"
 NO_DATA = "no data"
+EXIT_OK = 0
+"""Every check passed (or, without checks, every iteration succeeded) and the run completed."""
+EXIT_INCOMPLETE = 1
+"""The run was interrupted, incomplete or stopped early (or, without checks, an iteration failed)."""
+EXIT_BAD_INPUT = 2
+"""Bad input: nothing started."""
 CHECK_FAILED_EXIT = 3
-"""The exit code of a run that completed but failed at least one check."""
+"""The run completed but failed at least one check."""
 
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
 _EXPRESSION = re.compile(
@@ -82,6 +89,34 @@ class CheckResult:
 def split_env(value: str | None) -> list[str]:
     """The expressions of a ``LOCUST_CHECK`` value: separated by ``;``, blanks dropped."""
     return [part.strip() for part in (value or "").split(";") if part.strip()]
+
+
+def expressions(values: str | Iterable[str] | None) -> list[str]:
+    """The check expressions of an option value, whatever its source, one per list item.
+
+    Locust's parser hands ``--check`` (repeatable) as a list, and an
+    environment variable ``LOCUST_CHECK="a;b"`` as the single item ``"a;b"``;
+    every item is split on ``;`` here.
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [expr for value in values for expr in split_env(value)]
+
+
+def exit_code(results: Sequence[CheckResult] | None, *, completed: bool, failed_iterations: int) -> int:
+    """The process exit code of a finished run (bad input, exit 2, never gets this far).
+
+    1 when the run did not complete, whatever the checks say; with checks,
+    3 when one failed and 0 otherwise; without checks (``results`` None or
+    empty), today's rule: 1 when any iteration failed.
+    """
+    if not completed:
+        return EXIT_INCOMPLETE
+    if results:
+        return EXIT_OK if passed(results) else CHECK_FAILED_EXIT
+    return EXIT_INCOMPLETE if failed_iterations else EXIT_OK
 
 
 def parse_check(expr: str, phases: Sequence[str] | None = None) -> Check:

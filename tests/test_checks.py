@@ -7,8 +7,8 @@ import json
 import pytest
 from junitparser import Failure, JUnitXml
 
-from bootbench.checks import (CHECK_FAILED_EXIT, NO_DATA, Check, CheckError, evaluate, parse_check, parse_checks,
-                              passed, split_env, text_table)
+from bootbench.checks import (CHECK_FAILED_EXIT, NO_DATA, Check, CheckError, evaluate, exit_code, expressions,
+                              parse_check, parse_checks, passed, split_env, text_table)
 from bootbench.junit import write_junit
 from bootbench.samples import PHASES, Sample, summarize_samples
 from support.processes import run_locust
@@ -92,6 +92,27 @@ def test_split_env_takes_several_checks_separated_by_semicolons():
         parse_checks(split_env("success_rate>=95%;stop_ms:p42<5"))
 
 
+def test_expressions_flatten_repeated_options_and_environment_values():
+    # Locust gives a repeated --check as a list, and LOCUST_CHECK="a;b" as one item.
+    assert expressions(["first_response_ms:p95<=800", "success_rate>=95%; stop_ms:p99<50"]) == [
+        "first_response_ms:p95<=800", "success_rate>=95%", "stop_ms:p99<50"]
+    assert expressions("success_rate>=95%;capacity>=2") == ["success_rate>=95%", "capacity>=2"]
+    assert expressions(None) == [] and expressions([]) == []
+
+
+def test_exit_codes_follow_the_table():
+    metrics = metrics_of(ok_samples([100.0, 200.0]))
+    good, bad = evaluate([parse_check("first_response_ms:max<=250")], metrics), \
+        evaluate([parse_check("first_response_ms:max<=150")], metrics)
+    assert exit_code(good, completed=True, failed_iterations=3) == 0  # checks decide, not failed iterations
+    assert exit_code(good + bad, completed=True, failed_iterations=0) == CHECK_FAILED_EXIT == 3
+    assert exit_code(bad, completed=False, failed_iterations=0) == 1
+    assert exit_code(good, completed=False, failed_iterations=0) == 1
+    assert exit_code(None, completed=True, failed_iterations=0) == 0
+    assert exit_code([], completed=True, failed_iterations=1) == 1
+    assert exit_code(None, completed=False, failed_iterations=0) == 1
+
+
 def test_evaluation_on_exact_statistics_passes_and_fails_with_the_measured_value():
     values = [100.0 + i for i in range(100)]  # p95 = 194.05, median 149.5
     bad = Sample(101, "local", 1, "t", False, "audio_timeout", "no audio")
@@ -105,7 +126,6 @@ def test_evaluation_on_exact_statistics_passes_and_fails_with_the_measured_value
     assert results[3].value == pytest.approx(100 / 101) and results[3].threshold == 0.99
     assert results[4].reason == "99.0 % is not >= 99.5 %"
     assert not passed(results) and passed(results[:1]) and passed([])
-    assert CHECK_FAILED_EXIT == 3
     assert set(results[0].to_dict()) == {"expr", "phase", "stat", "op", "threshold", "value", "ok", "reason"}
     json.dumps([r.to_dict() for r in results])
 
