@@ -23,7 +23,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from bootbench.views.formatting import format_count, format_ms, format_rate
+from bootbench.views.text import format_count, format_ms, format_rate
 
 STATS: tuple[str, ...] = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
 """The statistics of a phase a check may name: the keys of ``summary["phases"][phase]``."""

@@ -10,7 +10,8 @@ from junitparser import Failure, JUnitXml
 from bootbench.checks import (CHECK_FAILED_EXIT, NO_DATA, Check, CheckError, evaluate, exit_code, expressions,
                               parse_check, parse_checks, passed, split_env, text_table)
 from bootbench.junit import write_junit
-from bootbench.samples import PHASES, Sample, summarize_samples
+from bootbench.samples import PHASES, Sample
+from bootbench.stats import summarize_samples
 from support.processes import run_locust
 
 

@@ -23,9 +23,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from bootbench.samples import BOOTSTRAP_RESAMPLES, HEADLINE
-from bootbench.views.formatting import MISSING, format_count, format_ms
-from bootbench.views.plots import finite
+from bootbench.samples import HEADLINE
+from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
+from bootbench.views.text import MISSING, format_count, format_ms
 
 SLOWER = "slower"
 FASTER = "faster"
