@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from junitparser import Failure, JUnitXml
@@ -12,7 +13,7 @@ from bootbench.checks import (CHECK_FAILED_EXIT, NO_DATA, Check, CheckError, eva
 from bootbench.junit import write_junit
 from bootbench.samples import PHASES, Sample
 from bootbench.stats import summarize_samples
-from support.processes import run_locust
+from support.processes import free_port, locust_process, run_locust
 
 
 def metrics_of(samples, **extra):
@@ -203,3 +204,159 @@ def test_checks_on_a_real_run_against_the_reference_server(reference_server, tmp
     path = write_junit(run.folder, results, run_id=run.metrics["run"]["id"])
     suite = next(iter(JUnitXml.fromfile(str(path))))
     assert (suite.tests, suite.failures) == (6, 1)
+
+
+# ---------------------------------------------------------------- real runs: options, exit codes, files
+
+
+def sentences(stderr: str) -> list[str]:
+    """bootbench's sentences on stderr (Locust's own log lines left out)."""
+    return [line for line in stderr.splitlines() if line.startswith("bootbench:")]
+
+
+@pytest.fixture(scope="module")
+def fixed_server(tmp_path_factory):
+    """A reference server whose first audio comes 200 ms after the input and sessions start in 20 ms."""
+    from bootbench.server.launcher import ReferenceServer
+
+    server = ReferenceServer.start(setup_delay="20", first_audio_delay="200", cold_penalty=0, reply_ms=100,
+                                   ground_truth=str(tmp_path_factory.mktemp("truth") / "truth.jsonl"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def passing_run(fixed_server, tmp_path_factory):
+    """Checks from a config file that all hold: exit 0."""
+    cwd = tmp_path_factory.mktemp("passing")
+    (cwd / "smoke.conf").write_text("check = [first_response_ms:p95 <= 400, success_rate>=95%]\n")
+    return run_locust("--config", "smoke.conf", "-u", "1", "-i", "5", "--wait-ms", "20", "-H", fixed_server.url,
+                      "--results-dir", str(cwd / "results"), cwd=cwd)
+
+
+FAILING = ("success_rate>=0%", "success_rate>=95%", "first_response_ms:p95<=800", "session_start_ms:median<1000")
+"""On a run without a successful iteration: one holds, one fails on its value, two have no data (timings are over
+successful iterations only)."""
+
+
+@pytest.fixture(scope="module")
+def failing_run(fixed_server, tmp_path_factory):
+    """Checks from LOCUST_CHECK on a run whose first audio always comes after --timeout: exit 3, not 1."""
+    cwd = tmp_path_factory.mktemp("failing")
+    return run_locust("-u", "1", "-i", "4", "--wait-ms", "20", "--timeout", "0.1", "-H", fixed_server.url,
+                      "--results-dir", str(cwd / "results"), cwd=cwd, env={"LOCUST_CHECK": " ; ".join(FAILING)})
+
+
+def test_passing_checks_exit_0_with_the_table_before_the_folder(passing_run):
+    assert passing_run.returncode == 0, passing_run.stderr[-2000:]
+    lines = passing_run.stdout.strip().splitlines()
+    assert lines[-2] == "checks: 2 passed, 0 failed"
+    assert lines[-6].split() == ["Check", "Measured", "Result"]
+    assert lines[-3].split() == ["success_rate>=95%", "100.0", "%", "pass"]
+    words = lines[-4].split()
+    assert words[0] == "first_response_ms:p95" and words[-1] == "pass"
+    metrics = passing_run.metrics
+    (p95, rate) = metrics["checks"]
+    assert p95["expr"] == "first_response_ms:p95 <= 400" and p95["ok"]
+    assert p95["value"] == metrics["summary"]["phases"]["first_response_ms"]["p95"]
+    assert 200 <= p95["value"] <= 400
+    assert rate == {"expr": "success_rate>=95%", "phase": None, "stat": "success_rate", "op": ">=",
+                    "threshold": 0.95, "value": 1.0, "ok": True, "reason": "100.0 % >= 95.0 %"}
+    suite = next(iter(JUnitXml.fromfile(str(passing_run.folder / "junit.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
+    assert "checks" not in metrics["run"]
+
+
+def test_failing_checks_exit_3_with_measured_values_no_data_and_junit_failures(failing_run):
+    assert failing_run.returncode == 3, failing_run.stderr[-2000:]
+    metrics = failing_run.metrics
+    assert metrics["summary"]["failures"] == 4 and metrics["summary"]["successes"] == 0
+    results = metrics["checks"]
+    assert [r["expr"] for r in results] == list(FAILING)
+    assert [r["ok"] for r in results] == [True, False, False, False]
+    assert (results[0]["value"], results[0]["reason"]) == (0.0, "0.0 % >= 0.0 %")
+    assert (results[1]["value"], results[1]["reason"]) == (0.0, "0.0 % is not >= 95.0 %")
+    assert [(r["value"], r["reason"]) for r in results[2:]] == [(None, NO_DATA)] * 2
+    lines = failing_run.stdout.strip().splitlines()
+    assert lines[-1] == str(failing_run.folder) and lines[-2] == "checks: 1 passed, 3 failed"
+    assert lines[-4].split() == ["first_response_ms:p95<=800", "–", "FAIL", "(no", "data)"]
+    suite = next(iter(JUnitXml.fromfile(str(failing_run.folder / "junit.xml"))))
+    assert (suite.tests, suite.failures) == (4, 3)
+    cases = {case.name: case for case in suite}
+    assert cases["success_rate>=0%"].is_passed
+    (rate,) = cases["success_rate>=95%"].result
+    assert rate.message == "success_rate measured 0.0 %, expected >= 95.0 %." and rate.type == "threshold"
+    (no_data,) = cases["first_response_ms:p95<=800"].result
+    assert no_data.type == "no data"
+    assert no_data.message == "first_response_ms:p95 has no data, expected <= 800.0 ms."
+
+
+def test_report_html_shows_the_checks(passing_run, failing_run):
+    html = (failing_run.folder / "report.html").read_text()
+    assert '<section id="checks">' in html and "1 passed, 3 failed" in html
+    assert 'id="check-2" class="check-fail"' in html and "success_rate&gt;=95%" in html
+    assert "FAIL (no data)" in html and "&gt;= 95.0 %" in html and "&lt;= 800.0 ms" in html
+    assert 'id="check-1" class="check-pass"' in (passing_run.folder / "report.html").read_text()
+
+
+def test_without_checks_a_failed_iteration_still_exits_1_and_no_junit(fixed_server, tmp_path):
+    run = run_locust("-u", "1", "-i", "2", "--wait-ms", "20", "--timeout", "0.1", "-H", fixed_server.url,
+                     "--results-dir", str(tmp_path / "results"), cwd=tmp_path)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert run.metrics["checks"] == [] and not (run.folder / "junit.xml").exists()
+    assert "checks:" not in run.stdout
+
+
+@pytest.mark.parametrize("how, says", [
+    ("cli", "bootbench: --check 'first_response_ms:p97<=800' names the unknown statistic 'p97'; use one of "),
+    ("env", "bootbench: --check 'latency<5' checks the unknown quantity 'latency'; "),
+    ("conf", "bootbench: --check 'first_response_ms:p95 == 800' uses the operator '=='; use one of <, <=, > or >=."),
+])
+def test_a_malformed_check_from_any_source_is_one_sentence_exit_2_and_nothing_starts(tmp_path, how, says):
+    args, env = [], {}
+    if how == "cli":
+        args = ["--check", "success_rate>=95%", "--check", "first_response_ms:p97<=800"]
+    elif how == "env":
+        env = {"LOCUST_CHECK": "success_rate>=95%;latency<5"}
+    else:
+        (tmp_path / "bad.conf").write_text("check = first_response_ms:p95 == 800\n")
+        args = ["--config", "bad.conf"]
+    run = run_locust(*args, "-u", "1", "-i", "1", "--results-dir", "results", cwd=tmp_path, env=env, timeout=60)
+    assert run.returncode == 2
+    (line,) = sentences(run.stderr)
+    assert line.startswith(says)
+    assert "Traceback" not in run.stderr + run.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_checks_in_master_worker_mode_are_evaluated_once_on_the_master(tmp_path):
+    """A master and one worker on the embedded server: one verdict, exit 3, files written by the master only."""
+    port = free_port()
+    master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                            str(port), "--expect-workers", "1", "-u", "2", "-i", "6", "--wait-ms", "20",
+                            "--results-dir", str(tmp_path / "r"), "--check", "first_response_ms:p95<=1",
+                            "--check", "success_rate>=95%", cwd=tmp_path, log=tmp_path / "master.log")
+    worker = locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), cwd=tmp_path,
+                            log=tmp_path / "worker.log")
+    try:
+        assert master.wait(120) == 3, (tmp_path / "master.log").read_text()[-3000:]
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the cluster did not finish:\n" + (tmp_path / "master.log").read_text()[-3000:])
+    finally:
+        for process in (master, worker):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    (folder,) = (tmp_path / "r").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["run"]["mode"] == "master" and metrics["summary"]["successes"] == 6
+    assert {s["worker"] for s in metrics["samples"]} != {"local"}
+    p95, rate = metrics["checks"]
+    assert not p95["ok"] and p95["value"] == metrics["summary"]["phases"]["first_response_ms"]["p95"] > 1
+    assert rate["ok"] and rate["value"] == 1.0
+    suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
+    assert (suite.tests, suite.failures) == (2, 1)
+    master_log = (tmp_path / "master.log").read_text()
+    assert "checks: 1 passed, 1 failed" in master_log
+    assert "checks:" not in (tmp_path / "worker.log").read_text()

@@ -11,6 +11,7 @@ rule: one sentence when a run is significantly slower by more than PCT.
 
     comparisons = compare_metrics(baseline_metrics, candidate_metrics)
     problem = slower_than_allowed(comparisons[HEADLINE], parse_percent("10%"), run="today", baseline="last-week")
+    print(text_table(comparisons.values()))     # or markdown_table, or html_section for compare.html
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import mannwhitneyu
 
 from bootbench.samples import HEADLINE
 from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
+from bootbench.views.html import esc, table
 from bootbench.views.text import MISSING, format_count, format_ms
 
 SLOWER = "slower"
@@ -197,3 +199,47 @@ def row(comparison: PhaseComparison) -> list[str]:
             _signed(comparison.median_diff), ci(comparison.median_ci), _signed(comparison.p95_diff),
             ci(comparison.p95_ci), _p(comparison.p_value), comparison.verdict]
 
+
+
+NUMERIC_FROM = 1
+NOTE = ("Differences are run minus baseline over successful iterations, with bootstrap 95% intervals; "
+        "a phase is slower or faster only when the median's interval excludes 0 and Mann-Whitney p < 0.05.")
+
+
+def heading(run: str, baseline: str) -> str:
+    """The line above a comparison table: which run against which baseline."""
+    return f"{run} against the baseline {baseline}"
+
+
+def text_table(comparisons: Iterable[PhaseComparison]) -> str:
+    """The per-phase comparison as aligned plain text; numbers right-aligned."""
+    rows = [list(HEADER)] + [row(comparison) for comparison in comparisons]
+    widths = [max(len(cells[i]) for cells in rows) for i in range(len(HEADER))]
+    lines = []
+    for index, cells in enumerate(rows):
+        lines.append("  ".join(cell.rjust(width) if NUMERIC_FROM <= i < len(HEADER) - 1 else cell.ljust(width)
+                               for i, (cell, width) in enumerate(zip(cells, widths))).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(comparisons: Iterable[PhaseComparison]) -> str:
+    """The per-phase comparison in Markdown (GitHub table syntax)."""
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    align = ["---" if i < NUMERIC_FROM or i == len(HEADER) - 1 else "---:" for i in range(len(HEADER))]
+    return "\n".join([line(HEADER), "| " + " | ".join(align) + " |", *(line(row(c)) for c in comparisons)])
+
+
+def html_section(baseline: str, compared: Sequence[tuple[str, Iterable[PhaseComparison]]]) -> str:
+    """compare.html's section with one per-phase comparison table per run against the baseline."""
+    parts = [f'<section id="regression"><h2>Against the baseline <span class="thin">{esc(baseline)}</span></h2>'
+             f'<p class="note">{esc(NOTE)}</p>']
+    for number, (run, comparisons) in enumerate(compared, 1):
+        parts.append(f"<h3>{esc(heading(run, baseline))}</h3><div class=\"scroll\">"
+                     f"{table(HEADER, [row(c) for c in comparisons], table_id=f'regression-{number}', numeric_from=NUMERIC_FROM)}"
+                     f"</div>")
+    parts.append("</section>")
+    return "".join(parts)
