@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -97,17 +102,34 @@ def test_bad_percentages_say_one_sentence(text):
         parse_percent(text)
 
 
-def test_real_runs_with_different_injected_delays(reference_server, tmp_path):
-    """Runs against the reference server: the same delays compare as no difference, +50 ms as slower."""
-    def run(first_audio_delay: str, seed: int) -> dict:
-        server = reference_server(setup_delay="20", first_audio_delay=first_audio_delay, cold_penalty=0, seed=seed,
-                                  reply_ms=100)
-        done = run_locust("-u", "1", "-i", "20", "--wait-ms", "20", "-H", server.url,
-                          "--results-dir", str(tmp_path / "results"), cwd=tmp_path)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.metrics
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory):
+    """Three runs of 20 iterations against the reference server: a baseline, the same delays again, +50 ms."""
+    from bootbench.server.launcher import ReferenceServer
 
-    baseline, same, slow = run("uniform:100:160", 1), run("uniform:100:160", 2), run("uniform:150:210", 3)
+    work = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for name, first_audio_delay, seed in (("baseline", "uniform:100:160", 1), ("same", "uniform:100:160", 2),
+                                          ("slow", "uniform:150:210", 3)):
+        server = ReferenceServer.start(setup_delay="20", first_audio_delay=first_audio_delay, cold_penalty=0,
+                                       seed=seed, reply_ms=100, ground_truth=str(work / f"{name}.jsonl"))
+        try:
+            done = run_locust("-u", "1", "-i", "20", "--wait-ms", "20", "-H", server.url,
+                              "--results-dir", str(work / name), cwd=work)
+        finally:
+            server.stop()
+        assert done.returncode == 0, done.stderr[-2000:]
+        folders[name] = done.folder
+    return folders
+
+
+def metrics_of(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_real_runs_with_different_injected_delays(real_runs):
+    """Runs against the reference server: the same delays compare as no difference, +50 ms as slower."""
+    baseline, same, slow = (metrics_of(real_runs[name]) for name in ("baseline", "same", "slow"))
     assert compare_metrics(baseline, same)[PHASE].verdict == NO_DIFFERENCE
     comparisons = compare_metrics(baseline, slow)
     assert set(comparisons) >= {"connect_ms", "session_start_ms", PHASE, "cold_start_ms", "stop_ms"}
@@ -118,3 +140,65 @@ def test_real_runs_with_different_injected_delays(reference_server, tmp_path):
         f"slow is slower than the baseline baseline on {PHASE}")
     assert fail_if_slower(baseline, slow, 80.0, run="slow", baseline_name="baseline") is None
     assert fail_if_slower(baseline, same, 0.0, run="same", baseline_name="baseline") is None
+
+
+def compare_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "bootbench.views.cli", "compare", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def phase_line(stdout: str, heading: str, phase: str) -> str:
+    """The row of ``phase`` in the text table under ``heading``."""
+    lines = stdout.splitlines()
+    start = lines.index(heading)
+    return next(line for line in lines[start:] if line.startswith(phase + " "))
+
+
+def test_compare_baseline_says_slower_with_an_interval_excluding_zero_and_fails_if_slower(real_runs, tmp_path):
+    base, slow = real_runs["baseline"], real_runs["slow"]
+    base_id, slow_id = base.name, slow.name
+    result = compare_cli("--baseline", base, slow, "--fail-if-slower", "10%", "--html", tmp_path / "c.html",
+                         cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    line = phase_line(result.stdout, f"{slow_id} against the baseline {base_id}", PHASE)
+    assert line.rstrip().endswith(SLOWER)
+    low, high = (float(x) for x in re.search(r"([+-][0-9.]+) to ([+-][0-9.]+)", line).groups())
+    assert 0 < low < 50 < high
+    (sentence,) = [l for l in result.stderr.splitlines() if l.startswith(f"bootbench: {slow_id} is slower")]
+    assert f"on {PHASE}: median " in sentence and "more than the allowed 10%." in sentence
+    page = (tmp_path / "c.html").read_text()
+    assert 'id="regression"' in page and 'id="regression-1"' in page and f">{SLOWER}<" in page
+    # Allowed more than the change: the verdict stays "slower" but the command passes.
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "80%", "--html", tmp_path / "c.html",
+                       cwd=tmp_path).returncode == 0
+    # --phase names another phase: session start (a fixed 20 ms on both servers) did not change.
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10", "--phase", "session_start_ms",
+                       "--html", tmp_path / "c.html", cwd=tmp_path).returncode == 0
+
+
+def test_compare_baseline_with_the_same_delays_is_no_significant_difference_and_exits_0(real_runs, tmp_path):
+    base, same = real_runs["baseline"], real_runs["same"]
+    result = compare_cli("--baseline", base, same, "--fail-if-slower", "0%", "--markdown",
+                         "--html", tmp_path / "c.html", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row_ = next(line for line in result.stdout.splitlines() if line.startswith(f"| {PHASE} |"))
+    assert row_.endswith(f"| {NO_DIFFERENCE} |")
+    assert "is slower" not in result.stderr
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--fail-if-slower", "10%"], "bootbench: --fail-if-slower needs --baseline FOLDER (the run to compare with)"),
+    (["--baseline", "{base}", "--fail-if-slower", "ten"],
+     "bootbench: --fail-if-slower expects a non-negative percentage such as 10%, not 'ten'"),
+    (["--baseline", "{base}", "--fail-if-slower", "5", "--phase", "latency"],
+     "bootbench: --phase 'latency' is not a phase; use one of connect_ms, "),
+    (["--baseline", "{tmp}/nowhere"], "bootbench: {tmp}/nowhere does not exist"),
+])
+def test_bad_compare_options_are_one_sentence_and_exit_2(real_runs, tmp_path, args, sentence):
+    values = {"base": real_runs["baseline"], "tmp": tmp_path}
+    result = compare_cli(*(a.format(**values) for a in args), real_runs["same"], "--html", tmp_path / "c.html",
+                         cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(sentence.format(**values))
+    assert not (tmp_path / "c.html").exists()
