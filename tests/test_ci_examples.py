@@ -3,11 +3,13 @@
 The schemas are check-jsonschema's vendored copies (no network); the shell
 scripts of the smoke step run here with a recording ``locust`` first on PATH,
 to show which arguments and which key the real one would get and that its
-exit code and run folder come through.
+exit code and run folder come through, and with the real ``locust`` against
+the embedded reference server (the path a CI without a service takes).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from junitparser import JUnitXml
 
 from bootbench.checks import parse_check
-from support.processes import ROOT
+from support.processes import LOCUSTFILE, ROOT, clean_env
 
 EXAMPLES = ROOT / "examples" / "ci"
 GITHUB = EXAMPLES / "github-actions.yml"
@@ -158,3 +161,28 @@ def test_gitlab_script_in_posix_sh_and_bash(tmp_path, shell, host, exit_code):
     else:
         assert "-H" not in argv and (tmp_path / "record" / "key").read_text() == "<unset>"
     assert "bootbench run folder: results/20261125-103711-aivoco" in result.stdout
+
+
+@pytest.mark.parametrize("example", ["github", "gitlab"])
+def test_the_smoke_script_with_the_real_locust_passes_its_checks_on_the_embedded_server(tmp_path, example):
+    """No host configured and a key in the environment: the script drops the key, the run measures the embedded
+    server (not the public endpoint the key would pick), passes both checks and leaves junit.xml in its folder."""
+    work, output = tmp_path / "work", tmp_path / "github_output"
+    work.mkdir()
+    script = github_smoke_step()["run"] if example == "github" else gitlab_smoke_script()
+    shell = ["bash", "-e", "-c"] if example == "github" else ["sh", "-e", "-c"]
+    env = clean_env({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                     "LOCUST_LOCUSTFILE": str(LOCUSTFILE), "AIVOCO_API_KEY": "k-123", "BOOTBENCH_HOST": "",
+                     "GITHUB_OUTPUT": str(output)})
+    result = subprocess.run([*shell, script], cwd=work, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (folder,) = (work / "results").iterdir()
+    if example == "github":
+        assert output.read_text() == f"folder=results/{folder.name}\n"
+    else:
+        assert f"bootbench run folder: results/{folder.name}" in result.stdout
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["run"]["embedded_server"] is True and metrics["summary"]["successes"] == 20
+    assert [check["ok"] for check in metrics["checks"]] == [True, True]
+    suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
