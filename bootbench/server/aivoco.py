@@ -20,10 +20,11 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
+
 from .aivoco_checks import check_audio_data, check_start_call
 from .aivoco_faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
 from .faults import FaultSpec
-from .constants import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
 from .pcm import reply_chunks_b64
 from .scheduler import SessionScheduler, sleep_until
 from .truth import SessionTruth
@@ -31,7 +32,6 @@ from .turns import IdleTurnEnd, SilenceDetector
 
 PROTOCOL = "aivoco"
 REPLY_CHUNK_MS = 40
-REPLY_RATE = AIVOCO_OUTPUT_RATE
 REPLY_TEXT = "Hello, this is the bootbench reference server."
 CREDITS = 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -115,7 +115,7 @@ class AivocoProtocol:
         self.reply_after = reply_after
         self._api_key = api_key
         self.reply = [(chunk, len(base64.b64decode(chunk)) // 2)
-                      for chunk in reply_chunks_b64(reply_ms, REPLY_RATE, REPLY_CHUNK_MS)]
+                      for chunk in reply_chunks_b64(reply_ms, AIVOCO_OUTPUT_RATE, REPLY_CHUNK_MS)]
         self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, cors_allowed_origins="*",
                                         max_http_buffer_size=MAX_MESSAGE_BYTES)
         self.connections: dict[str, AivocoConnection] = {}
