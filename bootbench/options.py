@@ -67,6 +67,10 @@ def add_arguments(parser: Any) -> None:
                              "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
+    parser.add_argument("--master-silence-s", type=float, default=10.0, env_var="LOCUST_MASTER_SILENCE_S",
+                        help="On a worker: seconds without a heartbeat reply from the master, during a run, "
+                             "after which the worker stops (its iterations in flight are lost). Set on the master: "
+                             "workers receive it with the run. Default 10.")
     bind_to_loopback_by_default(parser)
 
 
@@ -107,6 +111,7 @@ class Settings:
     audio: str
     results_dir: str
     ca_bundle: str
+    master_silence_s: float
 
     def retarget(self, url: str, *, embedded: bool) -> Settings:
         """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
@@ -160,9 +165,10 @@ class Settings:
         return block
 
 
-NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle"})
+NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "master_silence_s"})
 """Settings that ``run_block`` leaves out: the master records the iteration accounting and the audio's
-description instead; where results go and which CA file verified TLS do not change what is measured."""
+description instead; where results go, which CA file verified TLS and how long a worker waits for a silent
+master do not change what is measured."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
 _FROM_HOST = ("target", "embedded_server")
@@ -189,6 +195,8 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
     if values["wait_ms"] < 0:
         raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
+    if not values["master_silence_s"] > 0:
+        raise ConfigError(f"--master-silence-s must be a positive number of seconds, not {values['master_silence_s']:g}")
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")

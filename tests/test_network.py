@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bootbench.run.early_stop import FATAL_STREAK
 from support.netns import PYTHON, Lab, leftover_namespaces, require_lab
 from support.processes import read_jsonl
 
@@ -33,12 +34,14 @@ KEY = "net-key-5b1d0c"
 SERVER_DELAYS = ("--setup-delay", "20", "--first-audio-delay", "50", "--cold-penalty", "0", "--reply-ms", "120")
 HEARTBEAT_BOUND = 8.0
 """Locust marks a worker missing after 3 missed 1 s heartbeats; bootbench's watch looks every second; + slack."""
-WORKER_STOP_BOUND = 25.0
-"""How long a worker that lost its master may keep running (its master-silence bound + a cycle's timeout + slack)."""
+MASTER_SILENCE = 4.0
+"""--master-silence-s in these tests (default 10): a worker gives a silent master up after this long."""
+WORKER_STOP_BOUND = MASTER_SILENCE + 8.0
+"""How long a worker that lost its master may keep running (its master-silence bound, a look a second, + slack)."""
 
 
 class StillRunning(Exception):
-    """A process outlived the bound it was given (raised instead of a plain assertion so xfail can name it)."""
+    """A process outlived the bound it was given."""
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Service:
 
     def sessions(self) -> list[dict]:
         return read_jsonl(self.truth) if self.truth.exists() else []
+
+    def wait_listening(self) -> None:
+        assert wait_for(lambda: "listening on" in self.log.read_text(), 30), self.log.read_text()[-2000:]
 
 
 @pytest.fixture
@@ -70,12 +76,14 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
 
 
 def start_service(lab: Lab, tmp_path: Path, *extra: str, port: int = SERVICE_PORT) -> Service:
-    """The reference server in the service host, on every address of that host."""
+    """The reference server in the service host, on every address of that host (not waited for: see wait_listening).
+
+    Tests start it together with the Locust processes, which take longer to import than it takes to listen.
+    """
     log, truth = tmp_path / f"service-{port}.log", tmp_path / f"truth-{port}.jsonl"
     lab["service"].popen([PYTHON, "-m", "bootbench.server", "--host", "0.0.0.0", "--port", str(port),
                           "--ground-truth", str(truth), *SERVER_DELAYS, *extra],
                          log=log, env={"BOOTBENCH_SERVER_API_KEY": KEY})
-    assert wait_for(lambda: "listening on" in log.read_text(), 20), log.read_text()[-2000:]
     return Service(f"http://{lab['service'].ip}:{port}", truth, log)
 
 
@@ -111,10 +119,12 @@ def start_cluster(lab: Lab, tmp_path: Path, service: Service, *args: str,
     env = {"AIVOCO_API_KEY": KEY}
     master = lab["master"].locust(
         "--master", "--master-bind-host", master_ip, "--expect-workers", str(len(workers)), "--headless",
-        "-H", service.url, "--results-dir", str(tmp_path / "master" / "r"), *args,
+        "-H", service.url, "--results-dir", str(tmp_path / "master" / "r"), "--master-silence-s", str(MASTER_SILENCE),
+        *args,
         log=tmp_path / "master.log", cwd=tmp_path / "master", env=env)
     started = {name: lab[name].locust("--worker", "--master-host", master_ip, log=tmp_path / f"{name}.log",
                                       cwd=tmp_path / name, env=env) for name in workers}
+    service.wait_listening()  # long before the workers are ready and the master spawns users
     return Cluster(master, started, tmp_path)
 
 
@@ -193,12 +203,10 @@ def test_master_and_two_workers_on_separate_hosts_run_exactly_n_iterations(lab, 
 # ---------------------------------------------------------------- 2. a worker cut off mid-run
 
 
-@pytest.mark.xfail(strict=True, raises=StillRunning, reason="TEMPORARY until the fix: a worker that loses its master "
-                   "keeps running until Locust's 60 s MASTER_HEARTBEAT_TIMEOUT (bootbench needs its own bound)")
 def test_a_worker_cut_off_mid_run_is_written_off_and_its_budget_goes_to_the_other(lab, tmp_path):
     # long cycles, short pauses: each worker almost always has iterations in flight when its cable goes
     service = start_service(lab, tmp_path, "--first-audio-delay", "400")
-    n = 40
+    n = 24
     cluster = start_cluster(lab, tmp_path, service, "-u", "4", "-r", "4", "-i", str(n), "--wait-ms", "10",
                             "--timeout", "3")
     started = wait_for(lambda: (lambda s: len(s) >= 8 and {x["worker"][:7] for x in s} == {"worker1", "worker2"})(
@@ -249,8 +257,6 @@ def test_a_worker_cut_off_mid_run_is_written_off_and_its_budget_goes_to_the_othe
 # ---------------------------------------------------------------- 3. the master disappears
 
 
-@pytest.mark.xfail(strict=True, raises=StillRunning, reason="TEMPORARY until the fix: workers wait 60 s "
-                   "(Locust's MASTER_HEARTBEAT_TIMEOUT) and their users up to 60 s more (TICKET_WAIT)")
 def test_workers_stop_by_themselves_when_the_master_is_killed_mid_run(lab, tmp_path):
     service = start_service(lab, tmp_path, "--first-audio-delay", "200")
     cluster = start_cluster(lab, tmp_path, service, "-u", "4", "-r", "4", "-i", "1000", "--wait-ms", "10",
@@ -276,8 +282,6 @@ def test_workers_stop_by_themselves_when_the_master_is_killed_mid_run(lab, tmp_p
     assert len(service.sessions()) == settled
 
 
-@pytest.mark.xfail(strict=True, raises=StillRunning, reason="TEMPORARY until the fix: when every worker goes "
-                   "missing Locust stops the test, bootbench writes the files, but a headless master never quits")
 def test_a_master_cut_off_from_every_worker_ends_the_run_by_itself(lab, tmp_path):
     service = start_service(lab, tmp_path, "--first-audio-delay", "300")
     n = 200
@@ -299,18 +303,23 @@ def test_a_master_cut_off_from_every_worker_ends_the_run_by_itself(lab, tmp_path
 # ---------------------------------------------------------------- 4. a worker that cannot reach the service
 
 
-@pytest.mark.xfail(strict=True, reason="TEMPORARY until the fix: the early stop counts one streak over all "
-                   "workers, so worker1's 3 quick connect_failed abort the run before worker2's first success")
 def test_a_worker_that_cannot_reach_the_service_fails_its_iterations_and_the_run_goes_on(lab, tmp_path):
-    service = start_service(lab, tmp_path)
+    # One user per worker, started at once (one spawn message: Locust 2.47 spends seconds of CPU on each on a
+    # loaded machine). worker1's first 3 connects fail at once (~0.8 s with its backoff); a slow session
+    # start keeps worker2's first success after them, so a run-wide streak would stop the run.
+    service = start_service(lab, tmp_path, "--setup-delay", "1500")
     lab["worker1"].unreachable(lab["service"])  # the master and worker2 still reach it
-    n = 16
-    # Locust's default spawn rate (1 user/s) starts worker1's user first: its failures come before any success
-    cluster = start_cluster(lab, tmp_path, service, "-u", "4", "-i", str(n), "--wait-ms", "20", "--timeout", "3")
+    n = 8
+    cluster = start_cluster(lab, tmp_path, service, "-u", "2", "-r", "2", "-i", str(n), "--wait-ms", "20",
+                            "--timeout", "3")
     code = exit_code(cluster.master, 60, "the master")
     master_log = cluster.log("master")
-    metrics = assert_files_agree(cluster.folder())
+    folder = cluster.folder()
+    metrics = assert_files_agree(folder)
     ids = worker_ids(metrics)
+    arrived = read_jsonl(folder / "samples.jsonl")  # in arrival order
+    assert [(s["worker"], s["error_kind"]) for s in arrived[:FATAL_STREAK]] == \
+        [(ids["worker1"], "connect_failed")] * FATAL_STREAK, "the scenario did not happen: worker1 did not fail first"
     assert metrics["run"]["aborted"] is None, f"stopped early while worker2 succeeded: {metrics['run']['aborted']}"
     budget = metrics["run"]["iterations"]
     assert (budget["started"], budget["finished"], budget["lost"]) == (n, n, 0), budget
@@ -322,6 +331,7 @@ def test_a_worker_that_cannot_reach_the_service_fails_its_iterations_and_the_run
     assert all(s["ok"] for s in by_worker[ids["worker2"]])
     failed = by_worker[ids["worker1"]]
     assert failed and all(s["error_kind"] == "connect_failed" and "no route to host" in s["error"] for s in failed)
+    assert all(s["error"].startswith(f"{ids['worker1']}: cannot reach {service.url}") for s in failed), failed[0]
     assert metrics["errors"]["by_kind"] == {"connect_failed": len(failed)}
     assert {e["worker"] for e in metrics["errors"]["first"]} == {ids["worker1"]}
     # what the user reads names the worker that could not connect
@@ -373,6 +383,7 @@ def test_a_delay_on_the_link_shows_in_connect_and_session_start_by_its_round_tri
     lab["service"].popen([PYTHON, str(Path(__file__).parent / "support" / "delay_relay.py"),
                           "--listen", f"0.0.0.0:{RELAY_PORT}", "--to", f"127.0.0.1:{SERVICE_PORT}",
                           "--delay-ms", str(DELAY_MS)], log=relay_log)
+    service.wait_listening()
     assert wait_for(lambda: "relay listening" in relay_log.read_text(), 20), relay_log.read_text()
     n = 8
     direct = local_run(lab, tmp_path, "direct", service.url, n)
