@@ -180,8 +180,11 @@ def _decode(path: Path) -> tuple[np.ndarray, int, str]:
         size = path.stat().st_size
         if size == 0:
             raise AudioError(f"audio file {path} is empty")
-        info = soundfile.info(str(path))
-        data, source_rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+        with path.open("rb") as file:   # opened here so that an OS error is reported as what it is
+            with soundfile.SoundFile(file) as sound:
+                kind = f"{sound.format} {sound.subtype}"
+                source_rate = sound.samplerate
+                data = sound.read(dtype="float64", always_2d=True)
     except AudioError:
         raise
     except FileNotFoundError:
@@ -198,7 +201,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int, str]:
         raise AudioError(f"audio file {path} cannot be decoded ({exc})") from None
     if data.shape[0] == 0 or source_rate <= 0:
         raise AudioError(f"audio file {path} holds no audio (0 samples)")
-    return data, int(source_rate), f"{info.format} {info.subtype}"
+    return data, int(source_rate), kind
 
 
 def _silence_warnings(path: Path, pcm: np.ndarray) -> tuple[str, ...]:

@@ -187,3 +187,19 @@ def test_a_silent_clip_is_accepted_with_a_warning(tmp_path, amplitude, words):
     assert stim.samples.size == 8_000
     (warning,) = stim.warnings
     assert "quiet.wav is silent" in warning and words in warning and "nothing to answer" in warning
+
+
+def test_a_file_that_cannot_be_opened_says_why_and_not_that_its_format_is_wrong(tmp_path, monkeypatch):
+    """libsndfile reports an unreadable file as "System error"; the file is opened by Python first to say why."""
+    path = tmp_path / "locked.wav"
+    path.write_bytes(b"RIFF")
+    real_open = type(path).open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(path), "open", refuse)
+    with pytest.raises(AudioError, match=r"locked\.wav cannot be read \(permission denied\)$"):
+        Stimulus.from_file(path)
