@@ -43,9 +43,10 @@ import psutil
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # bootbench, and the tests' clean environment
 
 from bootbench.server.launcher import ReferenceServer  # noqa: E402
+from support.processes import clean_env  # noqa: E402
 
 PROFILES = {
     "short": {"setup_delay": "uniform:20:40", "first_audio_delay": "uniform:60:100"},
@@ -122,8 +123,7 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
                realtime: bool = False) -> dict:
     """Run one client to the end; its rows (one per iteration, with the sid), time window and monitor."""
     out = work / f"{kind}-{users}{'-rt' if realtime else ''}.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env = clean_env({"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)})
     if kind in ("bootbench", "probe"):
         if kind == "probe":
             locustfile = BENCH / "probe_locustfile.py"

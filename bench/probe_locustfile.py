@@ -22,12 +22,12 @@ import kernel_stamps  # noqa: E402
 kernel_stamps.install()
 
 from bootbench import events  # noqa: E402,F401  (bootbench's options and event hooks)
-from bootbench import user as bootuser  # noqa: E402
+from bootbench.user import BootUser  # noqa: E402
 
 _LOG = open(os.environ["BOOTBENCH_PROBE_LOG"], "a", buffering=1)
 
 
-class ProbeUser(bootuser.BootUser):
+class ProbeUser(BootUser):
     """BootUser that writes, after each cycle, the stage stamps of its two timed messages."""
 
     def _run_cycle(self, iteration, ctx):

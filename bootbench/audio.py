@@ -29,15 +29,14 @@ import numpy as np
 import soundfile
 import soxr
 
+from bootbench.wire import SILENCE_THRESHOLD
+
 DEFAULT_RATE = 16_000
 DEFAULT_SECONDS = 1.0
 DEFAULT_FREQUENCY = 440.0
 DEFAULT_AMPLITUDE = 0.5
 CHUNK_SAMPLES = 1024
 """64 ms at 16 kHz: the chunk size of the vendor's demo client."""
-
-SILENCE_THRESHOLD = 0.01
-"""A chunk whose peak is at or below this (in 0..1, i.e. -40 dBFS) carries no audio (Aivoco's ``has_audio``)."""
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 SPEECH_CLIP = ASSETS / "arctic_a0007.wav"

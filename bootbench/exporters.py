@@ -1,9 +1,14 @@
-"""Result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log.
+"""The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log.
 
 A :class:`RunRecorder` owns one run folder ``<results-dir>/<run-id>/``. It
 appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
-so a crash keeps every finished iteration), captures the run's log, and
-at the end writes the summaries computed from the raw samples.
+so a crash keeps every finished iteration), captures the run's log, and at
+the end writes metrics.json and the CSV files from the raw samples (and
+asks :mod:`bootbench.views.report` for report.html).
+
+    recorder = RunRecorder("results", "aivoco")
+    recorder.add(sample)                    # at once into samples.jsonl and the run log
+    metrics = recorder.finish(run_block)    # metrics.json, summary.csv, samples.csv, report.html
 """
 
 from __future__ import annotations
@@ -12,18 +17,20 @@ import json
 import logging
 import platform
 from datetime import datetime, timezone
+from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
-from bootbench.views.report import write_report_safely
-from bootbench.samples import HEADLINE, PHASES, Sample, summarize_errors, summarize_samples
+from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
 from bootbench.secrets import RedactingFilter, redact
+from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
+from bootbench.views.report import write_report_safely
 
-SCHEMA = "bootbench/metrics/v1"
-STAT_COLUMNS = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
+SCHEMA = "bootbench/metrics/v2"
+"""v2: the pause between cycles is ``run.wait_ms`` (v1: ``run.delay_ms``)."""
 SESSION_LOG = logging.getLogger("bootbench.sessions")
 """Per-iteration lines: into the run log only, not onto the console."""
 SESSION_LOG.propagate = False
@@ -32,6 +39,7 @@ LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 
 
 def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds, the form of every time in metrics.json."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -53,19 +61,25 @@ class RunRecorder:
         logging.getLogger().addHandler(self._log_handler)
         SESSION_LOG.addHandler(self._log_handler)
 
+    @property
+    def started_at(self) -> str:
+        """When the run started, as in metrics.json (ISO 8601, UTC, milliseconds)."""
+        return self.started.isoformat(timespec="milliseconds")
+
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
         self.samples.append(sample)
         self._jsonl.write(redact(json.dumps(sample.to_dict())) + "\n")
         self._jsonl.flush()
-        SESSION_LOG.info("%s", describe_sample(sample))
+        SESSION_LOG.info("%s", log_line(sample))
 
-    def finish(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Write metrics.json, summary.csv, samples.csv and report.html; stop capturing the log. Returns the metrics."""
-        run = {"id": self.run_id, "started_at": self.started.isoformat(timespec="milliseconds"),
-               "ended_at": now_iso(), **run, "versions": versions()}
-        metrics = build_metrics(run, self.samples)
-        write_metrics(self.folder, metrics)
+    def finish(self, run_block: dict[str, Any]) -> dict[str, Any]:
+        """Write metrics.json, summary.csv, samples.csv and report.html; stop capturing the log. Returns the metrics.
+
+        ``run_block`` describes the run (metrics.json ``run`` without id, times and versions).
+        """
+        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso())
+        write_metrics(self.folder, metrics, self.samples)
         write_report_safely(self.folder, metrics)
         self._jsonl.close()
         logging.getLogger().removeHandler(self._log_handler)
@@ -74,8 +88,8 @@ class RunRecorder:
         return metrics
 
 
-def describe_sample(sample: Sample) -> str:
-    """One line per iteration for the run log."""
+def log_line(sample: Sample) -> str:
+    """The run log's line about one iteration."""
     who = f"iteration {sample.iteration} ({sample.worker} user {sample.user})"
     phases = ", ".join(f"{p[:-3]} {getattr(sample, p):.1f} ms" for p in PHASES if getattr(sample, p) is not None)
     outcome = "ok" if sample.ok else f"FAILED {sample.error_kind}: {sample.error}"
@@ -83,84 +97,54 @@ def describe_sample(sample: Sample) -> str:
     return f"{who}: {outcome}{'; ' + phases if phases else ''}{strays}"
 
 
-def build_metrics(run: dict[str, Any], samples: list[Sample]) -> dict[str, Any]:
-    """The metrics.json document: run description, exact summary, errors, and every sample."""
+def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], samples: Sequence[Sample], *,
+                  ended_at: str | None = None) -> dict[str, Any]:
+    """The metrics.json document: run description, exact summary, errors, and every sample.
+
+    Without ``ended_at`` the document describes a run still going: its ``run``
+    block says ``in_progress`` and when the snapshot was taken.
+    """
+    times = {"ended_at": ended_at} if ended_at else {"snapshot_at": now_iso(), "in_progress": True}
     ordered = sorted(samples, key=lambda s: s.iteration)
     return {
         "schema": SCHEMA,
-        "run": run,
+        "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions())},
         "summary": summarize_samples(ordered),
         "errors": summarize_errors(ordered),
         "samples": [s.to_dict() for s in ordered],
     }
 
 
-def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
-    """Write metrics.json, summary.csv and samples.csv of ``metrics`` into ``folder``."""
+def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sample]) -> None:
+    """Write metrics.json, summary.csv and samples.csv into ``folder``."""
     text = redact(json.dumps(metrics, indent=2, allow_nan=False))
     (folder / "metrics.json").write_text(text + "\n", encoding="utf-8")
-    summary_frame(metrics).to_csv(folder / "summary.csv", index=False)
-    samples_frame(metrics).to_csv(folder / "samples.csv", index=False)
+    summary_frame(metrics["summary"]).to_csv(folder / "summary.csv", index=False)
+    samples_frame(samples).to_csv(folder / "samples.csv", index=False)
 
 
-def summary_frame(metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row per phase with its exact statistics and the run's success rate."""
-    summary = metrics["summary"]
+def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
+    """One row per phase with its exact statistics and the run's success rate (summary.csv)."""
     rows = []
     for phase in PHASES:
         stats = summary["phases"][phase]
-        row = {"phase": phase, **{c: stats[c] for c in STAT_COLUMNS}}
+        row = {"phase": phase, **{c: stats[c] for c in STATISTICS}}
         for name in ("ci95_mean", "ci95_median"):
-            low, high = stats[name] or (None, None)
-            row[f"{name}_low"], row[f"{name}_high"] = low, high
+            row[f"{name}_low"], row[f"{name}_high"] = stats[name] or (None, None)
         row.update(iterations=summary["iterations"], successes=summary["successes"],
                    failures=summary["failures"], success_rate=summary["success_rate"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def samples_frame(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Every sample as a row; anomalies as a compact text column."""
-    rows = []
-    for s in metrics["samples"]:
-        row = {k: v for k, v in s.items() if k != "anomalies"}
-        row["anomalies"] = ";".join(f"{k}={v}" for k, v in sorted(s.get("anomalies", {}).items()))
-        rows.append(row)
-    columns = ["iteration", "worker", "user", "started_at", "ok", "error_kind", "error", *PHASES,
-               "connected_this_cycle", "anomalies"]
-    return pd.DataFrame(rows, columns=columns)
+def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
+    """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv)."""
+    frame = pd.DataFrame([vars(s) for s in sorted(samples, key=lambda s: s.iteration)], columns=list(SAMPLE_FIELDS))
+    frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
+    return frame
 
 
-def console_summary(metrics: dict[str, Any]) -> str:
-    """The short human summary printed at the end of a run."""
-    summary, run = metrics["summary"], metrics["run"]
-    head = summary["phases"][HEADLINE]
-    budget = run.get("iterations", {})
-    lines = [f"bootbench: {run.get('provider')} at {run.get('target')}"
-             f"{' (embedded reference server)' if run.get('embedded_server') else ''}"]
-    rate = summary["success_rate"]
-    lines.append(f"  iterations: {summary['iterations']} finished"
-                 f"{' of ' + str(budget['planned']) + ' planned' if budget.get('planned') else ''}, "
-                 f"{summary['successes']} ok, {summary['failures']} failed"
-                 f" (success rate {rate * 100:.1f}%)" if rate is not None else "  iterations: none finished")
-    if head["count"]:
-        p99_note = " (fewer than 100 samples: p99 is in effect the max)" if summary["p99_is_max"] else ""
-        lines.append(f"  first response: median {head['median']:.1f} ms, p95 {head['p95']:.1f} ms, "
-                     f"p99 {head['p99']:.1f} ms{p99_note}, mean {head['mean']:.1f} ms, "
-                     f"min {head['min']:.1f}, max {head['max']:.1f}")
-        session = summary["phases"]["session_start_ms"]
-        if session["count"]:
-            lines.append(f"  session start: median {session['median']:.1f} ms, p95 {session['p95']:.1f} ms")
-    errors = metrics["errors"]["by_kind"]
-    if errors:
-        lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
-        first = metrics["errors"]["first"][0]
-        lines.append(f"  first error (iteration {first['iteration']}): {first['kind']}: {first['message']}")
-    if budget.get("lost"):
-        lines.append(f"  incomplete: {budget['lost']} iteration(s) lost in flight")
-    return "\n".join(lines)
-
-
+@cache
 def versions() -> dict[str, str]:
     """Versions of what produced the numbers."""
     found = {"python": platform.python_version(), "platform": platform.platform()}
@@ -170,17 +154,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
-
-
-def load_samples(path: str | Path) -> list[Sample]:
-    """Read a samples.jsonl (a torn last line from a crash is skipped)."""
-    samples = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            samples.append(Sample.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError):
-            continue
-    return samples
 
 
 def _new_folder(results_dir: Path, base: str) -> Path:

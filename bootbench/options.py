@@ -1,24 +1,33 @@
-"""bootbench's command-line options and the settings they resolve to.
+"""bootbench's options and the one :class:`Settings` object they resolve to, once per process.
 
-Every option is a normal Locust option: it works on the command line, as a
-``LOCUST_*`` environment variable and in a config file (``conf/locust.conf``,
-``locust.conf``, ``pyproject.toml``). :class:`Settings` is the checked,
-typed form that the rest of bootbench reads; bad input raises
-:class:`ConfigError` with one sentence for the user.
+Every option is a normal Locust option (command line, ``LOCUST_*``
+variable, config file) and its default is defined here only. ``Settings``
+is their checked, typed form; the driver's configuration, the API-key
+policy and the configuration part of metrics.json's ``run`` block are
+derived from it. Bad input raises :class:`ConfigError`, one sentence for the user.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from bootbench import providers
+from bootbench.audio import AudioError, Stimulus
+from bootbench.providers.network import redacted_url
+from bootbench.secrets import load_key
+
+log = logging.getLogger("bootbench")
 
 PACES = ("burst", "realtime")
+LOOPBACK_KEY = "bootbench-reference"
+"""The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
 
 class ConfigError(ValueError):
@@ -73,89 +82,178 @@ def bind_to_loopback_by_default(parser: Any) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """What a run measures and how: the checked form of the options."""
+    """What a run measures and how: the checked form of the options.
+
+    Every field but ``target`` and ``embedded_server`` is the option of the
+    same name (its argparse ``dest``), read and checked by :func:`resolve`:
+    adding an option is its ``add_argument`` and its field here.
+    """
 
     provider: str
     target: str
+    """The URL benchmarked: ``-H``, or the embedded reference server's (empty until it has started)."""
     embedded_server: bool
+    """No ``-H`` was given: the run targets the reference server bootbench starts itself."""
     iterations: int
     timeout: float
-    results_dir: str
-    audio: str
-    connect_per_call: bool
+    wait_ms: float
     pace: str
     trailing_silence_ms: float
+    connect_per_call: bool
     system_message: str
     voice: str
-    wait_ms: float
-    ca_bundle: str
     model: str
     turn: str
+    audio: str
+    results_dir: str
+    ca_bundle: str
 
-    def describe(self) -> dict[str, Any]:
-        """The settings as recorded in metrics.json (no secrets are held here)."""
-        return asdict(self)
+    def retarget(self, url: str, *, embedded: bool) -> Settings:
+        """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
+        return replace(self, target=url, embedded_server=embedded)
+
+    def api_key(self, *, required: bool) -> str | None:
+        """The provider's API key from the environment or ./.env (registered for redaction).
+
+        Required only for a target that is neither the embedded server nor on
+        this machine; then a missing key raises :class:`ConfigError`.
+        """
+        names = providers.DRIVERS[self.provider].key_variables
+        key = load_key(*names)
+        if key or not required or self.embedded_server or is_loopback(self.target):
+            return key
+        raise ConfigError(
+            f"{' or '.join(names)} is not set (in the environment or ./.env); it is needed for {self.target}")
+
+    def driver_config(self, api_key: str | None) -> providers.DriverConfig:
+        """The driver's configuration: every DriverConfig field is the Settings field of the same name.
+
+        Without a key (a reference server here needs none) the placeholder
+        :data:`LOOPBACK_KEY` is sent.
+        """
+        same_name = {f.name: getattr(self, f.name) for f in fields(providers.DriverConfig)
+                     if f.name not in ("url", "api_key")}
+        return providers.DriverConfig(url=self.target, api_key=api_key or LOOPBACK_KEY, **same_name)
+
+    def stimulus(self) -> Stimulus:
+        """The audio to send: the ``--audio`` WAV file, else the default sine (raises AudioError)."""
+        return Stimulus.from_wav(self.audio) if self.audio else Stimulus.sine()
+
+    def run_block(self) -> dict[str, Any]:
+        """The configuration part of metrics.json's ``run`` block: what was measured, and how.
+
+        The master adds the iteration accounting, users, mode, the audio's
+        description, Locust's options and the abort reason.
+        """
+        block: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in NOT_RECORDED:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "target":
+                value = redacted_url(value)
+            elif f.name == "voice":
+                value = value or "default"
+            elif f.name == "model":
+                value = value or None
+            block[RECORDED_AS.get(f.name, f.name)] = value
+        return block
 
 
-def resolve(options: Any, host: str | None, *, embedded_url: str | None = None) -> Settings:
+NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle"})
+"""Settings that ``run_block`` leaves out: the master records the iteration accounting and the audio's
+description instead; where results go and which CA file verified TLS do not change what is measured."""
+RECORDED_AS = {"timeout": "timeout_s"}
+"""Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
+_FROM_HOST = ("target", "embedded_server")
+OPTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name not in _FROM_HOST)
+"""The Settings fields read from an option of the same name."""
+_KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def resolve(options: Any, host: str | None) -> Settings:
     """Check the parsed options and the target host; raise :class:`ConfigError` on bad input.
 
     ``host`` is Locust's ``-H``; when it is empty the run targets the embedded
-    reference server at ``embedded_url`` (which may still be unknown at check time).
+    reference server, whose URL is filled in by :meth:`Settings.retarget`
+    once it has started. Most callers want :func:`settings_for`, which
+    resolves once per process.
     """
-    iterations = _number(options, "iterations", int)
-    if iterations < 0:
-        raise ConfigError(f"--iterations must be a positive number (or 0 for no limit), not {iterations}")
-    timeout = _number(options, "timeout", float)
-    if not timeout > 0:
-        raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout:g}")
-    trailing = _number(options, "trailing_silence_ms", float)
+    values = {name: _read(options, name) for name in OPTION_FIELDS}
+    if values["iterations"] < 0:
+        raise ConfigError(f"--iterations must be a positive number (or 0 for no limit), not {values['iterations']}")
+    if not values["timeout"] > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {values['timeout']:g}")
+    trailing = values["trailing_silence_ms"]
     if trailing < 0:
         raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
-    wait_ms = _number(options, "wait_ms", float)
-    if wait_ms < 0:
-        raise ConfigError(f"--wait-ms cannot be negative ({wait_ms:g})")
-    pace = str(getattr(options, "pace", "burst") or "burst")
-    if pace not in PACES:
-        raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {pace!r}")
+    if values["wait_ms"] < 0:
+        raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
+    values["pace"] = values["pace"] or PACES[0]
+    if values["pace"] not in PACES:
+        raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")
 
     host = (host or "").strip()
     if host:
         check_url(host)
-    provider = str(getattr(options, "provider", "") or "").strip().lower() or providers.infer(host)
+    provider = values["provider"] = values["provider"].strip().lower() or providers.infer(host)
     if provider not in providers.NAMES:
         raise ConfigError(f"unknown provider {provider!r}; choose one of {', '.join(providers.NAMES)}")
     driver = providers.DRIVERS[provider]
-    turn = str(getattr(options, "turn", "") or "").strip().lower() or driver.turn_modes[0]
+    turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")
     if turn == "vad" and trailing < driver.vad_silence_ms:
         raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
                           f"{provider} (its voice activity detection ends a turn after that much silence)")
-    audio = str(getattr(options, "audio", "") or "")
-    if audio and not Path(audio).exists():
-        raise ConfigError(f"audio file {audio} does not exist")
-    ca_bundle = str(getattr(options, "ca_bundle", "") or "")
-    if ca_bundle and not Path(ca_bundle).is_file():
-        raise ConfigError(f"CA bundle {ca_bundle} does not exist")
-    return Settings(
-        provider=provider,
-        target=host or embedded_url or "",
-        embedded_server=not host,
-        iterations=iterations,
-        timeout=timeout,
-        results_dir=str(getattr(options, "results_dir", "results") or "results"),
-        audio=audio,
-        connect_per_call=bool(getattr(options, "connect_per_call", False)),
-        pace=pace,
-        trailing_silence_ms=trailing,
-        system_message=str(getattr(options, "system_message", "") or ""),
-        voice=str(getattr(options, "voice", "") or ""),
-        wait_ms=wait_ms,
-        ca_bundle=ca_bundle,
-        model=str(getattr(options, "model", "") or "") or driver.default_model,
-        turn=turn,
-    )
+    if values["audio"] and not Path(values["audio"]).exists():
+        raise ConfigError(f"audio file {values['audio']} does not exist")
+    if values["ca_bundle"] and not Path(values["ca_bundle"]).is_file():
+        raise ConfigError(f"CA bundle {values['ca_bundle']} does not exist")
+    values["results_dir"] = values["results_dir"] or "results"
+    values["model"] = values["model"] or driver.default_model
+    return Settings(target=host, embedded_server=not host, **values)
+
+
+_resolved: tuple[tuple[str, ...], Settings] | None = None
+
+
+def settings_for(options: Any, host: str | None) -> Settings:
+    """This process's settings for these options and host: resolved on first use, then reused.
+
+    A worker receives the master's options with every spawn, and the web UI
+    can change options and host between runs; only then are they resolved
+    again. Raises :class:`ConfigError` like :func:`resolve`.
+    """
+    global _resolved
+    key = ((host or "").strip(), *(repr(getattr(options, name, None)) for name in OPTION_FIELDS))
+    if _resolved is None or _resolved[0] != key:
+        _resolved = (key, resolve(options, host))
+    return _resolved[1]
+
+
+def check_or_exit(environment: Any) -> Settings:
+    """Check the command line before anything starts: bad input is one sentence on stderr and exit code 2.
+
+    Checks the options, the results folder, the audio file and the API key.
+    With no ``-H`` but the provider's key set, the run goes to the
+    provider's public endpoint (``environment.host`` is set to it).
+    """
+    opts = environment.parsed_options
+    try:
+        settings = settings_for(opts, environment.host)
+        if settings.embedded_server and settings.api_key(required=False):
+            public = providers.DRIVERS[settings.provider].public_url
+            environment.host = public
+            settings = settings_for(opts, public)
+            log.info("no host given and the %s key is set: benchmarking %s", settings.provider, public)
+        check_results_dir(settings.results_dir)
+        settings.stimulus()
+        settings.api_key(required=True)
+    except (ConfigError, AudioError) as exc:
+        sys.stderr.write(f"bootbench: {exc}\n")
+        sys.exit(2)
+    return settings
 
 
 def check_url(url: str) -> None:
@@ -195,8 +293,14 @@ def check_results_dir(path: str) -> None:
         raise ConfigError(f"results folder {path} is not writable ({exc.strerror or exc})") from None
 
 
-def _number(options: Any, name: str, kind: type) -> Any:
-    value = getattr(options, name)
+def _read(options: Any, name: str) -> Any:
+    """The option ``name`` converted to its Settings field's type; a non-number raises :class:`ConfigError`."""
+    kind = _KINDS[next(f.type for f in fields(Settings) if f.name == name)]
+    value = getattr(options, name, None)
+    if kind is str:
+        return "" if value is None else str(value)
+    if kind is bool:
+        return bool(value)
     try:
         return kind(value)
     except (TypeError, ValueError):

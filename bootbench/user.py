@@ -2,10 +2,10 @@
 
     [connect] -> start session -> send test audio -> first audio back -> stop session -> wait
 
-Each cycle holds one ticket of the global iteration budget, records a
-:class:`~bootbench.samples.Timeline`, fires one Locust request event per
-phase (``request_type`` = provider, ``name`` = phase), and ships the
-resulting :class:`~bootbench.samples.Sample` to the office.
+Each cycle holds one ticket (a granted iteration of the run's budget),
+records a :class:`~bootbench.samples.Timeline`, fires one Locust request
+event per phase (``request_type`` = provider, ``name`` = phase), and ships
+the resulting :class:`~bootbench.samples.Sample` to the master.
 """
 
 from __future__ import annotations
@@ -17,31 +17,34 @@ from datetime import datetime, timezone
 from locust import User, task
 from locust.exception import StopUser
 
-from bootbench import events as bootevents
 from bootbench import providers
 from bootbench.providers import CycleError, Driver
-from bootbench.samples import PHASES, Sample, Timeline
+from bootbench.run import context, messages
+from bootbench.run.context import RunContext
+from bootbench.samples import PHASES, ErrorKind, Sample, Timeline
 
 log = logging.getLogger("bootbench.user")
 
-RECONNECT_KINDS = ("connect_failed", "disconnected", "send_failed")
+RECONNECT_KINDS = (ErrorKind.CONNECT_FAILED, ErrorKind.DISCONNECTED, ErrorKind.SEND_FAILED)
+"""Failures that leave the connection unusable: it is closed, and the user backs off before the next cycle."""
 FIRST_BACKOFF, MAX_BACKOFF = 0.25, 5.0
 
-PENDING_PHASE = {
+FAILED_PHASE_BY_STEP = {
     "connect": "connect_ms",
     "start": "session_start_ms",
     "send": "first_response_ms",
     "audio": "first_response_ms",
 }
+"""The phase a failed cycle's Locust failure event is named after, by the step that failed."""
 
 
 class BootUser(User):
     """A caller that starts a new session per iteration and times the first audio back."""
 
     def wait_time(self) -> float:
-        return bootevents.context(self.environment).settings.wait_ms / 1000.0 + self._backoff
+        return context.current(self.environment).settings.wait_ms / 1000.0 + self._backoff
 
-    def _note_connection(self, error: CycleError | None) -> None:
+    def _set_backoff(self, error: CycleError | None) -> None:
         """Back off (bounded, doubling) after a lost or refused connection; reset once one works."""
         if error is not None and error.kind in RECONNECT_KINDS:
             self._backoff = min(MAX_BACKOFF, max(FIRST_BACKOFF, 2 * self._backoff))
@@ -49,10 +52,10 @@ class BootUser(User):
             self._backoff = 0.0
 
     def on_start(self) -> None:
-        ctx = bootevents.context(self.environment)
-        self.number = bootevents.next_user_number()
+        ctx = context.current(self.environment)
+        self.number = context.next_user_number()
         self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
-        self._pending_connect: Timeline | None = None
+        self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         self._backoff = 0.0
         if not ctx.settings.connect_per_call:
             self._connect_ahead()
@@ -62,7 +65,7 @@ class BootUser(User):
         timeline = Timeline()
         try:
             self.driver.connect(timeline)
-            self._pending_connect = timeline
+            self._connected_ahead = timeline
         except CycleError as exc:
             log.warning("user %d: connect failed (%s); retrying inside the next cycle", self.number, exc)
 
@@ -73,21 +76,21 @@ class BootUser(User):
 
     @task
     def cycle(self) -> None:
-        iteration = bootevents.acquire_ticket(self.environment)
+        iteration = messages.request_ticket(self.environment)
         if iteration is None:
             raise StopUser()
         recorded = False
         try:
-            ctx = bootevents.context(self.environment)
+            ctx = context.current(self.environment)
             sample, failed_phase = self._run_cycle(iteration, ctx)
             self._fire_events(sample, failed_phase, ctx.settings.provider)
-            bootevents.record_sample(self.environment, sample)
+            messages.ship_sample(self.environment, sample)
             recorded = True
         finally:
-            if not recorded:
-                bootevents.abandon_ticket(self.environment, iteration)
+            if not recorded:  # Locust stopped this user mid-cycle: the ticket will never finish
+                messages.give_up_ticket(self.environment, iteration)
 
-    def _run_cycle(self, iteration: int, ctx: bootevents.ProcessContext) -> tuple[Sample, str | None]:
+    def _run_cycle(self, iteration: int, ctx: RunContext) -> tuple[Sample, str | None]:
         """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
         timeline = Timeline()
         started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -102,10 +105,13 @@ class BootUser(User):
                 connected_now = True
                 self.driver.connect(timeline)
                 deadline = time.perf_counter_ns() + int(ctx.settings.timeout * 1e9)
-            elif self._pending_connect is not None:
-                timeline.connect_start = self._pending_connect.connect_start
-                timeline.connected = self._pending_connect.connected
-            self._pending_connect = None
+            elif self._connected_ahead is not None:
+                # The connection was opened ahead, outside any cycle (on start, or after the last
+                # cycle closed it): its connect_ms belongs to the first cycle that uses it, and
+                # cold_start_ms still starts at this cycle's start, not at the connect.
+                timeline.connect_start = self._connected_ahead.connect_start
+                timeline.connected = self._connected_ahead.connected
+            self._connected_ahead = None
             step = "start"
             self.driver.start(timeline, deadline)
             step = "send"
@@ -114,12 +120,17 @@ class BootUser(User):
             self.driver.first_audio(timeline, deadline)
         except CycleError as exc:
             error = exc
+        # Stop / close / reconnect: a started session is always stopped (the service frees it). The
+        # connection is closed when every cycle connects anew, or when it is broken; a broken one is
+        # not reopened ahead (the next cycle reconnects, timed, after a backoff). A connection
+        # gone for another reason (the service closed it after the session) is reopened ahead,
+        # outside the next cycle's timing.
         if step != "connect":
             self.driver.stop(timeline)
         connection_trouble = error is not None and error.kind in RECONNECT_KINDS
         if ctx.settings.connect_per_call or connection_trouble:
             self.driver.close()
-        self._note_connection(error)
+        self._set_backoff(error)
         if not connection_trouble and not ctx.settings.connect_per_call and not self.driver.connected:
             self._connect_ahead()
         if error is not None:
@@ -138,7 +149,7 @@ class BootUser(User):
             anomalies=anomalies,
             **timeline.phases(),
         )
-        return sample, (PENDING_PHASE[step] if error is not None else None)
+        return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
 
     def _fire_events(self, sample: Sample, failed_phase: str | None, provider: str) -> None:
         fire = self.environment.events.request.fire

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import run_locust
+from bootbench.stats import p99_note
+from support.processes import run_locust
 
 CLI = [sys.executable, "-m", "bootbench.views.cli"]
 
@@ -59,7 +60,8 @@ def test_compare_prints_one_row_per_run_with_the_numbers_of_its_metrics(runs, tm
     assert set(lines[1]) == {"-", " "}
     rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:4]]
     assert rows == [expected_row(runs["A"]), expected_row(runs["B"])]
-    assert "p99 = max for" in lines[4]
+    names = [json.loads((runs[n] / "metrics.json").read_text())["run"]["id"] for n in "AB"]
+    assert lines[4].endswith(f" {', '.join(names)}: {p99_note(6)}.")
     assert (tmp_path / "compare.html").is_file()
 
 
@@ -121,3 +123,15 @@ def test_a_bad_option_is_one_sentence_and_exit_code_2(tmp_path):
     done = bootbench("compare", "--sideways", "x", cwd=tmp_path)
     assert done.returncode == 2 and "--sideways" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_v1_result_folder_compares_with_a_v2_one(runs, tmp_path):
+    metrics = json.loads((runs["A"] / "metrics.json").read_text())
+    run = {("delay_ms" if key == "wait_ms" else key): value for key, value in metrics["run"].items()}
+    old = tmp_path / "v1"
+    old.mkdir()
+    (old / "metrics.json").write_text(json.dumps({**metrics, "schema": "bootbench/metrics/v1", "run": run}))
+    done = bootbench("compare", old, runs["B"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [re.split(r"\s{2,}", line.strip()) for line in done.stdout.splitlines()[2:4]]
+    assert rows == [expected_row(runs["A"]), expected_row(runs["B"])]

@@ -1,6 +1,6 @@
 """Nothing lost, nobody let in: faults of the service, bad input, and secrets, through real headless Locust runs.
 
-Most tests read one run (``matrix``, see tests/fault_matrix.py): a reference
+Most tests read one run (``matrix``, see tests/support/fault_matrix.py): a reference
 server striking every other session with one fault each, one Locust user
 going through all of them with a 1 s timeout and a recognisable fake key.
 At one user sessions are sequential, so iteration N is the server's session N.
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCUSTFILE, read_jsonl
-from fault_matrix import CASES, ITERATIONS, LEAK_KEY, MatrixRun, readme_table, run_matrix, session_of, table
 from bootbench.server.faults import parse_fault
 from bootbench.server.launcher import ReferenceServer
+from support.fault_matrix import CASES, ITERATIONS, LEAK_KEY, MatrixRun, readme_table, run_matrix, session_of, table
+from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, wait_for_samples
 
 TIMING_TOLERANCE_MS = 10
 
@@ -109,42 +109,27 @@ def test_no_output_of_any_fault_contains_the_api_key(matrix):
 
 
 def test_the_readme_fault_table_is_the_one_this_run_recorded(matrix):
-    assert readme_table() == table(matrix), "regenerate it: python tests/fault_matrix.py --readme"
+    assert readme_table() == table(matrix), "regenerate it: python tests/support/fault_matrix.py --readme"
 
 
 # ---------------------------------------------------------------- the server dies
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_server_killed_and_restarted_mid_run_costs_only_the_iterations_it_was_down(reference_server, tmp_path):
     port = free_port()
     delays = dict(setup_delay=20, first_audio_delay=40, cold_penalty=0, reply_ms=200, port=port)
     first = reference_server(**delays)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
-    with open(tmp_path / "out.log", "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1",
-                                 "-i", "30", "-H", first.url, "--timeout", "1", "--wait-ms", "50",
-                                 "--results-dir", str(tmp_path / "r")], cwd=tmp_path, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                found = list((tmp_path / "r").glob("*/samples.jsonl"))
-                if found and len(found[0].read_text().splitlines()) >= 8:
-                    break
-                time.sleep(0.02)
-            first.process.kill()
-            first.process.wait()
-            time.sleep(0.3)
-            second = reference_server(**delays)
-            code = proc.wait(60)
-        finally:
-            proc.kill()
+    proc = locust_process("--headless", "-u", "1", "-i", "30", "-H", first.url, "--timeout", "1", "--wait-ms", "50",
+                          "--results-dir", str(tmp_path / "r"), cwd=tmp_path, log=tmp_path / "out.log")
+    try:
+        assert wait_for_samples(tmp_path / "r", 8, timeout=30), "the run did not get going"
+        first.process.kill()
+        first.process.wait()
+        time.sleep(0.3)
+        second = reference_server(**delays)
+        code = proc.wait(60)
+    finally:
+        proc.kill()
     assert code == 1, (tmp_path / "out.log").read_text()[-3000:]
     (folder,) = (tmp_path / "r").iterdir()
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -180,11 +165,10 @@ def without_root_file_powers() -> None:
 
 
 def bad_input_run(tmp_path: Path, *args: str, as_anyone: bool = False) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
     preexec = without_root_file_powers if as_anyone and os.geteuid() == 0 else None
     try:
-        return subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1", *args],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, preexec_fn=preexec)
+        return subprocess.run([*LOCUST, "-f", str(LOCUSTFILE), "--headless", "-u", "1", *args], cwd=tmp_path,
+                              env=clean_env(), capture_output=True, text=True, timeout=60, preexec_fn=preexec)
     except subprocess.SubprocessError as exc:
         pytest.skip(f"cannot run without root's file permissions here: {exc}")
 
@@ -197,16 +181,19 @@ def sentences(stderr: str) -> list[str]:
 @pytest.mark.parametrize("args, sentence", [
     (["--no-such-option"], "error: unrecognized arguments: --no-such-option"),
     (["--timeout", "soon"], "error: argument --timeout: invalid float value: 'soon'"),
-    (["--timeout", "-1"], "bootbench: --timeout must be a positive number of seconds, not -1"),
+    (["--timeout", "0"], "bootbench: --timeout must be a positive number of seconds, not 0"),
     (["-i", "-5"], "bootbench: --iterations must be a positive number (or 0 for no limit), not -5"),
     (["--provider", "skype"], "bootbench: unknown provider 'skype'; choose one of"),
     (["-H", "sts.example.com"], "bootbench: host 'sts.example.com' is not a URL"),
     (["-H", "wss://sts.aivoco.example"], "bootbench: AIVOCO_API_KEY is not set"),
     (["--audio", "."], "bootbench: audio file . is a directory"),
+    (["--audio", "missing.wav"], "bootbench: audio file missing.wav does not exist"),
+    (["--audio", "notes.wav"], "bootbench: audio file notes.wav is not a PCM WAV file"),
     (["--results-dir", "locust.log/runs"], "bootbench: results folder locust.log/runs is not writable"),
 ])
 def test_bad_input_is_one_sentence_and_exit_code_2_before_anything_starts(tmp_path, args, sentence):
     (tmp_path / "locust.log").write_text("a file, not a folder")
+    (tmp_path / "notes.wav").write_text("these are not samples")
     run = bad_input_run(tmp_path, *args)
     assert run.returncode == 2
     (line,) = sentences(run.stderr)
@@ -262,10 +249,8 @@ def test_everything_bootbench_opens_listens_on_127_0_0_1_unless_told_otherwise(t
     with ReferenceServer.start() as server:  # what the embedded server runs
         assert listening_addresses(server.port) == {"127.0.0.1"}
     web, master = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master", "--web-port", str(web),
-                             "--master-bind-port", str(master)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = locust_process("--master", "--web-port", str(web), "--master-bind-port", str(master), cwd=tmp_path,
+                          log=tmp_path / "master.log")
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (listening_addresses(web) and listening_addresses(master)):
@@ -302,7 +287,7 @@ def test_a_bad_fault_spec_is_one_sentence(spec, reason):
 
 def test_the_server_refuses_a_bad_fault_with_one_line_and_exit_code_2():
     result = subprocess.run([sys.executable, "-m", "bootbench.server", "--port", "0", "--fault", "drop:when=never"],
-                            capture_output=True, text=True, timeout=20, cwd=Path(__file__).resolve().parents[1])
+                            capture_output=True, text=True, timeout=20, cwd=ROOT)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.strip().splitlines() == [
         "python -m bootbench.server: error: argument --fault: invalid fault 'drop:when=never': "

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import LOCUSTFILE, run_locust
+import pytest
 
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
 
 
 def test_a_dead_target_stops_the_run_early_with_one_sentence(tmp_path):
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"  # free, so nothing listens there
     started = time.monotonic()
     run = run_locust("-u", "1", "-i", "100", "-H", url, "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert run.returncode == 1
@@ -35,68 +29,63 @@ def test_a_dead_target_stops_the_run_early_with_one_sentence(tmp_path):
     assert time.monotonic() - started < 30
 
 
-def test_a_key_rejected_on_every_attempt_stops_the_run_early(reference_server, tmp_path):
+def test_a_key_rejected_on_every_attempt_stops_the_run_early_and_is_written_nowhere(reference_server, tmp_path):
     server = reference_server(api_key="right-key", setup_delay="5", first_audio_delay="5", cold_penalty=0)
+    secret = "sk-wrong-SECRET-4242"
     run = run_locust("-u", "2", "-i", "100", "-H", server.url, "--results-dir", str(tmp_path / "r"),
-                     cwd=tmp_path, env={"AIVOCO_API_KEY": "wrong-key"})
+                     "--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "locust.html"),
+                     cwd=tmp_path, env={"AIVOCO_API_KEY": secret})
     assert run.returncode == 1
     assert "bootbench: authentication failed: Invalid API key" in run.stderr.splitlines()
     metrics = run.metrics
     assert 3 <= metrics["summary"]["iterations"] <= 4
-    assert set(metrics["errors"]["by_kind"]) == {"auth_failed"}
+    assert metrics["summary"]["successes"] == 0
+    assert metrics["errors"]["by_kind"] == {"auth_failed": metrics["summary"]["iterations"]}
+    assert {s["error"] for s in metrics["samples"]} == {"Invalid API key"}
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"locust_stats.csv", "locust.html", "metrics.json", "samples.jsonl"} <= {p.name for p in files}
+    outputs = {"stdout": run.stdout, "stderr": run.stderr, **{str(p): p.read_text(errors="replace") for p in files}}
+    assert [where for where, text in outputs.items() if secret in text] == []
 
 
 def interrupted_run(tmp_path: Path, server_url: str, sig: int) -> tuple[int, Path, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
-    out = open(tmp_path / "out.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "2",
-                             "-i", "500", "-H", server_url, "--results-dir", str(tmp_path / "r")],
-                            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = list((tmp_path / "r").glob("*/samples.jsonl"))
-        if found and len(found[0].read_text().splitlines()) >= 8:
-            break
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    code = proc.wait(60)
+    proc = locust_process("--headless", "-u", "2", "-i", "500", "-H", server_url, "--results-dir", str(tmp_path / "r"),
+                          cwd=tmp_path, log=tmp_path / "out.log")
+    try:
+        assert wait_for_samples(tmp_path / "r", 8), "the run did not get going"
+        proc.send_signal(sig)
+        code = proc.wait(60)
+    finally:
+        proc.kill()
     (folder,) = (tmp_path / "r").iterdir()
     return code, folder, (tmp_path / "out.log").read_text()
 
 
-def test_sigint_mid_run_writes_the_result_files_marked_incomplete(reference_server, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_mid_run_writes_every_result_file_marked_incomplete(reference_server, tmp_path, sig):
     server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
-    code, folder, output = interrupted_run(tmp_path, server.url, signal.SIGINT)
+    code, folder, output = interrupted_run(tmp_path, server.url, sig)
     assert code != 0
     metrics = json.loads((folder / "metrics.json").read_text())
-    jsonl = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    jsonl = read_jsonl(folder / "samples.jsonl")
     assert len(jsonl) >= 8 and len(metrics["samples"]) == len(jsonl)
     budget = metrics["run"]["iterations"]
     assert budget["complete"] is False and budget["planned"] == 500
-    assert budget["finished"] == len(jsonl) < 500
+    assert budget["finished"] == metrics["summary"]["iterations"] == len(jsonl) < 500
     assert (folder / "summary.csv").is_file() and (folder / "samples.csv").is_file()
+    assert (folder / "report.html").is_file()
     assert output.strip().splitlines()[-1].strip() == str(folder)
-
-
-def test_sigterm_mid_run_writes_the_result_files_marked_incomplete(reference_server, tmp_path):
-    server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
-    code, folder, _ = interrupted_run(tmp_path, server.url, signal.SIGTERM)
-    assert code != 0
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["run"]["iterations"]["complete"] is False
-    assert metrics["summary"]["iterations"] >= 8
 
 
 def test_sigkill_mid_run_keeps_every_finished_iteration_in_samples_jsonl(reference_server, tmp_path):
     server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
     code, folder, _ = interrupted_run(tmp_path, server.url, signal.SIGKILL)
     assert code == -signal.SIGKILL
-    lines = (folder / "samples.jsonl").read_text().splitlines()
-    samples = [json.loads(line) for line in lines]
+    samples = read_jsonl(folder / "samples.jsonl")
     assert len(samples) >= 8 and all(s["ok"] for s in samples)
     assert len({s["iteration"] for s in samples}) == len(samples)
     assert not (folder / "metrics.json").exists()
-    truth = [json.loads(line) for line in server.ground_truth.read_text().splitlines()]
+    truth = read_jsonl(server.ground_truth)
     assert len([t for t in truth if t["outcome"] == "ok"]) >= len(samples)
 
 

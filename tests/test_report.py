@@ -1,4 +1,4 @@
-"""report.html and the headless progress line, from real headless runs against the real reference server."""
+"""report.html, the console summary and the headless progress line, from real headless runs against the reference server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import run_locust
+from bootbench.stats import p99_note
+from support.processes import run_locust
 
 SETUP_MS, FIRST_AUDIO_MS, ITERATIONS = 30.0, 250.0, 18
 HOSTILE = '<script>alert("x")</script> & "quotes"'
@@ -80,7 +81,7 @@ def test_report_shows_the_headline_numbers_of_metrics_json(fixed_run):
     rate = elements.by_id["stat-success-rate"]
     assert rate["text"].startswith(f"success rate{metrics['summary']['success_rate'] * 100:.1f} %")
     assert elements.by_id["stat-iterations"]["text"].startswith(f"iterations{ITERATIONS}")
-    assert metrics["summary"]["p99_is_max"] and "p99 = max" in elements.by_id["p99-note"]["text"]
+    assert p99_note(ITERATIONS) and p99_note(ITERATIONS) in elements.by_id["p99-note"]["text"]
     row = elements.by_id["phase-session_start_ms"]["text"]
     assert f"{metrics['summary']['phases']['session_start_ms']['median']:.1f}" in row
 
@@ -105,8 +106,34 @@ def test_report_lists_the_run_configuration(fixed_run):
     elements = Elements((fixed_run.folder / "report.html").read_text())
     config = elements.by_id["config"]["text"]
     run = fixed_run.metrics["run"]
-    for key in ("provider", "target", "pace", "timeout_s", "connect_per_call", "audio"):
+    for key in ("provider", "target", "pace", "timeout_s", "connect_per_call", "audio", "wait_ms"):
         assert key in config and str(run[key]).lower() in config.lower()
+
+
+def test_metrics_json_is_schema_v2_with_the_wait_under_its_option_name(fixed_run):
+    metrics = fixed_run.metrics
+    assert metrics["schema"] == "bootbench/metrics/v2"
+    assert metrics["run"]["wait_ms"] == 100 and "delay_ms" not in metrics["run"]
+
+
+def test_a_v1_result_folder_still_renders_with_its_delay_read_as_wait_ms(fixed_run, tmp_path):
+    metrics = json.loads((fixed_run.folder / "metrics.json").read_text())
+    run = {("delay_ms" if key == "wait_ms" else key): value for key, value in metrics["run"].items()}
+    run["delay_ms"] = 250
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "schema": "bootbench/metrics/v1", "run": run}))
+    done = subprocess.run([*CLI, "report", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    elements = Elements((tmp_path / "report.html").read_text())
+    config = elements.by_id["config"]["text"]
+    assert "wait_ms250" in config and "delay_ms" not in config
+    assert "bootbench/metrics/v1" in (tmp_path / "report.html").read_text()
+
+
+def test_console_summary_prints_the_headline_with_the_p99_note(fixed_run):
+    head = fixed_run.metrics["summary"]["phases"]["first_response_ms"]
+    assert (f"  first response: median {head['median']:.1f} ms, p95 {head['p95']:.1f} ms, "
+            f"p99 {head['p99']:.1f} ms ({p99_note(ITERATIONS)}), mean {head['mean']:.1f} ms") in fixed_run.stdout
+    assert f"  iterations: {ITERATIONS} finished of {ITERATIONS} planned, {ITERATIONS} ok, 0 failed" in fixed_run.stdout
 
 
 def test_headless_progress_lines_carry_exact_numbers_and_stop_with_the_run(fixed_run):

@@ -1,36 +1,8 @@
-"""Exact statistics from raw samples, and the timeline's phase arithmetic."""
+"""The record of one iteration: the timeline's phase arithmetic, the phase table, the sample's round trip."""
 
-import numpy as np
-import pytest
+from dataclasses import fields
 
-from bootbench.samples import PHASES, Sample, Timeline, summarize, summarize_errors, summarize_samples
-
-
-def test_percentiles_are_exact_not_locust_buckets():
-    # Locust would report p90 = p95 = p99 = 1200 for these (LOCUST_NOTES).
-    values = np.linspace(800, 1200, 1000)
-    stats = summarize(values)
-    assert stats["p90"] == pytest.approx(np.percentile(values, 90))
-    assert stats["p95"] == pytest.approx(1180.0, abs=0.5)
-    assert stats["p99"] == pytest.approx(1196.0, abs=0.5)
-    assert stats["median"] == pytest.approx(1000.0)
-    assert (stats["min"], stats["max"], stats["count"]) == (800.0, 1200.0, 1000)
-
-
-def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible():
-    rng = np.random.default_rng(1)
-    values = rng.normal(200, 20, 300)
-    a, b = summarize(values), summarize(values)
-    low, high = a["ci95_mean"]
-    assert low < a["mean"] < high
-    assert high - low == pytest.approx(2 * 1.96 * 20 / np.sqrt(300), rel=0.25)
-    assert a["ci95_median"] == b["ci95_median"]
-
-
-def test_empty_and_single_values():
-    assert summarize([])["count"] == 0 and summarize([])["median"] is None
-    one = summarize([5.0])
-    assert one["stdev"] == 0.0 and one["ci95_mean"] is None and one["p99"] == 5.0
+from bootbench.samples import PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS, ErrorKind, Sample, Timeline
 
 
 def test_timeline_phases_follow_the_design_table():
@@ -43,20 +15,17 @@ def test_timeline_phases_follow_the_design_table():
     assert Timeline(start_sent=0).phases()["session_start_ms"] is None
 
 
-def test_failures_are_counted_but_never_timed():
-    ok = [Sample(i, "local", 1, "t", True, first_response_ms=100.0 + i) for i in range(1, 4)]
-    bad = Sample(4, "local", 1, "t", False, "auth_failed", "Invalid API key", first_response_ms=None,
-                 anomalies={"stray_audio": 2})
-    summary = summarize_samples(ok + [bad])
-    assert (summary["iterations"], summary["successes"], summary["failures"]) == (4, 3, 1)
-    assert summary["success_rate"] == 0.75
-    assert summary["phases"]["first_response_ms"]["count"] == 3
-    assert summary["phases"]["first_response_ms"]["max"] == 103.0
-    assert set(summary["phases"]) == set(PHASES)
-    errors = summarize_errors(ok + [bad])
-    assert errors["by_kind"] == {"auth_failed": 1}
-    assert errors["first"][0] == {"iteration": 4, "worker": "local", "kind": "auth_failed", "message": "Invalid API key"}
-    assert errors["anomalies"] == {"stray_audio": 2}
+def test_every_phase_of_the_table_is_a_sample_field_between_two_timeline_stamps():
+    stamps = {f.name for f in fields(Timeline)}
+    for phase in PHASE_TABLE:
+        assert phase.name in SAMPLE_FIELDS and PHASE_BY_NAME[phase.name] is phase
+        assert {phase.since, phase.until} <= stamps, phase
+        assert phase.label and phase.unit == "ms"
+    assert PHASES == tuple(p.name for p in PHASE_TABLE) and "first_response_ms" in PHASES
+
+
+def test_error_kinds_read_as_their_value():
+    assert f"{ErrorKind.AUTH_FAILED}" == "auth_failed" == ErrorKind("auth_failed")
 
 
 def test_sample_round_trips_through_a_dict():

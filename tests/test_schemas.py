@@ -28,8 +28,8 @@ from bootbench.audio import Stimulus
 from bootbench.providers import DriverConfig, create
 from bootbench.samples import Timeline
 from bootbench.server import ReferenceServer
-from bootbench.server.constants import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
-from recording_proxy import RecordingProxy
+from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
+from support.recording_proxy import RecordingProxy
 
 SERVER_SESSION_EXTRAS = {".session.id", ".session.object", ".session.expires_at"}
 """Keys the service reports in session.created/updated that the SDK's session model does not declare."""

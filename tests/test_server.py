@@ -20,6 +20,7 @@ import pytest
 import socketio
 
 from bootbench.server import ReferenceServer
+from bootbench.wire import SILENCE_THRESHOLD
 
 SERVER_EVENTS = ("auth_success", "auth_failed", "session_ready", "audio_response", "text_response",
                  "session_ended", "error")
@@ -44,7 +45,7 @@ def audio_payload(raw: bytes, **override: Any) -> dict[str, Any]:
     """A correct ``audio_data`` payload for ``raw`` (fields can be overridden to make it wrong)."""
     n = len(raw) // 2
     peak = max((abs(int.from_bytes(raw[2 * i:2 * i + 2], "little", signed=True)) for i in range(n)), default=0)
-    payload = {"audio_data": base64.b64encode(raw).decode("ascii"), "has_audio": peak / 32768 > 0.01,
+    payload = {"audio_data": base64.b64encode(raw).decode("ascii"), "has_audio": peak / 32768 > SILENCE_THRESHOLD,
                "max_amplitude": peak / 32768}
     payload.update(override)
     return payload

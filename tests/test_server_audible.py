@@ -20,7 +20,7 @@ import websocket
 
 from bootbench.audible import AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, Stimulus
-from bootbench.server.constants import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
+from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
 
 PROTOCOLS = ("aivoco", "openai", "gemini")
 DONE = "done"

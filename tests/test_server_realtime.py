@@ -11,8 +11,8 @@ import pytest
 import websocket
 
 from bootbench.server import ReferenceServer
-from bootbench.server.constants import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
 from bootbench.server.turns import SilenceDetector
+from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
 
 
 def pcm(seconds: float, amplitude: float, rate: int) -> bytes:

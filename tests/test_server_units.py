@@ -9,6 +9,7 @@ import pytest
 
 from bootbench.server.aivoco_checks import check_audio_data, check_start_call
 from bootbench.server.latency import LatencyModel, parse_delay
+from bootbench.wire import SILENCE_THRESHOLD
 
 
 @pytest.mark.parametrize("spec, kind, params", [
@@ -66,7 +67,7 @@ def test_correct_start_call_has_no_violations_and_wrong_types_are_named() -> Non
 def _payload(samples: list[int], **override: object) -> dict[str, object]:
     raw = b"".join(s.to_bytes(2, "little", signed=True) for s in samples)
     peak = max(abs(s) for s in samples) / 32768
-    return {"audio_data": base64.b64encode(raw).decode(), "has_audio": peak > 0.01, "max_amplitude": peak,
+    return {"audio_data": base64.b64encode(raw).decode(), "has_audio": peak > SILENCE_THRESHOLD, "max_amplitude": peak,
             **override}
 
 

@@ -4,143 +4,28 @@ A real Locust process serves its web UI on 127.0.0.1 and runs the benchmark
 (``--autostart``); a real headless Chromium, driven over the DevTools
 protocol, loads the pages, waits for the elements and collects every console
 error and network request. In CI (``CI`` set) a missing Chromium is a
-failure, elsewhere the tests are skipped.
+failure, elsewhere those tests are skipped. The tab's routes are also
+checked without a browser, on Locust's own Flask app with a run object of
+chosen samples.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import LOCUSTFILE
-
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = os.environ.get("BOOTBENCH_SCREENSHOTS")
-"""Folder to save screenshots into (for looking at the pages); unset = no screenshots."""
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing (.ci/run installs Debian's chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-class Browser:
-    """A headless Chromium driven over the DevTools protocol: open pages, evaluate JS, record errors."""
-
-    def __init__(self, profile: Path) -> None:
-        import websocket
-
-        self.process = subprocess.Popen(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert self.process.poll() is None, "chromium exited at start"
-            assert time.monotonic() < deadline, "chromium did not open its DevTools port"
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        targets = json.loads(NO_PROXY.open(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
-        self.ids = iter(range(1, 1_000_000))
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.urls: dict[str, str] = {}
-        self.events: list[str] = []
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            self.send(f"{domain}.enable")
-
-    def send(self, method: str, **params) -> dict:
-        ident = next(self.ids)
-        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == ident:
-                assert "error" not in message, f"{method}: {message['error']}"
-                return message.get("result", {})
-            self._event(message)
-
-    def _event(self, message: dict) -> None:
-        method, params = message.get("method"), message.get("params", {})
-        self.events.append(method)
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
-        elif method == "Runtime.exceptionThrown":
-            self.errors.append("exception: " + json.dumps(params["exceptionDetails"])[:500])
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            self.errors.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
-        elif method == "Network.requestWillBeSent":
-            self.requests.append(params["request"]["url"])
-            self.urls[params["requestId"]] = params["request"]["url"]
-        elif method == "Network.loadingFailed" and not params.get("canceled"):
-            self.errors.append(f"network: {params.get('errorText')} {self.urls.get(params['requestId'])}")
-
-    def open(self, url: str, width: int = 1280, height: int = 900) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-        self.events.clear()
-        self.send("Page.navigate", url=url)
-        deadline = time.monotonic() + 30
-        while "Page.loadEventFired" not in self.events:
-            assert time.monotonic() < deadline, f"{url} did not load"
-            self.evaluate("1")
-
-    def evaluate(self, expression: str, *, while_loading: bool = False):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if while_loading and "exceptionDetails" in result:
-            return None
-        assert "exceptionDetails" not in result, result["exceptionDetails"]
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 30.0):
-        """The first truthy value of ``expression`` (which may fail while the page is still loading)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression, while_loading=True)
-            if value:
-                return value
-            assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
-            time.sleep(0.2)
-
-    def screenshot(self, name: str) -> None:
-        if not SHOTS:
-            return
-        size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                         clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        (Path(SHOTS) / name).write_bytes(base64.b64decode(shot["data"]))
-
-    def close(self) -> None:
-        try:
-            self.ws.close()
-        finally:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+from bootbench.samples import Sample
+from bootbench.stats import p99_note
+from bootbench.views import webui
+from support.browser import NO_PROXY, Browser, require_chromium
+from support.processes import free_port, locust_process
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +44,6 @@ def browser(chromium):
     return chromium
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class UiRun:
     """A Locust process with its web UI on 127.0.0.1, benchmarking the embedded reference server."""
 
@@ -172,20 +51,17 @@ class UiRun:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.results = folder / "results"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "AIVOCO_"))}
-        self.log = open(folder / "locust.log", "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1",
-             "--web-port", str(self.port), "--autostart", "-u", "1", "-i", str(iterations),
-             "--results-dir", str(self.results)],
-            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = folder / "locust.log"
+        self.process = locust_process("--web-host", "127.0.0.1", "--web-port", str(self.port), "--autostart",
+                                      "-u", "1", "-i", str(iterations), "--results-dir", str(self.results),
+                                      cwd=folder, log=self.log)
         deadline = time.monotonic() + 30
         while True:
             try:
                 self.get("/")
                 break
             except OSError:
-                assert self.process.poll() is None, (folder / "locust.log").read_text()[-3000:]
+                assert self.process.poll() is None, self.log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "the web UI did not come up"
                 time.sleep(0.1)
 
@@ -200,7 +76,7 @@ class UiRun:
         """Wait until ``count`` runs have written metrics.json; their folders, oldest first."""
         deadline = time.monotonic() + timeout
         while True:
-            assert self.process.poll() is None, (self.results.parent / "locust.log").read_text()[-3000:]
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
             folders = sorted(p.parent for p in self.results.glob("*/report.html"))
             if len(folders) >= count:
                 return folders
@@ -214,7 +90,6 @@ class UiRun:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +109,7 @@ def tab_values(browser: Browser) -> dict[str, str]:
 def expected_tab_values(metrics: dict) -> dict[str, str]:
     summary = metrics["summary"]
     head = summary["phases"]["first_response_ms"]
-    note = " (= max, fewer than 100 samples)" if summary["p99_is_max"] else ""
+    note = p99_note(head["count"])
     return {
         "Run": f"{metrics['run']['id']} (finished)",
         "Iterations": f"{summary['iterations']} of {metrics['run']['iterations']['planned']}",
@@ -242,7 +117,7 @@ def expected_tab_values(metrics: dict) -> dict[str, str]:
         "Success rate": f"{summary['success_rate'] * 100:.1f} %",
         "First response median": f"{head['median']:.1f} ms",
         "First response p95": f"{head['p95']:.1f} ms",
-        "First response p99": f"{head['p99']:.1f} ms{note}",
+        "First response p99": f"{head['p99']:.1f} ms" + (f" ({note})" if note else ""),
         "First response mean": f"{head['mean']:.1f} ms",
         "Session start median": f"{summary['phases']['session_start_ms']['median']:.1f} ms",
         "Errors": "none",
@@ -321,3 +196,81 @@ def test_report_html_opens_from_disk_with_its_plots_and_no_network(ui_run, brows
     assert browser.errors == []
     assert [url for url in browser.requests if not url.startswith(("file://", "data:"))] == []
     browser.screenshot("report.png")
+
+
+# ---------------------------------------------------------------- the tab on Locust's app, without a browser
+
+
+class FakeRun:
+    """Exactly what the tab may read of a run (see :class:`bootbench.views.webui.LiveRun`), with chosen samples."""
+
+    def __init__(self, samples: list[Sample], planned: int = 20) -> None:
+        self.samples = samples
+        self.planned = planned
+        self.run_id = "20250101-120000-aivoco"
+        self.started_at = "2025-01-01T12:00:00.000+00:00"
+        self.metrics: dict | None = None
+
+    def run_block(self) -> dict:
+        return {"provider": "aivoco", "target": "ws://127.0.0.1:1", "iterations": {"planned": self.planned},
+                "wait_ms": 100.0}
+
+
+@pytest.fixture
+def tab_app(monkeypatch):
+    """Locust's web UI app under --web-base-path /base with the tab installed, and the run it shows."""
+    from locust.argument_parser import get_parser
+    from locust.env import Environment
+
+    monkeypatch.setattr("sys.argv", ["locust"])  # Locust's web UI reads its UI options from the command line
+    environment = Environment(parsed_options=get_parser().parse_args(["--web-base-path", "/base"]))
+    environment.create_local_runner()
+    web_ui = environment.create_web_ui("127.0.0.1", 0, web_base_path="/base", delayed_start=True)
+    shown: dict = {"run": None}
+    assert webui.install(environment, lambda: shown["run"])
+    assert {"title": "bootbench", "key": "bootbench"} in web_ui.template_args["extended_tabs"]
+    yield web_ui.app.test_client(), shown
+    environment.runner.quit()
+
+
+def some_samples() -> list[Sample]:
+    times = [151.0, 148.5, 160.0, 155.0, 185.0]
+    samples = [Sample(i, "local", 1, "t", True, session_start_ms=30.0, first_response_ms=v)
+               for i, v in enumerate(times, start=1)]
+    return samples + [Sample(6, "local", 1, "t", False, "audio_timeout", "no audio within 5 s")]
+
+
+def test_the_tab_rows_ride_on_locusts_stats_json_under_the_web_base_path(tab_app):
+    client, shown = tab_app
+    before = client.get("/base/stats/requests").get_json()
+    assert [e["data"] for e in before["extended_stats"] if e["key"] == "bootbench"] == [
+        [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]]
+
+    shown["run"] = FakeRun(some_samples())
+    values = {row["label"]: row["value"] for e in client.get("/base/stats/requests").get_json()["extended_stats"]
+              if e["key"] == "bootbench" for row in e["data"]}
+    assert values["Run"] == "20250101-120000-aivoco (running)" and values["Iterations"] == "6 of 20"
+    assert values["Successful / failed"] == "5 / 1" and values["Success rate"] == "83.3 %"
+    assert values["First response median"] == "155.0 ms" and values["Session start median"] == "30.0 ms"
+    assert values["First response p99"] == f"184.0 ms ({p99_note(5)})"  # between the two slowest, not the max
+    assert values["Errors: audio_timeout"] == "1"
+    assert sum(int(v) for k, v in values.items() if k.startswith("First response ") and k.endswith(" ms")) == 5
+
+    assert "extended_stats" not in client.get("/base/exceptions").get_json()
+    assert client.get("/stats/requests").status_code == 404
+
+
+def test_metrics_json_of_a_running_run_then_the_final_document(tab_app):
+    client, shown = tab_app
+    assert client.get("/base/bootbench/metrics.json").status_code == 404
+    run = shown["run"] = FakeRun(some_samples())
+    response = client.get("/base/bootbench/metrics.json")
+    assert response.headers["Content-Disposition"] == 'attachment; filename="20250101-120000-aivoco-metrics.json"'
+    live = response.get_json()
+    assert live["schema"] == "bootbench/metrics/v2"
+    assert live["run"]["in_progress"] is True and live["run"]["wait_ms"] == 100.0
+    assert (live["run"]["id"], live["run"]["started_at"]) == (run.run_id, run.started_at)
+    assert (live["summary"]["iterations"], live["summary"]["failures"]) == (6, 1)
+    assert [s["iteration"] for s in live["samples"]] == [1, 2, 3, 4, 5, 6]
+    run.metrics = {"schema": "final", "run": {"id": run.run_id}}
+    assert client.get("/base/bootbench/metrics.json").get_json() == run.metrics

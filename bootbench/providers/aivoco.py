@@ -1,9 +1,10 @@
-"""Aivoco speech-to-speech over Socket.IO (PROTOCOLS.md section 1).
+"""The Aivoco driver: the cycle over Aivoco's Socket.IO protocol (PROTOCOLS.md section 1).
 
     driver = AivocoDriver(DriverConfig(url="wss://sts.aivoco.on.cloud.vispark.in", api_key=key), Stimulus.sine())
     tl = Timeline(); driver.connect(tl); driver.start(tl, deadline); driver.send_audio(tl)
     driver.first_audio(tl, deadline); driver.stop(tl); driver.close()
 
+The Socket.IO client is :class:`~bootbench.providers.socketio_tuning.TunedClient`.
 Each session gets its own :class:`~bootbench.providers.base.SessionState`; events that arrive for no
 session, or for a session that already ended, are counted in
 ``driver.anomalies`` and never taken as the next session's answer. Aivoco's
@@ -20,49 +21,30 @@ import logging
 import threading
 import time
 
-import engineio
 import requests
 import socketio
 from socketio import exceptions as sio_errors
-from socketio import packet as sio_packet
 
 from bootbench.audio import Chunk
-from bootbench.providers.base import (CycleError, Driver, SessionState, STOP_TIMEOUT, diagnose_unreachable,
-                                      public_url)
-from bootbench.samples import Timeline
+from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
+from bootbench.providers.network import diagnose_unreachable, redacted_url
+from bootbench.providers.socketio_tuning import UNDECODABLE, TunedClient
+from bootbench.samples import ErrorKind, Timeline
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
 
 log = logging.getLogger(__name__)
 
-ERROR_TYPES = {"invalid_api_key": "auth_failed"}
+ERROR_TYPES = {"invalid_api_key": ErrorKind.AUTH_FAILED}
 """Aivoco ``error`` types with a kind of their own; every other type is a ``server_error``."""
 MAX_AUDIO_CHARS = 1 << 20
 """Largest ``audio_data`` taken as a streamed chunk (1 MiB of base64, about 16 s of 24 kHz PCM16)."""
-UNDECODABLE = "bootbench:undecodable"
-"""The event an undecodable Socket.IO message becomes (see :class:`_TolerantPacket`)."""
-
-
-class _TolerantPacket(sio_packet.Packet):
-    """A Socket.IO packet that turns a message it cannot decode into an ``UNDECODABLE`` event.
-
-    python-socketio would raise inside its read loop and log-and-drop the
-    message, leaving the session to time out with no word of why.
-    """
-
-    def decode(self, encoded_packet):
-        try:
-            return super().decode(encoded_packet)
-        except Exception as exc:  # invalid JSON, unknown packet type, bad attachment count
-            size = len(encoded_packet) if isinstance(encoded_packet, (str, bytes)) else 0
-            self.packet_type, self.namespace, self.id = sio_packet.EVENT, None, None
-            self.data = [UNDECODABLE, f"{type(exc).__name__} in a {size}-byte message"]
-            return 0
 
 
 class AivocoDriver(Driver):
     """One Socket.IO connection to an Aivoco-protocol server, websocket transport only."""
 
     name = "aivoco"
-    input_rate = 16_000
+    input_rate = AIVOCO_INPUT_RATE
     known_hosts = ("aivoco.on.cloud.vispark.in",)
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
     key_variables = ("AIVOCO_API_KEY",)
@@ -82,22 +64,23 @@ class AivocoDriver(Driver):
         return self._sio is not None and self._sio.connected
 
     def connect(self, timeline: Timeline) -> None:
-        sio = _Client(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False,
-                      http_session=_tls_session(self.config.ca_bundle), serializer=_TolerantPacket,
-                      websocket_extra_options={"skip_utf8_validation": True})
+        sio = TunedClient(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False,
+                          http_session=_tls_session(self.config.ca_bundle))
         self._register(sio)
         self._connected_ns = None
         self._discard_connection = False
         timeline.connect_start = time.perf_counter_ns()
         try:
-            sio.connect(self.config.url, transports=["websocket"], wait_timeout=self.config.timeout)
+            sio.connect(self.config.url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH,
+                        wait_timeout=self.config.timeout)
         except sio_errors.ConnectionError:
             _disconnect_in_background(sio)
             reason = diagnose_unreachable(self.config.url, self.config.ca_bundle)
-            raise CycleError("connect_failed", f"cannot reach {public_url(self.config.url)}: {reason}") from None
+            raise CycleError(ErrorKind.CONNECT_FAILED,
+                             f"cannot reach {redacted_url(self.config.url)}: {reason}") from None
         timeline.connected = self._connected_ns or time.perf_counter_ns()
         self._sio = sio
-        log.info("connected to %s (sid %s)", public_url(self.config.url), sio.sid)
+        log.info("connected to %s (sid %s)", redacted_url(self.config.url), sio.sid)
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         self._sessions += 1
@@ -126,7 +109,7 @@ class AivocoDriver(Driver):
             return
         if session is None or session.ended_ns is not None or not self.connected:
             return
-        if session.failure is not None and session.failure.kind == "auth_failed":
+        if session.failure is not None and session.failure.kind == ErrorKind.AUTH_FAILED:
             return  # no session was opened, so there is nothing to stop
         session.stopping = True
         timeline.stop_sent = time.perf_counter_ns()
@@ -144,7 +127,7 @@ class AivocoDriver(Driver):
     def close(self) -> None:
         sio, self._sio = self._sio, None
         if self._session is not None and self._session.open:
-            self._session.fail("disconnected", "connection closed by the client")
+            self._session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
         if sio is not None:
             _disconnect_in_background(sio)
 
@@ -154,20 +137,20 @@ class AivocoDriver(Driver):
 
     def _current(self) -> SessionState:
         if self._session is None:
-            raise CycleError("protocol_error", "no session was started")
+            raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
         return self._session
 
     def _emit(self, event: str, data=None) -> None:
         sio = self._sio
         if sio is None or not sio.connected:
-            raise CycleError("disconnected", f"connection lost before {event} could be sent")
+            raise CycleError(ErrorKind.DISCONNECTED, f"connection lost before {event} could be sent")
         try:
             if data is None:
                 sio.emit(event)
             else:
                 sio.emit(event, data)
         except (sio_errors.SocketIOError, OSError) as exc:
-            raise CycleError("send_failed", f"{event} could not be sent: {exc}") from None
+            raise CycleError(ErrorKind.SEND_FAILED, f"{event} could not be sent: {exc}") from None
 
     def _register(self, sio: socketio.Client) -> None:
         sio.on("connect", self._on_connect)
@@ -189,7 +172,7 @@ class AivocoDriver(Driver):
         session = self._session
         if session is not None and session.open:
             why = f" ({reason})" if reason else ""
-            session.fail("disconnected", f"connection closed by the server{why}")
+            session.fail(ErrorKind.DISCONNECTED, f"connection closed by the server{why}")
             session.ended.set()
 
     def _on_session_ready(self, data=None) -> None:
@@ -214,20 +197,20 @@ class AivocoDriver(Driver):
             return
         problem = _audio_problem(data)
         if problem:
-            session.fail("protocol_error", f"malformed audio_response: {problem}")
+            session.fail(ErrorKind.PROTOCOL_ERROR, f"malformed audio_response: {problem}")
             return
         session.first_audio_ns = now
         session.audio.set()
 
     def _on_auth_failed(self, data=None) -> None:
         """No session was started: nothing to stop, and the connection stays usable."""
-        if self._fail_session("auth_failed", _message(data, "authentication failed")):
+        if self._fail_session(ErrorKind.AUTH_FAILED, _message(data, "authentication failed")):
             self._ended_by_server()
 
     def _on_error(self, data=None) -> None:
         """Terminal (PROTOCOLS.md): no stop_call, and the connection is not reused."""
-        kind = ERROR_TYPES.get(data.get("type"), "server_error") if isinstance(data, dict) else "server_error"
         error_type = data.get("type") if isinstance(data, dict) else None
+        kind = ERROR_TYPES.get(error_type, ErrorKind.SERVER_ERROR)
         message = _message(data, "error")
         if self._fail_session(kind, f"{error_type}: {message}" if error_type else message):
             self._ended_by_server()
@@ -238,7 +221,7 @@ class AivocoDriver(Driver):
         if session is None or not session.open or session.stopping:
             self.anomalies["undecodable_message"] += 1
             return
-        session.fail("protocol_error", f"undecodable message from the server ({reason})")
+        session.fail(ErrorKind.PROTOCOL_ERROR, f"undecodable message from the server ({reason})")
 
     def _ended_by_server(self) -> None:
         session = self._session
@@ -256,13 +239,13 @@ class AivocoDriver(Driver):
         if not session.stopping and session.first_audio_ns is None:
             reason = data.get("reason") if isinstance(data, dict) else None
             detail = _message(data, "session ended")
-            session.fail("server_error", f"session ended by the server before any audio ({reason}): {detail}")
+            session.fail(ErrorKind.SERVER_ERROR, f"session ended by the server before any audio ({reason}): {detail}")
         session.ended.set()
 
     def _on_other(self, event, data=None) -> None:
         self.anomalies[f"unknown_event:{event}"] += 1
 
-    def _fail_session(self, kind: str, message: str) -> bool:
+    def _fail_session(self, kind: ErrorKind, message: str) -> bool:
         """Fail the open session; False (and an anomaly) when there is none."""
         session = self._session
         if session is None or not session.open:
@@ -307,35 +290,6 @@ def _tls_session(ca_bundle: str) -> requests.Session | None:
     session = requests.Session()
     session.verify = ca_bundle
     return session
-
-
-class _InlineEngineIO(engineio.Client):
-    """Engine.IO client that hands Socket.IO events to their handlers in its read loop.
-
-    python-engineio starts a thread (under Locust, a greenlet) for every
-    incoming message, so a receive timestamp would wait for that thread to be
-    scheduled, behind every other ready greenlet of the process (bench/RESULTS.md).
-    bootbench's handlers never block, so events (packet type ``2``) run at once;
-    every other message keeps the library's path.
-    """
-
-    def _trigger_event(self, event, *args, **kwargs):
-        if event == "message" and args and isinstance(args[0], str) and args[0].startswith("2"):
-            kwargs["run_async"] = False
-        return super()._trigger_event(event, *args, **kwargs)
-
-
-class _Client(socketio.Client):
-    """python-socketio's client on :class:`_InlineEngineIO`.
-
-    Created with ``skip_utf8_validation``: websocket-client would otherwise
-    check every text frame byte by byte in pure Python before the handler runs
-    (about 0.9 ms for one 40 ms audio chunk on our machines); the frame is still
-    decoded as UTF-8 strictly, so an invalid one still fails.
-    """
-
-    def _engineio_client_class(self):
-        return _InlineEngineIO
 
 
 def _disconnect_in_background(sio: socketio.Client) -> None:

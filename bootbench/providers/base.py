@@ -1,27 +1,25 @@
-"""The shape every provider driver has: the verbs of the cycle, blocking, with timestamps.
+"""The shape every provider driver has: the blocking verbs of the cycle, which stamp a Timeline or raise CycleError.
 
 A driver is a small blocking object in the style of python-socketio's
-``SimpleClient``: ``connect``, ``start``, ``send_audio``, ``first_audio``,
-``stop``, ``close``. Each verb writes the ``perf_counter_ns`` timestamps it
-observes into the :class:`~bootbench.samples.Timeline` it is given, taking
-receive timestamps inside the receive handler, and raises
-:class:`CycleError` (with one of DESIGN.md's error kinds) when the cycle
-cannot go on. Callback plumbing stays private to each driver.
+``SimpleClient`` (``connect``, ``start``, ``send_audio``, ``first_audio``,
+``stop``, ``close``); each verb writes the ``perf_counter_ns`` timestamps it
+observes (receive stamps taken inside the receive handler) into the
+:class:`~bootbench.samples.Timeline` it is given, and raises
+:class:`CycleError` with an :class:`~bootbench.samples.ErrorKind` when the
+cycle cannot go on; :class:`SessionState` is the per-session state the
+receive handlers set and the verbs wait on.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
-from bootbench.audio import CHUNK_SAMPLES, Chunk, Stimulus
-from bootbench.samples import Timeline
+from bootbench.audio import CHUNK_SAMPLES, DEFAULT_RATE, Chunk, Stimulus
+from bootbench.samples import ErrorKind, Timeline
 from bootbench.secrets import redact
 
 STOP_TIMEOUT = 3.0
@@ -46,7 +44,7 @@ class SessionState:
     def open(self) -> bool:
         return self.ended_ns is None and self.failure is None
 
-    def fail(self, kind: str, message: str) -> None:
+    def fail(self, kind: ErrorKind, message: str) -> None:
         """The session cannot go on: wake every waiter; the first failure is the one reported."""
         if self.failure is None:
             self.failure = CycleError(kind, message)
@@ -56,7 +54,7 @@ class SessionState:
     def await_ready(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
         """Block until the session is ready; sets ``timeline.session_ready`` or raises its failure."""
         if not self.ready.wait(remaining(deadline_ns)):
-            self.fail("session_timeout", f"no {what} within {limit_s:g} s")
+            self.fail(ErrorKind.SESSION_TIMEOUT, f"no {what} within {limit_s:g} s")
         if self.failure:
             raise self.failure
         timeline.session_ready = self.ready_ns
@@ -64,7 +62,7 @@ class SessionState:
     def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
         """Block until the first audio; sets ``timeline.first_audio`` or raises the failure that came first."""
         if not self.audio.wait(remaining(deadline_ns)):
-            self.fail("audio_timeout", f"no {what} within {limit_s:g} s")
+            self.fail(ErrorKind.AUDIO_TIMEOUT, f"no {what} within {limit_s:g} s")
         if self.first_audio_ns is not None:
             timeline.first_audio = self.first_audio_ns
         if self.failure and self.first_audio_ns is None:
@@ -72,9 +70,15 @@ class SessionState:
 
 
 class CycleError(Exception):
-    """A cycle could not go on. ``kind`` is one of DESIGN.md's error kinds, ``message`` the service's words."""
+    """A cycle could not go on: ``kind`` says why (an :class:`ErrorKind`), ``message`` in the service's words.
 
-    def __init__(self, kind: str, message: str) -> None:
+    A ``kind`` that is not an ErrorKind (or its value) is a programming error: TypeError or ValueError.
+    """
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        if not isinstance(kind, str):
+            raise TypeError(f"CycleError kind must be an ErrorKind, not {type(kind).__name__}")
+        kind = ErrorKind(kind)  # ValueError for a kind that does not exist
         message = redact(message)
         super().__init__(f"{kind}: {message}")
         self.kind = kind
@@ -105,9 +109,10 @@ class Driver(ABC):
     """One connection to a service, over which sessions run one after another."""
 
     name: str = ""
-    input_rate: int = 16_000
+    input_rate: int = DEFAULT_RATE
     known_hosts: tuple[str, ...] = ()
     public_url: str = ""
+    """The real service's endpoint, benchmarked when no host is given and the provider's key is set."""
     key_variables: tuple[str, ...] = ()
     default_model: str = ""
     turn_modes: tuple[str, ...] = ("vad",)
@@ -117,7 +122,7 @@ class Driver(ABC):
     def __init__(self, config: DriverConfig, stimulus: Stimulus) -> None:
         self.config = config
         clip = stimulus.at_rate(self.input_rate).with_silence(config.trailing_silence_ms)
-        chunk = CHUNK_SAMPLES * self.input_rate // 16_000 if config.pace == "realtime" else None
+        chunk = CHUNK_SAMPLES * self.input_rate // DEFAULT_RATE if config.pace == "realtime" else None
         self.chunks: list[Chunk] = clip.chunks(chunk)
         self.anomalies: Counter[str] = Counter()
 
@@ -192,35 +197,3 @@ def remaining(deadline_ns: int) -> float:
     """Seconds left until ``deadline_ns`` (never negative)."""
     return max(0.0, (deadline_ns - time.perf_counter_ns()) / 1e9)
 
-
-def public_url(url: str) -> str:
-    """``url`` without query string or credentials (keys can hide there), for messages and files."""
-    parsed = urlparse(url)
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.hostname}{port}{parsed.path}"
-
-
-def diagnose_unreachable(url: str, ca_bundle: str = "", timeout: float = 3.0) -> str:
-    """Why no transport could be opened to ``url``, found with a plain TCP (and TLS) connect."""
-    parsed = urlparse(url)
-    secure = parsed.scheme in ("https", "wss")
-    port = parsed.port or (443 if secure else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout) as sock:
-            if secure:
-                context = ssl.create_default_context(cafile=ca_bundle or None)
-                with context.wrap_socket(sock, server_hostname=parsed.hostname):
-                    pass
-    except socket.gaierror:
-        return "unknown host"
-    except ConnectionRefusedError:
-        return "connection refused"
-    except TimeoutError:
-        return "connection timed out"
-    except ssl.SSLCertVerificationError as exc:
-        return f"TLS certificate verification failed ({exc.verify_message})"
-    except ssl.SSLError as exc:
-        return f"TLS handshake failed ({exc.reason or exc})"
-    except OSError as exc:
-        return (exc.strerror or str(exc)).lower()
-    return "the server accepted the connection but the WebSocket handshake failed"

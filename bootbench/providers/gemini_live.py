@@ -1,4 +1,4 @@
-"""Google Gemini Live (BidiGenerateContent) over a raw WebSocket (PROTOCOLS.md section 3).
+"""The Gemini Live driver: the cycle over BidiGenerateContent messages on a raw WebSocket (PROTOCOLS.md section 3).
 
 One WebSocket is one session: ``setup`` -> ``setupComplete`` (session ready)
 -> ``realtimeInput.audio`` (16 kHz PCM16), bracketed by ``activityStart`` /
@@ -17,10 +17,11 @@ from typing import Any
 from bootbench.audio import Chunk
 from bootbench.providers.base import CycleError
 from bootbench.providers.websocket import WebSocketDriver, websocket_url
+from bootbench.samples import ErrorKind
+from bootbench.wire import GEMINI_INPUT_RATE, GEMINI_LIVE_PATH
 
-PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 DEFAULT_VOICE = "Puck"
-CLOSE_KINDS = {1007: "protocol_error", 1008: "server_error", 1011: "server_error"}
+CLOSE_KINDS = {1007: ErrorKind.PROTOCOL_ERROR, 1008: ErrorKind.SERVER_ERROR, 1011: ErrorKind.SERVER_ERROR}
 """1007 bad argument (or key), 1008 model/feature unavailable, 1011 internal error or quota."""
 
 
@@ -28,7 +29,7 @@ class GeminiLiveDriver(WebSocketDriver):
     """Gemini Live API sessions with audio responses."""
 
     name = "gemini"
-    input_rate = 16_000
+    input_rate = GEMINI_INPUT_RATE
     known_hosts = ("generativelanguage.googleapis.com",)
     public_url = "wss://generativelanguage.googleapis.com"
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -36,7 +37,7 @@ class GeminiLiveDriver(WebSocketDriver):
     turn_modes = ("manual", "vad")
 
     def endpoint(self) -> str:
-        return websocket_url(self.config.url, PATH)
+        return websocket_url(self.config.url, GEMINI_LIVE_PATH)
 
     def headers(self) -> list[str]:
         return [f"x-goog-api-key: {self.config.api_key}"]
@@ -90,7 +91,7 @@ class GeminiLiveDriver(WebSocketDriver):
     def _close_error(self, code: int | None, reason: str) -> CycleError:
         lowered = reason.lower()
         if "api key" in lowered or "api_key" in lowered or "permission" in lowered or "unauthenticated" in lowered:
-            return CycleError("auth_failed", f"connection closed (code {code}): {reason}")
+            return CycleError(ErrorKind.AUTH_FAILED, f"connection closed (code {code}): {reason}")
         if code in CLOSE_KINDS:
             return CycleError(CLOSE_KINDS[code], f"connection closed (code {code}): {reason or 'no reason given'}")
         return super()._close_error(code, reason)

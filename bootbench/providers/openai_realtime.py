@@ -1,4 +1,4 @@
-"""OpenAI Realtime (GA) over a raw WebSocket (PROTOCOLS.md section 2).
+"""The OpenAI Realtime driver: the cycle over Realtime (GA) events on a raw WebSocket (PROTOCOLS.md section 2).
 
 One WebSocket is one session: ``session.update`` -> ``session.updated``
 (session ready) -> ``input_audio_buffer.append`` (24 kHz PCM16) -> either
@@ -15,21 +15,20 @@ from typing import Any
 from bootbench.audio import Chunk
 from bootbench.providers.base import CycleError
 from bootbench.providers.websocket import WebSocketDriver, websocket_url
+from bootbench.samples import ErrorKind
+from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
 
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 """GA name first; the retired beta's name is still accepted."""
 AUTH_CODES = ("invalid_api_key", "invalid_authentication", "unauthorized")
-PATH = "/v1/realtime"
 DEFAULT_VOICE = "alloy"
-VAD_SILENCE_MS = 500
-"""``silence_duration_ms`` of the server VAD we ask for (the service's default)."""
 
 
 class OpenAIRealtimeDriver(WebSocketDriver):
     """OpenAI Realtime, Azure OpenAI and other services speaking the same events."""
 
     name = "openai"
-    input_rate = 24_000
+    input_rate = OPENAI_AUDIO_RATE
     known_hosts = ("api.openai.com",)
     public_url = "wss://api.openai.com/v1/realtime"
     key_variables = ("OPENAI_API_KEY",)
@@ -38,7 +37,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     vad_silence_ms = VAD_SILENCE_MS
 
     def endpoint(self) -> str:
-        url = websocket_url(self.config.url, PATH)
+        url = websocket_url(self.config.url, OPENAI_REALTIME_PATH)
         if "model=" in url:
             return url
         return f"{url}{'&' if '?' in url else '?'}model={self.config.model or self.default_model}"
@@ -53,8 +52,8 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             "type": "realtime",
             "output_modalities": ["audio"],
             "audio": {
-                "input": {"format": {"type": "audio/pcm", "rate": 24_000}, "turn_detection": turn_detection},
-                "output": {"format": {"type": "audio/pcm", "rate": 24_000},
+                "input": {"format": {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE}, "turn_detection": turn_detection},
+                "output": {"format": {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE},
                            "voice": self.config.voice or DEFAULT_VOICE},
             },
         }
@@ -81,7 +80,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 self.anomalies["audio_before_ready"] += 1
             elif session.first_audio_ns is None and session.open:
                 if not isinstance(message.get("delta"), str) or not message["delta"]:
-                    self._fail(session, "protocol_error", f"{kind} without base64 audio in 'delta'")
+                    self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
                     return
                 session.first_audio_ns = received_ns
                 session.audio.set()
@@ -93,11 +92,11 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             error = message.get("error") if isinstance(message.get("error"), dict) else {}
             code = error.get("code") or error.get("type") or "error"
             text = f"{code}: {error.get('message') or 'error'}"
-            self._fail(session, "auth_failed" if code in AUTH_CODES else "server_error", text)
+            self._fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
         elif not isinstance(kind, str):
-            self._fail(session, "protocol_error", "a server event without a 'type'")
+            self._fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
 
     def _close_error(self, code: int | None, reason: str) -> CycleError:
         if code == 1008 and "auth" in reason.lower():
-            return CycleError("auth_failed", f"connection closed (code {code}): {reason}")
+            return CycleError(ErrorKind.AUTH_FAILED, f"connection closed (code {code}): {reason}")
         return super()._close_error(code, reason)

@@ -1,12 +1,12 @@
-"""Services where one raw WebSocket carries one session of JSON messages (OpenAI Realtime, Gemini Live).
+"""The base of the raw-WebSocket drivers (OpenAI Realtime, Gemini Live): one socket carries one session.
 
-A :class:`WebSocketDriver` opens the socket with websocket-client (without its
-pure-Python UTF-8 check, which cost ~1 ms per audio frame before the timestamp;
-``json.loads`` still rejects invalid UTF-8), reads it
-in a background thread (a greenlet under Locust), stamps every frame with
-``perf_counter_ns`` the moment it arrives, and hands the decoded message to
-the subclass's :meth:`~WebSocketDriver._on_message`. Stopping a session is
-closing the socket; the stop is acknowledged by the server's close frame.
+A :class:`WebSocketDriver` opens the socket with websocket-client (without
+its pure-Python UTF-8 check, which cost ~1 ms per audio frame before the
+timestamp; ``json.loads`` still rejects invalid UTF-8), reads it in a
+background thread (a greenlet under Locust), stamps every frame with
+``perf_counter_ns`` the moment it arrives, and hands the decoded JSON message
+to the subclass's :meth:`~WebSocketDriver._on_message`. Stopping a session is
+closing the socket; the server's close frame acknowledges the stop.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 import websocket
 
 from bootbench.audio import Chunk
-from bootbench.providers.base import (CycleError, Driver, SessionState, STOP_TIMEOUT, diagnose_unreachable,
-                                      public_url)
-from bootbench.samples import Timeline
+from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
+from bootbench.providers.network import diagnose_unreachable, redacted_url
+from bootbench.samples import ErrorKind, Timeline
 
 log = logging.getLogger(__name__)
 
-HTTP_KINDS = {401: "auth_failed", 403: "auth_failed", 429: "server_error"}
+HTTP_KINDS = {401: ErrorKind.AUTH_FAILED, 403: ErrorKind.AUTH_FAILED, 429: ErrorKind.SERVER_ERROR}
 
 
 class WebSocketDriver(Driver):
@@ -58,7 +58,8 @@ class WebSocketDriver(Driver):
 
     def _close_error(self, code: int | None, reason: str) -> CycleError:
         """The failure a close by the server means, before the session got its audio."""
-        return CycleError("disconnected", f"connection closed by the server (code {code}{': ' + reason if reason else ''})")
+        detail = f": {reason}" if reason else ""
+        return CycleError(ErrorKind.DISCONNECTED, f"connection closed by the server (code {code}{detail})")
 
     # ---- the verbs
 
@@ -79,18 +80,19 @@ class WebSocketDriver(Driver):
             raise _status_error(exc) from None
         except (OSError, websocket.WebSocketException):
             reason = diagnose_unreachable(self.endpoint(), self.config.ca_bundle)
-            raise CycleError("connect_failed", f"cannot reach {public_url(self.endpoint())}: {reason}") from None
+            raise CycleError(ErrorKind.CONNECT_FAILED,
+                             f"cannot reach {redacted_url(self.endpoint())}: {reason}") from None
         timeline.connected = time.perf_counter_ns()
         ws.settimeout(None)
         self._ws = ws
         threading.Thread(target=self._read_loop, args=(ws, self._session), name=f"bootbench-{self.name}-reader",
                          daemon=True).start()
-        log.info("connected to %s", public_url(self.endpoint()))
+        log.info("connected to %s", redacted_url(self.endpoint()))
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         session = self._session
         if session is None or self._ws is None or self._used:
-            raise CycleError("disconnected", "no open connection to start a session on")
+            raise CycleError(ErrorKind.DISCONNECTED, "no open connection to start a session on")
         self._used = True
         timeline.start_sent = time.perf_counter_ns()
         self._send(self.start_message())
@@ -99,7 +101,7 @@ class WebSocketDriver(Driver):
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
         session = self._session
         if session is None:
-            raise CycleError("protocol_error", "no session was started")
+            raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
         session.await_first_audio(timeline, deadline_ns, "audio", self.config.timeout)
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
@@ -123,7 +125,7 @@ class WebSocketDriver(Driver):
         ws, self._ws = self._ws, None
         session = self._session
         if session is not None and session.open and not session.stopping:
-            session.fail("disconnected", "connection closed by the client")
+            session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
         if ws is not None:
             threading.Thread(target=_shutdown, args=(ws,), daemon=True).start()
 
@@ -132,11 +134,11 @@ class WebSocketDriver(Driver):
     def _send(self, message: dict[str, Any]) -> None:
         ws = self._ws
         if ws is None or not ws.connected:
-            raise CycleError("disconnected", "connection lost before a message could be sent")
+            raise CycleError(ErrorKind.DISCONNECTED, "connection lost before a message could be sent")
         try:
             ws.send(json.dumps(message, separators=(",", ":")))
         except (OSError, websocket.WebSocketException) as exc:
-            raise CycleError("send_failed", f"message could not be sent: {exc}") from None
+            raise CycleError(ErrorKind.SEND_FAILED, f"message could not be sent: {exc}") from None
 
     def _send_chunk(self, chunk: Chunk) -> None:
         self._send(self.audio_message(chunk))
@@ -156,10 +158,11 @@ class WebSocketDriver(Driver):
                 try:
                     message = json.loads(data)
                 except (ValueError, UnicodeDecodeError):
-                    self._fail(session, "protocol_error", f"a frame that is not JSON: {data[:80]!r}")
+                    self._fail(session, ErrorKind.PROTOCOL_ERROR, f"a frame that is not JSON: {data[:80]!r}")
                     continue
                 if not isinstance(message, dict):
-                    self._fail(session, "protocol_error", f"a JSON frame that is not an object: {str(message)[:80]}")
+                    self._fail(session, ErrorKind.PROTOCOL_ERROR,
+                               f"a JSON frame that is not an object: {str(message)[:80]}")
                     continue
                 if session is self._session:
                     self._on_message(message, received)
@@ -174,7 +177,7 @@ class WebSocketDriver(Driver):
         session.ended_ns = session.ended_ns or closed
         session.ended.set()
 
-    def _fail(self, session: SessionState, kind: str, message: str) -> None:
+    def _fail(self, session: SessionState, kind: ErrorKind, message: str) -> None:
         if session.open and session.first_audio_ns is None:
             session.fail(kind, message)
         else:
@@ -200,7 +203,7 @@ def _status_error(exc: websocket.WebSocketBadStatusException) -> CycleError:
     status = exc.status_code
     body = exc.resp_body.decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else str(exc.resp_body or "")
     detail = _error_text(body) or f"HTTP {status}"
-    kind = HTTP_KINDS.get(status, "connect_failed")
+    kind = HTTP_KINDS.get(status, ErrorKind.CONNECT_FAILED)
     return CycleError(kind, f"HTTP {status}: {detail}" if not detail.startswith("HTTP") else detail)
 
 

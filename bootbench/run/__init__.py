@@ -1,1 +1,9 @@
-"""Running on Locust: master/worker run state, the iteration budget, sample shipping."""
+"""Running on Locust: a run's state on the master and its workers, kept apart from Locust's hooks.
+
+Plain classes with no Locust in them (unit-tested in tests/test_run_*.py):
+``budget`` (the iteration budget), ``early_stop`` (the early-stop policy),
+``master`` (the master's state for one run). The Locust glue: ``lifecycle``
+(open, stop, close a run), ``messages`` (users <-> master), ``workers``
+(the dead-worker watch), ``context`` (what users read), ``embedded`` (the
+reference server's lifetime). :mod:`bootbench.events` calls them.
+"""

@@ -1,20 +1,22 @@
-"""The global iteration budget: exactly N iterations over every user, process and worker.
+"""The iteration budget of a run: exactly N iterations over every user, process and worker.
 
-The master (or the single local process) owns one :class:`TicketOffice`.
-Before the timed part of a cycle, a user asks for a ticket; the office grants
-the next global iteration number or says the budget is spent. Finished
-iterations are reported back; when a worker disappears, the tickets it held
-are written off as lost, and the unused budget stays for the others.
+The master (or the single local process) owns one :class:`IterationBudget`.
+Before the timed part of a cycle, a user asks for an iteration; the budget
+grants the next global iteration number (a *ticket*) or says it is spent.
+Finished iterations are reported back; when a worker disappears, the
+tickets it held are written off as lost, and the unused budget stays for
+the others.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
-class TicketOffice:
-    """Hands out iteration numbers 1..planned (planned 0 = unlimited) and tracks their fate."""
+class IterationBudget:
+    """Hands out iteration numbers 1..planned (planned 0 = unlimited) and tracks the fate of each."""
 
     planned: int
     granted: int = 0
@@ -80,8 +82,8 @@ class TicketOffice:
         """The run did everything it planned: N finished iterations, none lost."""
         return bool(self.planned) and self.finished >= self.planned
 
-    def report(self) -> dict:
-        """The iteration accounting recorded in metrics.json."""
+    def accounting(self) -> dict[str, Any]:
+        """The iteration accounting recorded as ``run.iterations`` in metrics.json."""
         return {
             "planned": self.planned,
             "started": self.granted,

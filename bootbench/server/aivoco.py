@@ -19,10 +19,11 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
+
 from .aivoco_checks import check_audio_data, check_start_call
 from .aivoco_faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
 from .faults import FaultSpec
-from .constants import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
 from .reply import GREETING_HZ, GREETING_MS, Chunks, ReplyAudio
 from .scheduler import SessionScheduler, sleep_until
 from .speechlike import SpeechJudge

@@ -3,7 +3,7 @@
 Client audio must be raw PCM16 LE mono 16 kHz in base64; ``max_amplitude``
 must be the chunk peak (``max |sample| / 32768``) within
 :data:`AMPLITUDE_TOLERANCE`, and ``has_audio`` must be
-``peak > HAS_AUDIO_THRESHOLD`` (either value is accepted within two LSBs of
+``peak > SILENCE_THRESHOLD`` (either value is accepted within two LSBs of
 the threshold).
 """
 
@@ -15,12 +15,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .constants import AIVOCO_AMPLITUDE_TOLERANCE, AIVOCO_HAS_AUDIO_THRESHOLD
+from bootbench.wire import SILENCE_THRESHOLD
+
 from .json_checks import json_type
 from .pcm import pcm16_peak
 
-HAS_AUDIO_THRESHOLD = AIVOCO_HAS_AUDIO_THRESHOLD
-AMPLITUDE_TOLERANCE = AIVOCO_AMPLITUDE_TOLERANCE
+AMPLITUDE_TOLERANCE = 0.01
+"""``max_amplitude`` may differ from the chunk's ``max |sample| / 32768`` by at most this."""
 START_CALL_TYPES: dict[str, type] = {"auth_key": str, "system_message": str, "voice_choice": str,
                                      "custom_functions": list}
 AUDIO_DATA_KEYS = ("audio_data", "has_audio", "max_amplitude")
@@ -112,8 +113,8 @@ def check_audio_data(args: tuple[Any, ...]) -> AudioCheck:
     if amplitude is not None and abs(amplitude - peak) > AMPLITUDE_TOLERANCE:
         problems.append(f"audio_data: 'max_amplitude' {amplitude:.4f} does not match the chunk peak {peak:.4f} "
                         f"(tolerance {AMPLITUDE_TOLERANCE})")
-    if (has_audio is not None and has_audio != (peak > HAS_AUDIO_THRESHOLD)
-            and abs(peak - HAS_AUDIO_THRESHOLD) > _THRESHOLD_BAND):
+    if (has_audio is not None and has_audio != (peak > SILENCE_THRESHOLD)
+            and abs(peak - SILENCE_THRESHOLD) > _THRESHOLD_BAND):
         problems.append(f"audio_data: 'has_audio' is {str(has_audio).lower()} but the chunk peak is {peak:.4f} "
-                        f"(has_audio means peak > {HAS_AUDIO_THRESHOLD})")
+                        f"(has_audio means peak > {SILENCE_THRESHOLD})")
     return check

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST, DEFAULT_REPLY_AFTER,
-                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, ServerConfig)
-from .constants import API_KEY_ENV, REPLY_AFTER
+                     DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, REPLY_AFTER, ServerConfig)
+from .constants import API_KEY_ENV
 from .faults import SPEC_HELP as FAULT_HELP
 from .faults import FaultSpec, parse_fault
 from .latency import Delay, parse_delay

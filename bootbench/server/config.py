@@ -12,6 +12,8 @@ DEFAULT_SETUP_DELAY = "lognormal:50:0.2"
 DEFAULT_FIRST_AUDIO_DELAY = "lognormal:150:0.25"
 DEFAULT_COLD_PENALTY_MS = 200.0
 DEFAULT_REPLY_MS = 600
+REPLY_AFTER = ("first-input", "end-of-turn")
+"""When the Aivoco emulation starts its reply timer: at the first audio_data, or when the user's turn ends."""
 DEFAULT_REPLY_AFTER = "first-input"
 
 

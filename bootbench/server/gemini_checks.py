@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootbench.wire import GEMINI_INPUT_RATE
+
 from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
 
 CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolResponse"})
@@ -31,7 +33,6 @@ ACTIVITY_DETECTION_KEYS = frozenset({"disabled", "startOfSpeechSensitivity", "en
 REALTIME_INPUT_KEYS = frozenset({"audio", "video", "text", "activityStart", "activityEnd", "audioStreamEnd",
                                  "mediaChunks"})
 AUDIO_MIME = re.compile(r"^audio/pcm(;\s*rate=(\d+))?$")
-DEFAULT_INPUT_RATE = 16000
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Checked:
     kind: str | None = None
     problems: list[Problem] = field(default_factory=list)
     pcm: bytes | None = None
-    rate: int = DEFAULT_INPUT_RATE
+    rate: int = GEMINI_INPUT_RATE
 
 
 def check_message(message: dict[str, Any]) -> Checked:

@@ -27,7 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .constants import GEMINI_LIVE_PATH, GEMINI_OUTPUT_RATE, VAD_SILENCE_MS
+from bootbench.wire import GEMINI_INPUT_RATE, GEMINI_LIVE_PATH, GEMINI_OUTPUT_RATE, VAD_SILENCE_MS
+
 from .gemini_checks import check_message, silence_ms, uses_manual_activity
 from .json_checks import Problem, parse_object
 from .pcm import pcm16_peak
@@ -116,7 +117,7 @@ class GeminiLiveProtocol(WebSocketProtocol):
             return
         conn.manual = uses_manual_activity(setup)
         if not conn.manual:
-            conn.detector = SilenceDetector(16000, silence_ms(setup, VAD_SILENCE_MS))
+            conn.detector = SilenceDetector(GEMINI_INPUT_RATE, silence_ms(setup, VAD_SILENCE_MS))
         self.scheduler.accept(record)
         conn.setup_task = spawn(self._set_up(conn))
 

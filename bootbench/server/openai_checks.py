@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootbench.wire import OPENAI_AUDIO_RATE
+
 from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
 
 CLIENT_EVENTS = frozenset({
@@ -50,7 +52,6 @@ TURN_DETECTION_KEYS = {
                              "interrupt_response", "idle_timeout_ms"}),
     "semantic_vad": frozenset({"type", "eagerness", "create_response", "interrupt_response"}),
 }
-PCM_RATE = 24000
 
 
 @dataclass
@@ -166,8 +167,8 @@ def _check_format(obj: dict[str, Any], path: str, problems: list[Problem]) -> No
     if fmt.get("type", "audio/pcm") != "audio/pcm":
         problems.append(Problem(f"{path}.format.type: {fmt.get('type')!r} is not emulated (the reference server "
                                 "speaks audio/pcm)", "invalid_value", f"{path}.format.type"))
-    if fmt.get("rate", PCM_RATE) != PCM_RATE:
-        problems.append(Problem(f"{path}.format.rate: {fmt.get('rate')!r} (audio/pcm is 24000 Hz)",
+    if fmt.get("rate", OPENAI_AUDIO_RATE) != OPENAI_AUDIO_RATE:
+        problems.append(Problem(f"{path}.format.rate: {fmt.get('rate')!r} (audio/pcm is {OPENAI_AUDIO_RATE} Hz)",
                                 "invalid_value", f"{path}.format.rate"))
 
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .constants import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
+from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
+
 from .json_checks import Problem, parse_object
 from .openai_checks import check_event, effective_session
 from .pcm import pcm16_peak

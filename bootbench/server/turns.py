@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import VAD_SILENCE_MS, VAD_SPEECH_THRESHOLD
+from bootbench.wire import SILENCE_THRESHOLD, VAD_SILENCE_MS
 
 _FULL_SCALE = 32768
 
@@ -41,7 +41,7 @@ class SilenceDetector:
     """
 
     def __init__(self, rate: int, silence_ms: float = VAD_SILENCE_MS,
-                 threshold: float = VAD_SPEECH_THRESHOLD) -> None:
+                 threshold: float = SILENCE_THRESHOLD) -> None:
         self.rate = rate
         self.silence_ms = silence_ms
         self._silence_samples = max(1, math.ceil(silence_ms * rate / 1000))

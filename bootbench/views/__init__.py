@@ -1,1 +1,1 @@
-"""Presenting results: text, HTML report, plots, web UI tab, progress line, compare, the bootbench command."""
+"""Presenting results: console text, the HTML kit, report.html and its plots, the web UI tab, compare, the bootbench command."""

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from bootbench.views import compare as comparing
-from bootbench.views.report import ResultFolderError, write_report
+from bootbench.views import compare
+from bootbench.views.load import ResultFolderError
+from bootbench.views.report import write_report
 
 USER_ERROR = 2
 
@@ -36,21 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bootbench", description="Work with bootbench result folders.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    report = commands.add_parser("report", help="re-render report.html of a result folder from its metrics.json",
-                                 description="Re-render FOLDER/report.html from FOLDER/metrics.json.")
-    report.add_argument("folder", help="a result folder (the last line a run prints)")
-    report.set_defaults(handler=_report)
+    report_command = commands.add_parser(
+        "report", help="re-render report.html of a result folder from its metrics.json",
+        description="Re-render FOLDER/report.html from FOLDER/metrics.json.")
+    report_command.add_argument("folder", help="a result folder (the last line a run prints)")
+    report_command.set_defaults(handler=_report_command)
 
-    compare = commands.add_parser("compare", help="compare runs in a results table and compare.html",
-                                  description="Print one row per run (first response, ms) and write an HTML page "
-                                              "with their CDFs overlaid. Runs measured differently are refused.")
-    compare.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders to compare")
-    compare.add_argument("--markdown", action="store_true", help="print the table in Markdown")
-    compare.add_argument("--html", default="compare.html", metavar="FILE",
-                         help="where to write the comparison page (default: ./compare.html)")
-    compare.add_argument("--force", action="store_true",
-                         help="compare even when the runs were measured differently")
-    compare.set_defaults(handler=_compare)
+    compare_command = commands.add_parser(
+        "compare", help="compare runs in a results table and compare.html",
+        description="Print one row per run (first response, ms) and write an HTML page with their CDFs overlaid. "
+                    "Runs measured differently are refused.")
+    compare_command.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders to compare")
+    compare_command.add_argument("--markdown", action="store_true", help="print the table in Markdown")
+    compare_command.add_argument("--html", default="compare.html", metavar="FILE",
+                                 help="where to write the comparison page (default: ./compare.html)")
+    compare_command.add_argument("--force", action="store_true",
+                                 help="compare even when the runs were measured differently")
+    compare_command.set_defaults(handler=_compare_command)
     return parser
 
 
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USER_ERROR
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report_command(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     try:
         path = write_report(folder)
@@ -74,16 +77,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    runs = comparing.load_runs(args.folders)
-    differences = comparing.definition_differences(runs)
+def _compare_command(args: argparse.Namespace) -> int:
+    runs = compare.load_runs(args.folders)
+    differences = compare.definition_differences(runs)
     if differences and not args.force:
         raise UserError(f"these runs were measured differently ({'; '.join(differences)}), so their numbers do not "
                         f"compare; pass --force to compare them anyway")
-    print(comparing.markdown_table(runs) if args.markdown else comparing.text_table(runs))
+    print(compare.markdown_table(runs) if args.markdown else compare.text_table(runs))
     html_path = Path(args.html)
     try:
-        html_path.write_text(comparing.render_html(runs, differences), encoding="utf-8")
+        html_path.write_text(compare.render_html(runs, differences), encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write {html_path} ({exc.strerror or exc})") from None
     sys.stderr.write(f"bootbench: comparison page written to {html_path}\n")

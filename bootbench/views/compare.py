@@ -1,9 +1,9 @@
 """Several runs side by side: a results table (plain text or Markdown) and a page of overlaid CDFs.
 
-Runs compare only when they measured the same thing: the same connection
-policy, audio, pacing, trailing silence, timeout and (where recorded) the
-provider's turn mode. :func:`definition_differences` names what differs, and
-the command refuses such a comparison unless forced.
+Runs compare only when they measured the same thing (:data:`DEFINITION`:
+connection policy, audio, pacing, trailing silence, timeout, the provider's
+turn mode); :func:`definition_differences` names what differs, and the
+command refuses such a comparison unless forced.
 
     runs = load_runs(["results/a", "results/b"])
     print(markdown_table(runs))
@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from bootbench.samples import HEADLINE
+from bootbench.stats import finite, p99_note
 from bootbench.views import plots
-from bootbench.views.formatting import format_count, format_ms, format_rate
-from bootbench.views.report import esc, load_metrics, page, table
-from bootbench.samples import HEADLINE, SMALL_SAMPLE
+from bootbench.views.html import esc, page, table
+from bootbench.views.load import load_metrics
+from bootbench.views.text import format_count, format_ms, format_rate
 
 DEFINITION = (
     ("connect_per_call", "connect per call"),
@@ -26,12 +28,9 @@ DEFINITION = (
     ("pace", "pace"),
     ("trailing_silence_ms", "trailing silence (ms)"),
     ("timeout_s", "timeout (s)"),
-    ("turn_mode", "provider turn mode"),
+    ("turn", "provider turn mode"),
 )
 """The run settings (metrics.json ``run`` keys) that define what a number means."""
-
-TURN_MODE_KEYS = ("turn", "turn_mode", "turn_detection")
-"""Where a provider's turn mode may be recorded: in ``run`` or in ``run["provider_options"]``."""
 
 HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
           "Session start median (ms)")
@@ -59,16 +58,11 @@ class Run:
 
     @property
     def first_response(self) -> list[float]:
-        return plots.finite(s.get(HEADLINE) for s in self.metrics["samples"] if s.get("ok"))
+        return finite(s.get(HEADLINE) for s in self.metrics["samples"] if s.get("ok"))
 
     def definition(self) -> dict[str, Any]:
         """The values of :data:`DEFINITION` for this run (None where not recorded)."""
-        run = self.metrics["run"]
-        values = {key: run.get(key) for key, _ in DEFINITION}
-        options = run.get("provider_options") if isinstance(run.get("provider_options"), dict) else {}
-        values["turn_mode"] = next((source[key] for source in (run, options) for key in TURN_MODE_KEYS
-                                    if source.get(key) is not None), None)
-        return values
+        return {key: self.metrics["run"].get(key) for key, _ in DEFINITION}
 
     def row(self) -> list[str]:
         """The table cells of this run, formatted like every other bootbench output."""
@@ -81,7 +75,7 @@ class Run:
 
 
 def load_runs(folders: Sequence[str | Path]) -> list[Run]:
-    """Every folder's metrics.json; raises :class:`~bootbench.views.report.ResultFolderError` for the first bad one."""
+    """Every folder's metrics.json; raises :class:`~bootbench.views.load.ResultFolderError` for the first bad one."""
     return [Run(Path(folder), load_metrics(folder)) for folder in folders]
 
 
@@ -106,17 +100,14 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def small_sample_runs(runs: Sequence[Run]) -> list[str]:
-    """Names of runs whose p99 is just their maximum (fewer than 100 successful samples)."""
-    return [run.name for run in runs if run.metrics["summary"]["phases"][HEADLINE]["count"]
-            and run.metrics["summary"].get("p99_is_max")]
-
-
 def _p99_note(runs: Sequence[Run]) -> str:
-    names = small_sample_runs(runs)
-    if not names:
-        return ""
-    return f"p99 = max for {', '.join(names)} (fewer than {SMALL_SAMPLE} successful samples)."
+    """One sentence naming the runs whose p99 needs the :func:`~bootbench.stats.p99_note`, or ""."""
+    notes: dict[str, list[str]] = {}
+    for run in runs:
+        note = p99_note(run.metrics["summary"]["phases"][HEADLINE]["count"])
+        if note:
+            notes.setdefault(note, []).append(run.name)
+    return " ".join(f"{', '.join(names)}: {note}." for note, names in notes.items())
 
 
 def text_table(runs: Sequence[Run]) -> str:

@@ -15,21 +15,18 @@ from __future__ import annotations
 import io
 import math
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+
+from bootbench.samples import PHASE_BY_NAME
+from bootbench.stats import block_means, percentiles, plot_bin_edges, rolling_median
 
 PHASE_COLORS = {
     "connect_ms": "#8172b3",
     "session_start_ms": "#4c72b0",
     "first_response_ms": "#dd8452",
     "stop_ms": "#55a868",
-}
-PHASE_LABELS = {
-    "connect_ms": "connect",
-    "session_start_ms": "session start",
-    "first_response_ms": "first response",
-    "stop_ms": "stop",
 }
 STACKED_PHASES = ("connect_ms", "session_start_ms", "first_response_ms", "stop_ms")
 SERIES_COLORS = ("#dd8452", "#4c72b0", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
@@ -101,21 +98,13 @@ def _style():
     return matplotlib.rc_context(RC)
 
 
-def histogram_svg(values: Sequence[float], *, median: float, p95: float, p99: float,
-                  p99_is_max: bool = False) -> str:
+def histogram_svg(values: Sequence[float], *, median: float, p95: float, p99: float) -> str:
     """Histogram of first-response times with the median, p95 and p99 marked."""
     data = np.asarray(values, dtype=float)
     with _style():
         fig, ax = _figure()
-        edges = np.histogram_bin_edges(data, bins="auto")
-        if len(edges) - 1 > 60:
-            edges = np.linspace(data.min(), data.max(), 61)
-        elif len(edges) - 1 < 8:
-            span = max(data.max() - data.min(), 1.0)
-            edges = np.linspace(data.min() - span * 0.05, data.max() + span * 0.05, 11)
-        ax.hist(data, bins=edges, color=HEADLINE_COLOR, alpha=0.85, edgecolor="white", linewidth=0.6)
-        p99_name = "p99 (= max)" if p99_is_max else "p99"
-        for value, name, style in ((median, "median", "-"), (p95, "p95", "--"), (p99, p99_name, ":")):
+        ax.hist(data, bins=plot_bin_edges(data), color=HEADLINE_COLOR, alpha=0.85, edgecolor="white", linewidth=0.6)
+        for value, name, style in ((median, "median", "-"), (p95, "p95", "--"), (p99, "p99", ":")):
             ax.axvline(value, color=INK, linestyle=style, linewidth=1.2, label=f"{name} {value:.1f} ms")
         ax.set_xlabel("first response (ms)")
         ax.set_ylabel("iterations")
@@ -139,8 +128,7 @@ def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf",
                     color=color, linewidth=1.6, label=mpl_text(f"{label} (n={data.size})"))
             if mark_percentiles:
                 lines = []
-                for q in (50, 95, 99):
-                    x = float(np.percentile(data, q))
+                for q, x in zip((50, 95, 99), percentiles(data, (50, 95, 99))):
                     ax.plot([x], [q], marker="o", markersize=4.5, color=INK, zorder=3)
                     ax.plot([x, x], [0, q], color=INK, linestyle=":", linewidth=0.9)
                     lines.append(f"p{q}  {x:.1f} ms")
@@ -158,8 +146,6 @@ def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf",
 
 def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
     """First response of every iteration in order, with a rolling median and failed iterations marked."""
-    import pandas as pd
-
     ok = [(s["iteration"], s["first_response_ms"]) for s in samples
           if s.get("ok") and s.get("first_response_ms") is not None]
     failed = [s["iteration"] for s in samples if not s.get("ok")]
@@ -173,10 +159,10 @@ def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
                     marker="o" if len(ok) <= 300 else None, markersize=3, rasterized=many,
                     label="first response")
             window = max(3, min(25, len(ok) // 10))
-            rolling = pd.Series(y).rolling(window, min_periods=1, center=True).median().to_numpy()
-            ax.plot(x, rolling, color=INK, linewidth=1.5, label=f"rolling median ({window} iterations)")
-            ax.axhline(float(np.median(y)), color="#777777", linestyle=":", linewidth=1,
-                       label=f"overall median {float(np.median(y)):.1f} ms")
+            ax.plot(x, rolling_median(y, window), color=INK, linewidth=1.5,
+                    label=f"rolling median ({window} iterations)")
+            [median] = percentiles(y, [50])
+            ax.axhline(median, color="#777777", linestyle=":", linewidth=1, label=f"overall median {median:.1f} ms")
             ax.set_ylim(bottom=0)
         if failed:
             ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
@@ -198,17 +184,16 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
     """
     iterations = np.array([s["iteration"] for s in samples], dtype=float)
     block = max(1, math.ceil(len(samples) / BAR_LIMIT))
-    groups = [slice(i, i + block) for i in range(0, len(samples), block)]
     with _style():
         fig, ax = _figure(width=10.0, height=3.5)
-        x = np.array([iterations[g].mean() for g in groups]) if block > 1 else iterations
+        x = block_means(iterations, block)
         bottom = np.zeros(len(x))
         for phase in STACKED_PHASES:
             values = np.array([np.nan if s.get(phase) is None else s[phase] for s in samples], dtype=float)
             if np.isnan(values).all():
                 continue
-            heights = np.nan_to_num(np.array([_mean_of_present(values[g]) for g in groups]))
-            _bars(ax, x, heights, bottom, 0.8 * block, color=PHASE_COLORS[phase], label=PHASE_LABELS[phase])
+            heights = block_means(values, block)
+            _bars(ax, x, heights, bottom, 0.8 * block, color=PHASE_COLORS[phase], label=PHASE_BY_NAME[phase].label)
             bottom = bottom + heights
         failed = [s["iteration"] for s in samples if not s.get("ok")]
         if failed:
@@ -225,11 +210,6 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
         return to_svg(fig, "phases", "Phase durations of each iteration in milliseconds, stacked")
 
 
-def _mean_of_present(values: np.ndarray) -> float:
-    present = values[~np.isnan(values)]
-    return float(present.mean()) if present.size else 0.0
-
-
 def _bars(ax: Any, x: np.ndarray, heights: np.ndarray, bottom: np.ndarray, width: float, **style: Any) -> None:
     """Vertical bars as one collection: the same picture as ``ax.bar`` at a fraction of the drawing time."""
     from matplotlib.collections import PolyCollection
@@ -239,8 +219,3 @@ def _bars(ax: Any, x: np.ndarray, heights: np.ndarray, bottom: np.ndarray, width
                       np.column_stack([right, top]), np.column_stack([right, bottom])], axis=1)
     ax.add_collection(PolyCollection(verts, linewidths=0, facecolors=style["color"], label=style["label"]),
                       autolim=True)
-
-
-def finite(values: Iterable[float | None]) -> list[float]:
-    """The values that are numbers (not None, not NaN or infinite)."""
-    return [float(v) for v in values if v is not None and math.isfinite(v)]

@@ -1,9 +1,11 @@
-"""The headless progress line: one compact line of exact numbers every few seconds.
+"""The headless progress line's schedule: one :func:`~bootbench.views.text.progress_line` every few seconds.
 
-    bootbench: 37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed
+The line goes through the ``bootbench`` logger next to Locust's own table;
+the run layer starts it with the run and stops it when the run ends.
 
-It goes through the ``bootbench`` logger next to Locust's own table, and is
-started and stopped with the run by the office (events.py).
+    greenlet = progress.start(run.samples, run.planned)
+    ...
+    progress.stop(greenlet)
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Sequence
 
 import gevent
 
-from bootbench.views.formatting import format_ms
-from bootbench.views.live import Snapshot, snapshot
 from bootbench.samples import Sample
+from bootbench.stats import snapshot
+from bootbench.views.text import progress_line
 
 INTERVAL = 5.0
 """Seconds between two progress lines."""
@@ -23,21 +25,8 @@ INTERVAL = 5.0
 log = logging.getLogger("bootbench")
 
 
-def progress_line(snap: Snapshot) -> str:
-    """The one-line summary of a snapshot."""
-    done = f"{snap.iterations}/{snap.planned}" if snap.planned else f"{snap.iterations}"
-    parts = [f"bootbench: {done} iterations"]
-    if snap.median is not None:
-        parts.append(f"median {format_ms(snap.median)} ms")
-        parts.append(f"p95 {format_ms(snap.p95)} ms")
-    parts.append(f"{snap.failures} failed")
-    if snap.errors_by_kind:
-        parts[-1] += " (" + ", ".join(f"{kind} x{count}" for kind, count in snap.errors_by_kind.items()) + ")"
-    return ", ".join(parts)
-
-
 def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL) -> gevent.Greenlet:
-    """Log a progress line about ``samples`` (the run's live list) every ``interval`` s until killed."""
+    """Log a progress line about ``samples`` (the run's live list) every ``interval`` s until stopped."""
     return gevent.spawn(_report_every, samples, planned, interval)
 
 

@@ -12,48 +12,22 @@ ids and ``data-value`` attributes so tools can read them back.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
+from bootbench.stats import finite, p99_note
 from bootbench.views import plots
-from bootbench.views.formatting import MISSING, format_count, format_ms, format_rate
-from bootbench.samples import HEADLINE, PHASES, SMALL_SAMPLE
+from bootbench.views.html import esc, page
+from bootbench.views.load import load_metrics
+from bootbench.views.text import MISSING, format_count, format_ms, format_rate
 
 REPORT_FILE = "report.html"
-METRICS_FILE = "metrics.json"
-SCHEMA_PREFIX = "bootbench/metrics/"
 
 log = logging.getLogger("bootbench.report")
-
-
-class ResultFolderError(ValueError):
-    """A path that is not a readable bootbench result folder; ``str()`` is the one sentence to show."""
-
-
-def load_metrics(folder: str | Path) -> dict[str, Any]:
-    """The metrics.json of a result folder; raises :class:`ResultFolderError` for anything else."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise ResultFolderError(f"{folder} does not exist")
-    if not folder.is_dir():
-        raise ResultFolderError(f"{folder} is not a folder (expected a bootbench result folder)")
-    path = folder / METRICS_FILE
-    if not path.is_file():
-        raise ResultFolderError(f"{folder} is not a bootbench result folder (it has no {METRICS_FILE})")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFolderError(f"{path} cannot be read as JSON ({exc})") from None
-    if not isinstance(metrics, dict) or not str(metrics.get("schema", "")).startswith(SCHEMA_PREFIX):
-        raise ResultFolderError(f"{path} is not a bootbench metrics file (no {SCHEMA_PREFIX}* schema)")
-    for key in ("run", "summary", "errors", "samples"):
-        if key not in metrics:
-            raise ResultFolderError(f"{path} is incomplete (it has no {key!r} section)")
-    return metrics
 
 
 def write_report(folder: str | Path, metrics: dict[str, Any] | None = None) -> Path:
@@ -102,19 +76,6 @@ def render(metrics: dict[str, Any]) -> str:
     return page(title, "\n".join(part for part in body if part))
 
 
-def esc(value: Any) -> str:
-    """``value`` as HTML-escaped text."""
-    return html.escape(str(value), quote=True)
-
-
-def page(title: str, body: str) -> str:
-    """A complete, self-contained HTML document with bootbench's stylesheet."""
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
-            f"{body}\n</main>\n</body>\n</html>\n")
-
-
 def _header(run: dict[str, Any]) -> str:
     target = esc(run.get("target", "?"))
     where = " (embedded reference server)" if run.get("embedded_server") else ""
@@ -155,24 +116,22 @@ def _headline(summary: dict[str, Any]) -> str:
     head = summary["phases"][HEADLINE]
     ci = head.get("ci95_median")
     ci_note = f"95 % CI {format_ms(ci[0])}–{format_ms(ci[1])}" if ci else ""
-    p99_note = f"p99 = max (fewer than {SMALL_SAMPLE} samples)" if summary.get("p99_is_max") and head["count"] else ""
     ci_mean = head.get("ci95_mean")
     mean_note = f"95 % CI {format_ms(ci_mean[0])}–{format_ms(ci_mean[1])}" if ci_mean else ""
     rate_note = f"{summary['successes']} ok, {summary['failures']} failed"
     cards = [
         _stat("median", "median", head["median"], format_ms(head["median"]), "ms", ci_note),
         _stat("p95", "p95", head["p95"], format_ms(head["p95"]), "ms"),
-        _stat("p99", "p99", head["p99"], format_ms(head["p99"]), "ms", p99_note),
+        _stat("p99", "p99", head["p99"], format_ms(head["p99"]), "ms"),
         _stat("mean", "mean", head["mean"], format_ms(head["mean"]), "ms", mean_note),
         _stat("success-rate", "success rate", summary["success_rate"], format_rate(summary["success_rate"]),
               note=rate_note),
         _stat("iterations", "iterations", summary["iterations"], format_count(summary["iterations"]),
               note=f"min {format_ms(head['min'])} · max {format_ms(head['max'])} ms" if head["count"] else ""),
     ]
-    p99_line = (f'<p class="note" id="p99-note">p99 = max: with fewer than {SMALL_SAMPLE} successful samples '
-                f'({esc(head["count"])} here) the 99th percentile is interpolated between the two slowest iterations, '
-                f'so read it as the maximum.</p>'
-                if summary.get("p99_is_max") and head["count"] else "")
+    note = p99_note(head["count"])
+    p99_line = (f'<p class="note" id="p99-note">p99: {esc(note)} ({esc(head["count"])} successful iterations here).'
+                f"</p>" if note else "")
     return (f'<section id="headline"><h2>First response <span class="thin">session ready → first audio back'
             f'</span></h2><div class="stats">{"".join(cards)}</div>{p99_line}</section>')
 
@@ -180,14 +139,13 @@ def _headline(summary: dict[str, Any]) -> str:
 def _plots(metrics: dict[str, Any]) -> str:
     summary, samples = metrics["summary"], metrics["samples"]
     head = summary["phases"][HEADLINE]
-    values = plots.finite(s.get(HEADLINE) for s in samples if s.get("ok"))
+    values = finite(s.get(HEADLINE) for s in samples if s.get("ok"))
     if not values or not samples:
         return ('<section id="plots"><h2>Distribution</h2><p class="empty">No successful iterations: '
                 'nothing to plot.</p></section>')
     figures = [
         ("histogram", "Histogram", "How often each first-response time occurred.",
-         plots.histogram_svg(values, median=head["median"], p95=head["p95"], p99=head["p99"],
-                             p99_is_max=summary.get("p99_is_max", False))),
+         plots.histogram_svg(values, median=head["median"], p95=head["p95"], p99=head["p99"])),
         ("cdf", "Cumulative distribution", "Share of iterations that got their first audio within a time.",
          plots.cdf_svg([("first response", values)])),
         ("trend", "First response per iteration",
@@ -205,23 +163,13 @@ def _plots(metrics: dict[str, Any]) -> str:
     return f'<section id="plots"><h2>Distribution and timeline</h2><div class="plots">{"".join(cells)}</div></section>'
 
 
-PHASE_NAMES = {
-    "connect_ms": "connect",
-    "session_start_ms": "session start",
-    "first_response_ms": "first response",
-    "input_to_audio_ms": "input to audio",
-    "cold_start_ms": "cold start",
-    "stop_ms": "stop",
-}
-
-
 def _phase_table(summary: dict[str, Any]) -> str:
     columns = ("count", "mean", "median", "p90", "p95", "p99", "min", "max", "stdev")
     head = "".join(f"<th>{esc(c)}</th>" for c in ("phase", *columns, "median 95 % CI"))
     rows = []
     for phase in PHASES:
         stats = summary["phases"][phase]
-        cells = [f'<th scope="row"><code>{esc(phase)}</code> <span class="thin">{esc(PHASE_NAMES.get(phase, ""))}'
+        cells = [f'<th scope="row"><code>{esc(phase)}</code> <span class="thin">{esc(PHASE_BY_NAME[phase].label)}'
                  f"</span></th>", f"<td>{esc(format_count(stats['count']))}</td>"]
         cells += [f'<td data-stat="{esc(c)}">{esc(format_ms(stats[c]))}</td>' for c in columns[1:]]
         ci = stats.get("ci95_median")
@@ -290,63 +238,3 @@ def _plain(value: Any) -> str:
     if isinstance(value, dict):
         return "none"
     return json.dumps(value)
-
-
-def table(header: Iterable[str], rows: Iterable[Iterable[str]], table_id: str = "", numeric_from: int = 0) -> str:
-    """An HTML table of already-formatted text cells (escaped here); columns from ``numeric_from`` align right."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = "".join(f'<td{" class=num" if i >= numeric_from and numeric_from else ""}>{esc(c)}</td>'
-                        for i, c in enumerate(row))
-        body.append(f"<tr>{cells}</tr>")
-    ident = f' id="{esc(table_id)}"' if table_id else ""
-    return f'<table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-STYLE = """
-:root { --ink: #24292f; --muted: #6a737d; --line: #e1e4e8; --accent: #dd8452; --bg: #f6f8fa; --bad: #c44e52; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--ink);
-  font: 14px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 40px; }
-h1 { font-size: 24px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 30px 0 12px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
-h3 { font-size: 14px; margin: 0 0 6px; }
-section > h3 { margin-top: 18px; }
-.thin { font-weight: normal; color: var(--muted); font-size: 0.85em; }
-.subtitle { margin: 0; font-size: 15px; }
-.meta { margin: 4px 0 0; color: var(--muted); font-size: 12.5px; }
-.meta b { color: var(--ink); font-weight: 600; }
-code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.92em; }
-.stats { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }
-.stat { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
-.stat .label { display: block; color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.stat .value { font-size: 28px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.stat .unit { margin-left: 4px; color: var(--muted); }
-.stat .note { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; }
-#stat-median { border-top: 3px solid var(--accent); }
-p.note { color: var(--muted); font-size: 13px; }
-.warning { background: #fff5f5; border: 1px solid #f3c2c2; border-left: 4px solid var(--bad); border-radius: 6px;
-  padding: 4px 14px; margin-top: 16px; }
-.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 14px; }
-figure.plot { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
-figure.plot.wide { grid-column: 1 / -1; }
-figure.plot svg { display: block; width: 100%; height: auto; }
-figcaption { color: var(--muted); font-size: 12.5px; margin-top: 4px; }
-table { border-collapse: collapse; background: #fff; border: 1px solid var(--line); font-size: 13px; }
-th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-thead th { background: #f0f2f4; font-weight: 600; white-space: nowrap; }
-table.numbers td, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.numbers td:first-child { text-align: left; }
-#comparison td:first-child { white-space: nowrap; }
-#comparison thead th { white-space: normal; vertical-align: bottom; }
-tr.headline { background: #fdf3ec; }
-table.config { min-width: 50%; }
-table.config table.config { min-width: 0; border: none; background: transparent; font-size: 12.5px; }
-table.config table.config th, table.config table.config td { padding: 2px 10px 2px 0; border: none; }
-table.config th { font-weight: 600; white-space: nowrap; width: 1%; }
-.scroll { overflow-x: auto; }
-.empty { color: var(--muted); font-style: italic; }
-footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
-"""

@@ -3,43 +3,57 @@
 Locust's React UI renders extra tabs from ``web_ui.template_args``
 (``extended_tabs``, ``extended_tables``, ``extended_csv_files``) and fills
 them from an ``extended_stats`` entry in the JSON of ``/stats/requests``,
-which it polls every 2 s while a run goes. :func:`install` adds:
+which it polls every 2 s while a run goes. :func:`install` adds the tab
+(headline numbers, errors by kind and a text histogram of the first
+response, from :func:`bootbench.stats.snapshot`) and
+``<web-base-path>/bootbench/metrics.json`` (the run's metrics.json so far,
+linked from Locust's "Download Data" tab); Locust's own tabs are untouched,
+and a finished run's numbers stay until the next run starts.
 
-- the tab: count, median, p95, p99, success rate and errors by kind, computed
-  from the raw samples (not Locust's rounded buckets), and a histogram of the
-  first response drawn with block characters;
-- ``<web-base-path>/bootbench/metrics.json``: the metrics.json of the samples
-  so far (the final one once the run has ended), linked from Locust's
-  "Download Data" tab.
-
-Locust's own tabs are untouched. Once a run has ended the tab keeps showing
-its final numbers until the next run starts.
-
-    webui.install(environment, lambda: state.office or state.last_office)
+    webui.install(environment, lambda: current or last run)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from flask import Blueprint, Response, make_response, request
 
-from bootbench.exporters import build_metrics, now_iso
-from bootbench.views.formatting import format_count, format_ms, format_rate
-from bootbench.views.live import Snapshot, histogram, snapshot
-from bootbench.samples import SMALL_SAMPLE
+from bootbench.exporters import build_metrics
+from bootbench.samples import Sample
 from bootbench.secrets import redact
+from bootbench.stats import Snapshot, p99_note, round_bins, snapshot
+from bootbench.views.text import format_count, format_ms, format_rate
 
 TAB_KEY = "bootbench"
+STATS_PATH = "/stats/requests"
+"""The route of Locust's web UI whose JSON carries the extended tabs' data (under --web-base-path)."""
 BAR_WIDTH = 32
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
 log = logging.getLogger("bootbench.webui")
 
-CurrentRun = Callable[[], Any]
-"""Returns the office (events.py's ``_Office``) of the running or last run, or None."""
+
+class LiveRun(Protocol):
+    """What the tab reads of a run (the master's, or the single local process's)."""
+
+    samples: Sequence[Sample]
+    planned: int
+    """Planned iterations; 0 means no limit."""
+    run_id: str
+    started_at: str
+    metrics: dict[str, Any] | None
+    """The final metrics.json document; None while the run goes."""
+
+    def run_block(self) -> dict[str, Any]:
+        """metrics.json's ``run`` block so far, without id, times and versions."""
+        ...
+
+
+CurrentRun = Callable[[], LiveRun | None]
+"""Returns the running or last run, or None before the first run."""
 
 
 def install(environment: Any, current_run: CurrentRun) -> bool:
@@ -58,10 +72,11 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
     args.setdefault("extended_csv_files", []).append(
         {"href": "./bootbench/metrics.json", "title": "Download bootbench metrics.json (exact statistics and every sample)"})
     tab = _Tab(current_run)
+    stats_path = base + STATS_PATH
 
     @web_ui.app.after_request
     def _add_extended_stats(response: Response) -> Response:
-        if request.endpoint != "locust.request_stats" or response.status_code != 200:
+        if request.path != stats_path or response.status_code != 200:
             return response
         try:
             payload = json.loads(response.get_data(as_text=True))
@@ -77,13 +92,12 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
     @blueprint.route("/metrics.json")
     @web_ui.auth_required_if_enabled
     def metrics_json() -> Response:
-        office = current_run()
-        if office is None:
+        run = current_run()
+        if run is None:
             return make_response("No bootbench run has started yet.\n", 404, {"Content-Type": "text/plain"})
-        metrics = live_metrics(office)
-        response = make_response(redact(json.dumps(metrics, indent=2, allow_nan=False)) + "\n")
+        response = make_response(redact(json.dumps(live_metrics(run), indent=2, allow_nan=False)) + "\n")
         response.headers["Content-Type"] = "application/json"
-        response.headers["Content-Disposition"] = f'attachment; filename="{office.recorder.run_id}-metrics.json"'
+        response.headers["Content-Disposition"] = f'attachment; filename="{run.run_id}-metrics.json"'
         return response
 
     web_ui.app.register_blueprint(blueprint)
@@ -99,13 +113,12 @@ class _Tab:
         self._rows: list[dict[str, str]] = []
 
     def rows(self) -> list[dict[str, str]]:
-        office = self.current_run()
-        if office is None:
+        run = self.current_run()
+        if run is None:
             return [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]
-        key = (office.recorder.run_id, len(office.recorder.samples), office.metrics is None)
+        key = (run.run_id, len(run.samples), run.metrics is None)
         if key != self._key:
-            snap = snapshot(office.recorder.samples, office.tickets.planned)
-            self._rows = tab_rows(snap, office.recorder.run_id, running=office.metrics is None)
+            self._rows = tab_rows(snapshot(run.samples, run.planned), run.run_id, running=run.metrics is None)
             self._key = key
         return self._rows
 
@@ -119,7 +132,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
         return f"{format_ms(value)} ms" if value is not None else format_ms(value)
 
     done = f"{snap.iterations} of {snap.planned}" if snap.planned else format_count(snap.iterations)
-    p99_note = f" (= max, fewer than {SMALL_SAMPLE} samples)" if snap.p99_is_max and snap.p99 is not None else ""
+    note = p99_note(len(snap.first_response_ms))
     rows = [
         row("Run", f"{run_id} ({'running' if running else 'finished'})"),
         row("Iterations", done),
@@ -127,7 +140,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
         row("Success rate", format_rate(snap.success_rate)),
         row("First response median", ms(snap.median)),
         row("First response p95", ms(snap.p95)),
-        row("First response p99", ms(snap.p99) + p99_note),
+        row("First response p99", ms(snap.p99) + (f" ({note})" if note else "")),
         row("First response mean", ms(snap.mean)),
         row("Session start median", ms(snap.session_start_median)),
     ]
@@ -135,7 +148,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
         rows += [row(f"Errors: {kind}", format_count(count)) for kind, count in snap.errors_by_kind.items()]
     else:
         rows.append(row("Errors", "none"))
-    bins = histogram(snap.first_response_ms)
+    bins = round_bins(snap.first_response_ms)
     most = max((count for _, _, count in bins), default=0)
     for low, high, count in bins:
         rows.append(row(f"First response {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
@@ -154,15 +167,8 @@ def _edge(value: float) -> str:
     return f"{value:.0f}" if abs(value - round(value)) < 1e-9 else f"{value:g}"
 
 
-def live_metrics(office: Any) -> dict[str, Any]:
-    """metrics.json of the office's run: the final document once it ended, else one built from the samples so far."""
-    if office.metrics is not None:
-        return office.metrics
-    run = {
-        "id": office.recorder.run_id,
-        "started_at": office.recorder.started.isoformat(timespec="milliseconds"),
-        "snapshot_at": now_iso(),
-        "in_progress": True,
-        **office.describe(),
-    }
-    return build_metrics(run, list(office.recorder.samples))
+def live_metrics(run: LiveRun) -> dict[str, Any]:
+    """metrics.json of ``run``: the final document once it ended, else one built from the samples so far."""
+    if run.metrics is not None:
+        return run.metrics
+    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples))

@@ -2,6 +2,9 @@
 
     run = run_locust("-u", "1", "-i", "3", cwd=tmp_path)
     assert run.returncode == 0 and run.metrics["summary"]["successes"] == 3
+
+bench/accuracy.py imports :func:`clean_env` from here too, so that the
+benchmark and the tests run bootbench in the same environment.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,19 +63,32 @@ class LocustRun:
         return read_jsonl(self.folder / "samples.jsonl")
 
 
-def run_locust(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> LocustRun:
-    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment."""
-    proc = subprocess.run([*LOCUST, "-f", str(LOCUSTFILE), "--headless", *args], cwd=cwd, env=clean_env(env),
+def run_locust(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120,
+               locustfile: Path = LOCUSTFILE) -> LocustRun:
+    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment plus ``env``."""
+    proc = subprocess.run([*LOCUST, "-f", str(locustfile), "--headless", *args], cwd=cwd, env=clean_env(env),
                           capture_output=True, text=True, timeout=timeout)
     return LocustRun(proc.returncode, proc.stdout, proc.stderr)
 
 
 def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start ``locust -f locustfile.py ARGS`` in the background, output to ``log``."""
-    out = open(log, "w")
-    return subprocess.Popen([*LOCUST, "-f", str(LOCUSTFILE), *args], cwd=cwd, env=clean_env(env),
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    """Start ``locust -f locustfile.py ARGS`` in the background, stdout and stderr to the file ``log``."""
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([*LOCUST, "-f", str(LOCUSTFILE), *args], cwd=cwd, env=clean_env(env),
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_samples(results_dir: Path, count: int, timeout: float = 60) -> Path | None:
+    """The samples.jsonl of the run writing into ``results_dir`` once it holds ``count`` lines; None on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(Path(results_dir).glob("*/samples.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= count:
+            return found[0]
+        time.sleep(0.02)
+    return None
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON Lines file (samples.jsonl, a ground-truth file), blank lines skipped."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

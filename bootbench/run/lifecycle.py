@@ -1,0 +1,132 @@
+"""A run's lifetime on the master (or the single local process): open it, stop it, close it, print it.
+
+The hooks in :mod:`bootbench.events` call these at Locust's ``test_start``,
+``test_stopping``, ``test_stop``, ``quitting`` and ``quit``. This module
+keeps the process's current and last :class:`~bootbench.run.master.MasterRun`
+(the web UI tab shows the last one until the next run starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import gevent
+from locust.runners import MasterRunner
+
+from bootbench import options
+from bootbench.exporters import RunRecorder
+from bootbench.run import embedded, messages, workers
+from bootbench.run.master import MasterRun
+from bootbench.views import progress
+from bootbench.views.text import console_summary
+
+log = logging.getLogger("bootbench")
+
+LOCUST_OPTIONS = ("num_users", "spawn_rate", "run_time", "processes", "expect_workers", "stop_timeout", "headless")
+"""Locust's own options recorded in metrics.json."""
+
+_current: MasterRun | None = None
+_last: MasterRun | None = None
+_watcher: gevent.Greenlet | None = None
+"""The current run's dead-worker watch (on a master)."""
+_progress: gevent.Greenlet | None = None
+"""The current run's progress line (headless)."""
+
+
+def current_run() -> MasterRun | None:
+    """The run in progress, or None between runs."""
+    return _current
+
+
+def current_or_last_run() -> MasterRun | None:
+    """The run in progress, else the last one (what the web UI tab shows)."""
+    return _current or _last
+
+
+def open_run(environment: Any) -> MasterRun:
+    """Start a run at ``test_start``: the embedded server if no host was given, the run folder, the watchers."""
+    global _current, _last, _watcher, _progress
+    opts = environment.parsed_options
+    # A run without -H sets environment.host to the embedded server's URL, and the web UI then offers
+    # it as the next run's host. That URL is not a host the user gave: the next run targets the
+    # embedded server again (it is blanked), and its settings say so.
+    host = "" if environment.host and environment.host == embedded.url() else environment.host
+    settings = options.settings_for(opts, host)
+    if settings.embedded_server:
+        environment.host = embedded.ensure_started().url
+        settings = settings.retarget(environment.host, embedded=True)
+    runner = environment.runner
+    run = MasterRun(
+        settings=settings,
+        recorder=RunRecorder(settings.results_dir, settings.provider),
+        end=lambda: gevent.spawn(_end_run, environment),
+        users=int(getattr(opts, "num_users", 0) or 0),
+        mode="master" if isinstance(runner, MasterRunner) else "local",
+        audio=settings.stimulus().description,
+        locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
+    )
+    _current = _last = run
+    log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
+             settings.target, settings.iterations or "unlimited", run.recorder.folder)
+    _watcher = workers.watch(runner, run, lambda: _current is run)
+    _progress = progress.start(run.samples, run.planned) if getattr(opts, "headless", False) else None
+    return run
+
+
+def stop_run(environment: Any) -> None:
+    """At ``test_stopping``: grant nothing more, and on a master collect every worker's last samples."""
+    run = _current
+    if run is None:
+        return
+    run.stop_granting()
+    messages.collect_flushes(environment.runner, run)
+
+
+def close_run(environment: Any) -> None:
+    """At ``test_stop``: write the run's files; an incomplete or stopped-early run makes the exit code 1."""
+    global _current, _watcher, _progress
+    run, _current = _current, None
+    if run is None:
+        return
+    if _watcher is not None:
+        _watcher.kill(block=False)
+    progress.stop(_progress)
+    _watcher = _progress = None
+    metrics = run.close()
+    if run.incomplete and environment.process_exit_code is None:
+        environment.process_exit_code = 1
+    if not _headless(environment):
+        log.info("%s", console_summary(metrics))
+        log.info("results in %s", run.recorder.folder)
+
+
+def mark_interrupted(environment: Any) -> None:
+    """At ``quitting`` (Ctrl-C, SIGTERM mid-run): exit code 1, set before Locust picks one and the files are written."""
+    if _current is not None and _current.interrupted and environment.process_exit_code is None:
+        environment.process_exit_code = 1
+
+
+def print_last_run() -> None:
+    """At ``quit``: the last run's console summary, the early-stop reason, and the run folder last."""
+    run = _last
+    if run is None or run.metrics is None:
+        return
+    print(console_summary(run.metrics), flush=True)
+    if run.aborted:
+        sys.stderr.write(f"bootbench: {run.aborted}\n")
+        sys.stderr.flush()
+    print(run.recorder.folder, flush=True)
+
+
+def _end_run(environment: Any) -> None:
+    """Quit a headless run, stop a web UI run (the web UI stays up for the next one)."""
+    if _headless(environment):
+        environment.runner.quit()
+    else:
+        environment.runner.stop()
+
+
+def _headless(environment: Any) -> bool:
+    return bool(environment.parsed_options and environment.parsed_options.headless)

@@ -1,0 +1,220 @@
+"""The one place bootbench computes statistics: from raw sample values, never from Locust's rounded buckets.
+
+Final statistics for metrics.json (:func:`summarize_samples` with bootstrap
+intervals, :func:`summarize_errors`), the cheap live :class:`Snapshot` the
+web tab and the progress line recompute while a run goes, histogram bins,
+and the percentiles the plots mark. Every percentile is numpy's linear
+interpolation between order statistics, so a finished run's last snapshot,
+its metrics.json, its report and its plots show the same numbers.
+
+    summary = summarize_samples(samples)        # metrics.json "summary"
+    snap = snapshot(samples, planned=100)        # snap.median, snap.p95, snap.errors_by_kind
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from bootbench.samples import HEADLINE, PHASES, Sample
+
+BOOTSTRAP_RESAMPLES = 2000
+SMALL_SAMPLE = 100
+"""Below this many values p99 is interpolated between the slowest two (see :func:`p99_note`)."""
+STATISTICS = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
+"""The statistics :func:`summarize` gives for every phase, besides its confidence intervals."""
+
+
+def finite(values: Iterable[float | None]) -> list[float]:
+    """The values that are numbers (not None, not NaN or infinite)."""
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """The ``qs`` percentiles (0..100) of ``values``, by linear interpolation between order statistics."""
+    return [float(x) for x in np.percentile(np.asarray(values, dtype=np.float64), qs)]
+
+
+def p99_note(count: int) -> str:
+    """What a p99 of ``count`` values really is, when that needs saying ("" from :data:`SMALL_SAMPLE` on).
+
+    With n values, linear interpolation puts p99 at rank 0.99 (n - 1): for
+    n < 100 that lies between the slowest and the second slowest value.
+    """
+    if count <= 0 or count >= SMALL_SAMPLE:
+        return ""
+    return f"fewer than {SMALL_SAMPLE} samples, so p99 rests on the slowest one or two"
+
+
+def summarize(values: Iterable[float | None], *, seed: int = 0, intervals: bool = True) -> dict[str, Any]:
+    """Exact statistics of raw values: :data:`STATISTICS` and 95 % bootstrap intervals of mean and median.
+
+    The intervals come from a seeded percentile bootstrap, so the same values
+    always give the same interval; ``intervals=False`` skips them (None).
+    """
+    data = np.asarray(finite(values), dtype=np.float64)
+    n = int(data.size)
+    if n == 0:
+        return {"count": 0, **{k: None for k in STATISTICS[1:]}, "ci95_mean": None, "ci95_median": None}
+    p90, p95, p99 = percentiles(data, [90, 95, 99])
+    return {
+        "count": n,
+        "mean": float(data.mean()),
+        "median": float(np.median(data)),
+        "min": float(data.min()),
+        "max": float(data.max()),
+        "stdev": float(data.std(ddof=1)) if n > 1 else 0.0,
+        "p90": p90,
+        "p95": p95,
+        "p99": p99,
+        "ci95_mean": _bootstrap(data, np.mean, seed) if intervals else None,
+        "ci95_median": _bootstrap(data, np.median, seed) if intervals else None,
+    }
+
+
+def _bootstrap(data: np.ndarray, statistic, seed: int) -> list[float] | None:
+    if data.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    resamples = rng.choice(data, size=(BOOTSTRAP_RESAMPLES, data.size), replace=True)
+    estimates = statistic(resamples, axis=1)
+    low, high = np.percentile(estimates, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
+    """The ``summary`` block of metrics.json: counts, success rate, and exact statistics per phase.
+
+    Failed iterations are counted but never contribute timings. ``p99_is_max``
+    (a v1 name, kept) is true below :data:`SMALL_SAMPLE` successes.
+    """
+    successes = [s for s in samples if s.ok]
+    n = len(samples)
+    return {
+        "iterations": n,
+        "successes": len(successes),
+        "failures": n - len(successes),
+        "success_rate": (len(successes) / n) if n else None,
+        "p99_is_max": len(successes) < SMALL_SAMPLE,
+        "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES},
+    }
+
+
+def errors_by_kind(samples: Iterable[Sample]) -> dict[str, int]:
+    """How many iterations failed of each error kind, sorted by kind."""
+    counts: dict[str, int] = {}
+    for s in samples:
+        if not s.ok:
+            kind = s.error_kind or "unknown"
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def summarize_errors(samples: Sequence[Sample], first: int = 20) -> dict[str, Any]:
+    """The ``errors`` block of metrics.json: counts by kind, the first messages with their iteration, anomalies."""
+    failed = [s for s in sorted(samples, key=lambda s: s.iteration) if not s.ok]
+    listed = [{"iteration": s.iteration, "worker": s.worker, "kind": s.error_kind or "unknown", "message": s.error}
+              for s in failed[:first]]
+    anomalies: dict[str, int] = {}
+    for s in samples:
+        for name, count in s.anomalies.items():
+            anomalies[name] = anomalies.get(name, 0) + count
+    return {"by_kind": errors_by_kind(failed), "first": listed, "anomalies": anomalies}
+
+
+@dataclass
+class Snapshot:
+    """Counts and first-response statistics of a run's finished iterations at one moment."""
+
+    iterations: int
+    planned: int
+    """The planned number of iterations; 0 means no limit."""
+    successes: int
+    failures: int
+    first_response_ms: list[float] = field(default_factory=list)
+    median: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    session_start_median: float | None = None
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.iterations if self.iterations else None
+
+
+def snapshot(samples: Sequence[Sample], planned: int = 0) -> Snapshot:
+    """Statistics of ``samples`` (finished iterations so far), without the costly bootstrap intervals.
+
+    Cheap enough to recompute every few seconds in a process whose users
+    share the CPU; the numbers equal those :func:`summarize_samples` gives.
+    """
+    samples = list(samples)
+    ok = [s for s in samples if s.ok]
+    head = summarize((getattr(s, HEADLINE) for s in ok), intervals=False)
+    session = summarize((s.session_start_ms for s in ok), intervals=False)
+    return Snapshot(iterations=len(samples), planned=planned, successes=len(ok), failures=len(samples) - len(ok),
+                    first_response_ms=finite(getattr(s, HEADLINE) for s in ok),
+                    median=head["median"], p95=head["p95"], p99=head["p99"], mean=head["mean"],
+                    session_start_median=session["median"], errors_by_kind=errors_by_kind(samples))
+
+
+def round_bins(values: Sequence[float], max_bins: int = 16) -> list[tuple[float, float, int]]:
+    """``(low, high, count)`` bins of round width (1, 2 or 5 times a power of ten) covering ``values``.
+
+    The number of bins is close to sqrt(n) for n values, and at most
+    ``max_bins``: bins a person reads as numbers (the web tab's text histogram).
+    """
+    if not values:
+        return []
+    low, high = float(min(values)), float(max(values))
+    target = max(3, min(max_bins, math.ceil(math.sqrt(len(values)))))
+    width = _round_width(high - low, target, max_bins) if high > low else 1.0
+    start = math.floor(low / width) * width
+    count = max(1, math.floor((high - start) / width) + 1)
+    counts = [0] * count
+    for v in values:
+        counts[min(count - 1, int((v - start) // width))] += 1
+    return [(start + i * width, start + (i + 1) * width, c) for i, c in enumerate(counts)]
+
+
+def _round_width(span: float, target: int, most: int) -> float:
+    """The width of 1, 2 or 5 times a power of ten that cuts ``span`` into nearest ``target`` bins, at most ``most``."""
+    power = 10 ** math.floor(math.log10(span / target))
+    candidates = [m * power * scale for scale in (0.1, 1, 10, 100) for m in (1, 2, 5)]
+    fitting = [w for w in candidates if span / w + 1 <= most] or [max(candidates)]
+    return min(fitting, key=lambda w: (abs(span / w - target), -w))
+
+
+def plot_bin_edges(values: Sequence[float]) -> np.ndarray:
+    """Bin edges for a drawn histogram: numpy's "auto" rule, kept between 8 and 60 bins."""
+    data = np.asarray(values, dtype=float)
+    edges = np.histogram_bin_edges(data, bins="auto")
+    if len(edges) - 1 > 60:
+        return np.linspace(data.min(), data.max(), 61)
+    if len(edges) - 1 < 8:
+        span = max(data.max() - data.min(), 1.0)
+        return np.linspace(data.min() - span * 0.05, data.max() + span * 0.05, 11)
+    return edges
+
+
+def rolling_median(values: Sequence[float], window: int) -> np.ndarray:
+    """The median of each value's centred ``window`` of neighbours (fewer at the ends)."""
+    import pandas as pd
+
+    return pd.Series(values, dtype=float).rolling(window, min_periods=1, center=True).median().to_numpy()
+
+
+def block_means(values: Sequence[float], block: int) -> np.ndarray:
+    """The mean of each run of ``block`` consecutive values, NaN ignored; 0 for a block with no number."""
+    data = np.asarray(values, dtype=float)
+    means = []
+    for start in range(0, data.size, block):
+        present = data[start:start + block]
+        present = present[~np.isnan(present)]
+        means.append(float(present.mean()) if present.size else 0.0)
+    return np.array(means)

@@ -1,0 +1,54 @@
+"""Reading a result folder back: its metrics.json, checked, and upgraded from older schema versions.
+
+Report and compare read runs through :func:`load_metrics`, so a folder
+written by an older bootbench reads with today's keys (v1 ``run.delay_ms``
+becomes ``run.wait_ms``). Anything that is not a readable bootbench result
+folder raises :class:`ResultFolderError` with one sentence for the user.
+
+    metrics = load_metrics("results/20250101-120000-aivoco")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+SCHEMA_PREFIX = "bootbench/metrics/"
+RENAMED_RUN_KEYS = {"bootbench/metrics/v1": {"delay_ms": "wait_ms"}}
+"""Per older schema: ``run`` keys that have a new name since."""
+
+
+class ResultFolderError(ValueError):
+    """A path that is not a readable bootbench result folder; ``str()`` is the one sentence to show."""
+
+
+def load_metrics(folder: str | Path) -> dict[str, Any]:
+    """The metrics.json of a result folder with current keys; raises :class:`ResultFolderError` for anything else."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ResultFolderError(f"{folder} does not exist")
+    if not folder.is_dir():
+        raise ResultFolderError(f"{folder} is not a folder (expected a bootbench result folder)")
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        raise ResultFolderError(f"{folder} is not a bootbench result folder (it has no {METRICS_FILE})")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFolderError(f"{path} cannot be read as JSON ({exc})") from None
+    if not isinstance(metrics, dict) or not str(metrics.get("schema", "")).startswith(SCHEMA_PREFIX):
+        raise ResultFolderError(f"{path} is not a bootbench metrics file (no {SCHEMA_PREFIX}* schema)")
+    for key in ("run", "summary", "errors", "samples"):
+        if key not in metrics:
+            raise ResultFolderError(f"{path} is incomplete (it has no {key!r} section)")
+    return upgrade(metrics)
+
+
+def upgrade(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with the ``run`` keys of older schema versions renamed to today's (in place, keeping order)."""
+    renamed = RENAMED_RUN_KEYS.get(metrics.get("schema", ""))
+    if renamed and isinstance(metrics["run"], dict):
+        metrics["run"] = {renamed.get(key, key): value for key, value in metrics["run"].items()}
+    return metrics

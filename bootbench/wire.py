@@ -1,0 +1,31 @@
+"""Protocol constants the drivers (bootbench/providers/) and the reference server (bootbench/server/) share.
+
+One value, one place: a driver and the server that emulates its service read
+the same paths, rates and thresholds from here. Importing this module costs
+nothing (no dependencies), so the server's lightweight checks can use it too.
+"""
+
+# ---- Aivoco (Socket.IO, PROTOCOLS.md section 1)
+AIVOCO_SOCKETIO_PATH = "/socket.io/"
+AIVOCO_INPUT_RATE = 16_000
+"""Sample rate (Hz) of the PCM16 the client sends in ``audio_data``."""
+AIVOCO_OUTPUT_RATE = 24_000
+"""Sample rate (Hz) of the PCM16 the service sends in ``audio_response``."""
+
+# ---- OpenAI Realtime (raw WebSocket, PROTOCOLS.md section 2)
+OPENAI_REALTIME_PATH = "/v1/realtime"
+OPENAI_AUDIO_RATE = 24_000
+"""Sample rate (Hz) of ``audio/pcm`` both ways."""
+
+# ---- Gemini Live (raw WebSocket, PROTOCOLS.md section 3)
+GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+GEMINI_INPUT_RATE = 16_000
+GEMINI_OUTPUT_RATE = 24_000
+
+# ---- turn detection, every protocol
+VAD_SILENCE_MS = 500
+"""Trailing silence (ms) after speech that ends the user's turn under server VAD (OpenAI's default
+``silence_duration_ms``, which the OpenAI driver asks for; the reference server uses it for every protocol)."""
+SILENCE_THRESHOLD = 0.01
+"""Peak (``max |sample| / 32768``) at or below which audio is silence: Aivoco's ``has_audio`` is
+``peak > SILENCE_THRESHOLD``, and the reference server's turn detection counts louder samples as speech."""

@@ -1,0 +1,91 @@
+"""Options resolve to one Settings object (bootbench/options.py): its defaults, derived forms and cache."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+from locust.argument_parser import get_parser
+
+from bootbench import options
+from bootbench.providers import DriverConfig
+
+
+def parsed(*args: str):
+    parser = get_parser()
+    options.add_arguments(parser)
+    return parser.parse_args(list(args))
+
+
+def test_every_option_of_bootbench_is_a_settings_field_and_back():
+    ours = set(vars(parsed())) - set(vars(get_parser().parse_args([])))
+    assert ours == set(options.OPTION_FIELDS)
+
+
+def test_the_driver_config_takes_every_field_from_the_settings():
+    settings = options.resolve(parsed("--timeout", "3.5", "--voice", "alloy", "--pace", "realtime",
+                                      "--provider", "openai"), "ws://127.0.0.1:9")
+    config = settings.driver_config("k-123")
+    assert config.url == "ws://127.0.0.1:9" and config.api_key == "k-123"
+    for f in fields(DriverConfig):
+        if f.name not in ("url", "api_key"):
+            assert getattr(config, f.name) == getattr(settings, f.name), f.name
+    assert (config.timeout, config.voice, config.pace, config.model) == (3.5, "alloy", "realtime", "gpt-realtime")
+    assert settings.driver_config(None).api_key == options.LOOPBACK_KEY
+
+
+def test_the_run_block_records_wait_ms_and_no_secret_of_the_url():
+    settings = options.resolve(parsed("--wait-ms", "250", "--timeout", "4"), "wss://example.com:8443/x?key=SECRET")
+    block = settings.run_block()
+    assert block["wait_ms"] == 250.0 and block["timeout_s"] == 4.0 and "delay_ms" not in block
+    assert block["target"] == "wss://example.com:8443/x" and block["embedded_server"] is False
+    assert block["voice"] == "default" and block["model"] is None and block["turn"] == "vad"
+    assert options.NOT_RECORDED.isdisjoint(block)
+
+
+def test_defaults_are_defined_once_in_options():
+    settings = options.resolve(parsed(), "")
+    assert (settings.iterations, settings.timeout, settings.wait_ms, settings.pace, settings.results_dir) == \
+        (100, 10.0, 100.0, "burst", "results")
+    assert settings.embedded_server and settings.target == ""
+    embedded = settings.retarget("http://127.0.0.1:5000", embedded=True)
+    assert embedded.target == "http://127.0.0.1:5000" and embedded.embedded_server
+
+
+def test_settings_are_resolved_once_per_set_of_inputs():
+    opts = parsed("-i", "7")
+    first = options.settings_for(opts, "")
+    assert options.settings_for(opts, "") is first
+    assert options.settings_for(opts, "ws://127.0.0.1:9") is not first
+    opts.iterations = 8
+    assert options.settings_for(opts, "").iterations == 8
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (("--timeout", "0"), "--timeout must be a positive number"),
+    (("--turn", "vad", "--provider", "openai"), "--turn vad needs --trailing-silence-ms"),
+])
+def test_bad_options_raise_one_sentence(args, sentence):
+    with pytest.raises(options.ConfigError, match=sentence):
+        options.resolve(parsed(*args), "")
+
+
+def test_a_value_the_web_ui_sent_as_text_is_checked_like_the_command_line():
+    opts = parsed()
+    opts.wait_ms = "soon"
+    with pytest.raises(options.ConfigError, match="--wait-ms must be a number, not 'soon'"):
+        options.resolve(opts, "")
+    opts.wait_ms = "250"
+    assert options.resolve(opts, "").wait_ms == 250.0
+
+
+def test_a_key_is_required_only_for_a_remote_target(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in ("AIVOCO_API_KEY",):
+        monkeypatch.delenv(name, raising=False)
+    remote = options.resolve(parsed(), "wss://example.com")
+    with pytest.raises(options.ConfigError, match="AIVOCO_API_KEY is not set"):
+        remote.api_key(required=True)
+    assert options.resolve(parsed(), "ws://127.0.0.1:9").api_key(required=True) is None
+    monkeypatch.setenv("AIVOCO_API_KEY", "k-remote-1234")
+    assert remote.api_key(required=True) == "k-remote-1234"

@@ -1,0 +1,215 @@
+"""The master's run state (bootbench/run/master.py, run/early_stop.py), without Locust: fast and exact.
+
+Early stop, ending the run once, the flush handshake's bookkeeping and the
+write-off of dead workers. Most tests keep the samples in memory
+(:class:`MemoryRecorder`, the part of RunRecorder a MasterRun uses); those
+that check the written files use a real RunRecorder.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from locust.argument_parser import get_parser
+
+from bootbench import options
+from bootbench.exporters import RunRecorder
+from bootbench.run.early_stop import FATAL_STREAK, EarlyStop
+from bootbench.run.master import MasterRun
+from bootbench.samples import ErrorKind, Sample
+
+
+def settings(**overrides) -> options.Settings:
+    """Settings from the real parser's defaults, with ``overrides``, for the embedded server."""
+    parser = get_parser()
+    options.add_arguments(parser)
+    namespace = parser.parse_args([])
+    for name, value in overrides.items():
+        setattr(namespace, name, value)
+    return options.resolve(namespace, "").retarget("http://127.0.0.1:9/", embedded=True)
+
+
+def sample(iteration: int, worker: str = "w1", kind: str | None = None) -> Sample:
+    return Sample(iteration=iteration, worker=worker, user=1, started_at="2026-01-01T00:00:00.000+00:00",
+                  ok=kind is None, error_kind=kind, error=f"{kind} happened" if kind else None,
+                  first_response_ms=None if kind else 100.0 + iteration)
+
+
+class MemoryRecorder:
+    """What a MasterRun uses of a RunRecorder, in memory: the samples, and the run block it finishes with."""
+
+    def __init__(self) -> None:
+        self.started = datetime.now(timezone.utc)
+        self.run_id = "memory-run"
+        self.folder = Path("memory-run")
+        self.samples: list[Sample] = []
+
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+
+    def finish(self, run: dict[str, Any]) -> dict[str, Any]:
+        return {"run": {"id": self.run_id, **run}, "samples": [s.to_dict() for s in self.samples]}
+
+
+@pytest.fixture
+def new_run(tmp_path):
+    """Factory of MasterRuns (real files under tmp_path with ``files=True``); each counts its calls of ``end``."""
+    runs = []
+
+    def make(iterations: int = 5, files: bool = False) -> MasterRun:
+        ends: list[int] = []
+        recorder = RunRecorder(tmp_path, "aivoco") if files else MemoryRecorder()
+        run = MasterRun(settings=settings(iterations=iterations, results_dir=str(tmp_path)),
+                        recorder=recorder, end=lambda: ends.append(1))
+        run.ends = ends
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        if run.metrics is None:
+            run.close()
+
+
+# ---------------------------------------------------------------- early stop
+
+
+@pytest.mark.parametrize("kind", [ErrorKind.CONNECT_FAILED, ErrorKind.AUTH_FAILED])
+def test_three_fatal_failures_in_a_row_with_no_success_stop_the_run(kind):
+    policy = EarlyStop()
+    reasons = [policy.reason_to_stop(sample(n, kind=kind)) for n in range(1, FATAL_STREAK + 1)]
+    assert reasons[:-1] == [None] * (FATAL_STREAK - 1)
+    assert reasons[-1] is not None and f"{kind} happened" in reasons[-1]
+    assert reasons[-1].startswith("authentication failed") == (kind == ErrorKind.AUTH_FAILED)
+
+
+def test_no_early_stop_once_one_iteration_succeeded():
+    policy = EarlyStop()
+    assert policy.reason_to_stop(sample(1)) is None
+    assert [policy.reason_to_stop(sample(n, kind=ErrorKind.CONNECT_FAILED)) for n in range(2, 12)] == [None] * 10
+
+
+def test_a_different_kind_starts_the_streak_over():
+    policy = EarlyStop()
+    kinds = [ErrorKind.CONNECT_FAILED, ErrorKind.CONNECT_FAILED, ErrorKind.AUTH_FAILED, ErrorKind.AUTH_FAILED,
+             ErrorKind.AUDIO_TIMEOUT, ErrorKind.AUTH_FAILED, ErrorKind.AUTH_FAILED]
+    assert [policy.reason_to_stop(sample(n, kind=k)) for n, k in enumerate(kinds, 1)] == [None] * 7
+    assert policy.reason_to_stop(sample(8, kind=ErrorKind.AUTH_FAILED)) is not None
+
+
+def test_an_early_stop_closes_the_budget_ends_the_run_once_and_is_recorded(new_run):
+    run = new_run(iterations=10)
+    for n in range(1, 5):
+        assert run.grant("w1") == n
+    for n in range(1, 4):
+        run.receive("w1", sample(n, kind=ErrorKind.CONNECT_FAILED))
+    assert run.aborted == "connect_failed happened" and run.ends == [1]
+    assert run.grant("w1") is None, "an aborted run grants nothing more"
+    run.receive("w1", sample(4, kind=ErrorKind.CONNECT_FAILED))
+    assert run.ends == [1] and len(run.samples) == 4
+    metrics = run.close()
+    assert run.incomplete and metrics["run"]["aborted"] == "connect_failed happened"
+    assert metrics["run"]["iterations"]["finished"] == 4 and not metrics["run"]["iterations"]["complete"]
+
+
+# ---------------------------------------------------------------- settling: the run ends once
+
+
+def test_the_run_ends_once_when_every_planned_iteration_finished(new_run):
+    run = new_run(iterations=3)
+    granted = [run.grant("w1"), run.grant("w2"), run.grant("w1"), run.grant("w2")]
+    assert granted == [1, 2, 3, None]
+    run.receive("w1", sample(1, "w1"))
+    run.receive("w1", sample(3, "w1"))
+    assert run.ends == [], "iteration 2 is still in flight"
+    run.receive("w2", sample(2, "w2"))
+    assert run.ends == [1] and not run.incomplete
+    assert not run.receive("w2", sample(2, "w2")), "a duplicate is not counted twice"
+    assert run.ends == [1] and len(run.samples) == 3
+
+
+def test_a_lost_ticket_counts_as_settled_but_not_complete(new_run):
+    run = new_run(iterations=2)
+    run.grant("w1"), run.grant("w1")
+    run.receive("w1", sample(1))
+    assert run.abandon("w1", 2) and not run.abandon("w1", 2)
+    assert run.ends == [1] and run.incomplete and run.interrupted
+    metrics = run.close()
+    assert metrics["run"]["iterations"]["lost_iterations"] == {"w1": [2]}
+
+
+def test_an_unlimited_run_never_ends_by_itself_and_close_writes_off_what_is_in_flight(new_run):
+    run = new_run(iterations=0)
+    for n in range(1, 4):
+        assert run.grant("w1") == n
+    run.receive("w1", sample(1))
+    assert run.ends == [] and not run.interrupted
+    metrics = run.close()
+    assert metrics["run"]["iterations"]["lost_iterations"] == {"w1": [2, 3]}
+    assert not run.incomplete, "an unlimited run stopped by the user is not incomplete"
+
+
+# ---------------------------------------------------------------- flush handshake and dead workers
+
+
+def test_flush_confirmations_count_per_round(new_run):
+    run = new_run()
+    workers = {"w1", "w2"}
+    run.expect_flushes()
+    assert run.unflushed(workers) == workers
+    run.confirm_flush("w1")
+    assert run.unflushed(workers) == {"w2"}
+    run.confirm_flush("w2")
+    assert run.unflushed(workers) == set()
+    run.expect_flushes()
+    assert run.unflushed(workers) == workers, "a confirmation of an earlier round does not count"
+
+
+def test_a_dead_worker_loses_its_iterations_in_flight_and_the_rest_of_the_budget_goes_to_the_others(new_run):
+    run = new_run(iterations=5)
+    assert [run.grant(w) for w in ("w1", "w2", "w1", "w2")] == [1, 2, 3, 4]
+    run.receive("w1", sample(1, "w1"))
+    assert run.write_off_missing({"w2"}) == {"w1": [3]}
+    assert run.write_off_missing({"w2"}) == {}, "written off once"
+    assert run.ends == []
+    assert run.grant("w2") == 5, "the unused budget stays for the living workers"
+    run.receive("w2", sample(2, "w2"))
+    run.receive("w2", sample(4, "w2"))
+    run.receive("w2", sample(5, "w2"))
+    assert run.ends == [1] and run.incomplete
+    accounting = run.close()["run"]["iterations"]
+    assert accounting["finished"] == 4 and accounting["lost_iterations"] == {"w1": [3]}
+    assert accounting["workers"] == ["w1", "w2"]
+
+
+def test_a_late_sample_of_a_written_off_iteration_is_not_counted(new_run):
+    run = new_run(iterations=2)
+    run.grant("w1"), run.grant("w2")
+    run.write_off_missing({"w2"})
+    assert not run.receive("w1", sample(1, "w1"))
+    assert run.samples == []
+
+
+# ---------------------------------------------------------------- what the web UI tab reads
+
+
+def test_the_web_ui_reads_samples_planned_id_start_and_the_run_block_and_close_writes_them(new_run):
+    run = new_run(iterations=7, files=True)
+    run.grant("local"), run.grant("local")
+    run.receive("local", sample(1, "local"))
+    assert run.samples == [sample(1, "local")] and run.planned == 7
+    assert run.run_id == run.recorder.folder.name and run.started_at.startswith(str(run.recorder.started.year))
+    block = run.run_block()
+    assert block["iterations"]["finished"] == 1 and block["wait_ms"] == 100.0 and "delay_ms" not in block
+    assert {"id", "started_at", "ended_at", "versions"}.isdisjoint(block)
+    assert run.metrics is None
+    final = run.close()
+    assert run.metrics is final and final["run"]["id"] == run.run_id
+    on_disk = json.loads((run.recorder.folder / "metrics.json").read_text())
+    assert on_disk["run"]["iterations"] == final["run"]["iterations"]
+    assert on_disk["run"]["iterations"]["lost_iterations"] == {"local": [2]}
+    assert [s["iteration"] for s in on_disk["samples"]] == [1]

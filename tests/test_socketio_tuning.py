@@ -1,0 +1,156 @@
+"""The private python-socketio / python-engineio hooks of bootbench.providers.socketio_tuning still hold.
+
+Each test drives a real reference server with the tuned client, and with the
+library's plain client as a control, so it fails when an upgrade removes a
+hook, stops calling it, or changes what it does: the handler must run in
+engineio's read loop with no task started per message, websocket-client
+must not validate UTF-8, and an undecodable message must reach the
+``UNDECODABLE`` handler.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+import engineio
+import pytest
+import socketio
+import websocket._abnf as ws_abnf
+from socketio import packet as sio_packet
+
+from bootbench.audio import Stimulus
+from bootbench.providers.socketio_tuning import UNDECODABLE, InlineEngineIO, TolerantPacket, TunedClient
+from bootbench.wire import AIVOCO_SOCKETIO_PATH
+
+START_CALL = {"auth_key": "k", "system_message": "", "voice_choice": "female", "custom_functions": []}
+REPLY_CHUNKS = 10
+"""audio_response events per session with ``reply_ms=400`` (40 ms each)."""
+
+
+class Session:
+    """One Aivoco session over ``sio``: where each handler ran and how many tasks engineio started meanwhile."""
+
+    def __init__(self, sio: socketio.Client) -> None:
+        self.sio = sio
+        self.handler_threads: list[threading.Thread] = []
+        self.audio: list[Any] = []
+        self.undecodable: list[str] = []
+        self.ready, self.replied, self.ended = threading.Event(), threading.Event(), threading.Event()
+        self.tasks_started = 0
+        sio.on("session_ready", self._on_ready)
+        sio.on("audio_response", self._on_audio)
+        sio.on("session_ended", lambda data=None: self.ended.set())
+        sio.on(UNDECODABLE, self._on_undecodable)
+
+    def _on_ready(self, data=None) -> None:
+        self.handler_threads.append(threading.current_thread())
+        self.ready.set()
+
+    def _on_audio(self, data=None) -> None:
+        self.handler_threads.append(threading.current_thread())
+        self.audio.append(data)
+        if len(self.audio) == REPLY_CHUNKS:
+            self.replied.set()
+
+    def _on_undecodable(self, reason=None) -> None:
+        self.undecodable.append(reason)
+        self.replied.set()
+
+    def run(self, url: str) -> None:
+        """Connect, count the tasks engineio starts from then on, and run one call to its last reply chunk."""
+        self.sio.connect(url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH, wait_timeout=5)
+        eio = self.sio.eio
+        start_task = eio.start_background_task
+
+        def counting_start(target, *args, **kwargs):
+            self.tasks_started += 1
+            return start_task(target, *args, **kwargs)
+
+        eio.start_background_task = counting_start
+        try:
+            self.sio.emit("start_call", START_CALL)
+            assert self.ready.wait(5), "no session_ready"
+            for chunk in Stimulus.sine(seconds=0.2).chunks():
+                self.sio.emit("audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio,
+                                             "max_amplitude": chunk.peak})
+            assert self.replied.wait(5), f"{len(self.audio)} audio_response events, {self.undecodable}"
+            self.sio.emit("stop_call")
+            self.ended.wait(5)
+        finally:
+            eio.start_background_task = start_task
+            self.sio.disconnect()
+
+
+@pytest.fixture
+def utf8_checks(monkeypatch) -> list[int]:
+    """Counts websocket-client's UTF-8 validations of received text frames."""
+    calls: list[int] = []
+    validate = ws_abnf.validate_utf8
+
+    def counting(data):
+        calls.append(len(data))
+        return validate(data)
+
+    monkeypatch.setattr(ws_abnf, "validate_utf8", counting)
+    return calls
+
+
+def test_tuned_client_runs_handlers_in_the_read_loop_without_utf8_checks(reference_server, utf8_checks):
+    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    tuned = TunedClient(reconnection=False)
+    session = Session(tuned)
+    session.run(server.url)
+
+    assert type(tuned.eio) is InlineEngineIO  # socketio.Client._engineio_client_class was asked
+    assert tuned.packet_class is TolerantPacket
+    assert len(session.audio) == REPLY_CHUNKS
+    read_loop = tuned.eio.read_loop_task
+    assert isinstance(read_loop, threading.Thread)
+    assert set(session.handler_threads) == {read_loop}, "a handler ran outside engineio's read loop"
+    assert session.tasks_started == 0, "engineio started a task for a message"
+    assert utf8_checks == [], "websocket-client validated the UTF-8 of received frames"
+
+
+def test_the_plain_client_is_the_control_a_task_per_message_and_utf8_checks(reference_server, utf8_checks):
+    """The measurements above can tell the difference: the library's own client fails every one of them."""
+    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    plain = socketio.Client(reconnection=False)
+    session = Session(plain)
+    session.run(server.url)
+
+    assert len(session.audio) == REPLY_CHUNKS
+    assert plain.eio.read_loop_task not in session.handler_threads
+    assert session.tasks_started >= 1 + REPLY_CHUNKS  # session_ready and every audio_response
+    assert len(utf8_checks) >= 1 + REPLY_CHUNKS
+
+
+def test_an_undecodable_message_reaches_the_undecodable_handler(reference_server):
+    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400,
+                              extra_args=["--fault", "malformed:what=not_json"])
+    session = Session(TunedClient(reconnection=False))
+    session.run(server.url)
+
+    assert session.audio == []
+    assert len(session.undecodable) == 1 and session.undecodable[0].endswith("-byte message")
+
+
+def test_the_private_hooks_have_the_shapes_the_tuning_overrides():
+    """A renamed or re-shaped hook fails here with its name, before any timing drifts."""
+    params = inspect.signature(engineio.Client._trigger_event).parameters
+    assert list(params) == ["self", "event", "args", "kwargs"]
+    assert callable(getattr(socketio.Client, "_engineio_client_class", None))
+    assert list(inspect.signature(sio_packet.Packet.decode).parameters) == ["self", "encoded_packet"]
+
+    packet = TolerantPacket(encoded_packet='2["audio_response",{"audio_data":"AAAA')
+    assert (packet.packet_type, packet.namespace, packet.id) == (sio_packet.EVENT, None, None)
+    assert packet.data[0] == UNDECODABLE and "JSONDecodeError" in packet.data[1]
+    good = TolerantPacket(encoded_packet='2["audio_response",{"audio_data":"AAAA"}]')
+    assert good.data == ["audio_response", {"audio_data": "AAAA"}]
+
+
+def test_tuned_client_keeps_every_other_option():
+    sio = TunedClient(reconnection=False, websocket_extra_options={"timeout": 7})
+    assert sio.eio.websocket_extra_options == {"skip_utf8_validation": True, "timeout": 7}
+    assert sio.reconnection is False

@@ -1,0 +1,91 @@
+"""Statistics from raw samples: exact percentiles, bootstrap intervals, the live snapshot, bins, the p99 note."""
+
+import numpy as np
+import pytest
+
+from bootbench.samples import PHASES, Sample
+from bootbench.stats import (SMALL_SAMPLE, block_means, errors_by_kind, p99_note, percentiles, round_bins,
+                             snapshot, summarize, summarize_errors, summarize_samples)
+
+
+def test_percentiles_are_exact_not_locust_buckets():
+    # Locust would report p90 = p95 = p99 = 1200 for these (LOCUST_NOTES).
+    values = np.linspace(800, 1200, 1000)
+    stats = summarize(values)
+    assert stats["p90"] == pytest.approx(np.percentile(values, 90))
+    assert stats["p95"] == pytest.approx(1180.0, abs=0.5)
+    assert stats["p99"] == pytest.approx(1196.0, abs=0.5)
+    assert stats["median"] == pytest.approx(1000.0)
+    assert (stats["min"], stats["max"], stats["count"]) == (800.0, 1200.0, 1000)
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    values = rng.normal(200, 20, 300)
+    a, b = summarize(values), summarize(values)
+    low, high = a["ci95_mean"]
+    assert low < a["mean"] < high
+    assert high - low == pytest.approx(2 * 1.96 * 20 / np.sqrt(300), rel=0.25)
+    assert a["ci95_median"] == b["ci95_median"]
+    assert summarize(values, intervals=False)["ci95_mean"] is None
+
+
+def test_empty_and_single_values():
+    assert summarize([])["count"] == 0 and summarize([])["median"] is None
+    one = summarize([5.0])
+    assert one["stdev"] == 0.0 and one["ci95_mean"] is None and one["p99"] == 5.0
+    assert summarize([None, float("nan"), 3.0])["count"] == 1
+
+
+def test_failures_are_counted_but_never_timed():
+    ok = [Sample(i, "local", 1, "t", True, first_response_ms=100.0 + i) for i in range(1, 4)]
+    bad = Sample(4, "local", 1, "t", False, "auth_failed", "Invalid API key", first_response_ms=None,
+                 anomalies={"stray_audio": 2})
+    summary = summarize_samples(ok + [bad])
+    assert (summary["iterations"], summary["successes"], summary["failures"]) == (4, 3, 1)
+    assert summary["success_rate"] == 0.75
+    assert summary["phases"]["first_response_ms"]["count"] == 3
+    assert summary["phases"]["first_response_ms"]["max"] == 103.0
+    assert set(summary["phases"]) == set(PHASES)
+    errors = summarize_errors(ok + [bad])
+    assert errors["by_kind"] == {"auth_failed": 1}
+    assert errors["first"][0] == {"iteration": 4, "worker": "local", "kind": "auth_failed", "message": "Invalid API key"}
+    assert errors["anomalies"] == {"stray_audio": 2}
+
+
+def test_the_live_snapshot_shows_the_numbers_of_the_final_summary():
+    rng = np.random.default_rng(3)
+    samples = [Sample(i, "local", 1, "t", True, first_response_ms=float(v), session_start_ms=float(v) / 3)
+               for i, v in enumerate(rng.lognormal(5, 0.3, 57), start=1)]
+    samples += [Sample(58, "w", 1, "t", False, "audio_timeout", "x"), Sample(59, "w", 1, "t", False, None, "y")]
+    snap, final = snapshot(samples, planned=80), summarize_samples(samples)
+    head = final["phases"]["first_response_ms"]
+    assert (snap.median, snap.p95, snap.p99, snap.mean) == (head["median"], head["p95"], head["p99"], head["mean"])
+    assert snap.session_start_median == final["phases"]["session_start_ms"]["median"]
+    assert (snap.iterations, snap.planned, snap.successes, snap.failures) == (59, 80, 57, 2)
+    assert snap.errors_by_kind == errors_by_kind(samples) == {"audio_timeout": 1, "unknown": 1}
+    assert snapshot([]).median is None and snapshot([]).success_rate is None
+
+
+def test_p99_of_fewer_than_100_values_lies_between_the_two_slowest_and_the_note_says_so():
+    for n in (2, 12, 57, 99):
+        values = np.random.default_rng(n).uniform(100, 300, n)
+        [p99] = percentiles(values, [99])
+        top_two = np.sort(values)[-2:]
+        assert top_two[0] <= p99 < top_two[1]
+        assert p99_note(n) == f"fewer than {SMALL_SAMPLE} samples, so p99 rests on the slowest one or two"
+    assert p99_note(0) == "" and p99_note(SMALL_SAMPLE) == ""
+
+
+def test_round_bins_cover_every_value_with_round_widths():
+    values = [101.0, 149.9, 150.0, 151.2, 160.3, 199.0, 240.5]
+    bins = round_bins(values)
+    assert sum(count for _, _, count in bins) == len(values)
+    widths = {round(high - low, 9) for low, high, _ in bins}
+    assert len(widths) == 1 and widths.pop() in (10.0, 20.0, 50.0)
+    assert bins[0][0] <= min(values) and bins[-1][1] > max(values)
+    assert round_bins([]) == [] and round_bins([5.0, 5.0]) == [(5.0, 6.0, 2)]
+
+
+def test_block_means_ignore_missing_values():
+    assert block_means([1.0, 3.0, np.nan, np.nan, 5.0], 2).tolist() == [2.0, 0.0, 5.0]
