@@ -1,4 +1,4 @@
-"""What the users of one process read for the current run: its settings, driver configuration, stimulus.
+"""What the users of one process read for the current run: its settings, driver configuration, clips.
 
 A worker (or the single local process) sets the context in ``test_start``;
 users that start before it (a worker's first spawn can race its
@@ -14,9 +14,9 @@ from typing import Any
 from locust.runners import WorkerRunner
 
 from bootbench import options
-from bootbench.audio import Stimulus
 from bootbench.options import Settings
 from bootbench.providers import DriverConfig
+from bootbench.stimuli import ClipSet
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,14 @@ class RunContext:
 
     settings: Settings
     driver_config: DriverConfig
-    stimulus: Stimulus
+    clips: ClipSet
+    """The clips of ``--audio``; iteration k sends ``clips.clip_for(k)``."""
     worker: str
     """This process's name in samples: the worker's Locust client id, or ``local``."""
 
     @classmethod
     def for_settings(cls, settings: Settings, worker: str) -> RunContext:
-        return cls(settings, settings.driver_config(settings.api_key(required=False)), settings.stimulus(), worker)
+        return cls(settings, settings.driver_config(settings.api_key(required=False)), settings.clips(), worker)
 
 
 _current: RunContext | None = None
