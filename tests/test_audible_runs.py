@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import read_jsonl, run_locust
+from support.processes import read_jsonl, run_locust
 from bootbench.audio import SPEECH_CLIP
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import DriverConfig
