@@ -67,7 +67,8 @@ def open_run(environment: Any) -> MasterRun:
         end=lambda: gevent.spawn(_end_run, environment),
         users=int(getattr(opts, "num_users", 0) or 0),
         mode="master" if isinstance(runner, MasterRunner) else "local",
-        audio=settings.stimulus().description,
+        audio=settings.clips().summary(),
+        clips=settings.clips().describe(),
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
         live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
@@ -75,7 +76,8 @@ def open_run(environment: Any) -> MasterRun:
     log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
              settings.target, settings.iterations or "unlimited", run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
-    _progress = progress.start(run.samples, run.planned) if getattr(opts, "headless", False) else None
+    _progress = (progress.start(run.samples, run.planned, headline=settings.headline)
+                 if getattr(opts, "headless", False) else None)
     return run
 
 

@@ -34,6 +34,9 @@ class MasterRun:
     users: int = 0
     mode: str = "local"
     audio: str = ""
+    """A one-line label of what was sent (the single clip's description, or the count and names)."""
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    """Each clip sent (:meth:`bootbench.stimuli.ClipSet.describe`: name, source, duration_ms, rate, sha256)."""
     locust_options: dict[str, Any] = field(default_factory=dict)
     live_workers: Callable[[], set[str]] | None = None
     """The workers the master still hears from (on a master); the early stop needs every one of them to fail."""
@@ -76,6 +79,7 @@ class MasterRun:
             "users": self.users,
             "mode": self.mode,
             "audio": self.audio,
+            "clips": self.clips,
             "locust_options": self.locust_options,
             "aborted": self.aborted,
         }

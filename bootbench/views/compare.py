@@ -33,7 +33,7 @@ DEFINITION = (
 """The run settings (metrics.json ``run`` keys) that define what a number means."""
 
 HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
-          "Session start median (ms)")
+          "Session start median (ms)", "First audible median (ms)")
 NUMERIC_FROM = 3
 
 
@@ -69,9 +69,11 @@ class Run:
         summary = self.metrics["summary"]
         head = summary["phases"][HEADLINE]
         session = summary["phases"].get("session_start_ms", {})
+        audible = summary["phases"].get("first_audible_ms", {})
         return [self.name, self.provider, self.target, format_count(summary["iterations"]),
                 format_rate(summary["success_rate"]), format_ms(head["mean"]), format_ms(head["median"]),
-                format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median"))]
+                format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median")),
+                format_ms(audible.get("median"))]
 
 
 def load_runs(folders: Sequence[str | Path]) -> list[Run]:

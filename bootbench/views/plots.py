@@ -144,6 +144,32 @@ def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf",
         return to_svg(fig, name, "Cumulative distribution of first response times in milliseconds")
 
 
+def audible_svg(samples: Sequence[dict[str, Any]]) -> str:
+    """First response (x) against first audible (y) per successful iteration; the diagonal is no leading silence.
+
+    An iteration whose answer never became audible is marked on the x axis.
+    """
+    ok = [s for s in samples if s.get("ok") and s.get("first_response_ms") is not None]
+    heard = [(s["first_response_ms"], s["first_audible_ms"]) for s in ok if s.get("first_audible_ms") is not None]
+    silent = [s["first_response_ms"] for s in ok if s.get("first_audible_ms") is None]
+    with _style():
+        fig, ax = _figure()
+        if heard:
+            x, y = np.asarray(heard, dtype=float).T
+            ax.scatter(x, y, s=12, color=HEADLINE_COLOR, alpha=0.7, linewidths=0, label=f"heard (n={len(heard)})")
+        if silent:
+            ax.scatter(silent, np.zeros(len(silent)), marker="x", s=18, color=FAILED_COLOR,
+                       label=f"never audible (n={len(silent)})")
+        values = [v for pair in heard for v in pair] + silent
+        if values:
+            low, high = min(values), max(values)
+            ax.plot([low, high], [low, high], color=INK, linestyle=":", linewidth=0.9, label="no leading silence")
+        ax.set_xlabel("first response (ms)")
+        ax.set_ylabel("first audible (ms)")
+        ax.legend(loc="upper left")
+        return to_svg(fig, "audible", "First audible against first response time per iteration, in milliseconds")
+
+
 def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
     """First response of every iteration in order, with a rolling median and failed iterations marked."""
     ok = [(s["iteration"], s["first_response_ms"]) for s in samples

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import gevent
 
-from bootbench.samples import Sample
+from bootbench.samples import HEADLINE, Sample
 from bootbench.stats import snapshot
 from bootbench.views.text import progress_line
 
@@ -25,9 +25,10 @@ INTERVAL = 5.0
 log = logging.getLogger("bootbench")
 
 
-def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL) -> gevent.Greenlet:
-    """Log a progress line about ``samples`` (the run's live list) every ``interval`` s until stopped."""
-    return gevent.spawn(_report_every, samples, planned, interval)
+def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL,
+          headline: str = HEADLINE) -> gevent.Greenlet:
+    """Log a progress line about ``samples`` (the run's live list), led by ``headline``, every ``interval`` s."""
+    return gevent.spawn(_report_every, samples, planned, interval, headline)
 
 
 def stop(greenlet: gevent.Greenlet | None) -> None:
@@ -36,7 +37,7 @@ def stop(greenlet: gevent.Greenlet | None) -> None:
         greenlet.kill(block=False)
 
 
-def _report_every(samples: Sequence[Sample], planned: int, interval: float) -> None:
+def _report_every(samples: Sequence[Sample], planned: int, interval: float, headline: str) -> None:
     while True:
         gevent.sleep(interval)
-        log.info("%s", progress_line(snapshot(samples, planned)))
+        log.info("%s", progress_line(snapshot(samples, planned, headline)))

@@ -174,6 +174,10 @@ def _plots(metrics: dict[str, Any]) -> str:
         ("trend", "First response per iteration",
          "In the order iterations started: warm-up and drift show here; ✕ marks a failed iteration.",
          plots.trend_svg(samples)),
+        ("audible", "First response and first audible",
+         "Per iteration: when the answer's first audio arrived (x) and when its first audible sample played (y); "
+         "the height above the diagonal is its leading silence.",
+         plots.audible_svg(samples)),
         ("phases", "Phases per iteration",
          "Connect (only where this iteration opened the connection), session start, first response and stop.",
          plots.phases_svg(samples)),

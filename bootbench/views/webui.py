@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol, Sequence
 from flask import Blueprint, Response, make_response, request
 
 from bootbench.exporters import build_metrics
-from bootbench.samples import Sample
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, Sample
 from bootbench.secrets import redact
 from bootbench.stats import Snapshot, p99_note, round_bins, snapshot
 from bootbench.views.text import format_count, format_ms, format_rate
@@ -118,7 +118,9 @@ class _Tab:
             return [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]
         key = (run.run_id, len(run.samples), run.metrics is None)
         if key != self._key:
-            self._rows = tab_rows(snapshot(run.samples, run.planned), run.run_id, running=run.metrics is None)
+            headline = getattr(getattr(run, "settings", None), "headline", HEADLINE)
+            self._rows = tab_rows(snapshot(run.samples, run.planned, headline), run.run_id,
+                                  running=run.metrics is None)
             self._key = key
         return self._rows
 
@@ -133,17 +135,21 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
 
     done = f"{snap.iterations} of {snap.planned}" if snap.planned else format_count(snap.iterations)
     note = p99_note(len(snap.first_response_ms))
+    head = PHASE_BY_NAME[snap.headline].label.capitalize()
     rows = [
         row("Run", f"{run_id} ({'running' if running else 'finished'})"),
         row("Iterations", done),
         row("Successful / failed", f"{snap.successes} / {snap.failures}"),
         row("Success rate", format_rate(snap.success_rate)),
-        row("First response median", ms(snap.median)),
-        row("First response p95", ms(snap.p95)),
-        row("First response p99", ms(snap.p99) + (f" ({note})" if note else "")),
-        row("First response mean", ms(snap.mean)),
+        row(f"{head} median", ms(snap.median)),
+        row(f"{head} p95", ms(snap.p95)),
+        row(f"{head} p99", ms(snap.p99) + (f" ({note})" if note else "")),
+        row(f"{head} mean", ms(snap.mean)),
         row("Session start median", ms(snap.session_start_median)),
     ]
+    if snap.headline != "first_audible_ms":
+        rows.append(row("First audible median", ms(snap.first_audible_median)))
+    rows.append(row("Inaudible replies", format_count(snap.inaudible_replies)))
     if snap.errors_by_kind:
         rows += [row(f"Errors: {kind}", format_count(count)) for kind, count in snap.errors_by_kind.items()]
     else:
@@ -151,7 +157,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
     bins = round_bins(snap.first_response_ms)
     most = max((count for _, _, count in bins), default=0)
     for low, high, count in bins:
-        rows.append(row(f"First response {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
+        rows.append(row(f"{head} {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
     return rows
 
 
