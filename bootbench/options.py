@@ -26,6 +26,8 @@ from bootbench.secrets import load_key
 log = logging.getLogger("bootbench")
 
 PACES = ("burst", "realtime")
+DEFAULT_SWEEP_TOLERANCE = 1.5
+"""See :mod:`bootbench.levels` for why 1.5."""
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
@@ -67,7 +69,29 @@ def add_arguments(parser: Any) -> None:
                              "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
+    parser.add_argument("--sweep", default="", env_var="LOCUST_SWEEP", include_in_web_ui=False,
+                        help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
+                             "after another, -i iterations each, in rounds of calls that start at once; -u is "
+                             "ignored. Reports the capacity: the highest level within --sweep-tolerance.")
+    parser.add_argument("--sweep-tolerance", type=float, default=DEFAULT_SWEEP_TOLERANCE,
+                        env_var="LOCUST_SWEEP_TOLERANCE", include_in_web_ui=False,
+                        help="A sweep level is within capacity while its cold-start p95 is at most this many times "
+                             f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}.")
     bind_to_loopback_by_default(parser)
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """The levels of ``--sweep``: positive, strictly increasing user counts; raises :class:`ConfigError`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        levels = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--sweep must be comma-separated numbers of users like 1,2,4,8, not {text!r}") from None
+    if not levels or any(n < 1 for n in levels):
+        raise ConfigError(f"--sweep levels must be positive numbers of users, not {text!r}")
+    if any(b <= a for a, b in zip(levels, levels[1:])):
+        raise ConfigError(f"--sweep levels must increase from one to the next, like 1,2,4,8 (not {text!r})")
+    return levels
 
 
 def bind_to_loopback_by_default(parser: Any) -> None:
@@ -107,6 +131,13 @@ class Settings:
     audio: str
     results_dir: str
     ca_bundle: str
+    sweep: str = ""
+    """``--sweep`` as given, checked; :meth:`sweep_levels` is its levels (empty: no sweep)."""
+    sweep_tolerance: float = DEFAULT_SWEEP_TOLERANCE
+
+    def sweep_levels(self) -> tuple[int, ...]:
+        """The users of each level of ``--sweep``; empty for a plain run."""
+        return parse_levels(self.sweep) if self.sweep.strip() else ()
 
     def retarget(self, url: str, *, embedded: bool) -> Settings:
         """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
@@ -156,6 +187,8 @@ class Settings:
                 value = value or "default"
             elif f.name == "model":
                 value = value or None
+            elif f.name == "sweep":
+                value = list(self.sweep_levels()) or None
             block[RECORDED_AS.get(f.name, f.name)] = value
         return block
 
@@ -189,6 +222,12 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
     if values["wait_ms"] < 0:
         raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
+    if values["sweep"].strip():
+        parse_levels(values["sweep"])
+        if values["iterations"] == 0:
+            raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
+        if not values["sweep_tolerance"] > 1:
+            raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")

@@ -19,6 +19,7 @@ from bootbench import options
 from bootbench.exporters import RunRecorder
 from bootbench.run import embedded, messages, workers
 from bootbench.run.master import MasterRun
+from bootbench.run.sweep import Sweep
 from bootbench.views import progress
 from bootbench.views.text import console_summary
 
@@ -58,11 +59,15 @@ def open_run(environment: Any) -> MasterRun:
         environment.host = embedded.ensure_started().url
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
+    levels = settings.sweep_levels()
+    sweep = Sweep(levels, settings.iterations, straggler_s=settings.wait_ms / 1000 + 1.0) if levels else None
     run = MasterRun(
         settings=settings,
         recorder=RunRecorder(settings.results_dir, settings.provider),
-        end=lambda: gevent.spawn(_end_run, environment),
-        users=int(getattr(opts, "num_users", 0) or 0),
+        # A sweep's load shape ends the run itself once its last level is done (Locust's way for shapes).
+        end=(lambda: None) if sweep else lambda: gevent.spawn(_end_run, environment),
+        users=max(levels) if levels else int(getattr(opts, "num_users", 0) or 0),
+        sweep=sweep,
         mode="master" if isinstance(runner, MasterRunner) else "local",
         audio=settings.stimulus().description,
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
@@ -71,7 +76,8 @@ def open_run(environment: Any) -> MasterRun:
     log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
              settings.target, settings.iterations or "unlimited", run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
-    _progress = progress.start(run.samples, run.planned) if getattr(opts, "headless", False) else None
+    _progress = (progress.start(run.samples, run.planned, level=run.level_label)
+                 if getattr(opts, "headless", False) else None)
     return run
 
 
@@ -80,7 +86,8 @@ def stop_run(environment: Any) -> None:
     run = _current
     if run is None:
         return
-    run.stop_granting()
+    for worker, request in run.stop_granting():
+        messages.answer(environment.runner, worker, request, None)
     messages.collect_flushes(environment.runner, run)
 
 

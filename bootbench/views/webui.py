@@ -116,15 +116,20 @@ class _Tab:
         run = self.current_run()
         if run is None:
             return [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]
-        key = (run.run_id, len(run.samples), run.metrics is None)
+        level = run.level_label() if hasattr(run, "level_label") else ""
+        key = (run.run_id, len(run.samples), run.metrics is None, level)
         if key != self._key:
-            self._rows = tab_rows(snapshot(run.samples, run.planned), run.run_id, running=run.metrics is None)
+            self._rows = tab_rows(snapshot(run.samples, run.planned), run.run_id, running=run.metrics is None,
+                                  level=level)
             self._key = key
         return self._rows
 
 
-def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, str]]:
-    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram."""
+def tab_rows(snap: Snapshot, run_id: str, *, running: bool, level: str = "") -> list[dict[str, str]]:
+    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram.
+
+    ``level`` names a sweep's current level (a "Sweep level" row after the run's).
+    """
     def row(label: str, value: str = "", bar: str = "") -> dict[str, str]:
         return {"label": label, "value": value, "bar": bar}
 
@@ -135,6 +140,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
     note = p99_note(len(snap.first_response_ms))
     rows = [
         row("Run", f"{run_id} ({'running' if running else 'finished'})"),
+        *([row("Sweep level", level)] if level else []),
         row("Iterations", done),
         row("Successful / failed", f"{snap.successes} / {snap.failures}"),
         row("Success rate", format_rate(snap.success_rate)),
@@ -171,4 +177,5 @@ def live_metrics(run: LiveRun) -> dict[str, Any]:
     """metrics.json of ``run``: the final document once it ended, else one built from the samples so far."""
     if run.metrics is not None:
         return run.metrics
-    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples))
+    levels = run.sweep_levels() if hasattr(run, "sweep_levels") else None
+    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples), levels=levels)
