@@ -109,3 +109,117 @@ def test_a_bad_sweep_is_one_sentence_and_exit_code_2(tmp_path, sweep, message):
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------- the parts, without Locust
+
+
+def test_the_sweep_gate_starts_rounds_of_all_users_at_once_and_levels_one_after_another():
+    from bootbench.run.budget import IterationBudget
+    from bootbench.run.sweep import FINISHED, Sweep
+
+    sweep = Sweep((1, 2), per_level=3, straggler_s=60)
+    budget = IterationBudget(planned=sweep.planned, ceiling=0)
+    assert budget.held_back and budget.grant("w") is None
+    assert sweep.step(budget, users_running=0, spawned=False).edge is None
+    assert sweep.step(budget, users_running=1, spawned=True).edge == (0, "open")
+    sweep.hold("w", 1)
+    step = sweep.step(budget, 1, True)
+    assert step.release == [("w", 1)] and budget.ceiling == 1
+    assert budget.grant("w") == 1 and budget.held_back
+    sweep.hold("w", 2)
+    assert sweep.step(budget, 1, True).release == []  # iteration 1 still in flight
+    budget.finish("w", 1)
+    for iteration in (2, 3):
+        assert sweep.step(budget, 1, True).release == [("w", iteration)]
+        assert budget.grant("w") == iteration
+        sweep.hold("w", iteration + 1)
+        budget.finish("w", iteration)
+    step = sweep.step(budget, 1, True)
+    assert step.spawn == 2 and step.edge == (0, "close") and sweep.level_of(3) == 1 and sweep.level_of(4) == 2
+    assert sweep.step(budget, 2, True).edge == (1, "open")
+    assert sweep.step(budget, 2, True).release == []  # one of the two users is not asking yet
+    sweep.hold("v", 1)
+    assert sweep.step(budget, 2, True).release == [("w", 4), ("v", 1)]
+    assert (budget.grant("w"), budget.grant("v")) == (4, 5)
+    # a ticket that reached no user goes back and to the next request, within the level
+    assert budget.give_back("v", 5) and not budget.settled
+    sweep.hold("v", 2)
+    assert sweep.step(budget, 2, True).release == [("v", 2)] and budget.grant("v") == 5
+    budget.finish("w", 4), budget.finish("v", 5)
+    sweep.hold("w", 5), sweep.hold("v", 3)
+    assert sweep.step(budget, 2, True).release == [("w", 5)]  # the last round has one ticket left
+    assert budget.grant("w") == 6 and budget.finish("w", 6)
+    assert sweep.step(budget, 2, True).edge == (1, "close") and sweep.state == FINISHED and budget.done
+    assert [w["rounds"] for w in sweep.records()] == [3, 2]
+
+
+def level(users, p95, success_rate=1.0, cores=0.1):
+    phases = {CAPACITY_PHASE: {"p95": p95}}
+    return {"users": users, "iterations": 50, "success_rate": success_rate, "phases": phases,
+            "busiest_process_cores": cores, "harness_bound": cores > 0.8}
+
+
+def test_the_capacity_is_the_last_level_within_tolerance_and_success_with_the_reason_the_next_failed():
+    from bootbench.levels import estimate_capacity
+
+    capacity = estimate_capacity([level(1, 200), level(2, 290), level(4, 310), level(8, 250)], 1.5)
+    assert capacity["users"] == 2 and capacity["failed_level"] == 4 and not capacity["harness_bound"]
+    assert "4 users the cold-start p95 of 310.0 ms is 1.55 x the 1-user p95 of 200.0 ms" in capacity["reason"]
+    capacity = estimate_capacity([level(1, 200), level(2, 200, success_rate=0.98)], 1.5)
+    assert capacity["users"] == 1 and "98.0 % of the calls succeeded" in capacity["reason"]
+    capacity = estimate_capacity([level(1, 200), level(2, 210)], 1.5)
+    assert capacity["users"] == 2 and capacity["failed_level"] is None and "at least 2 users" in capacity["reason"]
+    capacity = estimate_capacity([level(1, 200, success_rate=0.5)], 1.5)
+    assert capacity["users"] == 0 and "even the lowest level" in capacity["reason"]
+
+
+def test_a_level_where_a_process_used_most_of_a_core_makes_the_estimate_harness_bound():
+    from bootbench.levels import estimate_capacity
+
+    capacity = estimate_capacity([level(1, 200), level(2, 210, cores=0.93), level(4, 500)], 1.5)
+    assert capacity["users"] == 2 and capacity["harness_bound"]
+    assert "93 % of a core at 2 users" in capacity["reason"] and "--processes" in capacity["reason"]
+    # a level above the one that failed does not matter
+    assert not estimate_capacity([level(1, 200), level(2, 500), level(4, 210, cores=0.95)], 1.5)["harness_bound"]
+
+
+def test_the_progress_line_and_the_web_tab_name_the_level():
+    from bootbench.stats import snapshot
+    from bootbench.views.text import progress_line
+    from bootbench.views.webui import tab_rows
+
+    snap = snapshot([], planned=40)
+    assert progress_line(snap, level="level 2/5: 2 users (running)").startswith(
+        "bootbench: level 2/5: 2 users (running), 0/40 iterations")
+    rows = tab_rows(snap, "run", running=True, level="level 2/5: 2 users (running)")
+    assert {"label": "Sweep level", "value": "level 2/5: 2 users (running)", "bar": ""} in rows
+
+
+def test_compare_puts_two_sweeps_side_by_side_level_by_level(tmp_path):
+    from bootbench.exporters import build_metrics, write_metrics
+    from bootbench.views.compare import load_runs, markdown_table, render_html, text_table
+
+    folders = []
+    for name, slow in (("A", 1.0), ("B", 2.0)):
+        samples = [Sample(iteration=n, worker="local", user=1, started_at="", ok=True, cold_start_ms=100 * slow * n,
+                          first_response_ms=50.0, level=users)
+                   for users, block in ((1, range(1, 5)), (2, range(5, 9))) for n in block]
+        windows = [{"users": users, "planned": 4, "rounds": 4 // users, "duration_s": 1.0, "cpu": {}}
+                   for users in (1, 2)]
+        metrics = build_metrics(name, "", {"sweep": [1, 2], "sweep_tolerance": 1.5}, samples, ended_at="x",
+                                levels=windows)
+        folder = tmp_path / name
+        folder.mkdir()
+        write_metrics(folder, metrics, samples)
+        folders.append(folder)
+    runs = load_runs(folders)
+    text = text_table(runs)
+    assert "Concurrency sweeps" in text
+    [row_2] = [line for line in text.splitlines() if line.startswith("2 ")]
+    p95 = {name: summarize_samples([Sample(iteration=n, worker="", user=1, started_at="", ok=True,
+                                           cold_start_ms=100 * slow * n) for n in range(5, 9)])
+           ["phases"][CAPACITY_PHASE]["p95"] for name, slow in (("A", 1.0), ("B", 2.0))}
+    assert f"{p95['A']:.1f}" in row_2 and f"{p95['B']:.1f}" in row_2
+    assert "| capacity | 1 users |" in markdown_table(runs)
+    assert 'id="sweep-comparison"' in render_html(runs)

@@ -184,7 +184,10 @@ class MasterRun:
             lost = self.budget.write_off(worker)
             if lost:
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
-        self.metrics = self.recorder.finish(self.run_block(), levels=self.sweep_levels())
+        if self.sweep is None:
+            self.metrics = self.recorder.finish(self.run_block())
+        else:
+            self.metrics = self.recorder.finish(self.run_block(), levels=self.sweep_levels())
         return self.metrics
 
     def _end_if_settled(self) -> None:
