@@ -90,17 +90,17 @@ def estimate_capacity(levels: Sequence[dict[str, Any]], tolerance: float) -> dic
             break
         capacity = level["users"]
     if failed is None:
-        reason = (f"every level stayed within capacity: at least {capacity} users (the highest level run); "
+        reason = (f"every level stayed within capacity: at least {_users(capacity)} (the highest level run); "
                   f"a sweep to higher levels would find the limit")
     elif capacity == 0:
         reason = f"even the lowest level is over capacity: {reason}"
     else:
-        reason = f"{capacity} users is the highest level within capacity; at {reason}"
+        reason = f"{_users(capacity)} is the highest level within capacity; at {reason}"
     bound = [level for level in judged if level.get("harness_bound")]
     if bound:
         worst = max(bound, key=lambda level: level["busiest_process_cores"])
         reason += (f". Harness-bound: a bootbench process used {worst['busiest_process_cores'] * 100:.0f} % of a core "
-                   f"at {worst['users']} users (over {HARNESS_CORES * 100:.0f} %), so the limit may be bootbench's "
+                   f"at {_users(worst['users'])} (over {HARNESS_CORES * 100:.0f} %), so the limit may be bootbench's "
                    f"own, not the service's: run more worker processes (--processes N)")
     return {"users": capacity, "reason": reason, "harness_bound": bool(bound), "phase": CAPACITY_PHASE,
             "tolerance": tolerance, "baseline_p95_ms": baseline, "limit_p95_ms": limit,
@@ -112,15 +112,19 @@ def _over_capacity(level: dict[str, Any], lowest: dict[str, Any], baseline: floa
     """Why ``level`` is over capacity ("" when it is within): the words that follow "at"."""
     users = level["users"]
     if not level["iterations"]:
-        return f"{users} users no iteration finished"
+        return f"{_users(users)} no iteration finished"
     rate = level["success_rate"]
     if rate < MIN_SUCCESS_RATE:
-        return (f"{users} users only {rate * 100:.1f} % of the calls succeeded "
+        return (f"{_users(users)} only {rate * 100:.1f} % of the calls succeeded "
                 f"(below {MIN_SUCCESS_RATE * 100:.0f} %)")
     p95 = level["phases"][CAPACITY_PHASE]["p95"]
     if p95 is None or baseline is None:
-        return f"{users} users no call measured a cold start"
+        return f"{_users(users)} no call measured a cold start"
     if p95 > tolerance * baseline:
-        return (f"{users} users the cold-start p95 of {p95:.1f} ms is {p95 / baseline:.2f} x the "
+        return (f"{_users(users)} the cold-start p95 of {p95:.1f} ms is {p95 / baseline:.2f} x the "
                 f"{lowest['users']}-user p95 of {baseline:.1f} ms, above the {tolerance:g} x tolerance")
     return ""
+
+
+def _users(count: int) -> str:
+    return f"{count} user{'' if count == 1 else 's'}"

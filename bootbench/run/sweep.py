@@ -108,7 +108,7 @@ class Sweep:
         if self.state == FINISHED:
             return f"sweep finished ({len(self.levels)} levels)"
         what = "starting" if self.state == SPAWNING else "running"
-        return f"level {self.index + 1}/{len(self.levels)}: {self.users} users ({what})"
+        return f"level {self.index + 1}/{len(self.levels)}: {self.users} user{'' if self.users == 1 else 's'} ({what})"
 
     # ---- ticket requests
 

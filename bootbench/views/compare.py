@@ -20,7 +20,7 @@ from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page, table
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, format_count, format_ms, format_rate
+from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
 
 DEFINITION = (
     ("connect_per_call", "connect per call"),
@@ -135,7 +135,7 @@ def sweep_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]] | None
     capacity_row = ["capacity"]
     for run in sweeps:
         capacity = run.metrics.get("capacity") or {}
-        shown = f"{format_count(capacity.get('users'))} users" + (" (harness-bound)" if capacity.get("harness_bound") else "")
+        shown = users_text(capacity.get("users")) + (" (harness-bound)" if capacity.get("harness_bound") else "")
         capacity_row += [shown] + [""] * (len(SWEEP_COLUMNS) - 1)
     rows.append(capacity_row)
     return header, rows

@@ -79,10 +79,15 @@ def sweep_lines(metrics: dict[str, Any]) -> list[str]:
     for level in levels:
         stats = level["phases"][phase]
         bound = " harness-bound" if level.get("harness_bound") else ""
-        lines.append(f"    {level['users']:>5} users: median {format_ms(stats['median'])}, p95 {format_ms(stats['p95'])},"
+        lines.append(f"    {users_text(level['users']):>9}: median {format_ms(stats['median'])}, p95 {format_ms(stats['p95'])},"
                      f" success {format_rate(level['success_rate'])}, {level['iterations']} iterations{bound}")
-    lines.append(f"  capacity: {format_count(capacity['users'])} users ({capacity['reason']})")
+    lines.append(f"  capacity: {users_text(capacity['users'])} ({capacity['reason']})")
     return lines
+
+
+def users_text(count: int | None) -> str:
+    """``1 user``, ``4 users``; "–" when absent."""
+    return MISSING if count is None else f"{count} user{'' if count == 1 else 's'}"
 
 
 def progress_line(snap: Snapshot, level: str = "") -> str:
