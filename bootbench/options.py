@@ -40,7 +40,7 @@ def add_arguments(parser: Any) -> None:
     """Register bootbench's options on Locust's argument parser."""
     parser.add_argument("-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
                         help="Total iterations (call cycles) of the whole run, over all users and workers; "
-                             "the run ends by itself after them. 0 = no limit. Default 100.")
+                             "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100.")
     parser.add_argument("--provider", default="", env_var="LOCUST_PROVIDER",
                         help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
     parser.add_argument("--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",

@@ -73,8 +73,10 @@ def open_run(environment: Any) -> MasterRun:
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
     )
     _current = _last = run
-    log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
-             settings.target, settings.iterations or "unlimited", run.recorder.folder)
+    planned = (f"{len(levels)} levels of {settings.iterations} iterations ({', '.join(map(str, levels))} users)"
+               if levels else f"{settings.iterations or 'unlimited'} iterations")
+    log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider, settings.target, planned,
+             run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
     _progress = (progress.start(run.samples, run.planned, level=run.level_label)
                  if getattr(opts, "headless", False) else None)
