@@ -221,5 +221,5 @@ def test_compare_puts_two_sweeps_side_by_side_level_by_level(tmp_path):
                                            cold_start_ms=100 * slow * n) for n in range(5, 9)])
            ["phases"][CAPACITY_PHASE]["p95"] for name, slow in (("A", 1.0), ("B", 2.0))}
     assert f"{p95['A']:.1f}" in row_2 and f"{p95['B']:.1f}" in row_2
-    assert "| capacity | 1 users |" in markdown_table(runs)
+    assert "| capacity | 1 user |" in markdown_table(runs)
     assert 'id="sweep-comparison"' in render_html(runs)
