@@ -79,8 +79,9 @@ def check_sweep(run, tmp_path) -> dict:
 
 
 def test_a_sweep_in_one_process_finds_the_capacity_of_the_reference_server(tmp_path, reference_server):
-    run = sweep_run(tmp_path, reference_server)
+    run = sweep_run(tmp_path, reference_server, "--check", "capacity>=3")
     metrics = check_sweep(run, tmp_path)
+    assert [(c["expr"], c["value"], c["ok"]) for c in metrics["checks"]] == [("capacity>=3", 3, True)]
     assert metrics["run"]["sweep"] == list(LEVELS) and metrics["run"]["sweep_tolerance"] == 1.5
     assert set(metrics["levels"][0]["cpu"]) == {"local"}
     assert "capacity: 3 users" in run.stdout

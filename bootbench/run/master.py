@@ -185,9 +185,9 @@ class MasterRun:
             if lost:
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
         if self.sweep is None:
-            self.metrics = self.recorder.finish(self.run_block())
+            self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
         else:
-            self.metrics = self.recorder.finish(self.run_block(), levels=self.sweep_levels())
+            self.metrics = self.recorder.finish(self.run_block(), self.settings.checks, levels=self.sweep_levels())
         return self.metrics
 
     def _end_if_settled(self) -> None:

@@ -1,8 +1,8 @@
 """report.html: the page people look at after a run, rendered from metrics.json.
 
 One self-contained file (inline CSS and SVG, no scripts, no network) that
-opens from disk: the headline numbers of ``first_response_ms``, its
-histogram and CDF, the first response of every iteration in order, the
+opens from disk: the headline numbers of ``first_response_ms``, the
+``--check`` results (when the run had checks), its histogram and CDF, the first response of every iteration in order, the
 phases of every iteration, the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bootbench.checks import NO_DATA, format_value
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, format_count, format_ms, format_rate
+from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
 
 REPORT_FILE = "report.html"
 
@@ -66,6 +67,7 @@ def render(metrics: dict[str, Any]) -> str:
         _header(run),
         _warnings(metrics),
         _headline(summary),
+        _checks(metrics),
         _sweep(metrics),
         _plots(metrics),
         _phase_table(summary),
@@ -137,6 +139,27 @@ def _headline(summary: dict[str, Any]) -> str:
             f'</span></h2><div class="stats">{"".join(cards)}</div>{p99_line}</section>')
 
 
+def _checks(metrics: dict[str, Any]) -> str:
+    """The run's checks (metrics.json ``checks``): expression, measured value, threshold, pass or fail."""
+    results = metrics.get("checks") or []
+    if not results:
+        return ""
+    rows = []
+    for number, result in enumerate(results, 1):
+        verdict = "pass" if result["ok"] else ("FAIL (no data)" if result["reason"] == NO_DATA else "FAIL")
+        state = "pass" if result["ok"] else "fail"
+        rows.append(f'<tr id="check-{number}" class="check-{state}" data-ok="{esc(json.dumps(result["ok"]))}">'
+                    f'<td><code>{esc(result["expr"])}</code></td>'
+                    f'<td data-value="{esc(json.dumps(result["value"]))}">'
+                    f'{esc(format_value(result["stat"], result["value"]))}</td>'
+                    f'<td>{esc(result["op"])} {esc(format_value(result["stat"], result["threshold"]))}</td>'
+                    f"<td><b>{esc(verdict)}</b></td></tr>")
+    failed = sum(not result["ok"] for result in results)
+    return (f'<section id="checks"><h2>Checks <span class="thin">{len(results) - failed} passed, {failed} failed'
+            f'</span></h2><table id="checks-table" class="numbers"><thead><tr><th>check</th><th>measured</th>'
+            f'<th>threshold</th><th>result</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
 def _sweep(metrics: dict[str, Any]) -> str:
     """A sweep's capacity, its curve against users, and the per-level table ("" for a plain run)."""
     levels, capacity = metrics.get("levels"), metrics.get("capacity") or {}
@@ -145,7 +168,7 @@ def _sweep(metrics: dict[str, Any]) -> str:
     phase = capacity.get("phase", "cold_start_ms")
     bound = ' <span class="note">(harness-bound)</span>' if capacity.get("harness_bound") else ""
     verdict = (f'<p id="capacity" data-value="{esc(json.dumps(capacity.get("users")))}">Capacity: '
-               f'<b>{esc(format_count(capacity.get("users")))} users</b>{bound}. {esc(capacity.get("reason", ""))}.</p>')
+               f'<b>{esc(users_text(capacity.get("users")))}</b>{bound}. {esc(capacity.get("reason", ""))}.</p>')
     header = ["users", "iterations", "success", f"{phase} median", f"{phase} p95", "p95 / lowest",
               "first response median", "first response p95", "session start p95", "duration (s)",
               "busiest process (cores)"]
