@@ -16,7 +16,7 @@ import pytest
 from bootbench.levels import CAPACITY_PHASE
 from bootbench.samples import Sample
 from bootbench.stats import summarize_samples
-from support.processes import read_jsonl, run_locust
+from support.processes import free_port, read_jsonl, run_locust
 
 LEVELS = (1, 2, 3, 4, 6)
 PER_LEVEL = 8
@@ -94,7 +94,10 @@ def test_a_sweep_in_one_process_finds_the_capacity_of_the_reference_server(tmp_p
 
 
 def test_a_sweep_with_two_worker_processes_finds_the_same_capacity(tmp_path, reference_server):
-    run = sweep_run(tmp_path, reference_server, "--processes", "2")
+    # a port of its own: with Locust's default 5557, the workers of another --processes run on this machine
+    # could join this master
+    port = str(free_port())
+    run = sweep_run(tmp_path, reference_server, "--processes", "2", "--master-bind-port", port, "--master-port", port)
     metrics = check_sweep(run, tmp_path)
     assert len({s["worker"] for s in metrics["samples"]}) == 2
     assert all(len(level["cpu"]) == 2 for level in metrics["levels"]), [level["cpu"] for level in metrics["levels"]]
