@@ -70,6 +70,10 @@ def add_arguments(parser: Any) -> None:
                              "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
+    parser.add_argument("--master-silence-s", type=float, default=10.0, env_var="LOCUST_MASTER_SILENCE_S",
+                        help="On a worker: seconds without a heartbeat reply from the master, during a run, "
+                             "after which the worker stops (its iterations in flight are lost). Set on the master: "
+                             "workers receive it with the run. Default 10.")
     parser.add_argument("--check", dest="checks", action="append", default=None, env_var="LOCUST_CHECK",
                         include_in_web_ui=False, metavar="EXPR",
                         help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
@@ -137,6 +141,7 @@ class Settings:
     audio: str
     results_dir: str
     ca_bundle: str
+    master_silence_s: float
     checks: tuple[Check, ...] = ()
     """The ``--check`` expressions, parsed; evaluated once on the final statistics (by the master)."""
     sweep: str = ""
@@ -201,10 +206,10 @@ class Settings:
         return block
 
 
-NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "checks"})
+NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s"})
 """Settings that ``run_block`` leaves out: the master records the iteration accounting and the audio's
-description instead; where results go and which CA file verified TLS do not change what is measured;
-the checks and their outcome are metrics.json's ``checks``."""
+description instead; where results go, which CA file verified TLS and how long a worker waits for a silent
+master do not change what is measured; the checks and their outcome are metrics.json's ``checks``."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
 _FROM_HOST = ("target", "embedded_server")
@@ -231,6 +236,8 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
     if values["wait_ms"] < 0:
         raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
+    if not values["master_silence_s"] > 0:
+        raise ConfigError(f"--master-silence-s must be a positive number of seconds, not {values['master_silence_s']:g}")
     if values["sweep"].strip():
         parse_levels(values["sweep"])
         if values["iterations"] == 0:
