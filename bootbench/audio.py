@@ -23,6 +23,7 @@ import base64
 import hashlib
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -149,8 +150,9 @@ class Chunk:
     def has_audio(self) -> bool:
         return self.peak > SILENCE_THRESHOLD
 
-    @property
+    @cached_property
     def base64(self) -> str:
+        """The PCM as base64 text, encoded once: a user sends the same chunks in every cycle."""
         return base64.b64encode(self.pcm).decode("ascii")
 
     @property

@@ -34,6 +34,8 @@ log = logging.getLogger("bootbench")
 PACES = ("burst", "realtime")
 AUDIBLE_DBFS_RANGE = (-120.0, 0.0)
 """``--audible-dbfs`` lies in [-120, 0): below -120 dBFS is under PCM16's own noise floor, 0 is full scale."""
+DEFAULT_SWEEP_TOLERANCE = 1.5
+"""See :mod:`bootbench.levels` for why 1.5."""
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
@@ -46,7 +48,7 @@ def add_arguments(parser: Any) -> None:
     """Register bootbench's options on Locust's argument parser."""
     parser.add_argument("-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
                         help="Total iterations (call cycles) of the whole run, over all users and workers; "
-                             "the run ends by itself after them. 0 = no limit. Default 100.")
+                             "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100.")
     parser.add_argument("--provider", default="", env_var="LOCUST_PROVIDER",
                         help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
     parser.add_argument("--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",
@@ -92,7 +94,29 @@ def add_arguments(parser: Any) -> None:
                         help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
                              "(first_response_ms:p95<=800) or success_rate OP VALUE (success_rate>=95%%). "
                              "LOCUST_CHECK takes several separated by ';'. Exit code 3 when one fails.")
+    parser.add_argument("--sweep", default="", env_var="LOCUST_SWEEP", include_in_web_ui=False,
+                        help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
+                             "after another, -i iterations each, in rounds of calls that start at once; -u is "
+                             "ignored. Reports the capacity: the highest level within --sweep-tolerance.")
+    parser.add_argument("--sweep-tolerance", type=float, default=DEFAULT_SWEEP_TOLERANCE,
+                        env_var="LOCUST_SWEEP_TOLERANCE", include_in_web_ui=False,
+                        help="A sweep level is within capacity while its cold-start p95 is at most this many times "
+                             f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}.")
     bind_to_loopback_by_default(parser)
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """The levels of ``--sweep``: positive, strictly increasing user counts; raises :class:`ConfigError`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        levels = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--sweep must be comma-separated numbers of users like 1,2,4,8, not {text!r}") from None
+    if not levels or any(n < 1 for n in levels):
+        raise ConfigError(f"--sweep levels must be positive numbers of users, not {text!r}")
+    if any(b <= a for a, b in zip(levels, levels[1:])):
+        raise ConfigError(f"--sweep levels must increase from one to the next, like 1,2,4,8 (not {text!r})")
+    return levels
 
 
 def bind_to_loopback_by_default(parser: Any) -> None:
@@ -138,6 +162,13 @@ class Settings:
     master_silence_s: float
     checks: tuple[Check, ...] = ()
     """The ``--check`` expressions, parsed; evaluated once on the final statistics (by the master)."""
+    sweep: str = ""
+    """``--sweep`` as given, checked; :meth:`sweep_levels` is its levels (empty: no sweep)."""
+    sweep_tolerance: float = DEFAULT_SWEEP_TOLERANCE
+
+    def sweep_levels(self) -> tuple[int, ...]:
+        """The users of each level of ``--sweep``; empty for a plain run."""
+        return parse_levels(self.sweep) if self.sweep.strip() else ()
 
     def retarget(self, url: str, *, embedded: bool) -> Settings:
         """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
@@ -187,6 +218,8 @@ class Settings:
                 value = value or "default"
             elif f.name == "model":
                 value = value or None
+            elif f.name == "sweep":
+                value = list(self.sweep_levels()) or None
             block[RECORDED_AS.get(f.name, f.name)] = value
         return block
 
@@ -236,6 +269,12 @@ def resolve(options: Any, host: str | None) -> Settings:
     values["headline"] = values["headline"].strip() or HEADLINE
     if values["headline"] not in PHASE_BY_NAME:
         raise ConfigError(f"--headline must name a phase ({', '.join(PHASES)}), not {values['headline']!r}")
+    if values["sweep"].strip():
+        parse_levels(values["sweep"])
+        if values["iterations"] == 0:
+            raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
+        if not values["sweep_tolerance"] > 1:
+            raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")

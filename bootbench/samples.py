@@ -132,6 +132,8 @@ class Sample:
     """Name of the clip the iteration sent (metrics.json ``run.clips`` describes each)."""
     connected_this_cycle: bool = False
     anomalies: dict[str, int] = field(default_factory=dict)
+    level: int | None = None
+    """In a sweep (``--sweep``), the users of the level this iteration ran in; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``)."""

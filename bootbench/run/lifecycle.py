@@ -19,6 +19,7 @@ from bootbench import checks, options
 from bootbench.exporters import RunRecorder
 from bootbench.run import embedded, messages, workers
 from bootbench.run.master import MasterRun
+from bootbench.run.sweep import Sweep
 from bootbench.views import progress
 from bootbench.views.text import console_summary
 
@@ -61,11 +62,15 @@ def open_run(environment: Any) -> MasterRun:
         environment.host = embedded.ensure_started().url
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
+    levels = settings.sweep_levels()
+    sweep = Sweep(levels, settings.iterations, straggler_s=settings.wait_ms / 1000 + 1.0) if levels else None
     run = MasterRun(
         settings=settings,
         recorder=RunRecorder(settings.results_dir, settings.provider),
-        end=lambda: gevent.spawn(_end_run, environment),
-        users=int(getattr(opts, "num_users", 0) or 0),
+        # A sweep's load shape ends the run itself once its last level is done (Locust's way for shapes).
+        end=(lambda: None) if sweep else lambda: gevent.spawn(_end_run, environment),
+        users=max(levels) if levels else int(getattr(opts, "num_users", 0) or 0),
+        sweep=sweep,
         mode="master" if isinstance(runner, MasterRunner) else "local",
         audio=settings.clips().summary(),
         clips=settings.clips().describe(),
@@ -73,10 +78,12 @@ def open_run(environment: Any) -> MasterRun:
         live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
     _current = _last = run
-    log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
-             settings.target, settings.iterations or "unlimited", run.recorder.folder)
+    planned = (f"{len(levels)} levels of {settings.iterations} iterations ({', '.join(map(str, levels))} users)"
+               if levels else f"{settings.iterations or 'unlimited'} iterations")
+    log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider, settings.target, planned,
+             run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
-    _progress = (progress.start(run.samples, run.planned, headline=settings.headline)
+    _progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
                  if getattr(opts, "headless", False) else None)
     return run
 
@@ -86,7 +93,8 @@ def stop_run(environment: Any) -> None:
     run = _current
     if run is None:
         return
-    run.stop_granting()
+    for worker, request in run.stop_granting():
+        messages.answer(environment.runner, worker, request, None)
     messages.collect_flushes(environment.runner, run)
 
 

@@ -74,16 +74,39 @@ def console_summary(metrics: dict[str, Any]) -> str:
         lines.append(f"  first error (iteration {first['iteration']}{on}): {first['kind']}: {first['message']}")
     if budget.get("lost"):
         lines.append(f"  incomplete: {budget['lost']} iteration(s) lost in flight")
+    lines += sweep_lines(metrics)
     return "\n".join(lines)
 
 
-def progress_line(snap: Snapshot) -> str:
+def sweep_lines(metrics: dict[str, Any]) -> list[str]:
+    """A sweep's levels (cold-start median and p95, success rate) and its capacity, for the console summary."""
+    levels, capacity = metrics.get("levels"), metrics.get("capacity")
+    if not levels or not capacity:
+        return []
+    phase = capacity.get("phase", "cold_start_ms")
+    lines = [f"  sweep ({phase[:-3].replace('_', ' ')}, ms):"]
+    for level in levels:
+        stats = level["phases"][phase]
+        bound = " harness-bound" if level.get("harness_bound") else ""
+        lines.append(f"    {users_text(level['users']):>9}: median {format_ms(stats['median'])}, p95 {format_ms(stats['p95'])},"
+                     f" success {format_rate(level['success_rate'])}, {level['iterations']} iterations{bound}")
+    lines.append(f"  capacity: {users_text(capacity['users'])} ({capacity['reason']})")
+    return lines
+
+
+def users_text(count: int | None) -> str:
+    """``1 user``, ``4 users``; "–" when absent."""
+    return MISSING if count is None else f"{count} user{'' if count == 1 else 's'}"
+
+
+def progress_line(snap: Snapshot, level: str = "") -> str:
     """The headless progress line: ``bootbench: 37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed``.
 
     The median and p95 are the headline phase's, named when it is not ``first_response_ms``.
+    In a sweep ``level`` names the current level: ``bootbench: level 2/4: 2 users (running), 37/200 ...``.
     """
     done = f"{snap.iterations}/{snap.planned}" if snap.planned else f"{snap.iterations}"
-    parts = [f"bootbench: {done} iterations"]
+    parts = [f"bootbench: {level + ', ' if level else ''}{done} iterations"]
     if snap.median is not None:
         label = "" if snap.headline == HEADLINE else f"{PHASE_BY_NAME[snap.headline].label} "
         parts.append(f"{label}median {format_ms(snap.median)} ms")

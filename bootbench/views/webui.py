@@ -116,17 +116,21 @@ class _Tab:
         run = self.current_run()
         if run is None:
             return [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]
-        key = (run.run_id, len(run.samples), run.metrics is None)
+        level = run.level_label() if hasattr(run, "level_label") else ""
+        key = (run.run_id, len(run.samples), run.metrics is None, level)
         if key != self._key:
             headline = getattr(getattr(run, "settings", None), "headline", HEADLINE)
             self._rows = tab_rows(snapshot(run.samples, run.planned, headline), run.run_id,
-                                  running=run.metrics is None)
+                                  running=run.metrics is None, level=level)
             self._key = key
         return self._rows
 
 
-def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, str]]:
-    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram."""
+def tab_rows(snap: Snapshot, run_id: str, *, running: bool, level: str = "") -> list[dict[str, str]]:
+    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram.
+
+    ``level`` names a sweep's current level (a "Sweep level" row after the run's).
+    """
     def row(label: str, value: str = "", bar: str = "") -> dict[str, str]:
         return {"label": label, "value": value, "bar": bar}
 
@@ -138,6 +142,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
     head = PHASE_BY_NAME[snap.headline].label.capitalize()
     rows = [
         row("Run", f"{run_id} ({'running' if running else 'finished'})"),
+        *([row("Sweep level", level)] if level else []),
         row("Iterations", done),
         row("Successful / failed", f"{snap.successes} / {snap.failures}"),
         row("Success rate", format_rate(snap.success_rate)),
@@ -177,4 +182,5 @@ def live_metrics(run: LiveRun) -> dict[str, Any]:
     """metrics.json of ``run``: the final document once it ended, else one built from the samples so far."""
     if run.metrics is not None:
         return run.metrics
-    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples))
+    levels = run.sweep_levels() if hasattr(run, "sweep_levels") else None
+    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples), levels=levels)
