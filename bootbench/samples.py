@@ -55,6 +55,12 @@ PHASE_TABLE: tuple[Phase, ...] = (
     Phase("first_response_ms", "first response", "session ready", "first audio event", "session_ready", "first_audio"),
     Phase("input_to_audio_ms", "input to audio", "last input sent", "first audio event", "input_sent", "first_audio"),
     Phase("cold_start_ms", "cold start", "cycle start", "first audio event", "cycle_start", "first_audio"),
+    Phase("first_audible_ms", "first audible", "session ready", "first audible sample plays", "session_ready",
+          "first_audible"),
+    Phase("input_to_audible_ms", "input to audible", "last input sent", "first audible sample plays", "input_sent",
+          "first_audible"),
+    Phase("leading_silence_ms", "leading silence", "first audio event", "first audible sample plays", "first_audio",
+          "first_audible"),
     Phase("stop_ms", "stop", "stop sent", "stop acknowledged", "stop_sent", "stop_acked"),
 )
 """Every interval bootbench reports, in cycle order (docs/architecture.md defines each)."""
@@ -80,7 +86,7 @@ of two figures (``end`` minus ``start``), not an interval.
 TURN_PHASES: tuple[str, ...] = tuple(p.name for p in TURN_PHASE_TABLE)
 WARM_TURN_FIELDS: dict[str, str] = {"warm_input_to_audio_ms": "input_to_audio_ms"}
 """Phases with one value per warm turn: the :class:`Turn` field each pools over turns 2..N."""
-PHASE_BY_NAME.update({p.name: p for p in TURN_PHASE_TABLE})
+TURN_PHASE_BY_NAME: dict[str, Phase] = {p.name: p for p in TURN_PHASE_TABLE}
 
 
 @dataclass
@@ -94,6 +100,11 @@ class Timeline:
     session_ready: int | None = None
     input_sent: int | None = None
     first_audio: int | None = None
+    """Arrival of the answer's first audio event (a greeting's audio is not the answer)."""
+    first_audible: int | None = None
+    """Play time of the answer's first audible sample (:mod:`bootbench.audible`'s playback model)."""
+    greeting: int | None = None
+    """Arrival of the first audio of a reply the caller did not ask for (a greeting)."""
     stop_sent: int | None = None
     stop_acked: int | None = None
     reply_end: int | None = None
@@ -103,6 +114,10 @@ class Timeline:
     def phases(self) -> dict[str, float | None]:
         """Every phase of :data:`PHASE_TABLE` in milliseconds; None where an end was not reached."""
         return {p.name: _ms(getattr(self, p.since), getattr(self, p.until)) for p in PHASE_TABLE}
+
+    def greeting_ms(self) -> float | None:
+        """Session ready -> the greeting's first audio; None without a greeting."""
+        return _ms(self.session_ready, self.greeting)
 
 
 def _ms(start: int | None, end: int | None) -> float | None:
@@ -119,14 +134,16 @@ class Turn:
     """1-based."""
     input_to_audio_ms: float | None = None
     """Last input sent -> first audio event of this turn's reply."""
+    input_to_audible_ms: float | None = None
+    """Last input sent -> play time of this turn's reply's first audible sample (None: not audible in time)."""
     reply_ms: float | None = None
     """First audio event -> end of this turn's reply."""
-    # Per-turn figures of other timing definitions (e.g. input_to_audible_ms) go here, after reply_ms.
 
     @classmethod
     def of(cls, number: int, timeline: Timeline) -> Turn:
         """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
         return cls(turn=number, input_to_audio_ms=_ms(timeline.input_sent, timeline.first_audio),
+                   input_to_audible_ms=_ms(timeline.input_sent, timeline.first_audible),
                    reply_ms=_ms(timeline.first_audio, timeline.reply_end))
 
 
@@ -156,12 +173,25 @@ class Sample:
     input_to_audio_ms: float | None = None
     cold_start_ms: float | None = None
     stop_ms: float | None = None
+    first_audible_ms: float | None = None
+    """None with ``ok`` true: the answer never became audible before it ended or the timeout (an inaudible reply)."""
+    input_to_audible_ms: float | None = None
+    leading_silence_ms: float | None = None
+    greeting_ms: float | None = None
+    """Session ready -> first audio of a reply not asked for; None when the service did not greet."""
+    preamble: bool | None = None
+    """True when the answer's first audio item says it is a preamble (OpenAI ``phase: commentary``), False when
+    it says it is not, None when the protocol does not say."""
+    clip: str | None = None
+    """Name of the clip the iteration sent (metrics.json ``run.clips`` describes each)."""
     connected_this_cycle: bool = False
     anomalies: dict[str, int] = field(default_factory=dict)
     turns: list[Turn] | None = None
     """``--turns`` > 1: every turn reached, in order (turn 1's figures are also the flat fields above)."""
     cold_penalty_ms: float | None = None
     """``--turns`` > 1: :func:`cold_penalty` of :attr:`turns`."""
+    level: int | None = None
+    """In a sweep (``--sweep``), the users of the level this iteration ran in; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``).

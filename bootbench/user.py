@@ -1,6 +1,6 @@
 """BootUser: one simulated caller running the cold-start cycle.
 
-    [connect] -> start session -> send test audio -> first audio back -> stop session -> wait
+    [connect] -> start session -> send the iteration's clip -> first audio back (and first audible) -> stop -> wait
 
 With ``--turns N`` > 1 the session carries N turns before it is stopped:
 the first reply is awaited to its end, then turns 2..N each send the
@@ -60,7 +60,7 @@ class BootUser(User):
     def on_start(self) -> None:
         ctx = context.current(self.environment)
         self.number = context.next_user_number()
-        self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
+        self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.clips)
         self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         self._backoff = 0.0
         if not ctx.settings.connect_per_call:
@@ -100,11 +100,14 @@ class BootUser(User):
         """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
         timeline = Timeline()
         warm: list[Timeline] = []  # one per warm turn reached (--turns > 1)
+        clip = ctx.clips.clip_for(iteration)
+        self.driver.use_clip(clip)
         started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         anomalies_before = dict(self.driver.anomalies)
         connected_now = False
         step = "connect"
         error: CycleError | None = None
+        preamble: bool | None = None
         timeline.cycle_start = time.perf_counter_ns()
         deadline = timeline.cycle_start + int(ctx.settings.timeout * 1e9)
         try:
@@ -124,7 +127,10 @@ class BootUser(User):
             step = "send"
             self.driver.send_audio(timeline)
             step = "audio"
-            self.driver.first_audio(timeline, deadline)
+            try:
+                self.driver.first_audio(timeline, deadline)
+            finally:
+                preamble = self.driver.preamble()  # turn 1's: a warm turn starts afresh
             if ctx.settings.turns > 1:
                 step = "reply"
                 try:
@@ -162,9 +168,12 @@ class BootUser(User):
             started_at=started_at,
             ok=error is None,
             error_kind=error.kind if error else None,
-            error=error.message if error else None,
+            error=self._error_message(error, ctx.worker),
             connected_this_cycle=connected_now,
             anomalies=anomalies,
+            greeting_ms=timeline.greeting_ms(),
+            preamble=preamble,
+            clip=clip.name,
             **timeline.phases(),
             turns=turns,
             cold_penalty_ms=cold_penalty(turns) if turns else None,
@@ -184,6 +193,15 @@ class BootUser(User):
             self.driver.send_audio(turn)
             self.driver.first_audio(turn, deadline)
             self.driver.reply_end(turn, time.perf_counter_ns() + int(timeout * 1e9))
+
+    @staticmethod
+    def _error_message(error: CycleError | None, worker: str) -> str | None:
+        """A failed cycle's message; a worker that cannot reach the target names itself (the others may)."""
+        if error is None:
+            return None
+        if error.kind == ErrorKind.CONNECT_FAILED and worker != "local":
+            return f"{worker}: {error.message}"
+        return error.message
 
     def _fire_events(self, sample: Sample, failed_phase: str | None, provider: str) -> None:
         fire = self.environment.events.request.fire

@@ -62,6 +62,8 @@ def test_every_turn_matches_the_servers_ground_truth(reference_server, tmp_path,
         for mine, theirs in zip(turns, truth):
             assert mine["input_to_audio_ms"] == pytest.approx(theirs["measured"]["input_to_audio_ms"], abs=BOUND_MS)
             assert mine["reply_ms"] == pytest.approx(theirs["measured"]["reply_ms"], abs=BOUND_MS)
+            # the reference reply starts audible (no leading silence): each turn is heard as it arrives
+            assert mine["input_to_audible_ms"] == pytest.approx(mine["input_to_audio_ms"], abs=BOUND_MS)
             if extra == ():  # burst: the clip is one message, so the server's interval is the injected delay
                 assert theirs["measured"]["input_to_audio_ms"] == pytest.approx(theirs["first_audio_delay_ms"],
                                                                                 abs=INJECTED_BOUND_MS)
@@ -179,9 +181,10 @@ def test_one_value_per_sample_gives_exactly_summarize():
 
 
 def test_cold_penalty_is_turn_1_minus_the_median_of_the_warm_turns_and_survives_a_round_trip():
-    turns = [Turn(1, 150.0, 600.0), Turn(2, 100.0, 600.0), Turn(3, 90.0, 600.0), Turn(4, 200.0, 600.0)]
+    turns = [Turn(1, input_to_audio_ms=150.0, reply_ms=600.0), Turn(2, input_to_audio_ms=100.0),
+             Turn(3, input_to_audio_ms=90.0), Turn(4, input_to_audio_ms=200.0)]
     assert cold_penalty(turns) == 150.0 - 100.0
-    assert cold_penalty(turns[:1]) is None and cold_penalty([Turn(1), Turn(2, 80.0)]) is None
+    assert cold_penalty(turns[:1]) is None and cold_penalty([Turn(1), Turn(2, input_to_audio_ms=80.0)]) is None
     sample = Sample(iteration=1, worker="local", user=1, started_at="", ok=True, turns=turns, cold_penalty_ms=50.0)
     assert Sample.from_dict(sample.to_dict()) == sample
     single = Sample(iteration=1, worker="local", user=1, started_at="", ok=True)

@@ -6,6 +6,10 @@ grants the next global iteration number (a *ticket*) or says it is spent.
 Finished iterations are reported back; when a worker disappears, the
 tickets it held are written off as lost, and the unused budget stays for
 the others.
+
+A sweep (``--sweep``) gates the budget: ``ceiling`` is how many tickets may
+have been granted so far, raised one round at a time by the sweep
+(:mod:`bootbench.run.sweep`); a request above it is held back, not refused.
 """
 
 from __future__ import annotations
@@ -25,15 +29,45 @@ class IterationBudget:
     in_flight: dict[str, set[int]] = field(default_factory=dict)
     lost: dict[str, list[int]] = field(default_factory=dict)
     workers: set[str] = field(default_factory=set)
+    ceiling: int | None = None
+    """In a sweep: the tickets that may have been granted so far (None: no gate)."""
+    returned: list[int] = field(default_factory=list)
+    """Tickets given back unused (their request was withdrawn), granted again before any new one."""
 
     def grant(self, worker: str) -> int | None:
-        """The next iteration number for ``worker``, or None once the budget is spent or closed."""
-        if self.closed or (self.planned and self.granted >= self.planned):
+        """The next iteration number for ``worker``, or None once the budget is spent, closed or held back."""
+        if self.closed:
             return None
-        self.granted += 1
+        if self.returned:
+            iteration = self.returned.pop(0)
+        elif (self.planned and self.granted >= self.planned) or self.held_back:
+            return None
+        else:
+            self.granted += 1
+            iteration = self.granted
         self.workers.add(worker)
-        self.in_flight.setdefault(worker, set()).add(self.granted)
-        return self.granted
+        self.in_flight.setdefault(worker, set()).add(iteration)
+        return iteration
+
+    @property
+    def held_back(self) -> bool:
+        """A sweep's gate holds the next ticket back: every ticket of the open round is granted, more will come."""
+        return (not self.closed and self.ceiling is not None and self.granted >= self.ceiling
+                and not self.returned and not (self.planned and self.granted >= self.planned))
+
+    def give_back(self, worker: str, iteration: int) -> bool:
+        """A ticket that reached no user (its request was withdrawn) goes back, to be granted again."""
+        held = self.in_flight.get(worker, set())
+        if iteration not in held:
+            return False
+        held.discard(iteration)
+        self.returned.append(iteration)
+        return True
+
+    @property
+    def settled(self) -> bool:
+        """Every ticket granted so far has finished or been lost (none in flight, none given back)."""
+        return self.outstanding == 0 and not self.returned
 
     def finish(self, worker: str, iteration: int) -> bool:
         """Record that ``iteration`` finished; False if it was not in flight (a duplicate or a stray)."""
@@ -75,7 +109,7 @@ class IterationBudget:
     @property
     def done(self) -> bool:
         """Every planned ticket was granted and has finished or been lost."""
-        return bool(self.planned) and self.granted >= self.planned and self.outstanding == 0
+        return bool(self.planned) and self.granted >= self.planned and self.settled
 
     @property
     def complete(self) -> bool:

@@ -18,6 +18,7 @@ from bootbench.exporters import RunRecorder
 from bootbench.options import Settings
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
+from bootbench.run.sweep import Sweep
 from bootbench.samples import Sample
 
 log = logging.getLogger("bootbench")
@@ -34,7 +35,12 @@ class MasterRun:
     users: int = 0
     mode: str = "local"
     audio: str = ""
+    """A one-line label of what was sent (the single clip's description, or the count and names)."""
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    """Each clip sent (:meth:`bootbench.stimuli.ClipSet.describe`: name, source, duration_ms, rate, sha256)."""
     locust_options: dict[str, Any] = field(default_factory=dict)
+    live_workers: Callable[[], set[str]] | None = None
+    """The workers the master still hears from (on a master); the early stop needs every one of them to fail."""
     budget: IterationBudget = field(init=False)
     early_stop: EarlyStop = field(default_factory=EarlyStop)
     aborted: str | None = None
@@ -43,9 +49,14 @@ class MasterRun:
     metrics: dict[str, Any] | None = None
     """The final metrics.json document, once the run is closed."""
     flushed: set[str] = field(default_factory=set)
+    sweep: Sweep | None = None
+    """The levels of a concurrency sweep (``--sweep``), which gate the budget; None for a plain run."""
 
     def __post_init__(self) -> None:
-        self.budget = IterationBudget(planned=self.settings.iterations)
+        if self.sweep is None:
+            self.budget = IterationBudget(planned=self.settings.iterations)
+        else:
+            self.budget = IterationBudget(planned=self.sweep.planned, ceiling=0)
 
     # ---- what the web UI tab reads
 
@@ -74,9 +85,18 @@ class MasterRun:
             "users": self.users,
             "mode": self.mode,
             "audio": self.audio,
+            "clips": self.clips,
             "locust_options": self.locust_options,
             "aborted": self.aborted,
         }
+
+    def level_label(self) -> str:
+        """The sweep's current level for people (the progress line, the web UI tab); "" for a plain run."""
+        return self.sweep.label() if self.sweep is not None else ""
+
+    def sweep_levels(self) -> list[dict[str, Any]] | None:
+        """Each level's run facts (users, duration, CPU per process) for metrics.json; None for a plain run."""
+        return self.sweep.records() if self.sweep is not None else None
 
     # ---- what users and workers report
 
@@ -84,18 +104,31 @@ class MasterRun:
         """The next iteration number for a user on ``worker``; None once the budget is spent or closed."""
         return self.budget.grant(worker)
 
+    def defer(self, worker: str, request: int) -> bool:
+        """In a sweep, hold a ticket request the gate holds back (answered when its round starts); False otherwise."""
+        if self.sweep is None or not self.budget.held_back:
+            return False
+        self.sweep.hold(worker, request)
+        return True
+
+    def give_back(self, worker: str, iteration: int) -> bool:
+        """A granted ticket reached no user (its request was given up): it is granted again."""
+        return self.budget.give_back(worker, iteration)
+
     def receive(self, worker: str, sample: Sample) -> bool:
         """Record a finished sample; False (and not recorded) if its iteration was not in flight on ``worker``."""
         if not self.budget.finish(worker, sample.iteration):
             log.warning("iteration %s from %s was not in flight; not counted twice", sample.iteration, worker)
             return False
+        if self.sweep is not None:
+            sample.level = self.sweep.level_of(sample.iteration)
         self.recorder.add(sample)
-        reason = self.early_stop.reason_to_stop(sample)
+        reason = self.early_stop.reason_to_stop(sample, self.live_workers() if self.live_workers else None)
         if reason and not self.aborted:
             self.aborted = reason
             self.budget.close()
-            log.error("stopping early: %s (the first %d iterations all failed this way)",
-                      reason, self.early_stop.streak_needed)
+            log.error("stopping early: %s (the first %d iterations%s all failed this way)",
+                      reason, self.early_stop.streak_needed, " of every worker" if self.mode == "master" else "")
         self._end_if_settled()
         return True
 
@@ -110,6 +143,9 @@ class MasterRun:
     def write_off_missing(self, alive: set[str]) -> dict[str, list[int]]:
         """Every iteration in flight on a worker not in ``alive`` is lost; the unused budget stays for the others."""
         lost = {}
+        if self.sweep is not None:
+            for worker in {w for w, _ in self.sweep.waiting} - alive:
+                self.sweep.forget(worker)
         for worker in list(self.budget.in_flight):
             if worker not in alive and self.budget.in_flight[worker]:
                 lost[worker] = self.budget.write_off(worker)
@@ -133,9 +169,10 @@ class MasterRun:
 
     # ---- stopping and closing
 
-    def stop_granting(self) -> None:
-        """The run is stopping: grant no further iterations."""
+    def stop_granting(self) -> list[tuple[str, int]]:
+        """The run is stopping: grant no further iterations; the held ticket requests, to answer with none."""
         self.budget.close()
+        return self.sweep.take_waiting() if self.sweep is not None else []
 
     @property
     def interrupted(self) -> bool:
@@ -153,7 +190,10 @@ class MasterRun:
             lost = self.budget.write_off(worker)
             if lost:
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
-        self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
+        if self.sweep is None:
+            self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
+        else:
+            self.metrics = self.recorder.finish(self.run_block(), self.settings.checks, levels=self.sweep_levels())
         return self.metrics
 
     def _end_if_settled(self) -> None:

@@ -6,7 +6,11 @@
 - abandoned: a user was stopped mid-cycle, its ticket will never finish;
 - flush / flushed: at the end of a distributed run the master asks every
   worker to confirm that all it sent has arrived (Locust stops listening
-  0.5 s after quitting otherwise: LOCUST_NOTES).
+  0.5 s after quitting otherwise: LOCUST_NOTES);
+- in a sweep: a ticket request the sweep's gate holds back is answered when
+  its round starts (:func:`release`); a ticket that arrives for a request
+  no user waits for any more is returned; at each level's edges the master
+  asks every process for its CPU seconds (level / level cpu).
 
 On a ``LocalRunner`` ``send_message`` calls the local handler directly, so
 local and distributed runs take the same path; samples then stay Sample
@@ -18,12 +22,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any, Callable
 
 import gevent
 from gevent.event import AsyncResult
 from locust.runners import LocalRunner, MasterRunner
 
+from bootbench.run import master_watch
 from bootbench.run.master import MasterRun
 from bootbench.run.workers import live_workers
 from bootbench.samples import Sample
@@ -36,9 +42,10 @@ MSG_SAMPLES = "bootbench_samples"
 MSG_ABANDONED = "bootbench_abandoned"
 MSG_FLUSH = "bootbench_flush"
 MSG_FLUSHED = "bootbench_flushed"
+MSG_RETURN = "bootbench_ticket_return"
+MSG_LEVEL = "bootbench_level"
+MSG_LEVEL_CPU = "bootbench_level_cpu"
 
-TICKET_WAIT = 60.0
-"""Seconds a user waits for its ticket before giving up (the master is gone)."""
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
 
@@ -56,6 +63,8 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
 
     def grant(environment: Any, msg: Any, **_kwargs: Any) -> None:
         run = current_run()
+        if run is not None and run.defer(msg.node_id, msg.data["request"]):
+            return  # a sweep's round has all its tickets out: answered when the next round starts
         iteration = run.grant(msg.node_id) if run is not None else None
         environment.runner.send_message(MSG_TICKET, {"request": msg.data["request"], "iteration": iteration},
                                         client_id=msg.node_id)
@@ -78,7 +87,20 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
         if run is not None:
             run.confirm_flush(msg.node_id)
 
+    def returned(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None:
+            run.give_back(msg.node_id, msg.data["iteration"])
+
+    def level_cpu(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None and run.sweep is not None:
+            data = msg.data
+            run.sweep.note_cpu(msg.node_id, data["index"], data["edge"], data["cpu_s"], data["wall_s"])
+
     runner.register_message(MSG_TICKET_REQUEST, grant)
+    runner.register_message(MSG_RETURN, returned)
+    runner.register_message(MSG_LEVEL_CPU, level_cpu)
     runner.register_message(MSG_SAMPLES, samples)
     runner.register_message(MSG_ABANDONED, abandoned)
     runner.register_message(MSG_FLUSHED, flushed)
@@ -100,6 +122,22 @@ def collect_flushes(runner: Any, run: MasterRun) -> None:
         log.warning("no flush confirmation from %s", ", ".join(sorted(run.unflushed(workers))))
 
 
+def answer(runner: Any, worker: str, request: int, iteration: int | None) -> None:
+    """Answer a held ticket request of ``worker`` (None: no ticket, the run is over)."""
+    runner.send_message(MSG_TICKET, {"request": request, "iteration": iteration}, client_id=worker)
+
+
+def release(runner: Any, run: MasterRun, requests: list[tuple[str, int]]) -> None:
+    """Start a sweep's round: grant a ticket to each held request, all at once."""
+    for worker, request in requests:
+        answer(runner, worker, request, run.grant(worker))
+
+
+def ask_cpu(runner: Any, index: int, edge: str) -> None:
+    """Ask every process that runs users for its CPU seconds at an edge of level ``index``."""
+    runner.send_message(MSG_LEVEL, {"index": index, "edge": edge})
+
+
 # ---------------------------------------------------------------- users (on a worker or the local process)
 
 
@@ -110,11 +148,19 @@ def serve_worker(runner: Any) -> None:
         waiter = _pending.get(msg.data["request"])
         if waiter is not None:
             waiter.set(msg.data["iteration"])
+        elif msg.data["iteration"] is not None:  # its user was stopped while the ticket was on its way
+            environment.runner.send_message(MSG_RETURN, {"iteration": msg.data["iteration"]})
 
     def flush(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        master_watch.run_ending()
         environment.runner.send_message(MSG_FLUSHED, None)
 
+    def level(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        environment.runner.send_message(MSG_LEVEL_CPU, {**msg.data, "cpu_s": time.process_time(),
+                                                        "wall_s": time.monotonic()})
+
     runner.register_message(MSG_TICKET, ticket)
+    runner.register_message(MSG_LEVEL, level)
     # concurrent: a stop in progress must not block the confirmation (LOCUST_NOTES)
     runner.register_message(MSG_FLUSH, flush, concurrent=True)
 
@@ -122,12 +168,13 @@ def serve_worker(runner: Any) -> None:
 def request_ticket(environment: Any) -> int | None:
     """Block until the master grants the next iteration number; None when the budget is spent."""
     request = next(_request_ids)
+    wait = master_watch.ticket_wait(environment)
     result = _pending[request] = AsyncResult()
     try:
         environment.runner.send_message(MSG_TICKET_REQUEST, {"request": request})
-        return result.get(timeout=TICKET_WAIT)
+        return result.get(timeout=wait)
     except gevent.Timeout:
-        log.error("no iteration ticket from the master within %g s", TICKET_WAIT)
+        log.error("no iteration ticket from the master within %g s", wait)
         return None
     finally:
         _pending.pop(request, None)
