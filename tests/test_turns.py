@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import subprocess
+import sys
 
 import pytest
 
@@ -93,6 +94,14 @@ def test_every_turn_matches_the_servers_ground_truth(reference_server, tmp_path,
     assert float(summary_rows["cold_penalty_ms"]["median"]) == pytest.approx(phases["cold_penalty_ms"]["median"])
     report = (folder / "report.html").read_text()
     assert 'id="turns"' in report and 'data-plot="cold-warm"' in report and 'data-plot="cold-penalty"' in report
+    compared = subprocess.run([sys.executable, "-m", "bootbench.views.cli", "compare", "--markdown", str(folder)],
+                              capture_output=True, text=True, timeout=60)
+    assert compared.returncode == 0, compared.stderr
+    header, _, row = compared.stdout.splitlines()[:3]
+    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|"))))
+    assert float(cells["Cold penalty median (ms)"]) == pytest.approx(phases["cold_penalty_ms"]["median"], abs=0.05)
+    assert float(cells["Warm input→audio median (ms)"]) == pytest.approx(
+        phases["warm_input_to_audio_ms"]["median"], abs=0.05)
     with open(tmp_path / "locust_stats.csv") as f:
         locust_rows = {r["Name"]: r for r in csv.DictReader(f)}
     # Locust's CSV may miss the last iteration's events; one warm request per warm turn of each counted one

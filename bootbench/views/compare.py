@@ -90,13 +90,13 @@ class Run:
                 format_ms(warm.get("median"))]
 
 
-def header(runs: Sequence[Run]) -> tuple[str, ...]:
+def table_header(runs: Sequence[Run]) -> tuple[str, ...]:
     """The table's columns: :data:`HEADER`, plus :data:`TURN_HEADER` when any run had warm turns."""
     return HEADER + TURN_HEADER if any(run.has_turns for run in runs) else HEADER
 
 
-def rows(runs: Sequence[Run]) -> list[list[str]]:
-    """The table's rows, matching :func:`header`."""
+def table_rows(runs: Sequence[Run]) -> list[list[str]]:
+    """The table's rows, matching :func:`table_header`."""
     turns = any(run.has_turns for run in runs)
     return [run.row() + (run.turn_cells() if turns else []) for run in runs]
 
@@ -191,11 +191,11 @@ def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from:
 
 def text_table(runs: Sequence[Run]) -> str:
     """The results table as aligned plain text, first response in ms; numbers right-aligned."""
-    columns = header(runs)
-    table_rows = [list(columns)] + rows(runs)
-    widths = [max(len(row[i]) for row in table_rows) for i in range(len(columns))]
+    columns = table_header(runs)
+    all_rows = [list(columns)] + table_rows(runs)
+    widths = [max(len(row[i]) for row in all_rows) for i in range(len(columns))]
     lines = []
-    for index, row in enumerate(table_rows):
+    for index, row in enumerate(all_rows):
         cells = [cell.rjust(width) if i >= NUMERIC_FROM else cell.ljust(width)
                  for i, (cell, width) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
@@ -216,9 +216,9 @@ def markdown_table(runs: Sequence[Run]) -> str:
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cell.replace("\\", "\\\\").replace("|", "\\|") for cell in cells) + " |"
 
-    columns = header(runs)
+    columns = table_header(runs)
     align = ["---" if i < NUMERIC_FROM else "---:" for i in range(len(columns))]
-    lines = [line(columns), "| " + " | ".join(align) + " |", *(line(row) for row in rows(runs))]
+    lines = [line(columns), "| " + " | ".join(align) + " |", *(line(row) for row in table_rows(runs))]
     note = _p99_note(runs)
     lines += ["", "First response: session ready to first audio back. N = iterations; timings over successful "
               "iterations." + (f" {note}" if note else "") + _turn_note(runs)]
@@ -260,7 +260,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
     body = (f'<header><h1>bootbench <span class="thin">comparison of {len(runs)} runs</span></h1></header>{warning}'
             f'<section id="results"><h2>First response <span class="thin">session ready → first audio back, '
             f'ms</span></h2><div class="scroll">'
-            f'{table(header(runs), rows(runs), table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
+            f'{table(table_header(runs), table_rows(runs), table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
             f'{f"<p class=note>{esc(note)}</p>" if note else ""}</section>'
             f'{_sweep_section(runs)}'
             f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>{extra}'
