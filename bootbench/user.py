@@ -4,7 +4,8 @@
 
 With ``--turns N`` > 1 the session carries N turns before it is stopped:
 the first reply is awaited to its end, then turns 2..N each send the
-stimulus again and wait for their reply's first audio and end.
+next clip of the rotation (the same clip when there is one) and wait for
+their reply's first audio and end.
 
 Each cycle holds one ticket (a granted iteration of the run's budget),
 records a :class:`~bootbench.samples.Timeline`, fires one Locust request
@@ -136,7 +137,7 @@ class BootUser(User):
                 try:
                     self.driver.reply_end(timeline, time.perf_counter_ns() + int(ctx.settings.timeout * 1e9))
                     step = "warm"
-                    self._warm_turns(ctx.settings.turns, ctx.settings.timeout, warm)
+                    self._warm_turns(ctx, iteration, warm)
                 except CycleError as exc:
                     raise CycleError(exc.kind, f"turn {len(warm) + 1}: {exc.message}") from None
         except CycleError as exc:
@@ -180,15 +181,18 @@ class BootUser(User):
         )
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
 
-    def _warm_turns(self, turns: int, timeout: float, warm: list[Timeline]) -> None:
-        """Turns 2..N in the open session, each after the previous reply ended, each with its own ``timeout``.
+    def _warm_turns(self, ctx: RunContext, iteration: int, warm: list[Timeline]) -> None:
+        """Turns 2..N in the open session, each after the previous reply ended, each with its own ``--timeout``.
 
+        Turn k sends the clip after the previous turn's in the rotation (the same clip when there is one).
         Appends each turn's timeline to ``warm`` as it starts, so a failed turn keeps what it reached.
         """
-        for _ in range(2, turns + 1):
+        timeout = ctx.settings.timeout
+        for number in range(2, ctx.settings.turns + 1):
             turn = Timeline()
             warm.append(turn)
             self.driver.next_turn()
+            self.driver.use_clip(ctx.clips.clip_for(iteration + number - 1))
             deadline = time.perf_counter_ns() + int(timeout * 1e9)
             self.driver.send_audio(turn)
             self.driver.first_audio(turn, deadline)
