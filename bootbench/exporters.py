@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 from datetime import datetime, timezone
 from functools import cache
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from bootbench.provenance import provenance
 from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
@@ -36,6 +38,9 @@ SESSION_LOG = logging.getLogger("bootbench.sessions")
 SESSION_LOG.propagate = False
 SESSION_LOG.setLevel(logging.INFO)
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+CSV_DECIMALS = 3
+"""Milliseconds in the CSV files are rounded to microseconds (metrics.json keeps every digit)."""
+log = logging.getLogger("bootbench")
 
 
 def now_iso() -> str:
@@ -69,7 +74,8 @@ class RunRecorder:
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
         self.samples.append(sample)
-        self._jsonl.write(redact(json.dumps(sample.to_dict())) + "\n")
+        self._jsonl.write(redact(json.dumps(finite_or_null(sample.to_dict(), f"iteration {sample.iteration}"),
+                                            allow_nan=False)) + "\n")
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
@@ -78,7 +84,8 @@ class RunRecorder:
 
         ``run_block`` describes the run (metrics.json ``run`` without id, times and versions).
         """
-        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso())
+        metrics = finite_or_null(build_metrics(self.run_id, self.started_at, run_block, self.samples,
+                                               ended_at=now_iso()), "metrics.json")
         write_metrics(self.folder, metrics, self.samples)
         write_report_safely(self.folder, metrics)
         self._jsonl.close()
@@ -108,7 +115,8 @@ def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], sampl
     ordered = sorted(samples, key=lambda s: s.iteration)
     return {
         "schema": SCHEMA,
-        "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions())},
+        "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions()),
+                "provenance": provenance()},
         "summary": summarize_samples(ordered),
         "errors": summarize_errors(ordered),
         "samples": [s.to_dict() for s in ordered],
@@ -116,11 +124,37 @@ def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], sampl
 
 
 def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sample]) -> None:
-    """Write metrics.json, summary.csv and samples.csv into ``folder``."""
+    """Write metrics.json, summary.csv and samples.csv into ``folder`` (non-finite numbers as null)."""
+    metrics = finite_or_null(metrics, "metrics.json")
     text = redact(json.dumps(metrics, indent=2, allow_nan=False))
     (folder / "metrics.json").write_text(text + "\n", encoding="utf-8")
     summary_frame(metrics["summary"]).to_csv(folder / "summary.csv", index=False)
     samples_frame(samples).to_csv(folder / "samples.csv", index=False)
+
+
+def finite_or_null(value: Any, where: str = "the results") -> Any:
+    """``value`` with every NaN or infinite float replaced by None, so that no number can break the final write.
+
+    JSON has no NaN or infinity (``json.dumps(allow_nan=False)`` refuses them).
+    A replaced number is a bug upstream, so each call that replaces any logs one warning naming ``where``.
+    """
+    replaced: list[str] = []
+
+    def clean(item: Any, path: str) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            replaced.append(f"{path} = {item}")
+            return None
+        if isinstance(item, dict):
+            return {key: clean(v, f"{path}.{key}") for key, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(item)]
+        return item
+
+    cleaned = clean(value, "")
+    if replaced:
+        log.warning("%s: %d number(s) that are not finite written as null (%s%s)", where, len(replaced),
+                    ", ".join(p.lstrip(".") for p in replaced[:3]), ", ..." if len(replaced) > 3 else "")
+    return cleaned
 
 
 def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
@@ -134,14 +168,18 @@ def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
         row.update(iterations=summary["iterations"], successes=summary["successes"],
                    failures=summary["failures"], success_rate=summary["success_rate"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    in_ms = [c for c in frame.columns if c not in ("phase", "count", "iterations", "successes", "failures", "success_rate")]
+    return frame.round({**{c: CSV_DECIMALS for c in in_ms}, "success_rate": 6})
 
 
 def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv)."""
     frame = pd.DataFrame([vars(s) for s in sorted(samples, key=lambda s: s.iteration)], columns=list(SAMPLE_FIELDS))
     frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
-    return frame
+    for phase in PHASES:  # NaN would print as an empty cell anyway; inf would print as "inf"
+        frame[phase] = pd.to_numeric(frame[phase], errors="coerce").replace([math.inf, -math.inf], math.nan)
+    return frame.round({phase: CSV_DECIMALS for phase in PHASES})
 
 
 @cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import sys
 import tempfile
 from dataclasses import dataclass, fields, replace
@@ -35,39 +36,61 @@ class ConfigError(ValueError):
 
 
 def add_arguments(parser: Any) -> None:
-    """Register bootbench's options on Locust's argument parser."""
-    parser.add_argument("-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
-                        help="Total iterations (call cycles) of the whole run, over all users and workers; "
-                             "the run ends by itself after them. 0 = no limit. Default 100.")
-    parser.add_argument("--provider", default="", env_var="LOCUST_PROVIDER",
-                        help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
-    parser.add_argument("--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",
-                        help="Seconds an iteration may take from session start to first audio. Default 10.")
-    parser.add_argument("--results-dir", default="results", env_var="LOCUST_RESULTS_DIR",
-                        help="Folder that receives one sub-folder per run. Default ./results.")
-    parser.add_argument("--audio", default="", env_var="LOCUST_AUDIO",
-                        help="WAV file to send (any rate/channels; converted to mono PCM16). Default: 1 s 440 Hz sine.")
-    parser.add_argument("--connect-per-call", action="store_true", default=False, env_var="LOCUST_CONNECT_PER_CALL",
-                        help="Open a new connection in every cycle, so connect time counts in cold_start_ms.")
-    parser.add_argument("--pace", choices=PACES, default="burst", env_var="LOCUST_PACE",
-                        help="burst: the whole clip in one message; realtime: 64 ms chunks at real-time pace.")
-    parser.add_argument("--trailing-silence-ms", type=float, default=0.0, env_var="LOCUST_TRAILING_SILENCE_MS",
-                        help="Silence appended after the clip (for services that detect the end of a turn). Default 0.")
-    parser.add_argument("--system-message", default="You are a helpful voice assistant.", env_var="LOCUST_SYSTEM_MESSAGE",
-                        help="System prompt sent when a session starts.")
-    parser.add_argument("--voice", default="", env_var="LOCUST_VOICE",
-                        help="Voice of the reply (provider default when empty).")
-    parser.add_argument("--model", default="", env_var="LOCUST_MODEL",
-                        help="Model of the session (openai: gpt-realtime, gemini: models/gemini-live-2.5-flash-preview).")
-    parser.add_argument("--turn", default="", env_var="LOCUST_TURN",
-                        help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
-                             "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode).")
-    parser.add_argument("--ca-bundle", default="", env_var="LOCUST_CA_BUNDLE",
-                        help="PEM file of CA certificates to verify the service's TLS certificate with "
-                             "(default: the system's). Certificates are always verified.")
-    parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
-                        help="Pause after each cycle, in ms. Default 100.")
+    """Register bootbench's options on Locust's argument parser, in a group of their own ("bootbench options").
+
+    ``bootbench options`` prints the group's help: Locust prints ``--help``
+    before it imports a locustfile, so ``locust --help`` cannot list them.
+    """
+    group = parser.add_argument_group(
+        HELP_GROUP, "Options of the bootbench user class (locustfile.py); also LOCUST_* variables and config-file keys.")
+    _option(group, "-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
+            help="Total iterations (call cycles) of the whole run, over all users and workers; "
+                 "the run ends by itself after them. 0 = no limit. Default 100.")
+    _option(group, "--provider", default="", env_var="LOCUST_PROVIDER",
+            help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
+    _option(group, "--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",
+            help="Seconds an iteration may take from session start to first audio (at most 3600). Default 10.")
+    _option(group, "--results-dir", default="results", env_var="LOCUST_RESULTS_DIR",
+            help="Folder that receives one sub-folder per run. Default ./results.")
+    _option(group, "--audio", default="", env_var="LOCUST_AUDIO",
+            help="WAV file to send (any rate/channels; converted to mono PCM16). Default: 1 s 440 Hz sine.")
+    _option(group, "--connect-per-call", action="store_true", default=False, env_var="LOCUST_CONNECT_PER_CALL",
+            help="Open a new connection in every cycle, so connect time counts in cold_start_ms. Default off.")
+    _option(group, "--pace", choices=PACES, default="burst", env_var="LOCUST_PACE",
+            help="burst: the whole clip in one message; realtime: 64 ms chunks at real-time pace. Default burst.")
+    _option(group, "--trailing-silence-ms", type=float, default=0.0, env_var="LOCUST_TRAILING_SILENCE_MS",
+            help="Silence appended after the clip, in ms (for services that detect the end of a turn; at most "
+                 "60000). Default 0.")
+    _option(group, "--system-message", default="You are a helpful voice assistant.", env_var="LOCUST_SYSTEM_MESSAGE",
+            help="System prompt sent when a session starts. Default: 'You are a helpful voice assistant.'")
+    _option(group, "--voice", default="", env_var="LOCUST_VOICE",
+            help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck).")
+    _option(group, "--model", default="", env_var="LOCUST_MODEL",
+            help="Model of the session. Default: the provider's (openai: gpt-realtime, gemini: "
+                 "models/gemini-live-2.5-flash-preview; aivoco has none).")
+    _option(group, "--turn", default="", env_var="LOCUST_TURN",
+            help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
+                 "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode).")
+    _option(group, "--ca-bundle", default="", env_var="LOCUST_CA_BUNDLE",
+            help="PEM file of CA certificates to verify the service's TLS certificate with "
+                 "(default: the system's). Certificates are always verified.")
+    _option(group, "--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
+            help="Pause after each cycle, in ms (at most 3600000). Default 100.")
     bind_to_loopback_by_default(parser)
+
+
+HELP_GROUP = "bootbench options"
+
+
+def _option(group: Any, *flags: str, **kwargs: Any) -> None:
+    """Add one option to bootbench's group; like Locust's own options it is shown in the web UI's form.
+
+    An argument group's ``add_argument`` is configargparse's (``env_var`` works)
+    and not Locust's, which would have marked the option for the web UI.
+    """
+    action = group.add_argument(*flags, **kwargs)
+    action.include_in_web_ui = True
+    action.is_secret = action.is_required = action.is_multiple = False
 
 
 def bind_to_loopback_by_default(parser: Any) -> None:
@@ -123,7 +146,7 @@ class Settings:
         if key or not required or self.embedded_server or is_loopback(self.target):
             return key
         raise ConfigError(
-            f"{' or '.join(names)} is not set (in the environment or ./.env); it is needed for {self.target}")
+            f"{' or '.join(names)} is not set (in the environment or ./.env); it is needed for {redacted_url(self.target)}")
 
     def driver_config(self, api_key: str | None) -> providers.DriverConfig:
         """The driver's configuration: every DriverConfig field is the Settings field of the same name.
@@ -153,7 +176,7 @@ class Settings:
             if f.name == "target":
                 value = redacted_url(value)
             elif f.name == "voice":
-                value = value or "default"
+                value = value or None
             elif f.name == "model":
                 value = value or None
             block[RECORDED_AS.get(f.name, f.name)] = value
@@ -165,6 +188,13 @@ NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle"})
 description instead; where results go and which CA file verified TLS do not change what is measured."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "timeout": (0.0, 3600.0),
+    "wait_ms": (0.0, 3_600_000.0),
+    "trailing_silence_ms": (0.0, 60_000.0),
+}
+"""The allowed range of each numeric option (every one must also be finite): an hour at most for
+--timeout and --wait-ms, a minute of trailing silence (it is sent with every clip)."""
 _FROM_HOST = ("target", "embedded_server")
 OPTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name not in _FROM_HOST)
 """The Settings fields read from an option of the same name."""
@@ -182,13 +212,14 @@ def resolve(options: Any, host: str | None) -> Settings:
     values = {name: _read(options, name) for name in OPTION_FIELDS}
     if values["iterations"] < 0:
         raise ConfigError(f"--iterations must be a positive number (or 0 for no limit), not {values['iterations']}")
+    for name in NUMBER_RANGES:
+        if not math.isfinite(values[name]):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, not {values[name]:g}")
     if not values["timeout"] > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, not {values['timeout']:g}")
+    for name, (low, high) in NUMBER_RANGES.items():
+        _check_range(name, values[name], low, high)
     trailing = values["trailing_silence_ms"]
-    if trailing < 0:
-        raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
-    if values["wait_ms"] < 0:
-        raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")
@@ -212,6 +243,7 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"CA bundle {values['ca_bundle']} does not exist")
     values["results_dir"] = values["results_dir"] or "results"
     values["model"] = values["model"] or driver.default_model
+    values["voice"] = values["voice"].strip() or driver.default_voice
     return Settings(target=host, embedded_server=not host, **values)
 
 
@@ -247,8 +279,9 @@ def check_or_exit(environment: Any) -> Settings:
             environment.host = public
             settings = settings_for(opts, public)
             log.info("no host given and the %s key is set: benchmarking %s", settings.provider, public)
+        check_locust_options(opts)
         check_results_dir(settings.results_dir)
-        settings.stimulus()
+        check_pace(settings, settings.stimulus())
         settings.api_key(required=True)
     except (ConfigError, AudioError) as exc:
         sys.stderr.write(f"bootbench: {exc}\n")
@@ -256,15 +289,46 @@ def check_or_exit(environment: Any) -> Settings:
     return settings
 
 
+def check_locust_options(opts: Any) -> None:
+    """Raise :class:`ConfigError` for Locust options with which a run could never make progress.
+
+    Locust takes ``-u 0`` (or a negative count) and then waits forever for
+    iterations that no user will run; ``--spawn-rate`` it checks itself.
+    """
+    users = getattr(opts, "num_users", None)
+    starts_at_once = bool(getattr(opts, "headless", False) or getattr(opts, "autostart", False))
+    if users is not None and users < 0:
+        raise ConfigError(f"-u/--users cannot be negative ({users})")
+    if users == 0 and starts_at_once:
+        raise ConfigError("-u 0 starts no user, so the run would never make progress; give -u 1 or more")
+
+
+def check_pace(settings: Settings, stimulus: Stimulus) -> None:
+    """Raise :class:`ConfigError` when the input alone, sent at real-time pace, takes longer than ``--timeout``.
+
+    ``--timeout`` bounds session start to first audio, and at ``--pace
+    realtime`` sending the clip and its trailing silence takes their duration:
+    with a shorter timeout every iteration would time out.
+    """
+    if settings.pace != "realtime":
+        return
+    seconds = (stimulus.duration_ms + settings.trailing_silence_ms) / 1000
+    if seconds >= settings.timeout:
+        raise ConfigError(f"at --pace realtime the input takes {seconds:.1f} s to send (clip and trailing silence), "
+                          f"which leaves nothing of --timeout {settings.timeout:g} s (session start to first audio); "
+                          f"raise --timeout above {seconds:.1f} or use --pace burst")
+
+
 def check_url(url: str) -> None:
     """Raise :class:`ConfigError` unless ``url`` is an http(s):// or ws(s):// URL with a host."""
     parsed = urlparse(url)
+    shown = url.split("?", 1)[0] + ("?***" if "?" in url else "")  # a key can hide in the query string
     if parsed.scheme not in ("http", "https", "ws", "wss") or not parsed.hostname:
-        raise ConfigError(f"host {url!r} is not a URL like wss://example.com or http://127.0.0.1:8080")
+        raise ConfigError(f"host {shown!r} is not a URL like wss://example.com or http://127.0.0.1:8080")
     try:
         parsed.port
     except ValueError:
-        raise ConfigError(f"host {url!r} has an invalid port") from None
+        raise ConfigError(f"host {shown!r} has an invalid port") from None
 
 
 def is_loopback(url: str) -> bool:
@@ -291,6 +355,15 @@ def check_results_dir(path: str) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"results folder {path} is not writable ({exc.strerror or exc})") from None
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise :class:`ConfigError` unless ``value`` (finite) lies from ``low`` to ``high``."""
+    flag = "--" + name.replace("_", "-")
+    if value < low:
+        raise ConfigError(f"{flag} cannot be {'negative' if low == 0 else f'below {low:g}'} ({value:g})")
+    if value > high:
+        raise ConfigError(f"{flag} must be at most {high:.10g}, not {value:.10g}")
 
 
 def _read(options: Any, name: str) -> Any:

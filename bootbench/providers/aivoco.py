@@ -20,6 +20,7 @@ import binascii
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 import requests
 import socketio
@@ -49,6 +50,7 @@ class AivocoDriver(Driver):
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
+    default_voice = "female"
 
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
@@ -71,7 +73,7 @@ class AivocoDriver(Driver):
         self._discard_connection = False
         timeline.connect_start = time.perf_counter_ns()
         try:
-            sio.connect(self.config.url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH,
+            sio.connect(self.config.url, transports=["websocket"], socketio_path=socketio_path(self.config.url),
                         wait_timeout=self.config.timeout)
         except sio_errors.ConnectionError:
             _disconnect_in_background(sio)
@@ -88,7 +90,7 @@ class AivocoDriver(Driver):
         payload = {
             "auth_key": self.config.api_key,
             "system_message": self.config.system_message,
-            "voice_choice": self.config.voice or "female",
+            "voice_choice": self.config.voice or self.default_voice,
             "custom_functions": [],
         }
         timeline.start_sent = time.perf_counter_ns()
@@ -253,6 +255,22 @@ class AivocoDriver(Driver):
             return False
         session.fail(kind, message)
         return True
+
+
+def socketio_path(url: str) -> str:
+    """The Socket.IO endpoint of a host URL: ``/socket.io/`` at the root, ``<path>/socket.io/`` under a path.
+
+    python-socketio takes the endpoint from ``socketio_path`` alone and drops
+    the URL's path, so a service behind a prefix (``https://host/voice``,
+    served at ``/voice/socket.io/``) is reached only through this. A path that
+    already ends in ``socket.io`` is the endpoint itself.
+    """
+    path = urlsplit(url).path.strip("/")
+    if not path:
+        return AIVOCO_SOCKETIO_PATH
+    if path.rsplit("/", 1)[-1] == AIVOCO_SOCKETIO_PATH.strip("/"):
+        return f"/{path}/"
+    return f"/{path}{AIVOCO_SOCKETIO_PATH}"
 
 
 def _audio_problem(data) -> str | None:

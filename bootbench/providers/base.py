@@ -62,7 +62,7 @@ class SessionState:
     def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
         """Block until the first audio; sets ``timeline.first_audio`` or raises the failure that came first."""
         if not self.audio.wait(remaining(deadline_ns)):
-            self.fail(ErrorKind.AUDIO_TIMEOUT, f"no {what} within {limit_s:g} s")
+            self.fail(ErrorKind.AUDIO_TIMEOUT, audio_timeout_message(timeline, deadline_ns, what, limit_s))
         if self.first_audio_ns is not None:
             timeline.first_audio = self.first_audio_ns
         if self.failure and self.first_audio_ns is None:
@@ -115,6 +115,8 @@ class Driver(ABC):
     """The real service's endpoint, benchmarked when no host is given and the provider's key is set."""
     key_variables: tuple[str, ...] = ()
     default_model: str = ""
+    default_voice: str = ""
+    """The voice sent when none is configured (what metrics.json records as ``run.voice`` then)."""
     turn_modes: tuple[str, ...] = ("vad",)
     vad_silence_ms: float = 0.0
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
@@ -191,6 +193,21 @@ class Driver(ABC):
     @abstractmethod
     def close(self) -> None:
         """Drop the transport without waiting (never blocks the caller)."""
+
+
+def audio_timeout_message(timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> str:
+    """Why no audio came in time: ``limit_s`` counts from the session start (the cycle's deadline).
+
+    When sending the input itself ran past the deadline (a slow upload, or a
+    clip at real-time pace about as long as the timeout), the service never
+    had the time to answer, and the message says so.
+    """
+    message = f"no {what} within {limit_s:g} s"
+    if timeline.input_sent is not None and timeline.input_sent >= deadline_ns:
+        late_s = (timeline.input_sent - deadline_ns) / 1e9
+        message += (f" of the session start: sending the input took until {late_s:.1f} s past that limit, "
+                    f"so the service had no time left to answer")
+    return message
 
 
 def remaining(deadline_ns: int) -> float:

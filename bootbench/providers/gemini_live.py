@@ -34,6 +34,7 @@ class GeminiLiveDriver(WebSocketDriver):
     public_url = "wss://generativelanguage.googleapis.com"
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     default_model = "models/gemini-live-2.5-flash-preview"
+    default_voice = DEFAULT_VOICE
     turn_modes = ("manual", "vad")
 
     def endpoint(self) -> str:
@@ -49,7 +50,7 @@ class GeminiLiveDriver(WebSocketDriver):
             "generationConfig": {
                 "responseModalities": ["AUDIO"],
                 "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {
-                    "voiceName": self.config.voice or DEFAULT_VOICE}}},
+                    "voiceName": self.config.voice or self.default_voice}}},
             },
             "realtimeInputConfig": {"automaticActivityDetection": {"disabled": self.config.turn == "manual"}},
         }

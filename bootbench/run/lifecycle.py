@@ -17,6 +17,7 @@ from locust.runners import MasterRunner
 
 from bootbench import options
 from bootbench.exporters import RunRecorder
+from bootbench.providers.network import redacted_url
 from bootbench.run import embedded, messages, workers
 from bootbench.run.master import MasterRun
 from bootbench.views import progress
@@ -66,10 +67,11 @@ def open_run(environment: Any) -> MasterRun:
         mode="master" if isinstance(runner, MasterRunner) else "local",
         audio=settings.stimulus().description,
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
+        reference_server=embedded.config() if settings.embedded_server else None,
     )
     _current = _last = run
     log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
-             settings.target, settings.iterations or "unlimited", run.recorder.folder)
+             redacted_url(settings.target), settings.iterations or "unlimited", run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
     _progress = progress.start(run.samples, run.planned) if getattr(opts, "headless", False) else None
     return run

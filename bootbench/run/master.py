@@ -35,6 +35,8 @@ class MasterRun:
     mode: str = "local"
     audio: str = ""
     locust_options: dict[str, Any] = field(default_factory=dict)
+    reference_server: dict[str, Any] | None = None
+    """The embedded reference server's latency model and seed (its ``GET /stats`` config), when the run used it."""
     budget: IterationBudget = field(init=False)
     early_stop: EarlyStop = field(default_factory=EarlyStop)
     aborted: str | None = None
@@ -75,6 +77,7 @@ class MasterRun:
             "mode": self.mode,
             "audio": self.audio,
             "locust_options": self.locust_options,
+            "reference_server": self.reference_server,
             "aborted": self.aborted,
         }
 

@@ -110,8 +110,9 @@ class AivocoProtocol:
     """
 
     def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
-                 reply_after: str = "first-input") -> None:
+                 reply_after: str = "first-input", socketio_path: str = AIVOCO_SOCKETIO_PATH) -> None:
         self.scheduler = scheduler
+        self.socketio_path = socketio_path
         self.reply_after = reply_after
         self._api_key = api_key
         self.reply = [(chunk, len(base64.b64decode(chunk)) // 2)
@@ -128,8 +129,8 @@ class AivocoProtocol:
         self.sio.on("*", self.on_other_event)
 
     def attach(self, app: web.Application) -> None:
-        """Mount the Socket.IO endpoint (``/socket.io/``)."""
-        self.sio.attach(app, socketio_path=AIVOCO_SOCKETIO_PATH.strip("/"))
+        """Mount the Socket.IO endpoint (``/socket.io/`` unless the server was given another path)."""
+        self.sio.attach(app, socketio_path=self.socketio_path.strip("/"))
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         conn = AivocoConnection(sid, outside=self.scheduler.connection_record(PROTOCOL, sid))

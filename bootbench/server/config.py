@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bootbench.wire import AIVOCO_SOCKETIO_PATH
+
 from .faults import FaultSpec
 from .latency import Delay, parse_delay
 
@@ -34,3 +36,5 @@ class ServerConfig:
     seed: int = 0
     parent_pid: int | None = None
     faults: tuple[FaultSpec, ...] = ()
+    socketio_path: str = AIVOCO_SOCKETIO_PATH
+    """Where the Aivoco emulation's Socket.IO endpoint is mounted (a deployment behind a path prefix)."""

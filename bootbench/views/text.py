@@ -63,6 +63,10 @@ def console_summary(metrics: dict[str, Any]) -> str:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
         first = metrics["errors"]["first"][0]
         lines.append(f"  first error (iteration {first['iteration']}): {first['kind']}: {first['message']}")
+    anomalies = metrics["errors"].get("anomalies") or {}
+    if anomalies:
+        lines.append("  anomalies (events outside a live session, never taken as an answer): "
+                     + ", ".join(f"{name} x{count}" for name, count in sorted(anomalies.items())))
     if budget.get("lost"):
         lines.append(f"  incomplete: {budget['lost']} iteration(s) lost in flight")
     return "\n".join(lines)

@@ -8,7 +8,11 @@ which it polls every 2 s while a run goes. :func:`install` adds the tab
 response, from :func:`bootbench.stats.snapshot`) and
 ``<web-base-path>/bootbench/metrics.json`` (the run's metrics.json so far,
 linked from Locust's "Download Data" tab); Locust's own tabs are untouched,
-and a finished run's numbers stay until the next run starts.
+and a finished run's numbers stay until the next run starts. An empty host
+is bootbench's documented way to benchmark the embedded reference server, so
+the start form's "no host attribute set. Please provide one" note (text in
+Locust's script bundle, shown while the host field is empty) is replaced by
+:data:`EMPTY_HOST_NOTE`.
 
     webui.install(environment, lambda: current or last run)
 """
@@ -32,6 +36,12 @@ STATS_PATH = "/stats/requests"
 """The route of Locust's web UI whose JSON carries the extended tabs' data (under --web-base-path)."""
 BAR_WIDTH = 32
 BLOCKS = " ▏▎▍▌▋▊▉█"
+
+LOCUST_MISSING_HOST_NOTE = ("One or more User class in your locustfile has no host attribute set. "
+                            "Please provide one in the field above.")
+"""The start form's note while the host field is empty, as Locust 2.x's web UI bundle spells it."""
+EMPTY_HOST_NOTE = ("No host: bootbench benchmarks its embedded reference server (no API key needed). "
+                   "Enter a service's URL above to benchmark that service instead.")
 
 log = logging.getLogger("bootbench.webui")
 
@@ -85,6 +95,18 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
             response.set_data(json.dumps(payload))
         except Exception:
             log.exception("the bootbench tab could not be updated")
+        return response
+
+    assets_path = base + "/assets/"
+
+    @web_ui.app.after_request
+    def _explain_empty_host(response: Response) -> Response:
+        if not (request.path.startswith(assets_path) and request.path.endswith(".js")) or response.status_code != 200:
+            return response
+        response.direct_passthrough = False  # a file response: read it to rewrite it
+        script = response.get_data(as_text=True)
+        if LOCUST_MISSING_HOST_NOTE in script:
+            response.set_data(script.replace(LOCUST_MISSING_HOST_NOTE, EMPTY_HOST_NOTE))
         return response
 
     blueprint = Blueprint("bootbench", __name__, url_prefix=f"{base}/bootbench")
