@@ -1,14 +1,16 @@
-"""The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log.
+"""The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log, junit.xml.
 
 A :class:`RunRecorder` owns one run folder ``<results-dir>/<run-id>/``. It
 appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
 so a crash keeps every finished iteration), captures the run's log, and at
 the end writes metrics.json and the CSV files from the raw samples (and
-asks :mod:`bootbench.views.report` for report.html).
+asks :mod:`bootbench.views.report` for report.html). With ``--check``s,
+the checks are evaluated on the final metrics, recorded in metrics.json's
+``checks`` and written to junit.xml (:mod:`bootbench.junit`).
 
     recorder = RunRecorder("results", "aivoco")
     recorder.add(sample)                    # at once into samples.jsonl and the run log
-    metrics = recorder.finish(run_block)    # metrics.json, summary.csv, samples.csv, report.html
+    metrics = recorder.finish(run_block, checks)  # metrics.json, summary.csv, samples.csv, report.html, junit.xml
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from bootbench.checks import Check, CheckResult, evaluate
+from bootbench.junit import write_junit
 from bootbench.provenance import provenance
 from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
 from bootbench.secrets import RedactingFilter, redact
@@ -79,20 +83,35 @@ class RunRecorder:
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
-    def finish(self, run_block: dict[str, Any]) -> dict[str, Any]:
-        """Write metrics.json, summary.csv, samples.csv and report.html; stop capturing the log. Returns the metrics.
+    def finish(self, run_block: dict[str, Any], checks: Sequence[Check] = ()) -> dict[str, Any]:
+        """Write metrics.json, summary.csv, samples.csv, report.html (and junit.xml with checks); stop capturing the log.
 
-        ``run_block`` describes the run (metrics.json ``run`` without id, times and versions).
+        ``run_block`` describes the run (metrics.json ``run`` without id, times
+        and versions). ``checks`` are evaluated once, on the exact final
+        statistics; their results are metrics.json's ``checks``. Returns the metrics.
         """
         metrics = finite_or_null(build_metrics(self.run_id, self.started_at, run_block, self.samples,
                                                ended_at=now_iso()), "metrics.json")
+        results = evaluate(checks, metrics)
+        metrics["checks"] = [result.to_dict() for result in results]
         write_metrics(self.folder, metrics, self.samples)
+        if results:
+            write_junit_safely(self.folder, results, self.run_id)
         write_report_safely(self.folder, metrics)
         self._jsonl.close()
         logging.getLogger().removeHandler(self._log_handler)
         SESSION_LOG.removeHandler(self._log_handler)
         self._log_handler.close()
         return metrics
+
+
+def write_junit_safely(folder: Path, results: Sequence[CheckResult], run_id: str) -> Path | None:
+    """:func:`~bootbench.junit.write_junit` at the end of a run: a failure is logged, never raised."""
+    try:
+        return write_junit(folder, results, run_id)
+    except Exception:
+        logging.getLogger("bootbench").exception("junit.xml could not be written; metrics.json holds the checks")
+        return None
 
 
 def log_line(sample: Sample) -> str:

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+from locust.argument_parser import get_parser
+
 from bootbench import options
 
 CLI = [sys.executable, "-m", "bootbench.views.cli"]
@@ -21,7 +23,11 @@ def test_bootbench_options_lists_every_option_of_a_run_with_its_default():
     text = done.stdout
     assert f"\n{options.HELP_GROUP}:\n" in text
     flags = set(re.findall(r"^  (?:-\w \w+, )?(--[a-z-]+)", text, re.M))
-    assert flags == {"--" + name.replace("_", "-") for name in options.OPTION_FIELDS}
+    parser = get_parser()
+    options.add_arguments(parser)
+    ours = [a for a in parser._actions if a.dest in options.OPTION_FIELDS]
+    assert {a.dest for a in ours} == set(options.OPTION_FIELDS)
+    assert flags == {a.option_strings[-1] for a in ours}
     entries = re.split(r"\n  (?=-)", text.split(f"{options.HELP_GROUP}:", 1)[1])[1:]
     assert len(entries) == len(options.OPTION_FIELDS)
     for entry in entries:

@@ -156,7 +156,7 @@ class MasterRun:
             lost = self.budget.write_off(worker)
             if lost:
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
-        self.metrics = self.recorder.finish(self.run_block())
+        self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
         return self.metrics
 
     def _end_if_settled(self) -> None:
