@@ -15,7 +15,7 @@ from locust import events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from bootbench import options
-from bootbench.run import context, embedded, lifecycle, messages
+from bootbench.run import context, embedded, lifecycle, locust_fixes, master_watch, messages
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
 
@@ -40,6 +40,9 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
         webui.install(environment, lifecycle.current_or_last_run)
     if isinstance(runner, _USERS):
         messages.serve_worker(runner)
+    if isinstance(runner, WorkerRunner):
+        locust_fixes.cache_default_args()
+    master_watch.watch(environment)
 
 
 @events.test_start.add_listener

@@ -77,6 +77,10 @@ def add_arguments(parser: Any) -> None:
                  "(default: the system's). Certificates are always verified.")
     _option(group, "--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
             help="Pause after each cycle, in ms (at most 3600000). Default 100.")
+    _option(group, "--master-silence-s", type=float, default=10.0, env_var="LOCUST_MASTER_SILENCE_S",
+            help="On a worker: seconds without a heartbeat reply from the master, during a run, "
+                 "after which the worker stops (its iterations in flight are lost). Set on the master: "
+                 "workers receive it with the run. Default 10.")
     _option(group, "--check", dest="checks", action="append", default=None, env_var="LOCUST_CHECK", web_ui=False,
             metavar="EXPR",
             help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
@@ -136,6 +140,7 @@ class Settings:
     audio: str
     results_dir: str
     ca_bundle: str
+    master_silence_s: float
     checks: tuple[Check, ...] = ()
     """The ``--check`` expressions, parsed; evaluated once on the final statistics (by the master)."""
 
@@ -191,19 +196,20 @@ class Settings:
         return block
 
 
-NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "checks"})
+NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s"})
 """Settings that ``run_block`` leaves out: the master records the iteration accounting and the audio's
-description instead; where results go and which CA file verified TLS do not change what is measured;
-the checks and their outcome are metrics.json's ``checks``."""
+description instead; where results go, which CA file verified TLS and how long a worker waits for a silent
+master do not change what is measured; the checks and their outcome are metrics.json's ``checks``."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
 NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "timeout": (0.0, 3600.0),
     "wait_ms": (0.0, 3_600_000.0),
     "trailing_silence_ms": (0.0, 60_000.0),
+    "master_silence_s": (0.0, 3600.0),
 }
 """The allowed range of each numeric option (every one must also be finite): an hour at most for
---timeout and --wait-ms, a minute of trailing silence (it is sent with every clip)."""
+--timeout, --wait-ms and --master-silence-s, a minute of trailing silence (it is sent with every clip)."""
 _FROM_HOST = ("target", "embedded_server")
 OPTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name not in _FROM_HOST)
 """The Settings fields read from an option of the same name."""
@@ -226,6 +232,8 @@ def resolve(options: Any, host: str | None) -> Settings:
             raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, not {values[name]:g}")
     if not values["timeout"] > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, not {values['timeout']:g}")
+    if not values["master_silence_s"] > 0:
+        raise ConfigError(f"--master-silence-s must be a positive number of seconds, not {values['master_silence_s']:g}")
     for name, (low, high) in NUMBER_RANGES.items():
         _check_range(name, values[name], low, high)
     trailing = values["trailing_silence_ms"]

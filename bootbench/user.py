@@ -144,12 +144,21 @@ class BootUser(User):
             started_at=started_at,
             ok=error is None,
             error_kind=error.kind if error else None,
-            error=error.message if error else None,
+            error=self._error_message(error, ctx.worker),
             connected_this_cycle=connected_now,
             anomalies=anomalies,
             **timeline.phases(),
         )
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
+
+    @staticmethod
+    def _error_message(error: CycleError | None, worker: str) -> str | None:
+        """A failed cycle's message; a worker that cannot reach the target names itself (the others may)."""
+        if error is None:
+            return None
+        if error.kind == ErrorKind.CONNECT_FAILED and worker != "local":
+            return f"{worker}: {error.message}"
+        return error.message
 
     def _fire_events(self, sample: Sample, failed_phase: str | None, provider: str) -> None:
         fire = self.environment.events.request.fire

@@ -77,7 +77,7 @@ def test_the_voice_recorded_is_the_voice_each_driver_sends(provider, voice):
     assert options.resolve(parsed("--provider", provider, "--voice", "echo"), "").run_block()["voice"] == "echo"
 
 
-@pytest.mark.parametrize("flag", ["--timeout", "--wait-ms", "--trailing-silence-ms"])
+@pytest.mark.parametrize("flag", ["--timeout", "--wait-ms", "--trailing-silence-ms", "--master-silence-s"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
 def test_every_numeric_option_must_be_finite(flag, value):
     with pytest.raises(options.ConfigError, match=f"^{flag} must be a finite number, not"):

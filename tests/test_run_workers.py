@@ -80,3 +80,30 @@ def test_only_a_worker_turns_a_sample_into_a_dict():
         assert isinstance(wire, dict) and messages._sample_from_message(wire) == sample
     finally:
         local.quit()
+
+
+def test_a_worker_computes_locusts_default_options_once_not_once_per_option_of_each_spawn(monkeypatch):
+    """Locust's worker filters every spawn message's options with ``argument_parser.default_args_dict()`` per
+    option; uncached that is a parser build per option (seconds of CPU on a loaded machine, no heartbeats)."""
+    import inspect
+
+    from locust import argument_parser
+    from locust.runners import WorkerRunner
+
+    from bootbench.run import locust_fixes
+
+    assert "argument_parser.default_args_dict()" in inspect.getsource(WorkerRunner.handle_message), \
+        "Locust no longer calls default_args_dict through its module: revisit bootbench/run/locust_fixes.py"
+    original = argument_parser.default_args_dict
+    monkeypatch.setattr(argument_parser, "default_args_dict", original)
+    builds = []
+    monkeypatch.setattr(argument_parser, "setup_parser_arguments",
+                        lambda parser, _real=argument_parser.setup_parser_arguments: (builds.append(1), _real(parser)))
+    for _ in range(3):
+        argument_parser.default_args_dict()
+    assert len(builds) == 3, "uncached, every call builds the parser"
+    locust_fixes.cache_default_args()
+    locust_fixes.cache_default_args()  # idempotent
+    first = argument_parser.default_args_dict()
+    assert all(argument_parser.default_args_dict() is first for _ in range(70))
+    assert len(builds) == 4 and first == original()

@@ -28,6 +28,9 @@ log = logging.getLogger("bootbench")
 LOCUST_OPTIONS = ("num_users", "spawn_rate", "run_time", "processes", "expect_workers", "stop_timeout", "headless")
 """Locust's own options recorded in metrics.json."""
 
+EVERY_WORKER_GONE = "every worker went missing (no heartbeat); the run ended without them"
+"""The abort reason of a master's run that Locust stopped because its last worker went missing."""
+
 _current: MasterRun | None = None
 _last: MasterRun | None = None
 _watcher: gevent.Greenlet | None = None
@@ -68,6 +71,7 @@ def open_run(environment: Any) -> MasterRun:
         audio=settings.stimulus().description,
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
         reference_server=embedded.config() if settings.embedded_server else None,
+        live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
     _current = _last = run
     log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
@@ -102,10 +106,15 @@ def close_run(environment: Any) -> None:
         _watcher.kill(block=False)
     progress.stop(_progress)
     _watcher = _progress = None
+    every_worker_gone = _every_worker_gone(environment, run)
+    if every_worker_gone:
+        run.aborted = EVERY_WORKER_GONE
     metrics = run.close()
     results = check_results(metrics)
     if (run.incomplete or results) and environment.process_exit_code is None:
         environment.process_exit_code = checks.exit_code(results, completed=not run.incomplete, failed_iterations=0)
+    if every_worker_gone and _headless(environment):
+        gevent.spawn(environment.runner.quit)  # Locust stops the run, but a headless master would wait forever
     if not _headless(environment):
         log.info("%s", console_summary(metrics))
         if results:
@@ -137,6 +146,13 @@ def print_last_run() -> None:
         sys.stderr.write(f"bootbench: {run.aborted}\n")
         sys.stderr.flush()
     print(run.recorder.folder, flush=True)
+
+
+def _every_worker_gone(environment: Any, run: MasterRun) -> bool:
+    """Locust stopped this master's run because its last worker went missing (not bootbench, not the user)."""
+    runner = environment.runner
+    return (isinstance(runner, MasterRunner) and not run.ended and not run.aborted
+            and bool(runner.clients) and not workers.live_workers(runner))
 
 
 def _end_run(environment: Any) -> None:

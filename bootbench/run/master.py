@@ -37,6 +37,8 @@ class MasterRun:
     locust_options: dict[str, Any] = field(default_factory=dict)
     reference_server: dict[str, Any] | None = None
     """The embedded reference server's latency model and seed (its ``GET /stats`` config), when the run used it."""
+    live_workers: Callable[[], set[str]] | None = None
+    """The workers the master still hears from (on a master); the early stop needs every one of them to fail."""
     budget: IterationBudget = field(init=False)
     early_stop: EarlyStop = field(default_factory=EarlyStop)
     aborted: str | None = None
@@ -93,12 +95,12 @@ class MasterRun:
             log.warning("iteration %s from %s was not in flight; not counted twice", sample.iteration, worker)
             return False
         self.recorder.add(sample)
-        reason = self.early_stop.reason_to_stop(sample)
+        reason = self.early_stop.reason_to_stop(sample, self.live_workers() if self.live_workers else None)
         if reason and not self.aborted:
             self.aborted = reason
             self.budget.close()
-            log.error("stopping early: %s (the first %d iterations all failed this way)",
-                      reason, self.early_stop.streak_needed)
+            log.error("stopping early: %s (the first %d iterations%s all failed this way)",
+                      reason, self.early_stop.streak_needed, " of every worker" if self.mode == "master" else "")
         self._end_if_settled()
         return True
 

@@ -24,6 +24,7 @@ import gevent
 from gevent.event import AsyncResult
 from locust.runners import LocalRunner, MasterRunner
 
+from bootbench.run import master_watch
 from bootbench.run.master import MasterRun
 from bootbench.run.workers import live_workers
 from bootbench.samples import Sample
@@ -37,8 +38,6 @@ MSG_ABANDONED = "bootbench_abandoned"
 MSG_FLUSH = "bootbench_flush"
 MSG_FLUSHED = "bootbench_flushed"
 
-TICKET_WAIT = 60.0
-"""Seconds a user waits for its ticket before giving up (the master is gone)."""
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
 
@@ -112,6 +111,7 @@ def serve_worker(runner: Any) -> None:
             waiter.set(msg.data["iteration"])
 
     def flush(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        master_watch.run_ending()
         environment.runner.send_message(MSG_FLUSHED, None)
 
     runner.register_message(MSG_TICKET, ticket)
@@ -122,12 +122,13 @@ def serve_worker(runner: Any) -> None:
 def request_ticket(environment: Any) -> int | None:
     """Block until the master grants the next iteration number; None when the budget is spent."""
     request = next(_request_ids)
+    wait = master_watch.ticket_wait(environment)
     result = _pending[request] = AsyncResult()
     try:
         environment.runner.send_message(MSG_TICKET_REQUEST, {"request": request})
-        return result.get(timeout=TICKET_WAIT)
+        return result.get(timeout=wait)
     except gevent.Timeout:
-        log.error("no iteration ticket from the master within %g s", TICKET_WAIT)
+        log.error("no iteration ticket from the master within %g s", wait)
         return None
     finally:
         _pending.pop(request, None)

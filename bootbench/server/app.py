@@ -164,14 +164,17 @@ async def serve(config: ServerConfig) -> None:
             except OSError as exc:
                 raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
             port = runner.addresses[0][1]
-            shown_host = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
+            wildcard = config.host in ("", "0.0.0.0", "::")
+            shown_host = "127.0.0.1" if wildcard else config.host
             shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
+            # A wildcard bind is announced as such: the URL first (what the launcher connects to), then the truth.
+            bound = f" (bound to {config.host or '0.0.0.0'}: every address of this host)" if wildcard else ""
             log.info("latency model: %s; capacity %s; reply %d ms; api key %s; ground truth %s",
                      server.scheduler.model.describe(), config.capacity or "unlimited", config.reply_ms,
                      "required" if config.api_key else "any non-empty", config.ground_truth or "not recorded")
             if server.scheduler.faults:
                 log.info("faults: %s", server.scheduler.faults.describe())
-            print(f"{LISTENING_PREFIX}http://{shown_host}:{port}", flush=True)
+            print(f"{LISTENING_PREFIX}http://{shown_host}:{port}{bound}", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):

@@ -62,7 +62,9 @@ def console_summary(metrics: dict[str, Any]) -> str:
     if errors:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
         first = metrics["errors"]["first"][0]
-        lines.append(f"  first error (iteration {first['iteration']}): {first['kind']}: {first['message']}")
+        worker = first.get("worker") or "local"
+        on = f" on {worker}" if worker != "local" and worker not in (first["message"] or "") else ""
+        lines.append(f"  first error (iteration {first['iteration']}{on}): {first['kind']}: {first['message']}")
     anomalies = metrics["errors"].get("anomalies") or {}
     if anomalies:
         lines.append("  anomalies (events outside a live session, never taken as an answer): "
