@@ -38,6 +38,7 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
             options.check_or_exit(environment)
         messages.serve_master(runner, lifecycle.current_run)
         webui.install(environment, lifecycle.current_or_last_run)
+        webui.check_swarm(environment, lambda form: lifecycle.check_web_run(environment, form))
     if isinstance(runner, _USERS):
         messages.serve_worker(runner)
 
@@ -46,6 +47,8 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     runner = environment.runner
     run = lifecycle.open_run(environment) if isinstance(runner, _MASTER) else None
+    if run is not None:
+        lifecycle.note_signals()
     if isinstance(runner, _USERS):
         context.start(environment, run.settings if run is not None else None)
 

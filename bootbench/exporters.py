@@ -1,14 +1,18 @@
 """The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log.
 
 A :class:`RunRecorder` owns one run folder ``<results-dir>/<run-id>/``. It
-appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
+writes run.json (the run's configuration) when the run opens, appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
 so a crash keeps every finished iteration), captures the run's log, and at
 the end writes metrics.json and the CSV files from the raw samples (and
 asks :mod:`bootbench.views.report` for report.html).
 
     recorder = RunRecorder("results", "aivoco")
+    recorder.describe(run_block)            # run.json: what the run is, in case it never finishes
     recorder.add(sample)                    # at once into samples.jsonl and the run log
     metrics = recorder.finish(run_block)    # metrics.json, summary.csv, samples.csv, report.html
+
+A folder whose process was killed has run.json and samples.jsonl but no
+metrics.json: :func:`rebuild_metrics` makes one from them, marked incomplete.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from bootbench.views.report import write_report_safely
 
 SCHEMA = "bootbench/metrics/v2"
 """v2: the pause between cycles is ``run.wait_ms`` (v1: ``run.delay_ms``)."""
+RUN_FILE = "run.json"
+"""The run's ``run`` block as it opened (configuration, no results): enough to rebuild metrics.json."""
 SESSION_LOG = logging.getLogger("bootbench.sessions")
 """Per-iteration lines: into the run log only, not onto the console."""
 SESSION_LOG.propagate = False
@@ -65,6 +71,13 @@ class RunRecorder:
     def started_at(self) -> str:
         """When the run started, as in metrics.json (ISO 8601, UTC, milliseconds)."""
         return self.started.isoformat(timespec="milliseconds")
+
+    def describe(self, run_block: dict[str, Any]) -> None:
+        """Write run.json: the ``run`` block at the start (id, start time, configuration, versions)."""
+        document = {"schema": SCHEMA, "run": {"id": self.run_id, "started_at": self.started_at, **run_block,
+                                              "versions": dict(versions())}}
+        (self.folder / RUN_FILE).write_text(redact(json.dumps(document, indent=2, allow_nan=False)) + "\n",
+                                            encoding="utf-8")
 
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
@@ -113,6 +126,43 @@ def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], sampl
         "errors": summarize_errors(ordered),
         "samples": [s.to_dict() for s in ordered],
     }
+
+
+def read_samples(folder: Path) -> list[Sample]:
+    """The samples of ``folder``/samples.jsonl; a last line cut short (the process was killed mid-write) is skipped."""
+    samples = []
+    lines = (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            samples.append(Sample.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            if number < len(lines):
+                raise
+    return samples
+
+
+def rebuild_metrics(folder: Path) -> tuple[dict[str, Any], list[Sample]]:
+    """metrics.json of a run that never wrote one (its process was killed), from run.json and samples.jsonl.
+
+    Marked ``run.rebuilt_from_samples: true``, incomplete, with no end time:
+    the iteration accounting holds what the samples show (what was in flight
+    when the process died is not known). Raises OSError, ValueError (bad JSON).
+    """
+    opened = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))["run"]
+    samples = read_samples(folder)
+    planned = int((opened.get("iterations") or {}).get("planned") or 0)
+    run_block = {key: value for key, value in opened.items() if key not in ("id", "started_at", "versions")}
+    run_block["iterations"] = {"planned": planned, "started": None, "finished": len(samples), "lost": None,
+                               "lost_iterations": {}, "complete": False,
+                               "workers": sorted({s.worker for s in samples}),
+                               "never_started": None, "interrupted": [], "recovered": [],
+                               "unfinished_at_stop": []}
+    metrics = build_metrics(opened["id"], opened["started_at"], run_block, samples, ended_at=now_iso())
+    metrics["run"].update(ended_at=None, rebuilt_from_samples=True, rebuilt_at=now_iso(),
+                          versions=opened.get("versions", metrics["run"]["versions"]))
+    return metrics, samples
 
 
 def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sample]) -> None:

@@ -9,6 +9,7 @@ derived from it. Bad input raises :class:`ConfigError`, one sentence for the use
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import sys
@@ -254,6 +255,26 @@ def check_or_exit(environment: Any) -> Settings:
         sys.stderr.write(f"bootbench: {exc}\n")
         sys.exit(2)
     return settings
+
+
+def check_run(options: Any, host: str | None) -> Settings:
+    """Everything :func:`check_or_exit` checks, for a run the web UI is about to start; raises ConfigError, AudioError."""
+    settings = resolve(options, host)
+    check_results_dir(settings.results_dir)
+    settings.stimulus()
+    settings.api_key(required=True)
+    return settings
+
+
+def with_form(options: Any, form: Any) -> argparse.Namespace:
+    """A copy of the parsed ``options`` with bootbench's options replaced by the web UI start form's text fields."""
+    merged = argparse.Namespace(**vars(options)) if options is not None else argparse.Namespace()
+    kinds = {f.name: f.type for f in fields(Settings)}
+    for name in OPTION_FIELDS:
+        if name in form:
+            value = form[name]
+            setattr(merged, name, value == "true" if kinds[name] == "bool" else value)
+    return merged
 
 
 def check_url(url: str) -> None:

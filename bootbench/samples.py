@@ -106,6 +106,8 @@ class Sample:
     stop_ms: float | None = None
     connected_this_cycle: bool = False
     anomalies: dict[str, int] = field(default_factory=dict)
+    users_active: int | None = None
+    """Users running over all workers when this iteration was granted, as the master counted them (None in older files)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``)."""

@@ -20,9 +20,11 @@ def start_cluster(tmp_path: Path):
     Whatever is still running at teardown is killed.
     """
     started: list[subprocess.Popen] = []
+    ports: list[int] = []
 
     def start(iterations: int, users: int, workers: int = 2, extra: tuple[str, ...] = ()):
         port = free_port()
+        ports.append(port)
         master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                                 str(port), "--expect-workers", str(workers), "-u", str(users), "-i", str(iterations),
                                 "--results-dir", str(tmp_path / "r"), *extra, cwd=tmp_path, log=tmp_path / "master.log")
@@ -31,6 +33,14 @@ def start_cluster(tmp_path: Path):
         started.extend([master, *worker_processes])
         return master, worker_processes
 
+    def add_worker(name: str) -> subprocess.Popen:
+        """One more worker for the last cluster started (a worker joining mid-run), its log in ``name``.log."""
+        worker = locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(ports[-1]),
+                                cwd=tmp_path, log=tmp_path / f"{name}.log")
+        started.append(worker)
+        return worker
+
+    start.add_worker = add_worker
     yield start
     for process in started:
         if process.poll() is None:
@@ -126,3 +136,26 @@ def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_en
     assert all(s["ok"] for s in metrics["samples"])
     assert len({s["worker"] for s in metrics["samples"]}) == 2
     assert "lost in flight" in (tmp_path / "master.log").read_text()
+
+
+@pytest.mark.parametrize("rebalancing", [False, True], ids=["default", "enable-rebalancing"])
+def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_with_exactly_n(
+        start_cluster, tmp_path, rebalancing):
+    # Locust moves users to the new worker: some are stopped while they wait for a ticket or mid-cycle
+    extra = ("--wait-ms", "500", *(("--enable-rebalancing",) if rebalancing else ()))
+    master, workers = start_cluster(iterations=40, users=4, extra=extra)
+    assert wait_for_samples(tmp_path / "r", 6), (tmp_path / "master.log").read_text()[-3000:]
+    late = start_cluster.add_worker("late")
+    code = finish(master, 90)
+    log = (tmp_path / "master.log").read_text()
+    assert code == 0, f"the run did not end by itself with exit code 0 ({code}):\n{log[-3000:]}"
+    for worker in (*workers, late):
+        finish(worker, 30)
+    assert "3 workers connected" in log and "to 3 ready workers" in log, "the late worker never joined the run"
+    metrics = assert_files_agree(result_folder(tmp_path))
+    assert [s["iteration"] for s in metrics["samples"]] == list(range(1, 41))
+    budget = metrics["run"]["iterations"]
+    assert (budget["planned"], budget["started"], budget["finished"], budget["lost"]) == (40, 40, 40, 0)
+    assert budget["complete"] is True
+    for interruption in budget["interrupted"]:  # moved users' cycles: on record, and run again by another user
+        assert set(interruption) == {"iteration", "worker"} and 1 <= interruption["iteration"] <= 40

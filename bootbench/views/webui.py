@@ -11,15 +11,20 @@ linked from Locust's "Download Data" tab); Locust's own tabs are untouched,
 and a finished run's numbers stay until the next run starts.
 
     webui.install(environment, lambda: current or last run)
+    webui.check_swarm(environment, check)   # a run the form asks for is checked before it starts
+
+:func:`check_swarm` answers a start with bad input (a host that is not a
+URL, an option out of range) the way Locust answers a bad user count: the
+JSON ``{"success": false, "message": ...}`` the UI shows, and nothing starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from flask import Blueprint, Response, make_response, request
+from flask import Blueprint, Response, jsonify, make_response, request
 
 from bootbench.exporters import build_metrics
 from bootbench.samples import Sample
@@ -30,6 +35,8 @@ from bootbench.views.text import format_count, format_ms, format_rate
 TAB_KEY = "bootbench"
 STATS_PATH = "/stats/requests"
 """The route of Locust's web UI whose JSON carries the extended tabs' data (under --web-base-path)."""
+SWARM_PATH = "/swarm"
+"""The route of Locust's web UI that starts a run (POST, the start form's fields)."""
 BAR_WIDTH = 32
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
@@ -101,6 +108,31 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
         return response
 
     web_ui.app.register_blueprint(blueprint)
+    return True
+
+
+def check_swarm(environment: Any, check: Callable[[Mapping[str, str]], str | None]) -> bool:
+    """Refuse a start from the web UI whose form ``check`` finds a problem with; False when there is no web UI.
+
+    ``check`` gets the form's fields and returns the sentence to show, or
+    None to let Locust start the run. Matched by path (under
+    --web-base-path), before Locust's own handler runs.
+    """
+    web_ui = getattr(environment, "web_ui", None)
+    if web_ui is None:
+        return False
+    swarm_path = (getattr(environment.parsed_options, "web_base_path", "") or "").rstrip("/") + SWARM_PATH
+
+    @web_ui.app.before_request
+    def _check_swarm() -> Response | None:
+        if request.path != swarm_path or request.method != "POST":
+            return None
+        problem = check(request.form)
+        if problem is None:
+            return None
+        log.error("run not started: %s", problem)
+        return jsonify({"success": False, "message": problem, "host": environment.host})
+
     return True
 
 
