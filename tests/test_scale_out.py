@@ -159,3 +159,28 @@ def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_w
     assert budget["complete"] is True
     for interruption in budget["interrupted"]:  # moved users' cycles: on record, and run again by another user
         assert set(interruption) == {"iteration", "worker"} and 1 <= interruption["iteration"] <= 40
+
+
+def test_a_worker_killed_between_cycles_is_recorded_and_the_run_still_finishes_n(
+        reference_server, start_cluster, tmp_path):
+    # 5 ms answers and a 1.5 s pause: the victim's users are nearly always between cycles when it dies
+    server = reference_server(setup_delay="5", first_audio_delay="5", cold_penalty=0)
+    master, (survivor, victim) = start_cluster(iterations=30, users=4, extra=("-H", server.url, "--wait-ms", "1500"))
+    assert wait_for_samples(tmp_path / "r", 6), (tmp_path / "master.log").read_text()[-3000:]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    code = finish(master)
+    log = (tmp_path / "master.log").read_text()
+    assert code is not None, log[-3000:]
+    finish(survivor, 30)
+    metrics = assert_files_agree(result_folder(tmp_path))
+    (lost,) = metrics["run"]["workers_lost"]
+    assert lost["reason"] == "missing" and lost["worker"] in {s["worker"] for s in metrics["samples"]}
+    budget = metrics["run"]["iterations"]
+    assert budget["lost_iterations"].get(lost["worker"], []) == lost["in_flight"]
+    if lost["in_flight"]:  # rarely, one of its users was mid-cycle: that iteration is lost
+        assert (code, budget["complete"], budget["finished"]) == (1, False, 30 - len(lost["in_flight"]))
+    else:  # every planned iteration finished: complete, exit code 0, and the loss on record
+        assert (code, budget["complete"], budget["finished"], budget["lost"]) == (0, True, 30, 0)
+    assert f"worker lost: {lost['worker']} at {lost['at']} (missing)" in log
+    assert metrics["run"]["interrupted"] is None
