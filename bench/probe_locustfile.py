@@ -22,12 +22,12 @@ import kernel_stamps  # noqa: E402
 kernel_stamps.install()
 
 from bootbench import events  # noqa: E402,F401  (bootbench's options and event hooks)
-from bootbench.user import BootUser  # noqa: E402
+from bootbench import user  # noqa: E402  (the module: a BootUser name here would make Locust run it too)
 
 _LOG = open(os.environ["BOOTBENCH_PROBE_LOG"], "a", buffering=1)
 
 
-class ProbeUser(BootUser):
+class ProbeUser(user.BootUser):
     """BootUser that writes, after each cycle, the stage stamps of its two timed messages."""
 
     def _run_cycle(self, iteration, ctx):

@@ -13,12 +13,12 @@ untouched: nothing is added to the samples themselves.
 import os
 
 from bootbench import events  # noqa: F401  (bootbench's options and event hooks)
-from bootbench.user import BootUser
+from bootbench import user  # the module, not the class: a BootUser name here would make Locust run it too
 
 _LOG = open(os.environ["BOOTBENCH_SID_LOG"], "a", buffering=1)
 
 
-class SidRecordingUser(BootUser):
+class SidRecordingUser(user.BootUser):
     """BootUser that notes, after each cycle, the sid its session ran on."""
 
     def _run_cycle(self, iteration, ctx):

@@ -1,15 +1,17 @@
-"""The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log.
+"""The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log, junit.xml.
 
 A :class:`RunRecorder` owns one run folder ``<results-dir>/<run-id>/``. It
 writes run.json (the run's configuration) when the run opens, appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
 so a crash keeps every finished iteration), captures the run's log, and at
 the end writes metrics.json and the CSV files from the raw samples (and
-asks :mod:`bootbench.views.report` for report.html).
+asks :mod:`bootbench.views.report` for report.html). With ``--check``s,
+the checks are evaluated on the final metrics, recorded in metrics.json's
+``checks`` and written to junit.xml (:mod:`bootbench.junit`).
 
     recorder = RunRecorder("results", "aivoco")
     recorder.describe(run_block)            # run.json: what the run is, in case it never finishes
     recorder.add(sample)                    # at once into samples.jsonl and the run log
-    metrics = recorder.finish(run_block)    # metrics.json, summary.csv, samples.csv, report.html
+    metrics = recorder.finish(run_block, checks)  # metrics.json, summary.csv, samples.csv, report.html, junit.xml
 
 A folder whose process was killed has run.json and samples.jsonl but no
 metrics.json: :func:`rebuild_metrics` makes one from them, marked incomplete.
@@ -28,6 +30,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from bootbench.checks import Check, CheckResult, evaluate
+from bootbench.junit import write_junit
 from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
@@ -86,19 +90,34 @@ class RunRecorder:
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
-    def finish(self, run_block: dict[str, Any]) -> dict[str, Any]:
-        """Write metrics.json, summary.csv, samples.csv and report.html; stop capturing the log. Returns the metrics.
+    def finish(self, run_block: dict[str, Any], checks: Sequence[Check] = ()) -> dict[str, Any]:
+        """Write metrics.json, summary.csv, samples.csv, report.html (and junit.xml with checks); stop capturing the log.
 
-        ``run_block`` describes the run (metrics.json ``run`` without id, times and versions).
+        ``run_block`` describes the run (metrics.json ``run`` without id, times
+        and versions). ``checks`` are evaluated once, on the exact final
+        statistics; their results are metrics.json's ``checks``. Returns the metrics.
         """
         metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso())
+        results = evaluate(checks, metrics)
+        metrics["checks"] = [result.to_dict() for result in results]
         write_metrics(self.folder, metrics, self.samples)
+        if results:
+            write_junit_safely(self.folder, results, self.run_id)
         write_report_safely(self.folder, metrics)
         self._jsonl.close()
         logging.getLogger().removeHandler(self._log_handler)
         SESSION_LOG.removeHandler(self._log_handler)
         self._log_handler.close()
         return metrics
+
+
+def write_junit_safely(folder: Path, results: Sequence[CheckResult], run_id: str) -> Path | None:
+    """:func:`~bootbench.junit.write_junit` at the end of a run: a failure is logged, never raised."""
+    try:
+        return write_junit(folder, results, run_id)
+    except Exception:
+        logging.getLogger("bootbench").exception("junit.xml could not be written; metrics.json holds the checks")
+        return None
 
 
 def log_line(sample: Sample) -> str:
@@ -162,6 +181,7 @@ def rebuild_metrics(folder: Path) -> tuple[dict[str, Any], list[Sample]]:
     metrics = build_metrics(opened["id"], opened["started_at"], run_block, samples, ended_at=now_iso())
     metrics["run"].update(ended_at=None, rebuilt_from_samples=True, rebuilt_at=now_iso(),
                           versions=opened.get("versions", metrics["run"]["versions"]))
+    metrics["checks"] = []
     return metrics, samples
 
 

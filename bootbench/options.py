@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from bootbench import providers
 from bootbench.audio import AudioError, Stimulus
+from bootbench.checks import Check, CheckError, expressions, parse_checks
 from bootbench.providers.network import redacted_url
 from bootbench.secrets import load_key
 
@@ -68,6 +69,11 @@ def add_arguments(parser: Any) -> None:
                              "(default: the system's). Certificates are always verified.")
     parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
                         help="Pause after each cycle, in ms. Default 100.")
+    parser.add_argument("--check", dest="checks", action="append", default=None, env_var="LOCUST_CHECK",
+                        include_in_web_ui=False, metavar="EXPR",
+                        help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
+                             "(first_response_ms:p95<=800) or success_rate OP VALUE (success_rate>=95%%). "
+                             "LOCUST_CHECK takes several separated by ';'. Exit code 3 when one fails.")
     bind_to_loopback_by_default(parser)
 
 
@@ -108,6 +114,8 @@ class Settings:
     audio: str
     results_dir: str
     ca_bundle: str
+    checks: tuple[Check, ...] = ()
+    """The ``--check`` expressions, parsed; evaluated once on the final statistics (by the master)."""
 
     def retarget(self, url: str, *, embedded: bool) -> Settings:
         """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
@@ -161,9 +169,10 @@ class Settings:
         return block
 
 
-NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle"})
+NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "checks"})
 """Settings that ``run_block`` leaves out: the master records the iteration accounting and the audio's
-description instead; where results go and which CA file verified TLS do not change what is measured."""
+description instead; where results go and which CA file verified TLS do not change what is measured;
+the checks and their outcome are metrics.json's ``checks``."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
 _FROM_HOST = ("target", "embedded_server")
@@ -316,8 +325,13 @@ def check_results_dir(path: str) -> None:
 
 def _read(options: Any, name: str) -> Any:
     """The option ``name`` converted to its Settings field's type; a non-number raises :class:`ConfigError`."""
-    kind = _KINDS[next(f.type for f in fields(Settings) if f.name == name)]
     value = getattr(options, name, None)
+    if name == "checks":
+        try:
+            return tuple(parse_checks(expressions(value)))
+        except CheckError as exc:
+            raise ConfigError(str(exc)) from None
+    kind = _KINDS[next(f.type for f in fields(Settings) if f.name == name)]
     if kind is str:
         return "" if value is None else str(value)
     if kind is bool:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import LOCUST, LOCUSTFILE, ROOT, LocustRun, read_jsonl, run_locust  # noqa: F401  (re-exported for tests)
-
 
 @pytest.fixture
 def reference_server(tmp_path):

@@ -50,7 +50,7 @@ def test_result_files_parse_and_agree_with_each_other(reference_server, tmp_path
     folder = run.folder
     assert folder.parent == tmp_path / "r"
     metrics = run.metrics
-    assert metrics["schema"] == "bootbench/metrics/v1"
+    assert metrics["schema"] == "bootbench/metrics/v2"
     jsonl = sorted(run.jsonl(), key=lambda s: s["iteration"])
     assert jsonl == metrics["samples"]
     with open(folder / "samples.csv") as f:

@@ -89,3 +89,14 @@ def test_a_key_is_required_only_for_a_remote_target(monkeypatch, tmp_path):
     assert options.resolve(parsed(), "ws://127.0.0.1:9").api_key(required=True) is None
     monkeypatch.setenv("AIVOCO_API_KEY", "k-remote-1234")
     assert remote.api_key(required=True) == "k-remote-1234"
+
+
+def test_checks_resolve_from_repeated_options_and_semicolons_and_bad_ones_are_config_errors():
+    settings = options.resolve(parsed("--check", "first_response_ms:p95<=800", "--check",
+                                      "success_rate>=95%; stop_ms:max<50"), "")
+    assert [(c.phase, c.stat, c.op, c.threshold) for c in settings.checks] == [
+        ("first_response_ms", "p95", "<=", 800.0), (None, "success_rate", ">=", 0.95), ("stop_ms", "max", "<", 50.0)]
+    assert options.resolve(parsed(), "").checks == ()
+    assert "checks" not in settings.run_block()
+    with pytest.raises(options.ConfigError, match=r"^--check 'stop_ms:p42<5' names the unknown statistic 'p42'"):
+        options.resolve(parsed("--check", "stop_ms:p42<5"), "")

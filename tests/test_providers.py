@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import read_jsonl, run_locust
+from support.processes import read_jsonl, run_locust
 from bootbench.samples import PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0

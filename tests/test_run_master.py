@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pytest
 from locust.argument_parser import get_parser
@@ -51,7 +51,7 @@ class MemoryRecorder:
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
 
-    def finish(self, run: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, run: dict[str, Any], checks: Sequence[Any] = ()) -> dict[str, Any]:
         return {"run": {"id": self.run_id, **run}, "samples": [s.to_dict() for s in self.samples]}
 
 
@@ -310,3 +310,17 @@ def test_the_web_ui_reads_samples_planned_id_start_and_the_run_block_and_close_w
     assert on_disk["run"]["iterations"] == final["run"]["iterations"]
     assert on_disk["run"]["iterations"]["lost_iterations"] == {"local": [2]}
     assert [s["iteration"] for s in on_disk["samples"]] == [1]
+
+
+def test_close_evaluates_the_settings_checks_on_the_final_metrics_and_writes_junit_xml(tmp_path):
+    checks = ["first_response_ms:max<=102", "first_response_ms:count>=3", "success_rate>=50%"]
+    run = MasterRun(settings=settings(iterations=2, results_dir=str(tmp_path), checks=checks),
+                    recorder=RunRecorder(tmp_path, "aivoco"), end=lambda: None)
+    run.grant("w1"), run.grant("w1")
+    run.receive("w1", sample(1)), run.receive("w1", sample(2))
+    metrics = run.close()
+    assert [(c["expr"], c["value"], c["ok"]) for c in metrics["checks"]] == [
+        ("first_response_ms:max<=102", 102.0, True), ("first_response_ms:count>=3", 2.0, False),
+        ("success_rate>=50%", 1.0, True)]
+    assert json.loads((run.recorder.folder / "metrics.json").read_text())["checks"] == metrics["checks"]
+    assert "first_response_ms:count&gt;=3" in (run.recorder.folder / "junit.xml").read_text()

@@ -22,7 +22,7 @@ import gevent
 import greenlet
 from locust.runners import MasterRunner
 
-from bootbench import options
+from bootbench import checks, options
 from bootbench.audio import AudioError
 from bootbench.exporters import RunRecorder
 from bootbench.run import embedded, messages, workers
@@ -163,7 +163,13 @@ def _on_signal(number: int, _frame: Any) -> None:
 
 
 def close_run(environment: Any) -> None:
-    """At ``test_stop``: write the run's files; an incomplete or stopped-early run makes the exit code 1."""
+    """At ``test_stop``: write the run's files and set the exit code.
+
+    An incomplete or stopped-early run exits with 1. With checks, a complete
+    run exits with 0 when every check passed and 3 otherwise (failed
+    iterations count only through the checks); without, Locust's rule stays
+    (1 when any iteration failed).
+    """
     global _current, _watcher, _progress
     run, _current = _current, None
     if run is None:
@@ -173,10 +179,13 @@ def close_run(environment: Any) -> None:
     progress.stop(_progress)
     _watcher = _progress = None
     metrics = run.close()
-    if run.incomplete and environment.process_exit_code is None:
-        environment.process_exit_code = 1
+    results = check_results(metrics)
+    if (run.incomplete or results) and environment.process_exit_code is None:
+        environment.process_exit_code = checks.exit_code(results, completed=not run.incomplete, failed_iterations=0)
     if not _headless(environment):
         log.info("%s", console_summary(metrics))
+        if results:
+            log.info("%s", checks.text_table(results))
         log.info("results in %s", run.recorder.folder)
 
 
@@ -186,12 +195,20 @@ def mark_interrupted(environment: Any) -> None:
         environment.process_exit_code = 1
 
 
+def check_results(metrics: dict[str, Any]) -> list[checks.CheckResult]:
+    """The checks evaluated on a finished run (metrics.json's ``checks``); empty without ``--check``."""
+    return [checks.CheckResult(**result) for result in metrics.get("checks") or ()]
+
+
 def print_last_run() -> None:
-    """At ``quit``: the last run's console summary, the early-stop reason, and the run folder last."""
+    """At ``quit``: the last run's console summary, its checks, the early-stop reason, and the run folder last."""
     run = _last
     if run is None or run.metrics is None:
         return
     print(console_summary(run.metrics), flush=True)
+    results = check_results(run.metrics)
+    if results:
+        print(checks.text_table(results), flush=True)
     if run.aborted:
         sys.stderr.write(f"bootbench: {run.aborted}\n")
         sys.stderr.flush()

@@ -250,7 +250,7 @@ class MasterRun:
                 self.unfinished_at_stop.extend(lost)
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
         self._warn_about_concurrency()
-        self.metrics = self.recorder.finish(self.run_block())
+        self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
         return self.metrics
 
     def _warn_about_concurrency(self) -> None:

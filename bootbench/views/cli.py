@@ -3,9 +3,12 @@
     bootbench report results/20250101-120000-aivoco        # re-render report.html from metrics.json
                                                           # (rebuilt first if the run was killed)
     bootbench compare results/a results/b --markdown      # a results table, and compare.html
+    bootbench compare --baseline results/a results/b --fail-if-slower 10%   # per-phase differences; exit 3 if slower
 
 Runs themselves are started with ``locust`` (see locustfile.py). Every
-mistake a user can make ends with one sentence on stderr and exit code 2.
+mistake a user can make ends with one sentence on stderr and exit code 2;
+``compare --fail-if-slower`` exits with 3 when a run is significantly slower
+than its baseline by more than the allowed share.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from bootbench.views import compare
+from bootbench.checks import CHECK_FAILED_EXIT
+from bootbench.samples import HEADLINE, PHASES
+from bootbench.views import compare, regression
 from bootbench.views.load import METRICS_FILE, ResultFolderError, load_metrics
 from bootbench.views.report import write_report
 
@@ -55,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="where to write the comparison page (default: ./compare.html)")
     compare_command.add_argument("--force", action="store_true",
                                  help="compare even when the runs were measured differently")
+    compare_command.add_argument("--baseline", metavar="FOLDER",
+                                 help="compare every FOLDER with this run, phase by phase: differences of the "
+                                      "median and p95 with bootstrap 95%% intervals, Mann-Whitney p, a verdict")
+    compare_command.add_argument("--fail-if-slower", metavar="PCT",
+                                 help="with --baseline: exit 3 when a run's median is significantly slower than the "
+                                      "baseline's by more than PCT (e.g. 10%%)")
+    compare_command.add_argument("--phase", metavar="PHASE",
+                                 help=f"the phase --fail-if-slower looks at (default {HEADLINE}; one of "
+                                      f"{', '.join(PHASES)})")
     compare_command.set_defaults(handler=_compare_command)
     return parser
 
@@ -92,19 +106,54 @@ def _rebuild(folder: Path) -> None:
 
 
 def _compare_command(args: argparse.Namespace) -> int:
-    runs = compare.load_runs(args.folders)
+    allowed = _regression_options(args)
+    runs = compare.load_runs([args.baseline, *args.folders] if args.baseline else args.folders)
     differences = compare.definition_differences(runs)
     if differences and not args.force:
         raise UserError(f"these runs were measured differently ({'; '.join(differences)}), so their numbers do not "
                         f"compare; pass --force to compare them anyway")
     print(compare.markdown_table(runs) if args.markdown else compare.text_table(runs))
+    regression_html, too_slow = "", []
+    if args.baseline:
+        baseline, candidates = runs[0], runs[1:]
+        compared = [(run.name, regression.compare_metrics(baseline.metrics, run.metrics)) for run in candidates]
+        for name, comparisons in compared:
+            render = regression.markdown_table if args.markdown else regression.text_table
+            print(f"\n{regression.heading(name, baseline.name)}\n{render(comparisons.values())}")
+            if allowed is not None:
+                sentence = regression.slower_than_allowed(comparisons[args.phase or HEADLINE], allowed, run=name,
+                                                          baseline=baseline.name)
+                too_slow += [sentence] if sentence else []
+        print(f"\n{regression.NOTE}")
+        regression_html = regression.html_section(baseline.name, [(n, c.values()) for n, c in compared])
     html_path = Path(args.html)
     try:
-        html_path.write_text(compare.render_html(runs, differences), encoding="utf-8")
+        html_path.write_text(compare.render_html(runs, differences, extra=regression_html), encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write {html_path} ({exc.strerror or exc})") from None
     sys.stderr.write(f"bootbench: comparison page written to {html_path}\n")
-    return 0
+    for sentence in too_slow:
+        sys.stderr.write(f"bootbench: {sentence}\n")
+    return CHECK_FAILED_EXIT if too_slow else 0
+
+
+def _regression_options(args: argparse.Namespace) -> float | None:
+    """The checked ``--baseline`` options: the ``--fail-if-slower`` percentage, or None without it."""
+    if not args.baseline:
+        for flag, value in (("--fail-if-slower", args.fail_if_slower), ("--phase", args.phase)):
+            if value is not None:
+                raise UserError(f"{flag} needs --baseline FOLDER (the run to compare with)")
+        return None
+    if args.phase is not None and args.phase not in PHASES:
+        raise UserError(f"--phase {args.phase!r} is not a phase; use one of {', '.join(PHASES)}")
+    if args.phase is not None and args.fail_if_slower is None:
+        raise UserError("--phase names the phase --fail-if-slower looks at; give --fail-if-slower PCT too")
+    if args.fail_if_slower is None:
+        return None
+    try:
+        return regression.parse_percent(args.fail_if_slower)
+    except regression.RegressionError as exc:
+        raise UserError(str(exc).rstrip(".")) from None
 
 
 if __name__ == "__main__":

@@ -140,8 +140,8 @@ def markdown_table(runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
-def render_html(runs: Sequence[Run], differences: Sequence[str] = ()) -> str:
-    """The comparison page: the table, overlaid CDFs of the first response, and each run's definition."""
+def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str = "") -> str:
+    """The comparison page: the table, overlaid CDFs of the first response, ``extra`` HTML, each run's definition."""
     warning = ""
     if differences:
         warning = ('<div class="warning" id="forced"><p>Compared with --force although the runs were measured '
@@ -163,7 +163,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = ()) -> str:
             f'ms</span></h2><div class="scroll">'
             f'{table(HEADER, [run.row() for run in runs], table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
             f'{f"<p class=note>{esc(note)}</p>" if note else ""}</section>'
-            f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>'
+            f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>{extra}'
             f'<section id="definition"><h2>What each run measured</h2><div class="scroll">{definitions}</div>'
             f"</section><footer>Folders: {esc(', '.join(str(run.folder) for run in runs))}</footer>")
     return page(f"bootbench comparison: {', '.join(run.name for run in runs)}", body)

@@ -75,6 +75,7 @@ table.numbers td:first-child { text-align: left; }
 #comparison td:first-child { white-space: nowrap; }
 #comparison thead th { white-space: normal; vertical-align: bottom; }
 tr.headline { background: #fdf3ec; }
+tr.check-fail td { color: var(--bad); }
 table.config { min-width: 50%; }
 table.config table.config { min-width: 0; border: none; background: transparent; font-size: 12.5px; }
 table.config table.config th, table.config table.config td { padding: 2px 10px 2px 0; border: none; }

@@ -1,8 +1,8 @@
 """report.html: the page people look at after a run, rendered from metrics.json.
 
 One self-contained file (inline CSS and SVG, no scripts, no network) that
-opens from disk: the headline numbers of ``first_response_ms``, its
-histogram and CDF, the first response of every iteration in order, the
+opens from disk: the headline numbers of ``first_response_ms``, the
+``--check`` results (when the run had checks), its histogram and CDF, the first response of every iteration in order, the
 phases of every iteration, the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bootbench.checks import NO_DATA, format_value
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
@@ -66,6 +67,7 @@ def render(metrics: dict[str, Any]) -> str:
         _header(run),
         _warnings(metrics),
         _headline(summary),
+        _checks(metrics),
         _plots(metrics),
         _phase_table(summary),
         _errors(metrics),
@@ -134,6 +136,27 @@ def _headline(summary: dict[str, Any]) -> str:
                 f"</p>" if note else "")
     return (f'<section id="headline"><h2>First response <span class="thin">session ready → first audio back'
             f'</span></h2><div class="stats">{"".join(cards)}</div>{p99_line}</section>')
+
+
+def _checks(metrics: dict[str, Any]) -> str:
+    """The run's checks (metrics.json ``checks``): expression, measured value, threshold, pass or fail."""
+    results = metrics.get("checks") or []
+    if not results:
+        return ""
+    rows = []
+    for number, result in enumerate(results, 1):
+        verdict = "pass" if result["ok"] else ("FAIL (no data)" if result["reason"] == NO_DATA else "FAIL")
+        state = "pass" if result["ok"] else "fail"
+        rows.append(f'<tr id="check-{number}" class="check-{state}" data-ok="{esc(json.dumps(result["ok"]))}">'
+                    f'<td><code>{esc(result["expr"])}</code></td>'
+                    f'<td data-value="{esc(json.dumps(result["value"]))}">'
+                    f'{esc(format_value(result["stat"], result["value"]))}</td>'
+                    f'<td>{esc(result["op"])} {esc(format_value(result["stat"], result["threshold"]))}</td>'
+                    f"<td><b>{esc(verdict)}</b></td></tr>")
+    failed = sum(not result["ok"] for result in results)
+    return (f'<section id="checks"><h2>Checks <span class="thin">{len(results) - failed} passed, {failed} failed'
+            f'</span></h2><table id="checks-table" class="numbers"><thead><tr><th>check</th><th>measured</th>'
+            f'<th>threshold</th><th>result</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
 def _plots(metrics: dict[str, Any]) -> str:

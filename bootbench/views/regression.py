@@ -1,0 +1,245 @@
+"""Is a run really slower than a baseline? Per-phase differences with intervals, a rank test and a verdict.
+
+For each phase, :func:`compare_phase` takes the raw successful samples of a
+baseline and a candidate run and gives the difference (candidate minus
+baseline) of medians and of p95s, each with a seeded bootstrap 95% interval
+(both groups resampled independently), and a two-sided Mann-Whitney U
+p-value. The verdict is "slower" or "faster" only when the interval of the
+median difference excludes 0 *and* p < 0.05; otherwise "no significant
+difference". :func:`slower_than_allowed` is the ``--fail-if-slower PCT``
+rule: one sentence when a run is significantly slower by more than PCT.
+
+    comparisons = compare_metrics(baseline_metrics, candidate_metrics)
+    problem = slower_than_allowed(comparisons[HEADLINE], parse_percent("10%"), run="today", baseline="last-week")
+    print(text_table(comparisons.values()))     # or markdown_table, or html_section for compare.html
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from bootbench.samples import HEADLINE
+from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
+from bootbench.views.html import esc, table
+from bootbench.views.text import MISSING, format_count, format_ms
+
+SLOWER = "slower"
+FASTER = "faster"
+NO_DIFFERENCE = "no significant difference"
+NO_DATA = "no data"
+ALPHA = 0.05
+"""Significance level of the verdict; the intervals are the matching 95%."""
+
+_CHUNK_VALUES = 2_000_000
+"""Resampled values drawn at once, to bound memory on large runs."""
+
+
+class RegressionError(ValueError):
+    """A comparison option that cannot be understood; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class PhaseComparison:
+    """One phase of a candidate run against the baseline: differences are candidate minus baseline, in ms."""
+
+    phase: str
+    baseline_count: int
+    candidate_count: int
+    baseline_median: float | None
+    candidate_median: float | None
+    median_diff: float | None
+    median_ci: tuple[float, float] | None
+    baseline_p95: float | None
+    candidate_p95: float | None
+    p95_diff: float | None
+    p95_ci: tuple[float, float] | None
+    p_value: float | None
+    verdict: str
+
+    @property
+    def median_change_pct(self) -> float | None:
+        """The median's change relative to the baseline's, in percent (+18.0 = 18% slower)."""
+        if self.median_diff is None or not self.baseline_median:
+            return None
+        return 100.0 * self.median_diff / self.baseline_median
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["median_change_pct"] = self.median_change_pct
+        for key in ("median_ci", "p95_ci"):
+            data[key] = None if data[key] is None else list(data[key])
+        return data
+
+
+def compare_phase(phase: str, baseline: Sequence[float], candidate: Sequence[float], *, seed: int = 0,
+                  resamples: int = BOOTSTRAP_RESAMPLES) -> PhaseComparison:
+    """The candidate's samples of one phase against the baseline's (raw values in ms, failures excluded)."""
+    base = np.asarray(finite(baseline), dtype=np.float64)
+    cand = np.asarray(finite(candidate), dtype=np.float64)
+    if base.size == 0 or cand.size == 0:
+        return PhaseComparison(phase, int(base.size), int(cand.size), _median(base), _median(cand), None, None,
+                               _p95(base), _p95(cand), None, None, None, NO_DATA)
+    rng = np.random.default_rng(seed)
+    base_medians, base_p95s = _bootstrap(base, resamples, rng)
+    cand_medians, cand_p95s = _bootstrap(cand, resamples, rng)
+    median_ci = _interval(cand_medians - base_medians)
+    p95_ci = _interval(cand_p95s - base_p95s)
+    p_value = float(mannwhitneyu(cand, base, alternative="two-sided").pvalue)
+    if not math.isfinite(p_value):
+        p_value = 1.0
+    median_diff = float(np.median(cand) - np.median(base))
+    verdict = NO_DIFFERENCE
+    if p_value < ALPHA and (median_ci[0] > 0 or median_ci[1] < 0):
+        verdict = SLOWER if median_diff > 0 else FASTER
+    return PhaseComparison(phase, int(base.size), int(cand.size), _median(base), _median(cand), median_diff,
+                           median_ci, _p95(base), _p95(cand), float(np.percentile(cand, 95) - np.percentile(base, 95)),
+                           p95_ci, p_value, verdict)
+
+
+def _median(values: np.ndarray) -> float | None:
+    return float(np.median(values)) if values.size else None
+
+
+def _p95(values: np.ndarray) -> float | None:
+    return float(np.percentile(values, 95)) if values.size else None
+
+
+def _bootstrap(values: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Medians and p95s of ``resamples`` resamples with replacement (drawn in chunks to bound memory)."""
+    per_chunk = max(1, _CHUNK_VALUES // values.size)
+    medians, p95s = [], []
+    for start in range(0, resamples, per_chunk):
+        draws = rng.choice(values, size=(min(per_chunk, resamples - start), values.size), replace=True)
+        medians.append(np.median(draws, axis=1))
+        p95s.append(np.percentile(draws, 95, axis=1))
+    return np.concatenate(medians), np.concatenate(p95s)
+
+
+def _interval(estimates: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(estimates, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def phase_values(metrics: Mapping[str, Any], phase: str) -> list[float]:
+    """A phase's values over the successful samples of a metrics.json document."""
+    return finite(sample.get(phase) for sample in metrics.get("samples") or () if sample.get("ok"))
+
+
+def compare_metrics(baseline: Mapping[str, Any], candidate: Mapping[str, Any], phases: Sequence[str] | None = None,
+                    *, seed: int = 0) -> dict[str, PhaseComparison]:
+    """Every phase (default: :data:`bootbench.samples.PHASES`) of a candidate metrics.json against a baseline's."""
+    if phases is None:
+        from bootbench.samples import PHASES
+        phases = PHASES
+    return {phase: compare_phase(phase, phase_values(baseline, phase), phase_values(candidate, phase), seed=seed)
+            for phase in phases}
+
+
+def parse_percent(text: str) -> float:
+    """``--fail-if-slower``'s value (``10%``, ``10 %`` or ``10``) as a number of percent; one sentence if invalid."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%?\s*", str(text))
+    if match is None:
+        raise RegressionError(f"--fail-if-slower expects a non-negative percentage such as 10%, not {text!r}.")
+    return float(match[1])
+
+
+def slower_than_allowed(comparison: PhaseComparison, pct: float, *, run: str, baseline: str) -> str | None:
+    """The ``--fail-if-slower`` rule: one sentence when ``run`` is significantly slower by more than ``pct`` percent.
+
+    None when the verdict is not "slower" or the median rose by ``pct`` or less.
+    """
+    change = comparison.median_change_pct
+    if comparison.verdict != SLOWER or change is None or change <= pct:
+        return None
+    low, high = comparison.median_ci
+    return (f"{run} is slower than the baseline {baseline} on {comparison.phase}: median "
+            f"{format_ms(comparison.candidate_median)} ms against {format_ms(comparison.baseline_median)} ms, "
+            f"{_signed(comparison.median_diff)} ms ({change:+.1f}%, 95% CI {_signed(low)} to {_signed(high)} ms, "
+            f"p {_p(comparison.p_value, relation=True)}), more than the allowed {pct:g}%.")
+
+
+def fail_if_slower(baseline: Mapping[str, Any], candidate: Mapping[str, Any], pct: float, *, run: str,
+                   baseline_name: str, phase: str = HEADLINE, seed: int = 0) -> str | None:
+    """``--fail-if-slower PCT --phase PHASE`` on two metrics.json documents: the sentence to fail with, or None."""
+    comparison = compare_phase(phase, phase_values(baseline, phase), phase_values(candidate, phase), seed=seed)
+    return slower_than_allowed(comparison, pct, run=run, baseline=baseline_name)
+
+
+def _signed(value: float | None) -> str:
+    return MISSING if value is None else f"{value:+.1f}"
+
+
+def _p(value: float | None, relation: bool = False) -> str:
+    """A p-value with four decimals ("< 0.0001" below); with ``relation``, "= 0.0123" to follow a "p"."""
+    if value is None:
+        return MISSING
+    if value < 1e-4:
+        return "< 0.0001"
+    return f"= {value:.4f}" if relation else f"{value:.4f}"
+
+
+HEADER = ("Phase", "N base", "N run", "Median base (ms)", "Median run (ms)", "Δ median (ms)", "95% CI",
+          "Δ p95 (ms)", "95% CI p95", "p (Mann-Whitney)", "Verdict")
+"""The columns of a per-phase comparison table; :func:`row` gives the cells (text, Markdown and HTML share them)."""
+
+
+def row(comparison: PhaseComparison) -> list[str]:
+    """The table cells of one phase comparison, formatted like every other bootbench output."""
+    def ci(bounds: tuple[float, float] | None) -> str:
+        return MISSING if bounds is None else f"{_signed(bounds[0])} to {_signed(bounds[1])}"
+
+    return [comparison.phase, format_count(comparison.baseline_count), format_count(comparison.candidate_count),
+            format_ms(comparison.baseline_median), format_ms(comparison.candidate_median),
+            _signed(comparison.median_diff), ci(comparison.median_ci), _signed(comparison.p95_diff),
+            ci(comparison.p95_ci), _p(comparison.p_value), comparison.verdict]
+
+
+
+NUMERIC_FROM = 1
+NOTE = ("Differences are run minus baseline over successful iterations, with bootstrap 95% intervals; "
+        "a phase is slower or faster only when the median's interval excludes 0 and Mann-Whitney p < 0.05.")
+
+
+def heading(run: str, baseline: str) -> str:
+    """The line above a comparison table: which run against which baseline."""
+    return f"{run} against the baseline {baseline}"
+
+
+def text_table(comparisons: Iterable[PhaseComparison]) -> str:
+    """The per-phase comparison as aligned plain text; numbers right-aligned."""
+    rows = [list(HEADER)] + [row(comparison) for comparison in comparisons]
+    widths = [max(len(cells[i]) for cells in rows) for i in range(len(HEADER))]
+    lines = []
+    for index, cells in enumerate(rows):
+        lines.append("  ".join(cell.rjust(width) if NUMERIC_FROM <= i < len(HEADER) - 1 else cell.ljust(width)
+                               for i, (cell, width) in enumerate(zip(cells, widths))).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(comparisons: Iterable[PhaseComparison]) -> str:
+    """The per-phase comparison in Markdown (GitHub table syntax)."""
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    align = ["---" if i < NUMERIC_FROM or i == len(HEADER) - 1 else "---:" for i in range(len(HEADER))]
+    return "\n".join([line(HEADER), "| " + " | ".join(align) + " |", *(line(row(c)) for c in comparisons)])
+
+
+def html_section(baseline: str, compared: Sequence[tuple[str, Iterable[PhaseComparison]]]) -> str:
+    """compare.html's section with one per-phase comparison table per run against the baseline."""
+    parts = [f'<section id="regression"><h2>Against the baseline <span class="thin">{esc(baseline)}</span></h2>'
+             f'<p class="note">{esc(NOTE)}</p>']
+    for number, (run, comparisons) in enumerate(compared, 1):
+        parts.append(f"<h3>{esc(heading(run, baseline))}</h3><div class=\"scroll\">"
+                     f"{table(HEADER, [row(c) for c in comparisons], table_id=f'regression-{number}', numeric_from=NUMERIC_FROM)}"
+                     f"</div>")
+    parts.append("</section>")
+    return "".join(parts)

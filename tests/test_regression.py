@@ -1,0 +1,204 @@
+"""Baseline comparison: bootstrap intervals of the median / p95 difference, Mann-Whitney p, verdict, fail-if-slower."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bootbench.views.regression import (FASTER, HEADER, NO_DATA, NO_DIFFERENCE, SLOWER, RegressionError,
+                                        compare_metrics, compare_phase, fail_if_slower, parse_percent, row,
+                                        slower_than_allowed)
+from support.processes import run_locust
+
+PHASE = "first_response_ms"
+
+
+def lognormal(seed: int, n: int = 100, median: float = 150.0, sigma: float = 0.25) -> list[float]:
+    return list(np.random.default_rng(seed).lognormal(np.log(median), sigma, n))
+
+
+def test_same_distribution_is_no_significant_difference():
+    result = compare_phase(PHASE, lognormal(1), lognormal(2))
+    assert result.verdict == NO_DIFFERENCE
+    low, high = result.median_ci
+    assert low < 0 < high
+    assert result.p_value > 0.05
+    assert (result.baseline_count, result.candidate_count) == (100, 100)
+
+
+def test_same_distribution_is_rarely_called_different():
+    """Over 40 pairs drawn from one distribution, the 95% verdict calls at most a few of them different."""
+    verdicts = [compare_phase(PHASE, lognormal(2 * i), lognormal(2 * i + 1), resamples=500).verdict
+                for i in range(40)]
+    assert verdicts.count(NO_DIFFERENCE) >= 36, verdicts
+
+
+def test_shifted_by_30_ms_is_slower_with_an_interval_excluding_zero():
+    base = lognormal(1)
+    result = compare_phase(PHASE, base, [v + 30 for v in lognormal(2)])
+    assert result.verdict == SLOWER
+    low, high = result.median_ci
+    assert 0 < low < 30 < high < 60
+    assert result.median_diff == pytest.approx(30, abs=15)
+    assert result.p95_diff > 0 and result.p95_ci[0] < result.p95_diff < result.p95_ci[1]
+    assert result.p_value < 0.001
+    assert result.median_change_pct == pytest.approx(100 * result.median_diff / result.baseline_median)
+    faster = compare_phase(PHASE, [v + 30 for v in lognormal(2)], base)
+    assert faster.verdict == FASTER and faster.median_ci[1] < 0
+
+
+def test_bootstrap_is_seeded_and_the_median_difference_is_exact():
+    base, cand = lognormal(3, 50), lognormal(4, 60)
+    a, b = compare_phase(PHASE, base, cand, seed=7), compare_phase(PHASE, base, cand, seed=7)
+    assert a == b
+    assert a.median_diff == pytest.approx(np.median(cand) - np.median(base))
+    assert a.p95_diff == pytest.approx(np.percentile(cand, 95) - np.percentile(base, 95))
+    assert compare_phase(PHASE, base, cand, seed=8).median_ci != a.median_ci
+
+
+def test_significance_needs_both_the_interval_and_the_rank_test():
+    # Two identical values in each run: the bootstrap interval is [0, 0] and the rank test p = 1.
+    assert compare_phase(PHASE, [100.0, 100.0], [100.0, 100.0]).verdict == NO_DIFFERENCE
+    # Three samples each, fully separated: the interval excludes 0, but Mann-Whitney's exact p is 0.1.
+    tiny = compare_phase(PHASE, [100.0, 101.0, 102.0], [200.0, 201.0, 202.0])
+    assert tiny.median_ci[0] > 0 and tiny.p_value == pytest.approx(0.1)
+    assert tiny.verdict == NO_DIFFERENCE
+
+
+def test_a_phase_without_samples_has_no_data():
+    result = compare_phase("stop_ms", [], [1.0, 2.0, None, float("nan")])
+    assert result.verdict == NO_DATA and result.candidate_count == 2 and result.p_value is None
+    assert row(result)[-1] == NO_DATA and len(row(result)) == len(HEADER)
+
+
+def test_fail_if_slower_names_the_run_and_how_much():
+    slow = compare_phase(PHASE, lognormal(1), [v + 30 for v in lognormal(2)])
+    sentence = slower_than_allowed(slow, 10.0, run="results/today", baseline="results/last-week")
+    change = slow.median_change_pct
+    assert 12 < change < 30
+    assert sentence.startswith(f"results/today is slower than the baseline results/last-week on {PHASE}: median ")
+    assert f"({change:+.1f}%, 95% CI +" in sentence and ", p < 0.0001), more than the allowed 10%." in sentence
+    assert sentence.count(". ") == 0
+    assert slower_than_allowed(slow, 35.0, run="a", baseline="b") is None
+    same = compare_phase(PHASE, lognormal(1), lognormal(2))
+    assert slower_than_allowed(same, 0.0, run="a", baseline="b") is None
+    faster = compare_phase(PHASE, [v + 30 for v in lognormal(2)], lognormal(1))
+    assert slower_than_allowed(faster, 0.0, run="a", baseline="b") is None
+
+
+@pytest.mark.parametrize("text, pct", [("10%", 10.0), (" 2.5 % ", 2.5), ("10", 10.0), ("0", 0.0)])
+def test_percentages_parse(text, pct):
+    assert parse_percent(text) == pct
+
+
+@pytest.mark.parametrize("text", ["", "ten", "-5%", "10%%", "0.1x"])
+def test_bad_percentages_say_one_sentence(text):
+    with pytest.raises(RegressionError, match=r"^--fail-if-slower expects a non-negative percentage such as 10%, "):
+        parse_percent(text)
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory):
+    """Three runs of 20 iterations against the reference server: a baseline, the same delays again, +50 ms."""
+    from bootbench.server.launcher import ReferenceServer
+
+    work = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for name, first_audio_delay, seed in (("baseline", "uniform:100:160", 1), ("same", "uniform:100:160", 2),
+                                          ("slow", "uniform:150:210", 3)):
+        server = ReferenceServer.start(setup_delay="20", first_audio_delay=first_audio_delay, cold_penalty=0,
+                                       seed=seed, reply_ms=100, ground_truth=str(work / f"{name}.jsonl"))
+        try:
+            done = run_locust("-u", "1", "-i", "20", "--wait-ms", "20", "-H", server.url,
+                              "--results-dir", str(work / name), cwd=work)
+        finally:
+            server.stop()
+        assert done.returncode == 0, done.stderr[-2000:]
+        folders[name] = done.folder
+    return folders
+
+
+def metrics_of(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_real_runs_with_different_injected_delays(real_runs):
+    """Runs against the reference server: the same delays compare as no difference, +50 ms as slower."""
+    baseline, same, slow = (metrics_of(real_runs[name]) for name in ("baseline", "same", "slow"))
+    assert compare_metrics(baseline, same)[PHASE].verdict == NO_DIFFERENCE
+    comparisons = compare_metrics(baseline, slow)
+    assert set(comparisons) >= {"connect_ms", "session_start_ms", PHASE, "cold_start_ms", "stop_ms"}
+    slower = comparisons[PHASE]
+    assert slower.verdict == SLOWER and 0 < slower.median_ci[0] < 50 < slower.median_ci[1] < 100
+    assert comparisons["cold_start_ms"].verdict == SLOWER
+    assert fail_if_slower(baseline, slow, 10.0, run="slow", baseline_name="baseline").startswith(
+        f"slow is slower than the baseline baseline on {PHASE}")
+    assert fail_if_slower(baseline, slow, 80.0, run="slow", baseline_name="baseline") is None
+    assert fail_if_slower(baseline, same, 0.0, run="same", baseline_name="baseline") is None
+
+
+def compare_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "bootbench.views.cli", "compare", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def phase_line(stdout: str, heading: str, phase: str) -> str:
+    """The row of ``phase`` in the text table under ``heading``."""
+    lines = stdout.splitlines()
+    start = lines.index(heading)
+    return next(line for line in lines[start:] if line.startswith(phase + " "))
+
+
+def test_compare_baseline_says_slower_with_an_interval_excluding_zero_and_fails_if_slower(real_runs, tmp_path):
+    base, slow = real_runs["baseline"], real_runs["slow"]
+    base_id, slow_id = base.name, slow.name
+    result = compare_cli("--baseline", base, slow, "--fail-if-slower", "10%", "--html", tmp_path / "c.html",
+                         cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    line = phase_line(result.stdout, f"{slow_id} against the baseline {base_id}", PHASE)
+    assert line.rstrip().endswith(SLOWER)
+    low, high = (float(x) for x in re.search(r"([+-][0-9.]+) to ([+-][0-9.]+)", line).groups())
+    assert 0 < low < 50 < high
+    (sentence,) = [l for l in result.stderr.splitlines() if l.startswith(f"bootbench: {slow_id} is slower")]
+    assert f"on {PHASE}: median " in sentence and "more than the allowed 10%." in sentence
+    page = (tmp_path / "c.html").read_text()
+    assert 'id="regression"' in page and 'id="regression-1"' in page and f">{SLOWER}<" in page
+    # Allowed more than the change: the verdict stays "slower" but the command passes.
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "80%", "--html", tmp_path / "c.html",
+                       cwd=tmp_path).returncode == 0
+    # --phase names another phase: session start (a fixed 20 ms on both servers) did not change.
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10", "--phase", "session_start_ms",
+                       "--html", tmp_path / "c.html", cwd=tmp_path).returncode == 0
+
+
+def test_compare_baseline_with_the_same_delays_is_no_significant_difference_and_exits_0(real_runs, tmp_path):
+    base, same = real_runs["baseline"], real_runs["same"]
+    result = compare_cli("--baseline", base, same, "--fail-if-slower", "0%", "--markdown",
+                         "--html", tmp_path / "c.html", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row_ = next(line for line in result.stdout.splitlines() if line.startswith(f"| {PHASE} |"))
+    assert row_.endswith(f"| {NO_DIFFERENCE} |")
+    assert "is slower" not in result.stderr
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--fail-if-slower", "10%"], "bootbench: --fail-if-slower needs --baseline FOLDER (the run to compare with)"),
+    (["--baseline", "{base}", "--fail-if-slower", "ten"],
+     "bootbench: --fail-if-slower expects a non-negative percentage such as 10%, not 'ten'"),
+    (["--baseline", "{base}", "--fail-if-slower", "5", "--phase", "latency"],
+     "bootbench: --phase 'latency' is not a phase; use one of connect_ms, "),
+    (["--baseline", "{tmp}/nowhere"], "bootbench: {tmp}/nowhere does not exist"),
+])
+def test_bad_compare_options_are_one_sentence_and_exit_2(real_runs, tmp_path, args, sentence):
+    values = {"base": real_runs["baseline"], "tmp": tmp_path}
+    result = compare_cli(*(a.format(**values) for a in args), real_runs["same"], "--html", tmp_path / "c.html",
+                         cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(sentence.format(**values))
+    assert not (tmp_path / "c.html").exists()
