@@ -15,7 +15,7 @@ from locust import events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from bootbench import options
-from bootbench.run import context, embedded, lifecycle, messages
+from bootbench.run import context, embedded, lifecycle, messages, workers
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
 
@@ -41,6 +41,8 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
         webui.check_swarm(environment, lambda form: lifecycle.check_web_run(environment, form))
     if isinstance(runner, _USERS):
         messages.serve_worker(runner)
+    if isinstance(runner, WorkerRunner):
+        workers.spawn_messages_without_stall()
 
 
 @events.test_start.add_listener

@@ -130,3 +130,19 @@ def test_a_user_that_gets_no_answer_asks_again(monkeypatch):
     silent = SilentRunner()
     assert messages.request_ticket(type("Env", (), {"runner": silent})()) is None
     assert [kind for kind, _ in silent.sent] == [messages.MSG_TICKET_REQUEST] * 3
+
+
+def test_a_worker_builds_locusts_default_arguments_once_not_once_per_option_of_a_spawn_message(monkeypatch):
+    from locust import argument_parser, runners
+
+    from bootbench.run import workers
+
+    builds = []
+    original = argument_parser.default_args_dict
+    monkeypatch.setattr(argument_parser, "default_args_dict", lambda: builds.append(1) or original())
+    assert runners.argument_parser is argument_parser, "Locust's worker reads it from this module"
+    workers.spawn_messages_without_stall()
+    first = argument_parser.default_args_dict()
+    first["num_users"] = "changed by a caller"
+    assert [argument_parser.default_args_dict() for _ in range(100)][-1] == original()
+    assert builds == [1], "built once per process"

@@ -140,11 +140,13 @@ def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_en
 
 @pytest.mark.parametrize("rebalancing", [False, True], ids=["default", "enable-rebalancing"])
 def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_with_exactly_n(
-        start_cluster, tmp_path, rebalancing):
-    # Locust moves users to the new worker: some are stopped while they wait for a ticket or mid-cycle
-    extra = ("--wait-ms", "500", *(("--enable-rebalancing",) if rebalancing else ()))
+        reference_server, start_cluster, tmp_path, rebalancing):
+    # Locust moves a user to the new worker: stopped while it waits for a ticket or, with a 1.5 s answer,
+    # most likely mid-cycle (before the fix: a ticket left in flight forever, or an iteration "lost")
+    server = reference_server(setup_delay="10", first_audio_delay="1500", cold_penalty=0)
+    extra = ("-H", server.url, "--wait-ms", "500", *(("--enable-rebalancing",) if rebalancing else ()))
     master, workers = start_cluster(iterations=40, users=4, extra=extra)
-    assert wait_for_samples(tmp_path / "r", 6), (tmp_path / "master.log").read_text()[-3000:]
+    assert wait_for_samples(tmp_path / "r", 4), (tmp_path / "master.log").read_text()[-3000:]
     late = start_cluster.add_worker("late")
     code = finish(master, 90)
     log = (tmp_path / "master.log").read_text()
