@@ -32,6 +32,7 @@ import pandas as pd
 
 from bootbench.checks import Check, CheckResult, evaluate
 from bootbench.junit import write_junit
+from bootbench.levels import estimate_capacity, summarize_levels
 from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
@@ -90,14 +91,18 @@ class RunRecorder:
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
-    def finish(self, run_block: dict[str, Any], checks: Sequence[Check] = ()) -> dict[str, Any]:
+    def finish(self, run_block: dict[str, Any], checks: Sequence[Check] = (),
+               levels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Write metrics.json, summary.csv, samples.csv, report.html (and junit.xml with checks); stop capturing the log.
 
         ``run_block`` describes the run (metrics.json ``run`` without id, times
-        and versions). ``checks`` are evaluated once, on the exact final
-        statistics; their results are metrics.json's ``checks``. Returns the metrics.
+        and versions). ``levels`` are a sweep's levels as they ran
+        (:meth:`bootbench.run.sweep.Sweep.records`). ``checks`` are evaluated
+        once, on the exact final statistics (a sweep's capacity included);
+        their results are metrics.json's ``checks``. Returns the metrics.
         """
-        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso())
+        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso(),
+                                levels=levels)
         results = evaluate(checks, metrics)
         metrics["checks"] = [result.to_dict() for result in results]
         write_metrics(self.folder, metrics, self.samples)
@@ -130,21 +135,27 @@ def log_line(sample: Sample) -> str:
 
 
 def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], samples: Sequence[Sample], *,
-                  ended_at: str | None = None) -> dict[str, Any]:
+                  ended_at: str | None = None, levels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The metrics.json document: run description, exact summary, errors, and every sample.
 
     Without ``ended_at`` the document describes a run still going: its ``run``
-    block says ``in_progress`` and when the snapshot was taken.
+    block says ``in_progress`` and when the snapshot was taken. With a sweep's
+    ``levels`` (as they ran) it also holds ``levels`` (per level statistics
+    and CPU) and ``capacity`` (:mod:`bootbench.levels`).
     """
     times = {"ended_at": ended_at} if ended_at else {"snapshot_at": now_iso(), "in_progress": True}
     ordered = sorted(samples, key=lambda s: s.iteration)
-    return {
+    metrics: dict[str, Any] = {
         "schema": SCHEMA,
         "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions())},
         "summary": summarize_samples(ordered),
         "errors": summarize_errors(ordered),
-        "samples": [s.to_dict() for s in ordered],
     }
+    if levels is not None:
+        metrics["levels"] = summarize_levels(ordered, levels)
+        metrics["capacity"] = estimate_capacity(metrics["levels"], run_block.get("sweep_tolerance", 1.5))
+    metrics["samples"] = [s.to_dict() for s in ordered]
+    return metrics
 
 
 def read_samples(folder: Path) -> list[Sample]:
@@ -189,28 +200,41 @@ def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sampl
     """Write metrics.json, summary.csv and samples.csv into ``folder``."""
     text = redact(json.dumps(metrics, indent=2, allow_nan=False))
     (folder / "metrics.json").write_text(text + "\n", encoding="utf-8")
-    summary_frame(metrics["summary"]).to_csv(folder / "summary.csv", index=False)
+    summary_frame(metrics["summary"], metrics.get("levels")).to_csv(folder / "summary.csv", index=False)
     samples_frame(samples).to_csv(folder / "samples.csv", index=False)
 
 
-def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """One row per phase with its exact statistics and the run's success rate (summary.csv)."""
+def summary_frame(summary: dict[str, Any], levels: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per phase with its exact statistics and the run's success rate (summary.csv).
+
+    ``level`` is empty on these whole-run rows; a sweep adds one row per level and phase, ``level`` = its users.
+    """
+    rows = _summary_rows(summary, None)
+    for level in levels or ():
+        rows += _summary_rows(level, level["users"])
+    frame = pd.DataFrame(rows)
+    frame["level"] = frame["level"].astype("Int64")  # whole numbers, empty on whole-run rows
+    return frame
+
+
+def _summary_rows(summary: dict[str, Any], level: int | None) -> list[dict[str, Any]]:
     rows = []
     for phase in PHASES:
         stats = summary["phases"][phase]
-        row = {"phase": phase, **{c: stats[c] for c in STATISTICS}}
+        row = {"level": level, "phase": phase, **{c: stats[c] for c in STATISTICS}}
         for name in ("ci95_mean", "ci95_median"):
             row[f"{name}_low"], row[f"{name}_high"] = stats[name] or (None, None)
         row.update(iterations=summary["iterations"], successes=summary["successes"],
                    failures=summary["failures"], success_rate=summary["success_rate"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv)."""
     frame = pd.DataFrame([vars(s) for s in sorted(samples, key=lambda s: s.iteration)], columns=list(SAMPLE_FIELDS))
     frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
+    frame["level"] = frame["level"].astype("Int64")  # a sweep level's users; empty outside a sweep
     return frame
 
 

@@ -101,6 +101,30 @@ def test_a_different_kind_starts_the_streak_over():
     assert policy.reason_to_stop(sample(8, kind=ErrorKind.AUTH_FAILED)) is not None
 
 
+def test_one_worker_that_cannot_connect_does_not_stop_the_run_while_another_worker_lives():
+    policy = EarlyStop()
+    live = {"w1", "w2"}
+    first = [policy.reason_to_stop(sample(n, "w1", ErrorKind.CONNECT_FAILED), live) for n in range(1, 6)]
+    assert first == [None] * 5, "w2 has not failed yet: the run goes on"
+    assert policy.reason_to_stop(sample(6, "w2", ErrorKind.CONNECT_FAILED), live) is None
+    assert policy.reason_to_stop(sample(7, "w2", ErrorKind.CONNECT_FAILED), live) is None
+    reason = policy.reason_to_stop(sample(8, "w2", ErrorKind.CONNECT_FAILED), live)
+    assert reason == "connect_failed happened", "every live worker has failed 3 times in a row: stop"
+
+
+def test_a_worker_gone_missing_no_longer_holds_the_early_stop_back():
+    policy = EarlyStop()
+    for n in range(1, 4):
+        assert policy.reason_to_stop(sample(n, "w1", ErrorKind.AUTH_FAILED), {"w1", "w2"}) is None
+    assert policy.reason_to_stop(sample(4, "w1", ErrorKind.AUTH_FAILED), {"w1"}) is not None
+
+
+def test_a_success_on_any_worker_disarms_the_early_stop_for_all():
+    policy = EarlyStop()
+    assert policy.reason_to_stop(sample(1, "w2"), {"w1", "w2"}) is None
+    assert [policy.reason_to_stop(sample(n, "w1", ErrorKind.CONNECT_FAILED), {"w1"}) for n in range(2, 8)] == [None] * 6
+
+
 def test_an_early_stop_closes_the_budget_ends_the_run_once_and_is_recorded(new_run):
     run = new_run(iterations=10)
     for n in range(1, 5):
@@ -211,8 +235,8 @@ def test_a_cycle_cut_short_while_the_run_goes_is_run_again_and_kept_on_record(ne
     run = new_run(iterations=3)
     assert [run.grant("w1"), run.grant("w1"), run.grant("w2")] == [1, 2, 3]
     assert run.abandon("w1", 2), "Locust stopped the user to move it"
-    assert run.hand_back("w1", 1), "a ticket that reached no user"
-    assert [run.grant("w2"), run.grant("w2"), run.grant("w2")] == [1, 2, None]
+    assert run.give_back("w1", 1), "a ticket that reached no user"
+    assert [run.grant("w2"), run.grant("w2"), run.grant("w2")] == [2, 1, None], "in the order given back"
     for n in (1, 2, 3):
         run.receive("w2", sample(n, "w2"))
     assert run.ends == [1] and not run.incomplete

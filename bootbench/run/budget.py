@@ -7,6 +7,10 @@ Finished iterations are reported back; when a worker disappears, the
 tickets it held are written off as lost, and the unused budget stays for
 the others.
 
+A sweep (``--sweep``) gates the budget: ``ceiling`` is how many tickets may
+have been granted so far, raised one round at a time by the sweep
+(:mod:`bootbench.run.sweep`); a request above it is held back, not refused.
+
 A ticket can also come back unfinished without being lost: Locust stops
 users to move them between workers (a worker joins or leaves mid-run), and
 a user stopped while waiting for its ticket, or mid-cycle, hands its ticket
@@ -34,28 +38,40 @@ class IterationBudget:
     in_flight: dict[str, set[int]] = field(default_factory=dict)
     lost: dict[str, list[int]] = field(default_factory=dict)
     workers: set[str] = field(default_factory=set)
-    returned: set[int] = field(default_factory=set)
-    """Numbers handed back unfinished, granted again (lowest first) before any new number."""
+    ceiling: int | None = None
+    """In a sweep: the tickets that may have been granted so far (None: no gate)."""
+    returned: list[int] = field(default_factory=list)
+    """Tickets handed back unfinished, granted again before any new one."""
     interrupted: list[dict[str, Any]] = field(default_factory=list)
     """Cycles cut short by Locust moving users (``{iteration, worker}``); each number was granted again."""
     recovered: list[int] = field(default_factory=list)
     """Iterations written off as lost whose sample arrived late (a worker thought dead was only slow)."""
 
     def grant(self, worker: str) -> int | None:
-        """The next iteration number for ``worker``, or None once the budget is spent or closed."""
+        """The next iteration number for ``worker``, or None once the budget is spent, closed or held back."""
         if self.closed:
             return None
         if self.returned:
-            number = min(self.returned)
-            self.returned.discard(number)
-        elif self.planned and self.granted >= self.planned:
+            iteration = self.returned.pop(0)
+        elif (self.planned and self.granted >= self.planned) or self.held_back:
             return None
         else:
             self.granted += 1
-            number = self.granted
+            iteration = self.granted
         self.workers.add(worker)
-        self.in_flight.setdefault(worker, set()).add(number)
-        return number
+        self.in_flight.setdefault(worker, set()).add(iteration)
+        return iteration
+
+    @property
+    def held_back(self) -> bool:
+        """A sweep's gate holds the next ticket back: every ticket of the open round is granted, more will come."""
+        return (not self.closed and self.ceiling is not None and self.granted >= self.ceiling
+                and not self.returned and not (self.planned and self.granted >= self.planned))
+
+    @property
+    def settled(self) -> bool:
+        """Every ticket granted so far has finished or been lost (none in flight, none given back)."""
+        return self.outstanding == 0 and not self.returned
 
     def finish(self, worker: str, iteration: int) -> bool:
         """Record that ``iteration`` finished; False if it was neither in flight nor lost (a duplicate or a stray).
@@ -77,18 +93,19 @@ class IterationBudget:
         self.finished += 1
         return True
 
-    def give_back(self, worker: str, iteration: int, *, interrupted: bool) -> bool:
+    def give_back(self, worker: str, iteration: int, *, interrupted: bool = False) -> bool:
         """``worker`` hands ``iteration`` back unfinished, to be granted again (not lost).
 
         ``interrupted``: the cycle had started (Locust stopped its user
-        mid-cycle), and goes on record; otherwise the ticket was never used.
+        mid-cycle), and goes on record; otherwise the ticket was never used
+        (it reached no user, or a sweep's request was withdrawn).
         False if it was not in flight on ``worker``.
         """
         held = self.in_flight.get(worker, set())
         if iteration not in held:
             return False
         held.discard(iteration)
-        self.returned.add(iteration)
+        self.returned.append(iteration)
         if interrupted:
             self.interrupted.append({"iteration": iteration, "worker": worker})
         return True
@@ -129,8 +146,7 @@ class IterationBudget:
     @property
     def done(self) -> bool:
         """Every planned ticket was granted and has finished or been lost."""
-        return (bool(self.planned) and self.granted >= self.planned and self.outstanding == 0
-                and not self.returned)
+        return bool(self.planned) and self.granted >= self.planned and self.settled
 
     @property
     def complete(self) -> bool:

@@ -1,4 +1,4 @@
-"""What the users of one process read for the current run: its settings, driver configuration, stimulus.
+"""What the users of one process read for the current run: its settings, driver configuration, clips.
 
 A worker (or the single local process) sets the context in ``test_start``;
 users that start before it (a worker's first spawn can race its
@@ -8,15 +8,19 @@ users that start before it (a worker's first spawn can race its
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from locust.runners import WorkerRunner
 
-from bootbench import options
-from bootbench.audio import Stimulus
+from bootbench import options, providers
 from bootbench.options import Settings
 from bootbench.providers import DriverConfig
+from bootbench.providers.network import redacted_url
+from bootbench.stimuli import ClipSet
+
+log = logging.getLogger("bootbench")
 
 
 @dataclass(frozen=True)
@@ -25,13 +29,21 @@ class RunContext:
 
     settings: Settings
     driver_config: DriverConfig
-    stimulus: Stimulus
+    clips: ClipSet
+    """The clips of ``--audio``; iteration k sends ``clips.clip_for(k)``."""
     worker: str
     """This process's name in samples: the worker's Locust client id, or ``local``."""
 
     @classmethod
     def for_settings(cls, settings: Settings, worker: str) -> RunContext:
-        return cls(settings, settings.driver_config(settings.api_key(required=False)), settings.stimulus(), worker)
+        key = settings.api_key(required=False)
+        if key is None and worker != "local" and not options.is_loopback(settings.target):
+            # the master checked its own environment, not this worker's: say so here, once per run
+            names = " or ".join(providers.DRIVERS[settings.provider].key_variables)
+            log.warning("bootbench: %s is not set on this worker (in the environment or ./.env); it sends a "
+                        "placeholder key to %s, which the service will likely refuse", names,
+                        redacted_url(settings.target))
+        return cls(settings, settings.driver_config(key), settings.clips(), worker)
 
 
 _current: RunContext | None = None

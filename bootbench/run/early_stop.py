@@ -2,11 +2,14 @@
 
 Without it, a dead target or a rejected key would spend the whole budget
 (and, for a paid service, time) on failures that say nothing new. One
-success disarms the policy for the rest of the run.
+success disarms the policy for the rest of the run. Streaks are kept per
+worker: a worker that cannot reach the target while the others can does
+not end the run (its iterations fail, the others' succeed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bootbench.samples import ErrorKind, Sample
@@ -26,21 +29,26 @@ class EarlyStop:
 
     streak_needed: int = FATAL_STREAK
     any_success: bool = False
-    streak: list[str] = field(default_factory=list)
+    streaks: dict[str, list[str]] = field(default_factory=dict)
+    """Per worker (a sample's ``worker``: a Locust client id, or ``local``), its current streak of fatal kinds."""
 
-    def reason_to_stop(self, sample: Sample) -> str | None:
+    def reason_to_stop(self, sample: Sample, workers: Iterable[str] | None = None) -> str | None:
         """Take ``sample`` into account; the sentence that ends the run, or None to go on.
 
-        A streak counts consecutive failures of the *same* fatal kind; any
-        other outcome (another kind, another fatal kind) starts it over.
+        A streak counts one worker's consecutive failures of the *same* fatal
+        kind; any other outcome (another kind, another fatal kind) starts it
+        over. The run ends once every worker of ``workers`` (the live ones;
+        default: the sample's own) and the sample's worker has a full streak.
         """
         if sample.ok or self.any_success:
             self.any_success = True
             return None
-        if sample.error_kind not in FATAL_KINDS or (self.streak and self.streak[-1] != sample.error_kind):
-            self.streak.clear()
+        streak = self.streaks.setdefault(sample.worker, [])
+        if sample.error_kind not in FATAL_KINDS or (streak and streak[-1] != sample.error_kind):
+            streak.clear()
         if sample.error_kind in FATAL_KINDS:
-            self.streak.append(sample.error_kind)
-        if len(self.streak) >= self.streak_needed:
+            streak.append(sample.error_kind)
+        counted = {sample.worker, *(workers or ())}
+        if all(len(self.streaks.get(worker, ())) >= self.streak_needed for worker in counted):
             return FATAL_KINDS[sample.error_kind].format(message=sample.error)
         return None

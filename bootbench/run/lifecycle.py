@@ -28,6 +28,7 @@ from bootbench.exporters import RunRecorder
 from bootbench.run import embedded, messages, workers
 from bootbench.run.workers import live_workers
 from bootbench.run.master import MasterRun
+from bootbench.run.sweep import Sweep
 from bootbench.views import progress
 from bootbench.views.text import console_summary
 
@@ -35,6 +36,9 @@ log = logging.getLogger("bootbench")
 
 LOCUST_OPTIONS = ("num_users", "spawn_rate", "run_time", "processes", "expect_workers", "stop_timeout", "headless")
 """Locust's own options recorded in metrics.json."""
+
+EVERY_WORKER_GONE = "every worker went missing (no heartbeat); the run ended without them"
+"""The abort reason of a master's run that Locust stopped because its last worker went missing."""
 
 _current: MasterRun | None = None
 _last: MasterRun | None = None
@@ -69,21 +73,30 @@ def open_run(environment: Any) -> MasterRun:
         environment.host = embedded.ensure_started().url
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
+    levels = settings.sweep_levels()
+    sweep = Sweep(levels, settings.iterations, straggler_s=settings.wait_ms / 1000 + 1.0) if levels else None
     run = MasterRun(
         settings=settings,
         recorder=RunRecorder(settings.results_dir, settings.provider),
-        end=lambda: gevent.spawn(_end_run, environment),
-        users=int(getattr(opts, "num_users", 0) or 0),
+        # A sweep's load shape ends the run itself once its last level is done (Locust's way for shapes).
+        end=(lambda: None) if sweep else lambda: gevent.spawn(_end_run, environment),
+        users=max(levels) if levels else int(getattr(opts, "num_users", 0) or 0),
+        sweep=sweep,
         mode="master" if isinstance(runner, MasterRunner) else "local",
-        audio=settings.stimulus().description,
+        audio=settings.clips().summary(),
+        clips=settings.clips().describe(),
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
+        live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
     _current = _last = run
     run.recorder.describe(run.run_block())
-    log.info("run %s: %s at %s, %s iterations, results in %s", run.run_id, settings.provider,
-             settings.target, settings.iterations or "unlimited", run.recorder.folder)
+    planned = (f"{len(levels)} levels of {settings.iterations} iterations ({', '.join(map(str, levels))} users)"
+               if levels else f"{settings.iterations or 'unlimited'} iterations")
+    log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider, settings.target, planned,
+             run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
-    _progress = progress.start(run.samples, run.planned) if getattr(opts, "headless", False) else None
+    _progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
+                 if getattr(opts, "headless", False) else None)
     return run
 
 
@@ -109,7 +122,8 @@ def stop_run(environment: Any) -> None:
     run = _current
     if run is None:
         return
-    run.stop_granting(stop_reason(environment), environment.runner.user_count)
+    for worker, request in run.stop_granting(stop_reason(environment), environment.runner.user_count):
+        messages.answer(environment.runner, worker, request, None)
     messages.collect_flushes(environment.runner, run)
 
 
@@ -178,10 +192,15 @@ def close_run(environment: Any) -> None:
         _watcher.kill(block=False)
     progress.stop(_progress)
     _watcher = _progress = None
+    every_worker_gone = _every_worker_gone(environment, run)
+    if every_worker_gone:
+        run.aborted = EVERY_WORKER_GONE
     metrics = run.close()
     results = check_results(metrics)
     if (run.incomplete or results) and environment.process_exit_code is None:
         environment.process_exit_code = checks.exit_code(results, completed=not run.incomplete, failed_iterations=0)
+    if every_worker_gone and _headless(environment):
+        gevent.spawn(environment.runner.quit)  # Locust stops the run, but a headless master would wait forever
     if not _headless(environment):
         log.info("%s", console_summary(metrics))
         if results:
@@ -213,6 +232,13 @@ def print_last_run() -> None:
         sys.stderr.write(f"bootbench: {run.aborted}\n")
         sys.stderr.flush()
     print(run.recorder.folder, flush=True)
+
+
+def _every_worker_gone(environment: Any, run: MasterRun) -> bool:
+    """Locust stopped this master's run because its last worker went missing (not bootbench, not the user)."""
+    runner = environment.runner
+    return (isinstance(runner, MasterRunner) and not run.ended and not run.aborted
+            and bool(runner.clients) and not workers.live_workers(runner))
 
 
 def _end_run(environment: Any) -> None:

@@ -23,6 +23,7 @@ from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
+from bootbench.run.sweep import Sweep
 from bootbench.samples import Sample
 
 log = logging.getLogger("bootbench")
@@ -39,7 +40,12 @@ class MasterRun:
     users: int = 0
     mode: str = "local"
     audio: str = ""
+    """A one-line label of what was sent (the single clip's description, or the count and names)."""
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    """Each clip sent (:meth:`bootbench.stimuli.ClipSet.describe`: name, source, duration_ms, rate, sha256)."""
     locust_options: dict[str, Any] = field(default_factory=dict)
+    live_workers: Callable[[], set[str]] | None = None
+    """The workers the master still hears from (on a master); the early stop needs every one of them to fail."""
     budget: IterationBudget = field(init=False)
     early_stop: EarlyStop = field(default_factory=EarlyStop)
     aborted: str | None = None
@@ -60,9 +66,14 @@ class MasterRun:
     _users_at_grant: dict[int, int] = field(default_factory=dict)
     _known_workers: set[str] = field(default_factory=set)
     _missing: set[str] = field(default_factory=set)
+    sweep: Sweep | None = None
+    """The levels of a concurrency sweep (``--sweep``), which gate the budget; None for a plain run."""
 
     def __post_init__(self) -> None:
-        self.budget = IterationBudget(planned=self.settings.iterations)
+        if self.sweep is None:
+            self.budget = IterationBudget(planned=self.settings.iterations)
+        else:
+            self.budget = IterationBudget(planned=self.sweep.planned, ceiling=0)
 
     # ---- what the web UI tab reads
 
@@ -91,6 +102,7 @@ class MasterRun:
             "users": self.users,
             "mode": self.mode,
             "audio": self.audio,
+            "clips": self.clips,
             "locust_options": self.locust_options,
             "aborted": self.aborted,
             "interrupted": self.interrupted,
@@ -98,6 +110,14 @@ class MasterRun:
             "workers_lost": [dict(entry) for entry in self.workers_lost],
             "warnings": list(self.warnings),
         }
+
+    def level_label(self) -> str:
+        """The sweep's current level for people (the progress line, the web UI tab); "" for a plain run."""
+        return self.sweep.label() if self.sweep is not None else ""
+
+    def sweep_levels(self) -> list[dict[str, Any]] | None:
+        """Each level's run facts (users, duration, CPU per process) for metrics.json; None for a plain run."""
+        return self.sweep.records() if self.sweep is not None else None
 
     # ---- what users and workers report
 
@@ -120,6 +140,20 @@ class MasterRun:
         self.peak_users = max(self.peak_users, users_running)
         return users_running
 
+    def defer(self, worker: str, request: int) -> bool:
+        """In a sweep, hold a ticket request the gate holds back (answered when its round starts); False otherwise."""
+        if self.sweep is None or not self.budget.held_back:
+            return False
+        self.sweep.hold(worker, request)
+        return True
+
+    def give_back(self, worker: str, iteration: int) -> bool:
+        """A granted ticket reached no user (its request was given up): it is granted again."""
+        if not self.budget.give_back(worker, iteration):
+            return False
+        log.info("iteration %s was returned unused by %s; it will be granted again", iteration, worker)
+        return True
+
     def receive(self, worker: str, sample: Sample) -> bool:
         """Record a finished sample; False (and not recorded) if its iteration was not in flight on ``worker``."""
         if not self.budget.finish(worker, sample.iteration):
@@ -130,13 +164,15 @@ class MasterRun:
                         sample.iteration, worker)
         if sample.users_active is None:
             sample.users_active = self._users_at_grant.get(sample.iteration)
+        if self.sweep is not None:
+            sample.level = self.sweep.level_of(sample.iteration)
         self.recorder.add(sample)
-        reason = self.early_stop.reason_to_stop(sample)
+        reason = self.early_stop.reason_to_stop(sample, self.live_workers() if self.live_workers else None)
         if reason and not self.aborted:
             self.aborted = reason
             self.budget.close()
-            log.error("stopping early: %s (the first %d iterations all failed this way)",
-                      reason, self.early_stop.streak_needed)
+            log.error("stopping early: %s (the first %d iterations%s all failed this way)",
+                      reason, self.early_stop.streak_needed, " of every worker" if self.mode == "master" else "")
         self._end_if_settled()
         return True
 
@@ -161,14 +197,6 @@ class MasterRun:
         self._end_if_settled()
         return True
 
-    def hand_back(self, worker: str, iteration: int) -> bool:
-        """A ticket granted to ``worker`` reached no user (it was stopped while waiting): grant the number again."""
-        if not self.budget.give_back(worker, iteration, interrupted=False):
-            return False
-        log.info("iteration %s was handed back unused by %s; it will be granted again", iteration, worker)
-        self._end_if_settled()
-        return True
-
     def write_off_missing(self, alive: set[str], present: set[str] | None = None) -> dict[str, list[int]]:
         """Every iteration in flight on a worker not in ``alive`` is lost; the unused budget stays for the others.
 
@@ -182,6 +210,9 @@ class MasterRun:
         present = alive if present is None else present
         stopping = self.ended or self.budget.closed
         lost = {}
+        if self.sweep is not None:
+            for worker in {w for w, _ in self.sweep.waiting} - alive:
+                self.sweep.forget(worker)
         for worker in list(self.budget.in_flight):
             if worker not in alive and self.budget.in_flight[worker]:
                 lost[worker] = self.budget.write_off(worker)
@@ -219,8 +250,8 @@ class MasterRun:
 
     # ---- stopping and closing
 
-    def stop_granting(self, reason: str | None = None, users_running: int | None = None) -> None:
-        """The run is stopping: grant no further iterations.
+    def stop_granting(self, reason: str | None = None, users_running: int | None = None) -> list[tuple[str, int]]:
+        """The run is stopping: grant no further iterations; the held ticket requests (a sweep's), to answer with none.
 
         ``reason``: why, when the run had not ended by itself (recorded as
         ``interrupted``); ``users_running``: the users running just before
@@ -231,6 +262,7 @@ class MasterRun:
         if reason and not self.ended and not self.aborted and self.interrupted is None:
             self.interrupted = reason
         self.budget.close()
+        return self.sweep.take_waiting() if self.sweep is not None else []
 
     @property
     def unfinished(self) -> bool:
@@ -250,7 +282,10 @@ class MasterRun:
                 self.unfinished_at_stop.extend(lost)
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
         self._warn_about_concurrency()
-        self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
+        if self.sweep is None:
+            self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
+        else:
+            self.metrics = self.recorder.finish(self.run_block(), self.settings.checks, levels=self.sweep_levels())
         return self.metrics
 
     def _warn_about_concurrency(self) -> None:

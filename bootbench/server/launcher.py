@@ -146,7 +146,7 @@ def _wait_listening(process: subprocess.Popen[bytes], workdir: Path, timeout: fl
     while True:
         for line in _read(workdir / "stdout").splitlines(keepends=True):
             if line.startswith(LISTENING_PREFIX) and line.endswith("\n"):
-                return line[len(LISTENING_PREFIX):].strip()
+                return line[len(LISTENING_PREFIX):].split()[0]  # the URL; a note may follow it
         code = process.poll()
         if code is not None:
             raise RuntimeError(f"reference server exited with code {code} before listening; its stderr:\n"

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from flask import Blueprint, Response, jsonify, make_response, request
 
 from bootbench.exporters import build_metrics
-from bootbench.samples import Sample
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, Sample
 from bootbench.secrets import redact
 from bootbench.stats import Snapshot, p99_note, round_bins, snapshot
 from bootbench.views.text import format_count, format_ms, format_rate
@@ -148,15 +148,21 @@ class _Tab:
         run = self.current_run()
         if run is None:
             return [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]
-        key = (run.run_id, len(run.samples), run.metrics is None)
+        level = run.level_label() if hasattr(run, "level_label") else ""
+        key = (run.run_id, len(run.samples), run.metrics is None, level)
         if key != self._key:
-            self._rows = tab_rows(snapshot(run.samples, run.planned), run.run_id, running=run.metrics is None)
+            headline = getattr(getattr(run, "settings", None), "headline", HEADLINE)
+            self._rows = tab_rows(snapshot(run.samples, run.planned, headline), run.run_id,
+                                  running=run.metrics is None, level=level)
             self._key = key
         return self._rows
 
 
-def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, str]]:
-    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram."""
+def tab_rows(snap: Snapshot, run_id: str, *, running: bool, level: str = "") -> list[dict[str, str]]:
+    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram.
+
+    ``level`` names a sweep's current level (a "Sweep level" row after the run's).
+    """
     def row(label: str, value: str = "", bar: str = "") -> dict[str, str]:
         return {"label": label, "value": value, "bar": bar}
 
@@ -165,17 +171,22 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
 
     done = f"{snap.iterations} of {snap.planned}" if snap.planned else format_count(snap.iterations)
     note = p99_note(len(snap.first_response_ms))
+    head = PHASE_BY_NAME[snap.headline].label.capitalize()
     rows = [
         row("Run", f"{run_id} ({'running' if running else 'finished'})"),
+        *([row("Sweep level", level)] if level else []),
         row("Iterations", done),
         row("Successful / failed", f"{snap.successes} / {snap.failures}"),
         row("Success rate", format_rate(snap.success_rate)),
-        row("First response median", ms(snap.median)),
-        row("First response p95", ms(snap.p95)),
-        row("First response p99", ms(snap.p99) + (f" ({note})" if note else "")),
-        row("First response mean", ms(snap.mean)),
+        row(f"{head} median", ms(snap.median)),
+        row(f"{head} p95", ms(snap.p95)),
+        row(f"{head} p99", ms(snap.p99) + (f" ({note})" if note else "")),
+        row(f"{head} mean", ms(snap.mean)),
         row("Session start median", ms(snap.session_start_median)),
     ]
+    if snap.headline != "first_audible_ms":
+        rows.append(row("First audible median", ms(snap.first_audible_median)))
+    rows.append(row("Inaudible replies", format_count(snap.inaudible_replies)))
     if snap.errors_by_kind:
         rows += [row(f"Errors: {kind}", format_count(count)) for kind, count in snap.errors_by_kind.items()]
     else:
@@ -183,7 +194,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
     bins = round_bins(snap.first_response_ms)
     most = max((count for _, _, count in bins), default=0)
     for low, high, count in bins:
-        rows.append(row(f"First response {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
+        rows.append(row(f"{head} {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
     return rows
 
 
@@ -203,4 +214,5 @@ def live_metrics(run: LiveRun) -> dict[str, Any]:
     """metrics.json of ``run``: the final document once it ended, else one built from the samples so far."""
     if run.metrics is not None:
         return run.metrics
-    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples))
+    levels = run.sweep_levels() if hasattr(run, "sweep_levels") else None
+    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples), levels=levels)
