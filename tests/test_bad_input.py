@@ -101,7 +101,7 @@ def test_the_audio_timeout_says_when_sending_the_input_used_up_the_time():
     timeline = Timeline(input_sent=5_000_000_000)
     assert audio_timeout_message(timeline, 6_000_000_000, "audio_response", 10) == "no audio_response within 10 s"
     late = audio_timeout_message(Timeline(input_sent=8_500_000_000), 6_000_000_000, "audio_response", 10)
-    assert late == ("no audio_response within 10 s of the session start: sending the input took until 2.5 s past "
+    assert late == ("no audio_response within 10 s of the iteration's start: sending the input took until 2.5 s past "
                     "that limit, so the service had no time left to answer")
     session = SessionState(1)
     with pytest.raises(Exception) as raised:  # the deadline has passed: the wait ends at once

@@ -85,7 +85,8 @@ def test_an_embedded_run_records_the_reference_servers_latency_model_and_seed(tm
     assert block["reference_server"] == {
         "setup_delay": "lognormal:50:0.2", "first_audio_delay": "lognormal:150:0.25", "cold_penalty_ms": 200.0,
         "capacity": 0, "reply_ms": 600, "reply_after": "first-input", "seed": 0, "faults": [],
-        "socketio_path": "/socket.io/", "api_key_required": False}
+        "leading_silence": None, "greeting": None, "vad_needs_speech": False, "socketio_path": "/socket.io/",
+        "api_key_required": False}
 
 
 def ipv6_loopback() -> bool:

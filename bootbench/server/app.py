@@ -108,6 +108,9 @@ def config_block(config: ServerConfig) -> dict[str, Any]:
         "reply_after": config.reply_after,
         "seed": config.seed,
         "faults": [fault.text for fault in config.faults],
+        "leading_silence": config.leading_silence.spec if config.leading_silence else None,
+        "greeting": config.greeting.spec if config.greeting else None,
+        "vad_needs_speech": config.vad_needs_speech,
         "socketio_path": config.socketio_path,
         "api_key_required": config.api_key is not None,
     }
@@ -115,7 +118,8 @@ def config_block(config: ServerConfig) -> dict[str, Any]:
 
 def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
-    model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed)
+    model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed,
+                         leading_silence=config.leading_silence, greeting=config.greeting)
     scheduler = SessionScheduler(model, config.capacity, writer, faults=FaultPlan(config.faults, config.seed))
     monitor = RequestMonitor()
     app = web.Application(middlewares=[monitor.middleware()])
@@ -127,10 +131,14 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
             "config": config_block(config)})
 
     app.router.add_get("/stats", stats)
+    speech = config.vad_needs_speech
     server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
-                                           reply_after=config.reply_after, socketio_path=config.socketio_path))
-    server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
-    server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
+                                           reply_after=config.reply_after, vad_needs_speech=speech,
+                                           socketio_path=config.socketio_path))
+    server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
+                                                   vad_needs_speech=speech))
+    server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
+                                               vad_needs_speech=speech))
     for protocol in server.protocols:
         protocol.attach(app)
     return server
@@ -169,8 +177,9 @@ async def serve(config: ServerConfig) -> None:
             shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
             # A wildcard bind is announced as such: the URL first (what the launcher connects to), then the truth.
             bound = f" (bound to {config.host or '0.0.0.0'}: every address of this host)" if wildcard else ""
-            log.info("latency model: %s; capacity %s; reply %d ms; api key %s; ground truth %s",
+            log.info("latency model: %s; capacity %s; reply %d ms%s; api key %s; ground truth %s",
                      server.scheduler.model.describe(), config.capacity or "unlimited", config.reply_ms,
+                     "; answers speech-like turns only" if config.vad_needs_speech else "",
                      "required" if config.api_key else "any non-empty", config.ground_truth or "not recorded")
             if server.scheduler.faults:
                 log.info("faults: %s", server.scheduler.faults.describe())
