@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import wave
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -126,8 +127,9 @@ class Chunk:
     def has_audio(self) -> bool:
         return self.peak > SILENCE_THRESHOLD
 
-    @property
+    @cached_property
     def base64(self) -> str:
+        """The PCM as base64 text, encoded once: a driver sends the same chunks every cycle."""
         return base64.b64encode(self.pcm).decode("ascii")
 
     @property

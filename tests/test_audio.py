@@ -84,3 +84,10 @@ def test_non_audio_file_is_one_clear_error(tmp_path, content):
 def test_missing_file_is_one_clear_error(tmp_path):
     with pytest.raises(AudioError, match="does not exist"):
         Stimulus.from_wav(tmp_path / "nope.wav")
+
+
+def test_a_chunks_base64_is_encoded_once_and_is_its_pcm():
+    chunk = Stimulus.sine().chunks()[0]
+    assert chunk.base64 is chunk.base64
+    assert base64.b64decode(chunk.base64) == chunk.pcm
+    assert chunk == Stimulus.sine().chunks()[0]  # the cached text is not part of the value
