@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -210,7 +211,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = machine()
-    command = "python bench/capacity.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "bench/capacity.py", *sys.argv[1:]])
     run: dict = {"command": command.strip(), "machine": info, "note": args.note, "pinned": cores is not None,
                  "realtime": args.realtime,
                  "cycles_per_user": args.cycles, "limit_ms": LIMIT_MS, "commit": _commit(), "levels": []}
