@@ -1,23 +1,34 @@
 """The stimulus: what bootbench says to the service.
 
 A :class:`Stimulus` is mono PCM16 little-endian audio at a known rate, built
-from a sine (the default) or loaded from a WAV file, and cut into the
-messages a provider sends.
+from a sine (the default), the speech clip shipped with bootbench, or any
+audio file libsndfile reads (WAV of any width and header, float WAV, FLAC,
+OGG, MP3, ...), and cut into the messages a provider sends. Decoding is
+soundfile's, resampling soxr's (band-limited, so 44.1 kHz -> 16 kHz does not
+alias).
 
     stim = Stimulus.sine()                       # 1 s, 440 Hz, 16 kHz
-    stim = Stimulus.from_wav("hello.wav")        # any rate/channels -> 16 kHz mono
+    stim = Stimulus.speech()                     # CMU ARCTIC arctic_a0007, 16 kHz
+    stim = Stimulus.from_file("hello.flac")      # any rate/channels -> 16 kHz mono
     for chunk in stim.with_silence(500).chunks(1024): ...
+
+A file that cannot be a stimulus raises :class:`AudioError` with one
+sentence saying why; a usable but silent one carries a sentence in
+``warnings`` for the caller to show.
 """
 
 from __future__ import annotations
 
 import base64
-import wave
-from dataclasses import dataclass
+import hashlib
+import math
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import soundfile
+import soxr
 
 from bootbench.wire import SILENCE_THRESHOLD
 
@@ -28,18 +39,25 @@ DEFAULT_AMPLITUDE = 0.5
 CHUNK_SAMPLES = 1024
 """64 ms at 16 kHz: the chunk size of the vendor's demo client."""
 
+ASSETS = Path(__file__).resolve().parent / "assets"
+SPEECH_CLIP = ASSETS / "arctic_a0007.wav"
+"""CMU ARCTIC's arctic_a0007.wav (16 kHz, 16-bit, 4 s, one English sentence); licence in ARCTIC-LICENSE.txt."""
+
+_FULL_SCALE = 32768.0
+
 
 class AudioError(ValueError):
-    """The audio file cannot be used as a stimulus; the message says why."""
+    """The audio file cannot be used as a stimulus; the message says why in one sentence."""
 
 
 @dataclass(frozen=True)
 class Stimulus:
-    """Mono PCM16 samples at ``rate`` Hz, plus a description for reports."""
+    """Mono PCM16 samples at ``rate`` Hz, a description for reports, and warnings for the user."""
 
     samples: np.ndarray
     rate: int
     description: str
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def sine(
@@ -49,60 +67,65 @@ class Stimulus:
         rate: int = DEFAULT_RATE,
         amplitude: float = DEFAULT_AMPLITUDE,
     ) -> Stimulus:
+        """The seed's stimulus: a pure tone (scaled by 32767, as the seed did, so its bytes are unchanged)."""
         t = np.arange(int(round(seconds * rate))) / rate
         wave_ = amplitude * np.sin(2 * np.pi * frequency * t)
-        return cls(_to_pcm16(wave_), rate, f"sine {frequency:g} Hz, {seconds:g} s, {rate} Hz mono PCM16")
+        pcm = np.clip(np.round(wave_ * 32767.0), -32768, 32767).astype(np.int16)
+        return cls(pcm, rate, f"sine {frequency:g} Hz, {seconds:g} s, {rate} Hz mono PCM16")
 
     @classmethod
-    def from_wav(cls, path: str | Path, rate: int = DEFAULT_RATE) -> Stimulus:
-        """Load a PCM WAV file of any rate and channel count as mono PCM16 at ``rate``."""
+    def speech(cls, rate: int = DEFAULT_RATE) -> Stimulus:
+        """The speech clip shipped with bootbench (:data:`SPEECH_CLIP`)."""
+        return cls.from_file(SPEECH_CLIP, rate)
+
+    @classmethod
+    def from_file(cls, path: str | Path, rate: int = DEFAULT_RATE) -> Stimulus:
+        """Decode any audio file libsndfile reads as mono PCM16 at ``rate`` (channels averaged, soxr resampled)."""
         path = Path(path)
-        try:
-            with wave.open(str(path), "rb") as wav:
-                channels = wav.getnchannels()
-                width = wav.getsampwidth()
-                source_rate = wav.getframerate()
-                frames = wav.readframes(wav.getnframes())
-        except FileNotFoundError:
-            raise AudioError(f"audio file {path} does not exist") from None
-        except IsADirectoryError:
-            raise AudioError(f"audio file {path} is a directory") from None
-        except PermissionError:
-            raise AudioError(f"audio file {path} cannot be read (permission denied)") from None
-        except (wave.Error, EOFError) as exc:
-            raise AudioError(f"audio file {path} is not a PCM WAV file ({exc})") from None
-        except OSError as exc:
-            raise AudioError(f"audio file {path} cannot be read ({exc.strerror or exc})") from None
-        if width not in (1, 2, 3, 4):
-            raise AudioError(f"audio file {path} has an unsupported sample width of {width} bytes")
-        samples = _decode_pcm(frames, width)
-        if samples.size == 0 or source_rate <= 0:
-            raise AudioError(f"audio file {path} holds no audio")
-        mono = samples.reshape(-1, channels).mean(axis=1)
+        data, source_rate, kind = _decode(path)
+        mono = data.mean(axis=1)
         resampled = resample(mono, source_rate, rate)
-        description = (
-            f"{path.name} ({source_rate} Hz, {channels} ch, {8 * width}-bit) "
-            f"as {rate} Hz mono PCM16, {resampled.size / rate:.3f} s"
-        )
-        return cls(_to_pcm16(resampled), rate, description)
+        pcm = _to_pcm16(resampled)
+        description = (f"{path.name} ({kind}, {source_rate} Hz, {data.shape[1]} ch) "
+                       f"as {rate} Hz mono PCM16, {pcm.size / rate:.3f} s")
+        return cls(pcm, rate, description, _silence_warnings(path, pcm))
+
+    from_wav = from_file
+    """The seed's name for :meth:`from_file` (it read WAV only)."""
 
     @property
     def duration_ms(self) -> float:
         return 1000.0 * self.samples.size / self.rate
 
+    @property
+    def peak(self) -> float:
+        """Largest absolute sample as a fraction of full scale (0..1)."""
+        return float(np.abs(self.samples.astype(np.int32)).max(initial=0)) / _FULL_SCALE
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the samples as little-endian PCM16 bytes at ``rate`` (what identifies the clip in results).
+
+        It is taken before a provider's resampling and trailing silence, so one clip has one digest for every
+        provider; for a file it is the digest of the decoded clip, not of the file's bytes.
+        """
+        return hashlib.sha256(self.samples.astype("<i2").tobytes()).hexdigest()
+
     def at_rate(self, rate: int) -> Stimulus:
         """The same audio resampled to ``rate`` (OpenAI Realtime wants 24 kHz)."""
         if rate == self.rate:
             return self
-        floats = resample(self.samples.astype(np.float64) / 32768.0, self.rate, rate)
-        return Stimulus(_to_pcm16(floats), rate, self.description.replace(f"{self.rate} Hz mono", f"{rate} Hz mono"))
+        floats = resample(self.samples.astype(np.float64) / _FULL_SCALE, self.rate, rate)
+        return replace(self, samples=_to_pcm16(floats), rate=rate,
+                       description=self.description.replace(f"{self.rate} Hz mono", f"{rate} Hz mono"))
 
     def with_silence(self, milliseconds: float) -> Stimulus:
         """The clip followed by ``milliseconds`` of digital silence."""
         if milliseconds <= 0:
             return self
         pad = np.zeros(int(round(milliseconds * self.rate / 1000)), dtype=np.int16)
-        return Stimulus(np.concatenate([self.samples, pad]), self.rate, f"{self.description} + {milliseconds:g} ms silence")
+        return replace(self, samples=np.concatenate([self.samples, pad]),
+                       description=f"{self.description} + {milliseconds:g} ms silence")
 
     def chunks(self, size: int | None = None) -> list[Chunk]:
         """The audio as consecutive chunks of ``size`` samples (all of it in one when None)."""
@@ -120,7 +143,7 @@ class Chunk:
 
     @classmethod
     def of(cls, samples: np.ndarray, rate: int) -> Chunk:
-        peak = float(np.abs(samples.astype(np.int32)).max(initial=0)) / 32768.0
+        peak = float(np.abs(samples.astype(np.int32)).max(initial=0)) / _FULL_SCALE
         return cls(samples.astype("<i2").tobytes(), rate, round(peak, 6))
 
     @property
@@ -129,7 +152,7 @@ class Chunk:
 
     @cached_property
     def base64(self) -> str:
-        """The PCM as base64 text, encoded once: a driver sends the same chunks every cycle."""
+        """The PCM as base64 text, encoded once: a user sends the same chunks in every cycle."""
         return base64.b64encode(self.pcm).decode("ascii")
 
     @property
@@ -138,28 +161,59 @@ class Chunk:
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Linear-interpolation resampling of float samples; length scales exactly with the rate."""
-    if source_rate == target_rate:
-        return samples.astype(np.float64)
-    n_out = int(round(samples.size * target_rate / source_rate))
-    source_t = np.arange(samples.size) / source_rate
-    target_t = np.arange(n_out) / target_rate
-    return np.interp(target_t, source_t, samples.astype(np.float64))
+    """Band-limited resampling (soxr, high quality) of float samples; the length is ``round(n * target / source)``."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if source_rate == target_rate or samples.size == 0:
+        return samples
+    return soxr.resample(samples, source_rate, target_rate, quality="HQ")
 
 
-def _decode_pcm(frames: bytes, width: int) -> np.ndarray:
-    """WAV PCM bytes as floats in -1..1."""
-    if width == 1:
-        return (np.frombuffer(frames, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
-    if width == 2:
-        return np.frombuffer(frames, dtype="<i2").astype(np.float64) / 32768.0
-    if width == 3:
-        raw = np.frombuffer(frames, dtype=np.uint8).reshape(-1, 3)
-        ints = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
-        ints = np.where(ints & 0x800000, ints - 0x1000000, ints)
-        return ints.astype(np.float64) / 8388608.0
-    return np.frombuffer(frames, dtype="<i4").astype(np.float64) / 2147483648.0
+def dbfs(fraction: float) -> float:
+    """A level as a fraction of full scale (0..1) in dBFS; -inf for 0."""
+    return 20 * math.log10(fraction) if fraction > 0 else -math.inf
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int, str]:
+    """The file's frames as floats in -1..1, shape (frames, channels), its rate and its format ("WAV PCM_24")."""
+    try:
+        if path.is_dir():
+            raise AudioError(f"audio file {path} is a directory")
+        size = path.stat().st_size
+        if size == 0:
+            raise AudioError(f"audio file {path} is empty")
+        with path.open("rb") as file:   # opened here so that an OS error is reported as what it is
+            with soundfile.SoundFile(file) as sound:
+                kind = f"{sound.format} {sound.subtype}"
+                source_rate = sound.samplerate
+                data = sound.read(dtype="float64", always_2d=True)
+    except AudioError:
+        raise
+    except FileNotFoundError:
+        raise AudioError(f"audio file {path} does not exist") from None
+    except PermissionError:
+        raise AudioError(f"audio file {path} cannot be read (permission denied)") from None
+    except soundfile.LibsndfileError as exc:
+        reason = str(exc.error_string).strip().rstrip(".") or "unknown error"
+        raise AudioError(f"audio file {path} is not in an audio format bootbench can read "
+                         f"(WAV, FLAC, OGG, MP3, ...): {reason}") from None
+    except OSError as exc:
+        raise AudioError(f"audio file {path} cannot be read ({exc.strerror or exc})") from None
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise AudioError(f"audio file {path} cannot be decoded ({exc})") from None
+    if data.shape[0] == 0 or source_rate <= 0:
+        raise AudioError(f"audio file {path} holds no audio (0 samples)")
+    return data, int(source_rate), kind
+
+
+def _silence_warnings(path: Path, pcm: np.ndarray) -> tuple[str, ...]:
+    peak = float(np.abs(pcm.astype(np.int32)).max(initial=0)) / _FULL_SCALE
+    if peak > SILENCE_THRESHOLD:
+        return ()
+    level = "digital silence" if peak == 0 else f"its peak is {dbfs(peak):.1f} dBFS"
+    return (f"audio file {path} is silent ({level}, at or below the {dbfs(SILENCE_THRESHOLD):.0f} dBFS "
+            "at which audio counts as present), so a service has nothing to answer",)
 
 
 def _to_pcm16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
+    """Floats in -1..1 as PCM16 (scaled by 32768, so decoding a PCM16 file gives back its exact samples)."""
+    return np.clip(np.round(samples * _FULL_SCALE), -32768, 32767).astype(np.int16)

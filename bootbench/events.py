@@ -15,7 +15,7 @@ from locust import events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from bootbench import options
-from bootbench.run import context, embedded, lifecycle, locust_fixes, master_watch, messages
+from bootbench.run import context, embedded, lifecycle, locust_fixes, master_watch, messages, shape
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
 
@@ -35,9 +35,12 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     install_log_redaction()
     if isinstance(runner, _MASTER):
         if environment.parsed_options is not None:
-            options.check_or_exit(environment)
+            settings = options.check_or_exit(environment)
+            if settings.sweep_levels():
+                shape.install(environment, settings.sweep_levels())
         messages.serve_master(runner, lifecycle.current_run)
         webui.install(environment, lifecycle.current_or_last_run)
+        webui.check_swarm(environment, lambda form: lifecycle.check_web_run(environment, form))
     if isinstance(runner, _USERS):
         messages.serve_worker(runner)
     if isinstance(runner, WorkerRunner):
@@ -49,6 +52,8 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     runner = environment.runner
     run = lifecycle.open_run(environment) if isinstance(runner, _MASTER) else None
+    if run is not None:
+        lifecycle.note_signals()
     if isinstance(runner, _USERS):
         context.start(environment, run.settings if run is not None else None)
 

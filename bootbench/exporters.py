@@ -1,7 +1,7 @@
 """The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log, junit.xml.
 
 A :class:`RunRecorder` owns one run folder ``<results-dir>/<run-id>/``. It
-appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
+writes run.json (the run's configuration) when the run opens, appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
 so a crash keeps every finished iteration), captures the run's log, and at
 the end writes metrics.json and the CSV files from the raw samples (and
 asks :mod:`bootbench.views.report` for report.html). With ``--check``s,
@@ -9,8 +9,12 @@ the checks are evaluated on the final metrics, recorded in metrics.json's
 ``checks`` and written to junit.xml (:mod:`bootbench.junit`).
 
     recorder = RunRecorder("results", "aivoco")
+    recorder.describe(run_block)            # run.json: what the run is, in case it never finishes
     recorder.add(sample)                    # at once into samples.jsonl and the run log
     metrics = recorder.finish(run_block, checks)  # metrics.json, summary.csv, samples.csv, report.html, junit.xml
+
+A folder whose process was killed has run.json and samples.jsonl but no
+metrics.json: :func:`rebuild_metrics` makes one from them, marked incomplete.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pandas as pd
 
 from bootbench.checks import Check, CheckResult, evaluate
 from bootbench.junit import write_junit
+from bootbench.levels import estimate_capacity, summarize_levels
 from bootbench.samples import PHASES, SAMPLE_FIELDS, Sample
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
@@ -35,6 +40,8 @@ from bootbench.views.report import write_report_safely
 
 SCHEMA = "bootbench/metrics/v2"
 """v2: the pause between cycles is ``run.wait_ms`` (v1: ``run.delay_ms``)."""
+RUN_FILE = "run.json"
+"""The run's ``run`` block as it opened (configuration, no results): enough to rebuild metrics.json."""
 SESSION_LOG = logging.getLogger("bootbench.sessions")
 """Per-iteration lines: into the run log only, not onto the console."""
 SESSION_LOG.propagate = False
@@ -70,6 +77,13 @@ class RunRecorder:
         """When the run started, as in metrics.json (ISO 8601, UTC, milliseconds)."""
         return self.started.isoformat(timespec="milliseconds")
 
+    def describe(self, run_block: dict[str, Any]) -> None:
+        """Write run.json: the ``run`` block at the start (id, start time, configuration, versions)."""
+        document = {"schema": SCHEMA, "run": {"id": self.run_id, "started_at": self.started_at, **run_block,
+                                              "versions": dict(versions())}}
+        (self.folder / RUN_FILE).write_text(redact(json.dumps(document, indent=2, allow_nan=False)) + "\n",
+                                            encoding="utf-8")
+
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
         self.samples.append(sample)
@@ -77,14 +91,18 @@ class RunRecorder:
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
-    def finish(self, run_block: dict[str, Any], checks: Sequence[Check] = ()) -> dict[str, Any]:
+    def finish(self, run_block: dict[str, Any], checks: Sequence[Check] = (),
+               levels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Write metrics.json, summary.csv, samples.csv, report.html (and junit.xml with checks); stop capturing the log.
 
         ``run_block`` describes the run (metrics.json ``run`` without id, times
-        and versions). ``checks`` are evaluated once, on the exact final
-        statistics; their results are metrics.json's ``checks``. Returns the metrics.
+        and versions). ``levels`` are a sweep's levels as they ran
+        (:meth:`bootbench.run.sweep.Sweep.records`). ``checks`` are evaluated
+        once, on the exact final statistics (a sweep's capacity included);
+        their results are metrics.json's ``checks``. Returns the metrics.
         """
-        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso())
+        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso(),
+                                levels=levels)
         results = evaluate(checks, metrics)
         metrics["checks"] = [result.to_dict() for result in results]
         write_metrics(self.folder, metrics, self.samples)
@@ -117,49 +135,106 @@ def log_line(sample: Sample) -> str:
 
 
 def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], samples: Sequence[Sample], *,
-                  ended_at: str | None = None) -> dict[str, Any]:
+                  ended_at: str | None = None, levels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The metrics.json document: run description, exact summary, errors, and every sample.
 
     Without ``ended_at`` the document describes a run still going: its ``run``
-    block says ``in_progress`` and when the snapshot was taken.
+    block says ``in_progress`` and when the snapshot was taken. With a sweep's
+    ``levels`` (as they ran) it also holds ``levels`` (per level statistics
+    and CPU) and ``capacity`` (:mod:`bootbench.levels`).
     """
     times = {"ended_at": ended_at} if ended_at else {"snapshot_at": now_iso(), "in_progress": True}
     ordered = sorted(samples, key=lambda s: s.iteration)
-    return {
+    metrics: dict[str, Any] = {
         "schema": SCHEMA,
         "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions())},
         "summary": summarize_samples(ordered),
         "errors": summarize_errors(ordered),
-        "samples": [s.to_dict() for s in ordered],
     }
+    if levels is not None:
+        metrics["levels"] = summarize_levels(ordered, levels)
+        metrics["capacity"] = estimate_capacity(metrics["levels"], run_block.get("sweep_tolerance", 1.5))
+    metrics["samples"] = [s.to_dict() for s in ordered]
+    return metrics
+
+
+def read_samples(folder: Path) -> list[Sample]:
+    """The samples of ``folder``/samples.jsonl; a last line cut short (the process was killed mid-write) is skipped."""
+    samples = []
+    lines = (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            samples.append(Sample.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            if number < len(lines):
+                raise
+    return samples
+
+
+def rebuild_metrics(folder: Path) -> tuple[dict[str, Any], list[Sample]]:
+    """metrics.json of a run that never wrote one (its process was killed), from run.json and samples.jsonl.
+
+    Marked ``run.rebuilt_from_samples: true``, incomplete, with no end time:
+    the iteration accounting holds what the samples show (what was in flight
+    when the process died is not known). Raises OSError, ValueError (bad JSON).
+    """
+    opened = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))["run"]
+    samples = read_samples(folder)
+    planned = int((opened.get("iterations") or {}).get("planned") or 0)
+    run_block = {key: value for key, value in opened.items() if key not in ("id", "started_at", "versions")}
+    run_block["iterations"] = {"planned": planned, "started": None, "finished": len(samples), "lost": None,
+                               "lost_iterations": {}, "complete": False,
+                               "workers": sorted({s.worker for s in samples}),
+                               "never_started": None, "interrupted": [], "recovered": [],
+                               "unfinished_at_stop": []}
+    metrics = build_metrics(opened["id"], opened["started_at"], run_block, samples, ended_at=now_iso())
+    metrics["run"].update(ended_at=None, rebuilt_from_samples=True, rebuilt_at=now_iso(),
+                          versions=opened.get("versions", metrics["run"]["versions"]))
+    metrics["checks"] = []
+    return metrics, samples
 
 
 def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sample]) -> None:
     """Write metrics.json, summary.csv and samples.csv into ``folder``."""
     text = redact(json.dumps(metrics, indent=2, allow_nan=False))
     (folder / "metrics.json").write_text(text + "\n", encoding="utf-8")
-    summary_frame(metrics["summary"]).to_csv(folder / "summary.csv", index=False)
+    summary_frame(metrics["summary"], metrics.get("levels")).to_csv(folder / "summary.csv", index=False)
     samples_frame(samples).to_csv(folder / "samples.csv", index=False)
 
 
-def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """One row per phase with its exact statistics and the run's success rate (summary.csv)."""
+def summary_frame(summary: dict[str, Any], levels: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per phase with its exact statistics and the run's success rate (summary.csv).
+
+    ``level`` is empty on these whole-run rows; a sweep adds one row per level and phase, ``level`` = its users.
+    """
+    rows = _summary_rows(summary, None)
+    for level in levels or ():
+        rows += _summary_rows(level, level["users"])
+    frame = pd.DataFrame(rows)
+    frame["level"] = frame["level"].astype("Int64")  # whole numbers, empty on whole-run rows
+    return frame
+
+
+def _summary_rows(summary: dict[str, Any], level: int | None) -> list[dict[str, Any]]:
     rows = []
     for phase in PHASES:
         stats = summary["phases"][phase]
-        row = {"phase": phase, **{c: stats[c] for c in STATISTICS}}
+        row = {"level": level, "phase": phase, **{c: stats[c] for c in STATISTICS}}
         for name in ("ci95_mean", "ci95_median"):
             row[f"{name}_low"], row[f"{name}_high"] = stats[name] or (None, None)
         row.update(iterations=summary["iterations"], successes=summary["successes"],
                    failures=summary["failures"], success_rate=summary["success_rate"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv)."""
     frame = pd.DataFrame([vars(s) for s in sorted(samples, key=lambda s: s.iteration)], columns=list(SAMPLE_FIELDS))
     frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
+    frame["level"] = frame["level"].astype("Int64")  # a sweep level's users; empty outside a sweep
     return frame
 
 

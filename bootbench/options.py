@@ -9,8 +9,11 @@ derived from it. Bad input raises :class:`ConfigError`, one sentence for the use
 
 from __future__ import annotations
 
+import argparse
+import functools
 import ipaddress
 import logging
+import math
 import sys
 import tempfile
 from dataclasses import dataclass, fields, replace
@@ -19,14 +22,21 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bootbench import providers
-from bootbench.audio import AudioError, Stimulus
+from bootbench.audible import DEFAULT_AUDIBLE_DBFS
+from bootbench.audio import AudioError
 from bootbench.checks import Check, CheckError, expressions, parse_checks
 from bootbench.providers.network import redacted_url
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
 from bootbench.secrets import load_key
+from bootbench.stimuli import ClipSet, load_clips
 
 log = logging.getLogger("bootbench")
 
 PACES = ("burst", "realtime")
+AUDIBLE_DBFS_RANGE = (-120.0, 0.0)
+"""``--audible-dbfs`` lies in [-120, 0): below -120 dBFS is under PCM16's own noise floor, 0 is full scale."""
+DEFAULT_SWEEP_TOLERANCE = 1.5
+"""See :mod:`bootbench.levels` for why 1.5."""
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 
@@ -39,15 +49,23 @@ def add_arguments(parser: Any) -> None:
     """Register bootbench's options on Locust's argument parser."""
     parser.add_argument("-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
                         help="Total iterations (call cycles) of the whole run, over all users and workers; "
-                             "the run ends by itself after them. 0 = no limit. Default 100.")
+                             "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100.")
     parser.add_argument("--provider", default="", env_var="LOCUST_PROVIDER",
                         help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
     parser.add_argument("--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",
-                        help="Seconds an iteration may take from session start to first audio. Default 10.")
+                        help="Seconds an iteration may take from its start to the first audible audio back. Default 10.")
     parser.add_argument("--results-dir", default="results", env_var="LOCUST_RESULTS_DIR",
                         help="Folder that receives one sub-folder per run. Default ./results.")
-    parser.add_argument("--audio", default="", env_var="LOCUST_AUDIO",
-                        help="WAV file to send (any rate/channels; converted to mono PCM16). Default: 1 s 440 Hz sine.")
+    parser.add_argument("--audio", action="append", default=None, env_var="LOCUST_AUDIO",
+                        help="What to say (repeatable): sine (the default, 1 s 440 Hz), speech (a recorded "
+                             "sentence shipped with bootbench), an audio file (WAV, FLAC, OGG, MP3; any rate and "
+                             "channels) or a folder of them. Iteration k sends clip (k-1) mod n.")
+    parser.add_argument("--audible-dbfs", type=float, default=DEFAULT_AUDIBLE_DBFS, env_var="LOCUST_AUDIBLE_DBFS",
+                        help="Level (10 ms RMS, dBFS) above which reply audio counts as audible, for "
+                             f"first_audible_ms. Default {DEFAULT_AUDIBLE_DBFS:g}.")
+    parser.add_argument("--headline", default=HEADLINE, env_var="LOCUST_HEADLINE",
+                        help=f"The phase the console summary and progress line lead with ({', '.join(PHASES)}). "
+                             f"Default {HEADLINE}.")
     parser.add_argument("--connect-per-call", action="store_true", default=False, env_var="LOCUST_CONNECT_PER_CALL",
                         help="Open a new connection in every cycle, so connect time counts in cold_start_ms.")
     parser.add_argument("--pace", choices=PACES, default="burst", env_var="LOCUST_PACE",
@@ -59,7 +77,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--voice", default="", env_var="LOCUST_VOICE",
                         help="Voice of the reply (provider default when empty).")
     parser.add_argument("--model", default="", env_var="LOCUST_MODEL",
-                        help="Model of the session (openai: gpt-realtime, gemini: models/gemini-live-2.5-flash-preview).")
+                        help="Model of the session (openai: gpt-realtime, gemini: models/gemini-2.5-flash-native-audio-preview-12-2025).")
     parser.add_argument("--turn", default="", env_var="LOCUST_TURN",
                         help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
                              "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode).")
@@ -77,7 +95,29 @@ def add_arguments(parser: Any) -> None:
                         help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
                              "(first_response_ms:p95<=800) or success_rate OP VALUE (success_rate>=95%%). "
                              "LOCUST_CHECK takes several separated by ';'. Exit code 3 when one fails.")
+    parser.add_argument("--sweep", default="", env_var="LOCUST_SWEEP", include_in_web_ui=False,
+                        help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
+                             "after another, -i iterations each, in rounds of calls that start at once; -u is "
+                             "ignored. Reports the capacity: the highest level within --sweep-tolerance.")
+    parser.add_argument("--sweep-tolerance", type=float, default=DEFAULT_SWEEP_TOLERANCE,
+                        env_var="LOCUST_SWEEP_TOLERANCE", include_in_web_ui=False,
+                        help="A sweep level is within capacity while its cold-start p95 is at most this many times "
+                             f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}.")
     bind_to_loopback_by_default(parser)
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """The levels of ``--sweep``: positive, strictly increasing user counts; raises :class:`ConfigError`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        levels = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--sweep must be comma-separated numbers of users like 1,2,4,8, not {text!r}") from None
+    if not levels or any(n < 1 for n in levels):
+        raise ConfigError(f"--sweep levels must be positive numbers of users, not {text!r}")
+    if any(b <= a for a, b in zip(levels, levels[1:])):
+        raise ConfigError(f"--sweep levels must increase from one to the next, like 1,2,4,8 (not {text!r})")
+    return levels
 
 
 def bind_to_loopback_by_default(parser: Any) -> None:
@@ -114,12 +154,22 @@ class Settings:
     voice: str
     model: str
     turn: str
-    audio: str
+    audio: tuple[str, ...]
+    """The ``--audio`` values as given (empty: the sine); :meth:`clips` loads them."""
+    audible_dbfs: float
+    headline: str
     results_dir: str
     ca_bundle: str
     master_silence_s: float
     checks: tuple[Check, ...] = ()
     """The ``--check`` expressions, parsed; evaluated once on the final statistics (by the master)."""
+    sweep: str = ""
+    """``--sweep`` as given, checked; :meth:`sweep_levels` is its levels (empty: no sweep)."""
+    sweep_tolerance: float = DEFAULT_SWEEP_TOLERANCE
+
+    def sweep_levels(self) -> tuple[int, ...]:
+        """The users of each level of ``--sweep``; empty for a plain run."""
+        return parse_levels(self.sweep) if self.sweep.strip() else ()
 
     def retarget(self, url: str, *, embedded: bool) -> Settings:
         """The same settings aimed at ``url`` (the embedded server once it has started, or a public endpoint)."""
@@ -148,14 +198,14 @@ class Settings:
                      if f.name not in ("url", "api_key")}
         return providers.DriverConfig(url=self.target, api_key=api_key or LOOPBACK_KEY, **same_name)
 
-    def stimulus(self) -> Stimulus:
-        """The audio to send: the ``--audio`` WAV file, else the default sine (raises AudioError)."""
-        return Stimulus.from_wav(self.audio) if self.audio else Stimulus.sine()
+    def clips(self) -> ClipSet:
+        """The clips of ``--audio`` (the sine when none is given), loaded once per process; raises AudioError."""
+        return _load_clips(self.audio)
 
     def run_block(self) -> dict[str, Any]:
         """The configuration part of metrics.json's ``run`` block: what was measured, and how.
 
-        The master adds the iteration accounting, users, mode, the audio's
+        The master adds the iteration accounting, users, mode, the clips'
         description, Locust's options and the abort reason.
         """
         block: dict[str, Any] = {}
@@ -169,20 +219,28 @@ class Settings:
                 value = value or "default"
             elif f.name == "model":
                 value = value or None
+            elif f.name == "sweep":
+                value = list(self.sweep_levels()) or None
             block[RECORDED_AS.get(f.name, f.name)] = value
         return block
 
 
 NOT_RECORDED = frozenset({"iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s"})
-"""Settings that ``run_block`` leaves out: the master records the iteration accounting and the audio's
-description instead; where results go, which CA file verified TLS and how long a worker waits for a silent
-master do not change what is measured; the checks and their outcome are metrics.json's ``checks``."""
+"""Settings that ``run_block`` leaves out: the master records the iteration accounting and the clips'
+description (``audio``, ``clips``) instead; where results go, which CA file verified TLS and how long a worker
+waits for a silent master do not change what is measured; the checks and their outcome are metrics.json's
+``checks``."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
 _FROM_HOST = ("target", "embedded_server")
 OPTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name not in _FROM_HOST)
 """The Settings fields read from an option of the same name."""
-_KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+_KINDS: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "tuple[str, ...]": tuple}
+
+
+@functools.lru_cache(maxsize=4)
+def _load_clips(values: tuple[str, ...]) -> ClipSet:
+    return load_clips(values)
 
 
 def resolve(options: Any, host: str | None) -> Settings:
@@ -205,6 +263,19 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
     if not values["master_silence_s"] > 0:
         raise ConfigError(f"--master-silence-s must be a positive number of seconds, not {values['master_silence_s']:g}")
+    low, high = AUDIBLE_DBFS_RANGE
+    if not (math.isfinite(values["audible_dbfs"]) and low <= values["audible_dbfs"] < high):
+        raise ConfigError(f"--audible-dbfs must be a level from {low:g} up to (not including) {high:g} dBFS, "
+                          f"not {values['audible_dbfs']:g}")
+    values["headline"] = values["headline"].strip() or HEADLINE
+    if values["headline"] not in PHASE_BY_NAME:
+        raise ConfigError(f"--headline must name a phase ({', '.join(PHASES)}), not {values['headline']!r}")
+    if values["sweep"].strip():
+        parse_levels(values["sweep"])
+        if values["iterations"] == 0:
+            raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
+        if not values["sweep_tolerance"] > 1:
+            raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")
@@ -222,8 +293,6 @@ def resolve(options: Any, host: str | None) -> Settings:
     if turn == "vad" and trailing < driver.vad_silence_ms:
         raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
                           f"{provider} (its voice activity detection ends a turn after that much silence)")
-    if values["audio"] and not Path(values["audio"]).exists():
-        raise ConfigError(f"audio file {values['audio']} does not exist")
     if values["ca_bundle"] and not Path(values["ca_bundle"]).is_file():
         raise ConfigError(f"CA bundle {values['ca_bundle']} does not exist")
     values["results_dir"] = values["results_dir"] or "results"
@@ -264,12 +333,34 @@ def check_or_exit(environment: Any) -> Settings:
             settings = settings_for(opts, public)
             log.info("no host given and the %s key is set: benchmarking %s", settings.provider, public)
         check_results_dir(settings.results_dir)
-        settings.stimulus()
+        clips = settings.clips()
         settings.api_key(required=True)
     except (ConfigError, AudioError) as exc:
         sys.stderr.write(f"bootbench: {exc}\n")
         sys.exit(2)
+    for warning in dict.fromkeys(clips.warnings):
+        sys.stderr.write(f"bootbench: warning: {warning}\n")
     return settings
+
+
+def check_run(options: Any, host: str | None) -> Settings:
+    """Everything :func:`check_or_exit` checks, for a run the web UI is about to start; raises ConfigError, AudioError."""
+    settings = resolve(options, host)
+    check_results_dir(settings.results_dir)
+    settings.stimulus()
+    settings.api_key(required=True)
+    return settings
+
+
+def with_form(options: Any, form: Any) -> argparse.Namespace:
+    """A copy of the parsed ``options`` with bootbench's options replaced by the web UI start form's text fields."""
+    merged = argparse.Namespace(**vars(options)) if options is not None else argparse.Namespace()
+    kinds = {f.name: f.type for f in fields(Settings)}
+    for name in OPTION_FIELDS:
+        if name in form:
+            value = form[name]
+            setattr(merged, name, value == "true" if kinds[name] == "bool" else value)
+    return merged
 
 
 def check_url(url: str) -> None:
@@ -318,6 +409,10 @@ def _read(options: Any, name: str) -> Any:
         except CheckError as exc:
             raise ConfigError(str(exc)) from None
     kind = _KINDS[next(f.type for f in fields(Settings) if f.name == name)]
+    if kind is tuple:
+        if value is None:
+            return ()
+        return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
     if kind is str:
         return "" if value is None else str(value)
     if kind is bool:

@@ -51,6 +51,12 @@ PHASE_TABLE: tuple[Phase, ...] = (
     Phase("first_response_ms", "first response", "session ready", "first audio event", "session_ready", "first_audio"),
     Phase("input_to_audio_ms", "input to audio", "last input sent", "first audio event", "input_sent", "first_audio"),
     Phase("cold_start_ms", "cold start", "cycle start", "first audio event", "cycle_start", "first_audio"),
+    Phase("first_audible_ms", "first audible", "session ready", "first audible sample plays", "session_ready",
+          "first_audible"),
+    Phase("input_to_audible_ms", "input to audible", "last input sent", "first audible sample plays", "input_sent",
+          "first_audible"),
+    Phase("leading_silence_ms", "leading silence", "first audio event", "first audible sample plays", "first_audio",
+          "first_audible"),
     Phase("stop_ms", "stop", "stop sent", "stop acknowledged", "stop_sent", "stop_acked"),
 )
 """Every interval bootbench reports, in cycle order (docs/architecture.md defines each)."""
@@ -72,12 +78,21 @@ class Timeline:
     session_ready: int | None = None
     input_sent: int | None = None
     first_audio: int | None = None
+    """Arrival of the answer's first audio event (a greeting's audio is not the answer)."""
+    first_audible: int | None = None
+    """Play time of the answer's first audible sample (:mod:`bootbench.audible`'s playback model)."""
+    greeting: int | None = None
+    """Arrival of the first audio of a reply the caller did not ask for (a greeting)."""
     stop_sent: int | None = None
     stop_acked: int | None = None
 
     def phases(self) -> dict[str, float | None]:
         """Every phase of :data:`PHASE_TABLE` in milliseconds; None where an end was not reached."""
         return {p.name: _ms(getattr(self, p.since), getattr(self, p.until)) for p in PHASE_TABLE}
+
+    def greeting_ms(self) -> float | None:
+        """Session ready -> the greeting's first audio; None without a greeting."""
+        return _ms(self.session_ready, self.greeting)
 
 
 def _ms(start: int | None, end: int | None) -> float | None:
@@ -104,8 +119,23 @@ class Sample:
     input_to_audio_ms: float | None = None
     cold_start_ms: float | None = None
     stop_ms: float | None = None
+    first_audible_ms: float | None = None
+    """None with ``ok`` true: the answer never became audible before it ended or the timeout (an inaudible reply)."""
+    input_to_audible_ms: float | None = None
+    leading_silence_ms: float | None = None
+    greeting_ms: float | None = None
+    """Session ready -> first audio of a reply not asked for; None when the service did not greet."""
+    preamble: bool | None = None
+    """True when the answer's first audio item says it is a preamble (OpenAI ``phase: commentary``), False when
+    it says it is not, None when the protocol does not say."""
+    clip: str | None = None
+    """Name of the clip the iteration sent (metrics.json ``run.clips`` describes each)."""
     connected_this_cycle: bool = False
     anomalies: dict[str, int] = field(default_factory=dict)
+    users_active: int | None = None
+    """Users running over all workers when this iteration was granted, as the master counted them (None in older files)."""
+    level: int | None = None
+    """In a sweep (``--sweep``), the users of the level this iteration ran in; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``).

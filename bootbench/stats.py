@@ -99,8 +99,15 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "failures": n - len(successes),
         "success_rate": (len(successes) / n) if n else None,
         "p99_is_max": len(successes) < SMALL_SAMPLE,
+        "inaudible_replies": inaudible_replies(successes),
+        "greetings": sum(1 for s in samples if s.greeting_ms is not None),
         "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES},
     }
+
+
+def inaudible_replies(samples: Iterable[Sample]) -> int:
+    """Successful iterations whose answer never became audible before it ended or the timeout (not failures)."""
+    return sum(1 for s in samples if s.ok and s.first_response_ms is not None and s.first_audible_ms is None)
 
 
 def errors_by_kind(samples: Iterable[Sample]) -> dict[str, int]:
@@ -127,7 +134,11 @@ def summarize_errors(samples: Sequence[Sample], first: int = 20) -> dict[str, An
 
 @dataclass
 class Snapshot:
-    """Counts and first-response statistics of a run's finished iterations at one moment."""
+    """Counts and headline statistics of a run's finished iterations at one moment.
+
+    ``first_response_ms``, ``median``, ``p95``, ``p99`` and ``mean`` are those
+    of the ``headline`` phase (``first_response_ms`` unless ``--headline`` says otherwise).
+    """
 
     iterations: int
     planned: int
@@ -141,13 +152,16 @@ class Snapshot:
     mean: float | None = None
     session_start_median: float | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    headline: str = HEADLINE
+    first_audible_median: float | None = None
+    inaudible_replies: int = 0
 
     @property
     def success_rate(self) -> float | None:
         return self.successes / self.iterations if self.iterations else None
 
 
-def snapshot(samples: Sequence[Sample], planned: int = 0) -> Snapshot:
+def snapshot(samples: Sequence[Sample], planned: int = 0, headline: str = HEADLINE) -> Snapshot:
     """Statistics of ``samples`` (finished iterations so far), without the costly bootstrap intervals.
 
     Cheap enough to recompute every few seconds in a process whose users
@@ -155,12 +169,15 @@ def snapshot(samples: Sequence[Sample], planned: int = 0) -> Snapshot:
     """
     samples = list(samples)
     ok = [s for s in samples if s.ok]
-    head = summarize((getattr(s, HEADLINE) for s in ok), intervals=False)
+    head = summarize((getattr(s, headline) for s in ok), intervals=False)
     session = summarize((s.session_start_ms for s in ok), intervals=False)
+    audible = summarize((s.first_audible_ms for s in ok), intervals=False)
     return Snapshot(iterations=len(samples), planned=planned, successes=len(ok), failures=len(samples) - len(ok),
-                    first_response_ms=finite(getattr(s, HEADLINE) for s in ok),
+                    first_response_ms=finite(getattr(s, headline) for s in ok),
                     median=head["median"], p95=head["p95"], p99=head["p99"], mean=head["mean"],
-                    session_start_median=session["median"], errors_by_kind=errors_by_kind(samples))
+                    session_start_median=session["median"], errors_by_kind=errors_by_kind(samples),
+                    headline=headline, first_audible_median=audible["median"],
+                    inaudible_replies=inaudible_replies(ok))
 
 
 def round_bins(values: Sequence[float], max_bins: int = 16) -> list[tuple[float, float, int]]:

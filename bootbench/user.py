@@ -1,6 +1,6 @@
 """BootUser: one simulated caller running the cold-start cycle.
 
-    [connect] -> start session -> send test audio -> first audio back -> stop session -> wait
+    [connect] -> start session -> send the iteration's clip -> first audio back (and first audible) -> stop -> wait
 
 Each cycle holds one ticket (a granted iteration of the run's budget),
 records a :class:`~bootbench.samples.Timeline`, fires one Locust request
@@ -54,7 +54,7 @@ class BootUser(User):
     def on_start(self) -> None:
         ctx = context.current(self.environment)
         self.number = context.next_user_number()
-        self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.stimulus)
+        self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.clips)
         self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         self._backoff = 0.0
         if not ctx.settings.connect_per_call:
@@ -93,6 +93,8 @@ class BootUser(User):
     def _run_cycle(self, iteration: int, ctx: RunContext) -> tuple[Sample, str | None]:
         """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
         timeline = Timeline()
+        clip = ctx.clips.clip_for(iteration)
+        self.driver.use_clip(clip)
         started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         anomalies_before = dict(self.driver.anomalies)
         connected_now = False
@@ -147,6 +149,9 @@ class BootUser(User):
             error=self._error_message(error, ctx.worker),
             connected_this_cycle=connected_now,
             anomalies=anomalies,
+            greeting_ms=timeline.greeting_ms(),
+            preamble=self.driver.preamble() if step == "audio" else None,
+            clip=clip.name,
             **timeline.phases(),
         )
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)

@@ -81,9 +81,9 @@ def test_malformed_expressions_say_one_sentence(expr, says):
 
 
 def test_phases_are_a_parameter_for_later_phases():
-    assert parse_check("first_audible_ms:p90<300", PHASES + ("first_audible_ms",)).phase == "first_audible_ms"
-    with pytest.raises(CheckError, match="unknown phase 'first_audible_ms'"):
-        parse_check("first_audible_ms:p90<300")
+    assert parse_check("future_phase_ms:p90<300", PHASES + ("future_phase_ms",)).phase == "future_phase_ms"
+    with pytest.raises(CheckError, match="unknown phase 'future_phase_ms'"):
+        parse_check("future_phase_ms:p90<300")
 
 
 def test_split_env_takes_several_checks_separated_by_semicolons():

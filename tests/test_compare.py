@@ -46,9 +46,10 @@ def expected_row(folder) -> list[str]:
     metrics = json.loads((folder / "metrics.json").read_text())
     run, summary = metrics["run"], metrics["summary"]
     head, session = summary["phases"]["first_response_ms"], summary["phases"]["session_start_ms"]
+    audible = summary["phases"]["first_audible_ms"]
     return [run["id"], run["provider"], run["target"], str(summary["iterations"]),
             f"{summary['success_rate'] * 100:.1f} %", *(f"{head[k]:.1f}" for k in ("mean", "median", "p95", "p99")),
-            f"{session['median']:.1f}"]
+            f"{session['median']:.1f}", f"{audible['median']:.1f}"]
 
 
 def test_compare_prints_one_row_per_run_with_the_numbers_of_its_metrics(runs, tmp_path):
@@ -56,7 +57,8 @@ def test_compare_prints_one_row_per_run_with_the_numbers_of_its_metrics(runs, tm
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert re.split(r"\s{2,}", lines[0]) == ["Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)",
-                                             "P95 (ms)", "P99 (ms)", "Session start median (ms)"]
+                                             "P95 (ms)", "P99 (ms)", "Session start median (ms)",
+                                             "First audible median (ms)"]
     assert set(lines[1]) == {"-", " "}
     rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:4]]
     assert rows == [expected_row(runs["A"]), expected_row(runs["B"])]
@@ -73,7 +75,7 @@ def test_markdown_output_is_a_valid_markdown_table(runs, tmp_path):
     rendered = MarkdownIt("commonmark").enable("table").render(done.stdout)
     assert rendered.count("<table>") == 1
     header = re.findall(r"<th[^>]*>(.*?)</th>", rendered)
-    assert len(header) == 10 and header[0] == "Run" and header[-1] == "Session start median (ms)"
+    assert len(header) == 11 and header[0] == "Run" and header[-1] == "First audible median (ms)"
     body = re.search(r"<tbody>(.*)</tbody>", rendered, re.S).group(1)
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
     assert cells == [expected_row(runs["A"]), expected_row(runs["B"])]

@@ -41,7 +41,7 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
         assert all(s["stop_ms"] is not None for s in metrics["samples"])
     assert (runs["openai"].metrics["run"]["turn"], runs["openai"].metrics["run"]["model"]) == ("manual",
                                                                                               "gpt-realtime")
-    assert runs["gemini"].metrics["run"]["model"] == "models/gemini-live-2.5-flash-preview"
+    assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
 
 
 @pytest.mark.parametrize("provider, options", [

@@ -86,10 +86,10 @@ def test_report_shows_the_headline_numbers_of_metrics_json(fixed_run):
     assert f"{metrics['summary']['phases']['session_start_ms']['median']:.1f}" in row
 
 
-def test_report_has_four_plots_and_loads_nothing_from_the_network(fixed_run):
+def test_report_has_five_plots_and_loads_nothing_from_the_network(fixed_run):
     html = (fixed_run.folder / "report.html").read_text()
-    assert html.count("<svg") >= 4
-    assert re.findall(r'data-plot="([\w-]+)"', html) == ["histogram", "cdf", "trend", "phases"]
+    assert html.count("<svg") >= 5
+    assert re.findall(r'data-plot="([\w-]+)"', html) == ["histogram", "cdf", "trend", "audible", "phases"]
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html, re.I)
     assert not re.search(r"url\((?!#)|@import|<link|<script|<iframe", html, re.I)
     assert "http://www.w3.org" not in html

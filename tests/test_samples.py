@@ -8,11 +8,16 @@ from bootbench.samples import PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS,
 def test_timeline_phases_follow_the_design_table():
     ms = 1_000_000
     tl = Timeline(cycle_start=0, connect_start=1 * ms, connected=11 * ms, start_sent=12 * ms,
-                  session_ready=62 * ms, input_sent=63 * ms, first_audio=212 * ms,
-                  stop_sent=215 * ms, stop_acked=218 * ms)
+                  session_ready=62 * ms, input_sent=63 * ms, first_audio=212 * ms, first_audible=242 * ms,
+                  greeting=70 * ms, stop_sent=315 * ms, stop_acked=318 * ms)
     assert tl.phases() == {"connect_ms": 10.0, "session_start_ms": 50.0, "first_response_ms": 150.0,
-                           "input_to_audio_ms": 149.0, "cold_start_ms": 212.0, "stop_ms": 3.0}
+                           "input_to_audio_ms": 149.0, "cold_start_ms": 212.0, "first_audible_ms": 180.0,
+                           "input_to_audible_ms": 179.0, "leading_silence_ms": 30.0, "stop_ms": 3.0}
+    assert tl.greeting_ms() == 8.0
     assert Timeline(start_sent=0).phases()["session_start_ms"] is None
+    inaudible = Timeline(session_ready=0, input_sent=1, first_audio=5).phases()
+    assert inaudible["first_response_ms"] is not None and inaudible["first_audible_ms"] is None
+    assert Timeline().greeting_ms() is None
 
 
 def test_every_phase_of_the_table_is_a_sample_field_between_two_timeline_stamps():

@@ -125,7 +125,8 @@ def test_call_cycle_streams_reply_and_ground_truth_matches_injected_and_client_t
 
     lines = read_truth(truth)
     assert [line["outcome"] for line in lines] == ["ok", "ok"]
-    assert lines[0]["injected"] == {"setup_delay_ms": 30.0, "first_audio_delay_ms": 80.0, "cold_penalty_ms": 50.0}
+    assert lines[0]["injected"] == {"setup_delay_ms": 30.0, "first_audio_delay_ms": 80.0, "cold_penalty_ms": 50.0,
+                                    "leading_silence_ms": 0.0, "greeting_ms": None}
     assert lines[1]["injected"]["cold_penalty_ms"] == 0.0
     assert 80 <= lines[0]["measured"]["session_start_ms"] < 95
     assert 30 <= lines[1]["measured"]["session_start_ms"] < 45

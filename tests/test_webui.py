@@ -190,7 +190,7 @@ def test_report_html_opens_from_disk_with_its_plots_and_no_network(ui_run, brows
     }
     sizes = browser.evaluate("[...document.querySelectorAll('figure.plot svg')].map(s => "
                              "{const r = s.getBoundingClientRect(); return [s.dataset.plot, r.width, r.height]})")
-    assert [name for name, *_ in sizes] == ["histogram", "cdf", "trend", "phases"]
+    assert [name for name, *_ in sizes] == ["histogram", "cdf", "trend", "audible", "phases"]
     assert all(width > 300 and height > 150 for _, width, height in sizes)
     assert browser.evaluate("document.getElementById('p99-note') !== null")
     assert browser.errors == []

@@ -58,6 +58,8 @@ class AivocoDriver(Driver):
         self._connected_ns: int | None = None
         self._discard_connection = False
         """Set by an ``error`` event: the server's view of the session is unknown, so start afresh."""
+        self._input_started = False
+        """The current session's first input chunk is going out: audio from now on is the answer."""
         self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
 
     @property
@@ -85,7 +87,8 @@ class AivocoDriver(Driver):
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         self._sessions += 1
-        session = self._session = SessionState(self._sessions)
+        self._input_started = False
+        session = self._session = self.new_session(self._sessions)
         payload = {
             "auth_key": self.config.api_key,
             "system_message": self.config.system_message,
@@ -104,7 +107,8 @@ class AivocoDriver(Driver):
         self._emit(prepared.event, prepared=prepared)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
-        self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout)
+        self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout,
+                                          self.timeout_hint())
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         session = self._session
@@ -199,14 +203,22 @@ class AivocoDriver(Driver):
         if session.ready_ns is None:
             self.anomalies["audio_before_ready"] += 1
             return
-        if session.first_audio_ns is not None:
+        if not self._input_started:
+            session.greeting_audio(now)   # nothing was said yet: this reply was not asked for
             return
-        problem = _audio_problem(data)
+        if not session.decoding:
+            return   # audible already: no need to decode the rest
+        pcm, problem = _decode_audio(data)
         if problem:
-            session.fail(ErrorKind.PROTOCOL_ERROR, f"malformed audio_response: {problem}")
+            if session.first_audio_ns is None:
+                session.fail(ErrorKind.PROTOCOL_ERROR, f"malformed audio_response: {problem}")
+            else:
+                self.anomalies["malformed_audio"] += 1
             return
-        session.first_audio_ns = now
-        session.audio.set()
+        session.answer_audio(pcm, now)
+
+    def _input_starting(self) -> None:
+        self._input_started = True
 
     def _on_auth_failed(self, data=None) -> None:
         """No session was started: nothing to stop, and the connection stays usable."""
@@ -246,6 +258,7 @@ class AivocoDriver(Driver):
             reason = data.get("reason") if isinstance(data, dict) else None
             detail = _message(data, "session ended")
             session.fail(ErrorKind.SERVER_ERROR, f"session ended by the server before any audio ({reason}): {detail}")
+        session.answer_ended()
         session.ended.set()
 
     def _on_other(self, event, data=None) -> None:
@@ -261,24 +274,23 @@ class AivocoDriver(Driver):
         return True
 
 
-def _audio_problem(data) -> str | None:
-    """Why an ``audio_response`` payload is unusable, or None when it holds base64 audio."""
+def _decode_audio(data) -> tuple[bytes | None, str | None]:
+    """The PCM16 of an ``audio_response`` payload, or None and why it is unusable."""
     if not isinstance(data, dict):
-        return f"payload is {type(data).__name__}, not an object"
+        return None, f"payload is {type(data).__name__}, not an object"
     if "audio_data" not in data:
-        return "audio_data is missing"
+        return None, "audio_data is missing"
     audio = data["audio_data"]
     if not isinstance(audio, str):
-        return f"audio_data is {type(audio).__name__}, not a string"
+        return None, f"audio_data is {type(audio).__name__}, not a string"
     if not audio:
-        return "audio_data is empty"
+        return None, "audio_data is empty"
     if len(audio) > MAX_AUDIO_CHARS:
-        return f"audio_data of {len(audio) / (1 << 20):.1f} MiB is not a streamed chunk (limit 1 MiB)"
+        return None, f"audio_data of {len(audio) / (1 << 20):.1f} MiB is not a streamed chunk (limit 1 MiB)"
     try:
-        base64.b64decode(audio, validate=True)
+        return base64.b64decode(audio, validate=True), None
     except (binascii.Error, ValueError):
-        return "audio_data is not valid base64"
-    return None
+        return None, "audio_data is not valid base64"
 
 
 def _message(data, default: str) -> str:

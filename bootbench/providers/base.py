@@ -18,27 +18,66 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 
+from bootbench.audible import DEFAULT_AUDIBLE_DBFS, REPLY_RATE, AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, DEFAULT_RATE, Chunk, Stimulus
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.secrets import redact
+from bootbench.stimuli import SINE, Clip, ClipSet
 
 STOP_TIMEOUT = 3.0
 """Seconds to wait for the service to acknowledge the end of a session."""
 
 
 class SessionState:
-    """State of one call session, set only by the receive handlers of its own connection."""
+    """State of one call session, set only by the receive handlers of its own connection.
 
-    def __init__(self, number: int) -> None:
+    The answer's audio goes to :meth:`answer_audio` (stamped on arrival by
+    the handler, decoded here until it is audible), a greeting's to
+    :meth:`greeting_audio`; :meth:`answer_ended` says the answer is over.
+    """
+
+    def __init__(self, number: int, rate: int = REPLY_RATE, audible_dbfs: float = DEFAULT_AUDIBLE_DBFS) -> None:
         self.number = number
         self.ready_ns: int | None = None
         self.first_audio_ns: int | None = None
         self.ended_ns: int | None = None
+        self.greeting_ns: int | None = None
+        """Arrival of the first audio of a reply the caller did not ask for."""
+        self.preamble: bool | None = None
         self.stopping = False
         self.failure: CycleError | None = None
         self.ready = threading.Event()
         self.audio = threading.Event()
+        self.audible = threading.Event()
+        """Set once the answer is audible, is over without having been audible, or the session failed."""
         self.ended = threading.Event()
+        self.detector = AudibleDetector(rate, audible_dbfs)
+
+    def answer_audio(self, pcm: bytes | None, received_ns: int) -> None:
+        """A chunk of the answer (PCM16 LE) that arrived at ``received_ns``; the first one is the first audio.
+
+        ``pcm`` may be None for a chunk whose audio is not decoded (once the answer is audible).
+        """
+        if self.first_audio_ns is None:
+            self.first_audio_ns = received_ns
+            self.audio.set()
+        if pcm and not self.audible.is_set() and self.detector.feed(pcm, received_ns) is not None:
+            self.audible.set()
+
+    @property
+    def decoding(self) -> bool:
+        """True while the answer's audio is still decoded (not yet audible)."""
+        return self.detector.found is None
+
+    def answer_ended(self) -> None:
+        """The answer is over: stop waiting for it to become audible."""
+        if self.first_audio_ns is not None:
+            self.audible.set()
+
+    def greeting_audio(self, received_ns: int) -> None:
+        """Audio of a reply the caller did not ask for (a greeting): noted, never taken as the answer."""
+        if self.greeting_ns is None:
+            self.greeting_ns = received_ns
 
     @property
     def open(self) -> bool:
@@ -50,6 +89,7 @@ class SessionState:
             self.failure = CycleError(kind, message)
         self.ready.set()
         self.audio.set()
+        self.audible.set()
 
     def await_ready(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
         """Block until the session is ready; sets ``timeline.session_ready`` or raises its failure."""
@@ -59,14 +99,25 @@ class SessionState:
             raise self.failure
         timeline.session_ready = self.ready_ns
 
-    def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> None:
-        """Block until the first audio; sets ``timeline.first_audio`` or raises the failure that came first."""
+    def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float,
+                          hint: str = "") -> None:
+        """Block until the answer's first audio, then until it is audible (or over); both bounded by the deadline.
+
+        Sets ``timeline.first_audio``, ``first_audible`` (when the answer became
+        audible in time) and ``greeting``, or raises the failure that came
+        before the first audio; ``hint`` is appended to a timeout's message.
+        """
         if not self.audio.wait(remaining(deadline_ns)):
-            self.fail(ErrorKind.AUDIO_TIMEOUT, f"no {what} within {limit_s:g} s")
+            self.fail(ErrorKind.AUDIO_TIMEOUT, f"no {what} within {limit_s:g} s{hint}")
+        timeline.greeting = self.greeting_ns
         if self.first_audio_ns is not None:
             timeline.first_audio = self.first_audio_ns
         if self.failure and self.first_audio_ns is None:
             raise self.failure
+        self.audible.wait(remaining(deadline_ns))
+        found = self.detector.found
+        timeline.first_audible = found.play_ns if found is not None else None
+        timeline.greeting = self.greeting_ns
 
 
 class CycleError(Exception):
@@ -99,6 +150,7 @@ class DriverConfig:
     ca_bundle: str = ""
     model: str = ""
     turn: str = "manual"
+    audible_dbfs: float = DEFAULT_AUDIBLE_DBFS
 
     def __repr__(self) -> str:
         return (f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r}, "
@@ -119,12 +171,40 @@ class Driver(ABC):
     vad_silence_ms: float = 0.0
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
 
-    def __init__(self, config: DriverConfig, stimulus: Stimulus) -> None:
+    def __init__(self, config: DriverConfig, clips: ClipSet | Stimulus) -> None:
         self.config = config
-        clip = stimulus.at_rate(self.input_rate).with_silence(config.trailing_silence_ms)
-        chunk = CHUNK_SAMPLES * self.input_rate // DEFAULT_RATE if config.pace == "realtime" else None
-        self.chunks: list[Chunk] = clip.chunks(chunk)
+        if isinstance(clips, Stimulus):
+            clips = ClipSet((Clip("audio", clips.description, clips),))
+        self.clips = clips
+        self.clip: Clip = clips.clips[0]
+        """The clip of the current cycle (:meth:`use_clip`)."""
         self.anomalies: Counter[str] = Counter()
+
+    def use_clip(self, clip: Clip) -> None:
+        """Send ``clip`` in the next cycles (the user picks the clip of each iteration)."""
+        self.clip = clip
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """The current clip as this driver sends it: at its input rate, with trailing silence, in chunks."""
+        chunk = CHUNK_SAMPLES * self.input_rate // DEFAULT_RATE if self.config.pace == "realtime" else None
+        return self.clip.chunks(self.input_rate, self.config.trailing_silence_ms, chunk)
+
+    def new_session(self, number: int) -> SessionState:
+        """A session whose answer is judged audible at ``--audible-dbfs``."""
+        return SessionState(number, REPLY_RATE, self.config.audible_dbfs)
+
+    def timeout_hint(self) -> str:
+        """What an audio timeout's message adds: a pure tone sent to a service that ends turns by voice activity."""
+        if self.config.turn == "vad" and self.clip.name == SINE:
+            return (f"; {self.name} ends turns by voice activity, which a pure tone may never trigger: "
+                    "try --audio speech")
+        return ""
+
+    def preamble(self) -> bool | None:
+        """Whether the current session's answer began with a preamble (None: the protocol did not say)."""
+        session = getattr(self, "_session", None)
+        return session.preamble if session is not None else None
 
     @property
     @abstractmethod
@@ -144,14 +224,17 @@ class Driver(ABC):
         self._begin_turn()
         started = time.perf_counter()
         elapsed_audio_ms = 0.0
-        for index, chunk in enumerate(self.chunks):
+        chunks = self.chunks
+        for index, chunk in enumerate(chunks):
             if index and self.config.pace == "realtime":
                 lag = started + elapsed_audio_ms / 1000 - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
             if index and self._session_over():
                 return  # the service ended or failed the session meanwhile; first_audio() reports how
-            last = index == len(self.chunks) - 1
+            if index == 0:
+                self._input_starting()
+            last = index == len(chunks) - 1
             if last:
                 timeline.input_sent = time.perf_counter_ns()
             try:
@@ -172,6 +255,9 @@ class Driver(ABC):
     @abstractmethod
     def _send_chunk(self, chunk: Chunk) -> None:
         """Put one chunk of input audio on the wire."""
+
+    def _input_starting(self) -> None:
+        """Called just before the first chunk of input goes out (a reply before it cannot be an answer)."""
 
     def _begin_turn(self) -> None:
         """Tell the service the user starts speaking, where its protocol does."""

@@ -7,10 +7,17 @@ default) or followed by trailing silence and ``audioStreamEnd`` (automatic
 detection) -> first ``serverContent.modelTurn.parts[].inlineData`` audio ->
 close (stop). The key travels in the ``x-goog-api-key`` header, never in the
 URL. The server may send JSON in binary frames; both are accepted.
+
+Greetings: a model turn that began before the client ended its own
+(``activityEnd``; with automatic activity detection, before its first input)
+is a greeting: noted, never taken as the answer. The answer's audio is
+decoded until audible or until ``generationComplete`` / ``turnComplete``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any
 
@@ -33,7 +40,8 @@ class GeminiLiveDriver(WebSocketDriver):
     known_hosts = ("generativelanguage.googleapis.com",)
     public_url = "wss://generativelanguage.googleapis.com"
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    default_model = "models/gemini-live-2.5-flash-preview"
+    default_model = "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    """The documented replacement of the Live models shut down on 9 Dec 2025 (see the README for current names)."""
     turn_modes = ("manual", "vad")
 
     def endpoint(self) -> str:
@@ -60,12 +68,24 @@ class GeminiLiveDriver(WebSocketDriver):
     def audio_message(self, chunk: Chunk) -> dict[str, Any]:
         return {"realtimeInput": {"audio": {"mimeType": f"audio/pcm;rate={chunk.rate}", "data": chunk.base64}}}
 
+    def connect(self, timeline) -> None:
+        self._turn_over = False
+        """Manual turns: activityEnd is going out; automatic detection: the first input is (see module doc)."""
+        self._model_turn: str | None = None
+        """The model turn being received: "greeting", "answer", or None between turns."""
+        super().connect(timeline)
+
+    def _input_starting(self) -> None:
+        if self.config.turn != "manual":
+            self._turn_over = True
+
     def _begin_turn(self) -> None:
         if self.config.turn == "manual":
             self._send({"realtimeInput": {"activityStart": {}}})
 
     def _end_turn(self) -> int | None:
         sent = time.perf_counter_ns()
+        self._turn_over = True
         if self.config.turn == "manual":
             self._send({"realtimeInput": {"activityEnd": {}}})
         else:
@@ -75,12 +95,27 @@ class GeminiLiveDriver(WebSocketDriver):
     def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
         session = self._session
         if "serverContent" in message:
-            if _has_audio(message["serverContent"]):
+            content = message["serverContent"]
+            audio = _audio_parts(content)
+            if audio:
                 if session.ready_ns is None:
                     self.anomalies["audio_before_ready"] += 1
-                elif session.first_audio_ns is None and session.open:
-                    session.first_audio_ns = received_ns
-                    session.audio.set()
+                    return
+                if self._model_turn is None:
+                    self._model_turn = "answer" if self._turn_over else "greeting"
+                if self._model_turn == "greeting":
+                    session.greeting_audio(received_ns)
+                elif session.open:
+                    for data in audio:
+                        if not session.decoding:
+                            break
+                        session.answer_audio(_pcm(data), received_ns)
+            if isinstance(content, dict) and (content.get("turnComplete") or content.get("interrupted")
+                                              or content.get("generationComplete")):
+                if self._model_turn == "answer":
+                    session.answer_ended()
+                if content.get("turnComplete") or content.get("interrupted"):
+                    self._model_turn = None
         elif "setupComplete" in message:
             if session.ready_ns is None and session.open:
                 session.ready_ns = received_ns
@@ -97,14 +132,23 @@ class GeminiLiveDriver(WebSocketDriver):
         return super()._close_error(code, reason)
 
 
-def _has_audio(content: Any) -> bool:
-    """True when a ``serverContent`` carries audio in ``modelTurn.parts[].inlineData``."""
+def _audio_parts(content: Any) -> list[str]:
+    """The base64 audio of every ``modelTurn.parts[].inlineData`` of a ``serverContent`` (none: empty)."""
     turn = content.get("modelTurn") if isinstance(content, dict) else None
     parts = turn.get("parts") if isinstance(turn, dict) else None
     if not isinstance(parts, list):
-        return False
+        return []
+    found = []
     for part in parts:
         inline = part.get("inlineData") if isinstance(part, dict) else None
         if isinstance(inline, dict) and str(inline.get("mimeType", "")).startswith("audio/") and inline.get("data"):
-            return True
-    return False
+            found.append(inline["data"])
+    return found
+
+
+def _pcm(data: Any) -> bytes | None:
+    """PCM16 of one part's base64 ``data``; None when it does not decode (the arrival still counts)."""
+    try:
+        return base64.b64decode(data, validate=True) if isinstance(data, str) else None
+    except (binascii.Error, ValueError):
+        return None

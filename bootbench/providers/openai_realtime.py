@@ -4,11 +4,23 @@ One WebSocket is one session: ``session.update`` -> ``session.updated``
 (session ready) -> ``input_audio_buffer.append`` (24 kHz PCM16) -> either
 ``input_audio_buffer.commit`` + ``response.create`` (manual turn, the
 default) or trailing silence with server VAD -> first
-``response.output_audio.delta`` (first audio) -> close (stop).
+``response.output_audio.delta`` (first audio), decoded until audible or
+``response.done`` -> close (stop).
+
+Greetings: a response the client did not ask for (created before its
+``response.create``, or with server VAD before its input was committed) is a
+greeting: its audio is noted, never taken as the answer. A greeting still
+speaking when the client ends its turn is cancelled (``response.cancel``), as
+a caller who has finished talking interrupts it; a ``response.create`` refused
+with ``conversation_already_has_active_response`` cancels it and asks again
+once it is done. Both the GA and the beta event names are received; only GA
+names are sent.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any
 
@@ -20,6 +32,11 @@ from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_
 
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 """GA name first; the retired beta's name is still accepted."""
+AUDIO_DONE = ("response.output_audio.done", "response.audio.done")
+ACTIVE_RESPONSE = "conversation_already_has_active_response"
+CANCEL_NOT_ACTIVE = "response_cancel_not_active"
+PREAMBLE_PHASE = "commentary"
+"""An output item's ``phase`` that marks a preamble spoken before the answer (``gpt-realtime-2``)."""
 AUTH_CODES = ("invalid_api_key", "invalid_authentication", "unauthorized")
 DEFAULT_VOICE = "alloy"
 
@@ -64,11 +81,27 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     def audio_message(self, chunk: Chunk) -> dict[str, Any]:
         return {"type": "input_audio_buffer.append", "audio": chunk.base64}
 
+    def connect(self, timeline) -> None:
+        self._asked = False
+        """The client asked for a response (manual: sent response.create; vad: its input was committed)."""
+        self._answer: str | None = None
+        """The id of the response that answers the client's turn."""
+        self._unasked: set[str] = set()
+        """Ids of responses the client did not ask for (greetings), until they are done."""
+        self._retry_create = False
+        """response.create was refused because a greeting was active: cancelled, re-sent once it is done."""
+        self._phases: dict[str, Any] = {}
+        super().connect(timeline)
+
     def _end_turn(self) -> int | None:
         if self.config.turn != "manual":
             return None
         sent = time.perf_counter_ns()
+        if self._unasked:
+            # A greeting is still being spoken: a caller who has finished talking interrupts it.
+            self._send({"type": "response.cancel"})
         self._send({"type": "input_audio_buffer.commit"})
+        self._asked = True
         self._send({"type": "response.create"})
         return sent
 
@@ -78,12 +111,51 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         if kind in AUDIO_DELTAS:
             if session.ready_ns is None:
                 self.anomalies["audio_before_ready"] += 1
-            elif session.first_audio_ns is None and session.open:
-                if not isinstance(message.get("delta"), str) or not message["delta"]:
-                    self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
-                    return
-                session.first_audio_ns = received_ns
-                session.audio.set()
+                return
+            response = message.get("response_id")
+            if response is not None and response != self._answer:
+                session.greeting_audio(received_ns)
+                return
+            if not session.open or not session.decoding:
+                return
+            delta = message.get("delta")
+            if not isinstance(delta, str) or not delta:
+                self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
+                return
+            if session.first_audio_ns is None:
+                phase = self._phases.get(message.get("item_id"))
+                session.preamble = None if phase is None else phase == PREAMBLE_PHASE
+            try:
+                pcm = base64.b64decode(delta, validate=True)
+            except (binascii.Error, ValueError):
+                self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} whose 'delta' is not base64")
+                return
+            session.answer_audio(pcm, received_ns)
+        elif kind == "response.created":
+            response = message.get("response") if isinstance(message.get("response"), dict) else {}
+            rid = response.get("id")
+            if self._asked and self._answer is None and not self._retry_create:
+                self._answer = rid
+            elif rid is not None:
+                self._unasked.add(rid)
+        elif kind == "response.output_item.added":
+            item = message.get("item") if isinstance(message.get("item"), dict) else {}
+            if item.get("phase") is not None:
+                self._phases[item.get("id")] = item["phase"]
+        elif kind in AUDIO_DONE or kind == "response.done":
+            rid = message.get("response_id")
+            if kind == "response.done":
+                response = message.get("response") if isinstance(message.get("response"), dict) else {}
+                rid = response.get("id")
+            if rid is not None and rid == self._answer:
+                session.answer_ended()
+            elif kind == "response.done" and rid in self._unasked:
+                self._unasked.discard(rid)
+                if self._retry_create and not self._unasked and session.open:
+                    self._retry_create = False
+                    self._send_quietly({"type": "response.create"})
+        elif kind == "input_audio_buffer.committed" and self.config.turn != "manual":
+            self._asked = True   # server VAD heard the turn end; the response it creates next is the answer
         elif kind == "session.updated":
             if session.ready_ns is None and session.open:
                 session.ready_ns = received_ns
@@ -91,10 +163,29 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         elif kind == "error":
             error = message.get("error") if isinstance(message.get("error"), dict) else {}
             code = error.get("code") or error.get("type") or "error"
+            if code == ACTIVE_RESPONSE and self._answer is None and self._asked:
+                # Our response.create met a greeting the server had started meanwhile: cancel it, ask again
+                # once it is done.
+                self.anomalies["greeting_cancelled"] += 1
+                if self._unasked:
+                    self._retry_create = True
+                    self._send_quietly({"type": "response.cancel"})
+                else:
+                    self._send_quietly({"type": "response.create"})
+                return
+            if code == CANCEL_NOT_ACTIVE:
+                return   # our cancel of a greeting crossed its end: nothing to do
             text = f"{code}: {error.get('message') or 'error'}"
             self._fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
         elif not isinstance(kind, str):
             self._fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
+
+    def _send_quietly(self, message: dict[str, Any]) -> None:
+        """Send from the receive thread: a failure there is the session's, reported to the waiting cycle."""
+        try:
+            self._send(message)
+        except CycleError as exc:
+            self._fail(self._session, exc.kind, exc.message)
 
     def _close_error(self, code: int | None, reason: str) -> CycleError:
         if code == 1008 and "auth" in reason.lower():

@@ -69,7 +69,7 @@ class WebSocketDriver(Driver):
 
     def connect(self, timeline: Timeline) -> None:
         self._sessions += 1
-        self._session = SessionState(self._sessions)
+        self._session = self.new_session(self._sessions)
         self._used = False
         timeline.connect_start = time.perf_counter_ns()
         try:
@@ -102,7 +102,7 @@ class WebSocketDriver(Driver):
         session = self._session
         if session is None:
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
-        session.await_first_audio(timeline, deadline_ns, "audio", self.config.timeout)
+        session.await_first_audio(timeline, deadline_ns, "audio", self.config.timeout, self.timeout_hint())
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         ws, session = self._ws, self._session
@@ -175,6 +175,7 @@ class WebSocketDriver(Driver):
             error = self._close_error(code, reason)
             session.fail(error.kind, error.message)
         session.ended_ns = session.ended_ns or closed
+        session.answer_ended()
         session.ended.set()
 
     def _fail(self, session: SessionState, kind: ErrorKind, message: str) -> None:

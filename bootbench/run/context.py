@@ -1,4 +1,4 @@
-"""What the users of one process read for the current run: its settings, driver configuration, stimulus.
+"""What the users of one process read for the current run: its settings, driver configuration, clips.
 
 A worker (or the single local process) sets the context in ``test_start``;
 users that start before it (a worker's first spawn can race its
@@ -15,10 +15,10 @@ from typing import Any
 from locust.runners import WorkerRunner
 
 from bootbench import options, providers
-from bootbench.audio import Stimulus
 from bootbench.options import Settings
 from bootbench.providers import DriverConfig
 from bootbench.providers.network import redacted_url
+from bootbench.stimuli import ClipSet
 
 log = logging.getLogger("bootbench")
 
@@ -29,7 +29,8 @@ class RunContext:
 
     settings: Settings
     driver_config: DriverConfig
-    stimulus: Stimulus
+    clips: ClipSet
+    """The clips of ``--audio``; iteration k sends ``clips.clip_for(k)``."""
     worker: str
     """This process's name in samples: the worker's Locust client id, or ``local``."""
 
@@ -42,7 +43,7 @@ class RunContext:
             log.warning("bootbench: %s is not set on this worker (in the environment or ./.env); it sends a "
                         "placeholder key to %s, which the service will likely refuse", names,
                         redacted_url(settings.target))
-        return cls(settings, settings.driver_config(key), settings.stimulus(), worker)
+        return cls(settings, settings.driver_config(key), settings.clips(), worker)
 
 
 _current: RunContext | None = None

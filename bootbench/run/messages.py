@@ -3,10 +3,18 @@
 - ticket request / ticket: a user asks for the next iteration number (a
   *ticket*: one granted iteration of the budget) and waits for it;
 - samples: a finished iteration's :class:`~bootbench.samples.Sample`;
-- abandoned: a user was stopped mid-cycle, its ticket will never finish;
+- abandoned: a user was stopped mid-cycle, its ticket will never finish
+  (while the run goes: Locust moved the user, and the number is granted again);
+- ticket return: a ticket reached a worker whose user had stopped waiting for
+  it (Locust stopped the user to move it, or a sweep's request was withdrawn):
+  the number goes back to the master and is granted again;
 - flush / flushed: at the end of a distributed run the master asks every
   worker to confirm that all it sent has arrived (Locust stops listening
-  0.5 s after quitting otherwise: LOCUST_NOTES).
+  0.5 s after quitting otherwise: LOCUST_NOTES);
+- in a sweep: a ticket request the sweep's gate holds back is answered when
+  its round starts (:func:`release`); a ticket that arrives for a request
+  no user waits for any more is returned; at each level's edges the master
+  asks every process for its CPU seconds (level / level cpu).
 
 On a ``LocalRunner`` ``send_message`` calls the local handler directly, so
 local and distributed runs take the same path; samples then stay Sample
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any, Callable
 
 import gevent
@@ -37,6 +46,9 @@ MSG_SAMPLES = "bootbench_samples"
 MSG_ABANDONED = "bootbench_abandoned"
 MSG_FLUSH = "bootbench_flush"
 MSG_FLUSHED = "bootbench_flushed"
+MSG_RETURN = "bootbench_ticket_return"
+MSG_LEVEL = "bootbench_level"
+MSG_LEVEL_CPU = "bootbench_level_cpu"
 
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
@@ -55,7 +67,9 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
 
     def grant(environment: Any, msg: Any, **_kwargs: Any) -> None:
         run = current_run()
-        iteration = run.grant(msg.node_id) if run is not None else None
+        if run is not None and run.defer(msg.node_id, msg.data["request"]):
+            return  # a sweep's round has all its tickets out: answered when the next round starts
+        iteration = run.grant(msg.node_id, environment.runner.user_count) if run is not None else None
         environment.runner.send_message(MSG_TICKET, {"request": msg.data["request"], "iteration": iteration},
                                         client_id=msg.node_id)
 
@@ -77,7 +91,20 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
         if run is not None:
             run.confirm_flush(msg.node_id)
 
+    def returned(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None:
+            run.give_back(msg.node_id, msg.data["iteration"])
+
+    def level_cpu(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None and run.sweep is not None:
+            data = msg.data
+            run.sweep.note_cpu(msg.node_id, data["index"], data["edge"], data["cpu_s"], data["wall_s"])
+
     runner.register_message(MSG_TICKET_REQUEST, grant)
+    runner.register_message(MSG_RETURN, returned)
+    runner.register_message(MSG_LEVEL_CPU, level_cpu)
     runner.register_message(MSG_SAMPLES, samples)
     runner.register_message(MSG_ABANDONED, abandoned)
     runner.register_message(MSG_FLUSHED, flushed)
@@ -99,6 +126,22 @@ def collect_flushes(runner: Any, run: MasterRun) -> None:
         log.warning("no flush confirmation from %s", ", ".join(sorted(run.unflushed(workers))))
 
 
+def answer(runner: Any, worker: str, request: int, iteration: int | None) -> None:
+    """Answer a held ticket request of ``worker`` (None: no ticket, the run is over)."""
+    runner.send_message(MSG_TICKET, {"request": request, "iteration": iteration}, client_id=worker)
+
+
+def release(runner: Any, run: MasterRun, requests: list[tuple[str, int]]) -> None:
+    """Start a sweep's round: grant a ticket to each held request, all at once."""
+    for worker, request in requests:
+        answer(runner, worker, request, run.grant(worker, runner.user_count))
+
+
+def ask_cpu(runner: Any, index: int, edge: str) -> None:
+    """Ask every process that runs users for its CPU seconds at an edge of level ``index``."""
+    runner.send_message(MSG_LEVEL, {"index": index, "edge": edge})
+
+
 # ---------------------------------------------------------------- users (on a worker or the local process)
 
 
@@ -109,29 +152,54 @@ def serve_worker(runner: Any) -> None:
         waiter = _pending.get(msg.data["request"])
         if waiter is not None:
             waiter.set(msg.data["iteration"])
+        elif msg.data["iteration"] is not None:  # its user stopped waiting: the number must not stay in flight
+            environment.runner.send_message(MSG_RETURN, {"iteration": msg.data["iteration"]})
 
     def flush(environment: Any, msg: Any, **_kwargs: Any) -> None:
         master_watch.run_ending()
         environment.runner.send_message(MSG_FLUSHED, None)
 
+    def level(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        environment.runner.send_message(MSG_LEVEL_CPU, {**msg.data, "cpu_s": time.process_time(),
+                                                        "wall_s": time.monotonic()})
+
     runner.register_message(MSG_TICKET, ticket)
+    runner.register_message(MSG_LEVEL, level)
     # concurrent: a stop in progress must not block the confirmation (LOCUST_NOTES)
     runner.register_message(MSG_FLUSH, flush, concurrent=True)
 
 
 def request_ticket(environment: Any) -> int | None:
-    """Block until the master grants the next iteration number; None when the budget is spent."""
+    """Block until the master grants the next iteration number; None when the budget is spent.
+
+    A user stopped while it waits (Locust moving users) leaves no ticket
+    behind: one that arrives afterwards, or that arrived just before the stop
+    and was not taken, is returned to the master.
+    """
     request = next(_request_ids)
     wait = master_watch.ticket_wait(environment)
     result = _pending[request] = AsyncResult()
+    taken = False
     try:
         environment.runner.send_message(MSG_TICKET_REQUEST, {"request": request})
-        return result.get(timeout=wait)
+        iteration = result.get(timeout=wait)
+        taken = True
+        return iteration
     except gevent.Timeout:
+        taken = True
         log.error("no iteration ticket from the master within %g s", wait)
         return None
     finally:
         _pending.pop(request, None)
+        if not taken and result.ready() and result.successful() and result.value is not None:
+            _return_ticket(environment, result.value)
+
+
+def _return_ticket(environment: Any, iteration: int) -> None:
+    try:
+        environment.runner.send_message(MSG_RETURN, {"iteration": iteration})
+    except Exception:  # noqa: BLE001 - a process going down may no longer reach the master
+        log.debug("could not return iteration %s", iteration, exc_info=True)
 
 
 def ship_sample(environment: Any, sample: Sample) -> None:

@@ -9,7 +9,6 @@ client sends nothing malformed or out of order.
 from __future__ import annotations
 
 import asyncio
-import base64
 import enum
 import logging
 import time
@@ -25,13 +24,15 @@ from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETI
 from .aivoco_checks import check_audio_data, check_start_call
 from .aivoco_faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
 from .faults import FaultSpec
-from .pcm import reply_chunks_b64
+from .reply import GREETING_HZ, GREETING_MS, Chunks, ReplyAudio
 from .scheduler import SessionScheduler, sleep_until
+from .speechlike import SpeechJudge
 from .truth import SessionTruth
 from .turns import IdleTurnEnd, SilenceDetector
 
 PROTOCOL = "aivoco"
 REPLY_CHUNK_MS = 40
+REPLY_RATE = AIVOCO_OUTPUT_RATE
 REPLY_TEXT = "Hello, this is the bootbench reference server."
 CREDITS = 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -66,6 +67,10 @@ class AivocoSession:
     phase: Phase = Phase.SETTING_UP
     setup_task: asyncio.Task[None] | None = None
     reply_task: asyncio.Task[None] | None = None
+    greeting_task: asyncio.Task[None] | None = None
+    reply_chunks: Chunks = field(default_factory=list)
+    """The answer's chunks (with this session's leading silence), once it started."""
+    judge: SpeechJudge | None = None
     turn: SilenceDetector | None = None
     idle: IdleTurnEnd | None = None
     fault: FaultSpec | None = None
@@ -73,8 +78,8 @@ class AivocoSession:
     """For an ``error`` fault with ``echo=yes``: the key quoted back in its message (never logged)."""
 
     def cancel_tasks(self) -> None:
-        """Stop setting up, waiting for the end of the turn, and streaming the reply."""
-        for task in (self.setup_task, self.reply_task):
+        """Stop setting up, waiting for the end of the turn, and streaming the reply and the greeting."""
+        for task in (self.setup_task, self.reply_task, self.greeting_task):
             if task is not None and not task.done():
                 task.cancel()
         if self.idle is not None:
@@ -106,16 +111,19 @@ class AivocoProtocol:
 
     ``reply_after`` is when the reply timer starts: ``first-input`` (the first
     ``audio_data``) or ``end-of-turn`` (after speech, 500 ms of near-silent
-    samples or no chunk for that long; see :mod:`.turns`).
+    samples or no chunk for that long; see :mod:`.turns`). ``vad_needs_speech``
+    answers only a speech-like turn (:mod:`.speechlike`), which implies
+    ``end-of-turn``: the turn must be heard before it is judged.
     """
 
     def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
-                 reply_after: str = "first-input") -> None:
+                 reply_after: str = "first-input", vad_needs_speech: bool = False) -> None:
         self.scheduler = scheduler
-        self.reply_after = reply_after
+        self.vad_needs_speech = vad_needs_speech
+        self.reply_after = "end-of-turn" if vad_needs_speech else reply_after
         self._api_key = api_key
-        self.reply = [(chunk, len(base64.b64decode(chunk)) // 2)
-                      for chunk in reply_chunks_b64(reply_ms, AIVOCO_OUTPUT_RATE, REPLY_CHUNK_MS)]
+        self.reply = ReplyAudio(reply_ms, REPLY_RATE, REPLY_CHUNK_MS)
+        self.greeting = ReplyAudio(GREETING_MS, REPLY_RATE, REPLY_CHUNK_MS, tone_hz=GREETING_HZ)
         self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, cors_allowed_origins="*",
                                         max_http_buffer_size=MAX_MESSAGE_BYTES)
         self.connections: dict[str, AivocoConnection] = {}
@@ -197,9 +205,22 @@ class AivocoProtocol:
             return
         await self.sio.emit("auth_success", {"credits": CREDITS}, to=record.sid)
         session.phase = Phase.READY
-        record.t_ns["ready_sent"] = time.perf_counter_ns()
+        record.t_ns["ready_sent"] = ready = time.perf_counter_ns()
         await self.sio.emit("session_ready", {"message": "Session ready", "credits_available": CREDITS,
                                               "cost_per_minute": 1, "functions_loaded": 0}, to=record.sid)
+        if record.injected.greeting_ms is not None:
+            session.greeting_task = _spawn(self._greet(session, ready + int(record.injected.greeting_ms * 1e6)))
+
+    async def _greet(self, session: AivocoSession, start_ns: int) -> None:
+        """``--greeting-ms``: audio the caller did not ask for, sent that long after session_ready."""
+        await sleep_until(start_ns)
+        if session.reply_task is not None and session.record.t_ns["first_audio_sent"] is not None:
+            return   # the answer came first
+
+        async def send(index: int, chunk: str) -> None:
+            await self.sio.emit("audio_response", {"audio_data": chunk}, to=session.record.sid)
+
+        await self.greeting.stream(session.record, start_ns, send, greeting=True)
 
     async def on_audio_data(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()
@@ -232,6 +253,9 @@ class AivocoProtocol:
         if session.turn is None or session.idle is None:
             session.turn = SilenceDetector(AIVOCO_INPUT_RATE, VAD_SILENCE_MS)
             session.idle = IdleTurnEnd(VAD_SILENCE_MS, lambda end_ns: self._turn_ended(session, end_ns))
+        if self.vad_needs_speech:
+            session.judge = session.judge or SpeechJudge(AIVOCO_INPUT_RATE)
+            session.judge.add(pcm)
         if session.turn.feed(pcm).stopped_ms is not None:
             self._turn_ended(session, received)
         elif session.turn.speaking:
@@ -240,8 +264,23 @@ class AivocoProtocol:
     def _turn_ended(self, session: AivocoSession, end_ns: int) -> None:
         if session.idle is not None:
             session.idle.cancel()
+        if session.reply_task is None and self.vad_needs_speech and not self._speech_ok(session):
+            return
         if session.reply_task is None:
             session.reply_task = _spawn(self._stream_reply(session, end_ns))
+
+    def _speech_ok(self, session: AivocoSession) -> bool:
+        """``--vad-needs-speech``: judge the turn (into the ground truth); a turn that is not speech starts over."""
+        speech = session.judge is not None and session.judge.is_speech()
+        session.record.input_speech = speech
+        if session.judge is not None:
+            session.judge.reset()
+        if not speech:
+            log.info("session %s %s: the turn's audio is not speech-like; not answered (--vad-needs-speech)",
+                     session.record.session, session.record.sid)
+            if session.turn is not None:
+                session.turn.rearm()
+        return speech
 
     async def _stream_reply(self, session: AivocoSession, turn_end_ns: int) -> None:
         record = session.record
@@ -250,11 +289,16 @@ class AivocoProtocol:
             return
         start = turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)
         out = record.audio_out
-        for index, (chunk, samples) in enumerate(self.reply):
+        session.reply_chunks = self.reply.chunks_for(record.injected.leading_silence_ms)
+        for index, (chunk, samples) in enumerate(session.reply_chunks):
             due = start + index * REPLY_CHUNK_MS * 1_000_000
             await sleep_until(due)
             sent = time.perf_counter_ns()
             if index == 0:
+                if session.greeting_task is not None and not session.greeting_task.done():
+                    session.greeting_task.cancel()   # the answer cuts a greeting still being sent short
+                    if record.greeting is not None:
+                        record.greeting.interrupted = True
                 record.t_ns["first_audio_sent"] = sent
             late_ms = round((sent - due) / 1e6, 3)
             out.max_late_ms = late_ms if out.max_late_ms is None else max(out.max_late_ms, late_ms)
@@ -287,7 +331,8 @@ class AivocoProtocol:
         record.t_ns["stop_received"] = received
         if session.fault is not None and session.fault.kind == "stray":
             sent = record.audio_out.chunks
-            conn.strays = [chunk for chunk, _ in self.reply[sent:sent + session.fault.option("chunks")]]
+            chunks = session.reply_chunks or self.reply.chunks
+            conn.strays = [chunk for chunk, _ in chunks[sent:sent + session.fault.option("chunks")]]
         if session.fault is not None and session.fault.kind == "malformed":
             outcome = "malformed_reply"
         elif record.t_ns["first_audio_sent"] is not None:

@@ -99,7 +99,8 @@ class ServerApp:
 
 def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
-    model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed)
+    model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed,
+                         leading_silence=config.leading_silence, greeting=config.greeting)
     scheduler = SessionScheduler(model, config.capacity, writer, faults=FaultPlan(config.faults, config.seed))
     monitor = RequestMonitor()
     app = web.Application(middlewares=[monitor.middleware()])
@@ -110,10 +111,13 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
             "checked": monitor.nodelay_checked, "was_missing": monitor.nodelay_was_missing}})
 
     app.router.add_get("/stats", stats)
+    speech = config.vad_needs_speech
     server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
-                                           reply_after=config.reply_after))
-    server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
-    server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms))
+                                           reply_after=config.reply_after, vad_needs_speech=speech))
+    server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
+                                                   vad_needs_speech=speech))
+    server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
+                                               vad_needs_speech=speech))
     for protocol in server.protocols:
         protocol.attach(app)
     return server
@@ -152,8 +156,9 @@ async def serve(config: ServerConfig) -> None:
             shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
             # A wildcard bind is announced as such: the URL first (what the launcher connects to), then the truth.
             bound = f" (bound to {config.host or '0.0.0.0'}: every address of this host)" if wildcard else ""
-            log.info("latency model: %s; capacity %s; reply %d ms; api key %s; ground truth %s",
+            log.info("latency model: %s; capacity %s; reply %d ms%s; api key %s; ground truth %s",
                      server.scheduler.model.describe(), config.capacity or "unlimited", config.reply_ms,
+                     "; answers speech-like turns only" if config.vad_needs_speech else "",
                      "required" if config.api_key else "any non-empty", config.ground_truth or "not recorded")
             if server.scheduler.faults:
                 log.info("faults: %s", server.scheduler.faults.describe())

@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Aivoco only: start the first-audio delay at the first audio_data, or at the end of the "
                    "user's turn (500 ms of silence after speech, or no audio for that long) (default %(default)s; "
                    "OpenAI and Gemini always answer at the end of the turn their protocol defines)")
+    p.add_argument("--leading-silence-ms", type=_delay, default=None, metavar="SPEC",
+                   help="start each reply with this much low-level noise (-70 dBFS) before its audible part, "
+                   "as services that pad replies do (default: none)")
+    p.add_argument("--greeting-ms", type=_delay, default=None, metavar="SPEC",
+                   help="greet unasked: a short reply this long after the session is ready, without any input "
+                   "(an answer starting meanwhile cuts it short) (default: no greeting)")
+    p.add_argument("--vad-needs-speech", action="store_true",
+                   help="where the server ends the turn itself (OpenAI server VAD, Gemini automatic activity "
+                   "detection, Aivoco, which this switches to --reply-after end-of-turn), answer only audio "
+                   "that is speech-like, so a pure tone is never answered")
     p.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND[:OPTION=VALUE]...",
                    help=f"inject a fault into chosen sessions (repeatable; the first that strikes a session wins): "
                    f"{FAULT_HELP}; e.g. error:type=rate_limit_exceeded:every=5, drop:when=mid_reply:at=3,7, "
@@ -103,7 +113,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
                           cold_penalty_ms=float(args.cold_penalty), capacity=int(args.capacity),
                           reply_ms=int(args.reply_ms), reply_after=args.reply_after, seed=int(args.seed),
                           parent_pid=None if args.parent_pid is None else int(args.parent_pid),
-                          faults=tuple(args.fault))
+                          faults=tuple(args.fault), leading_silence=args.leading_silence_ms,
+                          greeting=args.greeting_ms, vad_needs_speech=bool(args.vad_needs_speech))
     return config, args.log_level
 
 

@@ -34,3 +34,9 @@ class ServerConfig:
     seed: int = 0
     parent_pid: int | None = None
     faults: tuple[FaultSpec, ...] = ()
+    leading_silence: Delay | None = None
+    """Noise (-70 dBFS) each reply starts with; None: none."""
+    greeting: Delay | None = None
+    """Delay from session ready to an unasked-for greeting; None: no greeting."""
+    vad_needs_speech: bool = False
+    """Answer a turn only when its audio is speech-like (see :mod:`.speechlike`)."""

@@ -129,6 +129,7 @@ class GeminiLiveProtocol(WebSocketProtocol):
         conn.ready = True
         record.t_ns["ready_sent"] = time.perf_counter_ns()
         await self.send_json(conn, {"setupComplete": {}}, binary=self._binary(record, 0))
+        self.schedule_greeting(conn, record.t_ns["ready_sent"])
 
     async def _realtime_input(self, conn: LiveConnection, value: dict[str, Any], pcm: bytes | None, rate: int,
                               received_ns: int) -> None:
@@ -169,7 +170,8 @@ class GeminiLiveProtocol(WebSocketProtocol):
             record.t_ns["last_input_received"] = received_ns
             if conn.detector is not None and conn.detector.speaking and not conn.detector.stopped:
                 conn.detector.stopped = True
-                await self._end_turn(conn, received_ns)
+                if self.speech_ok(conn):
+                    await self._end_turn(conn, received_ns)
 
     async def _audio(self, conn: LiveConnection, pcm: bytes, rate: int, received_ns: int) -> None:
         record = conn.record
@@ -184,8 +186,12 @@ class GeminiLiveProtocol(WebSocketProtocol):
         if conn.detector is not None:
             if conn.detector.rate != rate:
                 conn.detector = SilenceDetector(rate, conn.detector.silence_ms)
+            self.hear(conn, pcm, rate)
             if conn.detector.feed(pcm).stopped_ms is not None:
-                await self._end_turn(conn, received_ns)
+                if self.speech_ok(conn):
+                    await self._end_turn(conn, received_ns)
+                else:
+                    conn.detector.rearm()
 
     async def _reject(self, conn: LiveConnection, message: str) -> None:
         self.violations(conn, [Problem(message)])
@@ -197,6 +203,8 @@ class GeminiLiveProtocol(WebSocketProtocol):
         if conn.responding:
             return
         conn.responding = True
+        if self.stop_greeting(conn):
+            await self.send_json(conn, {"serverContent": {"interrupted": True}})
         conn.reply_task = spawn(self._respond(conn, turn_end_ns + int(record.injected.first_audio_delay_ms * 1e6)))
 
     @staticmethod
@@ -204,21 +212,34 @@ class GeminiLiveProtocol(WebSocketProtocol):
         """Binary or text frame: alternating within a reply, and the first message's kind alternating per session."""
         return (index + (record.session or 0)) % 2 == 1
 
-    async def _respond(self, conn: LiveConnection, start_ns: int) -> None:
+    async def greet(self, conn: WebSocketConnection, start_ns: int) -> None:
+        """A model turn before the client ended its own: the greeting's audio, then ``turnComplete``."""
+        assert isinstance(conn, LiveConnection)
+        await sleep_until(start_ns)
+        if conn.responding:
+            return   # the answer came first
+        await self._respond(conn, start_ns, greeting=True)
+
+    async def _respond(self, conn: LiveConnection, start_ns: int, greeting: bool = False) -> None:
         record = conn.record
-        assert record is not None
+        assert record is not None and record.injected is not None
 
         async def send_chunk(index: int, chunk: str) -> None:
             part = {"inlineData": {"mimeType": OUTPUT_MIME, "data": chunk}}
             await self.send_json(conn, {"serverContent": {"modelTurn": {"parts": [part]}}},
                                  binary=self._binary(record, index))
 
-        await self.reply.stream(record, start_ns, send_chunk)
+        if greeting:
+            await self.greeting.stream(record, start_ns, send_chunk, greeting=True)
+        else:
+            await self.reply.stream(record, start_ns, send_chunk, leading_silence_ms=record.injected.leading_silence_ms)
         await self.send_json(conn, {"serverContent": {"generationComplete": True}})
-        samples = record.audio_out.samples
+        samples = record.greeting.samples if greeting and record.greeting is not None else record.audio_out.samples
         await self.send_json(conn, {"serverContent": {"turnComplete": True}, "usageMetadata": {
             "promptTokenCount": record.audio_in.samples // 640, "responseTokenCount": samples // 960,
             "totalTokenCount": record.audio_in.samples // 640 + samples // 960}}, binary=True)
+        if greeting:
+            return
         conn.responding = False
         if conn.detector is not None:
             conn.detector.rearm()

@@ -97,6 +97,10 @@ class InjectedDelays:
     setup_delay_ms: float
     first_audio_delay_ms: float
     cold_penalty_ms: float
+    leading_silence_ms: float = 0.0
+    """Low-level noise the reply starts with before its audible part."""
+    greeting_ms: float | None = None
+    """Delay from ``session_ready`` to an unasked-for greeting; None: no greeting."""
 
     @property
     def total_setup_ms(self) -> float:
@@ -105,11 +109,18 @@ class InjectedDelays:
 
 
 class LatencyModel:
-    """Draws each accepted session's delays, adding the cold penalty to the first one only."""
+    """Draws each accepted session's delays, adding the cold penalty to the first one only.
 
-    def __init__(self, setup_delay: Delay, first_audio_delay: Delay, cold_penalty_ms: float, seed: int) -> None:
+    The leading silence and the greeting are drawn after the two delays, and a
+    fixed value draws nothing, so adding them leaves a seed's delays unchanged.
+    """
+
+    def __init__(self, setup_delay: Delay, first_audio_delay: Delay, cold_penalty_ms: float, seed: int,
+                 leading_silence: Delay | None = None, greeting: Delay | None = None) -> None:
         self.setup_delay = setup_delay
         self.first_audio_delay = first_audio_delay
+        self.leading_silence = leading_silence
+        self.greeting = greeting
         self.cold_penalty_ms = cold_penalty_ms
         self.seed = seed
         self._rng = random.Random(seed)
@@ -121,9 +132,14 @@ class LatencyModel:
         self._sessions_drawn += 1
         setup = self.setup_delay.draw(self._rng)
         first_audio = self.first_audio_delay.draw(self._rng)
-        return InjectedDelays(setup, first_audio, cold)
+        leading = self.leading_silence.draw(self._rng) if self.leading_silence is not None else 0.0
+        greeting = self.greeting.draw(self._rng) if self.greeting is not None else None
+        return InjectedDelays(setup, first_audio, cold, leading, greeting)
 
     def describe(self) -> str:
         """One-line summary for the startup log."""
+        extra = "".join([
+            f", leading silence {self.leading_silence.describe()}" if self.leading_silence is not None else "",
+            f", greeting after {self.greeting.describe()}" if self.greeting is not None else ""])
         return (f"setup delay {self.setup_delay.describe()}, first-audio delay "
-                f"{self.first_audio_delay.describe()}, cold penalty {self.cold_penalty_ms:g} ms, seed {self.seed}")
+                f"{self.first_audio_delay.describe()}, cold penalty {self.cold_penalty_ms:g} ms{extra}, seed {self.seed}")

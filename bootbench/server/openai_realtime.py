@@ -89,6 +89,8 @@ class RealtimeConnection(WebSocketConnection):
     speech_item: str | None = None
     last_item: str | None = None
     response_id: str | None = None
+    greeting_response: str | None = None
+    """The id of the greeting response while it is being sent."""
 
 
 class OpenAIRealtimeProtocol(WebSocketProtocol):
@@ -194,6 +196,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         for _ in range(conn.pending_updates):
             await self._send_updated(conn)
         conn.pending_updates = 0
+        self.schedule_greeting(conn, record.t_ns["ready_sent"])
 
     async def _send_updated(self, conn: RealtimeConnection) -> None:
         await self.send_json(conn, {"type": "session.updated", "event_id": new_id("event"), "session": conn.session})
@@ -223,17 +226,23 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         conn.samples_in += samples
         if conn.detector is None:
             return
+        self.hear(conn, pcm, OPENAI_AUDIO_RATE)
         edges = conn.detector.feed(pcm)
         if edges.started_ms is not None:
             conn.speech_item = new_id("item")
             await self.send_json(conn, {"type": "input_audio_buffer.speech_started", "event_id": new_id("event"),
                                         "audio_start_ms": int(edges.started_ms), "item_id": conn.speech_item})
+        if edges.stopped_ms is not None and not self.speech_ok(conn):
+            conn.detector.rearm()
+            return
         if edges.stopped_ms is not None:
             item = conn.speech_item or new_id("item")
             await self.send_json(conn, {"type": "input_audio_buffer.speech_stopped", "event_id": new_id("event"),
                                         "audio_end_ms": int(edges.stopped_ms), "item_id": item})
             await self._committed(conn, item)
             conn.detector.rearm()
+            if conn.create_response:
+                await self._interrupt_greeting(conn)   # server VAD's interrupt_response: speech cuts a greeting short
             if conn.create_response and conn.response_id is None:
                 await self._start_response(conn, received_ns)
 
@@ -278,6 +287,9 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
     async def _response_cancel(self, conn: RealtimeConnection) -> None:
         if conn.reply_task is not None and not conn.reply_task.done():
             conn.reply_task.cancel()
+        if conn.greeting_response is not None:
+            self.stop_greeting(conn)
+            conn.greeting_response = None
         if conn.response_id is not None:
             await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
                                         "response": self._response(conn.response_id, "cancelled", [])})
@@ -299,9 +311,34 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
                 "output": output, "conversation_id": "conv_bootbench", "output_modalities": ["audio"],
                 "max_output_tokens": "inf", "metadata": None, "usage": None}
 
-    async def _respond(self, conn: RealtimeConnection, response_id: str, start_ns: int) -> None:
+    async def greet(self, conn: WebSocketConnection, start_ns: int) -> None:
+        """A response the client did not create: ``response.created`` at the greeting's time, then its audio."""
+        assert isinstance(conn, RealtimeConnection)
+        await sleep_until(start_ns)
+        if conn.response_id is not None:
+            return   # the answer came first
+        conn.response_id = new_id("resp")
+        conn.greeting_response = conn.response_id
+        await self.send_json(conn, {"type": "response.created", "event_id": new_id("event"),
+                                    "response": self._response(conn.response_id, "in_progress", [])})
+        await self._respond(conn, conn.response_id, start_ns, greeting=True)
+        conn.greeting_response = None
+
+    async def _interrupt_greeting(self, conn: RealtimeConnection) -> None:
+        """Cancel a greeting still being sent, as the service cancels a response interrupted by speech."""
+        response_id = conn.greeting_response
+        if not self.stop_greeting(conn) or response_id is None:
+            return
+        conn.greeting_response = None
+        if conn.response_id == response_id:
+            conn.response_id = None
+        await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
+                                    "response": self._response(response_id, "cancelled", [])})
+
+    async def _respond(self, conn: RealtimeConnection, response_id: str, start_ns: int,
+                       greeting: bool = False) -> None:
         record = conn.record
-        assert record is not None
+        assert record is not None and record.injected is not None
         item_id = new_id("item")
         where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
@@ -315,7 +352,11 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
             await self.send_json(conn, {"type": "response.output_audio.delta", "event_id": new_id("event"),
                                         **where, "delta": chunk})
 
-        await self.reply.stream(record, start_ns, send_delta)
+        if greeting:
+            await self.greeting.stream(record, start_ns, send_delta, greeting=True)
+        else:
+            await self.reply.stream(record, start_ns, send_delta,
+                                    leading_silence_ms=record.injected.leading_silence_ms)
         await self.send_json(conn, {"type": "response.output_audio.done", "event_id": new_id("event"), **where})
         await self.send_json(conn, {"type": "response.output_audio_transcript.done", "event_id": new_id("event"),
                                     **where, "transcript": REPLY_TEXT})

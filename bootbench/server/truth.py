@@ -18,6 +18,7 @@ from .latency import InjectedDelays
 
 TIMESTAMPS = ("start_received", "ready_sent", "first_input_received", "last_input_received",
               "first_audio_sent", "stop_received", "ended_sent")
+"""``first_audio_sent`` is the first chunk of the answer (a greeting's is ``greeting.sent_ns``)."""
 MAX_STORED_VIOLATIONS = 100
 
 
@@ -40,6 +41,17 @@ class AudioOut:
 
 
 @dataclass
+class Greeting:
+    """The greeting the server sent unasked (``--greeting-ms``); ``interrupted`` when the answer cut it short."""
+
+    sent_ns: int | None = None
+    """When its first chunk was sent."""
+    chunks: int = 0
+    samples: int = 0
+    interrupted: bool = False
+
+
+@dataclass
 class SessionTruth:
     """One session's ground truth record.
 
@@ -57,6 +69,9 @@ class SessionTruth:
     t_ns: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(TIMESTAMPS))
     audio_in: AudioIn = field(default_factory=AudioIn)
     audio_out: AudioOut = field(default_factory=AudioOut)
+    greeting: Greeting | None = None
+    input_speech: bool | None = None
+    """With ``--vad-needs-speech``: whether the turn's audio was judged speech-like (None: not judged)."""
     violations: list[str] = field(default_factory=list)
     violation_count: int = 0
     wall_time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
@@ -83,6 +98,22 @@ class SessionTruth:
             return None
         return round((b - a) / 1e6, 3)
 
+    def _greeting_ms(self) -> float | None:
+        """From ``ready_sent`` to the greeting's first chunk."""
+        ready = self.t_ns.get("ready_sent")
+        if self.greeting is None or self.greeting.sent_ns is None or ready is None:
+            return None
+        return round((self.greeting.sent_ns - ready) / 1e6, 3)
+
+    def _plus_leading(self, ms: float | None) -> float | None:
+        """A span to the first answer chunk extended by the injected leading silence: when its audible part starts.
+
+        Chunks go out at real-time pace, so the audible part is sent (and plays) that much after the first chunk.
+        """
+        if ms is None or self.injected is None:
+            return None
+        return round(ms + self.injected.leading_silence_ms, 3)
+
     def to_json(self) -> dict[str, Any]:
         """The JSONL representation."""
         return {
@@ -93,16 +124,21 @@ class SessionTruth:
             "wall_time": self.wall_time,
             "fault": self.fault,
             "injected": None if self.injected is None else {
-                k: round(v, 3) for k, v in asdict(self.injected).items()},
+                k: None if v is None else round(v, 3) for k, v in asdict(self.injected).items()},
             "queued_ms": None if self.queued_ms is None else round(self.queued_ms, 3),
             "t_ns": dict(self.t_ns),
             "measured": {
                 "session_start_ms": self.span_ms("start_received", "ready_sent"),
                 "first_response_ms": self.span_ms("ready_sent", "first_audio_sent"),
                 "input_to_audio_ms": self.span_ms("last_input_received", "first_audio_sent"),
+                "first_audible_ms": self._plus_leading(self.span_ms("ready_sent", "first_audio_sent")),
+                "input_to_audible_ms": self._plus_leading(self.span_ms("last_input_received", "first_audio_sent")),
+                "greeting_ms": self._greeting_ms(),
             },
             "audio_in": {**asdict(self.audio_in), "peak": round(self.audio_in.peak, 5)},
             "audio_out": asdict(self.audio_out),
+            "greeting": None if self.greeting is None else asdict(self.greeting),
+            "input_speech": self.input_speech,
             "violations": list(self.violations),
             "violation_count": self.violation_count,
         }

@@ -21,8 +21,9 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .json_checks import Problem
-from .reply import ReplyAudio
+from .reply import GREETING_HZ, GREETING_MS, ReplyAudio
 from .scheduler import SessionScheduler
+from .speechlike import SpeechJudge
 from .truth import SessionTruth
 
 log = logging.getLogger("bootbench.server")
@@ -65,14 +66,17 @@ class WebSocketConnection:
     ready: bool = False
     setup_task: asyncio.Task[None] | None = None
     reply_task: asyncio.Task[None] | None = None
+    greeting_task: asyncio.Task[None] | None = None
+    judge: SpeechJudge | None = None
+    """With ``--vad-needs-speech``: the current turn's audio, judged when the turn ends."""
 
     def violation_target(self) -> SessionTruth:
         """The record a violation belongs to: the session once started, else the connection."""
         return self.record if self.record is not None and self.record.outcome is None else self.outside
 
     def cancel_tasks(self) -> None:
-        """Stop setting up and stop streaming the reply."""
-        for task in (self.setup_task, self.reply_task):
+        """Stop setting up and stop streaming the reply and the greeting."""
+        for task in (self.setup_task, self.reply_task, self.greeting_task):
             if task is not None and not task.done():
                 task.cancel()
 
@@ -83,10 +87,13 @@ class WebSocketProtocol:
     protocol = ""
     path = ""
 
-    def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int) -> None:
+    def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
+                 vad_needs_speech: bool = False) -> None:
         self.scheduler = scheduler
         self.api_key = api_key
         self.reply = ReplyAudio(reply_ms)
+        self.greeting = ReplyAudio(GREETING_MS, tone_hz=GREETING_HZ)
+        self.vad_needs_speech = vad_needs_speech
         self.connections: set[WebSocketConnection] = set()
         self.stopping = False
         self._numbers = itertools.count(1)
@@ -109,6 +116,51 @@ class WebSocketProtocol:
 
     async def on_frame(self, conn: WebSocketConnection, data: str | bytes, binary: bool, received_ns: int) -> None:
         raise NotImplementedError
+
+    async def greet(self, conn: WebSocketConnection, start_ns: int) -> None:
+        """Stream the greeting (``self.greeting``, ``greeting=True``) in the protocol's reply messages."""
+        raise NotImplementedError
+
+    # ---- greetings and speech judgement (the same policy in both protocols)
+
+    def schedule_greeting(self, conn: WebSocketConnection, ready_ns: int) -> None:
+        """After ready: greet ``injected.greeting_ms`` later, unasked, when the session draws a greeting."""
+        record = conn.record
+        if record is not None and record.injected is not None and record.injected.greeting_ms is not None:
+            conn.greeting_task = spawn(self.greet(conn, ready_ns + int(record.injected.greeting_ms * 1e6)))
+
+    def stop_greeting(self, conn: WebSocketConnection) -> bool:
+        """The answer starts: cut a greeting still being sent short; True if one was."""
+        task = conn.greeting_task
+        if task is None or task.done():
+            return False
+        task.cancel()
+        if conn.record is not None and conn.record.greeting is not None:
+            conn.record.greeting.interrupted = True
+        return True
+
+    def hear(self, conn: WebSocketConnection, pcm: bytes, rate: int) -> None:
+        """Keep the turn's audio for the speech judgement (only with ``--vad-needs-speech``)."""
+        if self.vad_needs_speech:
+            if conn.judge is None or conn.judge.rate != rate:
+                conn.judge = SpeechJudge(rate)
+            conn.judge.add(pcm)
+
+    def speech_ok(self, conn: WebSocketConnection) -> bool:
+        """At a turn end the server detected: answer it? Without ``--vad-needs-speech`` always; else if speech-like.
+
+        The judgement goes into the ground truth (``input_speech``) and the next turn starts afresh.
+        """
+        if not self.vad_needs_speech:
+            return True
+        speech = conn.judge is not None and conn.judge.is_speech()
+        if conn.record is not None:
+            conn.record.input_speech = speech
+        if conn.judge is not None:
+            conn.judge.reset()
+        if not speech:
+            log.info("%s: the turn's audio is not speech-like; not answered (--vad-needs-speech)", conn.sid)
+        return speech
 
     # ---- the connection's life
 

@@ -1,6 +1,7 @@
 """The ``bootbench`` command: work with result folders after a run.
 
     bootbench report results/20250101-120000-aivoco        # re-render report.html from metrics.json
+                                                          # (rebuilt first if the run was killed)
     bootbench compare results/a results/b --markdown      # a results table, and compare.html
     bootbench compare --baseline results/a results/b --fail-if-slower 10%   # per-phase differences; exit 3 if slower
 
@@ -20,7 +21,7 @@ from typing import NoReturn, Sequence
 from bootbench.checks import CHECK_FAILED_EXIT
 from bootbench.samples import HEADLINE, PHASES
 from bootbench.views import compare, regression
-from bootbench.views.load import ResultFolderError
+from bootbench.views.load import METRICS_FILE, ResultFolderError, load_metrics
 from bootbench.views.report import write_report
 
 USER_ERROR = 2
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report_command = commands.add_parser(
         "report", help="re-render report.html of a result folder from its metrics.json",
-        description="Re-render FOLDER/report.html from FOLDER/metrics.json.")
+        description="Re-render FOLDER/report.html from FOLDER/metrics.json. A run killed before it wrote "
+                    "metrics.json gets one first, rebuilt from run.json and samples.jsonl and marked incomplete.")
     report_command.add_argument("folder", help="a result folder (the last line a run prints)")
     report_command.set_defaults(handler=_report_command)
 
@@ -84,11 +86,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report_command(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     try:
+        if folder.is_dir() and not (folder / METRICS_FILE).exists():
+            _rebuild(folder)
         path = write_report(folder)
     except OSError as exc:
         raise UserError(f"cannot write {folder / 'report.html'} ({exc.strerror or exc})") from None
     print(path)
     return 0
+
+
+def _rebuild(folder: Path) -> None:
+    """Write metrics.json, summary.csv and samples.csv of a killed run from its run.json and samples.jsonl."""
+    from bootbench.exporters import read_samples, write_metrics
+
+    metrics = load_metrics(folder)
+    write_metrics(folder, metrics, read_samples(folder))
+    sys.stderr.write(f"bootbench: {folder} had no {METRICS_FILE}; rebuilt it from its {len(metrics['samples'])} "
+                     f"samples (marked incomplete)\n")
 
 
 def _compare_command(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page, table
 from bootbench.views.load import load_metrics
-from bootbench.views.text import format_count, format_ms, format_rate
+from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
 
 DEFINITION = (
     ("connect_per_call", "connect per call"),
@@ -33,7 +33,7 @@ DEFINITION = (
 """The run settings (metrics.json ``run`` keys) that define what a number means."""
 
 HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
-          "Session start median (ms)")
+          "Session start median (ms)", "First audible median (ms)")
 NUMERIC_FROM = 3
 
 
@@ -69,9 +69,11 @@ class Run:
         summary = self.metrics["summary"]
         head = summary["phases"][HEADLINE]
         session = summary["phases"].get("session_start_ms", {})
+        audible = summary["phases"].get("first_audible_ms", {})
         return [self.name, self.provider, self.target, format_count(summary["iterations"]),
                 format_rate(summary["success_rate"]), format_ms(head["mean"]), format_ms(head["median"]),
-                format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median"))]
+                format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median")),
+                format_ms(audible.get("median"))]
 
 
 def load_runs(folders: Sequence[str | Path]) -> list[Run]:
@@ -110,6 +112,51 @@ def _p99_note(runs: Sequence[Run]) -> str:
     return " ".join(f"{', '.join(names)}: {note}." for note, names in notes.items())
 
 
+SWEEP_COLUMNS = ("cold start median (ms)", "cold start p95 (ms)", "success")
+
+
+def sweep_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]] | None:
+    """The sweeps among ``runs`` side by side: one row per level (users), then their capacities; None if none."""
+    sweeps = [run for run in runs if run.metrics.get("levels")]
+    if not sweeps:
+        return None
+    header = ["Users", *(f"{run.name} {column}" for run in sweeps for column in SWEEP_COLUMNS)]
+    by_users = [{level["users"]: level for level in run.metrics["levels"]} for run in sweeps]
+    rows = []
+    for users in sorted({users for levels in by_users for users in levels}):
+        row = [str(users)]
+        for run, levels in zip(sweeps, by_users):
+            level = levels.get(users)
+            phase = (run.metrics.get("capacity") or {}).get("phase", "cold_start_ms")
+            if level is None:
+                row += [MISSING] * len(SWEEP_COLUMNS)
+                continue
+            stats = level["phases"][phase]
+            row += [format_ms(stats["median"]), format_ms(stats["p95"]), format_rate(level["success_rate"])]
+        rows.append(row)
+    capacity_row = ["capacity"]
+    for run in sweeps:
+        capacity = run.metrics.get("capacity") or {}
+        shown = users_text(capacity.get("users")) + (" (harness-bound)" if capacity.get("harness_bound") else "")
+        capacity_row += [shown] + [""] * (len(SWEEP_COLUMNS) - 1)
+    rows.append(capacity_row)
+    return header, rows
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int) -> list[str]:
+    """Rows as aligned plain-text lines, a rule under the header; numbers right-aligned."""
+    everything = [list(header)] + [list(row) for row in rows]
+    widths = [max(len(row[i]) for row in everything) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(everything):
+        cells = [cell.rjust(width) if i >= numeric_from else cell.ljust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
 def text_table(runs: Sequence[Run]) -> str:
     """The results table as aligned plain text, first response in ms; numbers right-aligned."""
     rows = [list(HEADER)] + [run.row() for run in runs]
@@ -124,6 +171,10 @@ def text_table(runs: Sequence[Run]) -> str:
     note = _p99_note(runs)
     lines.append("First response: session ready to first audio back. N = iterations; "
                  "timings over successful iterations." + (f" {note}" if note else ""))
+    sweeps = sweep_table(runs)
+    if sweeps is not None:
+        lines += ["", "Concurrency sweeps (cold start: cycle start to first audio, per level):",
+                  *_aligned(*sweeps, numeric_from=1)]
     return "\n".join(lines)
 
 
@@ -137,7 +188,21 @@ def markdown_table(runs: Sequence[Run]) -> str:
     note = _p99_note(runs)
     lines += ["", "First response: session ready to first audio back. N = iterations; timings over successful "
               "iterations." + (f" {note}" if note else "")]
+    sweeps = sweep_table(runs)
+    if sweeps is not None:
+        header, rows = sweeps
+        lines += ["", line(header), "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
+                  *(line(row) for row in rows)]
     return "\n".join(lines)
+
+
+def _sweep_section(runs: Sequence[Run]) -> str:
+    sweeps = sweep_table(runs)
+    if sweeps is None:
+        return ""
+    header, rows = sweeps
+    return (f'<section id="sweeps"><h2>Concurrency sweeps <span class="thin">cold start per level, ms</span></h2>'
+            f'<div class="scroll">{table(header, rows, table_id="sweep-comparison", numeric_from=1)}</div></section>')
 
 
 def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str = "") -> str:
@@ -163,6 +228,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
             f'ms</span></h2><div class="scroll">'
             f'{table(HEADER, [run.row() for run in runs], table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
             f'{f"<p class=note>{esc(note)}</p>" if note else ""}</section>'
+            f'{_sweep_section(runs)}'
             f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>{extra}'
             f'<section id="definition"><h2>What each run measured</h2><div class="scroll">{definitions}</div>'
             f"</section><footer>Folders: {esc(', '.join(str(run.folder) for run in runs))}</footer>")

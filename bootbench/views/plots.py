@@ -144,6 +144,32 @@ def cdf_svg(series: Sequence[tuple[str, Sequence[float]]], *, name: str = "cdf",
         return to_svg(fig, name, "Cumulative distribution of first response times in milliseconds")
 
 
+def audible_svg(samples: Sequence[dict[str, Any]]) -> str:
+    """First response (x) against first audible (y) per successful iteration; the diagonal is no leading silence.
+
+    An iteration whose answer never became audible is marked on the x axis.
+    """
+    ok = [s for s in samples if s.get("ok") and s.get("first_response_ms") is not None]
+    heard = [(s["first_response_ms"], s["first_audible_ms"]) for s in ok if s.get("first_audible_ms") is not None]
+    silent = [s["first_response_ms"] for s in ok if s.get("first_audible_ms") is None]
+    with _style():
+        fig, ax = _figure()
+        if heard:
+            x, y = np.asarray(heard, dtype=float).T
+            ax.scatter(x, y, s=12, color=HEADLINE_COLOR, alpha=0.7, linewidths=0, label=f"heard (n={len(heard)})")
+        if silent:
+            ax.scatter(silent, np.zeros(len(silent)), marker="x", s=18, color=FAILED_COLOR,
+                       label=f"never audible (n={len(silent)})")
+        values = [v for pair in heard for v in pair] + silent
+        if values:
+            low, high = min(values), max(values)
+            ax.plot([low, high], [low, high], color=INK, linestyle=":", linewidth=0.9, label="no leading silence")
+        ax.set_xlabel("first response (ms)")
+        ax.set_ylabel("first audible (ms)")
+        ax.legend(loc="upper left")
+        return to_svg(fig, "audible", "First audible against first response time per iteration, in milliseconds")
+
+
 def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
     """First response of every iteration in order, with a rolling median and failed iterations marked."""
     ok = [(s["iteration"], s["first_response_ms"]) for s in samples
@@ -219,3 +245,55 @@ def _bars(ax: Any, x: np.ndarray, heights: np.ndarray, bottom: np.ndarray, width
                       np.column_stack([right, top]), np.column_stack([right, bottom])], axis=1)
     ax.add_collection(PolyCollection(verts, linewidths=0, facecolors=style["color"], label=style["label"]),
                       autolim=True)
+
+
+def sweep_svg(levels: Sequence[dict[str, Any]], capacity: dict[str, Any] | None) -> str:
+    """A sweep's curve: median and p95 of the cold start and of the headline, and the success rate, against users.
+
+    The x axis is log-scaled (levels usually double); the capacity is marked
+    with a vertical line, the tolerance limit with a dotted horizontal one.
+    """
+    phase = (capacity or {}).get("phase", "cold_start_ms")
+    users = np.array([level["users"] for level in levels], dtype=float)
+
+    def series(name: str, stat: str) -> np.ndarray:
+        return np.array([np.nan if level["phases"][name][stat] is None else level["phases"][name][stat]
+                         for level in levels], dtype=float)
+
+    with _style():
+        fig, ax = _figure(width=7.5, height=3.8)
+        cold = PHASE_COLORS["session_start_ms"]
+        ax.plot(users, series(phase, "median"), color=cold, marker="o", linewidth=1.6,
+                label=f"{PHASE_BY_NAME[phase].label} median")
+        ax.plot(users, series(phase, "p95"), color=cold, marker="s", linestyle="--", linewidth=1.4,
+                label=f"{PHASE_BY_NAME[phase].label} p95")
+        if phase != "first_response_ms":
+            ax.plot(users, series("first_response_ms", "median"), color=HEADLINE_COLOR, marker="o", linewidth=1.2,
+                    alpha=0.8, label="first response median")
+            ax.plot(users, series("first_response_ms", "p95"), color=HEADLINE_COLOR, marker="s", linestyle="--",
+                    linewidth=1.0, alpha=0.8, label="first response p95")
+        ax.set_xscale("log")
+        ax.set_xticks(users)
+        ax.set_xticklabels([f"{int(u)}" for u in users])
+        ax.minorticks_off()
+        ax.set_xlabel("users starting calls at once (log scale)")
+        ax.set_ylabel("time (ms)")
+        ax.set_ylim(bottom=0)
+        if capacity and capacity.get("limit_p95_ms"):
+            ax.axhline(capacity["limit_p95_ms"], color="#999999", linestyle=":", linewidth=1,
+                       label=f"p95 limit ({capacity['tolerance']:g} x lowest level)")
+        if capacity and capacity.get("users"):
+            ax.axvline(capacity["users"], color=INK, linewidth=1.4, alpha=0.7,
+                       label=f"capacity {capacity['users']} users")
+        rate = ax.twinx()
+        rate.plot(users, [100 * (level["success_rate"] or 0) for level in levels], color=FAILED_COLOR,
+                  marker="^", linewidth=1.0, label="success rate (right axis)")
+        rate.set_ylim(0, 105)
+        rate.set_ylabel("success rate (%)")
+        rate.grid(False)
+        rate.spines["right"].set_visible(True)
+        handles, labels = ax.get_legend_handles_labels()
+        more, more_labels = rate.get_legend_handles_labels()
+        ax.legend(handles + more, labels + more_labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
+        return to_svg(fig, "sweep", "Cold start and first response median and p95, and success rate, "
+                                    "against the number of users starting calls at once")

@@ -11,11 +11,11 @@ the run layer starts it with the run and stops it when the run ends.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import gevent
 
-from bootbench.samples import Sample
+from bootbench.samples import HEADLINE, Sample
 from bootbench.stats import snapshot
 from bootbench.views.text import progress_line
 
@@ -25,9 +25,13 @@ INTERVAL = 5.0
 log = logging.getLogger("bootbench")
 
 
-def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL) -> gevent.Greenlet:
-    """Log a progress line about ``samples`` (the run's live list) every ``interval`` s until stopped."""
-    return gevent.spawn(_report_every, samples, planned, interval)
+def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL,
+          headline: str = HEADLINE, level: Callable[[], str] | None = None) -> gevent.Greenlet:
+    """Log a progress line about ``samples`` (the run's live list), led by ``headline``, every ``interval`` s.
+
+    ``level`` names a sweep's current level (a line then starts with it).
+    """
+    return gevent.spawn(_report_every, samples, planned, interval, headline, level)
 
 
 def stop(greenlet: gevent.Greenlet | None) -> None:
@@ -36,7 +40,8 @@ def stop(greenlet: gevent.Greenlet | None) -> None:
         greenlet.kill(block=False)
 
 
-def _report_every(samples: Sequence[Sample], planned: int, interval: float) -> None:
+def _report_every(samples: Sequence[Sample], planned: int, interval: float, headline: str,
+                  level: Callable[[], str] | None) -> None:
     while True:
         gevent.sleep(interval)
-        log.info("%s", progress_line(snapshot(samples, planned)))
+        log.info("%s", progress_line(snapshot(samples, planned, headline), level=level() if level else ""))

@@ -24,7 +24,7 @@ from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, format_count, format_ms, format_rate
+from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
 
 REPORT_FILE = "report.html"
 
@@ -68,6 +68,7 @@ def render(metrics: dict[str, Any]) -> str:
         _warnings(metrics),
         _headline(summary),
         _checks(metrics),
+        _sweep(metrics),
         _plots(metrics),
         _phase_table(summary),
         _errors(metrics),
@@ -159,6 +160,46 @@ def _checks(metrics: dict[str, Any]) -> str:
             f'<th>threshold</th><th>result</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
+def _sweep(metrics: dict[str, Any]) -> str:
+    """A sweep's capacity, its curve against users, and the per-level table ("" for a plain run)."""
+    levels, capacity = metrics.get("levels"), metrics.get("capacity") or {}
+    if not levels:
+        return ""
+    phase = capacity.get("phase", "cold_start_ms")
+    bound = ' <span class="note">(harness-bound)</span>' if capacity.get("harness_bound") else ""
+    verdict = (f'<p id="capacity" data-value="{esc(json.dumps(capacity.get("users")))}">Capacity: '
+               f'<b>{esc(users_text(capacity.get("users")))}</b>{bound}. {esc(capacity.get("reason", ""))}.</p>')
+    header = ["users", "iterations", "success", f"{phase} median", f"{phase} p95", "p95 / lowest",
+              "first response median", "first response p95", "session start p95", "duration (s)",
+              "busiest process (cores)"]
+    baseline = capacity.get("baseline_p95_ms")
+    rows = []
+    for level in levels:
+        cold, head = level["phases"][phase], level["phases"][HEADLINE]
+        ratio = f"{cold['p95'] / baseline:.2f}" if cold["p95"] is not None and baseline else MISSING
+        cores = level.get("busiest_process_cores")
+        cells = [format_count(level["users"]), format_count(level["iterations"]), format_rate(level["success_rate"]),
+                 format_ms(cold["median"]), format_ms(cold["p95"]), ratio, format_ms(head["median"]),
+                 format_ms(head["p95"]), format_ms(level["phases"]["session_start_ms"]["p95"]),
+                 MISSING if level.get("duration_s") is None else f"{level['duration_s']:.1f}",
+                 MISSING if cores is None else f"{cores:.2f}" + (" harness-bound" if level.get("harness_bound") else "")]
+        mark = ' class="headline"' if level["users"] == capacity.get("users") else ""
+        rows.append(f'<tr data-users="{esc(level["users"])}"{mark}>' + "".join(f"<td>{esc(c)}</td>" for c in cells)
+                    + "</tr>")
+    table = (f'<div class="scroll"><table class="numbers" id="levels"><thead><tr>'
+             f'{"".join(f"<th>{esc(h)}</th>" for h in header)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    figure = (f'<figure class="plot wide" id="plot-sweep"><h3>Latency and success against users</h3>'
+              f'{plots.sweep_svg(levels, capacity)}<figcaption>{esc(_sweep_caption(phase))}</figcaption></figure>')
+    return (f'<section id="sweep"><h2>Concurrency sweep <span class="thin">calls starting at once</span></h2>'
+            f'{verdict}<div class="plots">{figure}</div>{table}</section>')
+
+
+def _sweep_caption(phase: str) -> str:
+    return (f"Each level starts its calls in rounds, all users at once. The capacity is judged on {phase} "
+            f"(cycle start → first audio), which includes any wait for a free session; first response starts "
+            f"at session ready and cannot show it.")
+
+
 def _plots(metrics: dict[str, Any]) -> str:
     summary, samples = metrics["summary"], metrics["samples"]
     head = summary["phases"][HEADLINE]
@@ -174,6 +215,10 @@ def _plots(metrics: dict[str, Any]) -> str:
         ("trend", "First response per iteration",
          "In the order iterations started: warm-up and drift show here; ✕ marks a failed iteration.",
          plots.trend_svg(samples)),
+        ("audible", "First response and first audible",
+         "Per iteration: when the answer's first audio arrived (x) and when its first audible sample played (y); "
+         "the height above the diagonal is its leading silence.",
+         plots.audible_svg(samples)),
         ("phases", "Phases per iteration",
          "Connect (only where this iteration opened the connection), session start, first response and stop.",
          plots.phases_svg(samples)),

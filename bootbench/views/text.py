@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bootbench.samples import HEADLINE
+from bootbench.samples import HEADLINE, PHASE_BY_NAME
 from bootbench.stats import Snapshot, p99_note
 
 MISSING = "–"
@@ -41,7 +41,8 @@ def format_count(value: int | None) -> str:
 def console_summary(metrics: dict[str, Any]) -> str:
     """The short summary of a finished run (a metrics.json document) printed on the console."""
     summary, run = metrics["summary"], metrics["run"]
-    head = summary["phases"][HEADLINE]
+    headline = run.get("headline") if run.get("headline") in summary["phases"] else HEADLINE
+    head = summary["phases"][headline]
     budget = run.get("iterations", {})
     lines = [f"bootbench: {run.get('provider')} at {run.get('target')}"
              f"{' (embedded reference server)' if run.get('embedded_server') else ''}"]
@@ -52,12 +53,18 @@ def console_summary(metrics: dict[str, Any]) -> str:
                  f" (success rate {rate * 100:.1f}%)" if rate is not None else "  iterations: none finished")
     if head["count"]:
         note = p99_note(head["count"])
-        lines.append(f"  first response: median {head['median']:.1f} ms, p95 {head['p95']:.1f} ms, "
+        lines.append(f"  {PHASE_BY_NAME[headline].label}: median {head['median']:.1f} ms, p95 {head['p95']:.1f} ms, "
                      f"p99 {head['p99']:.1f} ms{f' ({note})' if note else ''}, mean {head['mean']:.1f} ms, "
                      f"min {head['min']:.1f}, max {head['max']:.1f}")
-        session = summary["phases"]["session_start_ms"]
-        if session["count"]:
-            lines.append(f"  session start: median {session['median']:.1f} ms, p95 {session['p95']:.1f} ms")
+    for other in ("first_response_ms", "first_audible_ms", "session_start_ms"):
+        phase = summary["phases"].get(other)
+        if other != headline and phase and phase["count"]:
+            lines.append(f"  {PHASE_BY_NAME[other].label}: median {phase['median']:.1f} ms, p95 {phase['p95']:.1f} ms")
+    if summary.get("inaudible_replies"):
+        lines.append(f"  inaudible replies: {summary['inaudible_replies']} (audio came back, but never above "
+                     f"{run.get('audible_dbfs', -50):g} dBFS before it ended or the timeout)")
+    if summary.get("greetings"):
+        lines.append(f"  greetings: {summary['greetings']} iteration(s) heard a reply they had not asked for")
     errors = metrics["errors"]["by_kind"]
     if errors:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
@@ -65,17 +72,76 @@ def console_summary(metrics: dict[str, Any]) -> str:
         worker = first.get("worker") or "local"
         on = f" on {worker}" if worker != "local" and worker not in (first["message"] or "") else ""
         lines.append(f"  first error (iteration {first['iteration']}{on}): {first['kind']}: {first['message']}")
-    if budget.get("lost"):
-        lines.append(f"  incomplete: {budget['lost']} iteration(s) lost in flight")
+    lines.extend(_run_events(run, budget, summary["iterations"]))
+    lines += sweep_lines(metrics)
     return "\n".join(lines)
 
 
-def progress_line(snap: Snapshot) -> str:
-    """The headless progress line: ``bootbench: 37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed``."""
+def _run_events(run: dict[str, Any], budget: dict[str, Any], finished: int) -> list[str]:
+    """What the run went through: interruption, lost workers, iterations lost or run again, warnings."""
+    lines = []
+    unfinished = budget.get("unfinished_at_stop") or []
+    lost_with_workers = sum(len(w.get("in_flight", [])) for w in run.get("workers_lost") or [])
+    if run.get("rebuilt_from_samples"):
+        lines.append("  incomplete: rebuilt from samples.jsonl (the run's process ended without writing its results)")
+    if run.get("interrupted"):
+        planned = budget.get("planned")
+        if planned:
+            lines.append(f"  interrupted ({run['interrupted']}) at {finished} of {planned}: "
+                         f"{len(unfinished)} in flight not finished, {budget.get('never_started', 0)} never started")
+        else:
+            lines.append(f"  stopped ({run['interrupted']}) after {finished} iterations"
+                         + (f", {len(unfinished)} in flight not finished" if unfinished else ""))
+    for worker in run.get("workers_lost") or []:
+        held = worker.get("in_flight") or []
+        lines.append(f"  worker lost: {worker['worker']} at {worker['at']} ({worker.get('reason', 'missing')}), "
+                     + (f"iteration(s) {', '.join(map(str, held))} lost in flight" if held else "no iteration in flight")
+                     + (f"; back at {worker['back_at']}" if worker.get("back_at") else ""))
+    other_lost = (budget.get("lost") or 0) - lost_with_workers - (len(unfinished) if run.get("interrupted") else 0)
+    if other_lost > 0:
+        lines.append(f"  incomplete: {other_lost} iteration(s) lost in flight")
+    if budget.get("interrupted"):
+        lines.append(f"  {len(budget['interrupted'])} cycle(s) cut short by Locust moving users and run again "
+                     f"(iterations {', '.join(str(i['iteration']) for i in budget['interrupted'])})")
+    if budget.get("recovered"):
+        lines.append(f"  iteration(s) {', '.join(map(str, budget['recovered']))} arrived after their worker was "
+                     "written off, and count as finished")
+    lines.extend(f"  warning: {warning}" for warning in run.get("warnings") or [])
+    return lines
+
+
+def sweep_lines(metrics: dict[str, Any]) -> list[str]:
+    """A sweep's levels (cold-start median and p95, success rate) and its capacity, for the console summary."""
+    levels, capacity = metrics.get("levels"), metrics.get("capacity")
+    if not levels or not capacity:
+        return []
+    phase = capacity.get("phase", "cold_start_ms")
+    lines = [f"  sweep ({phase[:-3].replace('_', ' ')}, ms):"]
+    for level in levels:
+        stats = level["phases"][phase]
+        bound = " harness-bound" if level.get("harness_bound") else ""
+        lines.append(f"    {users_text(level['users']):>9}: median {format_ms(stats['median'])}, p95 {format_ms(stats['p95'])},"
+                     f" success {format_rate(level['success_rate'])}, {level['iterations']} iterations{bound}")
+    lines.append(f"  capacity: {users_text(capacity['users'])} ({capacity['reason']})")
+    return lines
+
+
+def users_text(count: int | None) -> str:
+    """``1 user``, ``4 users``; "–" when absent."""
+    return MISSING if count is None else f"{count} user{'' if count == 1 else 's'}"
+
+
+def progress_line(snap: Snapshot, level: str = "") -> str:
+    """The headless progress line: ``bootbench: 37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed``.
+
+    The median and p95 are the headline phase's, named when it is not ``first_response_ms``.
+    In a sweep ``level`` names the current level: ``bootbench: level 2/4: 2 users (running), 37/200 ...``.
+    """
     done = f"{snap.iterations}/{snap.planned}" if snap.planned else f"{snap.iterations}"
-    parts = [f"bootbench: {done} iterations"]
+    parts = [f"bootbench: {level + ', ' if level else ''}{done} iterations"]
     if snap.median is not None:
-        parts.append(f"median {format_ms(snap.median)} ms")
+        label = "" if snap.headline == HEADLINE else f"{PHASE_BY_NAME[snap.headline].label} "
+        parts.append(f"{label}median {format_ms(snap.median)} ms")
         parts.append(f"p95 {format_ms(snap.p95)} ms")
     parts.append(f"{snap.failures} failed")
     if snap.errors_by_kind:

@@ -11,18 +11,23 @@ linked from Locust's "Download Data" tab); Locust's own tabs are untouched,
 and a finished run's numbers stay until the next run starts.
 
     webui.install(environment, lambda: current or last run)
+    webui.check_swarm(environment, check)   # a run the form asks for is checked before it starts
+
+:func:`check_swarm` answers a start with bad input (a host that is not a
+URL, an option out of range) the way Locust answers a bad user count: the
+JSON ``{"success": false, "message": ...}`` the UI shows, and nothing starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from flask import Blueprint, Response, make_response, request
+from flask import Blueprint, Response, jsonify, make_response, request
 
 from bootbench.exporters import build_metrics
-from bootbench.samples import Sample
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, Sample
 from bootbench.secrets import redact
 from bootbench.stats import Snapshot, p99_note, round_bins, snapshot
 from bootbench.views.text import format_count, format_ms, format_rate
@@ -30,6 +35,8 @@ from bootbench.views.text import format_count, format_ms, format_rate
 TAB_KEY = "bootbench"
 STATS_PATH = "/stats/requests"
 """The route of Locust's web UI whose JSON carries the extended tabs' data (under --web-base-path)."""
+SWARM_PATH = "/swarm"
+"""The route of Locust's web UI that starts a run (POST, the start form's fields)."""
 BAR_WIDTH = 32
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
@@ -104,6 +111,31 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
     return True
 
 
+def check_swarm(environment: Any, check: Callable[[Mapping[str, str]], str | None]) -> bool:
+    """Refuse a start from the web UI whose form ``check`` finds a problem with; False when there is no web UI.
+
+    ``check`` gets the form's fields and returns the sentence to show, or
+    None to let Locust start the run. Matched by path (under
+    --web-base-path), before Locust's own handler runs.
+    """
+    web_ui = getattr(environment, "web_ui", None)
+    if web_ui is None:
+        return False
+    swarm_path = (getattr(environment.parsed_options, "web_base_path", "") or "").rstrip("/") + SWARM_PATH
+
+    @web_ui.app.before_request
+    def _check_swarm() -> Response | None:
+        if request.path != swarm_path or request.method != "POST":
+            return None
+        problem = check(request.form)
+        if problem is None:
+            return None
+        log.error("run not started: %s", problem)
+        return jsonify({"success": False, "message": problem, "host": environment.host})
+
+    return True
+
+
 class _Tab:
     """The tab's rows, recomputed only when the run or its number of samples changed."""
 
@@ -116,15 +148,21 @@ class _Tab:
         run = self.current_run()
         if run is None:
             return [{"label": "No bootbench run has started yet.", "value": "", "bar": ""}]
-        key = (run.run_id, len(run.samples), run.metrics is None)
+        level = run.level_label() if hasattr(run, "level_label") else ""
+        key = (run.run_id, len(run.samples), run.metrics is None, level)
         if key != self._key:
-            self._rows = tab_rows(snapshot(run.samples, run.planned), run.run_id, running=run.metrics is None)
+            headline = getattr(getattr(run, "settings", None), "headline", HEADLINE)
+            self._rows = tab_rows(snapshot(run.samples, run.planned, headline), run.run_id,
+                                  running=run.metrics is None, level=level)
             self._key = key
         return self._rows
 
 
-def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, str]]:
-    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram."""
+def tab_rows(snap: Snapshot, run_id: str, *, running: bool, level: str = "") -> list[dict[str, str]]:
+    """The rows of the bootbench tab: headline numbers, errors by kind, then the histogram.
+
+    ``level`` names a sweep's current level (a "Sweep level" row after the run's).
+    """
     def row(label: str, value: str = "", bar: str = "") -> dict[str, str]:
         return {"label": label, "value": value, "bar": bar}
 
@@ -133,17 +171,22 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
 
     done = f"{snap.iterations} of {snap.planned}" if snap.planned else format_count(snap.iterations)
     note = p99_note(len(snap.first_response_ms))
+    head = PHASE_BY_NAME[snap.headline].label.capitalize()
     rows = [
         row("Run", f"{run_id} ({'running' if running else 'finished'})"),
+        *([row("Sweep level", level)] if level else []),
         row("Iterations", done),
         row("Successful / failed", f"{snap.successes} / {snap.failures}"),
         row("Success rate", format_rate(snap.success_rate)),
-        row("First response median", ms(snap.median)),
-        row("First response p95", ms(snap.p95)),
-        row("First response p99", ms(snap.p99) + (f" ({note})" if note else "")),
-        row("First response mean", ms(snap.mean)),
+        row(f"{head} median", ms(snap.median)),
+        row(f"{head} p95", ms(snap.p95)),
+        row(f"{head} p99", ms(snap.p99) + (f" ({note})" if note else "")),
+        row(f"{head} mean", ms(snap.mean)),
         row("Session start median", ms(snap.session_start_median)),
     ]
+    if snap.headline != "first_audible_ms":
+        rows.append(row("First audible median", ms(snap.first_audible_median)))
+    rows.append(row("Inaudible replies", format_count(snap.inaudible_replies)))
     if snap.errors_by_kind:
         rows += [row(f"Errors: {kind}", format_count(count)) for kind, count in snap.errors_by_kind.items()]
     else:
@@ -151,7 +194,7 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool) -> list[dict[str, st
     bins = round_bins(snap.first_response_ms)
     most = max((count for _, _, count in bins), default=0)
     for low, high, count in bins:
-        rows.append(row(f"First response {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
+        rows.append(row(f"{head} {_edge(low)}–{_edge(high)} ms", format_count(count), text_bar(count, most)))
     return rows
 
 
@@ -171,4 +214,5 @@ def live_metrics(run: LiveRun) -> dict[str, Any]:
     """metrics.json of ``run``: the final document once it ended, else one built from the samples so far."""
     if run.metrics is not None:
         return run.metrics
-    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples))
+    levels = run.sweep_levels() if hasattr(run, "sweep_levels") else None
+    return build_metrics(run.run_id, run.started_at, run.run_block(), list(run.samples), levels=levels)
