@@ -711,15 +711,6 @@ def main() -> int:
     return report(results, out)
 
 
-def _kept_blocks(path: Path) -> str:
-    """The blocks other benchmarks generate into RESULTS.md (bench/sessions.py's), kept when this one rewrites it."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find("<!-- sessions per worker:")
-    end_marker = "<!-- end of sessions per worker -->"
-    end = text.find(end_marker)
-    return "\n" + text[start:end + len(end_marker)] + "\n" if 0 <= start < end else ""
-
-
 def report(results: dict, out: Path) -> int:
     """Judge the levels, write results.json and RESULTS.md, print the Markdown."""
     one = next((lv for lv in results["levels"] if lv["users"] == 1 and not lv["realtime"]), None)
@@ -727,8 +718,8 @@ def report(results: dict, out: Path) -> int:
     results["scale"] = scale(results["levels"])
     results["verdicts"] = verdicts(results["levels"], eff)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    kept = _kept_blocks(out / "RESULTS.md"), kept_sections(out / "RESULTS.md")
-    (out / "RESULTS.md").write_text(markdown(results) + kept[0] + ("\n" + kept[1] if kept[1] else ""))
+    kept = kept_sections(out / "RESULTS.md")
+    (out / "RESULTS.md").write_text(markdown(results) + ("\n" + kept if kept else ""))
     print(markdown(results))
     return 0
 
