@@ -138,8 +138,12 @@ class Sample:
     """In a sweep (``--sweep``), the users of the level this iteration ran in; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``)."""
-        return asdict(self)
+        """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``).
+
+        ``dataclasses.asdict``'s result, built without its recursive deep copy (once per sample, on the
+        cycle's path): containers are copied one level deep, a nested dataclass goes through ``asdict``.
+        """
+        return {name: _plain(getattr(self, name)) for name in SAMPLE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
@@ -150,3 +154,17 @@ class Sample:
 
 SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
 """The columns of a sample, in order (samples.csv)."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as :func:`dataclasses.asdict` would give it, for the flat values a sample holds."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, (str, int, float)) or v is None for v in value.values()):
+        return dict(value)
+    return asdict(_Box(value))["value"]  # anything deeper: asdict's own recursion
+
+
+@dataclass
+class _Box:
+    value: Any

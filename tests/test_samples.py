@@ -1,6 +1,6 @@
 """The record of one iteration: the timeline's phase arithmetic, the phase table, the sample's round trip."""
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from bootbench.samples import PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS, ErrorKind, Sample, Timeline
 
@@ -36,3 +36,14 @@ def test_error_kinds_read_as_their_value():
 def test_sample_round_trips_through_a_dict():
     s = Sample(7, "w1", 2, "t", True, first_response_ms=12.5, anomalies={"x": 1})
     assert Sample.from_dict({**s.to_dict(), "unknown_future_field": 1}) == s
+
+
+def test_to_dict_is_asdict_with_its_own_copies():
+    s = Sample(7, "w1", 2, "t", False, error_kind="disconnected", error="gone", connect_ms=1.5,
+               connected_this_cycle=True, anomalies={"stray_audio": 2})
+    d = s.to_dict()
+    assert d == asdict(s) and list(d) == list(asdict(s))
+    d["anomalies"]["stray_audio"] = 9
+    assert s.anomalies == {"stray_audio": 2}
+    deep = Sample(1, "local", 1, "t", True, anomalies={"nested": [1, {"a": 2}]})
+    assert deep.to_dict() == asdict(deep)

@@ -29,7 +29,7 @@ from socketio import exceptions as sio_errors
 from bootbench.audio import Chunk
 from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
 from bootbench.providers.network import diagnose_unreachable, redacted_url
-from bootbench.providers.socketio_tuning import UNDECODABLE, TunedClient
+from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
 
@@ -62,6 +62,7 @@ class AivocoDriver(Driver):
         """Set by an ``error`` event: the server's view of the session is unknown, so start afresh."""
         self._input_started = False
         """The current session's first input chunk is going out: audio from now on is the answer."""
+        self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
 
     @property
     def connected(self) -> bool:
@@ -101,8 +102,11 @@ class AivocoDriver(Driver):
         session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
     def _send_chunk(self, chunk: Chunk) -> None:
-        self._emit("audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio,
-                                  "max_amplitude": chunk.peak})
+        prepared = self._prepared_chunks.get(chunk)
+        if prepared is None:  # the same chunks go out every cycle: encode each once
+            prepared = self._prepared_chunks[chunk] = PreparedEvent(
+                "audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio, "max_amplitude": chunk.peak})
+        self._emit(prepared.event, prepared=prepared)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
         self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout,
@@ -146,12 +150,14 @@ class AivocoDriver(Driver):
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
         return self._session
 
-    def _emit(self, event: str, data=None) -> None:
+    def _emit(self, event: str, data=None, prepared: PreparedEvent | None = None) -> None:
         sio = self._sio
         if sio is None or not sio.connected:
             raise CycleError(ErrorKind.DISCONNECTED, f"connection lost before {event} could be sent")
         try:
-            if data is None:
+            if prepared is not None:
+                sio.emit_prepared(prepared)
+            elif data is None:
                 sio.emit(event)
             else:
                 sio.emit(event, data)
