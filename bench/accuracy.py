@@ -120,8 +120,11 @@ class Monitor:
 
 
 def run_client(kind: str, url: str, users: int, iterations: int, work: Path, server: ReferenceServer,
-               realtime: bool = False) -> dict:
-    """Run one client to the end; its rows (one per iteration, with the sid), time window and monitor."""
+               realtime: bool = False, cpus: set[int] | None = None) -> dict:
+    """Run one client to the end; its rows (one per iteration, with the sid), time window and monitor.
+
+    ``cpus`` pins the client process (and every thread it starts) to those cores.
+    """
     out = work / f"{kind}-{users}{'-rt' if realtime else ''}.jsonl"
     env = clean_env({"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)})
     if kind in ("bootbench", "probe"):
@@ -137,9 +140,14 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
         argv = [sys.executable, str(BENCH / f"{kind}_client.py"), url, "--users", str(users),
                 "--iterations", str(iterations), "--out", str(out)] + (["--kernel-stamps"] if kind == "raw" else [])
     started = time.perf_counter_ns()
-    fifo = (lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))) if realtime else None
+    def prepare() -> None:
+        if realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
     proc = psutil.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        start_new_session=True, preexec_fn=fifo)
+                        start_new_session=True, preexec_fn=prepare if realtime or cpus else None)
     monitor = Monitor(proc, psutil.Process(server.pid))
     try:
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
@@ -161,7 +169,8 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
             stamps = {r["iteration"]: r for r in map(json.loads, out.read_text().splitlines())}
             for row in rows:
                 extra = stamps.get(row["iteration"], {})
-                row.update(sid=extra.get("sid"), ready=extra.get("ready"), audio=extra.get("audio"))
+                row.update(sid=extra.get("sid"), ready=extra.get("ready"), audio=extra.get("audio"),
+                           cycle_start=extra.get("cycle_start"))
         elif users > 1:
             sids = {r["iteration"]: r["sid"] for r in map(json.loads, out.read_text().splitlines())}
             for row in rows:
@@ -702,15 +711,6 @@ def main() -> int:
     return report(results, out)
 
 
-def _kept_blocks(path: Path) -> str:
-    """The blocks other benchmarks generate into RESULTS.md (bench/sessions.py's), kept when this one rewrites it."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find("<!-- sessions per worker:")
-    end_marker = "<!-- end of sessions per worker -->"
-    end = text.find(end_marker)
-    return "\n" + text[start:end + len(end_marker)] + "\n" if 0 <= start < end else ""
-
-
 def report(results: dict, out: Path) -> int:
     """Judge the levels, write results.json and RESULTS.md, print the Markdown."""
     one = next((lv for lv in results["levels"] if lv["users"] == 1 and not lv["realtime"]), None)
@@ -718,9 +718,21 @@ def report(results: dict, out: Path) -> int:
     results["scale"] = scale(results["levels"])
     results["verdicts"] = verdicts(results["levels"], eff)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "RESULTS.md").write_text(markdown(results) + _kept_blocks(out / "RESULTS.md"))
+    kept = kept_sections(out / "RESULTS.md")
+    (out / "RESULTS.md").write_text(markdown(results) + ("\n" + kept if kept else ""))
     print(markdown(results))
     return 0
+
+
+CAPACITY_HEADING = "## How many sessions one worker process holds"
+"""The section bench/capacity.py writes at the end of RESULTS.md; a rerun of this script keeps it."""
+
+
+def kept_sections(path: Path) -> str:
+    """The part of an existing RESULTS.md that other bench scripts wrote (from CAPACITY_HEADING on), or ""."""
+    text = path.read_text() if path.is_file() else ""
+    at = text.find("\n" + CAPACITY_HEADING)
+    return text[at + 1:] if at >= 0 else ""
 
 
 if __name__ == "__main__":

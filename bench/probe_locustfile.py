@@ -2,7 +2,8 @@
 
     BOOTBENCH_PROBE_LOG=probe.jsonl locust -f bench/probe_locustfile.py --headless -u 50 -i 500 -H URL
 
-One JSON line per iteration: ``iteration``, ``user``, ``sid``, and for
+One JSON line per iteration: ``iteration``, ``user``, ``sid``, ``cycle_start``
+(``time.perf_counter_ns()`` as the cycle began, before bootbench's own), and for
 ``ready`` (``session_ready``) and ``audio`` (the first ``audio_response``)
 three instants on ``time.perf_counter_ns()``'s clock: ``kernel`` (arrival),
 ``read`` (python-engineio's read loop has the packet) and ``handler``
@@ -14,6 +15,7 @@ error that the client process added.
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,6 +33,7 @@ class ProbeUser(user.BootUser):
     """BootUser that writes, after each cycle, the stage stamps of its two timed messages."""
 
     def _run_cycle(self, iteration, ctx):
+        cycle_start = time.perf_counter_ns()
         sio = getattr(self.driver, "_sio", None)
         sid = sio.get_sid("/") if sio is not None and sio.connected else None
         if sio is not None:
@@ -39,7 +42,7 @@ class ProbeUser(user.BootUser):
         sio = sio or getattr(self.driver, "_sio", None)
         if sid is None and sio is not None and sio.connected:
             sid = sio.get_sid("/")
-        row = {"iteration": iteration, "user": self.number, "sid": sid, "ok": sample.ok,
+        row = {"iteration": iteration, "user": self.number, "sid": sid, "cycle_start": cycle_start, "ok": sample.ok,
                "first_response_ms": sample.first_response_ms, "session_start_ms": sample.session_start_ms}
         session = self.driver._session
         if sio is not None and session is not None:

@@ -40,6 +40,7 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
                 shape.install(environment, settings.sweep_levels())
         messages.serve_master(runner, lifecycle.current_run)
         webui.install(environment, lifecycle.current_or_last_run)
+        webui.check_swarm(environment, lambda form: lifecycle.check_web_run(environment, form))
     if isinstance(runner, _USERS):
         messages.serve_worker(runner)
     if isinstance(runner, WorkerRunner):
@@ -51,6 +52,8 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     runner = environment.runner
     run = lifecycle.open_run(environment) if isinstance(runner, _MASTER) else None
+    if run is not None:
+        lifecycle.note_signals()
     if isinstance(runner, _USERS):
         context.start(environment, run.settings if run is not None else None)
 

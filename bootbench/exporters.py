@@ -1,7 +1,7 @@
 """The result files of a run: samples.jsonl, metrics.json, summary.csv, samples.csv, boot_<timestamp>.log, junit.xml.
 
 A :class:`RunRecorder` owns one run folder ``<results-dir>/<run-id>/``. It
-appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
+writes run.json (the run's configuration) when the run opens, appends every sample to ``samples.jsonl`` the moment it arrives (flushed,
 so a crash keeps every finished iteration), captures the run's log, and at
 the end writes metrics.json and the CSV files from the raw samples (and
 asks :mod:`bootbench.views.report` for report.html). With ``--check``s,
@@ -9,14 +9,19 @@ the checks are evaluated on the final metrics, recorded in metrics.json's
 ``checks`` and written to junit.xml (:mod:`bootbench.junit`).
 
     recorder = RunRecorder("results", "aivoco")
+    recorder.describe(run_block)            # run.json: what the run is, in case it never finishes
     recorder.add(sample)                    # at once into samples.jsonl and the run log
     metrics = recorder.finish(run_block, checks)  # metrics.json, summary.csv, samples.csv, report.html, junit.xml
+
+A folder whose process was killed has run.json and samples.jsonl but no
+metrics.json: :func:`rebuild_metrics` makes one from them, marked incomplete.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 from datetime import datetime, timezone
 from functools import cache
@@ -29,6 +34,7 @@ import pandas as pd
 from bootbench.checks import Check, CheckResult, evaluate
 from bootbench.junit import write_junit
 from bootbench.levels import estimate_capacity, summarize_levels
+from bootbench.provenance import provenance
 from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHASES, Sample, Turn
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
@@ -36,11 +42,16 @@ from bootbench.views.report import write_report_safely
 
 SCHEMA = "bootbench/metrics/v2"
 """v2: the pause between cycles is ``run.wait_ms`` (v1: ``run.delay_ms``)."""
+RUN_FILE = "run.json"
+"""The run's ``run`` block as it opened (configuration, no results): enough to rebuild metrics.json."""
 SESSION_LOG = logging.getLogger("bootbench.sessions")
 """Per-iteration lines: into the run log only, not onto the console."""
 SESSION_LOG.propagate = False
 SESSION_LOG.setLevel(logging.INFO)
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+CSV_DECIMALS = 3
+"""Milliseconds in the CSV files are rounded to microseconds (metrics.json keeps every digit)."""
+log = logging.getLogger("bootbench")
 
 
 def now_iso() -> str:
@@ -71,10 +82,18 @@ class RunRecorder:
         """When the run started, as in metrics.json (ISO 8601, UTC, milliseconds)."""
         return self.started.isoformat(timespec="milliseconds")
 
+    def describe(self, run_block: dict[str, Any]) -> None:
+        """Write run.json: the ``run`` block at the start (id, start time, configuration, versions)."""
+        document = {"schema": SCHEMA, "run": {"id": self.run_id, "started_at": self.started_at, **run_block,
+                                              "versions": dict(versions())}}
+        (self.folder / RUN_FILE).write_text(redact(json.dumps(document, indent=2, allow_nan=False)) + "\n",
+                                            encoding="utf-8")
+
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
         self.samples.append(sample)
-        self._jsonl.write(redact(json.dumps(sample.to_dict())) + "\n")
+        self._jsonl.write(redact(json.dumps(finite_or_null(sample.to_dict(), f"iteration {sample.iteration}"),
+                                            allow_nan=False)) + "\n")
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
@@ -88,8 +107,8 @@ class RunRecorder:
         once, on the exact final statistics (a sweep's capacity included);
         their results are metrics.json's ``checks``. Returns the metrics.
         """
-        metrics = build_metrics(self.run_id, self.started_at, run_block, self.samples, ended_at=now_iso(),
-                                levels=levels)
+        metrics = finite_or_null(build_metrics(self.run_id, self.started_at, run_block, self.samples,
+                                               ended_at=now_iso(), levels=levels), "metrics.json")
         results = evaluate(checks, metrics)
         metrics["checks"] = [result.to_dict() for result in results]
         write_metrics(self.folder, metrics, self.samples)
@@ -144,7 +163,8 @@ def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], sampl
     ordered = sorted(samples, key=lambda s: s.iteration)
     metrics: dict[str, Any] = {
         "schema": SCHEMA,
-        "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions())},
+        "run": {"id": run_id, "started_at": started_at, **times, **run_block, "versions": dict(versions()),
+                "provenance": provenance()},
         "summary": summarize_samples(ordered),
         "errors": summarize_errors(ordered),
     }
@@ -155,12 +175,76 @@ def build_metrics(run_id: str, started_at: str, run_block: dict[str, Any], sampl
     return metrics
 
 
+def read_samples(folder: Path) -> list[Sample]:
+    """The samples of ``folder``/samples.jsonl; a last line cut short (the process was killed mid-write) is skipped."""
+    samples = []
+    lines = (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            samples.append(Sample.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            if number < len(lines):
+                raise
+    return samples
+
+
+def rebuild_metrics(folder: Path) -> tuple[dict[str, Any], list[Sample]]:
+    """metrics.json of a run that never wrote one (its process was killed), from run.json and samples.jsonl.
+
+    Marked ``run.rebuilt_from_samples: true``, incomplete, with no end time:
+    the iteration accounting holds what the samples show (what was in flight
+    when the process died is not known). Raises OSError, ValueError (bad JSON).
+    """
+    opened = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))["run"]
+    samples = read_samples(folder)
+    planned = int((opened.get("iterations") or {}).get("planned") or 0)
+    run_block = {key: value for key, value in opened.items() if key not in ("id", "started_at", "versions")}
+    run_block["iterations"] = {"planned": planned, "started": None, "finished": len(samples), "lost": None,
+                               "lost_iterations": {}, "complete": False,
+                               "workers": sorted({s.worker for s in samples}),
+                               "never_started": None, "interrupted": [], "recovered": [],
+                               "unfinished_at_stop": []}
+    metrics = build_metrics(opened["id"], opened["started_at"], run_block, samples, ended_at=now_iso())
+    metrics["run"].update(ended_at=None, rebuilt_from_samples=True, rebuilt_at=now_iso(),
+                          versions=opened.get("versions", metrics["run"]["versions"]))
+    metrics["checks"] = []
+    return metrics, samples
+
+
 def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sample]) -> None:
-    """Write metrics.json, summary.csv and samples.csv into ``folder``."""
+    """Write metrics.json, summary.csv and samples.csv into ``folder`` (non-finite numbers as null)."""
+    metrics = finite_or_null(metrics, "metrics.json")
     text = redact(json.dumps(metrics, indent=2, allow_nan=False))
     (folder / "metrics.json").write_text(text + "\n", encoding="utf-8")
     summary_frame(metrics["summary"], metrics.get("levels")).to_csv(folder / "summary.csv", index=False)
     samples_frame(samples).to_csv(folder / "samples.csv", index=False)
+
+
+def finite_or_null(value: Any, where: str = "the results") -> Any:
+    """``value`` with every NaN or infinite float replaced by None, so that no number can break the final write.
+
+    JSON has no NaN or infinity (``json.dumps(allow_nan=False)`` refuses them).
+    A replaced number is a bug upstream, so each call that replaces any logs one warning naming ``where``.
+    """
+    replaced: list[str] = []
+
+    def clean(item: Any, path: str) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            replaced.append(f"{path} = {item}")
+            return None
+        if isinstance(item, dict):
+            return {key: clean(v, f"{path}.{key}") for key, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(item)]
+        return item
+
+    cleaned = clean(value, "")
+    if replaced:
+        log.warning("%s: %d number(s) that are not finite written as null (%s%s)", where, len(replaced),
+                    ", ".join(p.lstrip(".") for p in replaced[:3]), ", ..." if len(replaced) > 3 else "")
+    return cleaned
 
 
 def summary_frame(summary: dict[str, Any], levels: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
@@ -173,7 +257,9 @@ def summary_frame(summary: dict[str, Any], levels: Sequence[dict[str, Any]] | No
         rows += _summary_rows(level, level["users"])
     frame = pd.DataFrame(rows)
     frame["level"] = frame["level"].astype("Int64")  # whole numbers, empty on whole-run rows
-    return frame
+    in_ms = [c for c in frame.columns
+             if c not in ("level", "phase", "count", "iterations", "successes", "failures", "success_rate")]
+    return frame.round({**{c: CSV_DECIMALS for c in in_ms}, "success_rate": 6})
 
 
 def _summary_rows(summary: dict[str, Any], level: int | None) -> list[dict[str, Any]]:
@@ -202,8 +288,10 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     frame = pd.DataFrame([vars(s) for s in ordered], columns=columns)
     frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
     frame["level"] = frame["level"].astype("Int64")  # a sweep level's users; empty outside a sweep
+    timings = list(PHASES)
     if multi_turn:
         frame = frame.drop(columns="turns")
+        timings.append("cold_penalty_ms")
         most = max(len(s.turns or []) for s in ordered)
         figures = [f for f in vars(Turn(1)) if f != "turn"]
         for number in range(1, most + 1):
@@ -211,7 +299,10 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
                 frame[f"turn{number}_{figure}"] = [
                     getattr(s.turns[number - 1], figure) if s.turns and len(s.turns) >= number else None
                     for s in ordered]
-    return frame
+                timings.append(f"turn{number}_{figure}")
+    for phase in timings:  # NaN would print as an empty cell anyway; inf would print as "inf"
+        frame[phase] = pd.to_numeric(frame[phase], errors="coerce").replace([math.inf, -math.inf], math.nan)
+    return frame.round({phase: CSV_DECIMALS for phase in timings})
 
 
 @cache

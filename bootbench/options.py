@@ -9,6 +9,7 @@ derived from it. Bad input raises :class:`ConfigError`, one sentence for the use
 
 from __future__ import annotations
 
+import argparse
 import functools
 import ipaddress
 import logging
@@ -50,70 +51,79 @@ class ConfigError(ValueError):
 
 
 def add_arguments(parser: Any) -> None:
-    """Register bootbench's options on Locust's argument parser."""
-    parser.add_argument("-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
-                        help="Total iterations (call cycles) of the whole run, over all users and workers; "
-                             "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100.")
-    parser.add_argument("--provider", default="", env_var="LOCUST_PROVIDER",
-                        help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
-    parser.add_argument("--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",
-                        help="Seconds an iteration may take from its start to the first audible audio back. Default 10.")
-    parser.add_argument("--results-dir", default="results", env_var="LOCUST_RESULTS_DIR",
-                        help="Folder that receives one sub-folder per run. Default ./results.")
-    parser.add_argument("--audio", action="append", default=None, env_var="LOCUST_AUDIO",
-                        help="What to say (repeatable): sine (the default, 1 s 440 Hz), speech (a recorded "
-                             "sentence shipped with bootbench), an audio file (WAV, FLAC, OGG, MP3; any rate and "
-                             "channels) or a folder of them. Iteration k sends clip (k-1) mod n.")
-    parser.add_argument("--audible-dbfs", type=float, default=DEFAULT_AUDIBLE_DBFS, env_var="LOCUST_AUDIBLE_DBFS",
-                        help="Level (10 ms RMS, dBFS) above which reply audio counts as audible, for "
-                             f"first_audible_ms. Default {DEFAULT_AUDIBLE_DBFS:g}.")
-    parser.add_argument("--headline", default=HEADLINE, env_var="LOCUST_HEADLINE",
-                        help=f"The phase the console summary and progress line lead with ({', '.join(PHASES)}). "
-                             f"Default {HEADLINE}.")
-    parser.add_argument("--connect-per-call", action="store_true", default=False, env_var="LOCUST_CONNECT_PER_CALL",
-                        help="Open a new connection in every cycle, so connect time counts in cold_start_ms.")
-    parser.add_argument("--pace", choices=PACES, default="burst", env_var="LOCUST_PACE",
-                        help="burst: the whole clip in one message; realtime: 64 ms chunks at real-time pace.")
-    parser.add_argument("--trailing-silence-ms", type=float, default=0.0, env_var="LOCUST_TRAILING_SILENCE_MS",
-                        help="Silence appended after the clip (for services that detect the end of a turn). Default 0.")
-    parser.add_argument("--system-message", default="You are a helpful voice assistant.", env_var="LOCUST_SYSTEM_MESSAGE",
-                        help="System prompt sent when a session starts.")
-    parser.add_argument("--voice", default="", env_var="LOCUST_VOICE",
-                        help="Voice of the reply (provider default when empty).")
-    parser.add_argument("--model", default="", env_var="LOCUST_MODEL",
-                        help="Model of the session (openai: gpt-realtime, gemini: models/gemini-2.5-flash-native-audio-preview-12-2025).")
-    parser.add_argument("--turn", default="", env_var="LOCUST_TURN",
-                        help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
-                             "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode).")
-    parser.add_argument("--ca-bundle", default="", env_var="LOCUST_CA_BUNDLE",
-                        help="PEM file of CA certificates to verify the service's TLS certificate with "
-                             "(default: the system's). Certificates are always verified.")
-    parser.add_argument("--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
-                        help="Pause after each cycle, in ms. Default 100.")
-    parser.add_argument("--turns", type=int, default=1, env_var="LOCUST_TURNS",
-                        help="Turns per session: turn 1 is the cold one; turns 2..N are sent in the same session, "
-                             "each after the previous reply has ended, to measure warm latency and the cold "
-                             "penalty. Default 1 (no warm turns).")
-    parser.add_argument("--reply-gap-ms", type=float, default=DEFAULT_REPLY_GAP_MS, env_var="LOCUST_REPLY_GAP_MS",
-                        help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
-                             f"(the protocol has no end-of-reply event). Default {DEFAULT_REPLY_GAP_MS:g}.")
-    parser.add_argument("--master-silence-s", type=float, default=10.0, env_var="LOCUST_MASTER_SILENCE_S",
-                        help="On a worker: seconds without a heartbeat reply from the master, during a run, "
-                             "after which the worker stops (its iterations in flight are lost). Set on the master: "
-                             "workers receive it with the run. Default 10.")
-    parser.add_argument("--check", dest="checks", action="append", default=None, env_var="LOCUST_CHECK",
-                        include_in_web_ui=False, metavar="EXPR",
-                        help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
-                             "(first_response_ms:p95<=800) or success_rate OP VALUE (success_rate>=95%%). "
-                             "LOCUST_CHECK takes several separated by ';'. Exit code 3 when one fails.")
-    parser.add_argument("--sweep", default="", env_var="LOCUST_SWEEP", include_in_web_ui=False,
-                        help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
-                             "after another, -i iterations each, in rounds of calls that start at once; -u is "
-                             "ignored. Reports the capacity: the highest level within --sweep-tolerance.")
-    parser.add_argument("--sweep-tolerance", type=float, default=DEFAULT_SWEEP_TOLERANCE,
-                        env_var="LOCUST_SWEEP_TOLERANCE", include_in_web_ui=False,
-                        help="A sweep level is within capacity while its cold-start p95 is at most this many times "
-                             f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}.")
+    """Register bootbench's options on Locust's argument parser, in a group of their own ("bootbench options").
+
+    ``bootbench options`` prints the group's help: Locust prints ``--help``
+    before it imports a locustfile, so ``locust --help`` cannot list them.
+    """
+    group = parser.add_argument_group(
+        HELP_GROUP, "Options of the bootbench user class (locustfile.py); also LOCUST_* variables and config-file keys.")
+    _option(group, "-i", "--iterations", type=int, default=100, env_var="LOCUST_ITERATIONS",
+            help="Total iterations (call cycles) of the whole run, over all users and workers; "
+                 "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100.")
+    _option(group, "--provider", default="", env_var="LOCUST_PROVIDER",
+            help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco.")
+    _option(group, "--timeout", type=float, default=10.0, env_var="LOCUST_TIMEOUT",
+            help="Seconds an iteration may take from its start to the first audible audio back (at most 3600). "
+                 "Default 10.")
+    _option(group, "--results-dir", default="results", env_var="LOCUST_RESULTS_DIR",
+            help="Folder that receives one sub-folder per run. Default ./results.")
+    _option(group, "--audio", action="append", default=None, env_var="LOCUST_AUDIO",
+            help="What to say (repeatable): sine (the default, 1 s 440 Hz), speech (a recorded "
+                 "sentence shipped with bootbench), an audio file (WAV, FLAC, OGG, MP3; any rate and "
+                 "channels) or a folder of them. Iteration k sends clip (k-1) mod n. Default sine.")
+    _option(group, "--audible-dbfs", type=float, default=DEFAULT_AUDIBLE_DBFS, env_var="LOCUST_AUDIBLE_DBFS",
+            help="Level (10 ms RMS, dBFS) above which reply audio counts as audible, for "
+                 f"first_audible_ms. Default {DEFAULT_AUDIBLE_DBFS:g}.")
+    _option(group, "--headline", default=HEADLINE, env_var="LOCUST_HEADLINE",
+            help=f"The phase the console summary and progress line lead with ({', '.join(PHASES)}). "
+                 f"Default {HEADLINE}.")
+    _option(group, "--connect-per-call", action="store_true", default=False, env_var="LOCUST_CONNECT_PER_CALL",
+            help="Open a new connection in every cycle, so connect time counts in cold_start_ms. Default off.")
+    _option(group, "--pace", choices=PACES, default="burst", env_var="LOCUST_PACE",
+            help="burst: the whole clip in one message; realtime: 64 ms chunks at real-time pace. Default burst.")
+    _option(group, "--trailing-silence-ms", type=float, default=0.0, env_var="LOCUST_TRAILING_SILENCE_MS",
+            help="Silence appended after the clip, in ms (for services that detect the end of a turn; at most "
+                 "60000). Default 0.")
+    _option(group, "--system-message", default="You are a helpful voice assistant.", env_var="LOCUST_SYSTEM_MESSAGE",
+            help="System prompt sent when a session starts. Default: 'You are a helpful voice assistant.'")
+    _option(group, "--voice", default="", env_var="LOCUST_VOICE",
+            help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck).")
+    _option(group, "--model", default="", env_var="LOCUST_MODEL",
+            help="Model of the session. Default: the provider's (openai: gpt-realtime, gemini: "
+                 "models/gemini-2.5-flash-native-audio-preview-12-2025; aivoco has none).")
+    _option(group, "--turn", default="", env_var="LOCUST_TURN",
+            help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
+                 "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode).")
+    _option(group, "--ca-bundle", default="", env_var="LOCUST_CA_BUNDLE",
+            help="PEM file of CA certificates to verify the service's TLS certificate with "
+                 "(default: the system's). Certificates are always verified.")
+    _option(group, "--wait-ms", type=float, default=100.0, env_var="LOCUST_WAIT_MS",
+            help="Pause after each cycle, in ms (at most 3600000). Default 100.")
+    _option(group, "--master-silence-s", type=float, default=10.0, env_var="LOCUST_MASTER_SILENCE_S",
+            help="On a worker: seconds without a heartbeat reply from the master, during a run, "
+                 "after which the worker stops (its iterations in flight are lost). Set on the master: "
+                 "workers receive it with the run. Default 10.")
+    _option(group, "--check", dest="checks", action="append", default=None, env_var="LOCUST_CHECK",
+            web_ui=False, metavar="EXPR",
+            help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
+                 "(first_response_ms:p95<=800) or success_rate OP VALUE (success_rate>=95%%). "
+                 "LOCUST_CHECK takes several separated by ';'. Exit code 3 when one fails. Default: none.")
+    _option(group, "--sweep", default="", env_var="LOCUST_SWEEP", web_ui=False,
+            help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
+                 "after another, -i iterations each, in rounds of calls that start at once; -u is "
+                 "ignored. Reports the capacity: the highest level within --sweep-tolerance. Default: no sweep.")
+    _option(group, "--sweep-tolerance", type=float, default=DEFAULT_SWEEP_TOLERANCE,
+            env_var="LOCUST_SWEEP_TOLERANCE", web_ui=False,
+            help="A sweep level is within capacity while its cold-start p95 is at most this many times "
+                 f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}.")
+    _option(group, "--turns", type=int, default=1, env_var="LOCUST_TURNS",
+            help="Turns per session: turn 1 is the cold one; turns 2..N are sent in the same session, "
+                 "each after the previous reply has ended, to measure warm latency and the cold "
+                 "penalty. Default 1 (no warm turns).")
+    _option(group, "--reply-gap-ms", type=float, default=DEFAULT_REPLY_GAP_MS, env_var="LOCUST_REPLY_GAP_MS",
+            help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
+                 f"(the protocol has no end-of-reply event; at most 60000). Default {DEFAULT_REPLY_GAP_MS:g}.")
     bind_to_loopback_by_default(parser)
 
 
@@ -129,6 +139,20 @@ def parse_levels(text: str) -> tuple[int, ...]:
     if any(b <= a for a, b in zip(levels, levels[1:])):
         raise ConfigError(f"--sweep levels must increase from one to the next, like 1,2,4,8 (not {text!r})")
     return levels
+
+
+HELP_GROUP = "bootbench options"
+
+
+def _option(group: Any, *flags: str, web_ui: bool = True, **kwargs: Any) -> None:
+    """Add one option to bootbench's group; like Locust's own options it is shown in the web UI's form unless not ``web_ui``.
+
+    An argument group's ``add_argument`` is configargparse's (``env_var`` works)
+    and not Locust's, which would have marked the option for the web UI.
+    """
+    action = group.add_argument(*flags, **kwargs)
+    action.include_in_web_ui = web_ui
+    action.is_secret = action.is_required = action.is_multiple = False
 
 
 def bind_to_loopback_by_default(parser: Any) -> None:
@@ -199,7 +223,7 @@ class Settings:
         if key or not required or self.embedded_server or is_loopback(self.target):
             return key
         raise ConfigError(
-            f"{' or '.join(names)} is not set (in the environment or ./.env); it is needed for {self.target}")
+            f"{' or '.join(names)} is not set (in the environment or ./.env); it is needed for {redacted_url(self.target)}")
 
     def driver_config(self, api_key: str | None) -> providers.DriverConfig:
         """The driver's configuration: every DriverConfig field is the Settings field of the same name.
@@ -229,7 +253,7 @@ class Settings:
             if f.name == "target":
                 value = redacted_url(value)
             elif f.name == "voice":
-                value = value or "default"
+                value = value or None
             elif f.name == "model":
                 value = value or None
             elif f.name == "sweep":
@@ -245,6 +269,15 @@ waits for a silent master do not change what is measured; the checks and their o
 ``checks``."""
 RECORDED_AS = {"timeout": "timeout_s"}
 """Keys of metrics.json's ``run`` block that differ from the option's name (the unit is in the key)."""
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "timeout": (0.0, 3600.0),
+    "wait_ms": (0.0, 3_600_000.0),
+    "trailing_silence_ms": (0.0, 60_000.0),
+    "master_silence_s": (0.0, 3600.0),
+    "reply_gap_ms": (0.0, 60_000.0),
+}
+"""The allowed range of each numeric option (every one must also be finite): an hour at most for
+--timeout, --wait-ms and --master-silence-s, a minute of trailing silence (it is sent with every clip)."""
 _FROM_HOST = ("target", "embedded_server")
 OPTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name not in _FROM_HOST)
 """The Settings fields read from an option of the same name."""
@@ -267,13 +300,11 @@ def resolve(options: Any, host: str | None) -> Settings:
     values = {name: _read(options, name) for name in OPTION_FIELDS}
     if values["iterations"] < 0:
         raise ConfigError(f"--iterations must be a positive number (or 0 for no limit), not {values['iterations']}")
+    for name in (*NUMBER_RANGES, "sweep_tolerance"):
+        if not math.isfinite(values[name]):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, not {values[name]:g}")
     if not values["timeout"] > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, not {values['timeout']:g}")
-    trailing = values["trailing_silence_ms"]
-    if trailing < 0:
-        raise ConfigError(f"--trailing-silence-ms cannot be negative ({trailing:g})")
-    if values["wait_ms"] < 0:
-        raise ConfigError(f"--wait-ms cannot be negative ({values['wait_ms']:g})")
     if values["turns"] < 1:
         raise ConfigError(f"--turns must be at least 1, not {values['turns']}")
     if not values["reply_gap_ms"] > 0:
@@ -293,6 +324,9 @@ def resolve(options: Any, host: str | None) -> Settings:
             raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
         if not values["sweep_tolerance"] > 1:
             raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
+    for name, (low, high) in NUMBER_RANGES.items():
+        _check_range(name, values[name], low, high)
+    trailing = values["trailing_silence_ms"]
     values["pace"] = values["pace"] or PACES[0]
     if values["pace"] not in PACES:
         raise ConfigError(f"--pace must be one of {', '.join(PACES)}, not {values['pace']!r}")
@@ -314,6 +348,7 @@ def resolve(options: Any, host: str | None) -> Settings:
         raise ConfigError(f"CA bundle {values['ca_bundle']} does not exist")
     values["results_dir"] = values["results_dir"] or "results"
     values["model"] = values["model"] or driver.default_model
+    values["voice"] = values["voice"].strip() or driver.default_voice
     return Settings(target=host, embedded_server=not host, **values)
 
 
@@ -349,8 +384,10 @@ def check_or_exit(environment: Any) -> Settings:
             environment.host = public
             settings = settings_for(opts, public)
             log.info("no host given and the %s key is set: benchmarking %s", settings.provider, public)
+        check_locust_options(opts)
         check_results_dir(settings.results_dir)
         clips = settings.clips()
+        check_pace(settings, clips)
         settings.api_key(required=True)
     except (ConfigError, AudioError) as exc:
         sys.stderr.write(f"bootbench: {exc}\n")
@@ -360,15 +397,66 @@ def check_or_exit(environment: Any) -> Settings:
     return settings
 
 
+def check_locust_options(opts: Any) -> None:
+    """Raise :class:`ConfigError` for Locust options with which a run could never make progress.
+
+    Locust takes ``-u 0`` (or a negative count) and then waits forever for
+    iterations that no user will run; ``--spawn-rate`` it checks itself.
+    """
+    users = getattr(opts, "num_users", None)
+    starts_at_once = bool(getattr(opts, "headless", False) or getattr(opts, "autostart", False))
+    if users is not None and users < 0:
+        raise ConfigError(f"-u/--users cannot be negative ({users})")
+    if users == 0 and starts_at_once:
+        raise ConfigError("-u 0 starts no user, so the run would never make progress; give -u 1 or more")
+
+
+def check_pace(settings: Settings, clips: ClipSet) -> None:
+    """Raise :class:`ConfigError` when the input alone, sent at real-time pace, takes longer than ``--timeout``.
+
+    ``--timeout`` bounds an iteration from its start to the first audible audio, and at ``--pace
+    realtime`` sending the longest clip and its trailing silence takes their duration:
+    with a shorter timeout every iteration would time out.
+    """
+    if settings.pace != "realtime":
+        return
+    seconds = (clips.max_duration_ms + settings.trailing_silence_ms) / 1000
+    if seconds >= settings.timeout:
+        raise ConfigError(f"at --pace realtime the input takes {seconds:.1f} s to send (clip and trailing silence), "
+                          f"which leaves nothing of --timeout {settings.timeout:g} s (an iteration's start to the first audible audio); "
+                          f"raise --timeout above {seconds:.1f} or use --pace burst")
+
+
+def check_run(options: Any, host: str | None) -> Settings:
+    """Everything :func:`check_or_exit` checks, for a run the web UI is about to start; raises ConfigError, AudioError."""
+    settings = resolve(options, host)
+    check_results_dir(settings.results_dir)
+    check_pace(settings, settings.clips())
+    settings.api_key(required=True)
+    return settings
+
+
+def with_form(options: Any, form: Any) -> argparse.Namespace:
+    """A copy of the parsed ``options`` with bootbench's options replaced by the web UI start form's text fields."""
+    merged = argparse.Namespace(**vars(options)) if options is not None else argparse.Namespace()
+    kinds = {f.name: f.type for f in fields(Settings)}
+    for name in OPTION_FIELDS:
+        if name in form:
+            value = form[name]
+            setattr(merged, name, value == "true" if kinds[name] == "bool" else value)
+    return merged
+
+
 def check_url(url: str) -> None:
     """Raise :class:`ConfigError` unless ``url`` is an http(s):// or ws(s):// URL with a host."""
     parsed = urlparse(url)
+    shown = url.split("?", 1)[0] + ("?***" if "?" in url else "")  # a key can hide in the query string
     if parsed.scheme not in ("http", "https", "ws", "wss") or not parsed.hostname:
-        raise ConfigError(f"host {url!r} is not a URL like wss://example.com or http://127.0.0.1:8080")
+        raise ConfigError(f"host {shown!r} is not a URL like wss://example.com or http://127.0.0.1:8080")
     try:
         parsed.port
     except ValueError:
-        raise ConfigError(f"host {url!r} has an invalid port") from None
+        raise ConfigError(f"host {shown!r} has an invalid port") from None
 
 
 def is_loopback(url: str) -> bool:
@@ -395,6 +483,15 @@ def check_results_dir(path: str) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"results folder {path} is not writable ({exc.strerror or exc})") from None
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise :class:`ConfigError` unless ``value`` (finite) lies from ``low`` to ``high``."""
+    flag = "--" + name.replace("_", "-")
+    if value < low:
+        raise ConfigError(f"{flag} cannot be {'negative' if low == 0 else f'below {low:g}'} ({value:g})")
+    if value > high:
+        raise ConfigError(f"{flag} must be at most {high:.10g}, not {value:.10g}")
 
 
 def _read(options: Any, name: str) -> Any:

@@ -190,19 +190,20 @@ class Sample:
     """``--turns`` > 1: every turn reached, in order (turn 1's figures are also the flat fields above)."""
     cold_penalty_ms: float | None = None
     """``--turns`` > 1: :func:`cold_penalty` of :attr:`turns`."""
+    users_active: int | None = None
+    """Users running over all workers when this iteration was granted, as the master counted them (None in older files)."""
     level: int | None = None
     """In a sweep (``--sweep``), the users of the level this iteration ran in; None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         """The sample as plain JSON types (a line of samples.jsonl, an entry of metrics.json ``samples``).
 
+        ``dataclasses.asdict``'s result, built without its recursive deep copy (once per sample, on the
+        cycle's path): containers are copied one level deep, a nested dataclass goes through ``asdict``.
         A single-turn sample has no :data:`MULTI_TURN_FIELDS` keys, so ``--turns 1`` writes what it always did.
         """
-        data = asdict(self)
-        if self.turns is None:
-            for name in MULTI_TURN_FIELDS:
-                del data[name]
-        return data
+        return {name: _plain(getattr(self, name)) for name in SAMPLE_FIELDS
+                if self.turns is not None or name not in MULTI_TURN_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
@@ -229,3 +230,17 @@ def phase_values(sample: Sample, phase: str) -> list[float | None]:
 
 SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
 """The columns of a sample, in order (samples.csv)."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as :func:`dataclasses.asdict` would give it, for the flat values a sample holds."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, (str, int, float)) or v is None for v in value.values()):
+        return dict(value)
+    return asdict(_Box(value))["value"]  # anything deeper: asdict's own recursion
+
+
+@dataclass
+class _Box:
+    value: Any

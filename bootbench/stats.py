@@ -53,7 +53,8 @@ def summarize(values: Iterable[float | None], *, seed: int = 0, intervals: bool 
     """Exact statistics of raw values: :data:`STATISTICS` and 95 % bootstrap intervals of mean and median.
 
     The intervals come from a seeded percentile bootstrap, so the same values
-    always give the same interval; ``intervals=False`` skips them (None).
+    always give the same interval; ``intervals=False`` skips them (None). The
+    sample standard deviation of a single value is undefined: None.
     """
     data = np.asarray(finite(values), dtype=np.float64)
     n = int(data.size)
@@ -66,7 +67,7 @@ def summarize(values: Iterable[float | None], *, seed: int = 0, intervals: bool 
         "median": float(np.median(data)),
         "min": float(data.min()),
         "max": float(data.max()),
-        "stdev": float(data.std(ddof=1)) if n > 1 else 0.0,
+        "stdev": float(data.std(ddof=1)) if n > 1 else None,
         "p90": p90,
         "p95": p95,
         "p99": p99,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# Locust monkey-patches the standard library with gevent when it is first imported. Import it before any
+# test module imports ssl (requests, aiohttp, websocket-client), as `locust` itself does, or the late
+# patch of ssl recurses (gevent issue 1016) depending on which test file pytest collects first.
+import locust  # noqa: F401,E402  isort: skip
+
 from pathlib import Path
 
 import pytest

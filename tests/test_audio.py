@@ -203,3 +203,10 @@ def test_a_file_that_cannot_be_opened_says_why_and_not_that_its_format_is_wrong(
     monkeypatch.setattr(type(path), "open", refuse)
     with pytest.raises(AudioError, match=r"locked\.wav cannot be read \(permission denied\)$"):
         Stimulus.from_file(path)
+
+
+def test_a_chunks_base64_is_encoded_once_and_is_its_pcm():
+    chunk = Stimulus.sine().chunks()[0]
+    assert chunk.base64 is chunk.base64
+    assert base64.b64decode(chunk.base64) == chunk.pcm
+    assert chunk == Stimulus.sine().chunks()[0]  # the cached text is not part of the value

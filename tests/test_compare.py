@@ -11,30 +11,33 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bootbench.stats import p99_note
-from support.processes import run_locust
+from bootbench.views.compare import Run, definition_differences
+from support.processes import free_port, run_locust
 
 CLI = [sys.executable, "-m", "bootbench.views.cli"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three finished runs against one fixed-delay server: A and B alike, C with realtime pacing."""
+    """Finished runs against one fixed-delay server: A and B alike, C with realtime pacing, O of OpenAI's
+    protocol (its turn mode is manual, Aivoco's vad), and X that stopped early (nothing listens at its host)."""
     from bootbench.server.launcher import ReferenceServer
 
     folder = tmp_path_factory.mktemp("compare")
     server = ReferenceServer.start(setup_delay="30", first_audio_delay="80", cold_penalty=0)
-    plans = {"A": ["-i", "6"], "B": ["-i", "5"], "C": ["-i", "3", "--pace", "realtime"]}
+    plans = {"A": ["-i", "6"], "B": ["-i", "5"], "C": ["-i", "3", "--pace", "realtime"],
+             "O": ["-i", "4", "--provider", "openai"], "X": ["-i", "5", "-H", f"http://127.0.0.1:{free_port()}"]}
     try:
         with ThreadPoolExecutor(len(plans)) as pool:
-            done = {name: pool.submit(run_locust, "-u", "1", *args, "-H", server.url,
+            done = {name: pool.submit(run_locust, "-u", "1", "-H", server.url, *args,
                                       "--results-dir", str(folder / name), cwd=folder,
                                       env={"AIVOCO_API_KEY": "test-key-123"})
                     for name, args in plans.items()}
             finished = {name: future.result() for name, future in done.items()}
     finally:
         server.stop()
-    for run in finished.values():
-        assert run.returncode == 0, run.stderr[-3000:]
+    for name, run in finished.items():
+        assert run.returncode == (1 if name == "X" else 0), run.stderr[-3000:]
     return {name: run.folder for name, run in finished.items()}
 
 
@@ -64,7 +67,7 @@ def test_compare_prints_one_row_per_run_with_the_numbers_of_its_metrics(runs, tm
     assert rows == [expected_row(runs["A"]), expected_row(runs["B"])]
     names = [json.loads((runs[n] / "metrics.json").read_text())["run"]["id"] for n in "AB"]
     assert lines[4].endswith(f" {', '.join(names)}: {p99_note(6)}.")
-    assert (tmp_path / "compare.html").is_file()
+    assert not list(tmp_path.iterdir())  # a page only when asked for with --html
 
 
 def test_markdown_output_is_a_valid_markdown_table(runs, tmp_path):
@@ -89,6 +92,50 @@ def test_compare_refuses_runs_measured_differently_in_one_sentence(runs, tmp_pat
     a, c = (json.loads((runs[n] / "metrics.json").read_text())["run"]["id"] for n in "AC")
     assert f"pace: burst in {a} vs realtime in {c}" in done.stderr and "--force" in done.stderr
     assert done.stdout == "" and not (tmp_path / "compare.html").exists()
+
+
+def run_id(folder) -> str:
+    return json.loads((folder / "metrics.json").read_text())["run"]["id"]
+
+
+def test_runs_of_different_providers_compare_and_their_turn_modes_are_a_labelled_difference(runs, tmp_path):
+    label = "turn mode differs: aivoco vad, openai manual"
+    done = bootbench("compare", runs["A"], runs["O"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [re.split(r"\s{2,}", line.strip()) for line in done.stdout.splitlines()[2:4]]
+    assert rows == [expected_row(runs["A"]), expected_row(runs["O"])]
+    assert f"Note: {label} (each provider's own way of ending a turn)." in done.stdout.splitlines()
+    markdown = bootbench("compare", "--markdown", runs["A"], runs["O"], cwd=tmp_path)
+    assert markdown.returncode == 0 and label in markdown.stdout
+    page = bootbench("compare", "--html", tmp_path / "p.html", runs["A"], runs["O"], cwd=tmp_path)
+    assert page.returncode == 0 and label in (tmp_path / "p.html").read_text()
+    assert 'id="forced"' not in (tmp_path / "p.html").read_text()
+    refused = bootbench("compare", runs["C"], runs["O"], cwd=tmp_path)  # pace still changes the measurement
+    assert refused.returncode == 2 and "pace: realtime in" in refused.stderr and "turn" not in refused.stderr
+
+
+def test_runs_of_one_provider_with_different_turn_modes_are_refused(runs):
+    a = json.loads((runs["O"] / "metrics.json").read_text())
+    b = json.loads(json.dumps(a))
+    b["run"].update(id="vad-run", turn="vad")
+    assert definition_differences([Run(runs["O"], a), Run(runs["O"], b)]) == [
+        f"provider turn mode: manual in {a['run']['id']} vs vad in vad-run"]
+
+
+def test_an_incomplete_run_is_flagged_in_every_format(runs, tmp_path):
+    flagged = f"{run_id(runs['X'])} (incomplete)"
+    why = f"Flagged: {run_id(runs['X'])} is incomplete (stopped early: "
+    done = bootbench("compare", runs["A"], runs["X"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [re.split(r"\s{2,}", line.strip()) for line in done.stdout.splitlines()[2:4]]
+    assert rows[0] == expected_row(runs["A"]) and rows[1][0] == flagged
+    assert any(line.startswith(why) for line in done.stdout.splitlines())
+    assert "(incomplete)" not in done.stdout.splitlines()[2]
+    markdown = bootbench("compare", "--markdown", runs["A"], runs["X"], cwd=tmp_path).stdout
+    assert f"| {flagged} |" in markdown and why in markdown
+    bootbench("compare", "--html", tmp_path / "p.html", runs["A"], runs["X"], cwd=tmp_path)
+    page = (tmp_path / "p.html").read_text()
+    assert f"<td>{flagged}</td>" in page and why in page
 
 
 def test_force_compares_anyway_and_says_so_on_the_page(runs, tmp_path):

@@ -186,14 +186,15 @@ def sentences(stderr: str) -> list[str]:
     (["--provider", "skype"], "bootbench: unknown provider 'skype'; choose one of"),
     (["-H", "sts.example.com"], "bootbench: host 'sts.example.com' is not a URL"),
     (["-H", "wss://sts.aivoco.example"], "bootbench: AIVOCO_API_KEY is not set"),
-    (["--audio", "."], "bootbench: audio file . is a directory"),
+    (["--audio", "empty"], "bootbench: audio folder empty holds no audio files"),
     (["--audio", "missing.wav"], "bootbench: audio file missing.wav does not exist"),
-    (["--audio", "notes.wav"], "bootbench: audio file notes.wav is not a PCM WAV file"),
+    (["--audio", "notes.wav"], "bootbench: audio file notes.wav is not in an audio format bootbench can read"),
     (["--results-dir", "locust.log/runs"], "bootbench: results folder locust.log/runs is not writable"),
 ])
 def test_bad_input_is_one_sentence_and_exit_code_2_before_anything_starts(tmp_path, args, sentence):
     (tmp_path / "locust.log").write_text("a file, not a folder")
     (tmp_path / "notes.wav").write_text("these are not samples")
+    (tmp_path / "empty").mkdir()
     run = bad_input_run(tmp_path, *args)
     assert run.returncode == 2
     (line,) = sentences(run.stderr)

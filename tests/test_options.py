@@ -39,7 +39,7 @@ def test_the_run_block_records_wait_ms_and_no_secret_of_the_url():
     block = settings.run_block()
     assert block["wait_ms"] == 250.0 and block["timeout_s"] == 4.0 and "delay_ms" not in block
     assert block["target"] == "wss://example.com:8443/x" and block["embedded_server"] is False
-    assert block["voice"] == "default" and block["model"] is None and block["turn"] == "vad"
+    assert block["voice"] == "female" and block["model"] is None and block["turn"] == "vad"  # the voice sent
     assert options.NOT_RECORDED.isdisjoint(block)
 
 
@@ -70,10 +70,57 @@ def test_bad_options_raise_one_sentence(args, sentence):
         options.resolve(parsed(*args), "")
 
 
+@pytest.mark.parametrize("provider, voice", [("aivoco", "female"), ("openai", "alloy"), ("gemini", "Puck")])
+def test_the_voice_recorded_is_the_voice_each_driver_sends(provider, voice):
+    settings = options.resolve(parsed("--provider", provider), "")
+    assert settings.run_block()["voice"] == voice == settings.driver_config(None).voice
+    assert options.resolve(parsed("--provider", provider, "--voice", "echo"), "").run_block()["voice"] == "echo"
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--wait-ms", "--trailing-silence-ms", "--master-silence-s"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_every_numeric_option_must_be_finite(flag, value):
+    with pytest.raises(options.ConfigError, match=f"^{flag} must be a finite number, not"):
+        options.resolve(parsed(f"{flag}={value}"), "")
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (("--timeout", "3601"), "--timeout must be at most 3600, not 3601"),
+    (("--wait-ms", "-1"), "--wait-ms cannot be negative (-1)"),
+    (("--wait-ms", "3600001"), "--wait-ms must be at most 3600000, not 3600001"),
+    (("--trailing-silence-ms", "60001"), "--trailing-silence-ms must be at most 60000, not 60001"),
+])
+def test_numeric_options_must_be_in_range(args, sentence):
+    with pytest.raises(options.ConfigError) as raised:
+        options.resolve(parsed(*args), "")
+    assert str(raised.value) == sentence
+
+
+def test_bootbench_options_are_a_help_group_of_their_own_and_still_reach_the_web_ui(monkeypatch):
+    from locust import events
+    from locust.argument_parser import ui_extra_args_dict
+
+    parser = get_parser()
+    options.add_arguments(parser)
+    (group,) = [g for g in parser._action_groups if g.title == options.HELP_GROUP]
+    assert {a.dest for a in group._group_actions} == set(options.OPTION_FIELDS)
+    monkeypatch.setenv("LOCUST_WAIT_MS", "250")  # env_var works in a group too
+    assert parser.parse_args([]).wait_ms == 250.0
+    monkeypatch.setattr(events.init_command_line_parser, "_handlers", [lambda parser, **_: options.add_arguments(parser)])
+    shown = ui_extra_args_dict([])
+    hidden = {a.dest for a in group._group_actions if not a.include_in_web_ui}
+    assert hidden == {"checks", "sweep", "sweep_tolerance"}  # for the command line and CI, as Locust's own would be
+    assert set(options.OPTION_FIELDS) - hidden <= set(shown) and hidden.isdisjoint(shown)
+    assert shown["wait_ms"]["default_value"] == 250.0
+
+
 def test_a_value_the_web_ui_sent_as_text_is_checked_like_the_command_line():
     opts = parsed()
     opts.wait_ms = "soon"
     with pytest.raises(options.ConfigError, match="--wait-ms must be a number, not 'soon'"):
+        options.resolve(opts, "")
+    opts.wait_ms = "nan"
+    with pytest.raises(options.ConfigError, match="--wait-ms must be a finite number, not nan"):
         options.resolve(opts, "")
     opts.wait_ms = "250"
     assert options.resolve(opts, "").wait_ms == 250.0

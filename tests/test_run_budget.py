@@ -45,3 +45,38 @@ def test_an_abandoned_ticket_is_lost_once_and_the_run_can_end():
     assert budget.abandon("w", a) and not budget.abandon("w", a)
     budget.finish("w", b)
     assert budget.done and budget.accounting()["lost_iterations"] == {"w": [1]}
+
+
+def test_a_ticket_given_back_is_granted_again_before_new_numbers_and_exactly_n_finish():
+    budget = IterationBudget(planned=3)
+    assert [budget.grant("a"), budget.grant("b")] == [1, 2]
+    assert budget.give_back("a", 1, interrupted=True) and not budget.give_back("a", 1, interrupted=True)
+    assert budget.give_back("b", 2, interrupted=False)
+    assert budget.never_started == 3 and not budget.done
+    assert [budget.grant("c"), budget.grant("c"), budget.grant("c"), budget.grant("c")] == [1, 2, 3, None]
+    for n in (1, 2, 3):
+        assert budget.finish("c", n)
+    assert budget.done and budget.complete
+    accounting = budget.accounting()
+    assert (accounting["started"], accounting["finished"], accounting["lost"], accounting["never_started"]) == (3, 3, 0, 0)
+    assert accounting["interrupted"] == [{"iteration": 1, "worker": "a"}], "only a cycle cut short is on record"
+
+
+def test_a_closed_budget_does_not_grant_a_given_back_ticket_and_counts_it_never_started():
+    budget = IterationBudget(planned=4)
+    budget.grant("a"), budget.grant("a")
+    budget.give_back("a", 2, interrupted=True)
+    budget.close()
+    assert budget.grant("a") is None
+    assert budget.never_started == 3
+
+
+def test_a_late_sample_of_a_written_off_iteration_counts_once_as_finished():
+    budget = IterationBudget(planned=2)
+    a, b = budget.grant("slow"), budget.grant("b")
+    assert budget.write_off("slow") == [a]
+    assert budget.finish("slow", a) and not budget.finish("slow", a)
+    assert budget.finish("b", b)
+    accounting = budget.accounting()
+    assert (accounting["finished"], accounting["lost"], accounting["lost_iterations"]) == (2, 0, {})
+    assert accounting["recovered"] == [a] and budget.complete

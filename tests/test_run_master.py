@@ -156,12 +156,13 @@ def test_the_run_ends_once_when_every_planned_iteration_finished(new_run):
     assert run.ends == [1] and len(run.samples) == 3
 
 
-def test_a_lost_ticket_counts_as_settled_but_not_complete(new_run):
+def test_a_ticket_lost_as_the_run_stops_counts_as_settled_but_not_complete(new_run):
     run = new_run(iterations=2)
     run.grant("w1"), run.grant("w1")
     run.receive("w1", sample(1))
+    run.stop_granting("SIGINT")
     assert run.abandon("w1", 2) and not run.abandon("w1", 2)
-    assert run.ends == [1] and run.incomplete and run.interrupted
+    assert run.ends == [1] and run.incomplete and run.unfinished
     metrics = run.close()
     assert metrics["run"]["iterations"]["lost_iterations"] == {"w1": [2]}
 
@@ -171,7 +172,7 @@ def test_an_unlimited_run_never_ends_by_itself_and_close_writes_off_what_is_in_f
     for n in range(1, 4):
         assert run.grant("w1") == n
     run.receive("w1", sample(1))
-    assert run.ends == [] and not run.interrupted
+    assert run.ends == [] and not run.unfinished
     metrics = run.close()
     assert metrics["run"]["iterations"]["lost_iterations"] == {"w1": [2, 3]}
     assert not run.incomplete, "an unlimited run stopped by the user is not incomplete"
@@ -210,12 +211,108 @@ def test_a_dead_worker_loses_its_iterations_in_flight_and_the_rest_of_the_budget
     assert accounting["workers"] == ["w1", "w2"]
 
 
-def test_a_late_sample_of_a_written_off_iteration_is_not_counted(new_run):
+def test_a_late_sample_of_a_written_off_iteration_is_counted_once(new_run):
+    # a worker marked missing only because its heartbeat lagged: what it finished is not lost
     run = new_run(iterations=2)
     run.grant("w1"), run.grant("w2")
+    run.write_off_missing({"w1", "w2"})
     run.write_off_missing({"w2"})
-    assert not run.receive("w1", sample(1, "w1"))
-    assert run.samples == []
+    assert run.receive("w1", sample(1, "w1")) and not run.receive("w1", sample(1, "w1"))
+    run.write_off_missing({"w1", "w2"})  # its heartbeats are back
+    run.receive("w2", sample(2, "w2"))
+    assert [s.iteration for s in run.samples] == [1, 2] and run.ends == [1] and not run.incomplete
+    metrics = run.close()
+    budget = metrics["run"]["iterations"]
+    assert (budget["finished"], budget["lost"], budget["complete"], budget["recovered"]) == (2, 0, True, [1])
+    (lost,) = metrics["run"]["workers_lost"]
+    assert lost["worker"] == "w1" and lost["in_flight"] == [1] and "back_at" in lost
+
+
+# ---------------------------------------------------------------- Locust moving users; lost workers; concurrency
+
+
+def test_a_cycle_cut_short_while_the_run_goes_is_run_again_and_kept_on_record(new_run):
+    run = new_run(iterations=3)
+    assert [run.grant("w1"), run.grant("w1"), run.grant("w2")] == [1, 2, 3]
+    assert run.abandon("w1", 2), "Locust stopped the user to move it"
+    assert run.give_back("w1", 1), "a ticket that reached no user"
+    assert [run.grant("w2"), run.grant("w2"), run.grant("w2")] == [2, 1, None], "in the order given back"
+    for n in (1, 2, 3):
+        run.receive("w2", sample(n, "w2"))
+    assert run.ends == [1] and not run.incomplete
+    budget = run.close()["run"]["iterations"]
+    assert (budget["finished"], budget["lost"], budget["complete"]) == (3, 0, True)
+    assert budget["interrupted"] == [{"iteration": 2, "worker": "w1"}]
+
+
+def test_a_cycle_cut_short_by_the_stop_is_not_finished_and_the_rest_never_started(new_run):
+    run = new_run(iterations=100)
+    for n in range(1, 36):
+        assert run.grant("local", 2) == n
+    for n in range(1, 35):
+        run.receive("local", sample(n, "local"))
+    run.stop_granting("SIGTERM", 2)
+    assert run.abandon("local", 35)
+    metrics = run.close()
+    assert metrics["run"]["interrupted"] == "SIGTERM" and run.incomplete
+    budget = metrics["run"]["iterations"]
+    assert (budget["finished"], budget["unfinished_at_stop"], budget["never_started"]) == (34, [35], 65)
+    assert budget["interrupted"] == [], "a stop is not Locust moving users"
+
+
+def test_a_run_that_ended_by_itself_is_not_interrupted_by_the_stop_that_follows(new_run):
+    run = new_run(iterations=1)
+    run.grant("local")
+    run.receive("local", sample(1, "local"))
+    run.stop_granting("stopped by Locust")
+    assert run.close()["run"]["interrupted"] is None
+
+
+def test_a_worker_lost_between_cycles_is_recorded_and_the_run_stays_complete(new_run):
+    run = new_run(iterations=4)
+    run.write_off_missing({"w1", "w2"})
+    assert [run.grant("w1"), run.grant("w2")] == [1, 2]
+    run.receive("w1", sample(1, "w1"))
+    run.receive("w2", sample(2, "w2"))
+    assert run.write_off_missing({"w2"}, present={"w1", "w2"}) == {}
+    run.write_off_missing({"w2"}, present={"w2"})
+    run.grant("w2"), run.grant("w2")
+    run.receive("w2", sample(3, "w2"))
+    run.receive("w2", sample(4, "w2"))
+    metrics = run.close()
+    (lost,) = metrics["run"]["workers_lost"]
+    assert (lost["worker"], lost["reason"], lost["in_flight"]) == ("w1", "missing", [])
+    assert metrics["run"]["iterations"]["complete"] and not run.incomplete
+
+
+def test_workers_leaving_as_the_run_stops_are_not_lost(new_run):
+    run = new_run(iterations=4)
+    run.write_off_missing({"w1", "w2"})
+    run.stop_granting("SIGINT")
+    run.write_off_missing(set())
+    assert run.close()["run"]["workers_lost"] == []
+
+
+def test_peak_users_and_users_active_record_the_concurrency_that_ran_with_a_warning_when_short(new_run):
+    run = new_run(iterations=3)
+    run.users = 50
+    run.locust_options = {"spawn_rate": 1}
+    assert [run.grant("w1", 0), run.grant("w1", 2), run.grant("w1", 3)] == [1, 2, 3]
+    for n in (1, 2, 3):
+        run.receive("w1", sample(n, "w1"))
+    metrics = run.close()
+    assert [s.users_active for s in run.samples] == [1, 2, 3], "at least the asking user runs"
+    assert metrics["run"]["peak_users"] == 3 and metrics["run"]["users"] == 50
+    (warning,) = metrics["run"]["warnings"]
+    assert "before all 50 users had started" in warning and "at most 3" in warning
+
+
+def test_no_concurrency_warning_when_every_user_ran(new_run):
+    run = new_run(iterations=1)
+    run.users = 2
+    run.grant("w1", 2)
+    run.receive("w1", sample(1, "w1"))
+    assert run.close()["run"]["warnings"] == []
 
 
 # ---------------------------------------------------------------- what the web UI tab reads

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gevent
 import pytest
 from locust import User, task
 from locust.env import Environment
@@ -63,8 +64,11 @@ def test_a_local_run_hands_the_sample_object_itself_to_the_master_run():
         assert run.samples[0] is sample
         assert messages.request_ticket(environment) == 2
         messages.give_up_ticket(environment, 2)
+        assert messages.request_ticket(environment) == 2, "a cycle cut short while the run goes runs again"
+        messages.ship_sample(environment, Sample(iteration=2, worker="local", user=1, started_at="t", ok=True))
         assert messages.request_ticket(environment) is None, "the budget is spent"
-        assert ends == [1] and run.budget.accounting()["lost_iterations"] == {"local": [2]}
+        assert ends == [1] and run.budget.accounting()["interrupted"] == [{"iteration": 2, "worker": "local"}]
+        assert [s.users_active for s in run.samples] == [1, 1]
     finally:
         runner.quit()
 
@@ -80,6 +84,45 @@ def test_only_a_worker_turns_a_sample_into_a_dict():
         assert isinstance(wire, dict) and messages._sample_from_message(wire) == sample
     finally:
         local.quit()
+
+
+class SilentRunner:
+    """A worker's runner whose master does not answer yet: what the user sends is kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+
+    def send_message(self, msg_type: str, data: object = None, client_id: str | None = None) -> None:
+        self.sent.append((msg_type, data))
+
+
+class Message:
+    def __init__(self, data: dict) -> None:
+        self.data, self.node_id = data, "w1"
+
+
+def test_a_ticket_that_reaches_no_waiting_user_is_handed_back_to_the_master():
+    # Locust stops a user to move it while it waits for its ticket: the ticket must not stay in flight
+    environment = Environment(user_classes=[IdleUser])
+    runner = environment.create_local_runner()
+    messages.serve_worker(runner)
+    silent = SilentRunner()
+    try:
+        waiting = gevent.spawn(messages.request_ticket, type("Env", (), {"runner": silent})())
+        gevent.sleep(0.05)
+        (kind, request), = silent.sent
+        assert kind == messages.MSG_TICKET_REQUEST
+        waiting.kill(block=True)
+        ticket_handler = runner.custom_messages[messages.MSG_TICKET][0]
+        handed_back = []
+        runner.send_message = lambda kind, data=None, client_id=None: handed_back.append((kind, data))
+        ticket_handler(environment, Message({"request": request["request"], "iteration": 7}))
+        assert handed_back == [(messages.MSG_RETURN, {"iteration": 7})]
+        ticket_handler(environment, Message({"request": request["request"], "iteration": None}))
+        assert len(handed_back) == 1, "a 'spent' answer hands nothing back"
+    finally:
+        runner.quit()
+
 
 
 def test_a_worker_computes_locusts_default_options_once_not_once_per_option_of_each_spawn(monkeypatch):

@@ -1,8 +1,9 @@
 """The record of one iteration: the timeline's phase arithmetic, the phase table, the sample's round trip."""
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 
-from bootbench.samples import PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS, ErrorKind, Sample, Timeline
+from bootbench.samples import (MULTI_TURN_FIELDS, PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS, ErrorKind, Sample,
+                               Timeline, Turn)
 
 
 def test_timeline_phases_follow_the_design_table():
@@ -36,3 +37,15 @@ def test_error_kinds_read_as_their_value():
 def test_sample_round_trips_through_a_dict():
     s = Sample(7, "w1", 2, "t", True, first_response_ms=12.5, anomalies={"x": 1})
     assert Sample.from_dict({**s.to_dict(), "unknown_future_field": 1}) == s
+
+
+def test_to_dict_is_asdict_with_its_own_copies():
+    s = Sample(7, "w1", 2, "t", False, error_kind="disconnected", error="gone", connect_ms=1.5,
+               connected_this_cycle=True, anomalies={"stray_audio": 2})
+    d = s.to_dict()
+    single_turn = {k: v for k, v in asdict(s).items() if k not in MULTI_TURN_FIELDS}  # --turns 1: today's keys
+    assert d == single_turn and list(d) == list(single_turn)
+    d["anomalies"]["stray_audio"] = 9
+    assert s.anomalies == {"stray_audio": 2}
+    deep = Sample(1, "local", 1, "t", True, anomalies={"nested": [1, {"a": 2}]}, turns=[Turn(1, input_to_audio_ms=5.0)])
+    assert deep.to_dict() == asdict(deep)

@@ -20,9 +20,11 @@ def start_cluster(tmp_path: Path):
     Whatever is still running at teardown is killed.
     """
     started: list[subprocess.Popen] = []
+    ports: list[int] = []
 
     def start(iterations: int, users: int, workers: int = 2, extra: tuple[str, ...] = ()):
         port = free_port()
+        ports.append(port)
         master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                                 str(port), "--expect-workers", str(workers), "-u", str(users), "-i", str(iterations),
                                 "--results-dir", str(tmp_path / "r"), *extra, cwd=tmp_path, log=tmp_path / "master.log")
@@ -31,6 +33,14 @@ def start_cluster(tmp_path: Path):
         started.extend([master, *worker_processes])
         return master, worker_processes
 
+    def add_worker(name: str) -> subprocess.Popen:
+        """One more worker for the last cluster started (a worker joining mid-run), its log in ``name``.log."""
+        worker = locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(ports[-1]),
+                                cwd=tmp_path, log=tmp_path / f"{name}.log")
+        started.append(worker)
+        return worker
+
+    start.add_worker = add_worker
     yield start
     for process in started:
         if process.poll() is None:
@@ -126,3 +136,53 @@ def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_en
     assert all(s["ok"] for s in metrics["samples"])
     assert len({s["worker"] for s in metrics["samples"]}) == 2
     assert "lost in flight" in (tmp_path / "master.log").read_text()
+
+
+@pytest.mark.parametrize("rebalancing", [False, True], ids=["default", "enable-rebalancing"])
+def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_with_exactly_n(
+        reference_server, start_cluster, tmp_path, rebalancing):
+    # Locust moves a user to the new worker: stopped while it waits for a ticket or, with a 1.5 s answer,
+    # most likely mid-cycle (before the fix: a ticket left in flight forever, or an iteration "lost")
+    server = reference_server(setup_delay="10", first_audio_delay="1500", cold_penalty=0)
+    extra = ("-H", server.url, "--wait-ms", "500", *(("--enable-rebalancing",) if rebalancing else ()))
+    master, workers = start_cluster(iterations=40, users=4, extra=extra)
+    assert wait_for_samples(tmp_path / "r", 4), (tmp_path / "master.log").read_text()[-3000:]
+    late = start_cluster.add_worker("late")
+    code = finish(master, 90)
+    log = (tmp_path / "master.log").read_text()
+    assert code == 0, f"the run did not end by itself with exit code 0 ({code}):\n{log[-3000:]}"
+    for worker in (*workers, late):
+        finish(worker, 30)
+    assert "3 workers connected" in log and "to 3 ready workers" in log, "the late worker never joined the run"
+    metrics = assert_files_agree(result_folder(tmp_path))
+    assert [s["iteration"] for s in metrics["samples"]] == list(range(1, 41))
+    budget = metrics["run"]["iterations"]
+    assert (budget["planned"], budget["started"], budget["finished"], budget["lost"]) == (40, 40, 40, 0)
+    assert budget["complete"] is True
+    for interruption in budget["interrupted"]:  # moved users' cycles: on record, and run again by another user
+        assert set(interruption) == {"iteration", "worker"} and 1 <= interruption["iteration"] <= 40
+
+
+def test_a_worker_killed_between_cycles_is_recorded_and_the_run_still_finishes_n(
+        reference_server, start_cluster, tmp_path):
+    # 5 ms answers and a 1.5 s pause: the victim's users are nearly always between cycles when it dies
+    server = reference_server(setup_delay="5", first_audio_delay="5", cold_penalty=0)
+    master, (survivor, victim) = start_cluster(iterations=30, users=4, extra=("-H", server.url, "--wait-ms", "1500"))
+    assert wait_for_samples(tmp_path / "r", 6), (tmp_path / "master.log").read_text()[-3000:]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    code = finish(master)
+    log = (tmp_path / "master.log").read_text()
+    assert code is not None, log[-3000:]
+    finish(survivor, 30)
+    metrics = assert_files_agree(result_folder(tmp_path))
+    (lost,) = metrics["run"]["workers_lost"]
+    assert lost["reason"] == "missing" and lost["worker"] in {s["worker"] for s in metrics["samples"]}
+    budget = metrics["run"]["iterations"]
+    assert budget["lost_iterations"].get(lost["worker"], []) == lost["in_flight"]
+    if lost["in_flight"]:  # rarely, one of its users was mid-cycle: that iteration is lost
+        assert (code, budget["complete"], budget["finished"]) == (1, False, 30 - len(lost["in_flight"]))
+    else:  # every planned iteration finished: complete, exit code 0, and the loss on record
+        assert (code, budget["complete"], budget["finished"], budget["lost"]) == (0, True, 30, 0)
+    assert f"worker lost: {lost['worker']} at {lost['at']} (missing)" in log
+    assert metrics["run"]["interrupted"] is None

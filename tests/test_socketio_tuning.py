@@ -10,7 +10,9 @@ must not validate UTF-8, and an undecodable message must reach the
 
 from __future__ import annotations
 
+import array
 import inspect
+import os
 import threading
 from typing import Any
 
@@ -21,7 +23,9 @@ import websocket._abnf as ws_abnf
 from socketio import packet as sio_packet
 
 from bootbench.audio import Stimulus
-from bootbench.providers.socketio_tuning import UNDECODABLE, InlineEngineIO, TolerantPacket, TunedClient
+from bootbench.providers import websocket_tuning
+from bootbench.providers.socketio_tuning import (UNDECODABLE, InlineEngineIO, PreparedEvent, TolerantPacket,
+                                                 TunedClient)
 from bootbench.wire import AIVOCO_SOCKETIO_PATH
 
 START_CALL = {"auth_key": "k", "system_message": "", "voice_choice": "female", "custom_functions": []}
@@ -154,3 +158,92 @@ def test_tuned_client_keeps_every_other_option():
     sio = TunedClient(reconnection=False, websocket_extra_options={"timeout": 7})
     assert sio.eio.websocket_extra_options == {"skip_utf8_validation": True, "timeout": 7}
     assert sio.reconnection is False
+
+
+def test_a_prepared_event_puts_the_same_text_on_the_wire_as_emit_and_the_server_answers_it(reference_server):
+    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    chunk = Stimulus.sine(seconds=0.2).chunks()[0]
+    data = {"audio_data": chunk.base64, "has_audio": chunk.has_audio, "max_amplitude": chunk.peak}
+    tuned = TunedClient(reconnection=False)
+    session = Session(tuned)
+    tuned.connect(server.url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH, wait_timeout=5)
+    sent: list[str] = []
+    send = tuned.eio.send
+    tuned.eio.send = lambda text: (sent.append(text), send(text))
+    try:
+        tuned.emit("start_call", START_CALL)
+        assert session.ready.wait(5), "no session_ready"
+        tuned.emit("audio_data", data)
+        tuned.emit_prepared(PreparedEvent("audio_data", data))
+        assert session.replied.wait(5), f"{len(session.audio)} audio_response events"
+        tuned.emit("stop_call")
+        assert session.ended.wait(5)
+    finally:
+        tuned.disconnect()
+    assert sent[1] == sent[2] and sent[2].startswith('2["audio_data",{"audio_data":"')
+    with pytest.raises(socketio.exceptions.BadNamespaceError):
+        tuned.emit_prepared(PreparedEvent("audio_data", data))
+    with pytest.raises(TypeError):
+        PreparedEvent("audio_data", b"binary travels as an attachment")
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 4, 5, websocket_tuning.NUMPY_FROM - 1, websocket_tuning.NUMPY_FROM, 513, 514, 515,
+                                    42_739, 100_003])
+def test_numpy_masking_gives_websocket_clients_bytes(length):
+    key, data = os.urandom(4), os.urandom(length)
+    assert websocket_tuning.mask(array.array("B", key), array.array("B", data)) == \
+        websocket_tuning._library_mask(array.array("B", key), array.array("B", data))
+    assert websocket_tuning.mask(array.array("B", key), array.array("B", websocket_tuning.mask(array.array("B", key),
+                                                                               array.array("B", data)))) == data
+
+
+def test_websocket_client_masks_its_frames_with_the_numpy_mask(monkeypatch):
+    """Importing the providers installs the hooks, and websocket-client's frame encoder goes through the mask."""
+    import bootbench.providers  # noqa: F401  (installs the hooks)
+
+    assert ws_abnf._mask is websocket_tuning.mask
+    assert ws_abnf.frame_buffer.recv_strict is websocket_tuning.recv_strict
+    calls: list[int] = []
+    monkeypatch.setattr(ws_abnf, "_mask", lambda key, data: (calls.append(len(data)), websocket_tuning.mask(key, data))[1])
+    frame = ws_abnf.ABNF.create_frame("x" * 2000, ws_abnf.ABNF.OPCODE_TEXT)
+    frame.get_mask_key = lambda n: b"\x01\x02\x03\x04"
+    wire = frame.format()
+    assert calls == [2000]
+    assert bytes(b ^ (i % 4 + 1) for i, b in enumerate(wire[-2000:])) == b"x" * 2000
+
+
+@pytest.mark.parametrize("split", [1, 7, 100, 5000, 1 << 20])
+def test_reading_ahead_gives_the_frames_websocket_client_reads(split):
+    """The same unmasked server frames, delivered in pieces of ``split`` bytes, decode to the same messages."""
+    sizes = [0, 5, 125, 126, 2000, 65_535, 65_536, 70_000, 3]
+    stream = b""
+    for n in sizes:  # server frames: FIN + binary opcode, no mask, 7/16/64-bit lengths
+        length = bytes([n]) if n < 126 else (b"\x7e" + n.to_bytes(2, "big") if n < 65_536
+                                            else b"\x7f" + n.to_bytes(8, "big"))
+        stream += b"\x82" + length + bytes(i % 251 for i in range(n))
+
+    def read_all(recv_strict) -> tuple[list[bytes], int]:
+        pieces = [stream[i:i + split] for i in range(0, len(stream), split)]
+        calls = []
+
+        def recv(bufsize):
+            calls.append(bufsize)
+            if len(pieces[0]) <= bufsize:
+                return pieces.pop(0)
+            pieces[0], head = pieces[0][bufsize:], pieces[0][:bufsize]
+            return head
+
+        monkeypatch = pytest.MonkeyPatch()
+        monkeypatch.setattr(ws_abnf.frame_buffer, "recv_strict", recv_strict)
+        try:
+            buffer = ws_abnf.frame_buffer(recv, skip_utf8_validation=True)
+            return [buffer.recv_frame().data for _ in sizes], len(calls)
+        finally:
+            monkeypatch.undo()
+
+    ours, our_calls = read_all(websocket_tuning.recv_strict)
+    theirs, their_calls = read_all(websocket_tuning._library_recv_strict)
+    assert ours == theirs and [len(d) for d in ours] == sizes
+    assert our_calls <= their_calls
+    if split >= len(stream):
+        assert our_calls < their_calls / 3  # read ahead: far fewer reads than one per header, length and payload

@@ -33,7 +33,7 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible():
 def test_empty_and_single_values():
     assert summarize([])["count"] == 0 and summarize([])["median"] is None
     one = summarize([5.0])
-    assert one["stdev"] == 0.0 and one["ci95_mean"] is None and one["p99"] == 5.0
+    assert one["stdev"] is None and one["ci95_mean"] is None and one["p99"] == 5.0  # undefined for n = 1, not 0
     assert summarize([None, float("nan"), 3.0])["count"] == 1
 
 

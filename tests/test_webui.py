@@ -274,3 +274,17 @@ def test_metrics_json_of_a_running_run_then_the_final_document(tab_app):
     assert [s["iteration"] for s in live["samples"]] == [1, 2, 3, 4, 5, 6]
     run.metrics = {"schema": "final", "run": {"id": run.run_id}}
     assert client.get("/base/bootbench/metrics.json").get_json() == run.metrics
+
+
+def test_the_start_form_says_an_empty_host_means_the_embedded_reference_server(tab_app):
+    import re
+
+    client, _shown = tab_app
+    page = client.get("/base/").get_data(as_text=True)
+    scripts = re.findall(r'src="([^"]*/assets/[^"]+\.js)"', page)
+    assert scripts, page[:2000]
+    bundle = "".join(client.get(src if src.startswith("/base/") else "/base/assets/" + src.rsplit("/assets/", 1)[1])
+                     .get_data(as_text=True) for src in scripts)
+    assert webui.EMPTY_HOST_NOTE in bundle
+    assert "has no host attribute set" not in bundle
+    assert '"missing_host_warning": true' in page.replace("True", "true")  # the note shows while the host is empty

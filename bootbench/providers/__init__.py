@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from bootbench.providers import websocket_tuning
 from bootbench.providers.base import CycleError, Driver, DriverConfig
 from bootbench.providers.aivoco import AivocoDriver
 from bootbench.providers.gemini_live import GeminiLiveDriver
@@ -18,6 +19,8 @@ DRIVERS: dict[str, type[Driver]] = {
     GeminiLiveDriver.name: GeminiLiveDriver,
 }
 NAMES: tuple[str, ...] = tuple(DRIVERS)
+
+websocket_tuning.install()  # cheaper frame masking and reads in websocket-client (see the module)
 
 __all__ = ["CycleError", "Driver", "DriverConfig", "DRIVERS", "NAMES", "create", "infer"]
 

@@ -21,6 +21,7 @@ import binascii
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 import requests
 import socketio
@@ -29,7 +30,7 @@ from socketio import exceptions as sio_errors
 from bootbench.audio import Chunk
 from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
 from bootbench.providers.network import diagnose_unreachable, redacted_url
-from bootbench.providers.socketio_tuning import UNDECODABLE, TunedClient
+from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
 
@@ -50,6 +51,7 @@ class AivocoDriver(Driver):
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
+    default_voice = "female"
 
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
@@ -61,6 +63,7 @@ class AivocoDriver(Driver):
         """Set by an ``error`` event: the server's view of the session is unknown, so start afresh."""
         self._input_started = False
         """The current session's first input chunk is going out: audio from now on is the answer."""
+        self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
 
     @property
     def connected(self) -> bool:
@@ -74,7 +77,7 @@ class AivocoDriver(Driver):
         self._discard_connection = False
         timeline.connect_start = time.perf_counter_ns()
         try:
-            sio.connect(self.config.url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH,
+            sio.connect(self.config.url, transports=["websocket"], socketio_path=socketio_path(self.config.url),
                         wait_timeout=self.config.timeout)
         except sio_errors.ConnectionError:
             _disconnect_in_background(sio)
@@ -92,7 +95,7 @@ class AivocoDriver(Driver):
         payload = {
             "auth_key": self.config.api_key,
             "system_message": self.config.system_message,
-            "voice_choice": self.config.voice or "female",
+            "voice_choice": self.config.voice or self.default_voice,
             "custom_functions": [],
         }
         timeline.start_sent = time.perf_counter_ns()
@@ -100,8 +103,11 @@ class AivocoDriver(Driver):
         session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
     def _send_chunk(self, chunk: Chunk) -> None:
-        self._emit("audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio,
-                                  "max_amplitude": chunk.peak})
+        prepared = self._prepared_chunks.get(chunk)
+        if prepared is None:  # the same chunks go out every cycle: encode each once
+            prepared = self._prepared_chunks[chunk] = PreparedEvent(
+                "audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio, "max_amplitude": chunk.peak})
+        self._emit(prepared.event, prepared=prepared)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
         self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout,
@@ -171,12 +177,14 @@ class AivocoDriver(Driver):
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
         return self._session
 
-    def _emit(self, event: str, data=None) -> None:
+    def _emit(self, event: str, data=None, prepared: PreparedEvent | None = None) -> None:
         sio = self._sio
         if sio is None or not sio.connected:
             raise CycleError(ErrorKind.DISCONNECTED, f"connection lost before {event} could be sent")
         try:
-            if data is None:
+            if prepared is not None:
+                sio.emit_prepared(prepared)
+            elif data is None:
                 sio.emit(event)
             else:
                 sio.emit(event, data)
@@ -296,6 +304,22 @@ class AivocoDriver(Driver):
             return False
         session.fail(kind, message)
         return True
+
+
+def socketio_path(url: str) -> str:
+    """The Socket.IO endpoint of a host URL: ``/socket.io/`` at the root, ``<path>/socket.io/`` under a path.
+
+    python-socketio takes the endpoint from ``socketio_path`` alone and drops
+    the URL's path, so a service behind a prefix (``https://host/voice``,
+    served at ``/voice/socket.io/``) is reached only through this. A path that
+    already ends in ``socket.io`` is the endpoint itself.
+    """
+    path = urlsplit(url).path.strip("/")
+    if not path:
+        return AIVOCO_SOCKETIO_PATH
+    if path.rsplit("/", 1)[-1] == AIVOCO_SOCKETIO_PATH.strip("/"):
+        return f"/{path}/"
+    return f"/{path}{AIVOCO_SOCKETIO_PATH}"
 
 
 def _decode_audio(data) -> tuple[bytes | None, str | None]:

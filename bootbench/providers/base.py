@@ -152,7 +152,7 @@ class SessionState:
         before the first audio; ``hint`` is appended to a timeout's message.
         """
         if not self.audio.wait(remaining(deadline_ns)):
-            self.fail(ErrorKind.AUDIO_TIMEOUT, f"no {what} within {limit_s:g} s{hint}")
+            self.fail(ErrorKind.AUDIO_TIMEOUT, audio_timeout_message(timeline, deadline_ns, what, limit_s) + hint)
         timeline.greeting = self.greeting_ns
         if self.first_audio_ns is not None:
             timeline.first_audio = self.first_audio_ns
@@ -224,6 +224,8 @@ class Driver(ABC):
     """The real service's endpoint, benchmarked when no host is given and the provider's key is set."""
     key_variables: tuple[str, ...] = ()
     default_model: str = ""
+    default_voice: str = ""
+    """The voice sent when none is configured (what metrics.json records as ``run.voice`` then)."""
     turn_modes: tuple[str, ...] = ("vad",)
     vad_silence_ms: float = 0.0
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
@@ -352,6 +354,21 @@ class Driver(ABC):
     @abstractmethod
     def close(self) -> None:
         """Drop the transport without waiting (never blocks the caller)."""
+
+
+def audio_timeout_message(timeline: Timeline, deadline_ns: int, what: str, limit_s: float) -> str:
+    """Why no audio came in time: ``limit_s`` counts from the iteration's start (the cycle's deadline).
+
+    When sending the input itself ran past the deadline (a slow upload, or a
+    clip at real-time pace about as long as the timeout), the service never
+    had the time to answer, and the message says so.
+    """
+    message = f"no {what} within {limit_s:g} s"
+    if timeline.input_sent is not None and timeline.input_sent >= deadline_ns:
+        late_s = (timeline.input_sent - deadline_ns) / 1e9
+        message += (f" of the iteration's start: sending the input took until {late_s:.1f} s past that limit, "
+                    f"so the service had no time left to answer")
+    return message
 
 
 def remaining(deadline_ns: int) -> float:

@@ -44,6 +44,7 @@ class GeminiLiveDriver(WebSocketDriver):
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     default_model = "models/gemini-2.5-flash-native-audio-preview-12-2025"
     """The documented replacement of the Live models shut down on 9 Dec 2025 (see the README for current names)."""
+    default_voice = DEFAULT_VOICE
     turn_modes = ("manual", "vad")
 
     def endpoint(self) -> str:
@@ -59,7 +60,7 @@ class GeminiLiveDriver(WebSocketDriver):
             "generationConfig": {
                 "responseModalities": ["AUDIO"],
                 "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {
-                    "voiceName": self.config.voice or DEFAULT_VOICE}}},
+                    "voiceName": self.config.voice or self.default_voice}}},
             },
             "realtimeInputConfig": {"automaticActivityDetection": {"disabled": self.config.turn == "manual"}},
         }

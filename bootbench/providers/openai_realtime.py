@@ -51,6 +51,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     public_url = "wss://api.openai.com/v1/realtime"
     key_variables = ("OPENAI_API_KEY",)
     default_model = "gpt-realtime"
+    default_voice = DEFAULT_VOICE
     turn_modes = ("manual", "vad")
     vad_silence_ms = VAD_SILENCE_MS
 
@@ -72,7 +73,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             "audio": {
                 "input": {"format": {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE}, "turn_detection": turn_detection},
                 "output": {"format": {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE},
-                           "voice": self.config.voice or DEFAULT_VOICE},
+                           "voice": self.config.voice or self.default_voice},
             },
         }
         if self.config.system_message:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bootbench.server.launcher import ReferenceServer
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bootbench")
 
 _server: ReferenceServer | None = None
+_config: dict[str, Any] | None = None
 
 
 def ensure_started() -> ReferenceServer:
@@ -31,6 +32,19 @@ def ensure_started() -> ReferenceServer:
     return _server
 
 
+def config() -> dict[str, Any] | None:
+    """The running embedded server's latency model, seed and behaviour (``GET /stats`` ``config``); None if unknown."""
+    global _config
+    if _server is None:
+        return None
+    if _config is None:
+        try:
+            _config = _server.stats().get("config")
+        except (OSError, ValueError) as exc:
+            log.warning("could not read the embedded reference server's configuration: %s", exc)
+    return _config
+
+
 def url() -> str | None:
     """The embedded server's URL, or None when none was started."""
     return _server.url if _server is not None else None
@@ -38,7 +52,7 @@ def url() -> str | None:
 
 def stop() -> None:
     """Stop the embedded server if one runs (idempotent)."""
-    global _server
-    server, _server = _server, None
+    global _server, _config
+    server, _server, _config = _server, None, None
     if server is not None:
         server.stop()

@@ -4,20 +4,30 @@ The hooks in :mod:`bootbench.events` call these at Locust's ``test_start``,
 ``test_stopping``, ``test_stop``, ``quitting`` and ``quit``. This module
 keeps the process's current and last :class:`~bootbench.run.master.MasterRun`
 (the web UI tab shows the last one until the next run starts).
+
+A run stopped before it ended by itself records why (``run.interrupted``):
+the signal (SIGINT, SIGTERM: :func:`note_signals` takes SIGTERM the way
+Locust takes Ctrl-C, so Locust shuts down once and prints its tables once),
+the web UI's stop, Locust's ``-t`` limit, or the loss of every worker.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from typing import Any
+from typing import Any, Mapping
 
 import gevent
+import greenlet
 from locust.runners import MasterRunner
 
 from bootbench import checks, options
+from bootbench.audio import AudioError
 from bootbench.exporters import RunRecorder
+from bootbench.providers.network import redacted_url
 from bootbench.run import embedded, messages, workers
+from bootbench.run.workers import live_workers
 from bootbench.run.master import MasterRun
 from bootbench.run.sweep import Sweep
 from bootbench.views import progress
@@ -37,6 +47,8 @@ _watcher: gevent.Greenlet | None = None
 """The current run's dead-worker watch (on a master)."""
 _progress: gevent.Greenlet | None = None
 """The current run's progress line (headless)."""
+_signal: str | None = None
+"""The signal that is stopping this process ("SIGINT", "SIGTERM"), once one arrived."""
 
 
 def current_run() -> MasterRun | None:
@@ -75,12 +87,15 @@ def open_run(environment: Any) -> MasterRun:
         audio=settings.clips().summary(),
         clips=settings.clips().describe(),
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
+        reference_server=embedded.config() if settings.embedded_server else None,
         live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
     _current = _last = run
+    run.recorder.describe(run.run_block())
     planned = (f"{len(levels)} levels of {settings.iterations} iterations ({', '.join(map(str, levels))} users)"
                if levels else f"{settings.iterations or 'unlimited'} iterations")
-    log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider, settings.target, planned,
+    log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider,
+             redacted_url(settings.target), planned,
              run.recorder.folder)
     _watcher = workers.watch(runner, run, lambda: _current is run)
     _progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
@@ -88,14 +103,80 @@ def open_run(environment: Any) -> MasterRun:
     return run
 
 
+def check_web_run(environment: Any, form: Mapping[str, str]) -> str | None:
+    """The sentence refusing the run the web UI's start form asks for, or None when it can start.
+
+    The host is taken as Locust takes it (``<``, ``>`` removed); the embedded
+    server's URL, offered by the form after a run without a host, means the
+    embedded server again (as in :func:`open_run`).
+    """
+    host = str(form.get("host", environment.host or "")).replace("<", "").replace(">", "").strip()
+    if host and host == embedded.url():
+        host = ""
+    try:
+        options.check_run(options.with_form(environment.parsed_options, form), host)
+    except (options.ConfigError, AudioError) as exc:
+        return str(exc)
+    return None
+
+
 def stop_run(environment: Any) -> None:
     """At ``test_stopping``: grant nothing more, and on a master collect every worker's last samples."""
     run = _current
     if run is None:
         return
-    for worker, request in run.stop_granting():
+    for worker, request in run.stop_granting(stop_reason(environment), environment.runner.user_count):
         messages.answer(environment.runner, worker, request, None)
     messages.collect_flushes(environment.runner, run)
+
+
+def stop_reason(environment: Any) -> str:
+    """Why Locust is stopping a run that has not ended by itself."""
+    opts = environment.parsed_options
+    runner = environment.runner
+    if _signal:
+        return _signal
+    if isinstance(runner, MasterRunner) and not live_workers(runner):
+        return "every worker was lost"
+    if getattr(opts, "run_time", None):
+        return f"run time limit reached (-t {opts.run_time:g} s)"
+    return "stopped from the web UI" if not _headless(environment) else "stopped by Locust"
+
+
+def note_signals() -> None:
+    """Record SIGINT and SIGTERM as the reason a run stops, and take both the way Locust takes Ctrl-C.
+
+    Locust's own SIGTERM handler runs its shutdown in a new greenlet while the
+    main greenlet, woken by the runner quitting, runs it a second time (two
+    sets of tables, two summaries). Raising KeyboardInterrupt, as Python's
+    SIGINT handler does, sends SIGTERM down the one Ctrl-C path. Called at
+    ``test_start`` (after Locust installed its handlers), on the master or the
+    single local process only.
+    """
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, _on_signal)
+    except ValueError:  # not the main thread (Locust embedded in another program): keep its handlers
+        log.debug("signal handlers not installed", exc_info=True)
+
+
+def _on_signal(number: int, _frame: Any) -> None:
+    """Python runs a signal handler in whatever greenlet is running; the interrupt goes to the main one.
+
+    Raised anywhere else, a KeyboardInterrupt could end a library's worker
+    "thread" (a greenlet whose ``run`` swallows it) instead of Locust; the hub
+    throws it into the main greenlet, as gevent does for Ctrl-C. Only the
+    first signal interrupts: a second one must not break the final write.
+    """
+    global _signal
+    if _signal is not None:
+        log.warning("%s: already stopping", signal.Signals(number).name)
+        return
+    _signal = signal.Signals(number).name
+    hub = gevent.get_hub()
+    if greenlet.getcurrent() is hub.parent:
+        raise KeyboardInterrupt
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
 
 
 def close_run(environment: Any) -> None:
@@ -132,7 +213,7 @@ def close_run(environment: Any) -> None:
 
 def mark_interrupted(environment: Any) -> None:
     """At ``quitting`` (Ctrl-C, SIGTERM mid-run): exit code 1, set before Locust picks one and the files are written."""
-    if _current is not None and _current.interrupted and environment.process_exit_code is None:
+    if _current is not None and _current.unfinished and environment.process_exit_code is None:
         environment.process_exit_code = 1
 
 

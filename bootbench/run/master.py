@@ -6,6 +6,11 @@ flush handshake's bookkeeping. It decides when the run is over (once: every
 planned iteration finished or lost, or stopped early) and calls the
 ``end`` it was given; the Locust glue in :mod:`bootbench.run.lifecycle`
 turns that into stopping the runner.
+
+It also keeps what the run went through, for metrics.json and the console
+summary: why it was stopped before its budget was spent (``interrupted``),
+which workers it lost (``workers_lost``), the concurrency that actually ran
+(``peak_users``; per sample ``users_active``) and ``warnings``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bootbench.exporters import RunRecorder
+from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
@@ -39,6 +44,8 @@ class MasterRun:
     clips: list[dict[str, Any]] = field(default_factory=list)
     """Each clip sent (:meth:`bootbench.stimuli.ClipSet.describe`: name, source, duration_ms, rate, sha256)."""
     locust_options: dict[str, Any] = field(default_factory=dict)
+    reference_server: dict[str, Any] | None = None
+    """The embedded reference server's latency model and seed (its ``GET /stats`` config), when the run used it."""
     live_workers: Callable[[], set[str]] | None = None
     """The workers the master still hears from (on a master); the early stop needs every one of them to fail."""
     budget: IterationBudget = field(init=False)
@@ -49,6 +56,18 @@ class MasterRun:
     metrics: dict[str, Any] | None = None
     """The final metrics.json document, once the run is closed."""
     flushed: set[str] = field(default_factory=set)
+    interrupted: str | None = None
+    """Why the run was stopped before it ended by itself ("SIGINT", "stopped from the web UI", ...), or None."""
+    unfinished_at_stop: list[int] = field(default_factory=list)
+    """Iterations in flight when the run was stopped, that never finished."""
+    workers_lost: list[dict[str, Any]] = field(default_factory=list)
+    """Workers that disappeared mid-run: ``{worker, at, reason, in_flight}`` (+ ``back_at`` if one came back)."""
+    peak_users: int = 0
+    """The most users running at once over all workers, as the master counted them (see :meth:`grant`)."""
+    warnings: list[str] = field(default_factory=list)
+    _users_at_grant: dict[int, int] = field(default_factory=dict)
+    _known_workers: set[str] = field(default_factory=set)
+    _missing: set[str] = field(default_factory=set)
     sweep: Sweep | None = None
     """The levels of a concurrency sweep (``--sweep``), which gate the budget; None for a plain run."""
 
@@ -81,13 +100,18 @@ class MasterRun:
         """metrics.json's ``run`` block so far (the recorder adds id, times and versions)."""
         return {
             **self.settings.run_block(),
-            "iterations": self.budget.accounting(),
+            "iterations": {**self.budget.accounting(), "unfinished_at_stop": sorted(self.unfinished_at_stop)},
             "users": self.users,
             "mode": self.mode,
             "audio": self.audio,
             "clips": self.clips,
             "locust_options": self.locust_options,
+            "reference_server": self.reference_server,
             "aborted": self.aborted,
+            "interrupted": self.interrupted,
+            "peak_users": self.peak_users,
+            "workers_lost": [dict(entry) for entry in self.workers_lost],
+            "warnings": list(self.warnings),
         }
 
     def level_label(self) -> str:
@@ -100,9 +124,24 @@ class MasterRun:
 
     # ---- what users and workers report
 
-    def grant(self, worker: str) -> int | None:
-        """The next iteration number for a user on ``worker``; None once the budget is spent or closed."""
-        return self.budget.grant(worker)
+    def grant(self, worker: str, users_running: int | None = None) -> int | None:
+        """The next iteration number for a user on ``worker``; None once the budget is spent or closed.
+
+        ``users_running``: the users running over all workers right now, as
+        Locust's runner counts them (on a master: the counts the workers
+        last reported, which Locust updates each time a worker's spawning
+        completes). At least the asking user runs, so it is taken as at
+        least 1. It becomes the sample's ``users_active`` and feeds ``peak_users``.
+        """
+        iteration = self.budget.grant(worker)
+        if iteration is not None and users_running is not None:
+            self._users_at_grant[iteration] = self.note_users(max(1, users_running))
+        return iteration
+
+    def note_users(self, users_running: int) -> int:
+        """Take a count of the users running into ``peak_users``; returns the count."""
+        self.peak_users = max(self.peak_users, users_running)
+        return users_running
 
     def defer(self, worker: str, request: int) -> bool:
         """In a sweep, hold a ticket request the gate holds back (answered when its round starts); False otherwise."""
@@ -113,13 +152,21 @@ class MasterRun:
 
     def give_back(self, worker: str, iteration: int) -> bool:
         """A granted ticket reached no user (its request was given up): it is granted again."""
-        return self.budget.give_back(worker, iteration)
+        if not self.budget.give_back(worker, iteration):
+            return False
+        log.info("iteration %s was returned unused by %s; it will be granted again", iteration, worker)
+        return True
 
     def receive(self, worker: str, sample: Sample) -> bool:
         """Record a finished sample; False (and not recorded) if its iteration was not in flight on ``worker``."""
         if not self.budget.finish(worker, sample.iteration):
             log.warning("iteration %s from %s was not in flight; not counted twice", sample.iteration, worker)
             return False
+        if sample.iteration in self.budget.recovered:
+            log.warning("iteration %s from %s arrived after it was written off; counted as finished",
+                        sample.iteration, worker)
+        if sample.users_active is None:
+            sample.users_active = self._users_at_grant.get(sample.iteration)
         if self.sweep is not None:
             sample.level = self.sweep.level_of(sample.iteration)
         self.recorder.add(sample)
@@ -133,15 +180,38 @@ class MasterRun:
         return True
 
     def abandon(self, worker: str, iteration: int) -> bool:
-        """A user on ``worker`` was stopped mid-cycle: ``iteration`` will never finish; count it lost."""
-        if not self.budget.abandon(worker, iteration):
-            return False
-        log.warning("iteration %s lost in flight: its user on %s was stopped mid-cycle", iteration, worker)
+        """A user on ``worker`` was stopped mid-cycle.
+
+        While the run goes, that is Locust moving users between workers (or
+        fewer users asked for): the cycle is put on record as interrupted and
+        its number granted again, so the run still finishes exactly N. Once
+        the run is stopping, the iteration is not finished, and lost.
+        """
+        if self.budget.closed:
+            if not self.budget.abandon(worker, iteration):
+                return False
+            self.unfinished_at_stop.append(iteration)
+            log.warning("iteration %s not finished: its user on %s was stopped mid-cycle", iteration, worker)
+        else:
+            if not self.budget.give_back(worker, iteration, interrupted=True):
+                return False
+            log.warning("iteration %s interrupted: Locust stopped its user on %s mid-cycle (moving users); "
+                        "it will run again", iteration, worker)
         self._end_if_settled()
         return True
 
-    def write_off_missing(self, alive: set[str]) -> dict[str, list[int]]:
-        """Every iteration in flight on a worker not in ``alive`` is lost; the unused budget stays for the others."""
+    def write_off_missing(self, alive: set[str], present: set[str] | None = None) -> dict[str, list[int]]:
+        """Every iteration in flight on a worker not in ``alive`` is lost; the unused budget stays for the others.
+
+        While the run goes, a worker that was alive and no longer is goes on
+        record in ``workers_lost``, whether or not it held an iteration
+        (``reason``: "missing" when Locust still lists it as missing, else
+        "quit"); one that comes back gets ``back_at``. ``present``: the
+        workers Locust still lists (default: ``alive``). Once the run is
+        stopping, workers leave as part of the stop and are not recorded.
+        """
+        present = alive if present is None else present
+        stopping = self.ended or self.budget.closed
         lost = {}
         if self.sweep is not None:
             for worker in {w for w, _ in self.sweep.waiting} - alive:
@@ -150,6 +220,20 @@ class MasterRun:
             if worker not in alive and self.budget.in_flight[worker]:
                 lost[worker] = self.budget.write_off(worker)
                 log.error("worker %s is gone; iterations %s lost in flight", worker, lost[worker])
+        if not stopping:
+            for worker in sorted(self._missing & alive):
+                self._missing.discard(worker)
+                entry = next(e for e in reversed(self.workers_lost) if e["worker"] == worker)
+                entry["back_at"] = now_iso()
+                log.warning("worker %s is back", worker)
+            for worker in sorted(self._known_workers - alive - self._missing):
+                self._missing.add(worker)
+                self.workers_lost.append({"worker": worker, "at": now_iso(),
+                                          "reason": "missing" if worker in present else "quit",
+                                          "in_flight": lost.get(worker, [])})
+                if worker not in lost:
+                    log.error("worker %s is gone (no iteration in flight); its users no longer run", worker)
+            self._known_workers |= alive
         self._end_if_settled()
         return lost
 
@@ -169,32 +253,53 @@ class MasterRun:
 
     # ---- stopping and closing
 
-    def stop_granting(self) -> list[tuple[str, int]]:
-        """The run is stopping: grant no further iterations; the held ticket requests, to answer with none."""
+    def stop_granting(self, reason: str | None = None, users_running: int | None = None) -> list[tuple[str, int]]:
+        """The run is stopping: grant no further iterations; the held ticket requests (a sweep's), to answer with none.
+
+        ``reason``: why, when the run had not ended by itself (recorded as
+        ``interrupted``); ``users_running``: the users running just before
+        they are stopped (into ``peak_users``).
+        """
+        if users_running is not None:
+            self.note_users(users_running)
+        if reason and not self.ended and not self.aborted and self.interrupted is None:
+            self.interrupted = reason
         self.budget.close()
         return self.sweep.take_waiting() if self.sweep is not None else []
 
     @property
-    def interrupted(self) -> bool:
+    def unfinished(self) -> bool:
         """The run planned N iterations and has not finished them all."""
         return bool(self.budget.planned) and not self.budget.complete
 
     @property
     def incomplete(self) -> bool:
         """The run stopped early or did not finish every planned iteration (the process exits with 1)."""
-        return bool(self.aborted) or self.interrupted
+        return bool(self.aborted) or self.unfinished
 
     def close(self) -> dict[str, Any]:
         """Write off what is still in flight, write the run's files; the final metrics.json document."""
         for worker in list(self.budget.in_flight):
             lost = self.budget.write_off(worker)
             if lost:
+                self.unfinished_at_stop.extend(lost)
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
+        self._warn_about_concurrency()
         if self.sweep is None:
             self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
         else:
             self.metrics = self.recorder.finish(self.run_block(), self.settings.checks, levels=self.sweep_levels())
         return self.metrics
+
+    def _warn_about_concurrency(self) -> None:
+        """Warn when the run ended before all requested users had started (lost workers have ``workers_lost``)."""
+        if self.users and 0 < self.peak_users < self.users:
+            rate = self.locust_options.get("spawn_rate")
+            self.warnings.append(
+                f"the run ended before all {self.users} users had started: at most {self.peak_users} ran at once"
+                + (f" (spawn rate {rate:g}/s)" if isinstance(rate, (int, float)) else ""))
+        for warning in self.warnings:
+            log.warning("%s", warning)
 
     def _end_if_settled(self) -> None:
         """Call ``end`` once: when every planned iteration has finished or been lost, or the run was aborted."""

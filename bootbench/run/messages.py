@@ -3,7 +3,11 @@
 - ticket request / ticket: a user asks for the next iteration number (a
   *ticket*: one granted iteration of the budget) and waits for it;
 - samples: a finished iteration's :class:`~bootbench.samples.Sample`;
-- abandoned: a user was stopped mid-cycle, its ticket will never finish;
+- abandoned: a user was stopped mid-cycle, its ticket will never finish
+  (while the run goes: Locust moved the user, and the number is granted again);
+- ticket return: a ticket reached a worker whose user had stopped waiting for
+  it (Locust stopped the user to move it, or a sweep's request was withdrawn):
+  the number goes back to the master and is granted again;
 - flush / flushed: at the end of a distributed run the master asks every
   worker to confirm that all it sent has arrived (Locust stops listening
   0.5 s after quitting otherwise: LOCUST_NOTES);
@@ -65,7 +69,7 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
         run = current_run()
         if run is not None and run.defer(msg.node_id, msg.data["request"]):
             return  # a sweep's round has all its tickets out: answered when the next round starts
-        iteration = run.grant(msg.node_id) if run is not None else None
+        iteration = run.grant(msg.node_id, environment.runner.user_count) if run is not None else None
         environment.runner.send_message(MSG_TICKET, {"request": msg.data["request"], "iteration": iteration},
                                         client_id=msg.node_id)
 
@@ -130,7 +134,7 @@ def answer(runner: Any, worker: str, request: int, iteration: int | None) -> Non
 def release(runner: Any, run: MasterRun, requests: list[tuple[str, int]]) -> None:
     """Start a sweep's round: grant a ticket to each held request, all at once."""
     for worker, request in requests:
-        answer(runner, worker, request, run.grant(worker))
+        answer(runner, worker, request, run.grant(worker, runner.user_count))
 
 
 def ask_cpu(runner: Any, index: int, edge: str) -> None:
@@ -148,7 +152,7 @@ def serve_worker(runner: Any) -> None:
         waiter = _pending.get(msg.data["request"])
         if waiter is not None:
             waiter.set(msg.data["iteration"])
-        elif msg.data["iteration"] is not None:  # its user was stopped while the ticket was on its way
+        elif msg.data["iteration"] is not None:  # its user stopped waiting: the number must not stay in flight
             environment.runner.send_message(MSG_RETURN, {"iteration": msg.data["iteration"]})
 
     def flush(environment: Any, msg: Any, **_kwargs: Any) -> None:
@@ -166,18 +170,36 @@ def serve_worker(runner: Any) -> None:
 
 
 def request_ticket(environment: Any) -> int | None:
-    """Block until the master grants the next iteration number; None when the budget is spent."""
+    """Block until the master grants the next iteration number; None when the budget is spent.
+
+    A user stopped while it waits (Locust moving users) leaves no ticket
+    behind: one that arrives afterwards, or that arrived just before the stop
+    and was not taken, is returned to the master.
+    """
     request = next(_request_ids)
     wait = master_watch.ticket_wait(environment)
     result = _pending[request] = AsyncResult()
+    taken = False
     try:
         environment.runner.send_message(MSG_TICKET_REQUEST, {"request": request})
-        return result.get(timeout=wait)
+        iteration = result.get(timeout=wait)
+        taken = True
+        return iteration
     except gevent.Timeout:
+        taken = True
         log.error("no iteration ticket from the master within %g s", wait)
         return None
     finally:
         _pending.pop(request, None)
+        if not taken and result.ready() and result.successful() and result.value is not None:
+            _return_ticket(environment, result.value)
+
+
+def _return_ticket(environment: Any, iteration: int) -> None:
+    try:
+        environment.runner.send_message(MSG_RETURN, {"iteration": iteration})
+    except Exception:  # noqa: BLE001 - a process going down may no longer reach the master
+        log.debug("could not return iteration %s", iteration, exc_info=True)
 
 
 def ship_sample(environment: Any, sample: Sample) -> None:

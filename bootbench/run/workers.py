@@ -1,4 +1,4 @@
-"""Watching a distributed run's workers: the tickets of a worker that died are written off.
+"""Watching a distributed run's workers: a worker that died is recorded, and its tickets are written off.
 
 Locust has no public "which workers are alive" call; :func:`live_workers`
 is the one place that reads its private ``MasterRunner.clients`` and
@@ -37,5 +37,6 @@ def watch(runner: Any, run: MasterRun, still_current: Callable[[], bool]) -> gev
 
 def _watch(runner: MasterRunner, run: MasterRun, still_current: Callable[[], bool]) -> None:
     while still_current():
+        run.write_off_missing(live_workers(runner), set(runner.clients.keys()))
         gevent.sleep(WATCH_INTERVAL)
-        run.write_off_missing(live_workers(runner))
+

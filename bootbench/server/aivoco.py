@@ -123,8 +123,10 @@ class AivocoProtocol:
     """
 
     def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
-                 reply_after: str = "first-input", vad_needs_speech: bool = False) -> None:
+                 reply_after: str = "first-input", vad_needs_speech: bool = False,
+                 socketio_path: str = AIVOCO_SOCKETIO_PATH) -> None:
         self.scheduler = scheduler
+        self.socketio_path = socketio_path
         self.vad_needs_speech = vad_needs_speech
         self.reply_after = "end-of-turn" if vad_needs_speech else reply_after
         self._api_key = api_key
@@ -142,8 +144,8 @@ class AivocoProtocol:
         self.sio.on("*", self.on_other_event)
 
     def attach(self, app: web.Application) -> None:
-        """Mount the Socket.IO endpoint (``/socket.io/``)."""
-        self.sio.attach(app, socketio_path=AIVOCO_SOCKETIO_PATH.strip("/"))
+        """Mount the Socket.IO endpoint (``/socket.io/`` unless the server was given another path)."""
+        self.sio.attach(app, socketio_path=self.socketio_path.strip("/"))
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         conn = AivocoConnection(sid, outside=self.scheduler.connection_record(PROTOCOL, sid))

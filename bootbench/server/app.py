@@ -97,6 +97,25 @@ class ServerApp:
             await asyncio.sleep(0.01)
 
 
+def config_block(config: ServerConfig) -> dict[str, Any]:
+    """The server's latency model and behaviour as ``GET /stats`` reports them under ``config`` (no key)."""
+    return {
+        "setup_delay": config.setup_delay.spec,
+        "first_audio_delay": config.first_audio_delay.spec,
+        "cold_penalty_ms": config.cold_penalty_ms,
+        "capacity": config.capacity,
+        "reply_ms": config.reply_ms,
+        "reply_after": config.reply_after,
+        "seed": config.seed,
+        "faults": [fault.text for fault in config.faults],
+        "leading_silence": config.leading_silence.spec if config.leading_silence else None,
+        "greeting": config.greeting.spec if config.greeting else None,
+        "vad_needs_speech": config.vad_needs_speech,
+        "socketio_path": config.socketio_path,
+        "api_key_required": config.api_key is not None,
+    }
+
+
 def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
     model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed,
@@ -109,12 +128,14 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({**scheduler.stats(), "tcp_nodelay": {
-            "checked": monitor.nodelay_checked, "was_missing": monitor.nodelay_was_missing}})
+            "checked": monitor.nodelay_checked, "was_missing": monitor.nodelay_was_missing},
+            "config": config_block(config)})
 
     app.router.add_get("/stats", stats)
     speech = config.vad_needs_speech
     server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
-                                           reply_after=config.reply_after, vad_needs_speech=speech))
+                                           reply_after=config.reply_after, vad_needs_speech=speech,
+                                           socketio_path=config.socketio_path))
     server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
                                                    vad_needs_speech=speech))
     server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"inject a fault into chosen sessions (repeatable; the first that strikes a session wins): "
                    f"{FAULT_HELP}; e.g. error:type=rate_limit_exceeded:every=5, drop:when=mid_reply:at=3,7, "
                    "slow:phase=audio:ms=2100:rate=0.1")
+    p.add_argument("--socketio-path", default="/socket.io/", metavar="PATH",
+                   help="where the Aivoco protocol's Socket.IO endpoint is served, e.g. /voice/socket.io/ for a "
+                   "service behind a path prefix (default %(default)s)")
     p.add_argument("--seed", type=_number(int, 0, "an integer"), default=0, metavar="N",
                    help="seed of the delay draws and of fault rates (default 0)")
     p.add_argument("--parent-pid", type=_number(int, 1, "a process id"), default=None, metavar="PID",
@@ -118,7 +121,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
                           reply_ms=int(args.reply_ms), reply_after=args.reply_after, seed=int(args.seed),
                           parent_pid=None if args.parent_pid is None else int(args.parent_pid),
                           faults=tuple(args.fault), leading_silence=args.leading_silence_ms,
-                          greeting=args.greeting_ms, vad_needs_speech=bool(args.vad_needs_speech))
+                          greeting=args.greeting_ms, vad_needs_speech=bool(args.vad_needs_speech),
+                          socketio_path=args.socketio_path)
     return config, args.log_level
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bootbench.wire import AIVOCO_SOCKETIO_PATH
+
 from .faults import FaultSpec
 from .latency import Delay, parse_delay
 
@@ -44,3 +46,5 @@ class ServerConfig:
     """Delay from session ready to an unasked-for greeting; None: no greeting."""
     vad_needs_speech: bool = False
     """Answer a turn only when its audio is speech-like (see :mod:`.speechlike`)."""
+    socketio_path: str = AIVOCO_SOCKETIO_PATH
+    """Where the Aivoco emulation's Socket.IO endpoint is mounted (a deployment behind a path prefix)."""

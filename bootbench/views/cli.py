@@ -1,8 +1,10 @@
 """The ``bootbench`` command: work with result folders after a run.
 
     bootbench report results/20250101-120000-aivoco        # re-render report.html from metrics.json
-    bootbench compare results/a results/b --markdown      # a results table, and compare.html
+                                                          # (rebuilt first if the run was killed)
+    bootbench compare results/a results/b --markdown      # a results table (--html FILE: a page too)
     bootbench compare --baseline results/a results/b --fail-if-slower 10%   # per-phase differences; exit 3 if slower
+    bootbench options                                     # the options locust takes for a bootbench run
 
 Runs themselves are started with ``locust`` (see locustfile.py). Every
 mistake a user can make ends with one sentence on stderr and exit code 2;
@@ -20,7 +22,7 @@ from typing import NoReturn, Sequence
 from bootbench.checks import CHECK_FAILED_EXIT
 from bootbench.samples import HEADLINE, PHASES
 from bootbench.views import compare, regression
-from bootbench.views.load import ResultFolderError
+from bootbench.views.load import METRICS_FILE, ResultFolderError, load_metrics
 from bootbench.views.report import write_report
 
 USER_ERROR = 2
@@ -39,23 +41,26 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bootbench`` argument parser with one sub-command per job."""
-    parser = _Parser(prog="bootbench", description="Work with bootbench result folders.")
+    parser = _Parser(prog="bootbench", description="Work with bootbench result folders. Runs are started with "
+                     "locust (locust --headless -u 1 -i 100); 'bootbench options' lists the options it takes for them.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     report_command = commands.add_parser(
         "report", help="re-render report.html of a result folder from its metrics.json",
-        description="Re-render FOLDER/report.html from FOLDER/metrics.json.")
+        description="Re-render FOLDER/report.html from FOLDER/metrics.json. A run killed before it wrote "
+                    "metrics.json gets one first, rebuilt from run.json and samples.jsonl and marked incomplete.")
     report_command.add_argument("folder", help="a result folder (the last line a run prints)")
     report_command.set_defaults(handler=_report_command)
 
     compare_command = commands.add_parser(
-        "compare", help="compare runs in a results table and compare.html",
-        description="Print one row per run (first response, ms) and write an HTML page with their CDFs overlaid. "
-                    "Runs measured differently are refused.")
+        "compare", help="compare runs in a results table (and an HTML page with --html)",
+        description="Print one row per run (first response, ms); with --html also write a page with their CDFs "
+                    "overlaid. Runs measured differently are refused; runs of different providers may differ in "
+                    "how a turn ends (said below the table); incomplete runs are flagged.")
     compare_command.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders to compare")
     compare_command.add_argument("--markdown", action="store_true", help="print the table in Markdown")
-    compare_command.add_argument("--html", default="compare.html", metavar="FILE",
-                                 help="where to write the comparison page (default: ./compare.html)")
+    compare_command.add_argument("--html", default=None, metavar="FILE",
+                                 help="also write the comparison page (overlaid CDFs) to FILE")
     compare_command.add_argument("--force", action="store_true",
                                  help="compare even when the runs were measured differently")
     compare_command.add_argument("--baseline", metavar="FOLDER",
@@ -68,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  help=f"the phase --fail-if-slower looks at (default {HEADLINE}; one of "
                                       f"{', '.join(PHASES)})")
     compare_command.set_defaults(handler=_compare_command)
+
+    options_command = commands.add_parser(
+        "options", help="list the options locust takes for a bootbench run, with their defaults",
+        description="List bootbench's options of locust (locust --help cannot: it prints before it loads the "
+                    "locustfile). Locust's own options: locust --help.")
+    options_command.set_defaults(handler=_options_command)
     return parser
 
 
@@ -84,11 +95,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report_command(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     try:
+        if folder.is_dir() and not (folder / METRICS_FILE).exists():
+            _rebuild(folder)
         path = write_report(folder)
     except OSError as exc:
         raise UserError(f"cannot write {folder / 'report.html'} ({exc.strerror or exc})") from None
     print(path)
     return 0
+
+
+def _rebuild(folder: Path) -> None:
+    """Write metrics.json, summary.csv and samples.csv of a killed run from its run.json and samples.jsonl."""
+    from bootbench.exporters import read_samples, write_metrics
+
+    metrics = load_metrics(folder)
+    write_metrics(folder, metrics, read_samples(folder))
+    sys.stderr.write(f"bootbench: {folder} had no {METRICS_FILE}; rebuilt it from its {len(metrics['samples'])} "
+                     f"samples (marked incomplete)\n")
 
 
 def _compare_command(args: argparse.Namespace) -> int:
@@ -112,12 +135,13 @@ def _compare_command(args: argparse.Namespace) -> int:
                 too_slow += [sentence] if sentence else []
         print(f"\n{regression.NOTE}")
         regression_html = regression.html_section(baseline.name, [(n, c.values()) for n, c in compared])
-    html_path = Path(args.html)
-    try:
-        html_path.write_text(compare.render_html(runs, differences, extra=regression_html), encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {html_path} ({exc.strerror or exc})") from None
-    sys.stderr.write(f"bootbench: comparison page written to {html_path}\n")
+    if args.html is not None:
+        html_path = Path(args.html)
+        try:
+            html_path.write_text(compare.render_html(runs, differences, extra=regression_html), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {html_path} ({exc.strerror or exc})") from None
+        sys.stderr.write(f"bootbench: comparison page written to {html_path}\n")
     for sentence in too_slow:
         sys.stderr.write(f"bootbench: {sentence}\n")
     return CHECK_FAILED_EXIT if too_slow else 0
@@ -140,6 +164,30 @@ def _regression_options(args: argparse.Namespace) -> float | None:
         return regression.parse_percent(args.fail_if_slower)
     except regression.RegressionError as exc:
         raise UserError(str(exc).rstrip(".")) from None
+
+
+def _options_command(args: argparse.Namespace) -> int:
+    print(options_help(), end="")
+    return 0
+
+
+def options_help() -> str:
+    """The help of bootbench's option group, as Locust's own parser formats it (with every default)."""
+    from locust.argument_parser import get_empty_argument_parser
+
+    from bootbench.options import HELP_GROUP, add_arguments
+
+    parser = get_empty_argument_parser(add_help=False, default_config_files=[])
+    parser.prog = "locust"
+    add_arguments(parser)
+    group = next(g for g in parser._action_groups if g.title == HELP_GROUP)  # argparse has no public accessor
+    formatter = parser._get_formatter()
+    formatter.add_usage("locust -f locustfile.py [LOCUST OPTIONS]", [], [])
+    formatter.start_section(group.title)
+    formatter.add_text(group.description)
+    formatter.add_arguments(group._group_actions)
+    formatter.end_section()
+    return formatter.format_help()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Several runs side by side: a results table (plain text or Markdown) and a page of overlaid CDFs.
 
 Runs compare only when they measured the same thing (:data:`DEFINITION`:
-connection policy, audio, pacing, trailing silence, timeout, the provider's
-turn mode); :func:`definition_differences` names what differs, and the
-command refuses such a comparison unless forced.
+connection policy, audio, pacing, trailing silence, timeout, and the turn
+mode among runs of one provider); :func:`definition_differences` names what
+differs, and the command refuses such a comparison unless forced. Runs of
+different providers necessarily differ in how a turn ends: that is shown as
+a labelled difference (:func:`provider_differences`), not refused. A run that
+did not finish what it planned is flagged in every format (:attr:`Run.incomplete`).
 
     runs = load_runs(["results/a", "results/b"])
     print(markdown_table(runs))
@@ -31,6 +34,9 @@ DEFINITION = (
     ("turn", "provider turn mode"),
 )
 """The run settings (metrics.json ``run`` keys) that define what a number means."""
+PER_PROVIDER = frozenset({"turn"})
+"""Settings of :data:`DEFINITION` that are the provider's own: they must agree only among runs of one provider."""
+INCOMPLETE = "incomplete"
 
 HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
           "Session start median (ms)", "First audible median (ms)")
@@ -62,6 +68,22 @@ class Run:
     def first_response(self) -> list[float]:
         return finite(s.get(HEADLINE) for s in self.metrics["samples"] if s.get("ok"))
 
+    @property
+    def incomplete(self) -> str | None:
+        """Why the run did not finish what it planned (a few words), or None for a complete run."""
+        run = self.metrics["run"]
+        budget = run.get("iterations") if isinstance(run.get("iterations"), dict) else {}
+        if run.get("aborted"):
+            return f"stopped early: {run['aborted']}"
+        planned, finished = budget.get("planned") or 0, budget.get("finished")
+        if run.get("in_progress"):
+            return "still running when this metrics.json was written"
+        if run.get("interrupted") or (planned and finished is not None and finished < planned):
+            return f"{finished} of {planned} planned iterations finished"
+        if budget.get("lost"):
+            return f"{budget['lost']} iteration(s) lost"
+        return None
+
     def definition(self) -> dict[str, Any]:
         """The values of :data:`DEFINITION` for this run (None where not recorded)."""
         return {key: self.metrics["run"].get(key) for key, _ in DEFINITION}
@@ -72,7 +94,8 @@ class Run:
         head = summary["phases"][HEADLINE]
         session = summary["phases"].get("session_start_ms", {})
         audible = summary["phases"].get("first_audible_ms", {})
-        return [self.name, self.provider, self.target, format_count(summary["iterations"]),
+        name = f"{self.name} ({INCOMPLETE})" if self.incomplete else self.name
+        return [name, self.provider, self.target, format_count(summary["iterations"]),
                 format_rate(summary["success_rate"]), format_ms(head["mean"]), format_ms(head["median"]),
                 format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median")),
                 format_ms(audible.get("median"))]
@@ -107,16 +130,58 @@ def load_runs(folders: Sequence[str | Path]) -> list[Run]:
 
 
 def definition_differences(runs: Sequence[Run]) -> list[str]:
-    """One phrase per setting on which the runs disagree, e.g. ``pace: burst in A vs realtime in B``."""
+    """One phrase per setting that changes the measurement and on which the runs disagree.
+
+    E.g. ``pace: burst in A vs realtime in B``. A :data:`PER_PROVIDER` setting
+    counts only where runs of the same provider disagree on it.
+    """
     differences = []
     for key, label in DEFINITION:
-        groups: dict[str, list[str]] = {}
-        for run in runs:
-            groups.setdefault(_shown(run.definition()[key]), []).append(run.name)
-        if len(groups) > 1:
-            differences.append(f"{label}: " + " vs ".join(f"{value} in {', '.join(names)}"
-                                                          for value, names in groups.items()))
+        sets = _by_provider(runs).values() if key in PER_PROVIDER else [runs]
+        for subset in sets:
+            groups: dict[str, list[str]] = {}
+            for run in subset:
+                groups.setdefault(_shown(run.definition()[key]), []).append(run.name)
+            if len(groups) > 1:
+                differences.append(f"{label}: " + " vs ".join(f"{value} in {', '.join(names)}"
+                                                              for value, names in groups.items()))
     return differences
+
+
+def provider_differences(runs: Sequence[Run]) -> list[str]:
+    """The labelled differences between providers, e.g. ``turn mode differs: aivoco vad, openai manual``.
+
+    Each provider ends a user's turn its own way; comparing providers is what
+    the table is for, so this is said, not refused.
+    """
+    notes = []
+    for key, label in DEFINITION:
+        if key not in PER_PROVIDER:
+            continue
+        values = {provider: _shown(group[0].definition()[key]) for provider, group in _by_provider(runs).items()}
+        if len(set(values.values())) > 1:
+            short = label.removeprefix("provider ")
+            notes.append(f"{short} differs: " + ", ".join(f"{provider} {value}" for provider, value in values.items()))
+    return notes
+
+
+def incomplete_notes(runs: Sequence[Run]) -> list[str]:
+    """One phrase per run that did not finish what it planned, e.g. ``A is incomplete (34 of 100 ...)``."""
+    return [f"{run.name} is {INCOMPLETE} ({run.incomplete})" for run in runs if run.incomplete]
+
+
+def _by_provider(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.provider, []).append(run)
+    return groups
+
+
+def _notes(runs: Sequence[Run]) -> list[str]:
+    """The sentences under every form of the table: provider differences, incomplete runs, the p99 note."""
+    notes = [f"Note: {note} (each provider's own way of ending a turn)." for note in provider_differences(runs)]
+    notes += [f"Flagged: {note}." for note in incomplete_notes(runs)]
+    return notes
 
 
 def _shown(value: Any) -> str:
@@ -208,6 +273,7 @@ def text_table(runs: Sequence[Run]) -> str:
     if sweeps is not None:
         lines += ["", "Concurrency sweeps (cold start: cycle start to first audio, per level):",
                   *_aligned(*sweeps, numeric_from=1)]
+    lines += _notes(runs)
     return "\n".join(lines)
 
 
@@ -227,6 +293,7 @@ def markdown_table(runs: Sequence[Run]) -> str:
         header, rows = sweeps
         lines += ["", line(header), "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
                   *(line(row) for row in rows)]
+    lines += [f"\n{line}" for line in _notes(runs)]
     return "\n".join(lines)
 
 
@@ -254,6 +321,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
     else:
         cdf = '<p class="empty">No run has a successful iteration: nothing to plot.</p>'
     note = _p99_note(runs)
+    notes = "".join(f'<p class="note">{esc(line)}</p>' for line in _notes(runs))
     definitions = table(["Run", *(label for _, label in DEFINITION)],
                         [[run.name, *(_shown(run.definition()[key]) for key, _ in DEFINITION)] for run in runs],
                         table_id="definitions")
@@ -261,7 +329,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
             f'<section id="results"><h2>First response <span class="thin">session ready → first audio back, '
             f'ms</span></h2><div class="scroll">'
             f'{table(table_header(runs), table_rows(runs), table_id="comparison", numeric_from=NUMERIC_FROM)}</div>'
-            f'{f"<p class=note>{esc(note)}</p>" if note else ""}</section>'
+            f'{f"<p class=note>{esc(note)}</p>" if note else ""}{notes}</section>'
             f'{_sweep_section(runs)}'
             f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>{extra}'
             f'<section id="definition"><h2>What each run measured</h2><div class="scroll">{definitions}</div>'

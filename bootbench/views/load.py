@@ -4,6 +4,10 @@ Report and compare read runs through :func:`load_metrics`, so a folder
 written by an older bootbench reads with today's keys (v1 ``run.delay_ms``
 becomes ``run.wait_ms``). Anything that is not a readable bootbench result
 folder raises :class:`ResultFolderError` with one sentence for the user.
+A folder whose process was killed before it wrote metrics.json reads too:
+its metrics are rebuilt from run.json and samples.jsonl, marked
+``run.rebuilt_from_samples`` and incomplete
+(:func:`bootbench.exporters.rebuild_metrics`).
 
     metrics = load_metrics("results/20250101-120000-aivoco")
 """
@@ -15,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.json"
+RUN_FILE = "run.json"
+SAMPLES_FILE = "samples.jsonl"
 SCHEMA_PREFIX = "bootbench/metrics/"
 RENAMED_RUN_KEYS = {"bootbench/metrics/v1": {"delay_ms": "wait_ms"}}
 """Per older schema: ``run`` keys that have a new name since."""
@@ -33,7 +39,7 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
         raise ResultFolderError(f"{folder} is not a folder (expected a bootbench result folder)")
     path = folder / METRICS_FILE
     if not path.is_file():
-        raise ResultFolderError(f"{folder} is not a bootbench result folder (it has no {METRICS_FILE})")
+        return rebuilt_metrics(folder)
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -44,6 +50,23 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
         if key not in metrics:
             raise ResultFolderError(f"{path} is incomplete (it has no {key!r} section)")
     return upgrade(metrics)
+
+
+def rebuilt_metrics(folder: Path) -> dict[str, Any]:
+    """The metrics of a run killed before it wrote metrics.json, rebuilt from its run.json and samples.jsonl."""
+    if not (folder / SAMPLES_FILE).is_file():
+        raise ResultFolderError(f"{folder} is not a bootbench result folder (it has no {METRICS_FILE})")
+    if not (folder / RUN_FILE).is_file():
+        raise ResultFolderError(f"{folder} has no {METRICS_FILE}, and no {RUN_FILE} to rebuild it from "
+                                f"{SAMPLES_FILE} (it was written by an older bootbench)")
+    from bootbench.exporters import rebuild_metrics  # exporters imports the views: import at use
+
+    try:
+        metrics, _samples = rebuild_metrics(folder)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ResultFolderError(f"{folder} has no {METRICS_FILE}, and its {RUN_FILE} and {SAMPLES_FILE} "
+                                f"cannot be read ({exc})") from None
+    return metrics
 
 
 def upgrade(metrics: dict[str, Any]) -> dict[str, Any]:

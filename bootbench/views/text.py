@@ -73,8 +73,11 @@ def console_summary(metrics: dict[str, Any]) -> str:
         worker = first.get("worker") or "local"
         on = f" on {worker}" if worker != "local" and worker not in (first["message"] or "") else ""
         lines.append(f"  first error (iteration {first['iteration']}{on}): {first['kind']}: {first['message']}")
-    if budget.get("lost"):
-        lines.append(f"  incomplete: {budget['lost']} iteration(s) lost in flight")
+    anomalies = metrics["errors"].get("anomalies") or {}
+    if anomalies:
+        lines.append("  anomalies (events outside a live session, never taken as an answer): "
+                     + ", ".join(f"{name} x{count}" for name, count in sorted(anomalies.items())))
+    lines.extend(_run_events(run, budget, summary["iterations"]))
     lines += sweep_lines(metrics)
     return "\n".join(lines)
 
@@ -93,6 +96,39 @@ def turn_lines(summary: dict[str, Any]) -> list[str]:
             f"  input to audio: cold (turn 1) median {format_ms(cold['median'])} ms, "
             f"warm median {format_ms(warm['median'])} ms, p95 {format_ms(warm['p95'])} ms "
             f"({warm['count']} warm turns)"]
+
+
+def _run_events(run: dict[str, Any], budget: dict[str, Any], finished: int) -> list[str]:
+    """What the run went through: interruption, lost workers, iterations lost or run again, warnings."""
+    lines = []
+    unfinished = budget.get("unfinished_at_stop") or []
+    lost_with_workers = sum(len(w.get("in_flight", [])) for w in run.get("workers_lost") or [])
+    if run.get("rebuilt_from_samples"):
+        lines.append("  incomplete: rebuilt from samples.jsonl (the run's process ended without writing its results)")
+    if run.get("interrupted"):
+        planned = budget.get("planned")
+        if planned:
+            lines.append(f"  interrupted ({run['interrupted']}) at {finished} of {planned}: "
+                         f"{len(unfinished)} in flight not finished, {budget.get('never_started', 0)} never started")
+        else:
+            lines.append(f"  stopped ({run['interrupted']}) after {finished} iterations"
+                         + (f", {len(unfinished)} in flight not finished" if unfinished else ""))
+    for worker in run.get("workers_lost") or []:
+        held = worker.get("in_flight") or []
+        lines.append(f"  worker lost: {worker['worker']} at {worker['at']} ({worker.get('reason', 'missing')}), "
+                     + (f"iteration(s) {', '.join(map(str, held))} lost in flight" if held else "no iteration in flight")
+                     + (f"; back at {worker['back_at']}" if worker.get("back_at") else ""))
+    other_lost = (budget.get("lost") or 0) - lost_with_workers - (len(unfinished) if run.get("interrupted") else 0)
+    if other_lost > 0:
+        lines.append(f"  incomplete: {other_lost} iteration(s) lost in flight")
+    if budget.get("interrupted"):
+        lines.append(f"  {len(budget['interrupted'])} cycle(s) cut short by Locust moving users and run again "
+                     f"(iterations {', '.join(str(i['iteration']) for i in budget['interrupted'])})")
+    if budget.get("recovered"):
+        lines.append(f"  iteration(s) {', '.join(map(str, budget['recovered']))} arrived after their worker was "
+                     "written off, and count as finished")
+    lines.extend(f"  warning: {warning}" for warning in run.get("warnings") or [])
+    return lines
 
 
 def sweep_lines(metrics: dict[str, Any]) -> list[str]:

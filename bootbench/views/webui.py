@@ -8,18 +8,27 @@ which it polls every 2 s while a run goes. :func:`install` adds the tab
 errors by kind and a text histogram of the first response, from :func:`bootbench.stats.snapshot`) and
 ``<web-base-path>/bootbench/metrics.json`` (the run's metrics.json so far,
 linked from Locust's "Download Data" tab); Locust's own tabs are untouched,
-and a finished run's numbers stay until the next run starts.
+and a finished run's numbers stay until the next run starts. An empty host
+is bootbench's documented way to benchmark the embedded reference server, so
+the start form's "no host attribute set. Please provide one" note (text in
+Locust's script bundle, shown while the host field is empty) is replaced by
+:data:`EMPTY_HOST_NOTE`.
 
     webui.install(environment, lambda: current or last run)
+    webui.check_swarm(environment, check)   # a run the form asks for is checked before it starts
+
+:func:`check_swarm` answers a start with bad input (a host that is not a
+URL, an option out of range) the way Locust answers a bad user count: the
+JSON ``{"success": false, "message": ...}`` the UI shows, and nothing starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from flask import Blueprint, Response, make_response, request
+from flask import Blueprint, Response, jsonify, make_response, request
 
 from bootbench.exporters import build_metrics
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, Sample
@@ -30,8 +39,16 @@ from bootbench.views.text import format_count, format_ms, format_rate
 TAB_KEY = "bootbench"
 STATS_PATH = "/stats/requests"
 """The route of Locust's web UI whose JSON carries the extended tabs' data (under --web-base-path)."""
+SWARM_PATH = "/swarm"
+"""The route of Locust's web UI that starts a run (POST, the start form's fields)."""
 BAR_WIDTH = 32
 BLOCKS = " ▏▎▍▌▋▊▉█"
+
+LOCUST_MISSING_HOST_NOTE = ("One or more User class in your locustfile has no host attribute set. "
+                            "Please provide one in the field above.")
+"""The start form's note while the host field is empty, as Locust 2.x's web UI bundle spells it."""
+EMPTY_HOST_NOTE = ("No host: bootbench benchmarks its embedded reference server (no API key needed). "
+                   "Enter a service's URL above to benchmark that service instead.")
 
 log = logging.getLogger("bootbench.webui")
 
@@ -87,6 +104,18 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
             log.exception("the bootbench tab could not be updated")
         return response
 
+    assets_path = base + "/assets/"
+
+    @web_ui.app.after_request
+    def _explain_empty_host(response: Response) -> Response:
+        if not (request.path.startswith(assets_path) and request.path.endswith(".js")) or response.status_code != 200:
+            return response
+        response.direct_passthrough = False  # a file response: read it to rewrite it
+        script = response.get_data(as_text=True)
+        if LOCUST_MISSING_HOST_NOTE in script:
+            response.set_data(script.replace(LOCUST_MISSING_HOST_NOTE, EMPTY_HOST_NOTE))
+        return response
+
     blueprint = Blueprint("bootbench", __name__, url_prefix=f"{base}/bootbench")
 
     @blueprint.route("/metrics.json")
@@ -101,6 +130,31 @@ def install(environment: Any, current_run: CurrentRun) -> bool:
         return response
 
     web_ui.app.register_blueprint(blueprint)
+    return True
+
+
+def check_swarm(environment: Any, check: Callable[[Mapping[str, str]], str | None]) -> bool:
+    """Refuse a start from the web UI whose form ``check`` finds a problem with; False when there is no web UI.
+
+    ``check`` gets the form's fields and returns the sentence to show, or
+    None to let Locust start the run. Matched by path (under
+    --web-base-path), before Locust's own handler runs.
+    """
+    web_ui = getattr(environment, "web_ui", None)
+    if web_ui is None:
+        return False
+    swarm_path = (getattr(environment.parsed_options, "web_base_path", "") or "").rstrip("/") + SWARM_PATH
+
+    @web_ui.app.before_request
+    def _check_swarm() -> Response | None:
+        if request.path != swarm_path or request.method != "POST":
+            return None
+        problem = check(request.form)
+        if problem is None:
+            return None
+        log.error("run not started: %s", problem)
+        return jsonify({"success": False, "message": problem, "host": environment.host})
+
     return True
 
 

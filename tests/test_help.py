@@ -1,0 +1,41 @@
+"""Where a user finds bootbench's options: ``bootbench options`` (``locust --help`` prints before any locustfile loads)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from locust.argument_parser import get_parser
+
+from bootbench import options
+
+CLI = [sys.executable, "-m", "bootbench.views.cli"]
+
+
+def bootbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_bootbench_options_lists_every_option_of_a_run_with_its_default():
+    done = bootbench("options")
+    assert done.returncode == 0 and done.stderr == ""
+    text = done.stdout
+    assert f"\n{options.HELP_GROUP}:\n" in text
+    flags = set(re.findall(r"^  (?:-\w \w+, )?(--[a-z-]+)", text, re.M))
+    parser = get_parser()
+    options.add_arguments(parser)
+    ours = [a for a in parser._actions if a.dest in options.OPTION_FIELDS]
+    assert {a.dest for a in ours} == set(options.OPTION_FIELDS)
+    assert flags == {a.option_strings[-1] for a in ours}
+    entries = re.split(r"\n  (?=-)", text.split(f"{options.HELP_GROUP}:", 1)[1])[1:]
+    assert len(entries) == len(options.OPTION_FIELDS)
+    for entry in entries:
+        assert re.search(r"default", entry, re.I), entry
+
+
+def test_bootbench_help_points_to_the_options_of_a_run():
+    done = bootbench("--help")
+    assert done.returncode == 0
+    assert "'bootbench options' lists the options" in " ".join(done.stdout.split())
+    assert re.search(r"^    options\s+list the options locust takes for a bootbench run", done.stdout, re.M)

@@ -1,0 +1,112 @@
+"""What a run records about itself, through real headless runs: its target, voice, anomalies and provenance.
+
+Each test runs Locust against a reference server (given with ``-H``, or the
+embedded one) and reads the console, the run log, metrics.json, the CSVs
+and report.html back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bootbench.server.launcher import ReferenceServer
+from support.processes import ROOT, run_locust
+
+TOKEN = "tok-5ecret-q"
+
+
+def results_dir(tmp_path: Path) -> tuple[str, str]:
+    return "--results-dir", str(tmp_path / "results")
+
+
+def every_text(run, folder: Path) -> str:
+    """The console output and every file of the run folder, as one text."""
+    return run.stdout + run.stderr + "".join(p.read_text(errors="replace") for p in folder.iterdir() if p.is_file())
+
+
+def test_a_host_path_is_the_socketio_prefix_and_its_query_is_never_written_out(tmp_path):
+    with ReferenceServer.start(setup_delay="20", first_audio_delay="40", cold_penalty=0,
+                               extra_args=["--socketio-path", "/some/prefix/socket.io/"]) as server:
+        host = f"{server.url}/some/prefix?token={TOKEN}"
+        run = run_locust(*results_dir(tmp_path), "-i", "2", "--wait-ms", "0", "-H", host, cwd=tmp_path)
+        served = server.stats()["sessions"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = run.metrics
+    assert metrics["summary"]["successes"] == 2 and served == 2
+    assert metrics["run"]["target"] == f"{server.url}/some/prefix"
+    assert TOKEN not in every_text(run, run.folder)
+    assert metrics["run"]["provenance"]["command_line"].endswith(f"-H '{server.url}/some/prefix?***'")
+    (start,) = [line for line in run.stderr.splitlines() if re.search(r"run \S+: aivoco at ", line)]
+    assert f"aivoco at {server.url}/some/prefix, 2 iterations" in start
+
+
+def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_path):
+    with ReferenceServer.start(setup_delay="20", first_audio_delay="40", cold_penalty=0,
+                               extra_args=["--fault", "stray:chunks=3:at=1"]) as server:
+        run = run_locust(*results_dir(tmp_path), "-i", "3", "--wait-ms", "0", "-H", server.url, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = run.metrics
+    assert metrics["errors"]["anomalies"] == {"audio_before_ready": 3}
+    summary_lines = run.stdout.splitlines()
+    assert "  anomalies (events outside a live session, never taken as an answer): audio_before_ready x3" \
+        in summary_lines
+    assert metrics["run"]["voice"] == "female"
+
+    provenance = metrics["run"]["provenance"]
+    assert provenance["command_line"].startswith("locust -f ") and " -i 3 " in provenance["command_line"]
+    assert provenance["hostname"] == socket.gethostname() and provenance["cpu_count"] >= 1
+    assert provenance["cpu_model"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert provenance["git_commit"].removesuffix("+dirty") == head
+    assert metrics["run"]["reference_server"] is None  # not the embedded server: bootbench cannot know its model
+
+    for name in ("summary.csv", "samples.csv"):
+        decimals = [len(cell.split(".")[1]) for line in (run.folder / name).read_text().splitlines()[1:]
+                    for cell in line.split(",") if re.fullmatch(r"-?\d+\.\d+", cell)]
+        assert decimals and max(decimals) <= 3, name
+    assert pd.read_csv(run.folder / "summary.csv").set_index("phase").loc["first_response_ms", "median"] == \
+        pytest.approx(metrics["summary"]["phases"]["first_response_ms"]["median"], abs=0.0005)
+    assert metrics["summary"]["phases"]["connect_ms"]["count"] == 1
+    assert metrics["summary"]["phases"]["connect_ms"]["stdev"] is None  # one value has no spread to speak of
+
+
+def test_an_embedded_run_records_the_reference_servers_latency_model_and_seed(tmp_path):
+    run = run_locust(*results_dir(tmp_path), "-i", "2", "--wait-ms", "0", "--provider", "openai", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    block = run.metrics["run"]
+    assert block["voice"] == "alloy" and block["embedded_server"] is True
+    assert block["reference_server"] == {
+        "setup_delay": "lognormal:50:0.2", "first_audio_delay": "lognormal:150:0.25", "cold_penalty_ms": 200.0,
+        "capacity": 0, "reply_ms": 600, "reply_after": "first-input", "seed": 0, "faults": [],
+        "leading_silence": None, "greeting": None, "vad_needs_speech": False, "socketio_path": "/socket.io/",
+        "api_key_required": False}
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_an_ipv6_target_keeps_its_brackets_wherever_it_is_written(tmp_path):
+    with ReferenceServer.start(host="::1", setup_delay="20", first_audio_delay="40", cold_penalty=0) as server:
+        target = f"http://[::1]:{server.port}"
+        run = run_locust(*results_dir(tmp_path), "-i", "2", "--wait-ms", "0", "-H", target, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.metrics["run"]["target"] == target and run.metrics["summary"]["successes"] == 2
+    assert f"bootbench: aivoco at {target}" in run.stdout.splitlines()
+    log = next(run.folder.glob("boot_*.log")).read_text()
+    assert f"aivoco at {target}, 2 iterations" in log and f"connected to {target}" in log
+    assert f"{target}" in (run.folder / "report.html").read_text()
+    assert "http://::1" not in every_text(run, run.folder)
