@@ -117,7 +117,10 @@ def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_en
         reference_server, start_cluster, tmp_path):
     # a 300 ms answer and no wait between cycles: each of the victim's two users holds a ticket nearly all the time
     server = reference_server(setup_delay="10", first_audio_delay="300", cold_penalty=0)
-    master, (survivor, victim) = start_cluster(iterations=40, users=4, extra=("-H", server.url, "--wait-ms", "0"))
+    # all four users at once (-r 4): with Locust's default of one user a second the victim may hold one user, or
+    # none yet, when the eighth sample arrives
+    master, (survivor, victim) = start_cluster(iterations=40, users=4,
+                                               extra=("-H", server.url, "--wait-ms", "0", "-r", "4"))
     assert wait_for_samples(tmp_path / "r", 8), (tmp_path / "master.log").read_text()[-3000:]
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)

@@ -74,7 +74,7 @@ def check_sweep(run, tmp_path) -> dict:
         rows = list(csv.DictReader(f))
     assert {r["level"] for r in rows} == {"", *map(str, LEVELS)}
     row = next(r for r in rows if r["level"] == "4" and r["phase"] == CAPACITY_PHASE)
-    assert math.isclose(float(row["p95"]), p95[4])
+    assert math.isclose(float(row["p95"]), p95[4], abs_tol=0.0005)  # the CSVs hold times to the microsecond
     return metrics
 
 
