@@ -190,9 +190,7 @@ def trend_svg(samples: Sequence[dict[str, Any]]) -> str:
             [median] = percentiles(y, [50])
             ax.axhline(median, color="#777777", linestyle=":", linewidth=1, label=f"overall median {median:.1f} ms")
             ax.set_ylim(bottom=0)
-        if failed:
-            ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
-                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(failed)})")
+        _mark_failed(ax, failed)
         ax.set_xlabel("iteration (in the order started)")
         ax.set_ylabel("first response (ms)")
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -222,9 +220,7 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
             _bars(ax, x, heights, bottom, 0.8 * block, color=PHASE_COLORS[phase], label=PHASE_BY_NAME[phase].label)
             bottom = bottom + heights
         failed = [s["iteration"] for s in samples if not s.get("ok")]
-        if failed:
-            ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
-                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(failed)})")
+        _mark_failed(ax, failed)
         ax.set_xlabel("iteration (in the order started)" if block == 1
                       else f"iteration (in the order started; each bar: mean per phase over {block} iterations)")
         ax.set_ylabel("time (ms)")
@@ -234,6 +230,13 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
         ax.grid(axis="x", visible=False)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.12), ncols=5)
         return to_svg(fig, "phases", "Phase durations of each iteration in milliseconds, stacked")
+
+
+def _mark_failed(ax: Any, iterations: Sequence[int]) -> None:
+    """Mark failed iterations with an x on the top edge of a per-iteration plot."""
+    if iterations:
+        ax.plot(iterations, [1.0] * len(iterations), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
+                transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(iterations)})")
 
 
 def _bars(ax: Any, x: np.ndarray, heights: np.ndarray, bottom: np.ndarray, width: float, **style: Any) -> None:
@@ -288,9 +291,7 @@ def penalty_svg(samples: Sequence[dict[str, Any]]) -> str:
             [median] = percentiles(y, [50])
             ax.axhline(median, color=INK, linestyle="--", linewidth=1.2, label=f"median {median:.1f} ms")
         failed = [s["iteration"] for s in samples if not s.get("ok")]
-        if failed:
-            ax.plot(failed, [1.0] * len(failed), linestyle="none", marker="x", color=FAILED_COLOR, markersize=6,
-                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"failed ({len(failed)})")
+        _mark_failed(ax, failed)
         ax.set_xlabel("iteration (in the order started)")
         ax.set_ylabel("cold penalty (ms)")
         ax.xaxis.get_major_locator().set_params(integer=True)
