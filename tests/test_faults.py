@@ -24,7 +24,7 @@ import pytest
 from bootbench.server.faults import parse_fault
 from bootbench.server.launcher import ReferenceServer
 from support.fault_matrix import CASES, ITERATIONS, LEAK_KEY, MatrixRun, readme_table, run_matrix, session_of, table
-from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, wait_for_samples
+from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, stop_process, wait_for_samples
 
 TIMING_TOLERANCE_MS = 10
 
@@ -259,12 +259,7 @@ def test_everything_bootbench_opens_listens_on_127_0_0_1_unless_told_otherwise(t
         assert listening_addresses(web) == {"127.0.0.1"}
         assert listening_addresses(master) == {"127.0.0.1"}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGTERM, 10)
 
 
 # ---------------------------------------------------------------- the fault plan

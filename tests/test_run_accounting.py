@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import ROOT, clean_env, free_port, locust_process, read_jsonl, run_locust, wait_for_samples
+from support.processes import clean_env, free_port, locust_process, read_jsonl, run_locust, stop_process, wait_for_samples
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -131,12 +131,7 @@ def web_ui(tmp_path):
             assert time.monotonic() < deadline, "the web UI did not come up"
             time.sleep(0.1)
     yield url
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, signal.SIGINT, 30)
 
 
 @pytest.mark.parametrize("form, message", [

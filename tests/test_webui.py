@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -25,7 +24,7 @@ from bootbench.samples import Sample
 from bootbench.stats import p99_note
 from bootbench.views import webui
 from support.browser import NO_PROXY, Browser, require_chromium
-from support.processes import free_port, locust_process
+from support.processes import free_port, locust_process, stop_process
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +83,7 @@ class UiRun:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, signal.SIGTERM, 20)
 
 
 @pytest.fixture(scope="module")

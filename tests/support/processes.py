@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,3 +93,13 @@ def wait_for_samples(results_dir: Path, count: int, timeout: float = 60) -> Path
 def read_jsonl(path: Path) -> list[dict]:
     """The records of a JSON Lines file (samples.jsonl, a ground-truth file), blank lines skipped."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Send ``sig`` and wait up to ``timeout`` s for ``process`` to end; kill it if it does not."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
