@@ -256,16 +256,7 @@ def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from:
 
 def text_table(runs: Sequence[Run]) -> str:
     """The results table as aligned plain text, first response in ms; numbers right-aligned."""
-    columns = table_header(runs)
-    all_rows = [list(columns)] + table_rows(runs)
-    widths = [max(len(row[i]) for row in all_rows) for i in range(len(columns))]
-    lines = []
-    for index, row in enumerate(all_rows):
-        cells = [cell.rjust(width) if i >= NUMERIC_FROM else cell.ljust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
+    lines = _aligned(table_header(runs), table_rows(runs), NUMERIC_FROM)
     note = _p99_note(runs)
     lines.append("First response: session ready to first audio back. N = iterations; "
                  "timings over successful iterations." + (f" {note}" if note else "") + _turn_note(runs))
