@@ -23,7 +23,7 @@ from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page, table
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
+from bootbench.views.text import MISSING, aligned, format_count, format_ms, format_rate, users_text
 
 DEFINITION = (
     ("connect_per_call", "connect per call"),
@@ -240,30 +240,17 @@ def sweep_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]] | None
     return header, rows
 
 
-def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int) -> list[str]:
-    """Rows as aligned plain-text lines, a rule under the header; numbers right-aligned."""
-    everything = [list(header)] + [list(row) for row in rows]
-    widths = [max(len(row[i]) for row in everything) for i in range(len(header))]
-    lines = []
-    for index, row in enumerate(everything):
-        cells = [cell.rjust(width) if i >= numeric_from else cell.ljust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return lines
-
-
 def text_table(runs: Sequence[Run]) -> str:
     """The results table as aligned plain text, first response in ms; numbers right-aligned."""
-    lines = _aligned(table_header(runs), table_rows(runs), NUMERIC_FROM)
+    columns = table_header(runs)
+    lines = aligned(columns, table_rows(runs), range(NUMERIC_FROM, len(columns)))
     note = _p99_note(runs)
     lines.append("First response: session ready to first audio back. N = iterations; "
                  "timings over successful iterations." + (f" {note}" if note else "") + _turn_note(runs))
     sweeps = sweep_table(runs)
     if sweeps is not None:
         lines += ["", "Concurrency sweeps (cold start: cycle start to first audio, per level):",
-                  *_aligned(*sweeps, numeric_from=1)]
+                  *aligned(*sweeps, numeric=range(1, len(sweeps[0])))]
     lines += _notes(runs)
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ from scipy.stats import mannwhitneyu
 from bootbench.samples import HEADLINE
 from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
 from bootbench.views.html import esc, table
-from bootbench.views.text import MISSING, format_count, format_ms
+from bootbench.views.text import MISSING, aligned, format_count, format_ms
 
 SLOWER = "slower"
 FASTER = "faster"
@@ -213,15 +213,8 @@ def heading(run: str, baseline: str) -> str:
 
 def text_table(comparisons: Iterable[PhaseComparison]) -> str:
     """The per-phase comparison as aligned plain text; numbers right-aligned."""
-    rows = [list(HEADER)] + [row(comparison) for comparison in comparisons]
-    widths = [max(len(cells[i]) for cells in rows) for i in range(len(HEADER))]
-    lines = []
-    for index, cells in enumerate(rows):
-        lines.append("  ".join(cell.rjust(width) if NUMERIC_FROM <= i < len(HEADER) - 1 else cell.ljust(width)
-                               for i, (cell, width) in enumerate(zip(cells, widths))).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    rows = [row(comparison) for comparison in comparisons]
+    return "\n".join(aligned(HEADER, rows, range(NUMERIC_FROM, len(HEADER) - 1)))  # the verdict reads left-aligned
 
 
 def markdown_table(comparisons: Iterable[PhaseComparison]) -> str:

@@ -11,7 +11,7 @@ reads the same wherever it appears.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Container, Sequence
 
 from bootbench.samples import HEADLINE, PHASE_BY_NAME
 from bootbench.stats import Snapshot, p99_note
@@ -170,3 +170,17 @@ def progress_line(snap: Snapshot, level: str = "") -> str:
     if snap.errors_by_kind:
         parts[-1] += " (" + ", ".join(f"{kind} x{count}" for kind, count in snap.errors_by_kind.items()) + ")"
     return ", ".join(parts)
+
+
+def aligned(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Container[int]) -> list[str]:
+    """Rows as aligned plain-text lines, a rule under the header; the ``numeric`` columns right-aligned."""
+    everything = [list(header)] + [list(row) for row in rows]
+    widths = [max(len(row[i]) for row in everything) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(everything):
+        cells = [cell.rjust(width) if i in numeric else cell.ljust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
