@@ -1,9 +1,16 @@
 """Every Locust event hook of bootbench, each a few lines that delegate to :mod:`bootbench.run`.
 
-Importing this module registers bootbench's options and hooks
-(``locustfile.py`` does). The master, or the single local process, checks
-the input, owns the run (:mod:`bootbench.run.lifecycle`) and answers the
-users' messages; workers, or the single local process, run the users
+:func:`register` adds bootbench's options and hooks to a Locust ``Events``;
+importing this module registers them on Locust's global ``locust.events``
+(what a locustfile's ``from bootbench import events`` relies on). A test
+that builds its own ``Environment(events=Events())`` registers them on its
+own events and gets a run of its own.
+
+The ``init`` hook attaches the environment's
+:class:`~bootbench.run.harness.Harness`, which every other hook reaches
+through the environment. The master, or the single local process, checks the
+input, owns the run (:mod:`bootbench.run.lifecycle`) and answers the users'
+messages; workers, or the single local process, run the users
 (:mod:`bootbench.run.context`, :mod:`bootbench.run.messages`).
 """
 
@@ -11,70 +18,76 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import events
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+import locust
+from locust.event import Events
+from locust.runners import WorkerRunner
 
 from bootbench import options
-from bootbench.run import context, embedded, lifecycle, locust_fixes, master_watch, messages, shape
+from bootbench.run import context, harness, lifecycle, locust_fixes, master_watch, messages, shape
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
 
-_MASTER = (MasterRunner, LocalRunner)
-"""Runners that own the run: a master, or the single local process."""
-_USERS = (WorkerRunner, LocalRunner)
-"""Runners that run users: a worker, or the single local process."""
 
-
-@events.init_command_line_parser.add_listener
 def _add_options(parser: Any, **_kwargs: Any) -> None:
     options.add_arguments(parser)
 
 
-@events.init.add_listener
 def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     install_log_redaction()
-    if isinstance(runner, _MASTER):
+    bench = harness.attach(environment)
+    if bench.owns_runs:
         if environment.parsed_options is not None:
             settings = options.check_or_exit(environment)
             if settings.sweep_levels():
                 shape.install(environment, settings.sweep_levels())
-        messages.serve_master(runner, lifecycle.current_run)
-        webui.install(environment, lifecycle.current_or_last_run)
-        webui.check_swarm(environment, lambda form: lifecycle.check_web_run(environment, form))
-    if isinstance(runner, _USERS):
-        messages.serve_worker(runner)
+        messages.serve_master(runner, lambda: bench.current)
+        webui.install(environment, bench.current_or_last)
+        webui.check_swarm(environment, lambda form: lifecycle.check_web_run(bench, form))
+    if bench.runs_users:
+        messages.serve_worker(runner, bench.tickets, bench.master_watch.run_ending)
     if isinstance(runner, WorkerRunner):
         locust_fixes.cache_default_args()
-    master_watch.watch(environment)
+    master_watch.watch(environment, bench.master_watch, lambda: context.current(bench).settings.master_silence_s)
+    # Locust fires ``quit`` without the environment: this environment's listener knows its harness.
+    environment.events.quit.add_listener(lambda **_kw: _on_quit(bench))
 
 
-@events.test_start.add_listener
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
-    runner = environment.runner
-    run = lifecycle.open_run(environment) if isinstance(runner, _MASTER) else None
+    bench = harness.of(environment)
+    run = lifecycle.open_run(bench) if bench.owns_runs else None
     if run is not None:
-        lifecycle.note_signals()
-    if isinstance(runner, _USERS):
-        context.start(environment, run.settings if run is not None else None)
+        lifecycle.note_signals(bench)
+    if bench.runs_users:
+        context.start(bench, run.settings if run is not None else None)
 
 
-@events.test_stopping.add_listener
 def _on_test_stopping(environment: Any, **_kwargs: Any) -> None:
-    lifecycle.stop_run(environment)
+    lifecycle.stop_run(harness.of(environment))
 
 
-@events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_kwargs: Any) -> None:
-    if isinstance(environment.runner, _MASTER):
-        lifecycle.close_run(environment)
+    bench = harness.of(environment)
+    if bench.owns_runs:
+        lifecycle.close_run(bench)
 
 
-@events.quitting.add_listener
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
-    lifecycle.mark_interrupted(environment)
+    lifecycle.mark_interrupted(harness.of(environment))
 
 
-@events.quit.add_listener
-def _on_quit(exit_code: int, **_kwargs: Any) -> None:
-    embedded.stop()
-    lifecycle.print_last_run()
+def _on_quit(bench: harness.Harness) -> None:
+    bench.embedded.stop()
+    lifecycle.print_last_run(bench)
+
+
+def register(events: Events) -> None:
+    """Add bootbench's options and run hooks to ``events`` (once per ``Events``)."""
+    events.init_command_line_parser.add_listener(_add_options)
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)
+    events.test_stopping.add_listener(_on_test_stopping)
+    events.test_stop.add_listener(_on_test_stop)
+    events.quitting.add_listener(_on_quitting)
+
+
+register(locust.events)

@@ -24,7 +24,7 @@ from locust.exception import StopUser
 
 from bootbench import providers
 from bootbench.providers import CycleError, Driver
-from bootbench.run import context, messages
+from bootbench.run import context, harness, master_watch, messages
 from bootbench.run.context import RunContext
 from bootbench.samples import PHASES, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
 
@@ -49,7 +49,11 @@ class BootUser(User):
     """A caller that starts a new session per iteration and times the first audio back."""
 
     def wait_time(self) -> float:
-        return context.current(self.environment).settings.wait_ms / 1000.0 + self._backoff
+        return self._context().settings.wait_ms / 1000.0 + self._backoff
+
+    def _context(self) -> RunContext:
+        """The current run as this process's users see it (on the environment's harness)."""
+        return context.current(harness.of(self.environment))
 
     def _set_backoff(self, error: CycleError | None) -> None:
         """Back off (bounded, doubling) after a lost or refused connection; reset once one works."""
@@ -59,8 +63,8 @@ class BootUser(User):
             self._backoff = 0.0
 
     def on_start(self) -> None:
-        ctx = context.current(self.environment)
-        self.number = context.next_user_number()
+        ctx = self._context()
+        self.number = harness.of(self.environment).next_user_number()
         self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.clips)
         self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         self._backoff = 0.0
@@ -83,12 +87,14 @@ class BootUser(User):
 
     @task
     def cycle(self) -> None:
-        iteration = messages.request_ticket(self.environment)
+        bench = harness.of(self.environment)
+        wait = master_watch.ticket_wait(self.environment.runner, self._context().settings.master_silence_s)
+        iteration = messages.request_ticket(self.environment, bench.tickets, wait)
         if iteration is None:
             raise StopUser()
         recorded = False
         try:
-            ctx = context.current(self.environment)
+            ctx = self._context()
             sample, failed_phase = self._run_cycle(iteration, ctx)
             self._fire_events(sample, failed_phase, ctx.settings.provider)
             messages.ship_sample(self.environment, sample)

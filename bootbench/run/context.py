@@ -2,12 +2,12 @@
 
 A worker (or the single local process) sets the context in ``test_start``;
 users that start before it (a worker's first spawn can race its
-``test_start``) build it on first use. User numbers are counted per process.
+``test_start``) build it on first use (:func:`current`). The context lives on
+the environment's :class:`~bootbench.run.harness.Harness`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -46,27 +46,18 @@ class RunContext:
         return cls(settings, settings.driver_config(key), settings.clips(), worker)
 
 
-_current: RunContext | None = None
-_user_numbers = itertools.count(1)
-
-
-def start(environment: Any, settings: Settings | None = None) -> RunContext:
-    """Set the context of a run starting now (on a worker from the options the master just sent)."""
-    global _current
+def start(harness: Any, settings: Settings | None = None) -> RunContext:
+    """Set ``harness``'s context for a run starting now (on a worker from the options the master just sent)."""
+    environment = harness.environment
     if settings is None:
-        settings = options.settings_for(environment.parsed_options, environment.host)
-    _current = RunContext.for_settings(settings, worker_name(environment.runner))
-    return _current
+        settings = options.resolve(environment.parsed_options, environment.host)
+    harness.context = RunContext.for_settings(settings, worker_name(environment.runner))
+    return harness.context
 
 
-def current(environment: Any) -> RunContext:
+def current(harness: Any) -> RunContext:
     """The current run's context, built on first use when users start before ``test_start``."""
-    return _current if _current is not None else start(environment)
-
-
-def next_user_number() -> int:
-    """A number for a new user, unique within this process."""
-    return next(_user_numbers)
+    return harness.context if harness.context is not None else start(harness)
 
 
 def worker_name(runner: Any) -> str:

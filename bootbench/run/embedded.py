@@ -1,14 +1,16 @@
-"""The embedded reference server's lifetime: started once per process when a run has no ``-H``, stopped at exit.
+"""The embedded reference server's lifetime: started when a run has no ``-H``, stopped when Locust quits.
 
 The master (or local process) starts it on the first run that needs it and
 reuses it for later web UI runs; it is stopped when Locust quits, or at
-interpreter exit if Locust never got that far.
+interpreter exit if Locust never got that far. One :class:`EmbeddedServer`
+belongs to one environment's :class:`~bootbench.run.harness.Harness`.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,43 +18,42 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bootbench")
 
-_server: ReferenceServer | None = None
-_config: dict[str, Any] | None = None
 
+@dataclass(eq=False)
+class EmbeddedServer:
+    """The reference server one environment started for its runs without a host (none until needed)."""
 
-def ensure_started() -> ReferenceServer:
-    """The running embedded server, started on first call."""
-    global _server
-    if _server is None:
-        from bootbench.server.launcher import ReferenceServer  # a separate process: started only when needed
+    _server: ReferenceServer | None = None
+    _config: dict[str, Any] | None = None
 
-        _server = ReferenceServer.start()
-        atexit.register(stop)
-        log.info("embedded reference server at %s (pid %s)", _server.url, _server.pid)
-    return _server
+    def ensure_started(self) -> ReferenceServer:
+        """The running embedded server, started on first call."""
+        if self._server is None:
+            from bootbench.server.launcher import ReferenceServer  # a separate process: started only when needed
 
+            self._server = ReferenceServer.start()
+            atexit.register(self.stop)
+            log.info("embedded reference server at %s (pid %s)", self._server.url, self._server.pid)
+        return self._server
 
-def config() -> dict[str, Any] | None:
-    """The running embedded server's latency model, seed and behaviour (``GET /stats`` ``config``); None if unknown."""
-    global _config
-    if _server is None:
-        return None
-    if _config is None:
-        try:
-            _config = _server.stats().get("config")
-        except (OSError, ValueError) as exc:
-            log.warning("could not read the embedded reference server's configuration: %s", exc)
-    return _config
+    def config(self) -> dict[str, Any] | None:
+        """The running server's latency model, seed and behaviour (``GET /stats`` ``config``); None if unknown."""
+        if self._server is None:
+            return None
+        if self._config is None:
+            try:
+                self._config = self._server.stats().get("config")
+            except (OSError, ValueError) as exc:
+                log.warning("could not read the embedded reference server's configuration: %s", exc)
+        return self._config
 
+    def url(self) -> str | None:
+        """The server's URL, or None when none was started."""
+        return self._server.url if self._server is not None else None
 
-def url() -> str | None:
-    """The embedded server's URL, or None when none was started."""
-    return _server.url if _server is not None else None
-
-
-def stop() -> None:
-    """Stop the embedded server if one runs (idempotent)."""
-    global _server, _config
-    server, _server, _config = _server, None, None
-    if server is not None:
-        server.stop()
+    def stop(self) -> None:
+        """Stop the server if one runs (idempotent)."""
+        server, self._server, self._config = self._server, None, None
+        if server is not None:
+            server.stop()
+            atexit.unregister(self.stop)

@@ -1,9 +1,10 @@
 """A run's lifetime on the master (or the single local process): open it, stop it, close it, print it.
 
 The hooks in :mod:`bootbench.events` call these at Locust's ``test_start``,
-``test_stopping``, ``test_stop``, ``quitting`` and ``quit``. This module
-keeps the process's current and last :class:`~bootbench.run.master.MasterRun`
-(the web UI tab shows the last one until the next run starts).
+``test_stopping``, ``test_stop``, ``quitting`` and ``quit``, each with the
+environment's :class:`~bootbench.run.harness.Harness`, which keeps the current
+and last :class:`~bootbench.run.master.MasterRun` (the web UI tab shows the
+last one until the next run starts).
 
 A run stopped before it ended by itself records why (``run.interrupted``):
 the signal (SIGINT, SIGTERM: :func:`note_signals` takes SIGTERM the way
@@ -26,7 +27,8 @@ from bootbench import checks, options
 from bootbench.audio import AudioError
 from bootbench.exporters import RunRecorder
 from bootbench.providers.network import redacted_url
-from bootbench.run import embedded, messages, workers
+from bootbench.run import messages, workers
+from bootbench.run.harness import Harness
 from bootbench.run.workers import live_workers
 from bootbench.run.master import MasterRun
 from bootbench.run.sweep import Sweep
@@ -41,37 +43,17 @@ LOCUST_OPTIONS = ("num_users", "spawn_rate", "run_time", "processes", "expect_wo
 EVERY_WORKER_GONE = "every worker went missing (no heartbeat); the run ended without them"
 """The abort reason of a master's run that Locust stopped because its last worker went missing."""
 
-_current: MasterRun | None = None
-_last: MasterRun | None = None
-_watcher: gevent.Greenlet | None = None
-"""The current run's dead-worker watch (on a master)."""
-_progress: gevent.Greenlet | None = None
-"""The current run's progress line (headless)."""
-_signal: str | None = None
-"""The signal that is stopping this process ("SIGINT", "SIGTERM"), once one arrived."""
-
-
-def current_run() -> MasterRun | None:
-    """The run in progress, or None between runs."""
-    return _current
-
-
-def current_or_last_run() -> MasterRun | None:
-    """The run in progress, else the last one (what the web UI tab shows)."""
-    return _current or _last
-
-
-def open_run(environment: Any) -> MasterRun:
+def open_run(harness: Harness) -> MasterRun:
     """Start a run at ``test_start``: the embedded server if no host was given, the run folder, the watchers."""
-    global _current, _last, _watcher, _progress
+    environment = harness.environment
     opts = environment.parsed_options
     # A run without -H sets environment.host to the embedded server's URL, and the web UI then offers
     # it as the next run's host. That URL is not a host the user gave: the next run targets the
     # embedded server again (it is blanked), and its settings say so.
-    host = "" if environment.host and environment.host == embedded.url() else environment.host
-    settings = options.settings_for(opts, host)
+    host = "" if environment.host and environment.host == harness.embedded.url() else environment.host
+    settings = options.resolve(opts, host)
     if settings.embedded_server:
-        environment.host = embedded.ensure_started().url
+        environment.host = harness.embedded.ensure_started().url
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
     levels = settings.sweep_levels()
@@ -87,31 +69,32 @@ def open_run(environment: Any) -> MasterRun:
         audio=settings.clips().summary(),
         clips=settings.clips().describe(),
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
-        reference_server=embedded.config() if settings.embedded_server else None,
+        reference_server=harness.embedded.config() if settings.embedded_server else None,
         live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
-    _current = _last = run
+    harness.current = harness.last = run
     run.recorder.describe(run.run_block())
     planned = (f"{len(levels)} levels of {settings.iterations} iterations ({', '.join(map(str, levels))} users)"
                if levels else f"{settings.iterations or 'unlimited'} iterations")
     log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider,
              redacted_url(settings.target), planned,
              run.recorder.folder)
-    _watcher = workers.watch(runner, run, lambda: _current is run)
-    _progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
+    harness.watcher = workers.watch(runner, run, lambda: harness.current is run)
+    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
                  if getattr(opts, "headless", False) else None)
     return run
 
 
-def check_web_run(environment: Any, form: Mapping[str, str]) -> str | None:
+def check_web_run(harness: Harness, form: Mapping[str, str]) -> str | None:
     """The sentence refusing the run the web UI's start form asks for, or None when it can start.
 
     The host is taken as Locust takes it (``<``, ``>`` removed); the embedded
     server's URL, offered by the form after a run without a host, means the
     embedded server again (as in :func:`open_run`).
     """
+    environment = harness.environment
     host = str(form.get("host", environment.host or "")).replace("<", "").replace(">", "").strip()
-    if host and host == embedded.url():
+    if host and host == harness.embedded.url():
         host = ""
     try:
         options.check_run(options.with_form(environment.parsed_options, form), host)
@@ -120,22 +103,24 @@ def check_web_run(environment: Any, form: Mapping[str, str]) -> str | None:
     return None
 
 
-def stop_run(environment: Any) -> None:
+def stop_run(harness: Harness) -> None:
     """At ``test_stopping``: grant nothing more, and on a master collect every worker's last samples."""
-    run = _current
+    run = harness.current
     if run is None:
         return
-    for worker, request in run.stop_granting(stop_reason(environment), environment.runner.user_count):
+    environment = harness.environment
+    for worker, request in run.stop_granting(stop_reason(harness), environment.runner.user_count):
         messages.answer(environment.runner, worker, request, None)
     messages.collect_flushes(environment.runner, run)
 
 
-def stop_reason(environment: Any) -> str:
+def stop_reason(harness: Harness) -> str:
     """Why Locust is stopping a run that has not ended by itself."""
+    environment = harness.environment
     opts = environment.parsed_options
     runner = environment.runner
-    if _signal:
-        return _signal
+    if harness.signal:
+        return harness.signal
     if isinstance(runner, MasterRunner) and not live_workers(runner):
         return "every worker was lost"
     if getattr(opts, "run_time", None):
@@ -143,7 +128,7 @@ def stop_reason(environment: Any) -> str:
     return "stopped from the web UI" if not _headless(environment) else "stopped by Locust"
 
 
-def note_signals() -> None:
+def note_signals(harness: Harness) -> None:
     """Record SIGINT and SIGTERM as the reason a run stops, and take both the way Locust takes Ctrl-C.
 
     Locust's own SIGTERM handler runs its shutdown in a new greenlet while the
@@ -151,16 +136,21 @@ def note_signals() -> None:
     sets of tables, two summaries). Raising KeyboardInterrupt, as Python's
     SIGINT handler does, sends SIGTERM down the one Ctrl-C path. Called at
     ``test_start`` (after Locust installed its handlers), on the master or the
-    single local process only.
+    single local process only. Signal handlers belong to the process: the
+    last environment to start a run receives them.
     """
+
+    def on_signal(number: int, _frame: Any) -> None:
+        _interrupt(harness, number)
+
     try:
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, _on_signal)
+            signal.signal(number, on_signal)
     except ValueError:  # not the main thread (Locust embedded in another program): keep its handlers
         log.debug("signal handlers not installed", exc_info=True)
 
 
-def _on_signal(number: int, _frame: Any) -> None:
+def _interrupt(harness: Harness, number: int) -> None:
     """Python runs a signal handler in whatever greenlet is running; the interrupt goes to the main one.
 
     Raised anywhere else, a KeyboardInterrupt could end a library's worker
@@ -168,18 +158,17 @@ def _on_signal(number: int, _frame: Any) -> None:
     throws it into the main greenlet, as gevent does for Ctrl-C. Only the
     first signal interrupts: a second one must not break the final write.
     """
-    global _signal
-    if _signal is not None:
+    if harness.signal is not None:
         log.warning("%s: already stopping", signal.Signals(number).name)
         return
-    _signal = signal.Signals(number).name
+    harness.signal = signal.Signals(number).name
     hub = gevent.get_hub()
     if greenlet.getcurrent() is hub.parent:
         raise KeyboardInterrupt
     hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
 
 
-def close_run(environment: Any) -> None:
+def close_run(harness: Harness) -> None:
     """At ``test_stop``: write the run's files and set the exit code.
 
     An incomplete or stopped-early run exits with 1. With checks, a complete
@@ -187,14 +176,14 @@ def close_run(environment: Any) -> None:
     iterations count only through the checks); without, Locust's rule stays
     (1 when any iteration failed).
     """
-    global _current, _watcher, _progress
-    run, _current = _current, None
+    run, harness.current = harness.current, None
     if run is None:
         return
-    if _watcher is not None:
-        _watcher.kill(block=False)
-    progress.stop(_progress)
-    _watcher = _progress = None
+    environment = harness.environment
+    if harness.watcher is not None:
+        harness.watcher.kill(block=False)
+    progress.stop(harness.progress)
+    harness.watcher = harness.progress = None
     every_worker_gone = _every_worker_gone(environment, run)
     if every_worker_gone:
         run.aborted = EVERY_WORKER_GONE
@@ -211,9 +200,10 @@ def close_run(environment: Any) -> None:
         log.info("results in %s", run.recorder.folder)
 
 
-def mark_interrupted(environment: Any) -> None:
+def mark_interrupted(harness: Harness) -> None:
     """At ``quitting`` (Ctrl-C, SIGTERM mid-run): exit code 1, set before Locust picks one and the files are written."""
-    if _current is not None and _current.unfinished and environment.process_exit_code is None:
+    run, environment = harness.current, harness.environment
+    if run is not None and run.unfinished and environment.process_exit_code is None:
         environment.process_exit_code = 1
 
 
@@ -222,9 +212,9 @@ def check_results(metrics: dict[str, Any]) -> list[checks.CheckResult]:
     return [checks.CheckResult(**result) for result in metrics.get("checks") or ()]
 
 
-def print_last_run() -> None:
+def print_last_run(harness: Harness) -> None:
     """At ``quit``: the last run's console summary, its checks, the early-stop reason, and the run folder last."""
-    run = _last
+    run = harness.last
     if run is None or run.metrics is None:
         return
     print(console_summary(run.metrics), flush=True)

@@ -22,12 +22,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, WorkerRunner
-
-from bootbench.run import context
 
 log = logging.getLogger("bootbench")
 
@@ -39,62 +37,59 @@ LOCAL_TICKET_WAIT = 60.0
 """The ticket wait of a local run's users (their master is in the same process)."""
 
 
-def silence_bound(environment: Any) -> float:
-    """Seconds without a heartbeat reply after which a worker gives its master up (``--master-silence-s``)."""
-    return context.current(environment).settings.master_silence_s
-
-
-def ticket_wait(environment: Any) -> float:
+def ticket_wait(runner: Any, silence_s: float) -> float:
     """Seconds a user waits for its iteration ticket before giving up (the master is gone).
 
-    Only a worker waits on the network; a local runner answers at once (LOCAL_TICKET_WAIT is a backstop).
+    Only a worker waits on the network, ``silence_s`` (``--master-silence-s``)
+    + :data:`TICKET_SLACK`; a local runner answers at once (LOCAL_TICKET_WAIT is a backstop).
     """
-    if not isinstance(environment.runner, WorkerRunner):
+    if not isinstance(runner, WorkerRunner):
         return LOCAL_TICKET_WAIT
-    return silence_bound(environment) + TICKET_SLACK
+    return silence_s + TICKET_SLACK
 
 
-@dataclass
-class _Watch:
+@dataclass(eq=False)
+class MasterWatch:
+    """A worker's view of its master: when it last answered a heartbeat, and whether a run is on."""
+
     heard: float = field(default_factory=time.monotonic)
     """When the master last answered a heartbeat (monotonic seconds)."""
     armed: bool = False
     """A run is on and the master has not asked for its last samples yet."""
 
+    def run_ending(self) -> None:
+        """The master asked for this worker's last samples: it is about to write the run's files, then quit."""
+        self.armed = False
 
-_watch_state = _Watch()
 
+def watch(environment: Any, state: MasterWatch, silence_bound: Callable[[], float]) -> gevent.Greenlet | None:
+    """On a worker, watch the master's heartbeat replies for the process's lifetime; None elsewhere.
 
-def watch(environment: Any) -> gevent.Greenlet | None:
-    """On a worker, watch the master's heartbeat replies for the process's lifetime; None elsewhere."""
+    ``silence_bound()`` is the current run's ``--master-silence-s``.
+    """
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
         return None
 
     def on_heartbeat(**_kwargs: Any) -> None:
-        _watch_state.heard = time.monotonic()
+        state.heard = time.monotonic()
 
     def on_test_start(**_kwargs: Any) -> None:
-        _watch_state.heard, _watch_state.armed = time.monotonic(), True
+        state.heard, state.armed = time.monotonic(), True
 
     environment.events.heartbeat_received.add_listener(on_heartbeat)
     environment.events.test_start.add_listener(on_test_start)
-    return gevent.spawn(_watch, environment)
+    return gevent.spawn(_watch, environment, state, silence_bound)
 
 
-def run_ending() -> None:
-    """The master asked for this worker's last samples: it is about to write the run's files, then quit."""
-    _watch_state.armed = False
-
-
-def _watch(environment: Any) -> None:
+def _watch(environment: Any, state: MasterWatch, silence_bound: Callable[[], float]) -> None:
     runner = environment.runner
     while True:
         gevent.sleep(CHECK_INTERVAL)
-        if not _watch_state.armed or runner.state not in (STATE_SPAWNING, STATE_RUNNING):
+        if not state.armed or runner.state not in (STATE_SPAWNING, STATE_RUNNING):
             continue
-        bound = silence_bound(environment)
-        if time.monotonic() - _watch_state.heard < bound:
+        bound = silence_bound()
+        if time.monotonic() - state.heard < bound:
             continue
         log.error("bootbench: lost the master at %s:%s (no heartbeat for %g s); stopping this worker, "
                   "its iterations in flight are lost", runner.master_host, runner.master_port, bound)

@@ -27,13 +27,13 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 import gevent
 from gevent.event import AsyncResult
 from locust.runners import LocalRunner, MasterRunner
 
-from bootbench.run import master_watch
 from bootbench.run.master import MasterRun
 from bootbench.run.workers import live_workers
 from bootbench.samples import Sample
@@ -55,8 +55,13 @@ FLUSH_WAIT = 10.0
 
 CurrentRun = Callable[[], "MasterRun | None"]
 
-_pending: dict[int, AsyncResult] = {}
-_request_ids = itertools.count(1)
+
+@dataclass(eq=False)
+class TicketRequests:
+    """A process's ticket requests waiting for the master's answer (one per waiting user), by request id."""
+
+    pending: dict[int, AsyncResult] = field(default_factory=dict)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
 # ---------------------------------------------------------------- the master (or local process)
@@ -145,18 +150,21 @@ def ask_cpu(runner: Any, index: int, edge: str) -> None:
 # ---------------------------------------------------------------- users (on a worker or the local process)
 
 
-def serve_worker(runner: Any) -> None:
-    """Receive tickets and flush requests on a worker (or local) runner."""
+def serve_worker(runner: Any, tickets: TicketRequests, run_ending: Callable[[], None]) -> None:
+    """Receive tickets and flush requests on a worker (or local) runner whose users wait in ``tickets``.
+
+    ``run_ending`` is told when the master asks for the last samples.
+    """
 
     def ticket(environment: Any, msg: Any, **_kwargs: Any) -> None:
-        waiter = _pending.get(msg.data["request"])
+        waiter = tickets.pending.get(msg.data["request"])
         if waiter is not None:
             waiter.set(msg.data["iteration"])
         elif msg.data["iteration"] is not None:  # its user stopped waiting: the number must not stay in flight
             environment.runner.send_message(MSG_RETURN, {"iteration": msg.data["iteration"]})
 
     def flush(environment: Any, msg: Any, **_kwargs: Any) -> None:
-        master_watch.run_ending()
+        run_ending()
         environment.runner.send_message(MSG_FLUSHED, None)
 
     def level(environment: Any, msg: Any, **_kwargs: Any) -> None:
@@ -169,16 +177,15 @@ def serve_worker(runner: Any) -> None:
     runner.register_message(MSG_FLUSH, flush, concurrent=True)
 
 
-def request_ticket(environment: Any) -> int | None:
-    """Block until the master grants the next iteration number; None when the budget is spent.
+def request_ticket(environment: Any, tickets: TicketRequests, wait: float) -> int | None:
+    """Block until the master grants the next iteration number; None when the budget is spent or after ``wait`` s.
 
     A user stopped while it waits (Locust moving users) leaves no ticket
     behind: one that arrives afterwards, or that arrived just before the stop
     and was not taken, is returned to the master.
     """
-    request = next(_request_ids)
-    wait = master_watch.ticket_wait(environment)
-    result = _pending[request] = AsyncResult()
+    request = next(tickets.ids)
+    result = tickets.pending[request] = AsyncResult()
     taken = False
     try:
         environment.runner.send_message(MSG_TICKET_REQUEST, {"request": request})
@@ -190,7 +197,7 @@ def request_ticket(environment: Any) -> int | None:
         log.error("no iteration ticket from the master within %g s", wait)
         return None
     finally:
-        _pending.pop(request, None)
+        tickets.pending.pop(request, None)
         if not taken and result.ready() and result.successful() and result.value is not None:
             _return_ticket(environment, result.value)
 

@@ -24,7 +24,7 @@ import gevent
 from locust import LoadTestShape
 from locust.runners import STATE_RUNNING
 
-from bootbench.run import lifecycle, messages
+from bootbench.run import harness, messages
 from bootbench.run.sweep import FINISHED
 
 log = logging.getLogger("bootbench")
@@ -43,7 +43,7 @@ class SweepShape(LoadTestShape):
         self.first_level = first_level
 
     def tick(self) -> tuple[int, float] | None:
-        run = lifecycle.current_run()
+        run = harness.of(self.runner.environment).current
         if run is None or run.sweep is None:
             # The first tick: the run opens at test_start, which ramping to the first level fires.
             return self.first_level, SPAWN_RATE
