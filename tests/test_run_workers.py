@@ -55,18 +55,23 @@ def test_a_local_run_hands_the_sample_object_itself_to_the_master_run():
     runner = environment.create_local_runner()
     ends: list[int] = []
     run = MasterRun(settings=settings(iterations=2), recorder=MemoryRecorder(), end=lambda: ends.append(1))
+    tickets = messages.TicketRequests()
     messages.serve_master(runner, lambda: run)
-    messages.serve_worker(runner)
+    messages.serve_worker(runner, tickets, lambda: None)
+
+    def request_ticket() -> int | None:
+        return messages.request_ticket(environment, tickets, wait=5)
+
     try:
-        assert messages.request_ticket(environment) == 1
+        assert request_ticket() == 1
         sample = Sample(iteration=1, worker="local", user=1, started_at="t", ok=True, first_response_ms=120.0)
         messages.ship_sample(environment, sample)
         assert run.samples[0] is sample
-        assert messages.request_ticket(environment) == 2
+        assert request_ticket() == 2
         messages.give_up_ticket(environment, 2)
-        assert messages.request_ticket(environment) == 2, "a cycle cut short while the run goes runs again"
+        assert request_ticket() == 2, "a cycle cut short while the run goes runs again"
         messages.ship_sample(environment, Sample(iteration=2, worker="local", user=1, started_at="t", ok=True))
-        assert messages.request_ticket(environment) is None, "the budget is spent"
+        assert request_ticket() is None, "the budget is spent"
         assert ends == [1] and run.budget.accounting()["interrupted"] == [{"iteration": 2, "worker": "local"}]
         assert [s.users_active for s in run.samples] == [1, 1]
     finally:
@@ -105,10 +110,11 @@ def test_a_ticket_that_reaches_no_waiting_user_is_handed_back_to_the_master():
     # Locust stops a user to move it while it waits for its ticket: the ticket must not stay in flight
     environment = Environment(user_classes=[IdleUser])
     runner = environment.create_local_runner()
-    messages.serve_worker(runner)
+    tickets = messages.TicketRequests()
+    messages.serve_worker(runner, tickets, lambda: None)
     silent = SilentRunner()
     try:
-        waiting = gevent.spawn(messages.request_ticket, type("Env", (), {"runner": silent})())
+        waiting = gevent.spawn(messages.request_ticket, type("Env", (), {"runner": silent})(), tickets, 5)
         gevent.sleep(0.05)
         (kind, request), = silent.sent
         assert kind == messages.MSG_TICKET_REQUEST
