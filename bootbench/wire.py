@@ -5,19 +5,19 @@ the same paths, rates and thresholds from here. Importing this module costs
 nothing (no dependencies), so the server's lightweight checks can use it too.
 """
 
-# ---- Aivoco (Socket.IO, PROTOCOLS.md section 1)
+# ---- Aivoco (Socket.IO, docs/protocols/aivoco.md)
 AIVOCO_SOCKETIO_PATH = "/socket.io/"
 AIVOCO_INPUT_RATE = 16_000
 """Sample rate (Hz) of the PCM16 the client sends in ``audio_data``."""
 AIVOCO_OUTPUT_RATE = 24_000
 """Sample rate (Hz) of the PCM16 the service sends in ``audio_response``."""
 
-# ---- OpenAI Realtime (raw WebSocket, PROTOCOLS.md section 2)
+# ---- OpenAI Realtime (raw WebSocket, docs/protocols/openai-realtime.md)
 OPENAI_REALTIME_PATH = "/v1/realtime"
 OPENAI_AUDIO_RATE = 24_000
 """Sample rate (Hz) of ``audio/pcm`` both ways."""
 
-# ---- Gemini Live (raw WebSocket, PROTOCOLS.md section 3)
+# ---- Gemini Live (raw WebSocket, docs/protocols/gemini-live.md)
 GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 GEMINI_INPUT_RATE = 16_000
 GEMINI_OUTPUT_RATE = 24_000

@@ -9,7 +9,7 @@ from bootbench.stats import (SMALL_SAMPLE, block_means, errors_by_kind, p99_note
 
 
 def test_percentiles_are_exact_not_locust_buckets():
-    # Locust would report p90 = p95 = p99 = 1200 for these (LOCUST_NOTES).
+    # Locust would report p90 = p95 = p99 = 1200 for these (docs/locust.md, section 1).
     values = np.linspace(800, 1200, 1000)
     stats = summarize(values)
     assert stats["p90"] == pytest.approx(np.percentile(values, 90))

@@ -1,4 +1,4 @@
-"""The Aivoco driver: the cycle over Aivoco's Socket.IO protocol (PROTOCOLS.md section 1).
+"""The Aivoco driver: the cycle over Aivoco's Socket.IO protocol (docs/protocols/aivoco.md).
 
     driver = AivocoDriver(DriverConfig(url="wss://sts.aivoco.on.cloud.vispark.in", api_key=key), Stimulus.sine())
     tl = Timeline(); driver.connect(tl); driver.start(tl, deadline); driver.send_audio(tl)
@@ -259,7 +259,7 @@ class AivocoDriver(Driver):
             self._ended_by_server()
 
     def _on_error(self, data=None) -> None:
-        """Terminal (PROTOCOLS.md): no stop_call, and the connection is not reused."""
+        """Terminal (docs/protocols/aivoco.md): no stop_call, and the connection is not reused."""
         error_type = data.get("type") if isinstance(data, dict) else None
         kind = ERROR_TYPES.get(error_type, ErrorKind.SERVER_ERROR)
         message = _message(data, "error")

@@ -1,4 +1,4 @@
-"""The Gemini Live driver: the cycle over BidiGenerateContent messages on a raw WebSocket (PROTOCOLS.md section 3).
+"""The Gemini Live driver: the cycle over BidiGenerateContent messages on a raw WebSocket (docs/protocols/gemini-live.md).
 
 One WebSocket is one session: ``setup`` -> ``setupComplete`` (session ready)
 -> ``realtimeInput.audio`` (16 kHz PCM16), bracketed by ``activityStart`` /

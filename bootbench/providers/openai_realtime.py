@@ -1,4 +1,4 @@
-"""The OpenAI Realtime driver: the cycle over Realtime (GA) events on a raw WebSocket (PROTOCOLS.md section 2).
+"""The OpenAI Realtime driver: the cycle over Realtime (GA) events on a raw WebSocket (docs/protocols/openai-realtime.md).
 
 One WebSocket is one session: ``session.update`` -> ``session.updated``
 (session ready) -> ``input_audio_buffer.append`` (24 kHz PCM16) -> either

@@ -14,7 +14,7 @@ last samples it writes the run's files, which can keep it from answering
 heartbeats for a few seconds, and then tells its workers to quit.
 
 Locust fires ``heartbeat_received`` on a worker for each reply of the master
-to the worker's 1 s heartbeat (LOCUST_NOTES).
+to the worker's 1 s heartbeat (docs/locust.md, section 2).
 """
 
 from __future__ import annotations

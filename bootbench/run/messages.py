@@ -10,7 +10,7 @@
   the number goes back to the master and is granted again;
 - flush / flushed: at the end of a distributed run the master asks every
   worker to confirm that all it sent has arrived (Locust stops listening
-  0.5 s after quitting otherwise: LOCUST_NOTES);
+  0.5 s after quitting otherwise: docs/locust.md, section 2);
 - in a sweep: a ticket request the sweep's gate holds back is answered when
   its round starts (:func:`release`); a ticket that arrives for a request
   no user waits for any more is returned; at each level's edges the master
@@ -173,7 +173,7 @@ def serve_worker(runner: Any, tickets: TicketRequests, run_ending: Callable[[], 
 
     runner.register_message(MSG_TICKET, ticket)
     runner.register_message(MSG_LEVEL, level)
-    # concurrent: a stop in progress must not block the confirmation (LOCUST_NOTES)
+    # concurrent: a stop in progress must not block the confirmation (docs/locust.md, section 2)
     runner.register_message(MSG_FLUSH, flush, concurrent=True)
 
 

@@ -1,4 +1,4 @@
-"""Aivoco's Socket.IO speech-to-speech protocol (PROTOCOLS.md section 1), server side.
+"""Aivoco's Socket.IO speech-to-speech protocol (docs/protocols/aivoco.md), server side.
 
 A strict implementation: every client message is checked
 (:mod:`.aivoco_checks`) and each deviation from the protocol, including

@@ -1,4 +1,4 @@
-"""Checks of Aivoco client messages against PROTOCOLS.md section 1; each deviation is one violation string.
+"""Checks of Aivoco client messages against docs/protocols/aivoco.md; each deviation is one violation string.
 
 Client audio must be raw PCM16 LE mono 16 kHz in base64; ``max_amplitude``
 must be the chunk peak (``max |sample| / 32768``) within

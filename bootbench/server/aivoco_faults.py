@@ -1,4 +1,4 @@
-"""How the faults of :mod:`.faults` look on Aivoco's Socket.IO wire (PROTOCOLS.md section 1).
+"""How the faults of :mod:`.faults` look on Aivoco's Socket.IO wire (docs/protocols/aivoco.md).
 
 The messages are the reference server's words; a client is expected to pass
 them on. With ``echo=yes`` (``auth``, ``error``) the message quotes the key

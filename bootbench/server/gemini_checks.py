@@ -1,4 +1,4 @@
-"""Checks of Gemini Live (BidiGenerateContent) client messages against PROTOCOLS.md section 3.
+"""Checks of Gemini Live (BidiGenerateContent) client messages against docs/protocols/gemini-live.md.
 
 Field names are the JSON (camelCase) names. A problem with a ``code`` is
 one the real service answers by closing the socket with 1007 (an unknown

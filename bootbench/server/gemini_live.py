@@ -1,4 +1,4 @@
-"""Google Gemini Live (BidiGenerateContent) over a raw WebSocket (PROTOCOLS.md section 3), server side.
+"""Google Gemini Live (BidiGenerateContent) over a raw WebSocket (docs/protocols/gemini-live.md), server side.
 
     ws://HOST/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent
     x-goog-api-key: KEY        (or ?key=KEY)

@@ -1,4 +1,4 @@
-"""Checks of OpenAI Realtime (GA) client events against PROTOCOLS.md section 2; each deviation is one :class:`Problem`.
+"""Checks of OpenAI Realtime (GA) client events against docs/protocols/openai-realtime.md; each deviation is one :class:`Problem`.
 
 Unknown parameters are problems (the real service rejects them with
 ``unknown_parameter``), and so are the retired beta's session fields, with a

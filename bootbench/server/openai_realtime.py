@@ -1,4 +1,4 @@
-"""OpenAI Realtime (GA) over a raw WebSocket at ``/v1/realtime`` (PROTOCOLS.md section 2), server side.
+"""OpenAI Realtime (GA) over a raw WebSocket at ``/v1/realtime`` (docs/protocols/openai-realtime.md), server side.
 
     ws://HOST/v1/realtime?model=gpt-realtime      Authorization: Bearer KEY
 
