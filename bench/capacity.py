@@ -43,8 +43,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import (BENCH, CAPACITY_HEADING, PROFILES, SEED, WAIT_MS, client_side,  # noqa: E402
-                      machine, realtime_allowed, run_client)
+from accuracy_report import CAPACITY_HEADING  # noqa: E402
+from accuracy_runs import BENCH, PROFILES, SEED, WAIT_MS, machine, realtime_allowed, run_client  # noqa: E402
+from truth_match import client_side  # noqa: E402
 from bootbench.server.launcher import ReferenceServer  # noqa: E402
 
 LIMIT_MS = 5.0

@@ -3,8 +3,9 @@
     run = run_locust("-u", "1", "-i", "3", cwd=tmp_path)
     assert run.returncode == 0 and run.metrics["summary"]["successes"] == 3
 
-bench/accuracy.py imports :func:`clean_env` from here too, so that the
-benchmark and the tests run bootbench in the same environment.
+bench/accuracy_runs.py keeps its own :func:`clean_env` with the same
+:data:`FOREIGN_PREFIXES`, so that the benchmark and the tests run bootbench
+in the same environment (bench never imports from tests/).
 """
 
 from __future__ import annotations
