@@ -14,7 +14,7 @@ from typing import Any
 from locust import events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from bootbench import options
+from bootbench import options, providers
 from bootbench.run import context, embedded, lifecycle, locust_fixes, master_watch, messages, shape
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
@@ -42,6 +42,7 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
         webui.install(environment, lifecycle.current_or_last_run)
         webui.check_swarm(environment, lambda form: lifecycle.check_web_run(environment, form))
     if isinstance(runner, _USERS):
+        providers.install_tuning()  # websocket-client's cheaper masking and reads, for this process's drivers
         messages.serve_worker(runner)
     if isinstance(runner, WorkerRunner):
         locust_fixes.cache_default_args()
