@@ -90,6 +90,14 @@ class Session:
             self.sio.disconnect()
 
 
+@pytest.fixture(autouse=True)
+def tuned_websocket_client(monkeypatch) -> None:
+    """websocket-client as a run's users have it (providers.install_tuning), given back as found after the test."""
+    monkeypatch.setattr(ws_abnf, "_mask", ws_abnf._mask)
+    monkeypatch.setattr(ws_abnf.frame_buffer, "recv_strict", ws_abnf.frame_buffer.recv_strict)
+    providers.install_tuning()
+
+
 @pytest.fixture
 def utf8_checks(monkeypatch) -> list[int]:
     """Counts websocket-client's UTF-8 validations of received text frames."""
@@ -201,11 +209,8 @@ def test_numpy_masking_gives_websocket_clients_bytes(length):
 
 
 def test_websocket_client_masks_its_frames_with_the_numpy_mask(monkeypatch):
-    """install_tuning installs the hooks, and websocket-client's frame encoder goes through the mask."""
-    monkeypatch.setattr(ws_abnf, "_mask", ws_abnf._mask)  # restored after the test, whoever installed before
-    monkeypatch.setattr(ws_abnf.frame_buffer, "recv_strict", ws_abnf.frame_buffer.recv_strict)
-    providers.install_tuning()
-    providers.install_tuning()  # idempotent
+    """install_tuning (the autouse fixture) installs the hooks; websocket-client's frame encoder uses the mask."""
+    providers.install_tuning()  # a second time: idempotent
 
     assert ws_abnf._mask is websocket_tuning.mask
     assert ws_abnf.frame_buffer.recv_strict is websocket_tuning.recv_strict
