@@ -27,8 +27,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 from bootbench.wire import SILENCE_THRESHOLD
 
@@ -165,6 +163,8 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     samples = np.asarray(samples, dtype=np.float64)
     if source_rate == target_rate or samples.size == 0:
         return samples
+    import soxr  # here, not at import: the sine stimulus and a refused run need no resampler
+
     return soxr.resample(samples, source_rate, target_rate, quality="HQ")
 
 
@@ -175,6 +175,8 @@ def dbfs(fraction: float) -> float:
 
 def _decode(path: Path) -> tuple[np.ndarray, int, str]:
     """The file's frames as floats in -1..1, shape (frames, channels), its rate and its format ("WAV PCM_24")."""
+    import soundfile  # here, not at import: the sine stimulus needs no decoder
+
     try:
         if path.is_dir():
             raise AudioError(f"audio file {path} is a directory")

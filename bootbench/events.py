@@ -22,7 +22,7 @@ import locust
 from locust.event import Events
 from locust.runners import WorkerRunner
 
-from bootbench import options
+from bootbench import options, providers
 from bootbench.run import context, harness, lifecycle, locust_fixes, master_watch, messages, shape
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
@@ -44,6 +44,7 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
         webui.install(environment, bench.current_or_last)
         webui.check_swarm(environment, lambda form: lifecycle.check_web_run(bench, form))
     if bench.runs_users:
+        providers.install_tuning()
         messages.serve_worker(runner, bench.tickets, bench.master_watch.run_ending)
     if isinstance(runner, WorkerRunner):
         locust_fixes.cache_default_args()

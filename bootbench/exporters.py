@@ -27,9 +27,7 @@ from datetime import datetime, timezone
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Sequence
 
 from bootbench.checks import Check, CheckResult, evaluate
 from bootbench.junit import write_junit
@@ -39,6 +37,9 @@ from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHA
 from bootbench.secrets import RedactingFilter, redact
 from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
 from bootbench.views.report import write_report_safely
+
+if TYPE_CHECKING:  # pandas is imported where the CSV files are made: a worker or a refused run never pays for it
+    import pandas as pd
 
 SCHEMA = "bootbench/metrics/v2"
 """v2: the pause between cycles is ``run.wait_ms`` (v1: ``run.delay_ms``)."""
@@ -252,6 +253,8 @@ def summary_frame(summary: dict[str, Any], levels: Sequence[dict[str, Any]] | No
 
     ``level`` is empty on these whole-run rows; a sweep adds one row per level and phase, ``level`` = its users.
     """
+    import pandas as pd
+
     rows = _summary_rows(summary, None)
     for level in levels or ():
         rows += _summary_rows(level, level["users"])
@@ -282,6 +285,8 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ...);
     a single-turn run's columns are those it always had.
     """
+    import pandas as pd
+
     ordered = sorted(samples, key=lambda s: s.iteration)
     multi_turn = any(s.turns is not None for s in ordered)
     columns = [f for f in SAMPLE_FIELDS if multi_turn or f not in MULTI_TURN_FIELDS]

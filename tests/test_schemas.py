@@ -25,7 +25,7 @@ from openai.types import realtime as openai_realtime
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from bootbench.audio import Stimulus
-from bootbench.providers import DriverConfig, create
+from bootbench.providers import DriverConfig, create, install_tuning
 from bootbench.samples import Timeline
 from bootbench.server import ReferenceServer
 from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
@@ -72,6 +72,7 @@ def validate_gemini_client(data: str | bytes) -> Any:
 
 def run_cycle(provider: str, url: str, **options: Any) -> dict[str, float | None]:
     """One full driver cycle (connect, start, audio, first audio, stop); its phases."""
+    install_tuning()  # the frames a run sends: websocket-client as a run's users patch it
     config = DriverConfig(url=url, api_key="k-schema-1234", timeout=5, **options)
     driver = create(provider, config, Stimulus.sine(seconds=0.3))
     timeline = Timeline()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import array
 import inspect
 import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -23,6 +25,7 @@ import websocket._abnf as ws_abnf
 from socketio import packet as sio_packet
 
 from bootbench.audio import Stimulus
+from bootbench import providers
 from bootbench.providers import websocket_tuning
 from bootbench.providers.socketio_tuning import (UNDECODABLE, InlineEngineIO, PreparedEvent, TolerantPacket,
                                                  TunedClient)
@@ -85,6 +88,14 @@ class Session:
         finally:
             eio.start_background_task = start_task
             self.sio.disconnect()
+
+
+@pytest.fixture(autouse=True)
+def tuned_websocket_client(monkeypatch) -> None:
+    """websocket-client as a run's users have it (providers.install_tuning), given back as found after the test."""
+    monkeypatch.setattr(ws_abnf, "_mask", ws_abnf._mask)
+    monkeypatch.setattr(ws_abnf.frame_buffer, "recv_strict", ws_abnf.frame_buffer.recv_strict)
+    providers.install_tuning()
 
 
 @pytest.fixture
@@ -198,8 +209,8 @@ def test_numpy_masking_gives_websocket_clients_bytes(length):
 
 
 def test_websocket_client_masks_its_frames_with_the_numpy_mask(monkeypatch):
-    """Importing the providers installs the hooks, and websocket-client's frame encoder goes through the mask."""
-    import bootbench.providers  # noqa: F401  (installs the hooks)
+    """install_tuning (the autouse fixture) installs the hooks; websocket-client's frame encoder uses the mask."""
+    providers.install_tuning()  # a second time: idempotent
 
     assert ws_abnf._mask is websocket_tuning.mask
     assert ws_abnf.frame_buffer.recv_strict is websocket_tuning.recv_strict
@@ -247,3 +258,30 @@ def test_reading_ahead_gives_the_frames_websocket_client_reads(split):
     assert our_calls <= their_calls
     if split >= len(stream):
         assert our_calls < their_calls / 3  # read ahead: far fewer reads than one per header, length and payload
+
+
+UNTUNED_AFTER_IMPORT = """
+{imports}
+from websocket import _abnf
+from bootbench.providers import install_tuning, websocket_tuning
+hooks = (_abnf._mask, _abnf.frame_buffer.recv_strict)
+assert hooks == (websocket_tuning._library_mask, websocket_tuning._library_recv_strict), "patched on import"
+install_tuning()
+assert (_abnf._mask, _abnf.frame_buffer.recv_strict) == (websocket_tuning.mask, websocket_tuning.recv_strict)
+print("untouched until install_tuning")
+"""
+
+
+@pytest.mark.parametrize("imports", [
+    "import bootbench.providers, bootbench.views.cli",
+    "import bootbench.events, bootbench.options",  # Locust first, as a locustfile does (gevent patches ssl)
+])
+def test_importing_bootbench_leaves_websocket_client_alone_until_install_tuning(imports):
+    """``bootbench compare`` or a refused run imports the providers; only a process that runs drivers is patched.
+
+    A fresh interpreter, so the modules this test session imported before do not matter.
+    """
+    script = UNTUNED_AFTER_IMPORT.format(imports=imports)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "untouched until install_tuning"

@@ -1,6 +1,11 @@
 """One driver per wire protocol; none of them imports Locust.
 
+    providers.install_tuning()   # once per process that runs drivers (a run's users do it in Locust's init)
     driver = providers.create("aivoco", DriverConfig(url=..., api_key=...), stimulus)
+
+Importing this package changes no library: :func:`install_tuning` does, when
+a process is about to run drivers, so ``bootbench compare`` or a refusal of
+bad input leaves websocket-client as it is.
 """
 
 from __future__ import annotations
@@ -20,9 +25,17 @@ DRIVERS: dict[str, type[Driver]] = {
 }
 NAMES: tuple[str, ...] = tuple(DRIVERS)
 
-websocket_tuning.install()  # cheaper frame masking and reads in websocket-client (see the module)
+__all__ = ["CycleError", "Driver", "DriverConfig", "DRIVERS", "NAMES", "create", "infer", "install_tuning"]
 
-__all__ = ["CycleError", "Driver", "DriverConfig", "DRIVERS", "NAMES", "create", "infer"]
+
+def install_tuning() -> None:
+    """Make websocket-client, under every driver, mask and read frames the cheaper way (idempotent).
+
+    Same bytes on the wire, less CPU per frame: see :mod:`bootbench.providers.websocket_tuning`.
+    Called where drivers are about to run: ``bootbench.events`` in a worker or the single
+    local process, and tests or tools that drive a provider without Locust.
+    """
+    websocket_tuning.install()
 
 
 def create(name: str, config: DriverConfig, stimulus) -> Driver:

@@ -5,6 +5,9 @@ websocket transport uses it for Aivoco, the WebSocket drivers directly.
 Two of its per-frame costs add up at hundreds of sessions per process;
 :func:`install` replaces both with code that gives the same bytes, and
 tests/test_socketio_tuning.py fails when a hook is gone or gives other bytes.
+Importing this module replaces nothing: :func:`bootbench.providers.install_tuning`
+calls :func:`install` when a process is about to run drivers (a run's users,
+in Locust's ``init``; tests and tools that drive a provider directly).
 
 1. :func:`mask`: a client masks every frame it sends (RFC 6455 5.3: each byte
    XOR the 4-byte key, repeating). websocket-client does it with Python big
@@ -73,6 +76,10 @@ def recv_strict(self, bufsize: int) -> bytes:
 
 
 def install() -> None:
-    """Make websocket-client mask with :func:`mask` and read with :func:`recv_strict` (idempotent)."""
+    """Make websocket-client mask with :func:`mask` and read with :func:`recv_strict` (idempotent).
+
+    :data:`_library_mask` and :data:`_library_recv_strict` were taken when this module was first
+    imported, before any install, so a second call replaces the same functions with the same ones.
+    """
     _abnf._mask = mask
     _abnf.frame_buffer.recv_strict = recv_strict

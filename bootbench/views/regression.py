@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from bootbench.samples import HEADLINE
 from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
@@ -85,6 +84,8 @@ def compare_phase(phase: str, baseline: Sequence[float], candidate: Sequence[flo
     if base.size == 0 or cand.size == 0:
         return PhaseComparison(phase, int(base.size), int(cand.size), _median(base), _median(cand), None, None,
                                _p95(base), _p95(cand), None, None, None, NO_DATA)
+    from scipy.stats import mannwhitneyu  # here, not at import: only a comparison with samples needs scipy
+
     rng = np.random.default_rng(seed)
     base_medians, base_p95s = _bootstrap(base, resamples, rng)
     cand_medians, cand_p95s = _bootstrap(cand, resamples, rng)
