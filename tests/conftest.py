@@ -29,3 +29,28 @@ def reference_server(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_reference_server(tmp_path_factory):
+    """Factory: one reference server process per configuration for the whole session (same options, same server).
+
+    Every test that reads its ground truth shares the file with the other users of that configuration: it
+    must keep only the records of its own sessions.
+    """
+    from bootbench.server.launcher import ReferenceServer
+
+    started: dict[str, ReferenceServer] = {}
+
+    def get(**options) -> ReferenceServer:
+        key = repr(sorted(options.items()))
+        if key not in started:
+            truth = tmp_path_factory.mktemp("shared-server") / "truth.jsonl"
+            server = ReferenceServer.start(ground_truth=str(truth), **options)
+            server.ground_truth = truth
+            started[key] = server
+        return started[key]
+
+    yield get
+    for server in started.values():
+        server.stop()
