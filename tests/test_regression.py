@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
+import gevent
 import numpy as np
 import pytest
 
 from bootbench.views.regression import (FASTER, HEADER, NO_DATA, NO_DIFFERENCE, SLOWER, RegressionError,
                                         compare_metrics, compare_phase, fail_if_slower, parse_percent, row,
                                         slower_than_allowed)
-from support.processes import run_locust
+from support.cli import bootbench
+from support.folders import without_report
+from support.inprocess import kept_signal_handlers, local_environment, run_to_end
 
 PHASE = "first_response_ms"
 
@@ -103,24 +104,23 @@ def test_bad_percentages_say_one_sentence(text):
 
 
 @pytest.fixture(scope="module")
-def real_runs(tmp_path_factory):
-    """Three runs of 20 iterations against the reference server: a baseline, the same delays again, +50 ms."""
-    from bootbench.server.launcher import ReferenceServer
-
+def real_runs(tmp_path_factory, shared_reference_server):
+    """Three runs of 20 iterations against reference servers, side by side in this process: a baseline, the same
+    delays again (another seed), +50 ms."""
     work = tmp_path_factory.mktemp("runs")
-    folders = {}
+    plans = {}
     for name, first_audio_delay, seed in (("baseline", "uniform:100:160", 1), ("same", "uniform:100:160", 2),
                                           ("slow", "uniform:150:210", 3)):
-        server = ReferenceServer.start(setup_delay="20", first_audio_delay=first_audio_delay, cold_penalty=0,
-                                       seed=seed, reply_ms=100, ground_truth=str(work / f"{name}.jsonl"))
-        try:
-            done = run_locust("-u", "1", "-i", "20", "--wait-ms", "20", "-H", server.url,
-                              "--results-dir", str(work / name), cwd=work)
-        finally:
-            server.stop()
-        assert done.returncode == 0, done.stderr[-2000:]
-        folders[name] = done.folder
-    return folders
+        server = shared_reference_server(setup_delay="20", first_audio_delay=first_audio_delay, cold_penalty=0,
+                                         seed=seed, reply_ms=100)
+        plans[name] = local_environment("-i", "20", "--wait-ms", "20", host=server.url, results_dir=work / name)
+    with kept_signal_handlers(), without_report():
+        started = {name: gevent.spawn(run_to_end, env, 1) for name, env in plans.items()}
+        gevent.joinall(list(started.values()), raise_error=True)
+    runs = {name: greenlet.value for name, greenlet in started.items()}
+    for run in runs.values():
+        assert run.metrics["summary"]["successes"] == 20 and not run.incomplete
+    return {name: run.recorder.folder for name, run in runs.items()}
 
 
 def metrics_of(folder):
@@ -142,9 +142,8 @@ def test_real_runs_with_different_injected_delays(real_runs):
     assert fail_if_slower(baseline, same, 0.0, run="same", baseline_name="baseline") is None
 
 
-def compare_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "bootbench.views.cli", "compare", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+def compare_cli(*args):
+    return bootbench("compare", *args)
 
 
 def phase_line(stdout: str, heading: str, phase: str) -> str:
@@ -157,8 +156,7 @@ def phase_line(stdout: str, heading: str, phase: str) -> str:
 def test_compare_baseline_says_slower_with_an_interval_excluding_zero_and_fails_if_slower(real_runs, tmp_path):
     base, slow = real_runs["baseline"], real_runs["slow"]
     base_id, slow_id = base.name, slow.name
-    result = compare_cli("--baseline", base, slow, "--fail-if-slower", "10%", "--html", tmp_path / "c.html",
-                         cwd=tmp_path)
+    result = compare_cli("--baseline", base, slow, "--fail-if-slower", "10%", "--html", tmp_path / "c.html")
     assert result.returncode == 3, result.stderr
     line = phase_line(result.stdout, f"{slow_id} against the baseline {base_id}", PHASE)
     assert line.rstrip().endswith(SLOWER)
@@ -169,17 +167,16 @@ def test_compare_baseline_says_slower_with_an_interval_excluding_zero_and_fails_
     page = (tmp_path / "c.html").read_text()
     assert 'id="regression"' in page and 'id="regression-1"' in page and f">{SLOWER}<" in page
     # Allowed more than the change: the verdict stays "slower" but the command passes.
-    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "80%", "--html", tmp_path / "c.html",
-                       cwd=tmp_path).returncode == 0
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "80%", "--html", tmp_path / "c.html").returncode == 0
     # --phase names another phase: session start (a fixed 20 ms on both servers) did not change.
     assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10", "--phase", "session_start_ms",
-                       "--html", tmp_path / "c.html", cwd=tmp_path).returncode == 0
+                       "--html", tmp_path / "c.html").returncode == 0
 
 
 def test_compare_baseline_with_the_same_delays_is_no_significant_difference_and_exits_0(real_runs, tmp_path):
     base, same = real_runs["baseline"], real_runs["same"]
     result = compare_cli("--baseline", base, same, "--fail-if-slower", "0%", "--markdown",
-                         "--html", tmp_path / "c.html", cwd=tmp_path)
+                         "--html", tmp_path / "c.html")
     assert result.returncode == 0, result.stderr
     row_ = next(line for line in result.stdout.splitlines() if line.startswith(f"| {PHASE} |"))
     assert row_.endswith(f"| {NO_DIFFERENCE} |")
@@ -196,8 +193,7 @@ def test_compare_baseline_with_the_same_delays_is_no_significant_difference_and_
 ])
 def test_bad_compare_options_are_one_sentence_and_exit_2(real_runs, tmp_path, args, sentence):
     values = {"base": real_runs["baseline"], "tmp": tmp_path}
-    result = compare_cli(*(a.format(**values) for a in args), real_runs["same"], "--html", tmp_path / "c.html",
-                         cwd=tmp_path)
+    result = compare_cli(*(a.format(**values) for a in args), real_runs["same"], "--html", tmp_path / "c.html")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(sentence.format(**values))

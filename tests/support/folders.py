@@ -13,6 +13,7 @@ instead of starting Locust against a reference server.
 from __future__ import annotations
 
 import random
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Sequence
 from unittest.mock import patch
@@ -80,9 +81,15 @@ def record_run(results_dir: Path, *argv: str, samples: Sequence[dict[str, Any]],
     elif report:
         run.close()
     else:
-        with patch("bootbench.exporters.write_report_safely", lambda folder, metrics: None):
+        with without_report():
             run.close()
     return run.recorder.folder
+
+
+def without_report() -> AbstractContextManager[Any]:
+    """Runs that end inside this block write every result file but report.html (for tests that never read it:
+    its plots take matplotlib a second or more per run)."""
+    return patch("bootbench.exporters.write_report_safely", lambda folder, metrics: None)
 
 
 def _let_go(recorder: RunRecorder) -> None:
