@@ -2,37 +2,63 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import json
-import os
+import logging
 import re
-import subprocess
-import sys
+from contextlib import redirect_stdout
+from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
 from bootbench.stats import p99_note
-from support.processes import run_locust
+from bootbench.views import progress
+from support.cli import bootbench
+from support.folders import failures, record_run, timings
+from support.inprocess import kept_signal_handlers, local_environment, run_to_end
 
 SETUP_MS, FIRST_AUDIO_MS, ITERATIONS = 30.0, 250.0, 18
 HOSTILE = '<script>alert("x")</script> & "quotes"'
-CLI = [sys.executable, "-m", "bootbench.views.cli"]
+
+
+@dataclass
+class FixedRun:
+    """A finished run, its console output and its ``bootbench`` log lines (``name: message``) in order."""
+
+    folder: Path
+    metrics: dict
+    stdout: str
+    log: list[str]
 
 
 @pytest.fixture(scope="module")
-def fixed_run(tmp_path_factory):
-    """One headless run of 18 iterations against a server with fixed delays (about 7 s of running)."""
-    from bootbench.server.launcher import ReferenceServer
-
-    folder = tmp_path_factory.mktemp("fixed")
-    server = ReferenceServer.start(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
+def fixed_run(tmp_path_factory, shared_reference_server):
+    """One headless run of 18 iterations by 2 users against a server with fixed delays, in this process (about
+    4 s of running; a progress line every 0.5 s instead of 5 s so that several come during the run)."""
+    server = shared_reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
+    env = local_environment("-i", str(ITERATIONS), "--system-message", HOSTILE, host=server.url,
+                            results_dir=tmp_path_factory.mktemp("fixed") / "results")
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(f"{record.name}: {record.getMessage()}")
+    logger, stdout = logging.getLogger("bootbench"), io.StringIO()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # as Locust's logging setup has it in a real process
     try:
-        run = run_locust("-u", "1", "-i", str(ITERATIONS), "-H", server.url, "--results-dir", str(folder / "results"),
-                         "--system-message", HOSTILE, cwd=folder, env={"AIVOCO_API_KEY": "test-key-123"})
+        with kept_signal_handlers(), redirect_stdout(stdout), \
+                patch.object(progress, "start", functools.partial(progress.start, interval=0.5)):
+            run = run_to_end(env, users=2)
     finally:
-        server.stop()
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not run.incomplete, stdout.getvalue()
+    return FixedRun(run.recorder.folder, json.loads((run.recorder.folder / "metrics.json").read_text()),
+                    stdout.getvalue(), lines)
 
 
 class Elements(HTMLParser):
@@ -121,7 +147,7 @@ def test_a_v1_result_folder_still_renders_with_its_delay_read_as_wait_ms(fixed_r
     run = {("delay_ms" if key == "wait_ms" else key): value for key, value in metrics["run"].items()}
     run["delay_ms"] = 250
     (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "schema": "bootbench/metrics/v1", "run": run}))
-    done = subprocess.run([*CLI, "report", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    done = bootbench("report", tmp_path)
     assert done.returncode == 0, done.stderr
     elements = Elements((tmp_path / "report.html").read_text())
     config = elements.by_id["config"]["text"]
@@ -137,11 +163,11 @@ def test_console_summary_prints_the_headline_with_the_p99_note(fixed_run):
 
 
 def test_headless_progress_lines_carry_exact_numbers_and_stop_with_the_run(fixed_run):
-    lines = fixed_run.stderr.splitlines()
+    lines = fixed_run.log
     progress = [(i, m) for i, line in enumerate(lines)
                 if (m := re.search(r"bootbench: (\d+)/(\d+) iterations, median ([\d.]+) ms, p95 ([\d.]+) ms, "
                                    r"(\d+) failed$", line))]
-    assert progress, fixed_run.stderr[-3000:]
+    assert progress, lines
     for _, match in progress:
         done, planned, median, p95, failed = match.groups()
         assert 0 < int(done) < ITERATIONS and int(planned) == ITERATIONS and failed == "0"
@@ -157,39 +183,39 @@ def test_bootbench_report_re_renders_the_same_page_from_metrics_json(fixed_run, 
         (folder / name).write_bytes((fixed_run.folder / name).read_bytes())
     original = (folder / "report.html").read_text()
     (folder / "report.html").unlink()
-    done = subprocess.run([*CLI, "report", str(folder)], capture_output=True, text=True, timeout=60)
+    done = bootbench("report", folder)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(folder / "report.html")
     assert (folder / "report.html").read_text() == original
 
 
-def test_failed_iterations_show_in_the_error_table_and_the_plots(reference_server, tmp_path):
-    server = reference_server(setup_delay="30", first_audio_delay="uniform:50:400", cold_penalty=0)
-    run = run_locust("-u", "1", "-i", "6", "-H", server.url, "--timeout", "0.25", "--results-dir", str(tmp_path / "r"),
-                     cwd=tmp_path, env={"AIVOCO_API_KEY": "test-key-123"})
-    metrics = run.metrics
-    html = (run.folder / "report.html").read_text()
+def test_failed_iterations_show_in_the_error_table_and_the_plots(tmp_path):
+    outcomes = timings(6, first_audio_ms=60, spread_ms=150)
+    for index in (1, 4):  # two answers later than --timeout 0.25
+        outcomes[index] = failures(1, "audio_timeout", "no audio within 0.25 s")[0]
+    folder = record_run(tmp_path / "r", "-i", "6", "--timeout", "0.25", samples=outcomes)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    html = (folder / "report.html").read_text()
     elements = Elements(html)
-    failures, kinds = metrics["summary"]["failures"], metrics["errors"]["by_kind"]
-    assert 0 < failures < 6 and kinds == {"audio_timeout": failures}
-    assert (f'<tr data-kind="audio_timeout"><td><code>audio_timeout</code></td><td>{failures}</td>'
-            f"<td>{failures / 6 * 100:.1f} %</td></tr>") in html
+    failures_, kinds = metrics["summary"]["failures"], metrics["errors"]["by_kind"]
+    assert 0 < failures_ < 6 and kinds == {"audio_timeout": failures_}
+    assert (f'<tr data-kind="audio_timeout"><td><code>audio_timeout</code></td><td>{failures_}</td>'
+            f"<td>{failures_ / 6 * 100:.1f} %</td></tr>") in html
     listed = elements.by_id["errors-first"]["text"]
     for error in metrics["errors"]["first"]:
         assert f"{error['iteration']}local" + "audio_timeout" + error["message"] in listed
-    assert html.count(f"failed ({failures})") == 2
-    assert elements.by_id["stat-success-rate"]["text"].startswith(f"success rate{(6 - failures) / 6 * 100:.1f} %")
+    assert html.count(f"failed ({failures_})") == 2
+    assert elements.by_id["stat-success-rate"]["text"].startswith(f"success rate{(6 - failures_) / 6 * 100:.1f} %")
 
 
 def test_a_broken_renderer_leaves_the_other_result_files_and_logs_why(tmp_path):
-    broken = tmp_path / "broken" / "matplotlib"
-    broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text('raise ImportError("matplotlib is broken on purpose")\n')
-    run = run_locust("-u", "1", "-i", "2", "--results-dir", str(tmp_path / "r"), cwd=tmp_path,
-                     env={"PYTHONPATH": os.pathsep.join([str(broken.parent), os.environ.get("PYTHONPATH", "")])})
-    assert run.returncode == 0, run.stderr[-3000:]
-    folder = run.folder
-    assert run.metrics["summary"]["successes"] == 2
+    def broken(*_args, **_kwargs):
+        raise ImportError("matplotlib is broken on purpose")
+
+    with patch("bootbench.views.plots.to_svg", broken):
+        folder = record_run(tmp_path / "r", "-i", "2", samples=timings(2))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["summary"]["successes"] == 2
     assert {p.name for p in folder.iterdir()} >= {"metrics.json", "summary.csv", "samples.csv", "samples.jsonl"}
     assert not (folder / "report.html").exists()
     log = next(folder.glob("boot_*.log")).read_text()
@@ -205,7 +231,7 @@ def test_a_broken_renderer_leaves_the_other_result_files_and_logs_why(tmp_path):
 ])
 def test_report_command_mistakes_are_one_sentence_and_exit_code_2(tmp_path, make, sentence):
     target = make(tmp_path)
-    done = subprocess.run([*CLI, "report", str(target)], capture_output=True, text=True, timeout=60)
+    done = bootbench("report", target)
     assert done.returncode == 2
     assert sentence in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr + done.stdout
