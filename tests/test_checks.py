@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
-import subprocess
+from contextlib import chdir, nullcontext, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
 
+import gevent
 import pytest
 from junitparser import Failure, JUnitXml
 
@@ -13,7 +17,11 @@ from bootbench.checks import (CHECK_FAILED_EXIT, NO_DATA, Check, CheckError, eva
 from bootbench.junit import write_junit
 from bootbench.samples import PHASES, Sample
 from bootbench.stats import summarize_samples
-from support.processes import free_port, locust_process, run_locust
+from bootbench.run import harness
+from bootbench.run.master import MasterRun
+from support.folders import without_report
+from support.inprocess import environment, finish, init, kept_signal_handlers, local_environment, run_to_end
+from support.processes import free_port, run_locust
 
 
 def metrics_of(samples, **extra):
@@ -190,18 +198,16 @@ def test_junit_xml_reads_back_with_one_case_per_check_and_the_failures(tmp_path)
     assert no_data.type == "no data" and "has no data" in no_data.message
 
 
-def test_checks_on_a_real_run_against_the_reference_server(reference_server, tmp_path):
+def test_checks_on_a_real_run_against_the_reference_server(fixed_server, tmp_path):
     """Checks evaluated on the metrics.json of a real run: a fixed 200 ms first audio passes <=400 and fails <=150."""
-    server = reference_server(setup_delay="20", first_audio_delay="200", cold_penalty=0)
-    run = run_locust("-u", "1", "-i", "5", "-H", server.url, "--results-dir", str(tmp_path / "results"),
-                     cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run, _, _ = in_process(tmp_path, "-u", "1", "-i", "5", host=fixed_server.url, report=False)
+    assert not run.incomplete
     results = evaluate(parse_checks(["first_response_ms:p95<=400", "first_response_ms:min>=150",
                                      "first_response_ms:p95<=150", "success_rate>=100%",
                                      "session_start_ms:median<200", "first_response_ms:count>=5"]), run.metrics)
     assert [r.ok for r in results] == [True, True, False, True, True, True], text_table(results)
     assert 200 <= results[0].value <= 400
-    path = write_junit(run.folder, results, run_id=run.metrics["run"]["id"])
+    path = write_junit(run.recorder.folder, results, run_id=run.metrics["run"]["id"])
     suite = next(iter(JUnitXml.fromfile(str(path))))
     assert (suite.tests, suite.failures) == (6, 1)
 
@@ -214,24 +220,42 @@ def sentences(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("bootbench:")]
 
 
-@pytest.fixture(scope="module")
-def fixed_server(tmp_path_factory):
+@pytest.fixture
+def fixed_server(shared_reference_server):
     """A reference server whose first audio comes 200 ms after the input and sessions start in 20 ms."""
-    from bootbench.server.launcher import ReferenceServer
+    return shared_reference_server(setup_delay="20", first_audio_delay="200", cold_penalty=0, reply_ms=100)
 
-    server = ReferenceServer.start(setup_delay="20", first_audio_delay="200", cold_penalty=0, reply_ms=100,
-                                   ground_truth=str(tmp_path_factory.mktemp("truth") / "truth.jsonl"))
-    yield server
-    server.stop()
+
+@dataclass
+class InProcessRun:
+    """A run on a LocalRunner in this process, as the tests below read a Locust process: exit code, console, folder."""
+
+    returncode: int
+    stdout: str
+    folder: Path
+    metrics: dict
+
+
+def in_process(cwd: Path, *argv: str, host: str, report: bool = True) -> tuple[MasterRun, str, int]:
+    """``locust --headless ARGV -H host`` in ``cwd`` on a LocalRunner here: the run, what it printed, the exit
+    code Locust would take (the run's own, else 0: these runs have no failed request)."""
+    args = list(argv)
+    stdout = io.StringIO()
+    with kept_signal_handlers(), redirect_stdout(stdout), chdir(cwd), (nullcontext() if report else without_report()):
+        env = local_environment(*args, host=host, results_dir=cwd / "results")
+        run = run_to_end(env, users=int(args[args.index("-u") + 1]))
+    return run, stdout.getvalue(), env.process_exit_code or 0
 
 
 @pytest.fixture(scope="module")
-def passing_run(fixed_server, tmp_path_factory):
-    """Checks from a config file that all hold: exit 0."""
+def passing_run(shared_reference_server, tmp_path_factory):
+    """Checks from a config file that all hold: exit 0 (in this process)."""
+    server = shared_reference_server(setup_delay="20", first_audio_delay="200", cold_penalty=0, reply_ms=100)
     cwd = tmp_path_factory.mktemp("passing")
     (cwd / "smoke.conf").write_text("check = [first_response_ms:p95 <= 400, success_rate>=95%]\n")
-    return run_locust("--config", "smoke.conf", "-u", "1", "-i", "5", "--wait-ms", "20", "-H", fixed_server.url,
-                      "--results-dir", str(cwd / "results"), cwd=cwd)
+    run, stdout, code = in_process(cwd, "--config", str(cwd / "smoke.conf"), "-u", "1", "-i", "5", "--wait-ms", "20",
+                                   host=server.url)
+    return InProcessRun(code, stdout, run.recorder.folder, run.metrics)
 
 
 FAILING = ("success_rate>=0%", "success_rate>=95%", "first_response_ms:p95<=800", "session_start_ms:median<1000")
@@ -240,15 +264,17 @@ successful iterations only)."""
 
 
 @pytest.fixture(scope="module")
-def failing_run(fixed_server, tmp_path_factory):
-    """Checks from LOCUST_CHECK on a run whose first audio always comes after --timeout: exit 3, not 1."""
+def failing_run(shared_reference_server, tmp_path_factory):
+    """Checks from LOCUST_CHECK on a run whose first audio always comes after --timeout: exit 3, not 1 (a real
+    Locust process: the exit code is the behaviour)."""
+    fixed_server = shared_reference_server(setup_delay="20", first_audio_delay="200", cold_penalty=0, reply_ms=100)
     cwd = tmp_path_factory.mktemp("failing")
     return run_locust("-u", "1", "-i", "4", "--wait-ms", "20", "--timeout", "0.1", "-H", fixed_server.url,
                       "--results-dir", str(cwd / "results"), cwd=cwd, env={"LOCUST_CHECK": " ; ".join(FAILING)})
 
 
 def test_passing_checks_exit_0_with_the_table_before_the_folder(passing_run):
-    assert passing_run.returncode == 0, passing_run.stderr[-2000:]
+    assert passing_run.returncode == 0, passing_run.stdout[-2000:]
     lines = passing_run.stdout.strip().splitlines()
     assert lines[-2] == "checks: 2 passed, 0 failed"
     assert lines[-6].split() == ["Check", "Measured", "Result"]
@@ -329,34 +355,38 @@ def test_a_malformed_check_from_any_source_is_one_sentence_exit_2_and_nothing_st
     assert not (tmp_path / "results").exists()
 
 
-def test_checks_in_master_worker_mode_are_evaluated_once_on_the_master(tmp_path):
-    """A master and one worker on the embedded server: one verdict, exit 3, files written by the master only."""
+def test_checks_in_master_worker_mode_are_evaluated_once_on_the_master(fixed_server, tmp_path):
+    """A master and one worker in this process: one verdict, exit code 3, files written by the master only."""
     port = free_port()
-    master = locust_process("--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                            str(port), "--expect-workers", "1", "-u", "2", "-i", "6", "--wait-ms", "20",
-                            "--results-dir", str(tmp_path / "r"), "--check", "first_response_ms:p95<=1",
-                            "--check", "success_rate>=95%", cwd=tmp_path, log=tmp_path / "master.log")
-    worker = locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), cwd=tmp_path,
-                            log=tmp_path / "worker.log")
-    try:
-        assert master.wait(120) == 3, (tmp_path / "master.log").read_text()[-3000:]
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the cluster did not finish:\n" + (tmp_path / "master.log").read_text()[-3000:])
-    finally:
-        for process in (master, worker):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    stdout = io.StringIO()
+    with kept_signal_handlers(), redirect_stdout(stdout), chdir(tmp_path):
+        master = environment("-u", "2", "-i", "6", "--wait-ms", "20", "--expect-workers", "1",
+                             "--check", "first_response_ms:p95<=1", "--check", "success_rate>=95%",
+                             host=fixed_server.url, results_dir=tmp_path / "r")
+        master.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
+        init(master)
+        worker = environment(host=fixed_server.url)
+        worker.create_worker_runner("127.0.0.1", port)
+        init(worker)
+        try:
+            with gevent.Timeout(20):
+                while len(master.runner.clients.ready) < 1:
+                    gevent.sleep(0.05)
+            run_to_end(master, users=2)
+        finally:
+            worker.runner.quit()
+            finish(worker)
+    assert master.process_exit_code == 3, stdout.getvalue()
+    assert harness.of(worker).last is None, "the worker owns no run"
+    assert [p.name for p in tmp_path.iterdir()] == ["r"], "nothing written outside the master's results"
     (folder,) = (tmp_path / "r").iterdir()
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["run"]["mode"] == "master" and metrics["summary"]["successes"] == 6
-    assert {s["worker"] for s in metrics["samples"]} != {"local"}
+    assert {s["worker"] for s in metrics["samples"]} == {worker.runner.client_id}
     p95, rate = metrics["checks"]
     assert not p95["ok"] and p95["value"] == metrics["summary"]["phases"]["first_response_ms"]["p95"] > 1
     assert rate["ok"] and rate["value"] == 1.0
     suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
     assert (suite.tests, suite.failures) == (2, 1)
-    master_log = (tmp_path / "master.log").read_text()
-    assert "checks: 1 passed, 1 failed" in master_log
-    assert "checks:" not in (tmp_path / "worker.log").read_text()
+    assert stdout.getvalue().count("checks: 1 passed, 1 failed") == 1, "the checks are evaluated and shown once"
+    assert stdout.getvalue().count("checks:") == 1
