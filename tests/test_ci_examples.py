@@ -108,12 +108,22 @@ exit "$EXIT_CODE"
 """
 
 
-def run_script(shell: list[str], script: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+REPLAYING_LOCUST = """#!/bin/sh
+# Stands in for locust: records its arguments and whether it got a key, prints what a real run printed.
+printf '%s\\n' "$@" > "$RECORD/argv"
+printf '%s' "${AIVOCO_API_KEY-<unset>}" > "$RECORD/key"
+cat "$REPLAY"
+exit "$EXIT_CODE"
+"""
+
+
+def run_script(shell: list[str], script: str, tmp_path: Path, env: dict[str, str],
+               fake_locust: str = RECORDING_LOCUST) -> subprocess.CompletedProcess:
     bin_dir, record = tmp_path / "bin", tmp_path / "record"
     bin_dir.mkdir(exist_ok=True)
     record.mkdir(exist_ok=True)
     fake = bin_dir / "locust"
-    fake.write_text(RECORDING_LOCUST)
+    fake.write_text(fake_locust)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     work = tmp_path / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -163,26 +173,50 @@ def test_gitlab_script_in_posix_sh_and_bash(tmp_path, shell, host, exit_code):
     assert "bootbench run folder: results/20261125-103711-aivoco" in result.stdout
 
 
-@pytest.mark.parametrize("example", ["github", "gitlab"])
-def test_the_smoke_script_with_the_real_locust_passes_its_checks_on_the_embedded_server(tmp_path, example):
-    """No host configured and a key in the environment: the script drops the key, the run measures the embedded
-    server (not the public endpoint the key would pick), passes both checks and leaves junit.xml in its folder."""
+@pytest.fixture(scope="module")
+def real_smoke(tmp_path_factory):
+    """The GitHub smoke step run for real (bash, the real locust, no host, a key in the environment): its result,
+    its work folder and its GITHUB_OUTPUT file. The GitLab script runs the same locust command (see below)."""
+    tmp_path = tmp_path_factory.mktemp("smoke")
     work, output = tmp_path / "work", tmp_path / "github_output"
     work.mkdir()
-    script = github_smoke_step()["run"] if example == "github" else gitlab_smoke_script()
-    shell = ["bash", "-e", "-c"] if example == "github" else ["sh", "-e", "-c"]
     env = clean_env({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                      "LOCUST_LOCUSTFILE": str(LOCUSTFILE), "AIVOCO_API_KEY": "k-123", "BOOTBENCH_HOST": "",
                      "GITHUB_OUTPUT": str(output)})
-    result = subprocess.run([*shell, script], cwd=work, env=env, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(["bash", "-e", "-c", github_smoke_step()["run"]], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=180)
+    return result, work, output
+
+
+def test_the_smoke_script_with_the_real_locust_passes_its_checks_on_the_embedded_server(real_smoke):
+    """No host configured and a key in the environment: the script drops the key, the run measures the embedded
+    server (not the public endpoint the key would pick), passes both checks and leaves junit.xml in its folder."""
+    result, work, output = real_smoke
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (folder,) = (work / "results").iterdir()
-    if example == "github":
-        assert output.read_text() == f"folder=results/{folder.name}\n"
-    else:
-        assert f"bootbench run folder: results/{folder.name}" in result.stdout
+    assert output.read_text() == f"folder=results/{folder.name}\n"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["run"]["embedded_server"] is True and metrics["summary"]["successes"] == 20
     assert [check["ok"] for check in metrics["checks"]] == [True, True]
     suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
     assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
+
+
+def test_the_gitlab_script_runs_the_same_locust_command_and_prints_the_real_run_folder(real_smoke, tmp_path):
+    """Without a host, both scripts start locust with the same arguments and without the key, so the real run
+    above stands for both; the GitLab script, given that run's real output, names its folder."""
+    result, work, _ = real_smoke
+    (folder,) = (work / "results").iterdir()
+    replay = tmp_path / "replay"
+    replay.write_text(result.stdout)
+    seen = {}
+    for example, shell, script in (("github", ["bash", "-e", "-c"], github_smoke_step()["run"]),
+                                   ("gitlab", ["sh", "-e", "-c"], gitlab_smoke_script())):
+        done = run_script(shell, script, tmp_path, {
+            "BOOTBENCH_HOST": "", "AIVOCO_API_KEY": "k-123", "EXIT_CODE": "0", "REPLAY": str(replay),
+            "GITHUB_OUTPUT": str(tmp_path / "github_output")}, fake_locust=REPLAYING_LOCUST)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "record" / "key").read_text() == "<unset>"
+        seen[example] = ((tmp_path / "record" / "argv").read_text(), done.stdout)
+    assert seen["github"][0] == seen["gitlab"][0]
+    assert f"bootbench run folder: results/{folder.name}" in seen["gitlab"][1]
