@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -15,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import clean_env, free_port, locust_process, read_jsonl, run_locust, stop_process, wait_for_samples
+from support.cli import bootbench as cli
+from support.folders import record_run, timings
+from support.processes import free_port, locust_process, read_jsonl, run_locust, stop_process, wait_for_samples
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def bootbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bootbench.views.cli", *args], cwd=cwd, env=clean_env(),
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_more_users_than_ran_records_the_peak_and_per_sample_concurrency_and_warns(tmp_path):
@@ -78,20 +73,22 @@ def test_an_interrupted_run_says_how_it_was_interrupted_and_what_never_started(r
     assert output.strip().splitlines()[-1].strip() == str(folder)
 
 
-def test_a_killed_run_is_rebuilt_from_its_samples_by_report_and_read_by_compare(reference_server, tmp_path):
-    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0)
-    code, folder, _ = interrupt(tmp_path, server.url, signal.SIGKILL)
-    assert code == -signal.SIGKILL and not (folder / "metrics.json").exists()
+def test_a_killed_run_is_rebuilt_from_its_samples_by_report_and_read_by_compare(tmp_path):
+    # What a killed process leaves (run.json and the samples so far, no metrics.json), built in this process.
+    host = "http://127.0.0.1:9"
+    folder = record_run(tmp_path / "r", "-u", "2", "-i", "100", host=host, samples=timings(8),
+                        users=2, killed=True)
+    assert not (folder / "metrics.json").exists()
     opened = json.loads((folder / "run.json").read_text())
     assert opened["run"]["id"] == folder.name and opened["run"]["iterations"]["planned"] == 100
-    assert opened["run"]["target"] == server.url.rstrip("/") or opened["run"]["target"].startswith(server.url)
+    assert opened["run"]["target"] == host.rstrip("/") or opened["run"]["target"].startswith(host)
     samples = read_jsonl(folder / "samples.jsonl")
 
-    compared = bootbench("compare", str(folder), "--html", str(tmp_path / "c.html"), cwd=tmp_path)
+    compared = cli("compare", str(folder), "--html", str(tmp_path / "c.html"))
     assert compared.returncode == 0, compared.stderr
     assert folder.name in compared.stdout and not (folder / "metrics.json").exists(), "compare only reads"
 
-    report = bootbench("report", str(folder), cwd=tmp_path)
+    report = cli("report", str(folder))
     assert report.returncode == 0, report.stderr
     assert report.stdout.strip() == str(folder / "report.html") and (folder / "report.html").is_file()
     assert "rebuilt it from" in report.stderr
@@ -107,7 +104,7 @@ def test_a_folder_without_metrics_or_run_json_is_still_refused_in_one_sentence(t
     folder = tmp_path / "old"
     folder.mkdir()
     (folder / "samples.jsonl").write_text("")
-    result = bootbench("report", str(folder), cwd=tmp_path)
+    result = cli("report", str(folder))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (f"bootbench: {folder} has no metrics.json, and no run.json to rebuild it "
                                      "from samples.jsonl (it was written by an older bootbench)")
