@@ -67,10 +67,8 @@ def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
     from support.ground_truth import SHARED_RUN_ARGS, SHARED_RUN_SERVER, GroundTruthRun, ground_truth_run
 
     runs: dict[str, GroundTruthRun] = {}
-    # Aivoco's burst clip reaches the server chunk by chunk over about a second when python-socketio runs
-    # inside the pytest process (the answer starts before the last chunk: negative input_to_audio at the
-    # server too), so its shared run is a real Locust process, where the burst arrives at once.
-    SUBPROCESS_PROVIDERS = {"aivoco"}
+    # Providers whose shared run is a real Locust process (none: in-process runs measured as well here).
+    SUBPROCESS_PROVIDERS: set[str] = set()
 
     def run(provider: str) -> GroundTruthRun:
         if provider not in runs:
