@@ -33,24 +33,47 @@ def reference_server(tmp_path):
 
 @pytest.fixture(scope="session")
 def shared_reference_server(tmp_path_factory):
-    """Factory: one reference server process per configuration for the whole session (same options, same server).
+    """Factory cached for the whole session: the same options give the same running server, stopped at the end.
 
-    Every test that reads its ground truth shares the file with the other users of that configuration: it
-    must keep only the records of its own sessions.
+    Runs against a shared server read only their own sessions and the difference of its counters
+    (tests/support/ground_truth.py).
     """
     from bootbench.server.launcher import ReferenceServer
 
-    started: dict[str, ReferenceServer] = {}
+    running: dict[str, ReferenceServer] = {}
 
-    def get(**options) -> ReferenceServer:
-        key = repr(sorted(options.items()))
-        if key not in started:
+    def start(**kwargs) -> ReferenceServer:
+        key = repr(sorted((name, list(value) if isinstance(value, (list, tuple)) else value)
+                          for name, value in kwargs.items()))
+        if key not in running:
             truth = tmp_path_factory.mktemp("shared-server") / "truth.jsonl"
-            server = ReferenceServer.start(ground_truth=str(truth), **options)
-            server.ground_truth = truth
-            started[key] = server
-        return started[key]
+            server = ReferenceServer.start(**{"ground_truth": str(truth), **kwargs})
+            server.ground_truth = Path(kwargs.get("ground_truth", truth))
+            running[key] = server
+        return running[key]
 
-    yield get
-    for server in started.values():
+    yield start
+    for server in running.values():
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
+    """Factory: the session's one in-process ground-truth run for a provider (run on first use, then cached).
+
+    Four iterations of three turns at burst pace against ``SHARED_RUN_SERVER``; the provider, audible, turns
+    and accuracy tests all read it (tests/support/ground_truth.py: metrics, samples, the server's sessions).
+    """
+    from support.ground_truth import SHARED_RUN_ARGS, SHARED_RUN_SERVER, GroundTruthRun, ground_truth_run
+
+    runs: dict[str, GroundTruthRun] = {}
+
+    def run(provider: str) -> GroundTruthRun:
+        if provider not in runs:
+            server = shared_reference_server(**SHARED_RUN_SERVER)
+            folder = tmp_path_factory.mktemp(f"shared-run-{provider}")
+            runs[provider] = ground_truth_run(server, folder / "r", *SHARED_RUN_ARGS, "--provider", provider,
+                                              environ={"AIVOCO_API_KEY": "k-123456"})
+        return runs[provider]
+
+    return run

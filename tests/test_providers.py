@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from support.ground_truth import SHARED_RUN_SERVER
 from support.processes import read_jsonl, run_locust
 from bootbench.samples import PHASES
 
@@ -44,8 +45,26 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
     assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
 
 
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
+    """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
+    run = shared_ground_truth_run(provider)
+    cold_ms = float(SHARED_RUN_SERVER["first_audio_delay"])
+    assert [t["protocol"] for t in run.sessions] == [provider] * len(run.samples) == [provider] * 4
+    assert all(t["outcome"] == "ok" for t in run.sessions)
+    for sample, session in zip(run.samples, run.sessions):
+        measured = session["measured"]
+        assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=10)
+        assert sample["session_start_ms"] == pytest.approx(float(SHARED_RUN_SERVER["setup_delay"]), abs=15)
+        assert measured["input_to_audio_ms"] == pytest.approx(cold_ms, abs=15)
+        assert sample["input_to_audio_ms"] == pytest.approx(cold_ms, abs=15)
+        assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
+        assert session["t_ns"]["stop_received"] is not None
+    assert run.violations == 0
+    assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, "manual")
+
+
 @pytest.mark.parametrize("provider, options", [
-    ("openai", ["--turn", "manual"]),
     ("openai", ["--turn", "vad", "--trailing-silence-ms", "600"]),
     ("gemini", ["--turn", "manual", "--pace", "realtime"]),
     ("gemini", ["--turn", "vad", "--trailing-silence-ms", "600"]),
