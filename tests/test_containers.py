@@ -13,7 +13,7 @@ import shlex
 import yaml
 from locust.argument_parser import get_parser
 
-from bootbench import options
+from bootbench import options, preflight
 from bootbench.server.cli import build_parser as server_parser
 from support.processes import ROOT
 
@@ -101,7 +101,7 @@ def test_compose_commands_are_ones_the_tested_parsers_accept():
     assert reference.host == "0.0.0.0" and reference.port == 8765
     assert services["reference"]["entrypoint"] == ["python", "-m", "bootbench.server"]
     assert master.host == f"http://reference:{reference.port}"
-    options.check_url(master.host)
+    preflight.check_url(master.host)
 
 
 def test_every_locust_variable_compose_sets_reaches_the_option_of_that_name():

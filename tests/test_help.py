@@ -39,3 +39,17 @@ def test_bootbench_help_points_to_the_options_of_a_run():
     assert done.returncode == 0
     assert "'bootbench options' lists the options" in " ".join(done.stdout.split())
     assert re.search(r"^    options\s+list the options locust takes for a bootbench run", done.stdout, re.M)
+
+
+def test_the_bootbench_command_returns_its_exit_code_and_never_exits(capsys, tmp_path):
+    """``views.cli.main`` returns the code (the console script exits with it): 0, or 2 with one sentence."""
+    from bootbench.views.cli import main
+
+    assert main(["--help"]) == 0 and "'bootbench options' lists the options" in " ".join(capsys.readouterr().out.split())
+    assert main(["options"]) == 0 and f"\n{options.HELP_GROUP}:\n" in capsys.readouterr().out
+    assert main(["compare", "--sideways"]) == 2
+    assert capsys.readouterr().err == ("bootbench: the following arguments are required: FOLDER "
+                                       "(see: bootbench compare --help)\n")
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"bootbench: {tmp_path / 'missing'} does not exist\n"
+    assert main([]) == 2 and "required: COMMAND" in capsys.readouterr().err
