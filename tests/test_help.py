@@ -6,9 +6,9 @@ import re
 import subprocess
 import sys
 
-from locust.argument_parser import get_parser
 
 from bootbench import options
+from support.refusals import locust_parser
 
 CLI = [sys.executable, "-m", "bootbench.views.cli"]
 
@@ -23,8 +23,7 @@ def test_bootbench_options_lists_every_option_of_a_run_with_its_default():
     text = done.stdout
     assert f"\n{options.HELP_GROUP}:\n" in text
     flags = set(re.findall(r"^  (?:-\w \w+, )?(--[a-z-]+)", text, re.M))
-    parser = get_parser()
-    options.add_arguments(parser)
+    parser = locust_parser()
     ours = [a for a in parser._actions if a.dest in options.OPTION_FIELDS]
     assert {a.dest for a in ours} == set(options.OPTION_FIELDS)
     assert flags == {a.option_strings[-1] for a in ours}

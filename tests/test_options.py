@@ -6,7 +6,7 @@ import math
 from dataclasses import fields
 
 import pytest
-from locust.argument_parser import get_parser
+from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 
 from bootbench import options
 from bootbench.providers import DriverConfig
@@ -23,7 +23,9 @@ def parsed(*args: str):
 
 
 def test_every_option_of_bootbench_is_a_settings_field_and_back():
-    ours = set(vars(parsed())) - set(vars(get_parser().parse_args([])))
+    locust_only = get_empty_argument_parser(default_config_files=[])
+    setup_parser_arguments(locust_only)
+    ours = set(vars(parsed())) - set(vars(locust_only.parse_args([])))
     assert ours == set(options.OPTION_FIELDS)
 
 
