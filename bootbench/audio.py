@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bootbench.errors import UserError
 from bootbench.wire import SILENCE_THRESHOLD
 
 DEFAULT_RATE = 16_000
@@ -44,7 +45,7 @@ SPEECH_CLIP = ASSETS / "arctic_a0007.wav"
 _FULL_SCALE = 32768.0
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """The audio file cannot be used as a stimulus; the message says why in one sentence."""
 
 

@@ -23,6 +23,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from bootbench.errors import EXIT_CODE, UserError
 from bootbench.views.text import format_count, format_ms, format_rate
 
 STATS: tuple[str, ...] = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
@@ -38,7 +39,7 @@ EXIT_OK = 0
 """Every check passed (or, without checks, every iteration succeeded) and the run completed."""
 EXIT_INCOMPLETE = 1
 """The run was interrupted, incomplete or stopped early (or, without checks, an iteration failed)."""
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = EXIT_CODE
 """Bad input: nothing started."""
 CHECK_FAILED_EXIT = 3
 """The run completed but failed at least one check."""
@@ -49,7 +50,7 @@ _EXPRESSION = re.compile(
 _VALUE = re.compile(rf"^(?P<number>{_NUMBER})\s*(?P<unit>%|ms)?$")
 
 
-class CheckError(ValueError):
+class CheckError(UserError, ValueError):
     """A ``--check`` expression that cannot be understood; the message is one sentence for the user."""
 
 

@@ -16,13 +16,15 @@ messages; workers, or the single local process, run the users
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import locust
 from locust.event import Events
 from locust.runners import WorkerRunner
 
-from bootbench import options, providers
+from bootbench import options, preflight, providers
+from bootbench.errors import EXIT_CODE, UserError
 from bootbench.run import context, harness, lifecycle, locust_fixes, master_watch, messages, shape
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
@@ -37,7 +39,13 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     bench = harness.attach(environment)
     if bench.owns_runs:
         if environment.parsed_options is not None:
-            settings = options.check_or_exit(environment)
+            try:  # the entry point of a run: bad input is one sentence and exit code 2, nothing started
+                checked = preflight.check(environment.parsed_options, environment.host)
+            except UserError as exc:
+                sys.stderr.write(f"bootbench: {exc}\n")
+                sys.exit(EXIT_CODE)
+            sys.stderr.writelines(f"bootbench: warning: {warning}\n" for warning in checked.warnings)
+            environment.host, settings = checked.host or environment.host, checked.settings
             if settings.sweep_levels():
                 shape.install(environment, settings.sweep_levels())
         messages.serve_master(runner, lambda: bench.current)

@@ -227,5 +227,15 @@ class BootUser(User):
         if not sample.ok:
             fire(request_type=provider, name=failed_phase or "first_response_ms",
                  response_time=None, response_length=0,
-                 exception=CycleError(sample.error_kind or "unknown", sample.error or ""),
-                 context={"iteration": sample.iteration})
+                 exception=failure_of(sample), context={"iteration": sample.iteration})
+
+
+def failure_of(sample: Sample) -> Exception:
+    """The exception a failed sample's Locust failure event carries: its error kind and message.
+
+    Every failed cycle has an :class:`ErrorKind`; a failed sample without one (built elsewhere, or read
+    from an older file) still gets an event, with its message alone, never an exception while firing it.
+    """
+    if sample.error_kind:
+        return CycleError(sample.error_kind, sample.error or "")
+    return RuntimeError(sample.error or "the iteration failed")

@@ -13,6 +13,14 @@ import pytest
 
 
 @pytest.fixture
+def refusals(tmp_path, monkeypatch):
+    """Bad input parsed and checked in-process, in tmp_path with a clean environment (tests/support/refusals.py)."""
+    from support.refusals import Refusals
+
+    return Refusals.in_folder(tmp_path, monkeypatch)
+
+
+@pytest.fixture
 def reference_server(tmp_path):
     """Factory: start a real reference server process with the given options; stopped after the test."""
     from bootbench.server.launcher import ReferenceServer

@@ -2,7 +2,11 @@
 
 Each case once hung a real run, or ran it into a traceback or a misleading
 result: non-finite numbers, no users, a clip at real-time pace longer than
-the timeout. The final write survives a number that is not finite anyway.
+the timeout. The cases are checked in-process (Locust's parser, then
+bootbench.preflight); the entry point's rule is tested once in-process and
+once per refusal path (Locust's argparse, an option, an audio file) through
+a real ``locust`` process. The final write survives a number that is not
+finite anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bootbench.errors import EXIT_CODE, UserError
 from bootbench.exporters import RunRecorder
 from bootbench.providers.base import SessionState, audio_timeout_message
 from bootbench.samples import ErrorKind, Sample, Timeline
@@ -43,7 +48,56 @@ def bad_input_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
      "nothing of --timeout 10 s"),
     (["--pace", "realtime", "--timeout", "1"], "bootbench: at --pace realtime the input takes 1.0 s to send"),
 ])
-def test_a_run_that_could_never_work_is_refused_in_one_sentence(tmp_path, args, sentence):
+def test_a_run_that_could_never_work_is_refused_in_one_sentence(refusals, tmp_path, args, sentence):
+    line = refusals.line("--headless", "-u", "1", *args)  # a later -u wins
+    assert line.startswith(sentence)
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_entry_point_writes_the_sentence_and_exits_with_2_before_anything_starts(refusals, monkeypatch, capsys,
+                                                                                   tmp_path):
+    """Locust's init hook (bootbench.events) is where bad input becomes one line on stderr and exit code 2."""
+    from locust import events as locust_events
+    from locust.env import Environment
+    from locust.event import EventHook
+
+    for hook in vars(locust_events).values():  # importing bootbench.events registers its hooks: undone after the test
+        if isinstance(hook, EventHook):
+            monkeypatch.setattr(hook, "_handlers", list(hook._handlers))
+    from bootbench import events
+
+    parsed = refusals.options("--headless", "-u", "1", "--timeout", "inf")
+    environment = Environment(parsed_options=parsed, host=parsed.host)
+    runner = environment.create_local_runner()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            events._on_init(environment, runner)
+    finally:
+        runner.quit()
+    assert exited.value.code == 2 == EXIT_CODE
+    assert capsys.readouterr().err == "bootbench: --timeout must be a finite number, not inf\n"
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_user_caused_error_is_one_type_for_the_entry_points():
+    from bootbench.audio import AudioError
+    from bootbench.checks import CheckError
+    from bootbench.options import ConfigError
+    from bootbench.views.cli import UserError as CliUserError
+    from bootbench.views.load import ResultFolderError
+    from bootbench.views.regression import RegressionError
+
+    assert CliUserError is UserError
+    for error in (ConfigError, AudioError, CheckError, ResultFolderError, RegressionError):
+        assert issubclass(error, UserError) and issubclass(error, ValueError), error  # ValueError: as before
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["-r", "0", "-i", "3"], "__main__.py: error: argument -r/--spawn-rate: must be > 0"),  # Locust's argparse
+    (["--timeout", "inf"], "bootbench: --timeout must be a finite number, not inf"),  # an option of ours
+    (["--audio", "speech", "--audio", "missing.flac"], "bootbench: audio file missing.flac does not exist"),  # audio
+], ids=["argparse", "option", "audio"])
+def test_each_refusal_path_of_the_real_command_is_one_sentence_and_exit_code_2(tmp_path, args, sentence):
     run = bad_input_run(tmp_path, *args)
     assert run.returncode == 2, run.stderr[-2000:]
     (line,) = [line for line in run.stderr.splitlines() if line.startswith("bootbench:") or ": error: " in line]

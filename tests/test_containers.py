@@ -11,11 +11,11 @@ import re
 import shlex
 
 import yaml
-from locust.argument_parser import get_parser
 
-from bootbench import options
+from bootbench import preflight
 from bootbench.server.cli import build_parser as server_parser
 from support.processes import ROOT
+from support.refusals import locust_parser
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -48,9 +48,7 @@ def command(service: str) -> list[str]:
 
 def locust_parse(args: list[str], env: dict[str, str] | None = None):
     """Locust's parser with bootbench's options, reading ``env`` (never this shell's LOCUST_* variables)."""
-    parser = get_parser()
-    options.add_arguments(parser)
-    return parser.parse_args(args, env_vars=env or {})
+    return locust_parser().parse_args(args, env_vars=env or {})
 
 
 def entrypoint_args() -> list[str]:
@@ -101,7 +99,7 @@ def test_compose_commands_are_ones_the_tested_parsers_accept():
     assert reference.host == "0.0.0.0" and reference.port == 8765
     assert services["reference"]["entrypoint"] == ["python", "-m", "bootbench.server"]
     assert master.host == f"http://reference:{reference.port}"
-    options.check_url(master.host)
+    preflight.check_url(master.host)
 
 
 def test_every_locust_variable_compose_sets_reaches_the_option_of_that_name():

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 
 from bootbench import options
 from support.cli import bootbench
+from support.refusals import locust_parser
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "bootbench"
 """The installed ``bootbench`` command: the one test that starts it as a process is the help below."""
@@ -22,11 +22,7 @@ def test_bootbench_options_lists_every_option_of_a_run_with_its_default():
     text = done.stdout
     assert f"\n{options.HELP_GROUP}:\n" in text
     flags = set(re.findall(r"^  (?:-\w \w+, )?(--[a-z-]+)", text, re.M))
-    # Locust's parser without firing the global init_command_line_parser event (importing bootbench.events, as
-    # any in-process test does, adds bootbench's options there already)
-    parser = get_empty_argument_parser(add_help=False, default_config_files=[])
-    setup_parser_arguments(parser)
-    options.add_arguments(parser)
+    parser = locust_parser()
     ours = [a for a in parser._actions if a.dest in options.OPTION_FIELDS]
     assert {a.dest for a in ours} == set(options.OPTION_FIELDS)
     assert flags == {a.option_strings[-1] for a in ours}
@@ -42,3 +38,17 @@ def test_bootbench_help_points_to_the_options_of_a_run():
     assert done.returncode == 0 and done.stderr == ""
     assert "'bootbench options' lists the options" in " ".join(done.stdout.split())
     assert re.search(r"^    options\s+list the options locust takes for a bootbench run", done.stdout, re.M)
+
+
+def test_the_bootbench_command_returns_its_exit_code_and_never_exits(capsys, tmp_path):
+    """``views.cli.main`` returns the code (the console script exits with it): 0, or 2 with one sentence."""
+    from bootbench.views.cli import main
+
+    assert main(["--help"]) == 0 and "'bootbench options' lists the options" in " ".join(capsys.readouterr().out.split())
+    assert main(["options"]) == 0 and f"\n{options.HELP_GROUP}:\n" in capsys.readouterr().out
+    assert main(["compare", "--sideways"]) == 2
+    assert capsys.readouterr().err == ("bootbench: the following arguments are required: FOLDER "
+                                       "(see: bootbench compare --help)\n")
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"bootbench: {tmp_path / 'missing'} does not exist\n"
+    assert main([]) == 2 and "required: COMMAND" in capsys.readouterr().err

@@ -1,24 +1,31 @@
-"""Options resolve to one Settings object (bootbench/options.py): its defaults, derived forms and cache."""
+"""Options are one table (bootbench/options.py) and resolve to one Settings object: defaults, derived forms, checks."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 
 import pytest
-from locust.argument_parser import get_parser
+from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 
 from bootbench import options
 from bootbench.providers import DriverConfig
+from support.refusals import locust_parser
+
+RUN_KEYS = {"provider", "target", "embedded_server", "timeout_s", "wait_ms", "pace", "trailing_silence_ms",
+            "connect_per_call", "system_message", "voice", "model", "turn", "audible_dbfs", "headline", "sweep",
+            "sweep_tolerance", "turns", "reply_gap_ms"}
+"""The configuration keys of metrics.json's ``run`` block (the master adds the others)."""
 
 
 def parsed(*args: str):
-    parser = get_parser()
-    options.add_arguments(parser)
-    return parser.parse_args(list(args))
+    return locust_parser().parse_args(list(args))
 
 
 def test_every_option_of_bootbench_is_a_settings_field_and_back():
-    ours = set(vars(parsed())) - set(vars(get_parser().parse_args([])))
+    locust_only = get_empty_argument_parser(default_config_files=[])
+    setup_parser_arguments(locust_only)
+    ours = set(vars(parsed())) - set(vars(locust_only.parse_args([])))
     assert ours == set(options.OPTION_FIELDS)
 
 
@@ -40,7 +47,10 @@ def test_the_run_block_records_wait_ms_and_no_secret_of_the_url():
     assert block["wait_ms"] == 250.0 and block["timeout_s"] == 4.0 and "delay_ms" not in block
     assert block["target"] == "wss://example.com:8443/x" and block["embedded_server"] is False
     assert block["voice"] == "female" and block["model"] is None and block["turn"] == "vad"  # the voice sent
-    assert options.NOT_RECORDED.isdisjoint(block)
+    assert set(block) == RUN_KEYS
+    assert {o.name for o in options.OPTIONS if not o.recorded} == {
+        "iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s"}
+    assert options.resolve(parsed("--sweep", "1,2,4"), "").run_block()["sweep"] == [1, 2, 4] and block["sweep"] is None
 
 
 def test_defaults_are_defined_once_in_options():
@@ -52,13 +62,49 @@ def test_defaults_are_defined_once_in_options():
     assert embedded.target == "http://127.0.0.1:5000" and embedded.embedded_server
 
 
-def test_settings_are_resolved_once_per_set_of_inputs():
+def test_resolving_is_pure_and_no_settings_are_kept_between_calls():
     opts = parsed("-i", "7")
-    first = options.settings_for(opts, "")
-    assert options.settings_for(opts, "") is first
-    assert options.settings_for(opts, "ws://127.0.0.1:9") is not first
+    first = options.resolve(opts, "")
+    assert options.resolve(opts, "") == first and first.iterations == 7
+    assert options.resolve(opts, "ws://127.0.0.1:9") != first
     opts.iterations = 8
-    assert options.settings_for(opts, "").iterations == 8
+    assert options.resolve(opts, "").iterations == 8 and first.iterations == 7
+    assert not hasattr(options, "settings_for") and not hasattr(options, "_resolved")  # no module-level cache
+
+
+def test_every_option_is_a_locust_variable_named_after_its_flag():
+    parser = locust_parser()
+    variables = {a.dest: a.env_var for a in parser._actions if a.dest in options.OPTION_FIELDS}
+    assert variables == {o.name: o.env_var for o in options.OPTIONS}
+    assert set(variables.values()) == {
+        "LOCUST_ITERATIONS", "LOCUST_PROVIDER", "LOCUST_TIMEOUT", "LOCUST_RESULTS_DIR", "LOCUST_AUDIO",
+        "LOCUST_AUDIBLE_DBFS", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE", "LOCUST_TRAILING_SILENCE_MS",
+        "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_WAIT_MS",
+        "LOCUST_MASTER_SILENCE_S", "LOCUST_CHECK", "LOCUST_SWEEP", "LOCUST_SWEEP_TOLERANCE", "LOCUST_TURNS",
+        "LOCUST_REPLY_GAP_MS"}
+
+
+def test_adding_an_option_is_one_row_of_the_table(monkeypatch):
+    """A new row is parsed (flag and variable), checked (its range), read as Settings, recorded and offered."""
+    from locust import events
+    from locust.argument_parser import ui_extra_args_dict
+
+    from bootbench.views.cli import options_help
+
+    row = options.Option(("--loudness-db",), float, 3.0, range=options.Range(0.0, 10.0), recorded_as="loudness",
+                         help="How loud. Default 3.")
+    monkeypatch.setattr(options, "OPTIONS", (*options.OPTIONS, row))
+    assert parsed().loudness_db == 3.0 and parsed("--loudness-db", "4").loudness_db == 4.0
+    monkeypatch.setenv("LOCUST_LOUDNESS_DB", "5")
+    settings = options.resolve(parsed(), "")
+    assert settings.loudness_db == 5.0 and settings.run_block()["loudness"] == 5.0
+    with pytest.raises(options.ConfigError) as raised:
+        options.resolve(parsed("--loudness-db", "11"), "")
+    assert str(raised.value) == "--loudness-db must be at most 10, not 11"
+    assert options.resolve(options.with_form(parsed(), {"loudness_db": "7"}), "").loudness_db == 7.0
+    monkeypatch.setattr(events.init_command_line_parser, "_handlers", [lambda parser, **_: options.add_arguments(parser)])
+    assert ui_extra_args_dict([])["loudness_db"]["default_value"] == 5.0
+    assert "--loudness-db LOUDNESS_DB" in options_help() and "How loud. Default 3." in options_help()
 
 
 @pytest.mark.parametrize("args, sentence", [
@@ -84,6 +130,14 @@ def test_every_numeric_option_must_be_finite(flag, value):
         options.resolve(parsed(f"{flag}={value}"), "")
 
 
+def test_every_number_option_has_a_range_in_its_row():
+    numbers = [o for o in options.OPTIONS if o.kind in (int, float)]
+    assert all(o.range is not None for o in numbers), [o.name for o in numbers if o.range is None]
+    assert {o.name: (o.range.low, o.range.high) for o in numbers if o.range.high < math.inf} == {
+        "timeout": (0, 3600), "audible_dbfs": (-120, 0), "trailing_silence_ms": (0, 60_000),
+        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (0, 60_000)}
+
+
 @pytest.mark.parametrize("args, sentence", [
     (("--timeout", "3601"), "--timeout must be at most 3600, not 3601"),
     (("--wait-ms", "-1"), "--wait-ms cannot be negative (-1)"),
@@ -100,8 +154,7 @@ def test_bootbench_options_are_a_help_group_of_their_own_and_still_reach_the_web
     from locust import events
     from locust.argument_parser import ui_extra_args_dict
 
-    parser = get_parser()
-    options.add_arguments(parser)
+    parser = locust_parser()
     (group,) = [g for g in parser._action_groups if g.title == options.HELP_GROUP]
     assert {a.dest for a in group._group_actions} == set(options.OPTION_FIELDS)
     monkeypatch.setenv("LOCUST_WAIT_MS", "250")  # env_var works in a group too

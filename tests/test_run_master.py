@@ -14,20 +14,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pytest
-from locust.argument_parser import get_parser
 
 from bootbench import options
 from bootbench.exporters import RunRecorder
 from bootbench.run.early_stop import FATAL_STREAK, EarlyStop
 from bootbench.run.master import MasterRun
 from bootbench.samples import ErrorKind, Sample
+from support.refusals import locust_parser
 
 
 def settings(**overrides) -> options.Settings:
     """Settings from the real parser's defaults, with ``overrides``, for the embedded server."""
-    parser = get_parser()
-    options.add_arguments(parser)
-    namespace = parser.parse_args([])
+    namespace = locust_parser().parse_args([])  # not get_parser(): bootbench.events may be registered already
     for name, value in overrides.items():
         setattr(namespace, name, value)
     return options.resolve(namespace, "").retarget("http://127.0.0.1:9/", embedded=True)

@@ -23,8 +23,8 @@ import gevent
 import greenlet
 from locust.runners import MasterRunner
 
-from bootbench import checks, options
-from bootbench.audio import AudioError
+from bootbench import checks, options, preflight
+from bootbench.errors import UserError
 from bootbench.exporters import RunRecorder
 from bootbench.providers.network import redacted_url
 from bootbench.run import messages, workers
@@ -97,8 +97,8 @@ def check_web_run(harness: Harness, form: Mapping[str, str]) -> str | None:
     if host and host == harness.embedded.url():
         host = ""
     try:
-        options.check_run(options.with_form(environment.parsed_options, form), host)
-    except (options.ConfigError, AudioError) as exc:
+        preflight.check_web_run(options.with_form(environment.parsed_options, form), host)
+    except UserError as exc:
         return str(exc)
     return None
 

@@ -20,23 +20,21 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from bootbench.checks import CHECK_FAILED_EXIT
+from bootbench.errors import EXIT_CODE, UserError
 from bootbench.samples import HEADLINE, PHASES
 from bootbench.views import compare, regression
-from bootbench.views.load import METRICS_FILE, ResultFolderError, load_metrics
+from bootbench.views.load import METRICS_FILE, load_metrics
 from bootbench.views.report import write_report
 
-USER_ERROR = 2
-
-
-class UserError(Exception):
-    """A mistake on the command line or in the files named; ``str()`` is the sentence to show."""
+USER_ERROR = EXIT_CODE
+__all__ = ["USER_ERROR", "UserError", "build_parser", "main", "options_help"]  # UserError: bootbench.errors'
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as one sentence and exit code 2."""
+    """argparse that reports a usage mistake as a :class:`UserError` (one sentence, exit code 2 from :func:`main`)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(USER_ERROR, f"bootbench: {message} (see: {self.prog} --help)\n")
+        raise UserError(f"{message} (see: {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,11 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 user error)."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (0 ok, 2 user error, 3 slower than allowed), never exits.
+
+    The ``bootbench`` console script (and ``python -m bootbench.views.cli``) exits with it.
+    """
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # argparse exits after printing --help
+            return int(done.code or 0)
         return args.handler(args)
-    except (UserError, ResultFolderError) as exc:
+    except UserError as exc:  # every user-caused error: options, result folders, regression options
         sys.stderr.write(f"bootbench: {exc}\n")
         return USER_ERROR
 

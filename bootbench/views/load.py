@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bootbench.errors import UserError
+
 METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -26,7 +28,7 @@ RENAMED_RUN_KEYS = {"bootbench/metrics/v1": {"delay_ms": "wait_ms"}}
 """Per older schema: ``run`` keys that have a new name since."""
 
 
-class ResultFolderError(ValueError):
+class ResultFolderError(UserError, ValueError):
     """A path that is not a readable bootbench result folder; ``str()`` is the one sentence to show."""
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from bootbench.errors import UserError
 from bootbench.samples import HEADLINE
 from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
 from bootbench.views.html import esc, table
@@ -39,7 +40,7 @@ _CHUNK_VALUES = 2_000_000
 """Resampled values drawn at once, to bound memory on large runs."""
 
 
-class RegressionError(ValueError):
+class RegressionError(UserError, ValueError):
     """A comparison option that cannot be understood; the message is one sentence for the user."""
 
 

@@ -1,0 +1,140 @@
+"""The checks before a run starts: bad input is refused before anything is started or written.
+
+:func:`check` is everything the command line is checked for (the options,
+through :func:`bootbench.options.resolve`, then the host URL, Locust's own
+options, the results folder, the audio files, the pace against the timeout
+and the API key); :func:`check_web_run` the same for a run the web UI's start
+form asks for. Both raise a :class:`~bootbench.errors.UserError` subclass
+(:class:`~bootbench.options.ConfigError`, :class:`~bootbench.audio.AudioError`)
+whose ``str()`` is the one sentence to show; they never exit: the entry point
+(Locust's ``init`` hook in :mod:`bootbench.events`) writes the sentence and
+exits with :data:`bootbench.errors.EXIT_CODE`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from bootbench import providers
+from bootbench.options import ConfigError, Settings, resolve
+from bootbench.stimuli import ClipSet
+
+log = logging.getLogger("bootbench")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Input that passed every check: the settings, the host the run targets, and warnings to show."""
+
+    settings: Settings
+    host: str
+    """``-H``; with no ``-H`` but the provider's key set, the provider's public endpoint; else empty (the
+    embedded reference server)."""
+    warnings: tuple[str, ...] = ()
+    """Sentences about input that works but may not be what was meant (a silent clip), each once."""
+
+
+def check(options: Any, host: str | None) -> Checked:
+    """Check the command line before anything starts; raises a UserError subclass with the one sentence to show.
+
+    ``options`` are Locust's parsed options (bootbench's among them) and
+    ``host`` is ``-H``. With no host but the provider's key set, the run goes
+    to the provider's public endpoint (:attr:`Checked.host`).
+    """
+    host = _host(host)
+    settings = resolve(options, host)
+    if settings.embedded_server and settings.api_key(required=False):
+        host = providers.DRIVERS[settings.provider].public_url
+        settings = resolve(options, host)
+        log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
+    check_locust_options(options)
+    check_results_dir(settings.results_dir)
+    clips = settings.clips()
+    check_pace(settings, clips)
+    settings.api_key(required=True)
+    return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
+
+
+def check_web_run(options: Any, host: str | None) -> Settings:
+    """Everything :func:`check` checks of bootbench's input, for a run the web UI is about to start.
+
+    Locust checks its own form fields (the user count) itself; raises a UserError subclass.
+    """
+    settings = resolve(options, _host(host))
+    check_results_dir(settings.results_dir)
+    check_pace(settings, settings.clips())
+    settings.api_key(required=True)
+    return settings
+
+
+def _host(host: str | None) -> str:
+    """``host`` stripped, checked by :func:`check_url` when given."""
+    host = (host or "").strip()
+    if host:
+        check_url(host)
+    return host
+
+
+def check_locust_options(options: Any) -> None:
+    """Raise :class:`ConfigError` for Locust options with which a run could never make progress.
+
+    Locust takes ``-u 0`` (or a negative count) and then waits forever for
+    iterations that no user will run; ``--spawn-rate`` it checks itself.
+    """
+    users = getattr(options, "num_users", None)
+    starts_at_once = bool(getattr(options, "headless", False) or getattr(options, "autostart", False))
+    if users is not None and users < 0:
+        raise ConfigError(f"-u/--users cannot be negative ({users})")
+    if users == 0 and starts_at_once:
+        raise ConfigError("-u 0 starts no user, so the run would never make progress; give -u 1 or more")
+
+
+def check_pace(settings: Settings, clips: ClipSet) -> None:
+    """Raise :class:`ConfigError` when the input alone, sent at real-time pace, takes longer than ``--timeout``.
+
+    ``--timeout`` bounds an iteration from its start to the first audible audio, and at ``--pace
+    realtime`` sending the longest clip and its trailing silence takes their duration:
+    with a shorter timeout every iteration would time out.
+    """
+    if settings.pace != "realtime":
+        return
+    seconds = (clips.max_duration_ms + settings.trailing_silence_ms) / 1000
+    if seconds >= settings.timeout:
+        raise ConfigError(f"at --pace realtime the input takes {seconds:.1f} s to send (clip and trailing silence), "
+                          f"which leaves nothing of --timeout {settings.timeout:g} s (an iteration's start to the first audible audio); "
+                          f"raise --timeout above {seconds:.1f} or use --pace burst")
+
+
+def check_url(url: str) -> None:
+    """Raise :class:`ConfigError` unless ``url`` is an http(s):// or ws(s):// URL with a host."""
+    shown = url.split("?", 1)[0] + ("?***" if "?" in url else "")  # a key can hide in the query string
+    try:
+        parsed = urlparse(url)
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise ConfigError(f"host {shown!r} is not a URL like wss://example.com or http://127.0.0.1:8080") from None
+    if parsed.scheme not in ("http", "https", "ws", "wss") or not parsed.hostname:
+        raise ConfigError(f"host {shown!r} is not a URL like wss://example.com or http://127.0.0.1:8080")
+    try:
+        parsed.port
+    except ValueError:
+        raise ConfigError(f"host {shown!r} has an invalid port") from None
+
+
+def check_results_dir(path: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` is (or can become) a writable folder; creates nothing."""
+    target = Path(path)
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"results folder {path} is not writable ({probe} is not a folder)")
+    try:  # a real write: permission bits alone say nothing for root or on a read-only file system
+        with tempfile.TemporaryFile(dir=probe, prefix=".bootbench-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"results folder {path} is not writable ({exc.strerror or exc})") from None
