@@ -143,7 +143,8 @@ def test_a_worker_computes_locusts_default_options_once_not_once_per_option_of_e
 
     assert "argument_parser.default_args_dict()" in inspect.getsource(WorkerRunner.handle_message), \
         "Locust no longer calls default_args_dict through its module: revisit bootbench/run/locust_fixes.py"
-    original = argument_parser.default_args_dict
+    # Locust's own function, even when an in-process worker earlier in the session cached it already
+    original = getattr(argument_parser.default_args_dict, "__wrapped__", argument_parser.default_args_dict)
     monkeypatch.setattr(argument_parser, "default_args_dict", original)
     builds = []
     monkeypatch.setattr(argument_parser, "setup_parser_arguments",
