@@ -67,21 +67,28 @@ def shared_reference_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
-    """Factory: the session's one in-process ground-truth run for a provider (run on first use, then cached).
+    """Factory: the session's in-process ground-truth run for a provider at a pace (run on first use, then cached).
 
-    Four iterations of three turns at burst pace against ``SHARED_RUN_SERVER``; the provider, audible, turns
-    and accuracy tests all read it (tests/support/ground_truth.py: metrics, samples, the server's sessions).
+    ``pace="burst"`` (the default): four iterations of three turns against ``SHARED_RUN_SERVER`` (cold and warm
+    delays, 230 ms of leading silence); the provider, audible, turns and accuracy tests read it.
+    ``pace="realtime"``: two iterations, one turn, against ``SHARED_REALTIME_SERVER`` (230 ms of leading silence,
+    and a greeting for OpenAI and Gemini); the audible, greeting and provider tests read it.
+
+    Two runs, not one: at burst pace an OpenAI or Gemini answer pre-empts a greeting before it starts and an
+    Aivoco client takes a greeting for the answer, so greetings need the real-time pace; and three turns at
+    real-time pace would take three times as long (and Aivoco's server answers a streaming clip from its first
+    chunk, so real-time turns say nothing the burst ones do not). tests/support/ground_truth.py has the details.
     """
-    from support.ground_truth import SHARED_RUN_ARGS, SHARED_RUN_SERVER, GroundTruthRun, ground_truth_run
+    from support.ground_truth import GroundTruthRun, ground_truth_run, shared_run_args, shared_server_options
 
-    runs: dict[str, GroundTruthRun] = {}
+    runs: dict[tuple[str, str], GroundTruthRun] = {}
 
-    def run(provider: str) -> GroundTruthRun:
-        if provider not in runs:
-            server = shared_reference_server(**SHARED_RUN_SERVER)
-            folder = tmp_path_factory.mktemp(f"shared-run-{provider}")
-            runs[provider] = ground_truth_run(server, folder / "r", *SHARED_RUN_ARGS, "--provider", provider,
-                                              environ={"AIVOCO_API_KEY": "k-123456"})
-        return runs[provider]
+    def run(provider: str, pace: str = "burst") -> GroundTruthRun:
+        if (provider, pace) not in runs:
+            server = shared_reference_server(**shared_server_options(provider, pace))
+            folder = tmp_path_factory.mktemp(f"shared-run-{provider}-{pace}")
+            runs[provider, pace] = ground_truth_run(server, folder / "r", *shared_run_args(pace),
+                                                    "--provider", provider, environ={"AIVOCO_API_KEY": "k-123456"})
+        return runs[provider, pace]
 
     return run

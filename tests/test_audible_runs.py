@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 import soundfile
 
-from support.processes import read_jsonl, run_locust
+from support.ground_truth import GREETING_PROVIDERS, SHARED_LEADING_MS, ground_truth_run
+from support.processes import run_locust
 from bootbench.audio import SPEECH_CLIP
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import DriverConfig
 from bootbench.audio import Stimulus
 
-SETUP_MS, FIRST_AUDIO_MS, LEADING_MS = 20.0, 60.0, 230.0
+SETUP_MS, FIRST_AUDIO_MS = 20.0, 60.0
+ITERATIONS = {"burst": 4, "realtime": 2}
+"""Iterations of the session's shared runs (tests/support/ground_truth.py)."""
 UNDERRUN_ALLOWANCE_MS = 25.0
 """How much later than the server's schedule playback may run on a shared, loaded machine."""
 KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
@@ -31,52 +34,62 @@ def server_with(reference_server, *extra: str):
 
 
 def run_against(server, tmp_path, provider: str, *args: str, name: str = "r"):
+    """A real ``locust --headless`` process (for what it prints to stderr)."""
     return run_locust("-u", "1", "-H", server.url, "--provider", provider, *args,
                       "--results-dir", str(tmp_path / name), cwd=tmp_path, env={KEYS[provider]: "k-123456"})
 
 
+def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
+    """An in-process run with the server's records of its own sessions (tests/support/ground_truth.py)."""
+    return ground_truth_run(server, tmp_path / name, "--provider", provider, *args,
+                            environ={KEYS[provider]: "k-123456"})
+
+
+@pytest.mark.parametrize("pace", ["burst", "realtime"])
 @pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini"])
-def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(reference_server, tmp_path,
-                                                                                      provider):
-    servers = {pace: server_with(reference_server, "--leading-silence-ms", str(LEADING_MS))
-               for pace in ("burst", "realtime")}
-    runs = {pace: run_against(server, tmp_path, provider, "-i", "2", "--pace", pace, name=pace)
-            for pace, server in servers.items()}
-    for pace, run in runs.items():
-        assert run.returncode == 0, f"{pace}: {run.stderr[-3000:]}"
-        samples = run.metrics["samples"]
-        truth = read_jsonl(servers[pace].ground_truth)
-        assert len(samples) == len(truth) == 2
-        for sample, session in zip(samples, truth):
-            measured = session["measured"]
-            assert session["injected"]["leading_silence_ms"] == LEADING_MS
-            arrival_error = sample["first_response_ms"] - measured["first_response_ms"]
-            assert abs(arrival_error) <= 15, (pace, sample, measured)
-            # The tone starts right after the noise and is found within a sample or two: first_audible is off by
-            # what the first arrival was, plus playback running late when a chunk arrived late (an underrun).
-            error = sample["first_audible_ms"] - measured["first_audible_ms"]
-            assert -1 <= error - arrival_error <= UNDERRUN_ALLOWANCE_MS, (pace, sample, measured)
-            assert sample["input_to_audible_ms"] == pytest.approx(
-                sample["input_to_audio_ms"] + sample["leading_silence_ms"], abs=0.01)
-            assert LEADING_MS - 1 <= sample["leading_silence_ms"] <= LEADING_MS + UNDERRUN_ALLOWANCE_MS, (pace, sample)
+def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(shared_ground_truth_run,
+                                                                                      provider, pace):
+    """The session's shared runs (tests/conftest.py): burst with three turns, real time with a greeting."""
+    run = shared_ground_truth_run(provider, pace)
+    samples, truth = run.samples, run.sessions
+    assert len(samples) == len(truth) == ITERATIONS[pace]
+    for sample, session in zip(samples, truth):
+        measured = session["measured"]
+        assert session["injected"]["leading_silence_ms"] == SHARED_LEADING_MS
+        arrival_error = sample["first_response_ms"] - measured["first_response_ms"]
+        assert abs(arrival_error) <= 15, (pace, sample, measured)
+        # The tone starts right after the noise and is found within a sample or two: first_audible is off by
+        # what the first arrival was, plus playback running late when a chunk arrived late (an underrun).
+        error = sample["first_audible_ms"] - measured["first_audible_ms"]
+        assert -1 <= error - arrival_error <= UNDERRUN_ALLOWANCE_MS, (pace, sample, measured)
+        assert sample["input_to_audible_ms"] == pytest.approx(
+            sample["input_to_audio_ms"] + sample["leading_silence_ms"], abs=0.01)
+        assert SHARED_LEADING_MS - 1 <= sample["leading_silence_ms"] <= SHARED_LEADING_MS + UNDERRUN_ALLOWANCE_MS, (
+            pace, sample)
+        if session["greeting"] is None:  # the burst runs, and Aivoco's real-time run: no greeting was sent
             assert sample["greeting_ms"] is None
-        summary = run.metrics["summary"]
-        assert summary["inaudible_replies"] == 0 and summary["phases"]["leading_silence_ms"]["count"] == 2
-        assert servers[pace].stats()["violations"] == 0
+    summary = run.metrics["summary"]
+    assert summary["inaudible_replies"] == 0 and summary["phases"]["leading_silence_ms"]["count"] == ITERATIONS[pace]
+    assert run.violations == 0
 
 
-@pytest.mark.parametrize("provider, greeting_ms, args", [
-    ("openai", "50", ["--pace", "realtime"]),      # the greeting ends before the turn does
-    ("openai", "800", ["--pace", "realtime"]),     # still speaking at the turn's end: the client cancels it
-    ("gemini", "50", ["--pace", "realtime"]),
-])
-def test_a_greeting_is_recorded_as_a_greeting_and_not_taken_as_the_answer(reference_server, tmp_path, provider,
-                                                                            greeting_ms, args):
-    server = server_with(reference_server, "--greeting-ms", greeting_ms)
-    run = run_against(server, tmp_path, provider, "-i", "2", *args)
-    assert run.returncode == 0, run.stderr[-3000:]
-    samples = run.metrics["samples"]
-    truth = read_jsonl(server.ground_truth)
+@pytest.mark.parametrize("provider", GREETING_PROVIDERS)
+def test_a_greeting_is_recorded_as_a_greeting_and_not_taken_as_the_answer(shared_ground_truth_run, provider):
+    """The greeting ends before the turn does: the session's shared real-time run (tests/conftest.py)."""
+    check_greeting(shared_ground_truth_run(provider, "realtime"))
+
+
+def test_a_greeting_still_speaking_at_the_turns_end_is_cancelled_and_not_taken_as_the_answer(
+        shared_reference_server, tmp_path):
+    """An 800 ms greeting: still speaking at the turn's end, so the OpenAI client cancels it."""
+    server = server_with(shared_reference_server, "--greeting-ms", "800")
+    check_greeting(ground_truth_run(server, tmp_path / "r", "-i", "2", "--pace", "realtime", "--provider", "openai"))
+
+
+def check_greeting(run) -> None:
+    assert run.exit_code == 0
+    samples, truth = run.samples, run.sessions
+    assert len(samples) == len(truth) == 2
     for sample, session in zip(samples, truth):
         measured = session["measured"]
         assert session["greeting"] is not None and measured["greeting_ms"] is not None
@@ -86,7 +99,7 @@ def test_a_greeting_is_recorded_as_a_greeting_and_not_taken_as_the_answer(refere
         assert sample["first_response_ms"] > sample["greeting_ms"] + 5
     assert run.metrics["summary"]["greetings"] == 2
     assert "greetings: 2 iteration(s)" in run.stdout
-    assert server.stats()["violations"] == 0
+    assert run.violations == 0
 
 
 def write_clips(folder):
@@ -104,44 +117,46 @@ def write_clips(folder):
     return clips, stereo
 
 
-def test_speech_a_folder_a_44k_stereo_file_a_float_wav_and_a_flac_are_sent_in_turn(reference_server, tmp_path):
+def test_speech_a_folder_a_44k_stereo_file_a_float_wav_and_a_flac_are_sent_in_turn(shared_reference_server,
+                                                                                    tmp_path):
     clips, stereo = write_clips(tmp_path)
-    server = server_with(reference_server)
-    run = run_against(server, tmp_path, "aivoco", "-i", "4", "--audio", "speech", "--audio", str(clips),
-                      "--audio", str(stereo))
-    assert run.returncode == 0, run.stderr[-3000:]
+    server = server_with(shared_reference_server)
+    run = run_inprocess(server, tmp_path, "aivoco", "-i", "4", "--audio", "speech", "--audio", str(clips),
+                        "--audio", str(stereo))
+    assert run.exit_code == 0
     metrics = run.metrics
     assert [s["clip"] for s in metrics["samples"]] == ["speech", "a.flac", "b.wav", "stereo44.wav"]
     described = metrics["run"]["clips"]
     assert [(c["name"], c["rate"], round(c["duration_ms"])) for c in described] == [
         ("speech", 16000, 4000), ("a.flac", 16000, 1500), ("b.wav", 16000, 1500), ("stereo44.wav", 16000, 1000)]
     assert all(len(c["sha256"]) == 64 for c in described) and len({c["sha256"] for c in described}) == 4
-    truth = read_jsonl(server.ground_truth)
     # What the server heard is each clip at 16 kHz: 4 s, 1.5 s, 1.5 s, 1 s of samples.
-    assert [t["audio_in"]["samples"] for t in truth] == [64_000, 24_000, 24_000, 16_000]
-    assert metrics["summary"]["successes"] == 4 and server.stats()["violations"] == 0
+    assert [t["audio_in"]["samples"] for t in run.sessions] == [64_000, 24_000, 24_000, 16_000]
+    assert metrics["summary"]["successes"] == 4 and run.violations == 0
 
 
-def test_a_pure_tone_never_ends_a_speech_only_turn_and_says_so_while_speech_is_answered(reference_server, tmp_path):
-    server = server_with(reference_server, "--vad-needs-speech")
-    tone = run_against(server, tmp_path, "aivoco", "-i", "1", "--timeout", "3", "--trailing-silence-ms", "600",
-                       name="tone")
+def test_a_pure_tone_never_ends_a_speech_only_turn_and_says_so_while_speech_is_answered(shared_reference_server,
+                                                                                      tmp_path):
+    server = server_with(shared_reference_server, "--vad-needs-speech")
+    tone = run_inprocess(server, tmp_path, "aivoco", "-i", "1", "--timeout", "3", "--trailing-silence-ms", "600",
+                         name="tone")
     (sample,) = tone.metrics["samples"]
     assert sample["error_kind"] == "audio_timeout"
     assert sample["error"] == ("no audio_response within 3 s; aivoco ends turns by voice activity, which a pure "
                                "tone may never trigger: try --audio speech")
-    speech = run_against(server, tmp_path, "aivoco", "-i", "1", "--timeout", "8", "--trailing-silence-ms", "600",
-                         "--audio", "speech", name="speech")
-    assert speech.returncode == 0, speech.stderr[-3000:]
+    speech = run_inprocess(server, tmp_path, "aivoco", "-i", "1", "--timeout", "8", "--trailing-silence-ms", "600",
+                           "--audio", "speech", name="speech")
+    assert speech.exit_code == 0
     (sample,) = speech.metrics["samples"]
     assert sample["ok"] and sample["clip"] == "speech" and sample["first_audible_ms"] is not None
-    assert [t["input_speech"] for t in read_jsonl(server.ground_truth)] == [False, True]
+    assert [t["input_speech"] for t in [*tone.sessions, *speech.sessions]] == [False, True]
 
 
-def test_a_reply_never_above_the_threshold_is_an_inaudible_reply_not_a_failure(reference_server, tmp_path):
-    server = server_with(reference_server)
-    run = run_against(server, tmp_path, "openai", "-i", "2", "--audible-dbfs", "-10", "--headline", "first_audible_ms")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_a_reply_never_above_the_threshold_is_an_inaudible_reply_not_a_failure(shared_reference_server, tmp_path):
+    server = server_with(shared_reference_server)
+    run = run_inprocess(server, tmp_path, "openai", "-i", "2", "--audible-dbfs", "-10",
+                        "--headline", "first_audible_ms")
+    assert run.exit_code == 0
     metrics = run.metrics
     assert metrics["summary"]["successes"] == 2 and metrics["summary"]["inaudible_replies"] == 2
     assert all(s["first_response_ms"] is not None and s["first_audible_ms"] is None for s in metrics["samples"])
@@ -149,10 +164,10 @@ def test_a_reply_never_above_the_threshold_is_an_inaudible_reply_not_a_failure(r
     assert "inaudible replies: 2" in run.stdout
 
 
-def test_the_console_summary_leads_with_the_headline(reference_server, tmp_path):
-    server = server_with(reference_server, "--leading-silence-ms", "100")
-    run = run_against(server, tmp_path, "gemini", "-i", "2", "--headline", "leading_silence_ms")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_the_console_summary_leads_with_the_headline(shared_reference_server, tmp_path):
+    server = server_with(shared_reference_server, "--leading-silence-ms", "100")
+    run = run_inprocess(server, tmp_path, "gemini", "-i", "2", "--headline", "leading_silence_ms")
+    assert run.exit_code == 0
     head = run.metrics["summary"]["phases"]["leading_silence_ms"]
     summary = run.stdout[run.stdout.index("bootbench: gemini"):].splitlines()
     assert summary[2].startswith(f"  leading silence: median {head['median']:.1f} ms, p95 {head['p95']:.1f} ms")
@@ -172,10 +187,10 @@ def test_bad_values_are_one_sentence_and_exit_code_2(refusals, tmp_path, args, s
     assert not (tmp_path / "results").exists()
 
 
-def test_a_silent_clip_warns_once_in_one_sentence(reference_server, tmp_path):
+def test_a_silent_clip_warns_once_in_one_sentence(shared_reference_server, tmp_path):
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(8000), 16_000, subtype="PCM_16")
-    server = server_with(reference_server)
+    server = server_with(shared_reference_server)
     run = run_against(server, tmp_path, "openai", "-i", "1", "--audio", str(silent), "--timeout", "2")
     warnings = [line for line in run.stderr.splitlines() if line.startswith("bootbench: warning: ")]
     assert len(warnings) == 1 and f"audio file {silent} is silent" in warnings[0]

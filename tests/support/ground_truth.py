@@ -28,17 +28,45 @@ from bootbench.server.launcher import ReferenceServer
 from support.inprocess import kept_signal_handlers, local_environment, run_to_end
 from support.processes import clean_env, read_jsonl, run_locust
 
+SHARED_LEADING_MS = 230.0
+SHARED_GREETING_MS = 50.0
 SHARED_RUN_SERVER = dict(setup_delay="30", first_audio_delay="120", warm_first_audio_delay="40", cold_penalty=0,
-                         reply_ms=200)
-"""The reference server of the shared ground-truth runs: fixed setup, cold and warm delays.
+                         reply_ms=200, extra_args=["--leading-silence-ms", str(SHARED_LEADING_MS)])
+"""The reference server of the shared burst runs: fixed setup, cold and warm delays, 230 ms of leading silence.
 
-No greeting: at burst pace the answer pre-empts an OpenAI or Gemini greeting before it starts, and an Aivoco
-client cannot tell a greeting from the answer (the protocol has no response ids); greetings have their own runs.
-No leading silence yet: with 230 ms of it, Aivoco's turns came out negative at the server as well (the answer
-before the clip's last chunk) and OpenAI's playback ran up to 60 ms late under load; both need a look first.
+No greeting here: at burst pace the answer pre-empts an OpenAI or Gemini greeting before it starts, and an
+Aivoco client cannot tell a greeting from the answer (the protocol has no response ids). Turns are fine with
+leading silence at burst pace: the clip is one message, so the server's turn ends where it begins. (At real-time
+pace Aivoco's turns are negative at the server, about -840 ms, by the server's design: ``--reply-after
+first-input`` answers 120 ms after a turn's first chunk while the 1 s clip is still streaming, and the server
+measures from the turn's last chunk; that is why turns are not part of the real-time shared runs.)
 """
-SHARED_LEADING_MS = 0.0
 SHARED_RUN_ARGS = ("-i", "4", "--turns", "3")
+SHARED_REALTIME_SERVER = dict(setup_delay="30", first_audio_delay="80", cold_penalty=0,
+                              extra_args=["--leading-silence-ms", str(SHARED_LEADING_MS)])
+"""The reference server of the shared real-time runs: fixed delays and 230 ms of leading silence, and for the
+providers in :data:`GREETING_PROVIDERS` a greeting 50 ms after the session is ready (over long before the 1 s
+clip has streamed, so it never overlaps the answer)."""
+SHARED_REALTIME_ARGS = ("-i", "2", "--pace", "realtime")
+GREETING_PROVIDERS = ("openai", "gemini")
+"""Protocols whose client tells a greeting from the answer (response ids, or a turn that was not asked for)."""
+
+
+def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
+    """The reference server options of the shared run for ``provider`` at ``pace`` ("burst" or "realtime")."""
+    if pace == "burst":
+        return SHARED_RUN_SERVER
+    if pace != "realtime":
+        raise ValueError(f"no shared run at pace {pace!r}")
+    options = dict(SHARED_REALTIME_SERVER, extra_args=list(SHARED_REALTIME_SERVER["extra_args"]))
+    if provider in GREETING_PROVIDERS:
+        options["extra_args"] += ["--greeting-ms", str(SHARED_GREETING_MS)]
+    return options
+
+
+def shared_run_args(pace: str) -> tuple[str, ...]:
+    """The bootbench options of the shared run at ``pace``."""
+    return SHARED_RUN_ARGS if pace == "burst" else SHARED_REALTIME_ARGS
 
 
 @dataclass
@@ -59,6 +87,8 @@ class GroundTruthRun:
     """Locust's own request count per request name (what locust_stats.csv's "Request Count" shows)."""
     stdout: str = ""
     """What the run printed (the console summary, the result folder)."""
+    exit_code: int = 0
+    """The process's exit code (in-process: what Locust's main would exit with, ``environment.process_exit_code``)."""
 
     @property
     def samples(self) -> list[dict[str, Any]]:
@@ -110,7 +140,7 @@ def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, use
         with open(results_dir.parent / "locust_stats.csv") as f:
             counts = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
         return _read_back(server, before, start_ns, end_ns, finished.metrics, finished.folder, counts,
-                          finished.stdout)
+                          finished.stdout, finished.returncode)
     printed = io.StringIO()
     with mock.patch.dict(os.environ, clean_env(environ), clear=True), kept_signal_handlers(), \
             contextlib.redirect_stdout(printed):
@@ -119,11 +149,21 @@ def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, use
         run = run_to_end(env, users=users, timeout=timeout)
         end_ns = time.perf_counter_ns()
     counts = {entry.name: entry.num_requests for entry in env.stats.entries.values()}
-    return _read_back(server, before, start_ns, end_ns, run.metrics, run.recorder.folder, counts, printed.getvalue())
+    return _read_back(server, before, start_ns, end_ns, run.metrics, run.recorder.folder, counts, printed.getvalue(),
+                      exit_code(env))
+
+
+def exit_code(env) -> int:
+    """The code Locust's main would exit with after this environment's run (locust/main.py ``shutdown``)."""
+    if env.process_exit_code is not None:
+        return env.process_exit_code
+    if env.runner.errors or env.runner.exceptions:
+        return env.parsed_options.exit_code_on_error
+    return 0
 
 
 def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int, metrics: dict, folder: Path,
-               counts: dict[str, int], stdout: str) -> GroundTruthRun:
+               counts: dict[str, int], stdout: str, exit_code: int) -> GroundTruthRun:
     records = records_between(server, start_ns, end_ns)
     after = server.stats()
     outcomes = Counter(after["outcomes"])
@@ -131,4 +171,4 @@ def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int
     return GroundTruthRun(metrics=metrics, folder=folder,
                           sessions=[r for r in records if r["session"] is not None], records=records,
                           violations=after["violations"] - before["violations"], outcomes=+outcomes,
-                          request_counts=counts, stdout=stdout)
+                          request_counts=counts, stdout=stdout, exit_code=exit_code)
