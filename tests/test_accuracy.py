@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from support.ground_truth import ground_truth_run
 from support.processes import ROOT, read_jsonl, run_locust
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
@@ -21,20 +22,26 @@ INJECTED_BOUND_MS = 15.0
 
 def sessions_by_sid(truth_path) -> dict[str, list[dict]]:
     """The server's sessions, per Socket.IO sid, in the order they started."""
-    records = sorted((r for r in read_jsonl(truth_path) if r["session"] is not None),
-                     key=lambda r: r["t_ns"]["start_received"])
+    return group_by_sid(r for r in read_jsonl(truth_path) if r["session"] is not None)
+
+
+def group_by_sid(sessions) -> dict[str, list[dict]]:
+    """Sessions per Socket.IO sid, in the order they started."""
+    records = sorted(sessions, key=lambda r: r["t_ns"]["start_received"])
     by_sid: dict[str, list[dict]] = {}
     for record in records:
         by_sid.setdefault(record["sid"], []).append(record)
     return by_sid
 
 
-def test_every_session_start_and_first_response_is_within_10_ms_of_the_servers_interval(reference_server, tmp_path):
-    server = reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
-    run = run_locust("-u", "1", "-i", "20", "-H", server.url, "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    samples = sorted(run.metrics["samples"], key=lambda s: s["iteration"])
-    by_sid = sessions_by_sid(server.ground_truth)
+def test_every_session_start_and_first_response_is_within_10_ms_of_the_servers_interval(shared_reference_server,
+                                                                                         tmp_path):
+    """In-process (tests/support/ground_truth.py), against the session's server with these fixed delays."""
+    server = shared_reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
+    run = ground_truth_run(server, tmp_path / "r", "-i", "20", environ={"AIVOCO_API_KEY": "k-123456"})
+    assert run.exit_code == 0, run.stderr[-3000:]
+    samples = run.samples
+    by_sid = group_by_sid(run.sessions)
     assert len(by_sid) == 1, "one user keeps one connection, so all its sessions share one sid"
     sessions = next(iter(by_sid.values()))
     assert len(sessions) == len(samples) == 20

@@ -1,4 +1,4 @@
-"""What a caller hears, end to end: headless Locust runs against a real reference server.
+"""What a caller hears, end to end: in-process Locust runs against real reference servers.
 
 First audible audio and leading silence against the server's ground truth
 (all three protocols, burst and real-time pace), greetings kept apart from
@@ -14,7 +14,6 @@ import pytest
 import soundfile
 
 from support.ground_truth import GREETING_PROVIDERS, SHARED_LEADING_MS, ground_truth_run
-from support.processes import run_locust
 from bootbench.audio import SPEECH_CLIP
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import DriverConfig
@@ -31,12 +30,6 @@ KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMIN
 def server_with(reference_server, *extra: str):
     return reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0,
                             extra_args=list(extra))
-
-
-def run_against(server, tmp_path, provider: str, *args: str, name: str = "r"):
-    """A real ``locust --headless`` process (for what it prints to stderr)."""
-    return run_locust("-u", "1", "-H", server.url, "--provider", provider, *args,
-                      "--results-dir", str(tmp_path / name), cwd=tmp_path, env={KEYS[provider]: "k-123456"})
 
 
 def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
@@ -191,7 +184,7 @@ def test_a_silent_clip_warns_once_in_one_sentence(shared_reference_server, tmp_p
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(8000), 16_000, subtype="PCM_16")
     server = server_with(shared_reference_server)
-    run = run_against(server, tmp_path, "openai", "-i", "1", "--audio", str(silent), "--timeout", "2")
+    run = run_inprocess(server, tmp_path, "openai", "-i", "1", "--audio", str(silent), "--timeout", "2")
     warnings = [line for line in run.stderr.splitlines() if line.startswith("bootbench: warning: ")]
     assert len(warnings) == 1 and f"audio file {silent} is silent" in warnings[0]
 

@@ -1,4 +1,7 @@
-"""OpenAI Realtime and Gemini Live end to end: headless Locust runs against the reference server's emulations."""
+"""OpenAI Realtime and Gemini Live end to end against the reference server's emulations.
+
+Real Locust processes for the embedded-server runs and a rejected key; the rest in-process (tests/support/ground_truth.py).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from support.ground_truth import SHARED_RUN_SERVER
-from support.processes import read_jsonl, run_locust
+from support.ground_truth import SHARED_REALTIME_SERVER, SHARED_RUN_SERVER, ground_truth_run
+from support.processes import run_locust
 from bootbench.samples import PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
@@ -66,20 +69,32 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
 
 @pytest.mark.parametrize("provider, options", [
     ("openai", ["--turn", "vad", "--trailing-silence-ms", "600"]),
-    ("gemini", ["--turn", "manual", "--pace", "realtime"]),
     ("gemini", ["--turn", "vad", "--trailing-silence-ms", "600"]),
 ])
-def test_first_response_matches_the_ground_truth_in_both_turn_modes(reference_server, tmp_path, provider, options):
-    server = fixed_server(reference_server)
-    iterations = 2 if "realtime" in options else 5
-    run = run_locust("-u", "1", "-i", str(iterations), "-H", server.url, "--provider", provider, *options,
-                     "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = run.metrics
-    samples = metrics["samples"]
-    truth = read_jsonl(server.ground_truth)
+def test_first_response_matches_the_ground_truth_in_both_turn_modes(shared_reference_server, tmp_path, provider,
+                                                                    options):
+    run = ground_truth_run(fixed_server(shared_reference_server), tmp_path / "r", "-i", "5", "--provider", provider,
+                           *options)
+    check_first_response(run, provider, options[1], iterations=5)
+
+
+def test_first_response_matches_the_ground_truth_with_manual_turns_at_realtime_pace(shared_ground_truth_run):
+    """Gemini, manual turns, real-time pace: the session's shared real-time run (tests/conftest.py)."""
+    assert [float(SHARED_REALTIME_SERVER[k]) for k in ("setup_delay", "first_audio_delay")] == [SETUP_MS,
+                                                                                                  FIRST_AUDIO_MS]
+    run = shared_ground_truth_run("gemini", "realtime")
+    check_first_response(run, "gemini", "manual", iterations=2)
+    assert all(t["audio_in"]["chunks"] == 16 for t in run.sessions)
+    assert all(s["first_response_ms"] > 900 for s in run.samples)
+
+
+def check_first_response(run, provider: str, turn: str, iterations: int) -> None:
+    """Every sample against its session: first response, setup, input to audio, stop; no violations."""
+    assert run.exit_code == 0, run.stderr[-3000:]
+    truth = run.sessions
     assert [t["protocol"] for t in truth] == [provider] * iterations and all(t["outcome"] == "ok" for t in truth)
-    for sample, session in zip(samples, truth):
+    assert len(run.samples) == iterations
+    for sample, session in zip(run.samples, truth):
         measured = session["measured"]
         assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=10)
         assert sample["session_start_ms"] == pytest.approx(SETUP_MS, abs=15)
@@ -87,12 +102,8 @@ def test_first_response_matches_the_ground_truth_in_both_turn_modes(reference_se
         assert sample["input_to_audio_ms"] == pytest.approx(FIRST_AUDIO_MS, abs=15)
         assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
         assert session["t_ns"]["stop_received"] is not None
-    if "realtime" in options:
-        assert all(t["audio_in"]["chunks"] == 16 for t in truth)
-        assert all(s["first_response_ms"] > 900 for s in samples)
-    assert server.stats()["violations"] == 0
-    turn = options[1]
-    assert (metrics["run"]["provider"], metrics["run"]["turn"]) == (provider, turn)
+    assert run.violations == 0
+    assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, turn)
 
 
 @pytest.mark.parametrize("provider, message", [
@@ -100,13 +111,13 @@ def test_first_response_matches_the_ground_truth_in_both_turn_modes(reference_se
     ("gemini", "connection closed (code 1007): API key not valid. Please pass a valid API key."),
 ])
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
-        reference_server, tmp_path, provider, message):
-    server = fixed_server(reference_server, api_key="the-right-key")
+        shared_reference_server, tmp_path, provider, message):
+    """A real process: the key must appear in none of its outputs (console, log, CSVs, result files)."""
+    server = fixed_server(shared_reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
-    run = run_locust("-u", "1", "-i", "5", "-H", server.url, "--provider", provider,
-                     "--results-dir", str(tmp_path / "r"), "--csv", str(tmp_path / "locust"),
-                     cwd=tmp_path, env={KEY_VARIABLE[provider]: secret})
-    assert run.returncode == 1
+    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider,
+                           environ={KEY_VARIABLE[provider]: secret}, in_subprocess=True)
+    assert run.exit_code == 1
     metrics = run.metrics
     assert metrics["errors"]["by_kind"] == {"auth_failed": 3}
     assert [s["error"] for s in metrics["samples"]] == [message] * 3
@@ -114,7 +125,7 @@ def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows
     outputs = [run.stdout, run.stderr, server.stderr_text()]
     outputs += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     assert not [o for o in outputs if secret in o]
-    assert set(server.stats()["outcomes"]) == {"auth_failed"}
+    assert set(run.outcomes) == {"auth_failed"}
 
 
 def test_vad_turns_without_enough_trailing_silence_are_refused_before_anything_starts(refusals, tmp_path):
@@ -124,16 +135,16 @@ def test_vad_turns_without_enough_trailing_silence_are_refused_before_anything_s
     assert not (tmp_path / "results").exists()
 
 
-def test_aivoco_reply_after_end_of_turn_answers_after_the_trailing_silence(reference_server, tmp_path):
-    server = fixed_server(reference_server, extra_args=["--reply-after", "end-of-turn"])
-    run = run_locust("-u", "1", "-i", "1", "-H", server.url, "--pace", "realtime", "--trailing-silence-ms", "600",
-                     "--results-dir", str(tmp_path / "r"), cwd=tmp_path, env={"AIVOCO_API_KEY": "k-123456"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    truth = read_jsonl(server.ground_truth)
-    for sample, session in zip(run.metrics["samples"], truth):
+def test_aivoco_reply_after_end_of_turn_answers_after_the_trailing_silence(shared_reference_server, tmp_path):
+    server = fixed_server(shared_reference_server, extra_args=["--reply-after", "end-of-turn"])
+    run = ground_truth_run(server, tmp_path / "r", "-i", "1", "--pace", "realtime", "--trailing-silence-ms", "600",
+                           environ={"AIVOCO_API_KEY": "k-123456"})
+    assert run.exit_code == 0, run.stderr[-3000:]
+    assert len(run.samples) == len(run.sessions) == 1
+    for sample, session in zip(run.samples, run.sessions):
         t = session["t_ns"]
         turn_end_ms = (t["first_audio_sent"] - t["first_input_received"]) / 1e6 - FIRST_AUDIO_MS
         assert turn_end_ms == pytest.approx(23 * 64, abs=30)  # the chunk in which 500 ms of silence is complete
         assert session["measured"]["input_to_audio_ms"] > 0
         assert sample["first_response_ms"] == pytest.approx(session["measured"]["first_response_ms"], abs=10)
-    assert server.stats()["violations"] == 0
+    assert run.violations == 0

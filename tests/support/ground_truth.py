@@ -87,6 +87,8 @@ class GroundTruthRun:
     """Locust's own request count per request name (what locust_stats.csv's "Request Count" shows)."""
     stdout: str = ""
     """What the run printed (the console summary, the result folder)."""
+    stderr: str = ""
+    """What the run wrote to stderr (in-process: ``sys.stderr`` only; log records go to pytest's capture)."""
     exit_code: int = 0
     """The process's exit code (in-process: what Locust's main would exit with, ``environment.process_exit_code``)."""
 
@@ -140,17 +142,17 @@ def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, use
         with open(results_dir.parent / "locust_stats.csv") as f:
             counts = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
         return _read_back(server, before, start_ns, end_ns, finished.metrics, finished.folder, counts,
-                          finished.stdout, finished.returncode)
-    printed = io.StringIO()
+                          finished.stdout, finished.stderr, finished.returncode)
+    printed, complained = io.StringIO(), io.StringIO()
     with mock.patch.dict(os.environ, clean_env(environ), clear=True), kept_signal_handlers(), \
-            contextlib.redirect_stdout(printed):
+            contextlib.redirect_stdout(printed), contextlib.redirect_stderr(complained):
         start_ns = time.perf_counter_ns()
         env = local_environment(*argv, host=server.url, results_dir=results_dir)
         run = run_to_end(env, users=users, timeout=timeout)
         end_ns = time.perf_counter_ns()
     counts = {entry.name: entry.num_requests for entry in env.stats.entries.values()}
     return _read_back(server, before, start_ns, end_ns, run.metrics, run.recorder.folder, counts, printed.getvalue(),
-                      exit_code(env))
+                      complained.getvalue(), exit_code(env))
 
 
 def exit_code(env) -> int:
@@ -163,7 +165,7 @@ def exit_code(env) -> int:
 
 
 def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int, metrics: dict, folder: Path,
-               counts: dict[str, int], stdout: str, exit_code: int) -> GroundTruthRun:
+               counts: dict[str, int], stdout: str, stderr: str, exit_code: int) -> GroundTruthRun:
     records = records_between(server, start_ns, end_ns)
     after = server.stats()
     outcomes = Counter(after["outcomes"])
@@ -171,4 +173,5 @@ def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int
     return GroundTruthRun(metrics=metrics, folder=folder,
                           sessions=[r for r in records if r["session"] is not None], records=records,
                           violations=after["violations"] - before["violations"], outcomes=+outcomes,
-                          request_counts=counts, stdout=stdout, exit_code=exit_code)
+                          request_counts=counts, stdout=stdout, stderr=stderr,
+                          exit_code=exit_code)
