@@ -92,3 +92,17 @@ def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
         return runs[provider, pace]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def shared_fixed_run(shared_reference_server, tmp_path_factory):
+    """The session's one in-process run of 20 Aivoco iterations, one user, burst pace, against fixed delays.
+
+    ``FIXED_RUN_SERVER`` (setup 30 ms, first audio 80 ms, no cold penalty); test_accuracy reads every sample
+    against its session, test_boot_run the counts, connects and summary (tests/support/ground_truth.py).
+    """
+    from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_SERVER, ground_truth_run
+
+    server = shared_reference_server(**FIXED_RUN_SERVER)
+    folder = tmp_path_factory.mktemp("shared-fixed-run")
+    return ground_truth_run(server, folder / "r", *FIXED_RUN_ARGS, environ={"AIVOCO_API_KEY": "test-key-123"})

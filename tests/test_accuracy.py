@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from support.ground_truth import ground_truth_run
+from support.ground_truth import FIXED_RUN_SERVER
 from support.processes import ROOT, read_jsonl, run_locust
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
@@ -34,11 +34,10 @@ def group_by_sid(sessions) -> dict[str, list[dict]]:
     return by_sid
 
 
-def test_every_session_start_and_first_response_is_within_10_ms_of_the_servers_interval(shared_reference_server,
-                                                                                         tmp_path):
-    """In-process (tests/support/ground_truth.py), against the session's server with these fixed delays."""
-    server = shared_reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
-    run = ground_truth_run(server, tmp_path / "r", "-i", "20", environ={"AIVOCO_API_KEY": "k-123456"})
+def test_every_session_start_and_first_response_is_within_10_ms_of_the_servers_interval(shared_fixed_run):
+    """The session's shared fixed run (tests/conftest.py): 20 iterations, one user, setup 30 ms, first audio 80 ms."""
+    assert [float(FIXED_RUN_SERVER[k]) for k in ("setup_delay", "first_audio_delay")] == [SETUP_MS, FIRST_AUDIO_MS]
+    run = shared_fixed_run
     assert run.exit_code == 0, run.stderr[-3000:]
     samples = run.samples
     by_sid = group_by_sid(run.sessions)

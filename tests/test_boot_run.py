@@ -1,42 +1,50 @@
-"""The boot benchmark end to end: real reference server, real headless Locust runs, real files.
+"""The boot benchmark end to end: real reference servers, Locust runs in-process, real files.
 
-Each sample against its session's ground truth: test_accuracy.py. Bad input: test_faults.py.
+Each sample against its session's ground truth: test_accuracy.py. Bad input: test_faults.py. Runs against a
+server given with ``-H`` are in-process (tests/support/ground_truth.py); the embedded server is started by
+the run itself, in-process too (real processes with the embedded server: test_providers.py).
 """
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from bootbench.samples import PHASES
-from support.processes import read_jsonl, run_locust
+from support.ground_truth import FIXED_RUN_SERVER, ground_truth_run
+from support.inprocess import headless_run
+from support.processes import read_jsonl
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 
 
-def successful_run(reference_server, tmp_path: Path, *args: str):
-    """A reference server with fixed delays, and a headless run against it with ``args`` that exited 0."""
-    server = reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
-    run = run_locust(*args, "-H", server.url, "--results-dir", str(tmp_path / "r"), cwd=tmp_path,
-                     env={"AIVOCO_API_KEY": "test-key-123"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    return server, run
+def successful_run(shared_reference_server, tmp_path, *args: str, users: int = 1):
+    """An in-process run with ``args`` against the session's server with fixed delays; it exited 0."""
+    run = ground_truth_run(shared_reference_server(**FIXED_RUN_SERVER), tmp_path / "r", *args, users=users,
+                           environ={"AIVOCO_API_KEY": "test-key-123"})
+    assert run.exit_code == 0, run.stderr[-3000:]
+    return run
 
 
-def test_n_iterations_give_n_samples_n_sessions_one_connect_and_a_summary(reference_server, tmp_path):
-    server, run = successful_run(reference_server, tmp_path, "-u", "1", "-i", "20")
+def test_the_fixed_server_has_the_delays_these_tests_expect():
+    assert [float(FIXED_RUN_SERVER[k]) for k in ("setup_delay", "first_audio_delay")] == [SETUP_MS, FIRST_AUDIO_MS]
+
+
+def test_n_iterations_give_n_samples_n_sessions_one_connect_and_a_summary(shared_fixed_run):
+    """The session's shared fixed run (tests/conftest.py): 20 iterations, one user."""
+    run = shared_fixed_run
+    assert run.exit_code == 0, run.stderr[-3000:]
     metrics = run.metrics
     samples = metrics["samples"]
     assert [s["iteration"] for s in samples] == list(range(1, 21))
     assert all(s["ok"] for s in samples)
-    assert len([t for t in read_jsonl(server.ground_truth) if t["outcome"] == "ok"]) == 20
+    assert len([t for t in run.sessions if t["outcome"] == "ok"]) == 20
     for sample in samples:
         assert sample["cold_start_ms"] >= sample["session_start_ms"] + sample["first_response_ms"]
         assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
     assert samples[0]["connect_ms"] is not None and all(s["connect_ms"] is None for s in samples[1:])
-    assert server.stats()["violations"] == 0
+    assert run.violations == 0
     summary = metrics["summary"]
     assert (summary["iterations"], summary["successes"], summary["success_rate"]) == (20, 20, 1.0)
     assert summary["phases"]["first_response_ms"]["median"] == pytest.approx(FIRST_AUDIO_MS, abs=10)
@@ -45,13 +53,13 @@ def test_n_iterations_give_n_samples_n_sessions_one_connect_and_a_summary(refere
     assert metrics["run"]["embedded_server"] is False
 
 
-def test_result_files_parse_and_agree_with_each_other(reference_server, tmp_path):
-    _, run = successful_run(reference_server, tmp_path, "-u", "2", "-i", "12")
+def test_result_files_parse_and_agree_with_each_other(shared_reference_server, tmp_path):
+    run = successful_run(shared_reference_server, tmp_path, "-i", "12", users=2)
     folder = run.folder
     assert folder.parent == tmp_path / "r"
     metrics = run.metrics
     assert metrics["schema"] == "bootbench/metrics/v2"
-    jsonl = sorted(run.jsonl(), key=lambda s: s["iteration"])
+    jsonl = sorted(read_jsonl(folder / "samples.jsonl"), key=lambda s: s["iteration"])
     assert jsonl == metrics["samples"]
     with open(folder / "samples.csv") as f:
         rows = list(csv.DictReader(f))
@@ -78,8 +86,8 @@ def test_result_files_parse_and_agree_with_each_other(reference_server, tmp_path
 
 
 def test_embedded_reference_server_is_the_default_target(tmp_path):
-    run = run_locust("-u", "1", "-i", "8", "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = headless_run("-i", "8", results_dir=tmp_path / "r")
+    assert run.exit_code == 0, run.stderr[-3000:]
     metrics = run.metrics
     assert metrics["run"]["embedded_server"] is True
     assert metrics["run"]["target"].startswith("http://127.0.0.1:")
@@ -87,14 +95,14 @@ def test_embedded_reference_server_is_the_default_target(tmp_path):
     assert 20 < metrics["summary"]["phases"]["first_response_ms"]["median"] < 1000
 
 
-def test_connect_per_call_and_realtime_pace_send_nothing_malformed(reference_server, tmp_path):
-    server, run = successful_run(reference_server, tmp_path, "-u", "1", "-i", "6", "--connect-per-call",
-                                 "--pace", "realtime", "--trailing-silence-ms", "200")
+def test_connect_per_call_and_realtime_pace_send_nothing_malformed(shared_reference_server, tmp_path):
+    run = successful_run(shared_reference_server, tmp_path, "-i", "6", "--connect-per-call",
+                         "--pace", "realtime", "--trailing-silence-ms", "200")
     samples = run.metrics["samples"]
     assert all(s["ok"] and s["connected_this_cycle"] and s["connect_ms"] > 0 for s in samples)
     assert all(s["cold_start_ms"] > s["connect_ms"] + s["session_start_ms"] for s in samples)
-    truth = [t for t in read_jsonl(server.ground_truth) if t["outcome"] == "ok"]
-    assert all(t["audio_in"]["chunks"] == 19 for t in truth)
-    assert server.stats()["violations"] == 0
+    truth = [t for t in run.sessions if t["outcome"] == "ok"]
+    assert len(truth) == 6 and all(t["audio_in"]["chunks"] == 19 for t in truth)
+    assert run.violations == 0
     run_info = run.metrics["run"]
     assert (run_info["pace"], run_info["connect_per_call"], run_info["trailing_silence_ms"]) == ("realtime", True, 200)

@@ -1,8 +1,10 @@
-"""What a run records about itself, through real headless runs: its target, voice, anomalies and provenance.
+"""What a run records about itself: its target, voice, anomalies and provenance.
 
 Each test runs Locust against a reference server (given with ``-H``, or the
 embedded one) and reads the console, the run log, metrics.json, the CSVs
-and report.html back.
+and report.html back. One is a real process (the command line a run records
+is the real one, its query redacted); the others run in-process
+(tests/support/inprocess.py ``headless_run``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 import pytest
 
 from bootbench.server.launcher import ReferenceServer
+from support.inprocess import headless_run
 from support.processes import ROOT, run_locust
 
 TOKEN = "tok-5ecret-q"
@@ -48,10 +51,12 @@ def test_a_host_path_is_the_socketio_prefix_and_its_query_is_never_written_out(t
 
 
 def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_path):
+    # its own server: the stray fault strikes by the server's session count
     with ReferenceServer.start(setup_delay="20", first_audio_delay="40", cold_penalty=0,
                                extra_args=["--fault", "stray:chunks=3:at=1"]) as server:
-        run = run_locust(*results_dir(tmp_path), "-i", "3", "--wait-ms", "0", "-H", server.url, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
+        run = headless_run("-i", "3", "--wait-ms", "0", host=server.url, results_dir=tmp_path / "results",
+                           command_line=True)
+    assert run.exit_code == 0, run.stderr[-3000:]
     metrics = run.metrics
     assert metrics["errors"]["anomalies"] == {"audio_before_ready": 3}
     summary_lines = run.stdout.splitlines()
@@ -59,7 +64,7 @@ def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_p
         in summary_lines
     assert metrics["run"]["voice"] == "female"
 
-    provenance = metrics["run"]["provenance"]
+    provenance = metrics["run"]["provenance"]  # the command line: sys.argv as a real run has it (headless_run)
     assert provenance["command_line"].startswith("locust -f ") and " -i 3 " in provenance["command_line"]
     assert provenance["hostname"] == socket.gethostname() and provenance["cpu_count"] >= 1
     assert provenance["cpu_model"]
@@ -78,8 +83,8 @@ def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_p
 
 
 def test_an_embedded_run_records_the_reference_servers_latency_model_and_seed(tmp_path):
-    run = run_locust(*results_dir(tmp_path), "-i", "2", "--wait-ms", "0", "--provider", "openai", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = headless_run("-i", "2", "--wait-ms", "0", "--provider", "openai", results_dir=tmp_path / "results")
+    assert run.exit_code == 0, run.stderr[-3000:]
     block = run.metrics["run"]
     assert block["voice"] == "alloy" and block["embedded_server"] is True
     assert block["reference_server"] == {
@@ -102,8 +107,8 @@ def ipv6_loopback() -> bool:
 def test_an_ipv6_target_keeps_its_brackets_wherever_it_is_written(tmp_path):
     with ReferenceServer.start(host="::1", setup_delay="20", first_audio_delay="40", cold_penalty=0) as server:
         target = f"http://[::1]:{server.port}"
-        run = run_locust(*results_dir(tmp_path), "-i", "2", "--wait-ms", "0", "-H", target, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
+        run = headless_run("-i", "2", "--wait-ms", "0", host=target, results_dir=tmp_path / "results")
+    assert run.exit_code == 0, run.stderr[-3000:]
     assert run.metrics["run"]["target"] == target and run.metrics["summary"]["successes"] == 2
     assert f"bootbench: aivoco at {target}" in run.stdout.splitlines()
     log = next(run.folder.glob("boot_*.log")).read_text()

@@ -13,20 +13,16 @@ difference of ``/stats`` before and after.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from bootbench.server.launcher import ReferenceServer
-from support.inprocess import kept_signal_handlers, local_environment, run_to_end
-from support.processes import clean_env, read_jsonl, run_locust
+from support.inprocess import headless_run
+from support.processes import read_jsonl, run_locust
 
 SHARED_LEADING_MS = 230.0
 SHARED_GREETING_MS = 50.0
@@ -67,6 +63,12 @@ def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
 def shared_run_args(pace: str) -> tuple[str, ...]:
     """The bootbench options of the shared run at ``pace``."""
     return SHARED_RUN_ARGS if pace == "burst" else SHARED_REALTIME_ARGS
+
+
+FIXED_RUN_SERVER = dict(setup_delay="30.0", first_audio_delay="80.0", cold_penalty=0)
+"""The reference server of fixed delays that test_accuracy, test_boot_run and test_providers start runs against."""
+FIXED_RUN_ARGS = ("-i", "20")
+"""The shared fixed run: 20 iterations of one Aivoco user at burst pace (tests/conftest.py ``shared_fixed_run``)."""
 
 
 @dataclass
@@ -128,7 +130,8 @@ def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, use
                      in_subprocess: bool = False) -> GroundTruthRun:
     """Run bootbench in-process with ``argv`` against ``server``; the run with the ground truth of its own sessions.
 
-    The process environment is cleaned of bootbench options and keys (as for a subprocess run), plus ``environ``.
+    The process environment is cleaned of bootbench options and keys (as for a subprocess run), plus ``environ``
+    (tests/support/inprocess.py ``headless_run``).
     ``in_subprocess``: a real ``locust --headless`` process instead (its CSVs under ``results_dir.parent``).
     """
     before = server.stats()
@@ -143,25 +146,12 @@ def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, use
             counts = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
         return _read_back(server, before, start_ns, end_ns, finished.metrics, finished.folder, counts,
                           finished.stdout, finished.stderr, finished.returncode)
-    printed, complained = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, clean_env(environ), clear=True), kept_signal_handlers(), \
-            contextlib.redirect_stdout(printed), contextlib.redirect_stderr(complained):
-        start_ns = time.perf_counter_ns()
-        env = local_environment(*argv, host=server.url, results_dir=results_dir)
-        run = run_to_end(env, users=users, timeout=timeout)
-        end_ns = time.perf_counter_ns()
-    counts = {entry.name: entry.num_requests for entry in env.stats.entries.values()}
-    return _read_back(server, before, start_ns, end_ns, run.metrics, run.recorder.folder, counts, printed.getvalue(),
-                      complained.getvalue(), exit_code(env))
-
-
-def exit_code(env) -> int:
-    """The code Locust's main would exit with after this environment's run (locust/main.py ``shutdown``)."""
-    if env.process_exit_code is not None:
-        return env.process_exit_code
-    if env.runner.errors or env.runner.exceptions:
-        return env.parsed_options.exit_code_on_error
-    return 0
+    start_ns = time.perf_counter_ns()
+    done = headless_run(*argv, host=server.url, results_dir=results_dir, users=users, environ=environ, timeout=timeout)
+    end_ns = time.perf_counter_ns()
+    counts = {entry.name: entry.num_requests for entry in done.env.stats.entries.values()}
+    return _read_back(server, before, start_ns, end_ns, done.metrics, done.folder, counts, done.stdout, done.stderr,
+                      done.exit_code)
 
 
 def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int, metrics: dict, folder: Path,

@@ -12,10 +12,18 @@ share state (each has its own :class:`~bootbench.run.harness.Harness`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
+import logging
+import os
 import signal
+import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+from unittest import mock
 
 import gevent
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
@@ -27,6 +35,7 @@ from bootbench import options
 from bootbench.run import harness
 from bootbench.run.master import MasterRun
 from bootbench.user import BootUser
+from support.processes import LOCUSTFILE, clean_env
 
 
 def parse(*argv: str) -> Any:
@@ -87,3 +96,79 @@ def kept_signal_handlers() -> Iterator[None]:
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)
+
+
+@dataclass
+class HeadlessRun:
+    """What a finished in-process ``locust --headless`` run left: as :class:`support.processes.LocustRun` has it."""
+
+    env: Environment
+    run: MasterRun
+    stdout: str
+    stderr: str
+    """What the run wrote to ``sys.stderr`` (log records go to pytest's capture, not here)."""
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.run.metrics
+
+    @property
+    def folder(self) -> Path:
+        return self.run.recorder.folder
+
+    @property
+    def exit_code(self) -> int:
+        """The code Locust's main would exit with (locust/main.py ``shutdown``)."""
+        if self.env.process_exit_code is not None:
+            return self.env.process_exit_code
+        if self.env.runner.errors or self.env.runner.exceptions:
+            return self.env.parsed_options.exit_code_on_error
+        return 0
+
+
+def headless_run(*argv: str, host: str = "", results_dir: Path, users: int = 1, environ: dict[str, str] | None = None,
+                 timeout: float = 90, command_line: bool = False) -> HeadlessRun:
+    """``locust --headless -u USERS ARGV`` inside this process, as :func:`support.processes.run_locust` runs it.
+
+    The process environment is cleaned of bootbench options and keys, plus ``environ``; stdout and stderr are
+    captured; the root logger is at Locust's ``--loglevel`` (INFO), as Locust's ``setup_logging`` leaves it, so the
+    run log gets what a real run's does. ``command_line``: ``sys.argv`` reads as that command's (the run's
+    provenance records it).
+    """
+    printed, complained = io.StringIO(), io.StringIO()
+    argv_now = ["locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), *argv,
+                *(["-H", host] if host else []), "--results-dir", str(results_dir)]
+    with mock.patch.dict(os.environ, clean_env(environ), clear=True), kept_signal_handlers(), \
+            contextlib.redirect_stdout(printed), contextlib.redirect_stderr(complained), \
+            mock.patch.object(sys, "argv", argv_now if command_line else sys.argv):
+        with root_log_level(logging.INFO), young_objects_only():
+            env = local_environment(*argv, host=host, results_dir=results_dir)
+            run = run_to_end(env, users=users, timeout=timeout)
+    return HeadlessRun(env, run, printed.getvalue(), complained.getvalue())
+
+
+@contextmanager
+def root_log_level(level: int) -> Iterator[None]:
+    """The root logger at ``level`` for a while (Locust's main sets it from ``--loglevel``)."""
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.setLevel(saved)
+
+
+@contextmanager
+def young_objects_only() -> Iterator[None]:
+    """The cyclic garbage collector looks only at objects made meanwhile (``gc.freeze``), for a timed run.
+
+    The pytest process holds far more objects than a Locust process (every test module, pytest's own, earlier
+    runs): a full collection there was measured at 150-300 ms, twice within one 20-iteration run, which a
+    timed phase must not absorb. A subprocess run pays that only on its own, much smaller heap.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
