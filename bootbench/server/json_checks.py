@@ -1,10 +1,12 @@
 """Building blocks of the strict checks of JSON client messages (OpenAI Realtime, Gemini Live).
 
-A check appends :class:`Problem` records: ``message`` is the violation as
-counted and logged; ``code`` is set when the real service rejects such a
-message (the emulation then answers as the service does), and None for
-what bootbench's own cycle must never do although a service may tolerate it
-(audio before the session is ready, ...).
+A check appends :class:`Problem` records: ``message`` is what is counted and
+logged; ``code`` is set when the real service rejects such a message (the
+emulation then answers as the service does). A problem with ``note`` set is
+one the real service accepts but a careful client does not commit (audio
+before the session is ready, proto field names, ...): it goes into the
+session's ``notes``, never its ``violations``, and the message is processed
+as the service would.
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Problem:
-    """One protocol violation; ``code`` is the service's error code for it, None when the service would accept it."""
+    """One deviation: ``code`` is the service's error code for it (None: the service does not refuse it).
+
+    ``note``: the service accepts it, a careful client does not do it (a note in the ground truth, not a violation).
+    """
 
     message: str
     code: str | None = "invalid_value"
     param: str | None = None
+    note: bool = False
+
+
+def note(message: str) -> Problem:
+    """A deviation the real service accepts: recorded as a note, never refused."""
+    return Problem(message, None, note=True)
 
 
 _TYPE_NAMES = {str: "a string", int: "a number", float: "a number", bool: "a boolean", dict: "an object",
