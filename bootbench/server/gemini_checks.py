@@ -85,8 +85,7 @@ def check_message(message: dict[str, Any]) -> Checked:
     proto_names: dict[str, None] = {}
     problems: list[Problem] = []
     message = json_names(message, proto_names, problems)
-    if proto_names:
-        problems.append(note(f"snake_case (proto) field names: {', '.join(proto_names)}"))
+    problems += [note(f"snake_case (proto) field name: {name}") for name in proto_names]
     checked = Checked(message, problems=problems)
     check_keys(message, "message", CLIENT_KEYS, problems)
     kinds = [key for key in message if key in CLIENT_KEYS]
@@ -188,7 +187,7 @@ def _check_realtime_input(value: dict[str, Any], checked: Checked) -> None:
         elif match and match.group(2):
             checked.rate = int(match.group(2))
         if "data" in blob:
-            pcm += decode_pcm16(blob["data"], f"{path}.data", problems) or b""
+            pcm += decode_pcm16(blob["data"], f"{path}.data", problems, proto_bytes=True) or b""
     checked.pcm = pcm or None
 
 

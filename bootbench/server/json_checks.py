@@ -102,13 +102,20 @@ def expect_type(obj: dict[str, Any], key: str, path: str, kinds: tuple[type, ...
     return ok
 
 
-def decode_pcm16(value: Any, path: str, problems: list[Problem]) -> bytes | None:
-    """Raw PCM16 bytes from a base64 string, or None with the problem (not base64, empty, a WAV file, odd length)."""
+def decode_pcm16(value: Any, path: str, problems: list[Problem], proto_bytes: bool = False) -> bytes | None:
+    """Raw PCM16 bytes from a base64 string, or None with the problem (not base64, empty, a WAV file, odd length).
+
+    ``proto_bytes``: a protobuf JSON ``bytes`` field, which takes standard or URL-safe base64, padded or not.
+    """
     if not isinstance(value, str):
         problems.append(Problem(f"{path}: must be a base64 string, got {json_type(value)}", "invalid_type", path))
         return None
     try:
-        raw = base64.b64decode(value, validate=True)
+        if proto_bytes:
+            text = value.replace("-", "+").replace("_", "/")
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        else:
+            raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         problems.append(Problem(f"{path}: not valid base64", "invalid_value", path))
         return None
