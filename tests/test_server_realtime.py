@@ -117,5 +117,5 @@ def test_gemini_emulation_closes_with_1007_on_an_unknown_field_after_counting_ea
     assert closed == {"closed": 1007, "reason": "realtimeInput: unknown parameter 'audioStreamEnded'"}
     assert stats["violations"] == 2 and stats["outcomes"] == {"rejected": 1, "outside_session": 1}
     # What the service tolerates is noted: audio outside an activity, an activityEnd without activityStart,
-    # proto field names, audioStreamEnd under manual activity detection.
-    assert stats["notes"] == 4
+    # the proto field names realtime_input and audio_stream_end, audioStreamEnd under manual activity detection.
+    assert stats["notes"] == 5
