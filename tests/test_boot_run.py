@@ -87,6 +87,7 @@ def test_embedded_reference_server_is_the_default_target(tmp_path):
     assert 20 < metrics["summary"]["phases"]["first_response_ms"]["median"] < 1000
 
 
+@pytest.mark.slow
 def test_connect_per_call_and_realtime_pace_send_nothing_malformed(reference_server, tmp_path):
     server, run = successful_run(reference_server, tmp_path, "-u", "1", "-i", "6", "--connect-per-call",
                                  "--pace", "realtime", "--trailing-silence-ms", "200")

@@ -61,6 +61,7 @@ def interrupted_run(tmp_path: Path, server_url: str, sig: int) -> tuple[int, Pat
     return code, folder, (tmp_path / "out.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupt_mid_run_writes_every_result_file_marked_incomplete(reference_server, tmp_path, sig):
     server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
@@ -77,6 +78,7 @@ def test_an_interrupt_mid_run_writes_every_result_file_marked_incomplete(referen
     assert output.strip().splitlines()[-1].strip() == str(folder)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_keeps_every_finished_iteration_in_samples_jsonl(reference_server, tmp_path):
     server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
     code, folder, _ = interrupted_run(tmp_path, server.url, signal.SIGKILL)

@@ -50,6 +50,7 @@ def interrupt(tmp_path: Path, server_url: str, sig: int, *extra: str) -> tuple[i
     return code, folder, (tmp_path / "out.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_says_how_it_was_interrupted_and_what_never_started(reference_server, tmp_path, sig):
     # a 300 ms answer and no pause: each user nearly always has an iteration in flight when the signal comes

@@ -12,6 +12,8 @@ import pytest
 
 from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
 
+pytestmark = pytest.mark.slow  # real clusters: a master and worker processes
+
 
 @pytest.fixture
 def start_cluster(tmp_path: Path):

@@ -118,6 +118,7 @@ def expected_tab_values(metrics: dict) -> dict[str, str]:
     }
 
 
+@pytest.mark.browser
 def test_live_tab_shows_the_exact_numbers_of_the_run_and_keeps_them_after_it_ends(ui_run, browser):
     browser.open(f"{ui_run.url}/?tab=bootbench")
     browser.wait_for("document.body.innerText.includes('First response median')")
@@ -143,6 +144,7 @@ def test_live_tab_shows_the_exact_numbers_of_the_run_and_keeps_them_after_it_end
     assert downloaded["summary"] == metrics["summary"] and downloaded["samples"] == metrics["samples"]
 
 
+@pytest.mark.browser
 def test_download_tab_links_the_current_metrics_json(ui_run, browser):
     ui_run.finished_runs(1)
     browser.open(f"{ui_run.url}/?tab=reports")
@@ -152,6 +154,7 @@ def test_download_tab_links_the_current_metrics_json(ui_run, browser):
     assert browser.errors == []
 
 
+@pytest.mark.browser
 def test_a_second_run_from_the_ui_replaces_the_numbers_in_the_tab(ui_run, browser):
     [first] = ui_run.finished_runs(1)
     assert ui_run.post("/swarm", {"user_count": 1, "spawn_rate": 1})["success"]
@@ -167,6 +170,7 @@ def test_a_second_run_from_the_ui_replaces_the_numbers_in_the_tab(ui_run, browse
     assert browser.errors == []
 
 
+@pytest.mark.browser
 def test_report_html_opens_from_disk_with_its_plots_and_no_network(ui_run, browser, tmp_path):
     [folder, *_] = ui_run.finished_runs(1)
     metrics = json.loads((folder / "metrics.json").read_text())
