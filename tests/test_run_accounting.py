@@ -59,9 +59,9 @@ def interrupt(tmp_path: Path, server_url: str, sig: int, *extra: str) -> tuple[i
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_run_says_how_it_was_interrupted_and_what_never_started(reference_server, tmp_path, sig):
+def test_an_interrupted_run_says_how_it_was_interrupted_and_what_never_started(shared_reference_server, tmp_path, sig):
     # a 300 ms answer and no pause: each user nearly always has an iteration in flight when the signal comes
-    server = reference_server(setup_delay="5", first_audio_delay="300", cold_penalty=0)
+    server = shared_reference_server(setup_delay="5", first_audio_delay="300", cold_penalty=0)
     code, folder, output = interrupt(tmp_path, server.url, sig, "--wait-ms", "0")
     assert code == 1
     run = json.loads((folder / "metrics.json").read_text())["run"]
