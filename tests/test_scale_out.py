@@ -79,8 +79,9 @@ def assert_files_agree(folder: Path) -> dict:
 
 
 def test_master_and_two_workers_run_exactly_n_iterations_in_total(start_cluster, tmp_path):
-    master, workers = start_cluster(iterations=40, users=4,
-                                    extra=("--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "locust.html")))
+    # all four users at once (-r 4): Locust's default of one a second would add 3 s of ramp and prove nothing more
+    master, workers = start_cluster(iterations=40, users=4, extra=("-r", "4", "--csv", str(tmp_path / "locust"),
+                                                                   "--html", str(tmp_path / "locust.html")))
     assert finish(master) == 0, (tmp_path / "master.log").read_text()[-3000:]
     for worker in workers:
         finish(worker, 30)
@@ -104,7 +105,7 @@ def test_master_and_two_workers_run_exactly_n_iterations_in_total(start_cluster,
 
 
 def test_processes_mode_runs_exactly_n_iterations_with_one_embedded_server(tmp_path):
-    run = run_locust("-u", "4", "-i", "40", "--processes", "2", "--results-dir", str(tmp_path / "r"),
+    run = run_locust("-u", "4", "-r", "4", "-i", "40", "--processes", "2", "--results-dir", str(tmp_path / "r"),
                      cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = assert_files_agree(run.folder)
