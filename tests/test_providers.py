@@ -64,6 +64,7 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
         assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
         assert session["t_ns"]["stop_received"] is not None
     assert run.violations == 0
+    assert run.notes == 0 and all(session["notes"] == [] for session in run.sessions)  # no early sends, JSON names
     assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, "manual")
 
 
@@ -103,6 +104,7 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
         assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
         assert session["t_ns"]["stop_received"] is not None
     assert run.violations == 0
+    assert run.notes == 0 and all(t["notes"] == [] for t in truth)   # no early sends, JSON names
     assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, turn)
 
 

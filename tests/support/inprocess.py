@@ -26,24 +26,20 @@ from typing import Any, Iterator
 from unittest import mock
 
 import gevent
-from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from locust.env import Environment
 from locust.event import Events
 
 from bootbench import events as bootbench_events
-from bootbench import options
 from bootbench.run import harness
 from bootbench.run.master import MasterRun
 from bootbench.user import BootUser
 from support.processes import LOCUSTFILE, clean_env
+from support.refusals import locust_parser
 
 
 def parse(*argv: str) -> Any:
     """Locust's own parser with bootbench's options, on ``argv`` (no config file; LOCUST_* variables still apply)."""
-    parser = get_empty_argument_parser(add_help=False, default_config_files=[])
-    setup_parser_arguments(parser)
-    options.add_arguments(parser)
-    return parser.parse_args(["-f", "locustfile.py", *argv])
+    return locust_parser().parse_args(["-f", "locustfile.py", *argv])
 
 
 def environment(*argv: str, host: str = "", results_dir: Path | None = None) -> Environment:
