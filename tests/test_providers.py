@@ -1,6 +1,7 @@
 """OpenAI Realtime and Gemini Live end to end against the reference server's emulations.
 
-Real Locust processes for the embedded-server runs and a rejected key; the rest in-process (tests/support/ground_truth.py).
+Real Locust processes for the embedded-server runs and a rejected key; the rest in-process
+(tests/support/ground_truth.py).
 """
 
 from __future__ import annotations

@@ -172,12 +172,14 @@ def dominant_hz(chunks: list[tuple[bytes, int]], rate: int = 24_000) -> float:
     return float(np.argmax(np.abs(np.fft.rfft(samples)))) * rate / samples.size
 
 
-def truth(server) -> list[dict[str, Any]]:
+def truth(server, since_ns: int = 0) -> list[dict[str, Any]]:
+    """The server's sessions that started after ``since_ns`` (a server shared by the session serves other tests)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         lines = [json.loads(line) for line in server.ground_truth.read_text().splitlines()] \
             if server.ground_truth.exists() else []
-        sessions = [line for line in lines if line["session"] is not None]
+        sessions = [line for line in lines if line["session"] is not None
+                    and (line["t_ns"]["start_received"] or 0) >= since_ns]
         if sessions and all(line["outcome"] for line in sessions):
             return sessions
         time.sleep(0.05)
@@ -185,9 +187,10 @@ def truth(server) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_leading_silence_is_noise_and_the_first_audible_sample_plays_after_it(reference_server, protocol):
-    server = reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0,
-                              extra_args=["--leading-silence-ms", "230"])
+def test_leading_silence_is_noise_and_the_first_audible_sample_plays_after_it(shared_reference_server, protocol):
+    server = shared_reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0,
+                                     extra_args=["--leading-silence-ms", "230"])
+    since = time.perf_counter_ns()
     client = connect(server, protocol)
     client.send(Stimulus.sine(seconds=0.3).at_rate(CLIENTS[protocol].input_rate))
     chunks = collect(client)
@@ -202,7 +205,7 @@ def test_leading_silence_is_noise_and_the_first_audible_sample_plays_after_it(re
     assert sum(len(c) for c, _ in chunks) == 2 * 24 * 830   # 230 ms of noise + the 600 ms reply
     assert found is not None
     assert 229 <= found.leading_silence_ms <= 240 + found.underrun_ms, found
-    (record,) = truth(server)
+    (record,) = truth(server, since)
     assert record["injected"]["leading_silence_ms"] == 230.0
     measured = record["measured"]
     assert measured["first_audible_ms"] == pytest.approx(measured["first_response_ms"] + 230, abs=0.01)
@@ -210,8 +213,10 @@ def test_leading_silence_is_noise_and_the_first_audible_sample_plays_after_it(re
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_greeting_comes_unasked_and_is_recorded_apart_from_the_answer(reference_server, protocol):
-    server = reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0, extra_args=["--greeting-ms", "50"])
+def test_a_greeting_comes_unasked_and_is_recorded_apart_from_the_answer(shared_reference_server, protocol):
+    server = shared_reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0,
+                                     extra_args=["--greeting-ms", "50"])
+    since = time.perf_counter_ns()
     client = connect(server, protocol)
     ready = time.perf_counter_ns()
     greeting = collect(client)
@@ -224,7 +229,7 @@ def test_a_greeting_comes_unasked_and_is_recorded_apart_from_the_answer(referenc
     assert dominant_hz(greeting) == pytest.approx(660, abs=5)
     assert sum(len(c) for c, _ in answer) == 2 * 24 * 600
     assert dominant_hz(answer) == pytest.approx(440, abs=5)
-    (record,) = truth(server)
+    (record,) = truth(server, since)
     assert record["greeting"]["chunks"] == 10 and record["greeting"]["interrupted"] is False
     assert 45 <= record["measured"]["greeting_ms"] <= 70
     assert record["measured"]["first_response_ms"] > record["measured"]["greeting_ms"] + 360   # its last chunk
@@ -244,8 +249,10 @@ def test_an_answer_cuts_a_greeting_still_being_sent_short(reference_server):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_vad_needs_speech_ignores_the_sine_and_answers_the_speech_clip(reference_server, protocol):
-    server = reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0, extra_args=["--vad-needs-speech"])
+def test_vad_needs_speech_ignores_the_sine_and_answers_the_speech_clip(shared_reference_server, protocol):
+    server = shared_reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0,
+                                     extra_args=["--vad-needs-speech"])
+    since = time.perf_counter_ns()
     rate = CLIENTS[protocol].input_rate
     answered = []
     for stim in (Stimulus.sine(), Stimulus.speech()):
@@ -254,7 +261,7 @@ def test_vad_needs_speech_ignores_the_sine_and_answers_the_speech_clip(reference
         answered.append(len(collect(client, first_timeout=1.5)))
         client.close()
     assert answered[0] == 0 and answered[1] == 15
-    records = truth(server)
+    records = truth(server, since)
     assert [r["input_speech"] for r in records] == [False, True]
     assert [r["outcome"] for r in records] == ["stopped_before_audio", "ok"]
 

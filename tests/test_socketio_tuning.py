@@ -112,8 +112,8 @@ def utf8_checks(monkeypatch) -> list[int]:
     return calls
 
 
-def test_tuned_client_runs_handlers_in_the_read_loop_without_utf8_checks(reference_server, utf8_checks):
-    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+def test_tuned_client_runs_handlers_in_the_read_loop_without_utf8_checks(shared_reference_server, utf8_checks):
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
     tuned = TunedClient(reconnection=False)
     session = Session(tuned)
     session.run(server.url)
@@ -128,9 +128,9 @@ def test_tuned_client_runs_handlers_in_the_read_loop_without_utf8_checks(referen
     assert utf8_checks == [], "websocket-client validated the UTF-8 of received frames"
 
 
-def test_the_plain_client_is_the_control_a_task_per_message_and_utf8_checks(reference_server, utf8_checks):
+def test_the_plain_client_is_the_control_a_task_per_message_and_utf8_checks(shared_reference_server, utf8_checks):
     """The measurements above can tell the difference: the library's own client fails every one of them."""
-    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
     plain = socketio.Client(reconnection=False)
     session = Session(plain)
     session.run(server.url)
@@ -171,8 +171,9 @@ def test_tuned_client_keeps_every_other_option():
     assert sio.reconnection is False
 
 
-def test_a_prepared_event_puts_the_same_text_on_the_wire_as_emit_and_the_server_answers_it(reference_server):
-    server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+def test_a_prepared_event_puts_the_same_text_on_the_wire_as_emit_and_the_server_answers_it(
+        shared_reference_server):
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
     chunk = Stimulus.sine(seconds=0.2).chunks()[0]
     data = {"audio_data": chunk.base64, "has_audio": chunk.has_audio, "max_amplitude": chunk.peak}
     tuned = TunedClient(reconnection=False)
