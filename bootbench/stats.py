@@ -26,6 +26,9 @@ SMALL_SAMPLE = 100
 """Below this many values p99 is interpolated between the slowest two (see :func:`p99_note`)."""
 STATISTICS = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
 """The statistics :func:`summarize` gives for every phase, besides its confidence intervals."""
+STDEV_DECIMALS = 3
+"""The standard deviation is kept to the CSV files' precision (``exporters.CSV_DECIMALS``: a microsecond). numpy's
+stdev of identical values is float noise (seven values of 0.1 ms give 1.5e-17), and no clock stamps finer than that."""
 
 
 def finite(values: Iterable[float | None]) -> list[float]:
@@ -67,7 +70,7 @@ def summarize(values: Iterable[float | None], *, seed: int = 0, intervals: bool 
         "median": float(np.median(data)),
         "min": float(data.min()),
         "max": float(data.max()),
-        "stdev": float(data.std(ddof=1)) if n > 1 else None,
+        "stdev": round(float(data.std(ddof=1)), STDEV_DECIMALS) + 0.0 if n > 1 else None,  # + 0.0: never -0.0
         "p90": p90,
         "p95": p95,
         "p99": p99,
