@@ -140,6 +140,7 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "p99_is_max": len(successes) < SMALL_SAMPLE,
         "inaudible_replies": inaudible_replies(successes),
         "greetings": sum(1 for s in samples if s.greeting_ms is not None),
+        "answered_before_input_end": answered_before_input_end(successes),
         "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES}
         | {phase: summarize_groups([phase_values(s, phase) for s in successes]) for phase in turn_phases(samples)},
     }
@@ -148,6 +149,13 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
 def inaudible_replies(samples: Iterable[Sample]) -> int:
     """Successful iterations whose answer never became audible before it ended or the timeout (not failures)."""
     return sum(1 for s in samples if s.ok and s.first_response_ms is not None and s.first_audible_ms is None)
+
+
+def answered_before_input_end(samples: Iterable[Sample]) -> int:
+    """Successful iterations with an answer (of any turn) that began before its input had all been sent."""
+    return sum(1 for s in samples if s.ok and (
+        s.answered_before_input_end_ms is not None
+        or any(t.answered_before_input_end_ms is not None for t in s.turns or ())))
 
 
 def turn_phases(samples: Iterable[Sample]) -> tuple[str, ...]:

@@ -53,7 +53,7 @@ def open_run(harness: Harness) -> MasterRun:
     host = "" if environment.host and environment.host == harness.embedded.url() else environment.host
     settings = options.resolve(opts, host)
     if settings.embedded_server:
-        environment.host = harness.embedded.ensure_started().url
+        environment.host = harness.embedded.ensure_started(settings.pace).url
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
     levels = settings.sweep_levels()
