@@ -118,3 +118,71 @@ def test_the_embedded_server_answers_at_the_end_of_a_realtime_turn_and_from_the_
         assert embedded.config()["reply_after"] == "end-of-turn"
     finally:
         embedded.stop()
+
+
+# ---- item 4: the rest of a reply after bootbench took it as ended
+
+
+def reply_chunk() -> dict:
+    pcm = Stimulus.sine(seconds=0.04, rate=24_000).samples.astype("<i2").tobytes()
+    return {"audio_data": base64.b64encode(pcm).decode("ascii")}
+
+
+def test_audio_of_a_reply_after_its_quiet_ended_it_is_an_anomaly_not_part_of_the_reply():
+    # A reply that pauses 340 ms (longer than --reply-gap-ms 200) and resumes while the next turn still waits for
+    # our own input's pause: before, the pause ended nothing and the resumed audio counted as the same reply, so
+    # no gap too short for a service was ever noticed (--turns 3 --reply-gap-ms 1 took the rest of reply 1 as
+    # turn 2's answer, warm median 56 ms instead of ~104, with no anomaly and no warning).
+    driver = AivocoDriver(DriverConfig(url="http://127.0.0.1:9", api_key="k", reply_gap_ms=200.0), Stimulus.sine())
+    session = driver._session = driver.new_session(1)
+    session.ready_ns = time.perf_counter_ns()
+    driver._input_starting()
+    timeline = Timeline(input_sent=time.perf_counter_ns())
+    stamps: list[int] = []
+
+    def service() -> None:
+        for at_ms in (20, 60, 400):   # 400: after 200 ms of quiet, before our input's 500 ms pause is over
+            time.sleep(max(0.0, (timeline.input_sent + at_ms * MS - time.perf_counter_ns()) / 1e9))
+            stamps.append(time.perf_counter_ns())
+            driver._on_audio_response(reply_chunk())
+
+    sender = threading.Thread(target=service)
+    sender.start()
+    assert session.audio.wait(2)
+    driver.reply_end(timeline, time.perf_counter_ns() + 5_000 * MS)
+    sender.join()
+    assert len(stamps) == 3
+    assert stamps[1] <= timeline.reply_end <= stamps[1] + 5 * MS   # the reply ended with its second chunk
+    assert driver.anomalies["audio_between_turns"] == 1
+    assert time.perf_counter_ns() >= timeline.input_sent + 500 * MS   # the next turn still waited for the pause
+
+
+def test_a_run_whose_replies_went_on_after_their_end_warns_about_the_warm_turns():
+    from bootbench import options
+    from bootbench.run.master import sample_warnings
+    from support.inprocess import parse
+
+    def sample(iteration: int, stray: int) -> Sample:
+        return Sample(iteration, "local", 1, "t", True, first_response_ms=100.0, input_to_audio_ms=100.0,
+                      anomalies={"audio_between_turns": stray} if stray else {},
+                      turns=[Turn(1, 100.0), Turn(2, 20.0), Turn(3, 100.0)], cold_penalty_ms=40.0)
+
+    samples = [sample(1, 3), sample(2, 0), sample(3, 1)]
+    aivoco = options.resolve(parse("--turns", "3", "--reply-gap-ms", "200"), "")
+    (warning,) = sample_warnings(samples, aivoco)
+    assert warning.startswith("audio of a reply arrived after it had been taken as ended (audio_between_turns x4, "
+                              "in 2 of 3 sessions)")
+    assert "--reply-gap-ms 200" in warning and "warm turns" in warning
+    openai = options.resolve(parse("--turns", "3", "--provider", "openai"), "")
+    (warning,) = sample_warnings(samples, openai)
+    assert "--reply-gap-ms" not in warning and "warm turns" in warning
+    assert sample_warnings([sample(1, 0)], aivoco) == []
+
+
+@pytest.mark.parametrize("gap", ["1", "199.9"])
+def test_a_reply_gap_shorter_than_real_streams_chunk_spacing_is_refused_saying_why(refusals, tmp_path, gap):
+    sentence = refusals.sentence("--headless", "-i", "1", "--turns", "3", "--reply-gap-ms", gap)
+    assert sentence == ("--reply-gap-ms must be at least 200 ms, twice the longest chunk spacing of real streams "
+                        "(100 ms): a shorter quiet falls between two chunks of one reply, and its rest would be "
+                        f"timed as the next turn's answer, not {gap}")
+    assert not (tmp_path / "results").exists()

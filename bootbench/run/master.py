@@ -319,8 +319,20 @@ def sample_warnings(samples: Sequence[Sample], settings: Settings) -> list[str]:
 
     An answer that began before its input had all been sent has no input
     phases (:meth:`~bootbench.samples.Timeline.answered_before_input_end_ms`).
+    Audio of a reply after the reply was taken as ended (``audio_between_turns``)
+    may have been the rest of it, timed by the next turn as its answer.
     """
     warnings = []
+    sessions = [s for s in samples if s.turns is not None]
+    strays = [s.anomalies.get("audio_between_turns", 0) for s in sessions]
+    if any(strays):
+        why = (f"the reply paused for longer than --reply-gap-ms {settings.reply_gap_ms:g} (its quiet is all that "
+               f"ends an {settings.provider} reply); raise it" if settings.provider == "aivoco"
+               else "the service went on after the end of its reply")
+        warnings.append(
+            f"audio of a reply arrived after it had been taken as ended (audio_between_turns x{sum(strays)}, in "
+            f"{sum(1 for n in strays if n)} of {len(sessions)} sessions): {why}; the warm turns that followed may "
+            f"have timed the rest of that reply as their answer")
     early = [ms for s in samples if s.ok
              for ms in [s.answered_before_input_end_ms, *(t.answered_before_input_end_ms for t in (s.turns or [])[1:])]
              if ms is not None]
