@@ -118,7 +118,8 @@ class Timeline:
         before it (:meth:`answered_before_input_end_ms`): they would be negative.
         """
         early = self.answered_before_input_end_ms() is not None
-        return {p.name: None if early and p.since == "input_sent" else _ms(getattr(self, p.since), getattr(self, p.until))
+        return {p.name: None if early and p.since == "input_sent" else _ms(getattr(self, p.since),
+                                                                            getattr(self, p.until))
                 for p in PHASE_TABLE}
 
     def answered_before_input_end_ms(self) -> float | None:

@@ -102,7 +102,7 @@ class ClipSet:
         return [clip.describe(rate) for clip in self.clips]
 
     def summary(self, rate: int | None = None) -> str:
-        """One line for logs and ``run.audio``: the single clip's description as sent at ``rate``, or the count and names."""
+        """One line for logs and ``run.audio``: the single clip's description as sent at ``rate``, or the clips."""
         if len(self.clips) == 1:
             stimulus = self.clips[0].stimulus
             return stimulus.description_at(rate) if rate else stimulus.description

@@ -1,4 +1,4 @@
-"""Answers that overlap what they should follow: the input still being sent (issue 20 item 6), the previous reply (item 4).
+"""Answers that overlap what they should follow: the input still being sent (issue 20 item 6), the last reply (item 4).
 
 An answer whose first audio arrives before the last input went out has no
 ``input_to_audio_ms`` worth the name (it would be negative): the sample says

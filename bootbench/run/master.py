@@ -315,7 +315,7 @@ class MasterRun:
 
 
 def sample_warnings(samples: Sequence[Sample], settings: Settings) -> list[str]:
-    """What the samples show that makes some of their figures doubtful, one sentence each (metrics.json ``run.warnings``).
+    """What the samples show that makes some of their figures doubtful, a sentence each (metrics.json ``run.warnings``).
 
     An answer that began before its input had all been sent has no input
     phases (:meth:`~bootbench.samples.Timeline.answered_before_input_end_ms`).
@@ -343,4 +343,3 @@ def sample_warnings(samples: Sequence[Sample], settings: Settings) -> list[str]:
             f"streaming, as a reference server that answers from the first chunk does), so input_to_audio_ms and "
             f"input_to_audible_ms leave those answers out (samples: answered_before_input_end_ms)")
     return warnings
-
