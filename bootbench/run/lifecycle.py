@@ -81,8 +81,9 @@ def open_run(harness: Harness) -> MasterRun:
              redacted_url(settings.target), planned,
              run.recorder.folder)
     harness.watcher = workers.watch(runner, run, lambda: harness.current is run)
-    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
-                 if getattr(opts, "headless", False) else None)
+    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label,
+                                       ended=lambda: run.ended)
+                        if getattr(opts, "headless", False) else None)
     return run
 
 
