@@ -122,6 +122,8 @@ def test_speech_a_folder_a_44k_stereo_file_a_float_wav_and_a_flac_are_sent_in_tu
     described = metrics["run"]["clips"]
     assert [(c["name"], c["rate"], round(c["duration_ms"])) for c in described] == [
         ("speech", 16000, 4000), ("a.flac", 16000, 1500), ("b.wav", 16000, 1500), ("stereo44.wav", 16000, 1000)]
+    assert [(c["source_rate"], c["source_channels"]) for c in described] == [
+        (16000, 1), (16000, 1), (16000, 1), (44_100, 2)]  # the sources' own, recorded apart from the rate sent
     assert all(len(c["sha256"]) == 64 for c in described) and len({c["sha256"] for c in described}) == 4
     # What the server heard is each clip at 16 kHz: 4 s, 1.5 s, 1.5 s, 1 s of samples.
     assert [t["audio_in"]["samples"] for t in run.sessions] == [64_000, 24_000, 24_000, 16_000]

@@ -161,8 +161,11 @@ def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_w
     for worker in (*workers, late):
         finish(worker, 30)
     assert "3 workers connected" in log and "to 3 ready workers" in log, "the late worker never joined the run"
+    # a worker joining a running master fires test_start (and starts users) before Locust's init
+    assert "Traceback" not in (tmp_path / "late.log").read_text()
     metrics = assert_files_agree(result_folder(tmp_path))
     assert [s["iteration"] for s in metrics["samples"]] == list(range(1, 41))
+    assert len({s["worker"] for s in metrics["samples"]}) == 3, "the late worker ran no iteration"
     budget = metrics["run"]["iterations"]
     assert (budget["planned"], budget["started"], budget["finished"], budget["lost"]) == (40, 40, 40, 0)
     assert budget["complete"] is True

@@ -33,16 +33,16 @@ SHARED_RUN_SERVER = dict(setup_delay="30", first_audio_delay="120", warm_first_a
 No greeting here: at burst pace the answer pre-empts an OpenAI or Gemini greeting before it starts, and an
 Aivoco client cannot tell a greeting from the answer (the protocol has no response ids). Turns are fine with
 leading silence at burst pace: the clip is one message, so the server's turn ends where it begins. (At real-time
-pace Aivoco's turns are negative at the server, about -840 ms, by the server's design: ``--reply-after
-first-input`` answers 120 ms after a turn's first chunk while the 1 s clip is still streaming, and the server
-measures from the turn's last chunk; that is why turns are not part of the real-time shared runs.)
+pace with ``--reply-after first-input`` Aivoco's turns are negative, about -840 ms: the server answers 120 ms
+after a turn's first chunk while the 1 s clip is still streaming, and measures from the turn's last chunk; that
+is the "-830 ms" first seen here, and why the real-time runs answer Aivoco at the end of the turn.)
 """
 SHARED_RUN_ARGS = ("-i", "4", "--turns", "3")
 SHARED_REALTIME_SERVER = dict(setup_delay="30", first_audio_delay="80", cold_penalty=0,
                               extra_args=["--leading-silence-ms", str(SHARED_LEADING_MS)])
-"""The reference server of the shared real-time runs: fixed delays and 230 ms of leading silence, and for the
+"""The reference server of the shared real-time runs: fixed delays and 230 ms of leading silence; for the
 providers in :data:`GREETING_PROVIDERS` a greeting 50 ms after the session is ready (over long before the 1 s
-clip has streamed, so it never overlaps the answer)."""
+clip has streamed, so it never overlaps the answer), for Aivoco the answer after the end of the turn."""
 SHARED_REALTIME_ARGS = ("-i", "2", "--pace", "realtime")
 GREETING_PROVIDERS = ("openai", "gemini")
 """Protocols whose client tells a greeting from the answer (response ids, or a turn that was not asked for)."""
@@ -57,6 +57,9 @@ def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
     options = dict(SHARED_REALTIME_SERVER, extra_args=list(SHARED_REALTIME_SERVER["extra_args"]))
     if provider in GREETING_PROVIDERS:
         options["extra_args"] += ["--greeting-ms", str(SHARED_GREETING_MS)]
+    else:  # Aivoco, answered at the end of the turn as the embedded server does at this pace (an answer from the
+        # first chunk comes before the input ended and has no input phases: tests/test_answer_overlap.py)
+        options["extra_args"] += ["--reply-after", "end-of-turn"]
     return options
 
 
