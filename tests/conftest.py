@@ -106,3 +106,18 @@ def shared_fixed_run(shared_reference_server, tmp_path_factory):
     server = shared_reference_server(**FIXED_RUN_SERVER)
     folder = tmp_path_factory.mktemp("shared-fixed-run")
     return ground_truth_run(server, folder / "r", *FIXED_RUN_ARGS, environ={"AIVOCO_API_KEY": "test-key-123"})
+
+
+RUNS_A_SERVER = frozenset({"reference_server", "shared_reference_server", "shared_ground_truth_run",
+                           "shared_fixed_run"})
+"""Fixtures that start a reference server process (and the runs against it): their tests are ``slow``."""
+
+
+def pytest_collection_modifyitems(items):
+    """Mark ``slow`` every test that needs a reference server process, so ``make test-quick`` leaves them out.
+
+    Tests that start Locust or a server some other way carry the marker themselves.
+    """
+    for item in items:
+        if RUNS_A_SERVER & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
