@@ -235,3 +235,23 @@ def test_report_command_mistakes_are_one_sentence_and_exit_code_2(tmp_path, make
     assert done.returncode == 2
     assert sentence in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_report_lists_every_clip_and_every_lost_worker_in_the_configuration(tmp_path):
+    """Issue 20 item 7: lists of objects in the run block (``clips``, ``workers_lost``) show their entries."""
+    from bootbench.views.report import render
+
+    folder = record_run(tmp_path, "-i", "2", "--audio", "sine", "--audio", "speech", samples=timings(2),
+                        report=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    lost = {"worker": "w-7f3a", "at": "2026-01-01T10:00:00.000+00:00", "reason": "quit", "in_flight": [14, 15]}
+    metrics["run"]["workers_lost"] = [lost]
+    elements = Elements(render(metrics))
+    config = elements.by_id["config"]["text"]
+    clips = metrics["run"]["clips"]
+    assert [clip["name"] for clip in clips] == ["sine", "speech"]
+    for clip in clips:
+        for key in ("name", "source", "duration_ms", "rate", "sha256"):
+            assert f"{key}{clip[key]}" in config, (key, config)
+    assert "workerw-7f3a" in config and "reasonquit" in config and "in_flight14, 15" in config
+    assert "clipsnone" not in config and "workers_lostnone" not in config
