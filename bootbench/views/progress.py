@@ -44,4 +44,6 @@ def _report_every(samples: Sequence[Sample], planned: int, interval: float, head
                   level: Callable[[], str] | None) -> None:
     while True:
         gevent.sleep(interval)
+        if planned and len(samples) >= planned:
+            return  # every iteration is in: the run's end says the rest (a line here would follow "accounted for")
         log.info("%s", progress_line(snapshot(samples, planned, headline), level=level() if level else ""))
