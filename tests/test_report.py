@@ -255,3 +255,38 @@ def test_report_lists_every_clip_and_every_lost_worker_in_the_configuration(tmp_
             assert f"{key}{clip[key]}" in config, (key, config)
     assert "workerw-7f3a" in config and "reasonquit" in config and "in_flight14, 15" in config
     assert "clipsnone" not in config and "workers_lostnone" not in config
+
+
+WRONG_TYPES = [
+    (("summary", "phases", "first_response_ms", "median"), "fast", "summary.phases.first_response_ms.median"),
+    (("summary", "iterations"), "twelve", "summary.iterations"),
+    (("summary", "phases"), [], "summary.phases"),
+    (("run", "iterations"), "all", "run.iterations"),
+    (("errors", "by_kind"), {"timeout": "3"}, "errors.by_kind.timeout"),
+    (("samples", 0, "first_response_ms"), "81.0", "samples[0].first_response_ms"),
+    (("samples", 1), 5, "samples[1]"),
+    (("run",), None, "run"),
+]
+
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory):
+    return record_run(tmp_path_factory.mktemp("typed"), "-i", "3", samples=timings(3), report=False)
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+@pytest.mark.parametrize("path, value, named", WRONG_TYPES, ids=[named for _, _, named in WRONG_TYPES])
+def test_a_wrong_typed_value_in_metrics_json_is_one_sentence_naming_the_key(plain_folder, tmp_path, command, path,
+                                                                             value, named):
+    """Issue 20 item 17: valid JSON with a value of the wrong type: one sentence naming the key, exit 2."""
+    metrics = json.loads((plain_folder / "metrics.json").read_text())
+    node = metrics
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    done = bootbench(command, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr + done.stdout
+    assert f" {named} " in done.stderr and str(tmp_path / "metrics.json") in done.stderr, done.stderr
+    assert not (tmp_path / "report.html").exists()
