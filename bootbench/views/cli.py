@@ -134,9 +134,12 @@ def _compare_command(args: argparse.Namespace) -> int:
             render = regression.markdown_table if args.markdown else regression.text_table
             print(f"\n{regression.heading(name, baseline.name)}\n{render(comparisons.values())}")
             if allowed is not None:
-                sentence = regression.slower_than_allowed(comparisons[args.phase or HEADLINE], allowed, run=name,
-                                                          baseline=baseline.name)
+                judged = comparisons[args.phase or HEADLINE]
+                sentence = regression.slower_than_allowed(judged, allowed, run=name, baseline=baseline.name)
                 too_slow += [sentence] if sentence else []
+                undecided = regression.undecided(judged)
+                if undecided:
+                    sys.stderr.write(f"bootbench: {name}: {undecided}\n")
         print(f"\n{regression.NOTE}")
         regression_html = regression.html_section(baseline.name, [(n, c.values()) for n, c in compared])
     if args.html is not None:
