@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from bootbench.checks import incomplete_reason
 from bootbench.samples import HEADLINE
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
@@ -71,18 +72,7 @@ class Run:
     @property
     def incomplete(self) -> str | None:
         """Why the run did not finish what it planned (a few words), or None for a complete run."""
-        run = self.metrics["run"]
-        budget = run.get("iterations") if isinstance(run.get("iterations"), dict) else {}
-        if run.get("aborted"):
-            return f"stopped early: {run['aborted']}"
-        planned, finished = budget.get("planned") or 0, budget.get("finished")
-        if run.get("in_progress"):
-            return "still running when this metrics.json was written"
-        if run.get("interrupted") or (planned and finished is not None and finished < planned):
-            return f"{finished} of {planned} planned iterations finished"
-        if budget.get("lost"):
-            return f"{budget['lost']} iteration(s) lost"
-        return None
+        return incomplete_reason(self.metrics["run"])
 
     def definition(self) -> dict[str, Any]:
         """The values of :data:`DEFINITION` for this run (None where not recorded)."""
