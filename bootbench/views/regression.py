@@ -247,12 +247,13 @@ def markdown_table(comparisons: Iterable[PhaseComparison]) -> str:
     return "\n".join([line(HEADER), "| " + " | ".join(align) + " |", *(line(row(c)) for c in comparisons)])
 
 
-def html_section(baseline: str, compared: Sequence[tuple[str, Iterable[PhaseComparison]]]) -> str:
-    """compare.html's section with one per-phase comparison table per run against the baseline."""
+def html_section(baseline: str, compared: Sequence[tuple[str, str, Iterable[PhaseComparison]]]) -> str:
+    """compare.html's section with one per-phase comparison table per row (run, or sweep level) against the
+    baseline's row it was paired with: ``compared`` holds (row, baseline row, comparisons)."""
     parts = [f'<section id="regression"><h2>Against the baseline <span class="thin">{esc(baseline)}</span></h2>'
              f'<p class="note">{esc(NOTE)}</p>']
-    for number, (run, comparisons) in enumerate(compared, 1):
-        parts.append(f"<h3>{esc(heading(run, baseline))}</h3><div class=\"scroll\">"
+    for number, (run, base, comparisons) in enumerate(compared, 1):
+        parts.append(f"<h3>{esc(heading(run, base))}</h3><div class=\"scroll\">"
                      f"{table(HEADER, [row(c) for c in comparisons], table_id=f'regression-{number}', numeric_from=NUMERIC_FROM)}"
                      f"</div>")
     parts.append("</section>")
