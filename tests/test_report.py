@@ -174,6 +174,7 @@ def test_headless_progress_lines_carry_exact_numbers_and_stop_with_the_run(fixed
         assert float(median) == pytest.approx(FIRST_AUDIO_MS, abs=15) and float(p95) >= float(median)
     end = next(i for i, line in enumerate(lines) if f"all {ITERATIONS} iterations accounted for" in line)
     assert all(i < end for i, _ in progress)
+    assert not any(line.startswith("bootbench: bootbench:") for line in lines)  # the logger's name, once
 
 
 def test_bootbench_report_re_renders_the_same_page_from_metrics_json(fixed_run, tmp_path):
@@ -290,3 +291,17 @@ def test_a_wrong_typed_value_in_metrics_json_is_one_sentence_naming_the_key(plai
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr + done.stdout
     assert f" {named} " in done.stderr and str(tmp_path / "metrics.json") in done.stderr, done.stderr
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_phases_chart_draws_connect_only_where_the_iteration_opened_the_connection():
+    """Issue 20 item 22: a connection opened ahead is on record with the next cycle, which did not open it."""
+    from bootbench.views import plots
+
+    drawn = {}
+    samples = [{"iteration": n, "ok": True, "connected_this_cycle": n == 1, "connect_ms": 5.0 if n in (1, 3) else None,
+                "session_start_ms": 30.0, "first_response_ms": 80.0, "stop_ms": 2.0} for n in (1, 2, 3)]
+    with patch.object(plots, "_bars", lambda ax, x, heights, bottom, width, color, label: drawn.setdefault(
+            label, list(heights))):
+        plots.phases_svg(samples)
+    assert drawn["connect"] == [5.0, 0.0, 0.0]
+    assert drawn["session start"] == [30.0, 30.0, 30.0]
