@@ -276,3 +276,13 @@ def test_the_refusal_of_many_mixed_runs_is_one_short_sentence_and_force_labels_t
     assert any(line.startswith(label) for line in forced.stdout.splitlines()), forced.stdout
     markdown = bootbench("compare", "--force", "--markdown", *folders[:2]).stdout
     assert "Forced: compared with --force although measured differently" in markdown
+
+
+def test_the_comparison_page_takes_the_window_width_and_wraps_wide_headers(runs, tmp_path):
+    """Issue 20 item 22: the regression table's p-value and verdict columns were cut at 1400 px (a 1180 px column)."""
+    done = bootbench("compare", "--baseline", runs["A"], runs["B"], "--html", tmp_path / "p.html")
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "p.html").read_text()
+    assert '<main class="wide">' in page and "main.wide { max-width: none; }" in page
+    assert "#regression thead th { white-space: normal;" in page.replace("#comparison thead th, ", "")
+    assert 'id="regression-1"' in page and "Verdict" in page

@@ -240,3 +240,26 @@ def test_one_level_one_user_and_one_iteration_read_in_the_singular():
     assert planned_text(None, 1) == "1 iteration" and planned_text(None, 0) == "unlimited iterations"
     sweep = Sweep([1], 1, straggler_s=1.0)
     assert sweep.label() == "level 1/1: 1 user (starting)"
+
+
+def test_the_sweep_chart_draws_the_p95_limit_on_the_time_axis_within_its_range():
+    """Issue 20 item 22: the tolerance limit above every curve stayed off the chart (the time axis stopped short)."""
+    from unittest.mock import patch
+
+    from bootbench.views import plots
+
+    def stats(median, p95):
+        return {"median": median, "p95": p95}
+
+    levels = [{"users": users, "success_rate": 1.0,
+               "phases": {CAPACITY_PHASE: stats(80.0 + users, p95), "first_response_ms": stats(60.0, 70.0)}}
+              for users, p95 in ((1, 100.0), (2, 110.0), (4, 120.0))]
+    capacity = {"phase": CAPACITY_PHASE, "users": 4, "limit_p95_ms": 150.0, "tolerance": 1.5}
+    figures = []
+    with patch.object(plots, "to_svg", lambda fig, name, label: figures.append(fig) or "<svg/>"):
+        plots.sweep_svg(levels, capacity)
+    time_axis, success_axis = figures[0].axes
+    (limit,) = [line for line in time_axis.get_lines() if line.get_label().startswith("p95 limit")]
+    assert list(limit.get_ydata()) == [150.0, 150.0]
+    assert time_axis.get_ylim()[0] == 0 and time_axis.get_ylim()[1] > 150.0
+    assert not [line for line in success_axis.get_lines() if line.get_label().startswith("p95 limit")]

@@ -408,5 +408,5 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
             f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>{extra}'
             f'<section id="definition"><h2>What each run measured</h2><div class="scroll">{definitions}</div>'
             f"</section><footer>Folders: {esc(', '.join(str(run.folder) for run in runs))}</footer>")
-    return page(f"bootbench comparison: {', '.join(run.name for run in runs)}", body)
+    return page(f"bootbench comparison: {', '.join(run.name for run in runs)}", body, wide=True)
 

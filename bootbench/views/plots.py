@@ -336,8 +336,11 @@ def sweep_svg(levels: Sequence[dict[str, Any]], capacity: dict[str, Any] | None)
         ax.set_ylabel("time (ms)")
         ax.set_ylim(bottom=0)
         if capacity and capacity.get("limit_p95_ms"):
-            ax.axhline(capacity["limit_p95_ms"], color="#999999", linestyle=":", linewidth=1,
+            # on the time axis, which must reach it: set_ylim above fixed the top at the highest curve
+            limit = capacity["limit_p95_ms"]
+            ax.axhline(limit, color="#999999", linestyle=":", linewidth=1,
                        label=f"p95 limit ({capacity['tolerance']:g} x lowest level)")
+            ax.set_ylim(0, max(ax.get_ylim()[1], limit * 1.08))
         if capacity and capacity.get("users"):
             ax.axvline(capacity["users"], color=INK, linewidth=1.4, alpha=0.7,
                        label=f"capacity {users_text(capacity['users'])}")
