@@ -228,6 +228,7 @@ def test_a_sweep_compares_level_by_level(runs, tmp_path):
     assert len([line for line in done.stdout.splitlines() if line.startswith("sweep-S")]) == 2  # no pooled row
     markdown = bootbench("compare", "--markdown", runs["A"], sweep).stdout
     assert "| sweep-S (level 2) | aivoco |" in markdown and "| 2 | 4 |" in markdown
+    assert f"Every row: {p99_note(4)}." in done.stdout  # the note does not list the whole table again
 
 
 def test_baseline_compares_like_with_like_only(runs, tmp_path):

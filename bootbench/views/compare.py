@@ -193,7 +193,9 @@ def users_difference(runs: Sequence[Run]) -> str | None:
     groups: dict[str, list[str]] = {}
     for run in runs:
         if run.is_sweep:
-            groups.setdefault(f"a sweep of {run.metrics['run'].get('sweep') or 'levels'}", []).append(run.name)
+            sweep = run.metrics["run"].get("sweep")
+            shown = ",".join(map(str, sweep)) if isinstance(sweep, list) else sweep or "levels"
+            groups.setdefault(f"a sweep of {shown}", []).append(run.name)
         else:
             groups.setdefault(format_count(run.users), []).append(run.name)
     if len(groups) < 2:
@@ -287,10 +289,13 @@ def _shown(value: Any) -> str:
 def _p99_note(runs: Sequence[Run]) -> str:
     """One sentence naming the runs whose p99 needs the :func:`~bootbench.stats.p99_note`, or ""."""
     notes: dict[str, list[str]] = {}
-    for run in units(runs):
+    rows = units(runs)
+    for run in rows:
         note = p99_note(run.metrics["summary"]["phases"][HEADLINE]["count"])
         if note:
             notes.setdefault(note, []).append(run.name)
+    if len(rows) > 2 and len(notes) == 1 and len(next(iter(notes.values()))) == len(rows):
+        return f"Every row: {next(iter(notes))}."  # naming them all would repeat the table
     return " ".join(f"{', '.join(names)}: {note}." for note, names in notes.items())
 
 
