@@ -1,17 +1,21 @@
-# The two commands of the README: `make run` (100 iterations against the
-# embedded reference server) and `make test` (the whole test suite). Both
-# create ./.venv with everything installed the first time.
+# The commands of the README: `make run` (100 iterations against the
+# embedded reference server), `make test` (the whole test suite) and
+# `make test-quick` (all but the tests marked network, browser or slow).
+# They create ./.venv with everything installed the first time.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test clean
+.PHONY: run test test-quick clean
 
 run: $(VENV)/.installed
 	$(BIN)/locust --headless -u 1 -i 100
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+test-quick: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not network and not browser and not slow"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -57,6 +57,10 @@ class Stimulus:
     rate: int
     description: str
     warnings: tuple[str, ...] = ()
+    source_rate: int = 0
+    """The rate of the source (a file's own, before resampling); 0 = ``rate`` (generated audio)."""
+    source_channels: int = 1
+    """The channels of the source (a file's own, averaged to mono)."""
 
     @classmethod
     def sine(
@@ -87,7 +91,8 @@ class Stimulus:
         pcm = _to_pcm16(resampled)
         description = (f"{path.name} ({kind}, {source_rate} Hz, {data.shape[1]} ch) "
                        f"as {rate} Hz mono PCM16, {pcm.size / rate:.3f} s")
-        return cls(pcm, rate, description, _silence_warnings(path, pcm))
+        return cls(pcm, rate, description, _silence_warnings(path, pcm), source_rate=source_rate,
+                   source_channels=int(data.shape[1]))
 
     from_wav = from_file
     """The seed's name for :meth:`from_file` (it read WAV only)."""
@@ -115,8 +120,12 @@ class Stimulus:
         if rate == self.rate:
             return self
         floats = resample(self.samples.astype(np.float64) / _FULL_SCALE, self.rate, rate)
-        return replace(self, samples=_to_pcm16(floats), rate=rate,
-                       description=self.description.replace(f"{self.rate} Hz mono", f"{rate} Hz mono"))
+        return replace(self, samples=_to_pcm16(floats), rate=rate, description=self.description_at(rate),
+                       source_rate=self.source_rate or self.rate)
+
+    def description_at(self, rate: int) -> str:
+        """The description of this audio as it is sent at ``rate`` (without resampling it)."""
+        return self.description.replace(f"{self.rate} Hz mono", f"{rate} Hz mono")
 
     def with_silence(self, milliseconds: float) -> Stimulus:
         """The clip followed by ``milliseconds`` of digital silence."""

@@ -36,7 +36,7 @@ def _add_options(parser: Any, **_kwargs: Any) -> None:
 
 def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     install_log_redaction()
-    bench = harness.attach(environment)
+    bench = harness.of(environment)
     if bench.owns_runs:
         if environment.parsed_options is not None:
             try:  # the entry point of a run: bad input is one sentence and exit code 2, nothing started
@@ -52,13 +52,26 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
         webui.install(environment, bench.current_or_last)
         webui.check_swarm(environment, lambda form: lifecycle.check_web_run(bench, form))
     if bench.runs_users:
-        providers.install_tuning()
-        messages.serve_worker(runner, bench.tickets, bench.master_watch.run_ending)
+        _serve_users(bench)
     if isinstance(runner, WorkerRunner):
         locust_fixes.cache_default_args()
     master_watch.watch(environment, bench.master_watch, lambda: context.current(bench).settings.master_silence_s)
     # Locust fires ``quit`` without the environment: this environment's listener knows its harness.
     environment.events.quit.add_listener(lambda **_kw: _on_quit(bench))
+
+
+def _serve_users(bench: harness.Harness) -> None:
+    """Make the process ready to run users, once: websocket-client's tuning, the users' message handlers.
+
+    From ``init``, or from ``test_start`` when it comes first: a worker that
+    joins a running master gets its first spawn (and its users ask for
+    tickets) before Locust's main has fired ``init``.
+    """
+    if bench.serving_users:
+        return
+    bench.serving_users = True
+    providers.install_tuning()
+    messages.serve_worker(bench.runner, bench.tickets, bench.master_watch.run_ending)
 
 
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
@@ -67,6 +80,7 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     if run is not None:
         lifecycle.note_signals(bench)
     if bench.runs_users:
+        _serve_users(bench)
         context.start(bench, run.settings if run is not None else None)
 
 

@@ -41,6 +41,10 @@ DEFAULT_REPLY_GAP_MS = 500.0
 several times that of real streams (20-100 ms chunks, sent at or faster than real time), and the 500 ms of
 silence server VAD takes as the end of a user's turn. It never enters a figure (the end is the last chunk's
 arrival); too short a gap would split a reply that stalls mid-way and take its rest as the next turn's answer."""
+MIN_REPLY_GAP_MS = 200.0
+"""The shortest ``--reply-gap-ms``: twice the longest chunk spacing of real streams (100 ms chunks at real time), so a
+late chunk does not end its reply either. A shorter quiet falls between two chunks of one reply, whose rest would be
+timed as the next turn's answer (a gap of 1 ms made warm turns 56 ms instead of ~104 against the reference server)."""
 AUDIBLE_DBFS_RANGE = (-120.0, 0.0)
 """``--audible-dbfs`` lies in [-120, 0): below -120 dBFS is under PCM16's own noise floor, 0 is full scale."""
 DEFAULT_SWEEP_TOLERANCE = 1.5
@@ -288,9 +292,14 @@ OPTIONS: tuple[Option, ...] = (
            help="Turns per session: turn 1 is the cold one; turns 2..N are sent in the same session, "
                 "each after the previous reply has ended, to measure warm latency and the cold "
                 "penalty. Default 1 (no warm turns)."),
-    Option(("--reply-gap-ms",), float, DEFAULT_REPLY_GAP_MS, range=Range(0.0, 60_000.0, positive="ms"),
+    Option(("--reply-gap-ms",), float, DEFAULT_REPLY_GAP_MS,
+           range=Range(MIN_REPLY_GAP_MS, 60_000.0, positive="ms",
+                       below=f"must be at least {MIN_REPLY_GAP_MS:g} ms, twice the longest chunk spacing of real "
+                             "streams (100 ms): a shorter quiet falls between two chunks of one reply, and its rest "
+                             "would be timed as the next turn's answer"),
            help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
-                f"(the protocol has no end-of-reply event; at most 60000). Default {DEFAULT_REPLY_GAP_MS:g}."),
+                f"(the protocol has no end-of-reply event; at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
+                f"Default {DEFAULT_REPLY_GAP_MS:g}."),
 )
 """Every bootbench option, in the order ``bootbench options`` lists them. The ranges: an hour at most for
 --timeout, --wait-ms and --master-silence-s, a minute of trailing silence (it is sent with every clip)."""

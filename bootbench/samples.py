@@ -112,8 +112,26 @@ class Timeline:
     Aivoco the last ``audio_response`` before ``--reply-gap-ms`` of quiet)."""
 
     def phases(self) -> dict[str, float | None]:
-        """Every phase of :data:`PHASE_TABLE` in milliseconds; None where an end was not reached."""
-        return {p.name: _ms(getattr(self, p.since), getattr(self, p.until)) for p in PHASE_TABLE}
+        """Every phase of :data:`PHASE_TABLE` in milliseconds; None where an end was not reached.
+
+        The phases from the last input sent are None for an answer that began
+        before it (:meth:`answered_before_input_end_ms`): they would be negative.
+        """
+        early = self.answered_before_input_end_ms() is not None
+        return {p.name: None if early and p.since == "input_sent" else _ms(getattr(self, p.since),
+                                                                            getattr(self, p.until))
+                for p in PHASE_TABLE}
+
+    def answered_before_input_end_ms(self) -> float | None:
+        """How long before the last input was sent the answer's first audio arrived; None when it came after.
+
+        A service that answers while the input is still streaming (at real-time
+        pace: from its first chunk, or on voice activity during a long trailing
+        silence) has no input-to-audio interval; this says by how much it came early.
+        """
+        if self.input_sent is None or self.first_audio is None or self.first_audio >= self.input_sent:
+            return None
+        return (self.input_sent - self.first_audio) / 1e6
 
     def greeting_ms(self) -> float | None:
         """Session ready -> the greeting's first audio; None without a greeting."""
@@ -138,13 +156,17 @@ class Turn:
     """Last input sent -> play time of this turn's reply's first audible sample (None: not audible in time)."""
     reply_ms: float | None = None
     """First audio event -> end of this turn's reply."""
+    answered_before_input_end_ms: float | None = None
+    """:meth:`Timeline.answered_before_input_end_ms` of this turn (then its input figures are None)."""
 
     @classmethod
     def of(cls, number: int, timeline: Timeline) -> Turn:
         """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
-        return cls(turn=number, input_to_audio_ms=_ms(timeline.input_sent, timeline.first_audio),
-                   input_to_audible_ms=_ms(timeline.input_sent, timeline.first_audible),
-                   reply_ms=_ms(timeline.first_audio, timeline.reply_end))
+        phases = timeline.phases()
+        return cls(turn=number, input_to_audio_ms=phases["input_to_audio_ms"],
+                   input_to_audible_ms=phases["input_to_audible_ms"],
+                   reply_ms=_ms(timeline.first_audio, timeline.reply_end),
+                   answered_before_input_end_ms=timeline.answered_before_input_end_ms())
 
 
 def cold_penalty(turns: list[Turn]) -> float | None:
@@ -177,6 +199,9 @@ class Sample:
     """None with ``ok`` true: the answer never became audible before it ended or the timeout (an inaudible reply)."""
     input_to_audible_ms: float | None = None
     leading_silence_ms: float | None = None
+    answered_before_input_end_ms: float | None = None
+    """The answer's first audio arrived this long before the last input was sent (the service answered while the input
+    was still streaming): ``input_to_audio_ms`` and ``input_to_audible_ms`` are None. None when it came after."""
     greeting_ms: float | None = None
     """Session ready -> first audio of a reply not asked for; None when the service did not greet."""
     preamble: bool | None = None

@@ -26,6 +26,9 @@ SMALL_SAMPLE = 100
 """Below this many values p99 is interpolated between the slowest two (see :func:`p99_note`)."""
 STATISTICS = ("count", "mean", "median", "min", "max", "stdev", "p90", "p95", "p99")
 """The statistics :func:`summarize` gives for every phase, besides its confidence intervals."""
+STDEV_DECIMALS = 3
+"""The standard deviation is kept to the CSV files' precision (``exporters.CSV_DECIMALS``: a microsecond). numpy's
+stdev of identical values is float noise (seven values of 0.1 ms give 1.5e-17), and no clock stamps finer than that."""
 
 
 def finite(values: Iterable[float | None]) -> list[float]:
@@ -67,7 +70,7 @@ def summarize(values: Iterable[float | None], *, seed: int = 0, intervals: bool 
         "median": float(np.median(data)),
         "min": float(data.min()),
         "max": float(data.max()),
-        "stdev": float(data.std(ddof=1)) if n > 1 else None,
+        "stdev": round(float(data.std(ddof=1)), STDEV_DECIMALS) + 0.0 if n > 1 else None,  # + 0.0: never -0.0
         "p90": p90,
         "p95": p95,
         "p99": p99,
@@ -141,6 +144,7 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "p99_is_max": len(successes) < SMALL_SAMPLE,
         "inaudible_replies": inaudible_replies(successes),
         "greetings": sum(1 for s in samples if s.greeting_ms is not None),
+        "answered_before_input_end": answered_before_input_end(successes),
         "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES}
         | {phase: summarize_groups([phase_values(s, phase) for s in successes]) for phase in turn_phases(samples)},
     }
@@ -149,6 +153,13 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
 def inaudible_replies(samples: Iterable[Sample]) -> int:
     """Successful iterations whose answer never became audible before it ended or the timeout (not failures)."""
     return sum(1 for s in samples if s.ok and s.first_response_ms is not None and s.first_audible_ms is None)
+
+
+def answered_before_input_end(samples: Iterable[Sample]) -> int:
+    """Successful iterations with an answer (of any turn) that began before its input had all been sent."""
+    return sum(1 for s in samples if s.ok and (
+        s.answered_before_input_end_ms is not None
+        or any(t.answered_before_input_end_ms is not None for t in s.turns or ())))
 
 
 def turn_phases(samples: Iterable[Sample]) -> tuple[str, ...]:

@@ -14,7 +14,8 @@ literally called ``sine`` or ``speech`` is given as ``./sine``.
 
     clips = load_clips(["speech", "clips/"])
     clip = clips.clip_for(iteration)       # clip.name goes into the sample, clip.stimulus onto the wire
-    clips.describe()                       # for metrics.json: name, source, duration_ms, rate, sha256
+    clips.describe(24000)                  # for metrics.json: name, source, duration_ms, rate sent, source rate
+                                           # and channels, sha256
 """
 
 from __future__ import annotations
@@ -50,11 +51,18 @@ class Clip:
             self._chunked[key] = self.stimulus.at_rate(rate).with_silence(trailing_silence_ms).chunks(chunk_samples)
         return self._chunked[key]
 
-    def describe(self) -> dict[str, Any]:
-        """The clip for metrics.json; ``sha256`` is that of :attr:`Stimulus.sha256` (the decoded PCM16 at ``rate``)."""
+    def describe(self, rate: int | None = None) -> dict[str, Any]:
+        """The clip for metrics.json, as sent at ``rate`` (the provider's input rate; None: the decoded clip's).
+
+        ``rate`` is the rate sent, ``source_rate`` and ``source_channels`` those
+        of the source (a file's own, before it was averaged to mono and
+        resampled); ``sha256`` is :attr:`Stimulus.sha256`, of the decoded
+        clip at 16 kHz, so one clip has one digest for every provider.
+        """
         stim = self.stimulus
         return {"name": self.name, "source": self.source, "duration_ms": round(stim.duration_ms, 3),
-                "rate": stim.rate, "sha256": stim.sha256}
+                "rate": rate or stim.rate, "source_rate": stim.source_rate or stim.rate,
+                "source_channels": stim.source_channels, "sha256": stim.sha256}
 
 
 @dataclass(frozen=True)
@@ -89,14 +97,15 @@ class ClipSet:
         """The longest clip, for checks against ``--timeout`` at real-time pace."""
         return max(clip.stimulus.duration_ms for clip in self.clips)
 
-    def describe(self) -> list[dict[str, Any]]:
-        """One entry per clip, in order (see :meth:`Clip.describe`)."""
-        return [clip.describe() for clip in self.clips]
+    def describe(self, rate: int | None = None) -> list[dict[str, Any]]:
+        """One entry per clip, in order, as sent at ``rate`` (see :meth:`Clip.describe`)."""
+        return [clip.describe(rate) for clip in self.clips]
 
-    def summary(self) -> str:
-        """One line for logs: the single clip's description, or the count and names."""
+    def summary(self, rate: int | None = None) -> str:
+        """One line for logs and ``run.audio``: the single clip's description as sent at ``rate``, or the clips."""
         if len(self.clips) == 1:
-            return self.clips[0].stimulus.description
+            stimulus = self.clips[0].stimulus
+            return stimulus.description_at(rate) if rate else stimulus.description
         names = ", ".join(clip.name for clip in self.clips[:5]) + (", ..." if len(self.clips) > 5 else "")
         return f"{len(self.clips)} clips in turn ({names})"
 

@@ -179,6 +179,7 @@ class BootUser(User):
             connected_this_cycle=connected_now,
             anomalies=anomalies,
             greeting_ms=timeline.greeting_ms(),
+            answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
             preamble=preamble,
             clip=clip.name,
             **timeline.phases(),

@@ -92,6 +92,7 @@ def test_every_successful_iteration_matches_the_servers_ground_truth(matrix):
 def test_the_client_commits_no_protocol_violation_while_faults_fly(matrix):
     assert len([t for t in matrix.truth if t["session"] is not None]) == ITERATIONS
     assert [t for t in matrix.truth if t["violation_count"]] == []
+    assert [t for t in matrix.truth if t["note_count"]] == []
 
 
 def test_no_output_of_any_fault_contains_the_api_key(matrix):

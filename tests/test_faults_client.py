@@ -61,9 +61,10 @@ def interrupted_run(tmp_path: Path, server_url: str, sig: int) -> tuple[int, Pat
     return code, folder, (tmp_path / "out.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupt_mid_run_writes_every_result_file_marked_incomplete(reference_server, tmp_path, sig):
-    server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
+def test_an_interrupt_mid_run_writes_every_result_file_marked_incomplete(shared_reference_server, tmp_path, sig):
+    server = shared_reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
     code, folder, output = interrupted_run(tmp_path, server.url, sig)
     assert code != 0
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -77,8 +78,10 @@ def test_an_interrupt_mid_run_writes_every_result_file_marked_incomplete(referen
     assert output.strip().splitlines()[-1].strip() == str(folder)
 
 
-def test_sigkill_mid_run_keeps_every_finished_iteration_in_samples_jsonl(reference_server, tmp_path):
-    server = reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
+@pytest.mark.slow
+def test_sigkill_mid_run_keeps_every_finished_iteration_in_samples_jsonl(shared_reference_server, tmp_path):
+    # the server is shared with the interrupt tests: its ground truth holds their sessions too (hence >=)
+    server = shared_reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0)
     code, folder, _ = interrupted_run(tmp_path, server.url, signal.SIGKILL)
     assert code == -signal.SIGKILL
     samples = read_jsonl(folder / "samples.jsonl")

@@ -25,6 +25,8 @@ from bootbench.run.early_stop import FATAL_STREAK
 from support.netns import PYTHON, Lab, leftover_namespaces, require_lab
 from support.processes import read_jsonl
 
+pytestmark = pytest.mark.network
+
 HOSTS = ("service", "master", "worker1", "worker2")
 SERVICE_PORT = 8765
 MASTER_PORT = 5557

@@ -61,6 +61,7 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
         assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
         assert session["t_ns"]["stop_received"] is not None
     assert run.violations == 0
+    assert run.notes == 0 and all(session["notes"] == [] for session in run.sessions)  # no early sends, JSON names
     assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, "manual")
 
 
@@ -91,6 +92,7 @@ def test_first_response_matches_the_ground_truth_in_both_turn_modes(reference_se
         assert all(t["audio_in"]["chunks"] == 16 for t in truth)
         assert all(s["first_response_ms"] > 900 for s in samples)
     assert server.stats()["violations"] == 0
+    assert server.stats()["notes"] == 0 and all(t["notes"] == [] for t in truth)   # no early sends, JSON names
     turn = options[1]
     assert (metrics["run"]["provider"], metrics["run"]["turn"]) == (provider, turn)
 

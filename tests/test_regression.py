@@ -219,3 +219,17 @@ def test_bad_compare_options_are_one_sentence_and_exit_2(real_runs, tmp_path, ar
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(sentence.format(**values))
     assert not (tmp_path / "c.html").exists()
+
+
+def test_a_difference_that_rounds_to_zero_is_never_negative_zero():
+    # issue 20 item 11: compare printed "-0.0" for a median difference of -0.04 ms
+    from bootbench.views.text import format_ms
+
+    same = compare_phase(PHASE, [100.0, 100.02, 100.04] * 10, [100.0, 100.0, 100.0] * 10)
+    cells = row(same)
+    assert not any(re.search(r"-0\.0(?!\d)", cell) for cell in cells), cells
+    assert cells[HEADER.index("Δ median (ms)")] == "+0.0"
+    assert format_ms(-0.04) == "0.0" and format_ms(-0.05) == "-0.1" and format_ms(-1e-12) == "0.0"
+    sentence = slower_than_allowed(compare_phase(PHASE, lognormal(1), [v + 30.0 for v in lognormal(2)]), 0.0,
+                                   run="r", baseline="b")
+    assert sentence is not None and "-0.0" not in sentence

@@ -82,3 +82,26 @@ def test_a_master_and_two_workers_in_one_process_run_exactly_n(reference_server,
     for worker in workers:
         assert harness.of(worker).current is None and harness.of(worker).last is None, "workers own no run"
         assert harness.of(worker).context.worker == worker.runner.client_id
+
+
+def test_a_worker_whose_test_start_comes_before_init_is_ready_for_its_users(tmp_path):
+    """A worker joining a running master gets its first spawn while it connects: Locust fires test_start (and
+    starts users, who ask for tickets) before its main fires init. Both orders leave the worker served once."""
+    from bootbench.run import messages
+
+    port = free_port()
+    master = environment("-i", "1", host="http://127.0.0.1:9", results_dir=tmp_path)
+    master.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
+    init(master)
+    worker = environment(host="http://127.0.0.1:9")
+    worker.create_worker_runner("127.0.0.1", port)
+    try:
+        worker.events.test_start.fire(environment=worker)
+        bench = harness.of(worker)
+        assert bench.context is not None and bench.context.worker == worker.runner.client_id
+        assert messages.MSG_TICKET in worker.runner.custom_messages, "a ticket arriving now would be dropped"
+        init(worker)  # Locust's main catches up: nothing registered twice
+        assert harness.of(worker) is bench and bench.serving_users
+    finally:
+        worker.runner.quit()
+        master.runner.quit()

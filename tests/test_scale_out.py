@@ -12,6 +12,8 @@ import pytest
 
 from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
 
+pytestmark = pytest.mark.slow  # real clusters: a master and worker processes
+
 
 @pytest.fixture
 def start_cluster(tmp_path: Path):
@@ -77,8 +79,9 @@ def assert_files_agree(folder: Path) -> dict:
 
 
 def test_master_and_two_workers_run_exactly_n_iterations_in_total(start_cluster, tmp_path):
-    master, workers = start_cluster(iterations=40, users=4,
-                                    extra=("--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "locust.html")))
+    # all four users at once (-r 4): Locust's default of one a second would add 3 s of ramp and prove nothing more
+    master, workers = start_cluster(iterations=40, users=4, extra=("-r", "4", "--csv", str(tmp_path / "locust"),
+                                                                   "--html", str(tmp_path / "locust.html")))
     assert finish(master) == 0, (tmp_path / "master.log").read_text()[-3000:]
     for worker in workers:
         finish(worker, 30)
@@ -102,7 +105,7 @@ def test_master_and_two_workers_run_exactly_n_iterations_in_total(start_cluster,
 
 
 def test_processes_mode_runs_exactly_n_iterations_with_one_embedded_server(tmp_path):
-    run = run_locust("-u", "4", "-i", "40", "--processes", "2", "--results-dir", str(tmp_path / "r"),
+    run = run_locust("-u", "4", "-r", "4", "-i", "40", "--processes", "2", "--results-dir", str(tmp_path / "r"),
                      cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = assert_files_agree(run.folder)
@@ -114,9 +117,9 @@ def test_processes_mode_runs_exactly_n_iterations_with_one_embedded_server(tmp_p
 
 
 def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_ends_with_exit_code_1(
-        reference_server, start_cluster, tmp_path):
+        shared_reference_server, start_cluster, tmp_path):
     # a 300 ms answer and no wait between cycles: each of the victim's two users holds a ticket nearly all the time
-    server = reference_server(setup_delay="10", first_audio_delay="300", cold_penalty=0)
+    server = shared_reference_server(setup_delay="10", first_audio_delay="300", cold_penalty=0)
     # all four users at once (-r 4): with Locust's default of one user a second the victim may hold one user, or
     # none yet, when the eighth sample arrives
     master, (survivor, victim) = start_cluster(iterations=40, users=4,
@@ -143,11 +146,12 @@ def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_en
 
 @pytest.mark.parametrize("rebalancing", [False, True], ids=["default", "enable-rebalancing"])
 def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_with_exactly_n(
-        reference_server, start_cluster, tmp_path, rebalancing):
+        shared_reference_server, start_cluster, tmp_path, rebalancing):
     # Locust moves a user to the new worker: stopped while it waits for a ticket or, with a 1.5 s answer,
-    # most likely mid-cycle (before the fix: a ticket left in flight forever, or an iteration "lost")
-    server = reference_server(setup_delay="10", first_audio_delay="1500", cold_penalty=0)
-    extra = ("-H", server.url, "--wait-ms", "500", *(("--enable-rebalancing",) if rebalancing else ()))
+    # most likely mid-cycle (before the fix: a ticket left in flight forever, or an iteration "lost").
+    # All four users start at once (-r 4): the late worker joins long after, as before, without 3 s of ramp.
+    server = shared_reference_server(setup_delay="10", first_audio_delay="1500", cold_penalty=0)
+    extra = ("-H", server.url, "--wait-ms", "500", "-r", "4", *(("--enable-rebalancing",) if rebalancing else ()))
     master, workers = start_cluster(iterations=40, users=4, extra=extra)
     assert wait_for_samples(tmp_path / "r", 4), (tmp_path / "master.log").read_text()[-3000:]
     late = start_cluster.add_worker("late")
@@ -157,8 +161,11 @@ def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_w
     for worker in (*workers, late):
         finish(worker, 30)
     assert "3 workers connected" in log and "to 3 ready workers" in log, "the late worker never joined the run"
+    # a worker joining a running master fires test_start (and starts users) before Locust's init
+    assert "Traceback" not in (tmp_path / "late.log").read_text()
     metrics = assert_files_agree(result_folder(tmp_path))
     assert [s["iteration"] for s in metrics["samples"]] == list(range(1, 41))
+    assert len({s["worker"] for s in metrics["samples"]}) == 3, "the late worker ran no iteration"
     budget = metrics["run"]["iterations"]
     assert (budget["planned"], budget["started"], budget["finished"], budget["lost"]) == (40, 40, 40, 0)
     assert budget["complete"] is True
@@ -167,10 +174,14 @@ def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_w
 
 
 def test_a_worker_killed_between_cycles_is_recorded_and_the_run_still_finishes_n(
-        reference_server, start_cluster, tmp_path):
-    # 5 ms answers and a 1.5 s pause: the victim's users are nearly always between cycles when it dies
-    server = reference_server(setup_delay="5", first_audio_delay="5", cold_penalty=0)
-    master, (survivor, victim) = start_cluster(iterations=30, users=4, extra=("-H", server.url, "--wait-ms", "1500"))
+        shared_reference_server, start_cluster, tmp_path):
+    # 5 ms answers and a 1.5 s pause: the victim's users are nearly always between cycles when it dies.
+    # 20 iterations, all four users at once (-r 4): after the 6th sample the survivor's two users still have
+    # ~7 rounds of 1.5 s to run, well past the master's ~4 s to notice the missing worker.
+    n = 20
+    server = shared_reference_server(setup_delay="5", first_audio_delay="5", cold_penalty=0)
+    master, (survivor, victim) = start_cluster(iterations=n, users=4,
+                                               extra=("-H", server.url, "--wait-ms", "1500", "-r", "4"))
     assert wait_for_samples(tmp_path / "r", 6), (tmp_path / "master.log").read_text()[-3000:]
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
@@ -184,8 +195,8 @@ def test_a_worker_killed_between_cycles_is_recorded_and_the_run_still_finishes_n
     budget = metrics["run"]["iterations"]
     assert budget["lost_iterations"].get(lost["worker"], []) == lost["in_flight"]
     if lost["in_flight"]:  # rarely, one of its users was mid-cycle: that iteration is lost
-        assert (code, budget["complete"], budget["finished"]) == (1, False, 30 - len(lost["in_flight"]))
+        assert (code, budget["complete"], budget["finished"]) == (1, False, n - len(lost["in_flight"]))
     else:  # every planned iteration finished: complete, exit code 0, and the loss on record
-        assert (code, budget["complete"], budget["finished"], budget["lost"]) == (0, True, 30, 0)
+        assert (code, budget["complete"], budget["finished"], budget["lost"]) == (0, True, n, 0)
     assert f"worker lost: {lost['worker']} at {lost['at']} (missing)" in log
     assert metrics["run"]["interrupted"] is None

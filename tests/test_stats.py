@@ -89,3 +89,16 @@ def test_round_bins_cover_every_value_with_round_widths():
 
 def test_block_means_ignore_missing_values():
     assert block_means([1.0, 3.0, np.nan, np.nan, 5.0], 2).tolist() == [2.0, 0.0, 5.0]
+
+
+def test_identical_values_have_a_stdev_of_zero_not_float_noise():
+    # issue 20 item 11: seven leading silences of 0.1 ms gave a stdev of 1.5e-17 (numpy's rounding of the mean);
+    # the stdev is kept to the CSV files' precision (microseconds), so identical values read 0 everywhere
+    for value in (0.1, 0.7, 2.3, 12345.678):
+        stats = summarize([value] * 7)
+        assert stats["stdev"] == 0.0 and str(stats["stdev"]) == "0.0", (value, stats["stdev"])
+    assert summarize([1.0, 1.0004])["stdev"] == 0.0          # below a microsecond: zero, as the CSV shows it
+    assert summarize([1.0, 2.0, 4.0])["stdev"] == 1.528      # a real spread, to the microsecond
+    from bootbench.exporters import CSV_DECIMALS
+    from bootbench.stats import STDEV_DECIMALS
+    assert STDEV_DECIMALS == CSV_DECIMALS

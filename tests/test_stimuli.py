@@ -19,7 +19,8 @@ def test_no_value_is_the_seeds_sine():
     assert clip.name == "sine"
     assert np.array_equal(clip.stimulus.samples, Stimulus.sine().samples)
     assert clips.describe() == [{"name": "sine", "source": "built-in 440 Hz sine", "duration_ms": 1000.0,
-                                 "rate": 16000, "sha256": Stimulus.sine().sha256}]
+                                 "rate": 16000, "source_rate": 16000, "source_channels": 1,
+                                 "sha256": Stimulus.sine().sha256}]
 
 
 def test_iteration_k_uses_clip_k_minus_1_mod_n_over_keywords_files_and_a_sorted_folder(tmp_path):
@@ -80,3 +81,30 @@ def test_a_silent_file_in_the_set_is_a_warning_for_the_caller(tmp_path):
     clips = load_clips(["speech", str(tmp_path / "silent.wav")])
     (warning,) = clips.warnings
     assert "silent.wav is silent (digital silence" in warning
+
+
+@pytest.mark.parametrize("rate, channels", [(8_000, 1), (44_100, 2), (48_000, 6)])
+def test_a_clip_records_the_rate_sent_and_its_source_rate_and_channels_separately(tmp_path, rate, channels):
+    # issue 20 item 8: run.clips said 16000 Hz for every file (8, 44.1, 48 kHz) and for OpenAI (24 kHz sent)
+    path = tmp_path / f"clip{rate}.wav"
+    t = np.arange(int(0.25 * rate)) / rate
+    soundfile.write(path, np.repeat((0.3 * np.sin(2 * np.pi * 440 * t))[:, None], channels, axis=1), rate,
+                    subtype="PCM_16")
+    clips = load_clips([str(path)])
+    for sent in (16_000, 24_000):
+        (described,) = clips.describe(sent)
+        assert (described["rate"], described["source_rate"], described["source_channels"]) == (sent, rate, channels)
+        assert described["duration_ms"] == pytest.approx(250.0)
+        assert described["sha256"] == clips.clips[0].stimulus.sha256   # one clip, one digest for every provider
+        assert f"{rate} Hz, {channels} ch" in clips.summary(sent) and f"as {sent} Hz mono" in clips.summary(sent)
+    (sine,) = load_clips([]).describe(24_000)
+    assert (sine["rate"], sine["source_rate"], sine["source_channels"]) == (24_000, 16_000, 1)
+    assert "24000 Hz mono" in load_clips([]).summary(24_000)
+
+
+@pytest.mark.parametrize("provider, rate", [("openai", 24_000), ("aivoco", 16_000)])
+def test_a_run_records_the_rate_its_provider_was_sent(shared_ground_truth_run, provider, rate):
+    run = shared_ground_truth_run(provider).metrics["run"]
+    assert [(c["name"], c["rate"], c["source_rate"], c["source_channels"]) for c in run["clips"]] == [
+        ("sine", rate, 16_000, 1)]
+    assert f"{rate} Hz mono PCM16" in run["audio"]

@@ -78,6 +78,7 @@ def check_sweep(run, tmp_path) -> dict:
     return metrics
 
 
+@pytest.mark.slow
 def test_a_sweep_in_one_process_finds_the_capacity_of_the_reference_server(tmp_path, reference_server):
     run = sweep_run(tmp_path, reference_server, "--check", "capacity>=3")
     metrics = check_sweep(run, tmp_path)
@@ -93,6 +94,7 @@ def test_a_sweep_in_one_process_finds_the_capacity_of_the_reference_server(tmp_p
     assert '<tr data-users="3" class="headline">' in report
 
 
+@pytest.mark.slow
 def test_a_sweep_with_two_worker_processes_finds_the_same_capacity(tmp_path, reference_server):
     # a port of its own: with Locust's default 5557, the workers of another --processes run on this machine
     # could join this master

@@ -86,9 +86,13 @@ class UiRun:
         stop_process(self.process, signal.SIGTERM, 20)
 
 
+ITERATIONS = 6
+"""Iterations of each run started from the UI: enough for every plot and the p99 note, few enough to be quick."""
+
+
 @pytest.fixture(scope="module")
 def ui_run(tmp_path_factory):
-    run = UiRun(tmp_path_factory.mktemp("ui"), iterations=12)
+    run = UiRun(tmp_path_factory.mktemp("ui"), iterations=ITERATIONS)
     yield run
     run.stop()
 
@@ -118,6 +122,7 @@ def expected_tab_values(metrics: dict) -> dict[str, str]:
     }
 
 
+@pytest.mark.browser
 def test_live_tab_shows_the_exact_numbers_of_the_run_and_keeps_them_after_it_ends(ui_run, browser):
     browser.open(f"{ui_run.url}/?tab=bootbench")
     browser.wait_for("document.body.innerText.includes('First response median')")
@@ -131,7 +136,7 @@ def test_live_tab_shows_the_exact_numbers_of_the_run_and_keeps_them_after_it_end
     assert {k: values.get(k) for k in expected_tab_values(metrics)} == expected_tab_values(metrics)
     histogram = {k: int(v) for k, v in values.items() if k.startswith("First response ") and k.endswith(" ms")
                  and v.isdigit()}
-    assert sum(histogram.values()) == metrics["summary"]["successes"] == 12
+    assert sum(histogram.values()) == metrics["summary"]["successes"] == ITERATIONS
     browser.screenshot("live_tab.png")
 
     browser.open(f"{ui_run.url}/?tab=bootbench")
@@ -143,6 +148,7 @@ def test_live_tab_shows_the_exact_numbers_of_the_run_and_keeps_them_after_it_end
     assert downloaded["summary"] == metrics["summary"] and downloaded["samples"] == metrics["samples"]
 
 
+@pytest.mark.browser
 def test_download_tab_links_the_current_metrics_json(ui_run, browser):
     ui_run.finished_runs(1)
     browser.open(f"{ui_run.url}/?tab=reports")
@@ -152,13 +158,14 @@ def test_download_tab_links_the_current_metrics_json(ui_run, browser):
     assert browser.errors == []
 
 
+@pytest.mark.browser
 def test_a_second_run_from_the_ui_replaces_the_numbers_in_the_tab(ui_run, browser):
     [first] = ui_run.finished_runs(1)
     assert ui_run.post("/swarm", {"user_count": 1, "spawn_rate": 1})["success"]
     second = ui_run.finished_runs(2)[-1]
     assert second != first
     metrics = json.loads((second / "metrics.json").read_text())
-    assert metrics["summary"]["iterations"] == 12
+    assert metrics["summary"]["iterations"] == ITERATIONS
     browser.open(f"{ui_run.url}/?tab=bootbench")
     browser.wait_for(f"document.body.innerText.includes({json.dumps(metrics['run']['id'] + ' (finished)')})")
     values = tab_values(browser)
@@ -167,6 +174,7 @@ def test_a_second_run_from_the_ui_replaces_the_numbers_in_the_tab(ui_run, browse
     assert browser.errors == []
 
 
+@pytest.mark.browser
 def test_report_html_opens_from_disk_with_its_plots_and_no_network(ui_run, browser, tmp_path):
     [folder, *_] = ui_run.finished_runs(1)
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -180,7 +188,7 @@ def test_report_html_opens_from_disk_with_its_plots_and_no_network(ui_run, brows
     assert shown == {
         "stat-median": f"{head['median']:.1f}", "stat-p95": f"{head['p95']:.1f}", "stat-p99": f"{head['p99']:.1f}",
         "stat-mean": f"{head['mean']:.1f}", "stat-success-rate": f"{metrics['summary']['success_rate'] * 100:.1f} %",
-        "stat-iterations": "12",
+        "stat-iterations": str(ITERATIONS),
     }
     sizes = browser.evaluate("[...document.querySelectorAll('figure.plot svg')].map(s => "
                              "{const r = s.getBoundingClientRect(); return [s.dataset.plot, r.width, r.height]})")

@@ -121,6 +121,11 @@ class AivocoDriver(Driver):
         turn also waits until our own input has paused for ``VAD_SILENCE_MS``:
         a service that ends turns by voice activity hears two clips sent back
         to back (a reply shorter than a clip sent at real-time pace) as one.
+        The reply is taken as ended as soon as its quiet lasted the gap, before
+        that pause is over: audio arriving in the rest of the pause is the same
+        reply going on after a pause longer than the gap, the anomaly
+        ``audio_between_turns`` (the run warns that the gap is too short for
+        the service), never part of this reply or the next turn's answer.
         """
         session = self._current()
         gap_ns = int(self.config.reply_gap_ms * 1e6)
@@ -128,15 +133,21 @@ class AivocoDriver(Driver):
         while True:
             if session.failure is not None or session.ended_ns is not None:
                 break  # await_reply_end reports why
-            last = session.last_audio_ns or session.first_audio_ns or time.perf_counter_ns()
             now = time.perf_counter_ns()
-            ready_at = max(last + gap_ns, pause_until)
-            if now >= ready_at:
-                session.end_reply(last)
-                break
+            if session.between_turns:   # the reply has ended: wait out our own pause, watching for more of it
+                if now >= pause_until:
+                    break
+                wake = pause_until
+            else:
+                last = session.last_audio_ns or session.first_audio_ns or now
+                if now >= last + gap_ns:
+                    if not session.end_reply(last):
+                        break
+                    continue
+                wake = last + gap_ns
             if now >= deadline_ns:
                 break
-            time.sleep((min(ready_at, deadline_ns) - now) / 1e9)
+            time.sleep((min(wake, deadline_ns) - now) / 1e9)
         session.await_reply_end(timeline, deadline_ns, self.config.timeout)
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:

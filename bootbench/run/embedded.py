@@ -18,6 +18,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bootbench")
 
+REPLY_AFTER_BY_PACE = {"burst": "first-input", "realtime": "end-of-turn"}
+"""When the embedded server's Aivoco emulation starts its reply (its ``--reply-after``), by ``--pace``.
+
+A clip sent in one message is answered from that message (the server's own
+default). A clip streamed at real-time pace is answered once the turn has
+ended (500 ms of quiet after speech), as a service that detects the end of
+a turn does: answered from its first chunk, a 4 s clip would get its answer
+about 3.8 s before its last chunk went out, and every input phase would be
+negative. OpenAI and Gemini answer at the end of the turn their protocol
+defines whatever the rule.
+"""
+
 
 @dataclass(eq=False)
 class EmbeddedServer:
@@ -25,15 +37,26 @@ class EmbeddedServer:
 
     _server: ReferenceServer | None = None
     _config: dict[str, Any] | None = None
+    _reply_after: str = ""
 
-    def ensure_started(self) -> ReferenceServer:
-        """The running embedded server, started on first call."""
+    def ensure_started(self, pace: str = "burst") -> ReferenceServer:
+        """The running embedded server for a run at ``pace``, started on first call.
+
+        Its reply rule follows the pace (:data:`REPLY_AFTER_BY_PACE`); a later
+        run at the other pace (from the web UI) gets a server restarted with its rule.
+        """
+        reply_after = REPLY_AFTER_BY_PACE.get(pace, REPLY_AFTER_BY_PACE["burst"])
+        if self._server is not None and reply_after != self._reply_after:
+            log.info("restarting the embedded reference server to answer %s (--pace %s)", reply_after, pace)
+            self.stop()
         if self._server is None:
             from bootbench.server.launcher import ReferenceServer  # a separate process: started only when needed
 
-            self._server = ReferenceServer.start()
+            self._server = ReferenceServer.start(extra_args=("--reply-after", reply_after))
+            self._reply_after = reply_after
             atexit.register(self.stop)
-            log.info("embedded reference server at %s (pid %s)", self._server.url, self._server.pid)
+            log.info("embedded reference server at %s (pid %s), replies after the %s", self._server.url,
+                     self._server.pid, reply_after.replace("-", " "))
         return self._server
 
     def config(self) -> dict[str, Any] | None:

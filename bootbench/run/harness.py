@@ -1,11 +1,12 @@
 """The harness: everything bootbench keeps for one Locust environment, reached as ``environment.bootbench``.
 
 Locust keeps a test's state on its :class:`~locust.env.Environment` and
-runner, never in module globals; bootbench does the same. The ``init`` hook
-attaches one :class:`Harness` to the environment, and every hook, user,
-message handler, load shape and web UI view reaches it through
-:func:`of`. Two environments in one process (a master and its workers in a
-test, two web UI sessions) therefore never see each other's runs.
+runner, never in module globals; bootbench does the same. One
+:class:`Harness` hangs off each environment (attached by ``init``, or by
+whichever hook Locust calls first), and every hook, user, message handler,
+load shape and web UI view reaches it through :func:`of`. Two environments in
+one process (a master and its workers in a test, two web UI sessions)
+therefore never see each other's runs.
 
 What it holds, by role:
 
@@ -62,6 +63,8 @@ class Harness:
     """The users' ticket requests waiting for the master's answer."""
     master_watch: MasterWatch = field(default_factory=MasterWatch)
     """A worker's watch on its master's heartbeat replies."""
+    serving_users: bool = False
+    """The users' message handlers are registered on the runner (see ``events._serve_users``)."""
 
     @property
     def runner(self) -> Any:
@@ -86,19 +89,16 @@ class Harness:
         return next(self.user_numbers)
 
 
-def attach(environment: Any) -> Harness:
-    """Give ``environment`` its harness (in ``init``); a second call keeps the first one."""
+def of(environment: Any) -> Harness:
+    """The harness of ``environment``, attached on first use.
+
+    ``init`` attaches it, but Locust can call bootbench before ``init``: a
+    worker that joins a running master gets the master's spawn message while
+    it is still connecting, and fires ``test_start`` (and starts users) before
+    Locust's main fires ``init``.
+    """
     harness = getattr(environment, ATTRIBUTE, None)
     if not isinstance(harness, Harness):
         harness = Harness(environment)
         setattr(environment, ATTRIBUTE, harness)
-    return harness
-
-
-def of(environment: Any) -> Harness:
-    """The harness of ``environment``; raises RuntimeError when bootbench's ``init`` hook never ran on it."""
-    harness = getattr(environment, ATTRIBUTE, None)
-    if not isinstance(harness, Harness):
-        raise RuntimeError("this Locust environment has no bootbench harness: bootbench's event hooks "
-                           "were not registered on its events (import bootbench.events in the locustfile)")
     return harness

@@ -23,7 +23,7 @@ import gevent
 import greenlet
 from locust.runners import MasterRunner
 
-from bootbench import checks, options, preflight
+from bootbench import checks, options, preflight, providers
 from bootbench.errors import UserError
 from bootbench.exporters import RunRecorder
 from bootbench.providers.network import redacted_url
@@ -53,10 +53,11 @@ def open_run(harness: Harness) -> MasterRun:
     host = "" if environment.host and environment.host == harness.embedded.url() else environment.host
     settings = options.resolve(opts, host)
     if settings.embedded_server:
-        environment.host = harness.embedded.ensure_started().url
+        environment.host = harness.embedded.ensure_started(settings.pace).url
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
     levels = settings.sweep_levels()
+    sent_rate = providers.DRIVERS[settings.provider].input_rate  # what run.clips and run.audio record
     sweep = Sweep(levels, settings.iterations, straggler_s=settings.wait_ms / 1000 + 1.0) if levels else None
     run = MasterRun(
         settings=settings,
@@ -66,8 +67,8 @@ def open_run(harness: Harness) -> MasterRun:
         users=max(levels) if levels else int(getattr(opts, "num_users", 0) or 0),
         sweep=sweep,
         mode="master" if isinstance(runner, MasterRunner) else "local",
-        audio=settings.clips().summary(),
-        clips=settings.clips().describe(),
+        audio=settings.clips().summary(sent_rate),
+        clips=settings.clips().describe(sent_rate),
         locust_options={k: getattr(opts, k, None) for k in LOCUST_OPTIONS} if opts is not None else {},
         reference_server=harness.embedded.config() if settings.embedded_server else None,
         live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
@@ -79,8 +80,9 @@ def open_run(harness: Harness) -> MasterRun:
              redacted_url(settings.target), planned,
              run.recorder.folder)
     harness.watcher = workers.watch(runner, run, lambda: harness.current is run)
-    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
-                 if getattr(opts, "headless", False) else None)
+    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label,
+                                       ended=lambda: run.ended)
+                        if getattr(opts, "headless", False) else None)
     return run
 
 

@@ -16,8 +16,9 @@ which workers it lost (``workers_lost``), the concurrency that actually ran
 from __future__ import annotations
 
 import logging
+import statistics
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
@@ -25,6 +26,7 @@ from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
 from bootbench.run.sweep import Sweep
 from bootbench.samples import Sample
+from bootbench.stats import answered_before_input_end
 
 log = logging.getLogger("bootbench")
 
@@ -284,6 +286,7 @@ class MasterRun:
             if lost:
                 self.unfinished_at_stop.extend(lost)
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
+        self.warnings.extend(sample_warnings(self.samples, self.settings))
         self._warn_about_concurrency()
         if self.sweep is None:
             self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
@@ -309,3 +312,34 @@ class MasterRun:
         if not self.aborted:
             log.info("all %d iterations accounted for", self.budget.planned)
         self.end()
+
+
+def sample_warnings(samples: Sequence[Sample], settings: Settings) -> list[str]:
+    """What the samples show that makes some of their figures doubtful, a sentence each (metrics.json ``run.warnings``).
+
+    An answer that began before its input had all been sent has no input
+    phases (:meth:`~bootbench.samples.Timeline.answered_before_input_end_ms`).
+    Audio of a reply after the reply was taken as ended (``audio_between_turns``)
+    may have been the rest of it, timed by the next turn as its answer.
+    """
+    warnings = []
+    sessions = [s for s in samples if s.turns is not None]
+    strays = [s.anomalies.get("audio_between_turns", 0) for s in sessions]
+    if any(strays):
+        why = (f"the reply paused for longer than --reply-gap-ms {settings.reply_gap_ms:g} (its quiet is all that "
+               f"ends an {settings.provider} reply); raise it" if settings.provider == "aivoco"
+               else "the service went on after the end of its reply")
+        warnings.append(
+            f"audio of a reply arrived after it had been taken as ended (audio_between_turns x{sum(strays)}, in "
+            f"{sum(1 for n in strays if n)} of {len(sessions)} sessions): {why}; the warm turns that followed may "
+            f"have timed the rest of that reply as their answer")
+    early = [ms for s in samples if s.ok
+             for ms in [s.answered_before_input_end_ms, *(t.answered_before_input_end_ms for t in (s.turns or [])[1:])]
+             if ms is not None]
+    if early:
+        warnings.append(
+            f"{answered_before_input_end(samples)} iteration(s) were answered before their input had all been sent "
+            f"(by a median of {statistics.median(early):.0f} ms: the service answered while audio was still "
+            f"streaming, as a reference server that answers from the first chunk does), so input_to_audio_ms and "
+            f"input_to_audible_ms leave those answers out (samples: answered_before_input_end_ms)")
+    return warnings

@@ -3,7 +3,11 @@
 A strict implementation: every client message is checked
 (:mod:`.aivoco_checks`) and each deviation from the protocol, including
 messages out of order, is counted as a violation, so a test can prove a
-client sends nothing malformed or out of order.
+client sends nothing malformed or out of order. The service's behaviour
+toward such messages is not documented and no vendor SDK exists to compare
+with, so they stay violations (audio before ``session_ready`` is dropped, as
+a service with no session yet would); only auth data at connect, which
+Socket.IO hands over and the service never reads, is a note.
 """
 
 from __future__ import annotations
@@ -154,7 +158,8 @@ class AivocoProtocol:
         self.connections[sid] = conn
         self.scheduler.connections += 1
         if auth:
-            self.scheduler.violation(conn.outside, "connect: auth data sent at connect (the key belongs in start_call)")
+            # Socket.IO hands it over and the service does not look at it: a note, not a violation.
+            self.scheduler.note(conn.outside, "connect: auth data sent at connect (the key belongs in start_call)")
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.connections.pop(sid, None)

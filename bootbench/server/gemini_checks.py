@@ -1,10 +1,14 @@
 """Checks of Gemini Live (BidiGenerateContent) client messages against docs/protocols/gemini-live.md.
 
-Field names are the JSON (camelCase) names. A problem with a ``code`` is
-one the real service answers by closing the socket with 1007 (an unknown
-field, a wrong type); one without is an ordering mistake bootbench's cycle
-must not make. The reference server emulates audio replies only
-(``responseModalities: ["AUDIO"]``) and PCM16 input.
+The service parses messages as protobuf JSON, which takes a field by its
+proto name (``realtime_input``, what the google-genai SDK sends) as well as
+by its lowerCamelCase JSON name (``realtimeInput``), at every level: keys are
+normalised to the JSON names (:func:`json_names`) before the checks, and the
+proto names used are a note. A problem with a ``code`` is one the real
+service answers by closing the socket with 1007 (an unknown field, a wrong
+type); a note is what the service accepts but bootbench's cycle does not do.
+The reference server emulates audio replies only (``responseModalities:
+["AUDIO"]``) and PCM16 input.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from bootbench.wire import GEMINI_INPUT_RATE
 
-from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
+from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type, note
 
 CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolResponse"})
 SETUP_KEYS = frozenset({
@@ -33,6 +37,9 @@ ACTIVITY_DETECTION_KEYS = frozenset({"disabled", "startOfSpeechSensitivity", "en
 REALTIME_INPUT_KEYS = frozenset({"audio", "video", "text", "activityStart", "activityEnd", "audioStreamEnd",
                                  "mediaChunks"})
 AUDIO_MIME = re.compile(r"^audio/pcm(;\s*rate=(\d+))?$")
+FREE_FORM_KEYS = frozenset({"args", "response", "parameters", "parametersJsonSchema", "responseJsonSchema",
+                            "properties"})
+"""Fields whose value is free-form JSON (a ``google.protobuf.Struct``, a JSON schema, a map): its keys are data."""
 
 
 @dataclass
@@ -46,10 +53,40 @@ class Checked:
     rate: int = GEMINI_INPUT_RATE
 
 
+def json_name(key: str) -> str:
+    """The lowerCamelCase JSON name of a proto field name (``realtime_input`` -> ``realtimeInput``)."""
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def json_names(value: Any, proto_names: dict[str, None], problems: list[Problem], path: str = "message") -> Any:
+    """``value`` with every object key as its JSON name (keys only, never values); ``proto_names`` collects those renamed.
+
+    A field given twice (by both names) is the parser's error, as on the service.
+    """
+    if isinstance(value, list):
+        return [json_names(item, proto_names, problems, path) for item in value]
+    if not isinstance(value, dict):
+        return value
+    named: dict[str, Any] = {}
+    for key, item in value.items():
+        name = json_name(key) if "_" in key else key
+        if name != key:
+            proto_names[key] = None
+        if name in named:
+            problems.append(Problem(f"{path}: multiple {name!r} fields (a proto name and a JSON name of one field)",
+                                    "invalid_argument"))
+        named[name] = item if name in FREE_FORM_KEYS else json_names(item, proto_names, problems, f"{path}.{name}")
+    return named
+
+
 def check_message(message: dict[str, Any]) -> Checked:
-    """Check one decoded client message; ``kind`` is its one top-level field (None if unusable)."""
-    checked = Checked(message)
-    problems = checked.problems
+    """Check one decoded client message (keys normalised to JSON names); ``kind`` is its one top-level field."""
+    proto_names: dict[str, None] = {}
+    problems: list[Problem] = []
+    message = json_names(message, proto_names, problems)
+    problems += [note(f"snake_case (proto) field name: {name}") for name in proto_names]
+    checked = Checked(message, problems=problems)
     check_keys(message, "message", CLIENT_KEYS, problems)
     kinds = [key for key in message if key in CLIENT_KEYS]
     if len(kinds) != 1:
@@ -131,8 +168,16 @@ def _check_realtime_input(value: dict[str, Any], checked: Checked) -> None:
     blobs = []
     if "audio" in value and expect_type(value, "audio", "realtimeInput", (dict,), problems):
         blobs.append(("realtimeInput.audio", value["audio"]))
-    if "mediaChunks" in value:
-        problems.append(Problem("realtimeInput.mediaChunks: deprecated, send realtimeInput.audio", None))
+    if "mediaChunks" in value and expect_type(value, "mediaChunks", "realtimeInput", (list,), problems):
+        # Deprecated, still accepted: its audio is heard as realtimeInput.audio's.
+        problems.append(note("realtimeInput.mediaChunks: deprecated, send realtimeInput.audio"))
+        for index, chunk in enumerate(value["mediaChunks"]):
+            if isinstance(chunk, dict):
+                blobs.append((f"realtimeInput.mediaChunks[{index}]", chunk))
+            else:
+                problems.append(Problem(f"realtimeInput.mediaChunks[{index}]: must be an object, got "
+                                        f"{json_type(chunk)}", "invalid_argument"))
+    pcm = b""
     for path, blob in blobs:
         check_keys(blob, path, {"mimeType", "data"}, problems, required=("mimeType", "data"))
         match = AUDIO_MIME.match(str(blob.get("mimeType", "")))
@@ -142,7 +187,8 @@ def _check_realtime_input(value: dict[str, Any], checked: Checked) -> None:
         elif match and match.group(2):
             checked.rate = int(match.group(2))
         if "data" in blob:
-            checked.pcm = decode_pcm16(blob["data"], f"{path}.data", problems)
+            pcm += decode_pcm16(blob["data"], f"{path}.data", problems, proto_bytes=True) or b""
+    checked.pcm = pcm or None
 
 
 def uses_manual_activity(setup: dict[str, Any]) -> bool:

@@ -4,7 +4,12 @@
     x-goog-api-key: KEY        (or ?key=KEY)
 
 The first message must be ``setup``; it starts the session (capacity slot,
-setup delay) and is answered by ``{"setupComplete": {}}`` (ready). A bad key
+setup delay) and is answered by ``{"setupComplete": {}}`` (ready). Messages
+after ``setup`` that arrive before the session is ready wait for it and are
+processed in order then, timed from the ready time (a note: bootbench's
+drivers wait for ``setupComplete``). Field names may be proto names
+(``realtime_input``) or JSON names (``realtimeInput``), at every level, as
+the service's protobuf JSON parser takes both (a note too). A bad key
 closes the socket after ``setup`` with 1007 and the service's reason, a
 missing one with 1008; a malformed message with 1007, as the service does
 (it has no JSON error message). The user's turn ends at ``activityEnd``
@@ -22,15 +27,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from bootbench.wire import GEMINI_INPUT_RATE, GEMINI_LIVE_PATH, GEMINI_OUTPUT_RATE, VAD_SILENCE_MS
 
-from .gemini_checks import check_message, silence_ms, uses_manual_activity
-from .json_checks import Problem, parse_object
+from .gemini_checks import Checked, check_message, silence_ms, uses_manual_activity
+from .json_checks import Problem, note, parse_object
 from .pcm import pcm16_peak
 from .scheduler import sleep_until
 from .turns import SilenceDetector
@@ -57,6 +62,8 @@ class LiveConnection(WebSocketConnection):
     in_activity: bool = False
     activity_samples: int = 0
     responding: bool = False
+    backlog: list[tuple[Checked, int]] | None = field(default_factory=list)
+    """Messages (with their arrival) waiting for the session to be ready; None once it is and they are processed."""
 
 
 class GeminiLiveProtocol(WebSocketProtocol):
@@ -91,17 +98,27 @@ class GeminiLiveProtocol(WebSocketProtocol):
             problems.append(Problem(f"{kind or 'a message'} before setup (setup must be the first message)", None))
         elif kind == "setup":
             problems.append(Problem("a second setup message (one per session)", None))
-        self.violations(conn, problems)
         rejected = [p for p in problems if p.code]
+        if conn.setup_seen and conn.backlog is not None and not rejected and checked is not None:
+            if not conn.ready:
+                problems.append(note(f"{kind} before setupComplete"))
+            self.violations(conn, problems)
+            conn.backlog.append((checked, received_ns))
+            return
+        self.violations(conn, problems)
         if rejected:
             await self.close_with(conn, INVALID_MESSAGE, rejected[0].message, "rejected")
             return
-        if kind == "realtimeInput" and conn.setup_seen:
-            assert checked is not None and checked.message is not None
-            await self._realtime_input(conn, checked.message["realtimeInput"], checked.pcm, checked.rate,
-                                       received_ns)
-        elif kind in ("clientContent", "toolResponse"):
-            log.debug("%s: %s is not emulated; ignored", conn.sid, kind)
+        if checked is not None and conn.setup_seen:
+            await self._process(conn, checked, received_ns)
+
+    async def _process(self, conn: LiveConnection, checked: Checked, at_ns: int) -> None:
+        """Act on one checked message as of ``at_ns``."""
+        if checked.kind == "realtimeInput":
+            assert checked.message is not None
+            await self._realtime_input(conn, checked.message["realtimeInput"], checked.pcm, checked.rate, at_ns)
+        elif checked.kind in ("clientContent", "toolResponse"):
+            log.debug("%s: %s is not emulated; ignored", conn.sid, checked.kind)
 
     async def _setup(self, conn: LiveConnection, setup: dict[str, Any], problems: list[Problem]) -> None:
         record = conn.record
@@ -127,25 +144,28 @@ class GeminiLiveProtocol(WebSocketProtocol):
         await self.scheduler.admit(record)
         await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
         conn.ready = True
-        record.t_ns["ready_sent"] = time.perf_counter_ns()
+        ready = record.t_ns["ready_sent"] = time.perf_counter_ns()
         await self.send_json(conn, {"setupComplete": {}}, binary=self._binary(record, 0))
-        self.schedule_greeting(conn, record.t_ns["ready_sent"])
+        # The messages that waited, in order, as of the ready time; those arriving meanwhile join the backlog.
+        while conn.backlog:
+            checked, received_ns = conn.backlog.pop(0)
+            await self._process(conn, checked, max(received_ns, ready))
+            if conn.ws.closed:
+                return
+        conn.backlog = None
+        self.schedule_greeting(conn, ready)
 
     async def _realtime_input(self, conn: LiveConnection, value: dict[str, Any], pcm: bytes | None, rate: int,
                               received_ns: int) -> None:
         record = conn.record
-        assert record is not None
-        if not conn.ready:
-            self.violations(conn, [Problem("realtimeInput before setupComplete (bootbench's cycle sends input into "
-                                           "a ready session only)", None)])
-            return
+        assert record is not None and conn.ready
         if "activityStart" in value:
             if not conn.manual:
                 await self._reject(conn, "activityStart while automatic activity detection is enabled "
                                          "(disable it in setup.realtimeInputConfig)")
                 return
             if conn.in_activity:
-                self.violations(conn, [Problem("activityStart inside an activity (no activityEnd before it)", None)])
+                self.violations(conn, [note("activityStart inside an activity (no activityEnd before it)")])
             conn.in_activity, conn.activity_samples = True, 0
         if pcm is not None:
             await self._audio(conn, pcm, rate, received_ns)
@@ -154,18 +174,18 @@ class GeminiLiveProtocol(WebSocketProtocol):
                 await self._reject(conn, "activityEnd while automatic activity detection is enabled")
                 return
             if not conn.in_activity:
-                self.violations(conn, [Problem("activityEnd without activityStart", None)])
+                self.violations(conn, [note("activityEnd without activityStart")])
                 return
             conn.in_activity = False
             record.note_last_input(received_ns)
             if conn.activity_samples == 0:
-                self.violations(conn, [Problem("activityEnd of an activity without audio (nothing to answer)", None)])
+                self.violations(conn, [note("activityEnd of an activity without audio (nothing to answer)")])
             else:
                 await self._end_turn(conn, received_ns)
         if value.get("audioStreamEnd") is True:
             if conn.manual:
-                self.violations(conn, [Problem("audioStreamEnd with automatic activity detection disabled "
-                                               "(end the turn with activityEnd)", None)])
+                self.violations(conn, [note("audioStreamEnd with automatic activity detection disabled "
+                                            "(end the turn with activityEnd)")])
                 return
             record.note_last_input(received_ns)
             if conn.detector is not None and conn.detector.speaking and not conn.detector.stopped:
@@ -177,8 +197,8 @@ class GeminiLiveProtocol(WebSocketProtocol):
         record = conn.record
         assert record is not None
         if conn.manual and not conn.in_activity:
-            self.violations(conn, [Problem("audio outside activityStart/activityEnd (with manual activity "
-                                           "detection the service ignores it)", None)])
+            self.violations(conn, [note("audio outside activityStart/activityEnd (with manual activity "
+                                        "detection the service ignores it)")])
             return
         samples = len(pcm) // 2
         record.note_input(samples, pcm16_peak(pcm), received_ns)

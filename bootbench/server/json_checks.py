@@ -1,10 +1,12 @@
 """Building blocks of the strict checks of JSON client messages (OpenAI Realtime, Gemini Live).
 
-A check appends :class:`Problem` records: ``message`` is the violation as
-counted and logged; ``code`` is set when the real service rejects such a
-message (the emulation then answers as the service does), and None for
-what bootbench's own cycle must never do although a service may tolerate it
-(audio before the session is ready, ...).
+A check appends :class:`Problem` records: ``message`` is what is counted and
+logged; ``code`` is set when the real service rejects such a message (the
+emulation then answers as the service does). A problem with ``note`` set is
+one the real service accepts but a careful client does not commit (audio
+before the session is ready, proto field names, ...): it goes into the
+session's ``notes``, never its ``violations``, and the message is processed
+as the service would.
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Problem:
-    """One protocol violation; ``code`` is the service's error code for it, None when the service would accept it."""
+    """One deviation: ``code`` is the service's error code for it (None: the service does not refuse it).
+
+    ``note``: the service accepts it, a careful client does not do it (a note in the ground truth, not a violation).
+    """
 
     message: str
     code: str | None = "invalid_value"
     param: str | None = None
+    note: bool = False
+
+
+def note(message: str) -> Problem:
+    """A deviation the real service accepts: recorded as a note, never refused."""
+    return Problem(message, None, note=True)
 
 
 _TYPE_NAMES = {str: "a string", int: "a number", float: "a number", bool: "a boolean", dict: "an object",
@@ -91,13 +102,20 @@ def expect_type(obj: dict[str, Any], key: str, path: str, kinds: tuple[type, ...
     return ok
 
 
-def decode_pcm16(value: Any, path: str, problems: list[Problem]) -> bytes | None:
-    """Raw PCM16 bytes from a base64 string, or None with the problem (not base64, empty, a WAV file, odd length)."""
+def decode_pcm16(value: Any, path: str, problems: list[Problem], proto_bytes: bool = False) -> bytes | None:
+    """Raw PCM16 bytes from a base64 string, or None with the problem (not base64, empty, a WAV file, odd length).
+
+    ``proto_bytes``: a protobuf JSON ``bytes`` field, which takes standard or URL-safe base64, padded or not.
+    """
     if not isinstance(value, str):
         problems.append(Problem(f"{path}: must be a base64 string, got {json_type(value)}", "invalid_type", path))
         return None
     try:
-        raw = base64.b64decode(value, validate=True)
+        if proto_bytes:
+            text = value.replace("-", "+").replace("_", "/")
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        else:
+            raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         problems.append(Problem(f"{path}: not valid base64", "invalid_value", path))
         return None

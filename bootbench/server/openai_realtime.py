@@ -4,8 +4,14 @@
 
 A bad key fails the upgrade with HTTP 401 and the service's JSON error
 body. On open the server sends ``session.created``; the first
-``session.update`` starts the session (capacity slot, setup delay) and is
-answered by ``session.updated`` (ready). The user's turn ends with
+client event (``session.update``, or any other from a client that keeps the
+default session) starts the session (capacity slot, setup delay); a
+``session.update`` is answered by ``session.updated`` once it is ready. As
+on the real service, client events are processed in order: those that
+arrive before the session is ready wait for it and are timed from then
+(the ground truth's input and turn-end stamps are the ready time), each
+noted in the session's ``notes`` since bootbench's drivers wait for
+``session.updated``. The user's turn ends with
 ``input_audio_buffer.commit`` + ``response.create`` when turn detection is
 null, or, with server VAD (the default, as on the real service), when the
 appended audio itself shows ``silence_duration_ms`` of trailing silence
@@ -23,15 +29,15 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
 
-from .json_checks import Problem, parse_object
-from .openai_checks import check_event, effective_session
+from .json_checks import Problem, note, parse_object
+from .openai_checks import Checked, check_event, effective_session
 from .pcm import pcm16_peak
 from .scheduler import sleep_until
 from .turns import SilenceDetector
@@ -75,13 +81,24 @@ def error_body(message: str, code: str | None, kind: str = "invalid_request_erro
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+@dataclass
+class Pending:
+    """A client event that arrived before the session was ready, with its problems; processed in order once it is."""
+
+    problems: list[Problem]
+    checked: Checked | None
+    client_event_id: Any
+    received_ns: int
+
+
 @dataclass(eq=False)
 class RealtimeConnection(WebSocketConnection):
     """A Realtime WebSocket: its effective session configuration and input buffer."""
 
     model: str = ""
     session: dict[str, Any] | None = None
-    pending_updates: int = 0
+    backlog: list[Pending] | None = field(default_factory=list)
+    """Events waiting for the session to be ready; None once it is and they are processed."""
     detector: SilenceDetector | None = None
     create_response: bool = True
     buffered_samples: int = 0
@@ -136,34 +153,52 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         assert isinstance(conn, RealtimeConnection)
         problems: list[Problem] = []
         if binary:
-            problems.append(Problem("a binary frame (Realtime client events are JSON text frames)", None))
+            # Not documented either way; the emulation parses it as the text it carries.
+            problems.append(note("a binary frame (Realtime client events are JSON text frames)"))
         event = parse_object(data, "client frame", problems)
         checked = check_event(event) if event is not None else None
         if checked is not None:
             problems += checked.problems
         kind = checked.kind if checked is not None else None
-        if kind == "session.update" and conn.record is None and not any(p.code for p in problems):
-            conn.record = self.scheduler.open(PROTOCOL, conn.sid, received_ns)
-        self.violations(conn, problems)
         client_event_id = event.get("event_id") if isinstance(event, dict) else None
+        valid = kind is not None and not any(p.code for p in problems)
+        if valid and conn.record is None:
+            # The service has a session from the start; here it begins (slot, setup delay) with the first event.
+            conn.record = self.scheduler.open(PROTOCOL, conn.sid, received_ns)
+            self.scheduler.accept(conn.record)
+            conn.setup_task = spawn(self._set_up(conn))
+            if kind != "session.update":
+                problems.append(note(f"{kind} without a session.update first (the default session: server VAD)"))
+        if conn.backlog is not None and conn.record is not None:
+            if valid and kind != "session.update" and not conn.ready:
+                problems.append(note(f"{kind} before session.updated"))
+            conn.backlog.append(Pending(problems, checked, client_event_id, received_ns))
+            return
+        await self._process(conn, problems, checked, client_event_id, received_ns)
+
+    async def _process(self, conn: RealtimeConnection, problems: list[Problem], checked: Checked | None,
+                       client_event_id: Any, at_ns: int) -> None:
+        """Count one event's problems, answer the rejected ones, and act on it as of ``at_ns``."""
+        self.violations(conn, problems)
         rejected = [p for p in problems if p.code]
         for problem in rejected:
             await self._error(conn, problem, client_event_id)
-        if kind is None or rejected:
+        if checked is None or checked.kind is None or rejected:
             return
-        assert checked is not None and checked.event is not None
+        assert checked.event is not None
+        kind = checked.kind
         if kind == "session.update":
             await self._session_update(conn, checked.event["session"])
         elif kind == "input_audio_buffer.append":
             assert checked.pcm is not None
-            await self._append(conn, checked.pcm, received_ns)
+            await self._append(conn, checked.pcm, at_ns)
         elif kind == "input_audio_buffer.commit":
-            await self._commit(conn, received_ns, client_event_id)
+            await self._commit(conn, at_ns, client_event_id)
         elif kind == "input_audio_buffer.clear":
             conn.buffered_samples = 0
             await self.send_json(conn, {"type": "input_audio_buffer.cleared", "event_id": new_id("event")})
         elif kind == "response.create":
-            await self._response_create(conn, received_ns, client_event_id)
+            await self._response_create(conn, at_ns, client_event_id)
         elif kind == "response.cancel":
             await self._response_cancel(conn)
         else:
@@ -171,20 +206,13 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
 
     async def _session_update(self, conn: RealtimeConnection, update: dict[str, Any]) -> None:
         if "model" in update and update["model"] != conn.model:
-            self.violations(conn, [Problem(f"session.model {update['model']!r} differs from the URL's model "
-                                           f"{conn.model!r} (the model cannot be changed)", None)])
+            # Not documented; the emulation keeps the URL's model and goes on.
+            self.violations(conn, [note(f"session.model {update['model']!r} differs from the URL's model "
+                                        f"{conn.model!r} (the model cannot be changed)")])
         assert conn.session is not None
         conn.session = effective_session(conn.session, update)
         self._configure_turns(conn)
-        record = conn.record
-        assert record is not None
-        if conn.ready:
-            await self._send_updated(conn)
-        else:
-            conn.pending_updates += 1
-            if conn.setup_task is None:
-                self.scheduler.accept(record)
-                conn.setup_task = spawn(self._set_up(conn))
+        await self._send_updated(conn)
 
     async def _set_up(self, conn: RealtimeConnection) -> None:
         record = conn.record
@@ -192,11 +220,15 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         await self.scheduler.admit(record)
         await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
         conn.ready = True
-        record.t_ns["ready_sent"] = time.perf_counter_ns()
-        for _ in range(conn.pending_updates):
-            await self._send_updated(conn)
-        conn.pending_updates = 0
-        self.schedule_greeting(conn, record.t_ns["ready_sent"])
+        ready = record.t_ns["ready_sent"] = time.perf_counter_ns()
+        # The events that waited, in order, as of now (the service could not act on them before);
+        # events arriving meanwhile join the backlog, so the order holds.
+        while conn.backlog:
+            pending = conn.backlog.pop(0)
+            await self._process(conn, pending.problems, pending.checked, pending.client_event_id,
+                                max(pending.received_ns, ready))
+        conn.backlog = None
+        self.schedule_greeting(conn, ready)
 
     async def _send_updated(self, conn: RealtimeConnection) -> None:
         await self.send_json(conn, {"type": "session.updated", "event_id": new_id("event"), "session": conn.session})
@@ -216,10 +248,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
 
     async def _append(self, conn: RealtimeConnection, pcm: bytes, received_ns: int) -> None:
         record = conn.record
-        if record is None or not conn.ready:
-            self.violations(conn, [Problem("input_audio_buffer.append before session.updated (bootbench's cycle "
-                                           "sends audio into a ready session only)", None)])
-            return
+        assert record is not None
         samples = len(pcm) // 2
         record.note_input(samples, pcm16_peak(pcm), received_ns)
         conn.buffered_samples += samples
@@ -247,9 +276,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
                 await self._start_response(conn, received_ns)
 
     async def _commit(self, conn: RealtimeConnection, received_ns: int, client_event_id: Any) -> None:
-        if conn.record is None or not conn.ready:
-            self.violations(conn, [Problem("input_audio_buffer.commit before session.updated", None)])
-            return
+        assert conn.record is not None
         buffered_ms = 1000 * conn.buffered_samples / OPENAI_AUDIO_RATE
         if buffered_ms < MIN_COMMIT_MS:
             problem = Problem(f"Error committing input audio buffer: buffer too small. Expected at least "
@@ -268,9 +295,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         conn.last_item = item_id
 
     async def _response_create(self, conn: RealtimeConnection, received_ns: int, client_event_id: Any) -> None:
-        if conn.record is None or not conn.ready:
-            self.violations(conn, [Problem("response.create before session.updated", None)])
-            return
+        assert conn.record is not None
         if conn.response_id is not None:
             problem = Problem(f"Conversation already has an active response in progress: {conn.response_id}. Wait "
                               "until the response is finished before creating a new one.",
@@ -279,8 +304,9 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
             await self._error(conn, problem, client_event_id)
             return
         if conn.buffered_samples and conn.detector is None:
-            self.violations(conn, [Problem(f"response.create with {1000 * conn.buffered_samples / OPENAI_AUDIO_RATE:.0f}"
-                                           " ms of uncommitted audio (send input_audio_buffer.commit first)", None)])
+            # The service answers from the conversation and keeps the audio buffered.
+            self.violations(conn, [note(f"response.create with {1000 * conn.buffered_samples / OPENAI_AUDIO_RATE:.0f}"
+                                        " ms of uncommitted audio (send input_audio_buffer.commit first)")])
         conn.record.note_last_input(received_ns)
         await self._start_response(conn, received_ns)
 

@@ -1,8 +1,9 @@
 """The session scheduler every wire protocol shares.
 
 It numbers sessions, draws their delays from the latency model, queues them
-FIFO for a limited number of capacity slots, counts protocol violations and
-hands finished sessions to the ground-truth writer. Protocol modules only
+FIFO for a limited number of capacity slots, counts protocol violations (what
+the real service refuses) and notes (what it accepts but a careful client does
+not do), and hands finished sessions to the ground-truth writer. Protocol modules only
 translate wire messages into these calls.
 """
 
@@ -78,6 +79,7 @@ class SessionScheduler:
         self.writer = writer
         self.sessions = 0
         self.violations = 0
+        self.notes = 0
         self.connections = 0
         self.outcomes: Counter[str] = Counter()
         self._holding: set[int] = set()
@@ -137,27 +139,35 @@ class SessionScheduler:
         where = f"session {record.session}" if record.session is not None else "outside a session"
         log.warning("protocol violation (%s %s, %s): %s", record.protocol, record.sid, where, description)
 
+    def note(self, record: SessionTruth, description: str) -> None:
+        """Count one strictness note against ``record`` (logged the first time the session makes it)."""
+        self.notes += 1
+        if record.add_note(description):
+            where = f"session {record.session}" if record.session is not None else "outside a session"
+            log.info("note (%s %s, %s): %s", record.protocol, record.sid, where, description)
+
     def finish(self, record: SessionTruth, outcome: str) -> None:
         """End a session: free its slot, write its ground truth line, log a summary."""
         record.outcome = outcome
         if record.session in self._holding:
             self._holding.discard(record.session)
             self.gate.release()
-        if record.session is None and record.violation_count == 0:
+        if record.session is None and record.violation_count == 0 and record.note_count == 0:
             return
         self.outcomes[outcome] += 1
         self.writer.write(record)
         data = record.to_json()
-        log.info("session %s %s %s: outcome=%s queued=%s session_start=%s first_response=%s violations=%d",
+        log.info("session %s %s %s: outcome=%s queued=%s session_start=%s first_response=%s violations=%d notes=%d",
                  record.session, record.protocol, record.sid, outcome, data["queued_ms"],
                  data["measured"]["session_start_ms"], data["measured"]["first_response_ms"],
-                 record.violation_count)
+                 record.violation_count, record.note_count)
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``GET /stats``."""
         return {
             "sessions": self.sessions,
             "violations": self.violations,
+            "notes": self.notes,
             "active": self.gate.in_use,
             "queued": self.gate.waiting,
             "connections": self.connections,

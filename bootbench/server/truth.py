@@ -20,6 +20,7 @@ TIMESTAMPS = ("start_received", "ready_sent", "first_input_received", "last_inpu
               "first_audio_sent", "stop_received", "ended_sent")
 """``first_audio_sent`` is the first chunk of the answer (a greeting's is ``greeting.sent_ns``)."""
 MAX_STORED_VIOLATIONS = 100
+MAX_STORED_NOTES = 100
 
 
 @dataclass
@@ -106,7 +107,11 @@ class SessionTruth:
     input_speech: bool | None = None
     """With ``--vad-needs-speech``: whether the turn's audio was judged speech-like (None: not judged)."""
     violations: list[str] = field(default_factory=list)
+    """What the real service would refuse or answer with an error."""
     violation_count: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What the real service accepts but a careful client (bootbench's drivers) does not do: each distinct note once."""
+    note_count: int = 0
     turns: list[TurnTruth] = field(default_factory=list)
     """Every turn of the session; the session-level ``t_ns`` and ``measured`` are those of turn 1."""
     wall_time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
@@ -116,6 +121,14 @@ class SessionTruth:
         self.violation_count += 1
         if len(self.violations) < MAX_STORED_VIOLATIONS:
             self.violations.append(description)
+
+    def add_note(self, description: str) -> bool:
+        """Record one strictness note (the list keeps each description once, the count counts every one); True if new."""
+        self.note_count += 1
+        if description in self.notes or len(self.notes) >= MAX_STORED_NOTES:
+            return False
+        self.notes.append(description)
+        return True
 
     def note_input(self, samples: int, peak: float, received_ns: int, min_pause_ms: float = 0.0) -> bool:
         """Count one chunk of client audio and stamp it as the latest (and, if none came before, the first) input.
@@ -223,6 +236,8 @@ class SessionTruth:
             "input_speech": self.input_speech,
             "violations": list(self.violations),
             "violation_count": self.violation_count,
+            "notes": list(self.notes),
+            "note_count": self.note_count,
             "turns": [turn.to_json() for turn in self.turns],
         }
 

@@ -75,9 +75,9 @@ class WebSocketConnection:
         return self.record if self.record is not None and self.record.outcome is None else self.outside
 
     def cancel_tasks(self) -> None:
-        """Stop setting up and stop streaming the reply and the greeting."""
+        """Stop setting up and stop streaming the reply and the greeting (not the task calling this: it goes on)."""
         for task in (self.setup_task, self.reply_task, self.greeting_task):
-            if task is not None and not task.done():
+            if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
 
 
@@ -255,7 +255,10 @@ class WebSocketProtocol:
 
     def violations(self, conn: WebSocketConnection, problems: list[Problem],
                    record: SessionTruth | None = None) -> None:
-        """Count each problem against ``record`` (default: the session, else the connection)."""
+        """Count each problem against ``record`` (default: the session, else the connection): a note or a violation."""
         target = record or conn.violation_target()
         for problem in problems:
-            self.scheduler.violation(target, problem.message)
+            if problem.note:
+                self.scheduler.note(target, problem.message)
+            else:
+                self.scheduler.violation(target, problem.message)

@@ -26,12 +26,14 @@ log = logging.getLogger("bootbench")
 
 
 def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL,
-          headline: str = HEADLINE, level: Callable[[], str] | None = None) -> gevent.Greenlet:
+          headline: str = HEADLINE, level: Callable[[], str] | None = None,
+          ended: Callable[[], bool] = lambda: False) -> gevent.Greenlet:
     """Log a progress line about ``samples`` (the run's live list), led by ``headline``, every ``interval`` s.
 
-    ``level`` names a sweep's current level (a line then starts with it).
+    ``level`` names a sweep's current level (a line then starts with it). Lines stop once ``ended()``:
+    the run is over as soon as its last iteration is accounted for, while Locust still winds down.
     """
-    return gevent.spawn(_report_every, samples, planned, interval, headline, level)
+    return gevent.spawn(_report_every, samples, planned, interval, headline, level, ended)
 
 
 def stop(greenlet: gevent.Greenlet | None) -> None:
@@ -41,9 +43,9 @@ def stop(greenlet: gevent.Greenlet | None) -> None:
 
 
 def _report_every(samples: Sequence[Sample], planned: int, interval: float, headline: str,
-                  level: Callable[[], str] | None) -> None:
+                  level: Callable[[], str] | None, ended: Callable[[], bool]) -> None:
     while True:
         gevent.sleep(interval)
-        if planned and len(samples) >= planned:
-            return  # every iteration is in: the run's end says the rest (a line here would follow "accounted for")
+        if ended():
+            return
         log.info("%s", progress_line(snapshot(samples, planned, headline), level=level() if level else ""))

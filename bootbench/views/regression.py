@@ -168,7 +168,7 @@ def slower_than_allowed(comparison: PhaseComparison, pct: float, *, run: str, ba
     low, high = comparison.median_ci
     return (f"{run} is slower than the baseline {baseline} on {comparison.phase}: median "
             f"{format_ms(comparison.candidate_median)} ms against {format_ms(comparison.baseline_median)} ms, "
-            f"{_signed(comparison.median_diff)} ms ({change:+.1f}%, 95% CI {_signed(low)} to {_signed(high)} ms, "
+            f"{_signed(comparison.median_diff)} ms ({_signed(change)}%, 95% CI {_signed(low)} to {_signed(high)} ms, "
             f"p {_p(comparison.p_value, relation=True)}), more than the allowed {pct:g}%.")
 
 
@@ -192,7 +192,8 @@ def fail_if_slower(baseline: Mapping[str, Any], candidate: Mapping[str, Any], pc
 
 
 def _signed(value: float | None) -> str:
-    return MISSING if value is None else f"{value:+.1f}"
+    """A difference with its sign and one decimal; one that rounds to zero reads "+0.0", never "-0.0"."""
+    return MISSING if value is None else f"{round(value, 1) + 0.0:+.1f}"
 
 
 def _p(value: float | None, relation: bool = False) -> str:

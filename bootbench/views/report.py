@@ -103,6 +103,7 @@ def _warnings(metrics: dict[str, Any]) -> str:
     planned, finished = budget.get("planned"), budget.get("finished", summary["iterations"])
     if planned and finished < planned and not budget.get("lost"):
         notes.append(f"The run ended after {finished} of {planned} planned iterations.")
+    notes += [f"Warning: {warning}" for warning in metrics["run"].get("warnings") or []]
     if not notes:
         return ""
     return '<div class="warning" id="warnings">' + "".join(f"<p>{esc(n)}</p>" for n in notes) + "</div>"

@@ -23,7 +23,7 @@ def format_ms(value: float | None) -> str:
     """A duration in milliseconds with one decimal, without the unit ("151.2"); "–" when absent."""
     if value is None or not math.isfinite(value):
         return MISSING
-    return f"{value:.1f}"
+    return f"{round(value, 1) + 0.0:.1f}"  # + 0.0: a value that rounds to zero reads "0.0", never "-0.0"
 
 
 def format_rate(value: float | None) -> str:

@@ -53,6 +53,8 @@ class GroundTruthRun:
     """Every record the server wrote during the run (also connections' records outside a session)."""
     violations: int
     """Protocol violations the server counted during this run."""
+    notes: int
+    """What a careful client should not do, the server noted during this run (bootbench's drivers: none)."""
     outcomes: Counter = field(default_factory=Counter)
     """Session outcomes the server counted during this run."""
     request_counts: dict[str, int] = field(default_factory=dict)
@@ -130,5 +132,6 @@ def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int
     outcomes.subtract(before["outcomes"])
     return GroundTruthRun(metrics=metrics, folder=folder,
                           sessions=[r for r in records if r["session"] is not None], records=records,
-                          violations=after["violations"] - before["violations"], outcomes=+outcomes,
+                          violations=after["violations"] - before["violations"],
+                          notes=after["notes"] - before["notes"], outcomes=+outcomes,
                           request_counts=counts, stdout=stdout)
