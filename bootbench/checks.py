@@ -120,6 +120,27 @@ def exit_code(results: Sequence[CheckResult] | None, *, completed: bool, failed_
     return EXIT_INCOMPLETE if failed_iterations else EXIT_OK
 
 
+def incomplete_reason(run: Mapping[str, Any]) -> str | None:
+    """Why a run (metrics.json's ``run`` block) did not finish what it planned, in a few words; None if it did.
+
+    E.g. ``stopped early: every connection failed``, ``34 of 100 planned
+    iterations finished``, ``2 iteration(s) lost``. Such a run exits with
+    :data:`EXIT_INCOMPLETE`, fails junit.xml's "run completed" case and is
+    flagged by ``bootbench compare``.
+    """
+    budget = run.get("iterations") if isinstance(run.get("iterations"), dict) else {}
+    if run.get("aborted"):
+        return f"stopped early: {run['aborted']}"
+    planned, finished = budget.get("planned") or 0, budget.get("finished")
+    if run.get("in_progress"):
+        return "still running when this metrics.json was written"
+    if run.get("interrupted") or (planned and finished is not None and finished < planned):
+        return f"{finished} of {planned} planned iterations finished"
+    if budget.get("lost"):
+        return f"{budget['lost']} iteration(s) lost"
+    return None
+
+
 def parse_check(expr: str, phases: Sequence[str] | None = None) -> Check:
     """One expression as a :class:`Check`; raises :class:`CheckError` (one sentence) when it is not valid.
 

@@ -114,7 +114,7 @@ class RunRecorder:
         metrics["checks"] = [result.to_dict() for result in results]
         write_metrics(self.folder, metrics, self.samples)
         if results:
-            write_junit_safely(self.folder, results, self.run_id)
+            write_junit_safely(self.folder, results, self.run_id, metrics["run"])
         write_report_safely(self.folder, metrics)
         self._jsonl.close()
         logging.getLogger().removeHandler(self._log_handler)
@@ -123,10 +123,11 @@ class RunRecorder:
         return metrics
 
 
-def write_junit_safely(folder: Path, results: Sequence[CheckResult], run_id: str) -> Path | None:
+def write_junit_safely(folder: Path, results: Sequence[CheckResult], run_id: str,
+                       run: dict[str, Any] | None = None) -> Path | None:
     """:func:`~bootbench.junit.write_junit` at the end of a run: a failure is logged, never raised."""
     try:
-        return write_junit(folder, results, run_id)
+        return write_junit(folder, results, run_id, run)
     except Exception:
         logging.getLogger("bootbench").exception("junit.xml could not be written; metrics.json holds the checks")
         return None

@@ -278,7 +278,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--check",), tuple, None, name="checks", check=_checks, metavar="EXPR", web_ui=False,
            recorded=False,  # the checks and their outcome are metrics.json's "checks"
            help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
-                "(first_response_ms:p95<=800) or success_rate OP VALUE (success_rate>=95%%). "
+                "(first_response_ms:p95<=800), success_rate OP VALUE (success_rate>=95%%) or, with "
+                "--sweep, capacity OP USERS (capacity>=4). "
                 "LOCUST_CHECK takes several separated by ';'. Exit code 3 when one fails. Default: none."),
     Option(("--sweep",), str, "", check=_sweep, web_ui=False, record=_sweep_levels,
            help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "

@@ -79,8 +79,12 @@ def summarize(values: Iterable[float | None], *, seed: int = 0, intervals: bool 
     }
 
 
+BOOTSTRAP_MIN_VALUES = 2
+"""Fewer values than this have no bootstrap interval: every resample of one value is that value."""
+
+
 def _bootstrap(data: np.ndarray, statistic, seed: int) -> list[float] | None:
-    if data.size < 2:
+    if data.size < BOOTSTRAP_MIN_VALUES:
         return None
     rng = np.random.default_rng(seed)
     resamples = rng.choice(data, size=(BOOTSTRAP_RESAMPLES, data.size), replace=True)
@@ -111,7 +115,7 @@ def summarize_groups(groups: Sequence[Iterable[float | None]], *, seed: int = 0,
 
 
 def _cluster_bootstrap(clusters: list[np.ndarray], statistic, seed: int) -> list[float] | None:
-    if len(clusters) < 2:
+    if len(clusters) < BOOTSTRAP_MIN_VALUES:
         return None
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(clusters), size=(BOOTSTRAP_RESAMPLES, len(clusters)))

@@ -289,7 +289,8 @@ def test_passing_checks_exit_0_with_the_table_before_the_folder(passing_run):
     assert rate == {"expr": "success_rate>=95%", "phase": None, "stat": "success_rate", "op": ">=",
                     "threshold": 0.95, "value": 1.0, "ok": True, "reason": "100.0 % >= 95.0 %"}
     suite = next(iter(JUnitXml.fromfile(str(passing_run.folder / "junit.xml"))))
-    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
+    assert (suite.tests, suite.failures, suite.errors) == (3, 0, 0)  # the two checks and "run completed"
+    assert {case.name: case.is_passed for case in suite}["run completed"]
     assert "checks" not in metrics["run"]
 
 
@@ -307,8 +308,9 @@ def test_failing_checks_exit_3_with_measured_values_no_data_and_junit_failures(f
     assert lines[-1] == str(failing_run.folder) and lines[-2] == "checks: 1 passed, 3 failed"
     assert lines[-4].split() == ["first_response_ms:p95<=800", "–", "FAIL", "(no", "data)"]
     suite = next(iter(JUnitXml.fromfile(str(failing_run.folder / "junit.xml"))))
-    assert (suite.tests, suite.failures) == (4, 3)
+    assert (suite.tests, suite.failures) == (5, 3)  # the four checks and "run completed" (passed: 4 of 4 finished)
     cases = {case.name: case for case in suite}
+    assert cases["run completed"].is_passed
     assert cases["success_rate>=0%"].is_passed
     (rate,) = cases["success_rate>=95%"].result
     assert rate.message == "success_rate measured 0.0 %, expected >= 95.0 %." and rate.type == "threshold"
@@ -385,6 +387,38 @@ def test_checks_in_master_worker_mode_are_evaluated_once_on_the_master(fixed_ser
     assert not p95["ok"] and p95["value"] == metrics["summary"]["phases"]["first_response_ms"]["p95"] > 1
     assert rate["ok"] and rate["value"] == 1.0
     suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
-    assert (suite.tests, suite.failures) == (2, 1)
+    assert (suite.tests, suite.failures) == (3, 1)  # the two checks and "run completed", which passed
+    assert {case.name: case.is_passed for case in suite}["run completed"]
     assert stdout.getvalue().count("checks: 1 passed, 1 failed") == 1, "the checks are evaluated and shown once"
     assert stdout.getvalue().count("checks:") == 1
+
+
+@pytest.mark.parametrize("plan, samples, reason", [
+    (["-i", "6"], "three of six", "3 of 6 planned iterations finished"),
+    (["-i", "6"], "refused", "stopped early: "),
+])
+def test_an_incomplete_or_early_stopped_run_has_a_failing_junit_case(tmp_path, plan, samples, reason):
+    """Issue 20 item 14: a run that did not finish what it planned fails in junit.xml too (a CI tab shows red),
+    though every check passed on the iterations it has."""
+    from support.folders import failures, record_run, timings
+
+    given = timings(3) if samples == "three of six" else failures(6, "connect_failed", "connection refused")
+    folder = record_run(tmp_path, *plan, "--check", "success_rate>=0%", samples=given, report=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert [check["ok"] for check in metrics["checks"]] == [True]
+    suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (2, 1, 0)
+    cases = {case.name: case for case in suite}
+    assert cases["success_rate>=0%"].is_passed
+    (failure,) = cases["run completed"].result
+    assert isinstance(failure, Failure) and failure.type == "incomplete"
+    assert failure.message.startswith(f"The run did not complete: {reason}"), failure.message
+
+
+def test_a_complete_run_passes_its_junit_completeness_case(tmp_path):
+    from support.folders import record_run, timings
+
+    folder = record_run(tmp_path, "-i", "3", "--check", "first_response_ms:count>=3", samples=timings(3), report=False)
+    suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
+    assert (suite.tests, suite.failures) == (2, 0)
+    assert {case.name: case.is_passed for case in suite} == {"first_response_ms:count>=3": True, "run completed": True}

@@ -199,7 +199,7 @@ def test_the_smoke_script_with_the_real_locust_passes_its_checks_on_the_embedded
     assert metrics["run"]["embedded_server"] is True and metrics["summary"]["successes"] == 20
     assert [check["ok"] for check in metrics["checks"]] == [True, True]
     suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
-    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
+    assert (suite.tests, suite.failures, suite.errors) == (3, 0, 0)  # the two checks and "run completed"
 
 
 def test_the_gitlab_script_runs_the_same_locust_command_and_prints_the_real_run_folder(real_smoke, tmp_path):

@@ -90,3 +90,11 @@ def test_a_missing_link_target_is_found(tmp_path):
                     "`[code](nowhere.md)`\n```\n[fenced](nowhere.md)\n```\nsee [a reference][ref], [up](#top)\n\n"
                     "[ref]: ./missing/ref.md\n")
     assert broken_links(page) == ["gone.md", "pics/a.png", "./missing/ref.md"]
+
+
+def test_the_package_license_is_an_spdx_expression():
+    """Issue 20 item 22: setuptools deprecates ``project.license`` as a table."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"

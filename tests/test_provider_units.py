@@ -64,3 +64,11 @@ def test_diagnose_unreachable_says_when_tcp_works_but_the_handshake_did_not():
         port = listener.getsockname()[1]
         assert diagnose_unreachable(f"http://127.0.0.1:{port}") == \
             "the server accepted the connection but the WebSocket handshake failed"
+
+
+def test_locust_error_table_shows_a_cycle_error_by_its_kind_and_message():
+    """Issue 20 item 22: Locust keys and prints an error by its repr: the kind and message, not CycleError('...')."""
+    from locust.stats import StatsError
+
+    error = CycleError(ErrorKind.CONNECT_FAILED, "connection refused")
+    assert StatsError.parse_error(error) == repr(error) == "connect_failed: connection refused"

@@ -71,6 +71,27 @@ def test_significance_needs_both_the_interval_and_the_rank_test():
     assert tiny.verdict == NO_DIFFERENCE
 
 
+def test_one_sample_per_run_is_too_few_samples_not_a_zero_width_interval(tmp_path):
+    """Issue 20 item 10: below the bootstrap's minimum (2 values per run) there is no interval, no p, no verdict."""
+    from bootbench.views.regression import TOO_FEW
+    from support.folders import record_run, timings
+
+    result = compare_phase(PHASE, [100.0], [150.0])
+    assert result.verdict == TOO_FEW == "too few samples"
+    assert result.median_ci is None and result.p95_ci is None and result.p_value is None
+    assert (result.baseline_count, result.candidate_count) == (1, 1) and result.median_diff == 50.0
+    assert slower_than_allowed(result, 10.0, run="r", baseline="b") is None
+    assert compare_phase(PHASE, [100.0, 101.0], [150.0]).verdict == TOO_FEW
+    assert compare_phase(PHASE, [100.0, 101.0], [150.0, 151.0]).verdict != TOO_FEW
+    base, run = (record_run(tmp_path, "-i", "1", samples=timings(1, first_audio_ms=ms), report=False)
+                 for ms in (80.0, 120.0))
+    done = bootbench("compare", "--baseline", base, run, "--fail-if-slower", "10%")
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith(PHASE)]
+    assert line.rstrip().endswith("too few samples") and "1.0000" not in line and "+0.0 to +0.0" not in line
+    assert f"--fail-if-slower cannot judge {PHASE}" in done.stderr and "at least 2" in done.stderr
+
+
 def test_a_phase_without_samples_has_no_data():
     result = compare_phase("stop_ms", [], [1.0, 2.0, None, float("nan")])
     assert result.verdict == NO_DATA and result.candidate_count == 2 and result.p_value is None

@@ -174,6 +174,7 @@ def test_headless_progress_lines_carry_exact_numbers_and_stop_with_the_run(fixed
         assert float(median) == pytest.approx(FIRST_AUDIO_MS, abs=15) and float(p95) >= float(median)
     end = next(i for i, line in enumerate(lines) if f"all {ITERATIONS} iterations accounted for" in line)
     assert all(i < end for i, _ in progress)
+    assert not any(line.startswith("bootbench: bootbench:") for line in lines)  # the logger's name, once
 
 
 def test_bootbench_report_re_renders_the_same_page_from_metrics_json(fixed_run, tmp_path):
@@ -235,3 +236,72 @@ def test_report_command_mistakes_are_one_sentence_and_exit_code_2(tmp_path, make
     assert done.returncode == 2
     assert sentence in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_report_lists_every_clip_and_every_lost_worker_in_the_configuration(tmp_path):
+    """Issue 20 item 7: lists of objects in the run block (``clips``, ``workers_lost``) show their entries."""
+    from bootbench.views.report import render
+
+    folder = record_run(tmp_path, "-i", "2", "--audio", "sine", "--audio", "speech", samples=timings(2),
+                        report=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    lost = {"worker": "w-7f3a", "at": "2026-01-01T10:00:00.000+00:00", "reason": "quit", "in_flight": [14, 15]}
+    metrics["run"]["workers_lost"] = [lost]
+    elements = Elements(render(metrics))
+    config = elements.by_id["config"]["text"]
+    clips = metrics["run"]["clips"]
+    assert [clip["name"] for clip in clips] == ["sine", "speech"]
+    for clip in clips:
+        for key in ("name", "source", "duration_ms", "rate", "sha256"):
+            assert f"{key}{clip[key]}" in config, (key, config)
+    assert "workerw-7f3a" in config and "reasonquit" in config and "in_flight14, 15" in config
+    assert "clipsnone" not in config and "workers_lostnone" not in config
+
+
+WRONG_TYPES = [
+    (("summary", "phases", "first_response_ms", "median"), "fast", "summary.phases.first_response_ms.median"),
+    (("summary", "iterations"), "twelve", "summary.iterations"),
+    (("summary", "phases"), [], "summary.phases"),
+    (("run", "iterations"), "all", "run.iterations"),
+    (("errors", "by_kind"), {"timeout": "3"}, "errors.by_kind.timeout"),
+    (("samples", 0, "first_response_ms"), "81.0", "samples[0].first_response_ms"),
+    (("samples", 1), 5, "samples[1]"),
+    (("run",), None, "run"),
+]
+
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory):
+    return record_run(tmp_path_factory.mktemp("typed"), "-i", "3", samples=timings(3), report=False)
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+@pytest.mark.parametrize("path, value, named", WRONG_TYPES, ids=[named for _, _, named in WRONG_TYPES])
+def test_a_wrong_typed_value_in_metrics_json_is_one_sentence_naming_the_key(plain_folder, tmp_path, command, path,
+                                                                             value, named):
+    """Issue 20 item 17: valid JSON with a value of the wrong type: one sentence naming the key, exit 2."""
+    metrics = json.loads((plain_folder / "metrics.json").read_text())
+    node = metrics
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    done = bootbench(command, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr + done.stdout
+    assert f" {named} " in done.stderr and str(tmp_path / "metrics.json") in done.stderr, done.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_the_phases_chart_draws_connect_only_where_the_iteration_opened_the_connection():
+    """Issue 20 item 22: a connection opened ahead is on record with the next cycle, which did not open it."""
+    from bootbench.views import plots
+
+    drawn = {}
+    samples = [{"iteration": n, "ok": True, "connected_this_cycle": n == 1, "connect_ms": 5.0 if n in (1, 3) else None,
+                "session_start_ms": 30.0, "first_response_ms": 80.0, "stop_ms": 2.0} for n in (1, 2, 3)]
+    with patch.object(plots, "_bars", lambda ax, x, heights, bottom, width, color, label: drawn.setdefault(
+            label, list(heights))):
+        plots.phases_svg(samples)
+    assert drawn["connect"] == [5.0, 0.0, 0.0]
+    assert drawn["session start"] == [30.0, 30.0, 30.0]

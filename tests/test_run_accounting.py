@@ -75,6 +75,9 @@ def test_an_interrupted_run_says_how_it_was_interrupted_and_what_never_started(s
     assert (f"interrupted ({name}) at {finished} of 100: {unfinished} in flight not finished, "
             f"{budget['never_started']} never started") in output
     assert "lost in flight" not in output.split("bootbench:")[-1]
+    # issue 20 item 22: the line that explains the exit code comes before Locust's "Shutting down"
+    assert (output.index(f"exit code 1: the run was interrupted with ")
+            < output.index("Shutting down (exit code 1)")), output[-3000:]
     # Locust shuts down once: one set of final tables, one bootbench summary, the folder last
     assert output.count("Response time percentiles (approximated)") == 1
     assert output.count(f"interrupted ({name}) at") == 1

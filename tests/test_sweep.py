@@ -196,8 +196,9 @@ def test_the_progress_line_and_the_web_tab_name_the_level():
     from bootbench.views.webui import tab_rows
 
     snap = snapshot([], planned=40)
+    # the logger's name (bootbench) comes before it in Locust's log format: the line does not repeat it
     assert progress_line(snap, level="level 2/5: 2 users (running)").startswith(
-        "bootbench: level 2/5: 2 users (running), 0/40 iterations")
+        "level 2/5: 2 users (running), 0/40 iterations")
     rows = tab_rows(snap, "run", running=True, level="level 2/5: 2 users (running)")
     assert {"label": "Sweep level", "value": "level 2/5: 2 users (running)", "bar": ""} in rows
 
@@ -229,3 +230,38 @@ def test_compare_puts_two_sweeps_side_by_side_level_by_level(tmp_path):
     assert f"{p95['A']:.1f}" in row_2 and f"{p95['B']:.1f}" in row_2
     assert "| capacity | 1 user |" in markdown_table(runs)
     assert 'id="sweep-comparison"' in render_html(runs)
+
+
+def test_one_level_one_user_and_one_iteration_read_in_the_singular():
+    """Issue 20 item 22: "1 users", "1 levels" no more."""
+    from bootbench.run.lifecycle import planned_text
+    from bootbench.run.sweep import Sweep
+
+    assert planned_text([1], 1) == "1 level of 1 iteration (1 user)"
+    assert planned_text([1, 2, 4], 10) == "3 levels of 10 iterations (1, 2, 4 users)"
+    assert planned_text(None, 1) == "1 iteration" and planned_text(None, 0) == "unlimited iterations"
+    sweep = Sweep([1], 1, straggler_s=1.0)
+    assert sweep.label() == "level 1/1: 1 user (starting)"
+
+
+def test_the_sweep_chart_draws_the_p95_limit_on_the_time_axis_within_its_range():
+    """Issue 20 item 22: the tolerance limit above every curve stayed off the chart (the time axis stopped short)."""
+    from unittest.mock import patch
+
+    from bootbench.views import plots
+
+    def stats(median, p95):
+        return {"median": median, "p95": p95}
+
+    levels = [{"users": users, "success_rate": 1.0,
+               "phases": {CAPACITY_PHASE: stats(80.0 + users, p95), "first_response_ms": stats(60.0, 70.0)}}
+              for users, p95 in ((1, 100.0), (2, 110.0), (4, 120.0))]
+    capacity = {"phase": CAPACITY_PHASE, "users": 4, "limit_p95_ms": 150.0, "tolerance": 1.5}
+    figures = []
+    with patch.object(plots, "to_svg", lambda fig, name, label: figures.append(fig) or "<svg/>"):
+        plots.sweep_svg(levels, capacity)
+    time_axis, success_axis = figures[0].axes
+    (limit,) = [line for line in time_axis.get_lines() if line.get_label().startswith("p95 limit")]
+    assert list(limit.get_ydata()) == [150.0, 150.0]
+    assert time_axis.get_ylim()[0] == 0 and time_axis.get_ylim()[1] > 150.0
+    assert not [line for line in success_axis.get_lines() if line.get_label().startswith("p95 limit")]

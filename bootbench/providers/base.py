@@ -191,6 +191,10 @@ class CycleError(Exception):
         self.kind = kind
         self.message = message
 
+    def __repr__(self) -> str:
+        """The kind and the message, as Locust's error table shows an exception by its repr."""
+        return f"{self.kind}: {self.message}"
+
 
 @dataclass(frozen=True)
 class DriverConfig:

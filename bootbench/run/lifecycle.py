@@ -33,7 +33,7 @@ from bootbench.run.workers import live_workers
 from bootbench.run.master import MasterRun
 from bootbench.run.sweep import Sweep
 from bootbench.views import progress
-from bootbench.views.text import console_summary
+from bootbench.views.text import console_summary, counted
 
 log = logging.getLogger("bootbench")
 
@@ -75,8 +75,7 @@ def open_run(harness: Harness) -> MasterRun:
     )
     harness.current = harness.last = run
     run.recorder.describe(run.run_block())
-    planned = (f"{len(levels)} levels of {settings.iterations} iterations ({', '.join(map(str, levels))} users)"
-               if levels else f"{settings.iterations or 'unlimited'} iterations")
+    planned = planned_text(levels, settings.iterations)
     log.info("run %s: %s at %s, %s, results in %s", run.run_id, settings.provider,
              redacted_url(settings.target), planned,
              run.recorder.folder)
@@ -85,6 +84,14 @@ def open_run(harness: Harness) -> MasterRun:
                                        ended=lambda: run.ended)
                         if getattr(opts, "headless", False) else None)
     return run
+
+
+def planned_text(levels: list[int] | None, iterations: int) -> str:
+    """What a run plans, for its opening line: ``100 iterations``, ``2 levels of 1 iteration (1, 2 users)``."""
+    if levels:
+        return (f"{counted(len(levels), 'level')} of {counted(iterations, 'iteration')} "
+                f"({', '.join(map(str, levels))} user{'' if levels == [1] else 's'})")
+    return counted(iterations, "iteration") if iterations else "unlimited iterations"
 
 
 def check_web_run(harness: Harness, form: Mapping[str, str]) -> str | None:
@@ -203,10 +210,41 @@ def close_run(harness: Harness) -> None:
 
 
 def mark_interrupted(harness: Harness) -> None:
-    """At ``quitting`` (Ctrl-C, SIGTERM mid-run): exit code 1, set before Locust picks one and the files are written."""
+    """At ``quitting`` (Ctrl-C, SIGTERM mid-run): exit code 1, set before Locust picks one and the files are written.
+
+    Then one line saying why the exit code is not 0, logged before Locust's
+    "Shutting down (exit code N)" (:func:`exit_reason`).
+    """
     run, environment = harness.current, harness.environment
     if run is not None and run.unfinished and environment.process_exit_code is None:
         environment.process_exit_code = 1
+    reason = exit_reason(harness)
+    if reason:
+        log.warning("%s", reason)
+
+
+def exit_reason(harness: Harness) -> str | None:
+    """Why the process is about to exit with a code other than 0, in one line; None for 0 or no run."""
+    environment = harness.environment
+    code = environment.process_exit_code
+    run = harness.current or harness.last
+    if run is None:
+        return None
+    if harness.current is not None and run.unfinished:
+        return (f"exit code {code}: the run was interrupted with {run.budget.finished} of {run.budget.planned} "
+                f"planned iterations finished (its files are written next)")
+    metrics = run.metrics or {}
+    incomplete = checks.incomplete_reason(metrics.get("run") or {}) if metrics else None
+    if code == checks.EXIT_INCOMPLETE and incomplete:
+        return f"exit code {code}: the run did not complete ({incomplete})"
+    results = check_results(metrics)
+    if code == checks.CHECK_FAILED_EXIT and results:
+        failed = sum(not result.ok for result in results)
+        return f"exit code {code}: {failed} of {counted(len(results), 'check')} failed"
+    failures = (metrics.get("summary") or {}).get("failures") or 0
+    if code in (None, checks.EXIT_INCOMPLETE) and failures and not results:
+        return f"exit code 1: {failures} of {counted(metrics['summary']['iterations'], 'iteration')} failed"
+    return None
 
 
 def check_results(metrics: dict[str, Any]) -> list[checks.CheckResult]:

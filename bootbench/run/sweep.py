@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootbench.run.budget import IterationBudget
+from bootbench.views.text import counted, users_text
 
 SPAWNING, RUNNING, FINISHED = "spawning", "running", "finished"
 
@@ -106,9 +107,9 @@ class Sweep:
     def label(self) -> str:
         """The current level for people: ``level 3/5: 4 users``."""
         if self.state == FINISHED:
-            return f"sweep finished ({len(self.levels)} levels)"
+            return f"sweep finished ({counted(len(self.levels), 'level')})"
         what = "starting" if self.state == SPAWNING else "running"
-        return f"level {self.index + 1}/{len(self.levels)}: {self.users} user{'' if self.users == 1 else 's'} ({what})"
+        return f"level {self.index + 1}/{len(self.levels)}: {users_text(self.users)} ({what})"
 
     # ---- ticket requests
 

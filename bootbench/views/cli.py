@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare_command = commands.add_parser(
         "compare", help="compare runs in a results table (and an HTML page with --html)",
-        description="Print one row per run (first response, ms); with --html also write a page with their CDFs "
-                    "overlaid. Runs measured differently are refused; runs of different providers may differ in "
-                    "how a turn ends (said below the table); incomplete runs are flagged.")
+        description="Print one row per run (first response, ms; a sweep one row per level) with its users; with "
+                    "--html also write a page with their CDFs overlaid. Runs measured differently are refused "
+                    "(--force compares them anyway, labelled); runs of different providers may differ in how a "
+                    "turn ends, and runs of different users in concurrency (said below the table); incomplete "
+                    "runs are flagged. --baseline pairs rows of equal users.")
     compare_command.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders to compare")
     compare_command.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     compare_command.add_argument("--html", default=None, metavar="FILE",
@@ -125,20 +127,37 @@ def _compare_command(args: argparse.Namespace) -> int:
     if differences and not args.force:
         raise UserError(f"these runs were measured differently ({'; '.join(differences)}), so their numbers do not "
                         f"compare; pass --force to compare them anyway")
-    print(compare.markdown_table(runs) if args.markdown else compare.text_table(runs))
+    paired = [(run, *compare.pairs(runs[0], run)) for run in runs[1:]] if args.baseline else []
+    if allowed is not None:  # a gate compares like with like, --force or not
+        for run, pairs, _alone in paired:
+            for base, row, unlike in pairs:
+                if unlike:
+                    raise UserError(f"--fail-if-slower compares like with like, and {row.name} differs from the "
+                                    f"baseline {base.name} ({'; '.join(unlike)}); leave --fail-if-slower out to "
+                                    f"see the comparison")
+    forced = differences if args.force else []
+    print(compare.markdown_table(runs, forced) if args.markdown else compare.text_table(runs, forced))
     regression_html, too_slow = "", []
     if args.baseline:
-        baseline, candidates = runs[0], runs[1:]
-        compared = [(run.name, regression.compare_metrics(baseline.metrics, run.metrics)) for run in candidates]
-        for name, comparisons in compared:
-            render = regression.markdown_table if args.markdown else regression.text_table
-            print(f"\n{regression.heading(name, baseline.name)}\n{render(comparisons.values())}")
-            if allowed is not None:
-                sentence = regression.slower_than_allowed(comparisons[args.phase or HEADLINE], allowed, run=name,
-                                                          baseline=baseline.name)
-                too_slow += [sentence] if sentence else []
+        compared = []
+        for run, pairs, alone in paired:
+            for base, row, unlike in pairs:
+                label = f" (unlike: {'; '.join(unlike)})" if unlike else ""
+                comparisons = regression.compare_metrics(base.metrics, row.metrics)
+                compared.append((row.name + label, base.name, comparisons))
+                render = regression.markdown_table if args.markdown else regression.text_table
+                print(f"\n{regression.heading(row.name, base.name)}{label}\n{render(comparisons.values())}")
+                if allowed is not None:
+                    judged = comparisons[args.phase or HEADLINE]
+                    sentence = regression.slower_than_allowed(judged, allowed, run=row.name, baseline=base.name)
+                    too_slow += [sentence] if sentence else []
+                    undecided = regression.undecided(judged)
+                    if undecided:
+                        sys.stderr.write(f"bootbench: {row.name}: {undecided}\n")
+            for phrase in alone:
+                print(f"\n{phrase}")
         print(f"\n{regression.NOTE}")
-        regression_html = regression.html_section(baseline.name, [(n, c.values()) for n, c in compared])
+        regression_html = regression.html_section(runs[0].name, [(n, b, c.values()) for n, b, c in compared])
     if args.html is not None:
         html_path = Path(args.html)
         try:

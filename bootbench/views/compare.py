@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from bootbench.checks import incomplete_reason
 from bootbench.samples import HEADLINE
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
@@ -32,29 +33,44 @@ DEFINITION = (
     ("trailing_silence_ms", "trailing silence (ms)"),
     ("timeout_s", "timeout (s)"),
     ("turn", "provider turn mode"),
+    ("turns", "turns per session"),
 )
 """The run settings (metrics.json ``run`` keys) that define what a number means."""
+RECORDED_DEFAULTS = {"turns": 1}
+"""What a run measured where an older metrics.json did not record the setting (``--turns`` came later)."""
+MAX_VALUES_SHOWN = 3
+"""A setting with more distinct values than this is summarised as "N different values" in a refusal."""
+MAX_VALUE_CHARS = 40
 PER_PROVIDER = frozenset({"turn"})
 """Settings of :data:`DEFINITION` that are the provider's own: they must agree only among runs of one provider."""
 INCOMPLETE = "incomplete"
 
-HEADER = ("Run", "Provider", "Target", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
+HEADER = ("Run", "Provider", "Target", "Users", "N", "Success", "Mean (ms)", "Median (ms)", "P95 (ms)", "P99 (ms)",
           "Session start median (ms)", "First audible median (ms)")
 NUMERIC_FROM = 3
+LEVEL_SUMMARY_KEYS = ("iterations", "successes", "failures", "success_rate", "p99_is_max", "phases")
+"""The keys a sweep level shares with a run's ``summary`` (see :func:`bootbench.levels.summarize_levels`)."""
 TURN_HEADER = ("Cold penalty median (ms)", "Cold penalty 95 % CI (ms)", "Warm input→audio median (ms)")
 """Columns added when a compared run had ``--turns`` > 1 (``–`` for a run without warm turns)."""
 
 
 @dataclass
 class Run:
-    """One result folder and its metrics.json."""
+    """One result folder and its metrics.json; or one level of a sweep's (``level``: its users), see :meth:`units`."""
 
     folder: Path
     metrics: dict[str, Any]
+    level: int | None = None
+
+    @property
+    def run_name(self) -> str:
+        """The run's id (its folder's name for an old run without one)."""
+        return str(self.metrics["run"].get("id") or self.folder.name)
 
     @property
     def name(self) -> str:
-        return str(self.metrics["run"].get("id") or self.folder.name)
+        """The run's id; a sweep level's row adds its level: ``ID (level 4)``."""
+        return self.run_name if self.level is None else f"{self.run_name} (level {self.level})"
 
     @property
     def provider(self) -> str:
@@ -65,28 +81,40 @@ class Run:
         return str(self.metrics["run"].get("target", "?"))
 
     @property
+    def users(self) -> int | None:
+        """The users that ran at once: a sweep level's, else ``-u`` (None where not recorded)."""
+        return self.level if self.level is not None else self.metrics["run"].get("users")
+
+    @property
+    def is_sweep(self) -> bool:
+        return bool(self.metrics.get("levels"))
+
+    def units(self) -> list[Run]:
+        """What compares like with like: a sweep level by level (each with its level's summary and samples),
+        any other run whole."""
+        if self.level is not None or not self.is_sweep:
+            return [self]
+        units = []
+        for level in self.metrics["levels"]:
+            users = level["users"]
+            metrics = {**self.metrics, "summary": {key: level.get(key) for key in LEVEL_SUMMARY_KEYS},
+                       "samples": [s for s in self.metrics["samples"] if s.get("level") == users]}
+            units.append(Run(self.folder, metrics, level=users))
+        return units
+
+    @property
     def first_response(self) -> list[float]:
         return finite(s.get(HEADLINE) for s in self.metrics["samples"] if s.get("ok"))
 
     @property
     def incomplete(self) -> str | None:
         """Why the run did not finish what it planned (a few words), or None for a complete run."""
-        run = self.metrics["run"]
-        budget = run.get("iterations") if isinstance(run.get("iterations"), dict) else {}
-        if run.get("aborted"):
-            return f"stopped early: {run['aborted']}"
-        planned, finished = budget.get("planned") or 0, budget.get("finished")
-        if run.get("in_progress"):
-            return "still running when this metrics.json was written"
-        if run.get("interrupted") or (planned and finished is not None and finished < planned):
-            return f"{finished} of {planned} planned iterations finished"
-        if budget.get("lost"):
-            return f"{budget['lost']} iteration(s) lost"
-        return None
+        return incomplete_reason(self.metrics["run"])
 
     def definition(self) -> dict[str, Any]:
-        """The values of :data:`DEFINITION` for this run (None where not recorded)."""
-        return {key: self.metrics["run"].get(key) for key, _ in DEFINITION}
+        """The values of :data:`DEFINITION` for this run (None where not recorded and no default applies)."""
+        run = self.metrics["run"]
+        return {key: run[key] if run.get(key) is not None else RECORDED_DEFAULTS.get(key) for key, _ in DEFINITION}
 
     def row(self) -> list[str]:
         """The table cells of this run, formatted like every other bootbench output."""
@@ -95,7 +123,7 @@ class Run:
         session = summary["phases"].get("session_start_ms", {})
         audible = summary["phases"].get("first_audible_ms", {})
         name = f"{self.name} ({INCOMPLETE})" if self.incomplete else self.name
-        return [name, self.provider, self.target, format_count(summary["iterations"]),
+        return [name, self.provider, self.target, format_count(self.users), format_count(summary["iterations"]),
                 format_rate(summary["success_rate"]), format_ms(head["mean"]), format_ms(head["median"]),
                 format_ms(head["p95"]), format_ms(head["p99"]), format_ms(session.get("median")),
                 format_ms(audible.get("median"))]
@@ -113,15 +141,21 @@ class Run:
                 format_ms(warm.get("median"))]
 
 
+def units(runs: Sequence[Run]) -> list[Run]:
+    """The table's rows as runs: each run whole, a sweep one per level (:meth:`Run.units`)."""
+    return [unit for run in runs for unit in run.units()]
+
+
 def table_header(runs: Sequence[Run]) -> tuple[str, ...]:
     """The table's columns: :data:`HEADER`, plus :data:`TURN_HEADER` when any run had warm turns."""
-    return HEADER + TURN_HEADER if any(run.has_turns for run in runs) else HEADER
+    return HEADER + TURN_HEADER if any(run.has_turns for run in units(runs)) else HEADER
 
 
 def table_rows(runs: Sequence[Run]) -> list[list[str]]:
-    """The table's rows, matching :func:`table_header`."""
-    turns = any(run.has_turns for run in runs)
-    return [run.row() + (run.turn_cells() if turns else []) for run in runs]
+    """The table's rows, matching :func:`table_header`: one per run, one per level of a sweep."""
+    rows = units(runs)
+    turns = any(run.has_turns for run in rows)
+    return [run.row() + (run.turn_cells() if turns else []) for run in rows]
 
 
 def load_runs(folders: Sequence[str | Path]) -> list[Run]:
@@ -130,10 +164,14 @@ def load_runs(folders: Sequence[str | Path]) -> list[Run]:
 
 
 def definition_differences(runs: Sequence[Run]) -> list[str]:
-    """One phrase per setting that changes the measurement and on which the runs disagree.
+    """One short phrase per setting that changes the measurement and on which the runs disagree.
 
-    E.g. ``pace: burst in A vs realtime in B``. A :data:`PER_PROVIDER` setting
-    counts only where runs of the same provider disagree on it.
+    E.g. ``pace: burst in A vs realtime in 3 runs``: a run is named when it is
+    alone with its value, else counted; a setting with more than
+    :data:`MAX_VALUES_SHOWN` values is ``timeout (s): 14 different values``, so
+    the phrase stays short whatever the number of runs. A
+    :data:`PER_PROVIDER` setting counts only where runs of the same provider
+    disagree on it.
     """
     differences = []
     for key, label in DEFINITION:
@@ -142,10 +180,61 @@ def definition_differences(runs: Sequence[Run]) -> list[str]:
             groups: dict[str, list[str]] = {}
             for run in subset:
                 groups.setdefault(_shown(run.definition()[key]), []).append(run.name)
-            if len(groups) > 1:
-                differences.append(f"{label}: " + " vs ".join(f"{value} in {', '.join(names)}"
+            if len(groups) > MAX_VALUES_SHOWN:
+                differences.append(f"{label}: {len(groups)} different values")
+            elif len(groups) > 1:
+                differences.append(f"{label}: " + " vs ".join(f"{_cut(value)} in {_who(names)}"
                                                               for value, names in groups.items()))
     return differences
+
+
+def users_difference(runs: Sequence[Run]) -> str | None:
+    """``users differ: 1 in A vs 8 in B`` when the rows of the table ran at different concurrency, else None."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        if run.is_sweep:
+            sweep = run.metrics["run"].get("sweep")
+            shown = ",".join(map(str, sweep)) if isinstance(sweep, list) else sweep or "levels"
+            groups.setdefault(f"a sweep of {shown}", []).append(run.name)
+        else:
+            groups.setdefault(format_count(run.users), []).append(run.name)
+    if len(groups) < 2:
+        return None
+    if len(groups) > MAX_VALUES_SHOWN:
+        return f"users differ: {len(groups)} different values"
+    return "users differ: " + " vs ".join(f"{value} in {_who(names)}" for value, names in groups.items())
+
+
+def unlike(baseline: Run, run: Run) -> list[str]:
+    """What makes ``run`` a different measurement from ``baseline`` (rows, see :meth:`Run.units`): their users
+    and the settings of :data:`DEFINITION`; empty when they compare like with like."""
+    differences = [] if baseline.users == run.users else [f"users {format_count(baseline.users)} vs "
+                                                          f"{format_count(run.users)}"]
+    ours, theirs = baseline.definition(), run.definition()
+    differences += [f"{label} {_cut(_shown(ours[key]))} vs {_cut(_shown(theirs[key]))}"
+                    for key, label in DEFINITION if ours[key] != theirs[key]]
+    return differences
+
+
+def pairs(baseline: Run, run: Run) -> tuple[list[tuple[Run, Run, list[str]]], list[str]]:
+    """The rows of ``run`` against the rows of ``baseline`` they compare with: pairs of equal users (a sweep
+    level by level), each with :func:`unlike`'s differences; with no such pair, the two runs whole, labelled.
+    Also one phrase per row of ``run`` left without a baseline row."""
+    mine, theirs = run.units(), baseline.units()
+    matched = [(b, c, unlike(b, c)) for c in mine for b in theirs if b.users == c.users]
+    if not matched:
+        return [(baseline, run, unlike(baseline, run) or ["a sweep against a run of one concurrency"])], []
+    paired = {id(c) for _, c, _ in matched}
+    alone = [f"{c.name}: no baseline row with {users_text(c.users)}" for c in mine if id(c) not in paired]
+    return matched, alone
+
+
+def _who(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{len(names)} runs"
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS - 3] + "..."
 
 
 def provider_differences(runs: Sequence[Run]) -> list[str]:
@@ -177,9 +266,14 @@ def _by_provider(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return groups
 
 
-def _notes(runs: Sequence[Run]) -> list[str]:
-    """The sentences under every form of the table: provider differences, incomplete runs, the p99 note."""
-    notes = [f"Note: {note} (each provider's own way of ending a turn)." for note in provider_differences(runs)]
+def _notes(runs: Sequence[Run], forced: Sequence[str] = ()) -> list[str]:
+    """The sentences under every form of the table: a forced comparison, provider and users differences,
+    incomplete runs."""
+    notes = [f"Forced: compared with --force although measured differently ({'; '.join(forced)})."] if forced else []
+    notes += [f"Note: {note} (each provider's own way of ending a turn)." for note in provider_differences(runs)]
+    users = users_difference(runs)
+    if users:
+        notes.append(f"Note: {users} (latency depends on how many calls run at once: compare rows of equal users).")
     notes += [f"Flagged: {note}." for note in incomplete_notes(runs)]
     return notes
 
@@ -195,10 +289,13 @@ def _shown(value: Any) -> str:
 def _p99_note(runs: Sequence[Run]) -> str:
     """One sentence naming the runs whose p99 needs the :func:`~bootbench.stats.p99_note`, or ""."""
     notes: dict[str, list[str]] = {}
-    for run in runs:
+    rows = units(runs)
+    for run in rows:
         note = p99_note(run.metrics["summary"]["phases"][HEADLINE]["count"])
         if note:
             notes.setdefault(note, []).append(run.name)
+    if len(rows) > 2 and len(notes) == 1 and len(next(iter(notes.values()))) == len(rows):
+        return f"Every row: {next(iter(notes))}."  # naming them all would repeat the table
     return " ".join(f"{', '.join(names)}: {note}." for note, names in notes.items())
 
 
@@ -240,8 +337,11 @@ def sweep_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]] | None
     return header, rows
 
 
-def text_table(runs: Sequence[Run]) -> str:
-    """The results table as aligned plain text, first response in ms; numbers right-aligned."""
+def text_table(runs: Sequence[Run], forced: Sequence[str] = ()) -> str:
+    """The results table as aligned plain text, first response in ms; numbers right-aligned.
+
+    ``forced``: the :func:`definition_differences` of runs compared with ``--force`` (said under the table).
+    """
     columns = table_header(runs)
     lines = aligned(columns, table_rows(runs), range(NUMERIC_FROM, len(columns)))
     note = _p99_note(runs)
@@ -251,12 +351,13 @@ def text_table(runs: Sequence[Run]) -> str:
     if sweeps is not None:
         lines += ["", "Concurrency sweeps (cold start: cycle start to first audio, per level):",
                   *aligned(*sweeps, numeric=range(1, len(sweeps[0])))]
-    lines += _notes(runs)
+    lines += _notes(runs, forced)
     return "\n".join(lines)
 
 
-def markdown_table(runs: Sequence[Run]) -> str:
-    """The results table in Markdown (GitHub table syntax), with the p99 note below it."""
+def markdown_table(runs: Sequence[Run], forced: Sequence[str] = ()) -> str:
+    """The results table in Markdown (GitHub table syntax), with the p99 note below it (``forced``: see
+    :func:`text_table`)."""
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cell.replace("\\", "\\\\").replace("|", "\\|") for cell in cells) + " |"
 
@@ -271,7 +372,7 @@ def markdown_table(runs: Sequence[Run]) -> str:
         header, rows = sweeps
         lines += ["", line(header), "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
                   *(line(row) for row in rows)]
-    lines += [f"\n{line}" for line in _notes(runs)]
+    lines += [f"\n{line}" for line in _notes(runs, forced)]
     return "\n".join(lines)
 
 
@@ -290,7 +391,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
     if differences:
         warning = ('<div class="warning" id="forced"><p>Compared with --force although the runs were measured '
                    "differently:</p><ul>" + "".join(f"<li>{esc(d)}</li>" for d in differences) + "</ul></div>")
-    series = [(run.name, run.first_response) for run in runs]
+    series = [(run.name, run.first_response) for run in units(runs)]
     if any(values for _, values in series):
         cdf = (f'<figure class="plot wide" id="plot-cdf"><h3>Cumulative distribution of the first response</h3>'
                f'{plots.cdf_svg(series, name="compare-cdf", mark_percentiles=False, size=(10, 4.2))}'
@@ -299,7 +400,7 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
     else:
         cdf = '<p class="empty">No run has a successful iteration: nothing to plot.</p>'
     note = _p99_note(runs)
-    notes = "".join(f'<p class="note">{esc(line)}</p>' for line in _notes(runs))
+    notes = "".join(f'<p class="note">{esc(line)}</p>' for line in _notes(runs))  # --force: the warning above
     definitions = table(["Run", *(label for _, label in DEFINITION)],
                         [[run.name, *(_shown(run.definition()[key]) for key, _ in DEFINITION)] for run in runs],
                         table_id="definitions")
@@ -312,5 +413,5 @@ def render_html(runs: Sequence[Run], differences: Sequence[str] = (), extra: str
             f'<section id="distribution"><h2>Distribution</h2><div class="plots">{cdf}</div></section>{extra}'
             f'<section id="definition"><h2>What each run measured</h2><div class="scroll">{definitions}</div>'
             f"</section><footer>Folders: {esc(', '.join(str(run.folder) for run in runs))}</footer>")
-    return page(f"bootbench comparison: {', '.join(run.name for run in runs)}", body)
+    return page(f"bootbench comparison: {', '.join(run.name for run in runs)}", body, wide=True)
 

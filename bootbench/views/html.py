@@ -17,12 +17,17 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def page(title: str, body: str) -> str:
-    """A complete, self-contained HTML document with bootbench's stylesheet."""
+def page(title: str, body: str, wide: bool = False) -> str:
+    """A complete, self-contained HTML document with bootbench's stylesheet (``wide``: for wide tables, the
+    page takes the window's width instead of a column of 1180 px)."""
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
+            f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+            f"<main{WIDE if wide else ''}>\n"
             f"{body}\n</main>\n</body>\n</html>\n")
+
+
+WIDE = ' class="wide"'
 
 
 def table(header: Iterable[str], rows: Iterable[Iterable[str]], table_id: str = "", numeric_from: int = 0) -> str:
@@ -43,6 +48,7 @@ STYLE = """
 body { margin: 0; background: var(--bg); color: var(--ink);
   font: 14px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 40px; }
+main.wide { max-width: none; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 30px 0 12px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
 h3 { font-size: 14px; margin: 0 0 6px; }
@@ -73,7 +79,7 @@ thead th { background: #f0f2f4; font-weight: 600; white-space: nowrap; }
 table.numbers td, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.numbers td:first-child { text-align: left; }
 #comparison td:first-child { white-space: nowrap; }
-#comparison thead th { white-space: normal; vertical-align: bottom; }
+#comparison thead th, #regression thead th { white-space: normal; vertical-align: bottom; }
 tr.headline { background: #fdf3ec; }
 tr.check-fail td { color: var(--bad); }
 table.config { min-width: 50%; }

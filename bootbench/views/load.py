@@ -3,7 +3,7 @@
 Report and compare read runs through :func:`load_metrics`, so a folder
 written by an older bootbench reads with today's keys (v1 ``run.delay_ms``
 becomes ``run.wait_ms``). Anything that is not a readable bootbench result
-folder raises :class:`ResultFolderError` with one sentence for the user.
+folder (a value of the wrong type included: :mod:`bootbench.views.metrics_shape`) raises :class:`ResultFolderError` with one sentence for the user.
 A folder whose process was killed before it wrote metrics.json reads too:
 its metrics are rebuilt from run.json and samples.jsonl, marked
 ``run.rebuilt_from_samples`` and incomplete
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bootbench.errors import UserError
+from bootbench.views.metrics_shape import shape_problem
 
 METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
@@ -51,6 +52,9 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
     for key in ("run", "summary", "errors", "samples"):
         if key not in metrics:
             raise ResultFolderError(f"{path} is incomplete (it has no {key!r} section)")
+    problem = shape_problem(metrics)
+    if problem:
+        raise ResultFolderError(f"{path} cannot be read: {problem}")
     return upgrade(metrics)
 
 
@@ -68,6 +72,9 @@ def rebuilt_metrics(folder: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise ResultFolderError(f"{folder} has no {METRICS_FILE}, and its {RUN_FILE} and {SAMPLES_FILE} "
                                 f"cannot be read ({exc})") from None
+    problem = shape_problem(metrics)
+    if problem:
+        raise ResultFolderError(f"{folder}'s {SAMPLES_FILE} cannot be read: {problem}")
     return metrics
 
 

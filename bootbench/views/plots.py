@@ -21,6 +21,7 @@ import numpy as np
 
 from bootbench.samples import PHASE_BY_NAME
 from bootbench.stats import block_means, percentiles, plot_bin_edges, rolling_median
+from bootbench.views.text import users_text
 
 PHASE_COLORS = {
     "connect_ms": "#8172b3",
@@ -213,7 +214,10 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
         x = block_means(iterations, block)
         bottom = np.zeros(len(x))
         for phase in STACKED_PHASES:
-            values = np.array([np.nan if s.get(phase) is None else s[phase] for s in samples], dtype=float)
+            # a connection opened ahead (outside any cycle) is on record with the first cycle that used it, but
+            # that cycle did not open it: its connect time is not drawn as part of that iteration
+            values = np.array([np.nan if s.get(phase) is None or (phase == "connect_ms" and not s.get(
+                "connected_this_cycle", True)) else s[phase] for s in samples], dtype=float)
             if np.isnan(values).all():
                 continue
             heights = block_means(values, block)
@@ -332,11 +336,14 @@ def sweep_svg(levels: Sequence[dict[str, Any]], capacity: dict[str, Any] | None)
         ax.set_ylabel("time (ms)")
         ax.set_ylim(bottom=0)
         if capacity and capacity.get("limit_p95_ms"):
-            ax.axhline(capacity["limit_p95_ms"], color="#999999", linestyle=":", linewidth=1,
+            # on the time axis, which must reach it: set_ylim above fixed the top at the highest curve
+            limit = capacity["limit_p95_ms"]
+            ax.axhline(limit, color="#999999", linestyle=":", linewidth=1,
                        label=f"p95 limit ({capacity['tolerance']:g} x lowest level)")
+            ax.set_ylim(0, max(ax.get_ylim()[1], limit * 1.08))
         if capacity and capacity.get("users"):
             ax.axvline(capacity["users"], color=INK, linewidth=1.4, alpha=0.7,
-                       label=f"capacity {capacity['users']} users")
+                       label=f"capacity {users_text(capacity['users'])}")
         rate = ax.twinx()
         rate.plot(users, [100 * (level["success_rate"] or 0) for level in levels], color=FAILED_COLOR,
                   marker="^", linewidth=1.0, label="success rate (right axis)")

@@ -25,7 +25,7 @@ import numpy as np
 
 from bootbench.errors import UserError
 from bootbench.samples import HEADLINE
-from bootbench.stats import BOOTSTRAP_RESAMPLES, finite
+from bootbench.stats import BOOTSTRAP_MIN_VALUES, BOOTSTRAP_RESAMPLES, finite
 from bootbench.views.html import esc, table
 from bootbench.views.text import MISSING, aligned, format_count, format_ms
 
@@ -33,6 +33,8 @@ SLOWER = "slower"
 FASTER = "faster"
 NO_DIFFERENCE = "no significant difference"
 NO_DATA = "no data"
+TOO_FEW = "too few samples"
+"""The verdict when a run has fewer values than :data:`~bootbench.stats.BOOTSTRAP_MIN_VALUES`: no interval, no p."""
 ALPHA = 0.05
 """Significance level of the verdict; the intervals are the matching 95%."""
 
@@ -85,6 +87,10 @@ def compare_phase(phase: str, baseline: Sequence[float], candidate: Sequence[flo
     if base.size == 0 or cand.size == 0:
         return PhaseComparison(phase, int(base.size), int(cand.size), _median(base), _median(cand), None, None,
                                _p95(base), _p95(cand), None, None, None, NO_DATA)
+    if min(base.size, cand.size) < BOOTSTRAP_MIN_VALUES:  # a resample of one value is that value: a 0-wide CI
+        return PhaseComparison(phase, int(base.size), int(cand.size), _median(base), _median(cand),
+                               float(np.median(cand) - np.median(base)), None, _p95(base), _p95(cand),
+                               float(np.percentile(cand, 95) - np.percentile(base, 95)), None, None, TOO_FEW)
     from scipy.stats import mannwhitneyu  # here, not at import: only a comparison with samples needs scipy
 
     rng = np.random.default_rng(seed)
@@ -166,6 +172,18 @@ def slower_than_allowed(comparison: PhaseComparison, pct: float, *, run: str, ba
             f"p {_p(comparison.p_value, relation=True)}), more than the allowed {pct:g}%.")
 
 
+def undecided(comparison: PhaseComparison) -> str | None:
+    """One phrase when ``--fail-if-slower`` cannot judge this phase (too few samples or no data), else None."""
+    if comparison.verdict == TOO_FEW:
+        return (f"--fail-if-slower cannot judge {comparison.phase}: too few samples ({comparison.baseline_count} in "
+                f"the baseline, {comparison.candidate_count} in the run; the bootstrap needs at least "
+                f"{BOOTSTRAP_MIN_VALUES} in each)")
+    if comparison.verdict == NO_DATA:
+        return (f"--fail-if-slower cannot judge {comparison.phase}: no data ({comparison.baseline_count} successful "
+                f"values in the baseline, {comparison.candidate_count} in the run)")
+    return None
+
+
 def fail_if_slower(baseline: Mapping[str, Any], candidate: Mapping[str, Any], pct: float, *, run: str,
                    baseline_name: str, phase: str = HEADLINE, seed: int = 0) -> str | None:
     """``--fail-if-slower PCT --phase PHASE`` on two metrics.json documents: the sentence to fail with, or None."""
@@ -206,7 +224,8 @@ def row(comparison: PhaseComparison) -> list[str]:
 
 NUMERIC_FROM = 1
 NOTE = ("Differences are run minus baseline over successful iterations, with bootstrap 95% intervals; "
-        "a phase is slower or faster only when the median's interval excludes 0 and Mann-Whitney p < 0.05.")
+        "a phase is slower or faster only when the median's interval excludes 0 and Mann-Whitney p < 0.05; "
+        f"with fewer than {BOOTSTRAP_MIN_VALUES} values in a run there is no interval: {TOO_FEW}.")
 
 
 def heading(run: str, baseline: str) -> str:
@@ -229,12 +248,13 @@ def markdown_table(comparisons: Iterable[PhaseComparison]) -> str:
     return "\n".join([line(HEADER), "| " + " | ".join(align) + " |", *(line(row(c)) for c in comparisons)])
 
 
-def html_section(baseline: str, compared: Sequence[tuple[str, Iterable[PhaseComparison]]]) -> str:
-    """compare.html's section with one per-phase comparison table per run against the baseline."""
+def html_section(baseline: str, compared: Sequence[tuple[str, str, Iterable[PhaseComparison]]]) -> str:
+    """compare.html's section with one per-phase comparison table per row (run, or sweep level) against the
+    baseline's row it was paired with: ``compared`` holds (row, baseline row, comparisons)."""
     parts = [f'<section id="regression"><h2>Against the baseline <span class="thin">{esc(baseline)}</span></h2>'
              f'<p class="note">{esc(NOTE)}</p>']
-    for number, (run, comparisons) in enumerate(compared, 1):
-        parts.append(f"<h3>{esc(heading(run, baseline))}</h3><div class=\"scroll\">"
+    for number, (run, base, comparisons) in enumerate(compared, 1):
+        parts.append(f"<h3>{esc(heading(run, base))}</h3><div class=\"scroll\">"
                      f"{table(HEADER, [row(c) for c in comparisons], table_id=f'regression-{number}', numeric_from=NUMERIC_FROM)}"
                      f"</div>")
     parts.append("</section>")

@@ -326,6 +326,10 @@ def _mapping_table(mapping: dict[str, Any], table_id: str | None = None) -> str:
     for key, value in mapping.items():
         if isinstance(value, dict) and value:
             shown = _mapping_table(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
+            # clips, workers_lost: one small table per entry, numbered when there are several
+            shown = "".join(_mapping_table({"#": number, **entry} if len(value) > 1 else entry)
+                            for number, entry in enumerate(value, 1))
         else:
             shown = esc(_plain(value))
         rows.append(f'<tr data-key="{esc(key)}"><th scope="row">{esc(key)}</th><td>{shown}</td></tr>')
@@ -341,5 +345,5 @@ def _plain(value: Any) -> str:
     if value is None:
         return MISSING
     if isinstance(value, dict):
-        return "none"
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) if value else "none"
     return json.dumps(value)

@@ -147,19 +147,26 @@ def sweep_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 level``, ``4 levels``: a count with its noun in the right number (nouns that take an s)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def users_text(count: int | None) -> str:
     """``1 user``, ``4 users``; "–" when absent."""
-    return MISSING if count is None else f"{count} user{'' if count == 1 else 's'}"
+    return MISSING if count is None else counted(count, "user")
 
 
 def progress_line(snap: Snapshot, level: str = "") -> str:
-    """The headless progress line: ``bootbench: 37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed``.
+    """The headless progress line: ``37/100 iterations, median 151.2 ms, p95 230.1 ms, 0 failed``.
 
+    It goes through the ``bootbench`` logger, whose name Locust's log format
+    puts before it (``.../INFO/bootbench: 37/100 iterations, ...``).
     The median and p95 are the headline phase's, named when it is not ``first_response_ms``.
-    In a sweep ``level`` names the current level: ``bootbench: level 2/4: 2 users (running), 37/200 ...``.
+    In a sweep ``level`` names the current level: ``level 2/4: 2 users (running), 37/200 ...``.
     """
     done = f"{snap.iterations}/{snap.planned}" if snap.planned else f"{snap.iterations}"
-    parts = [f"bootbench: {level + ', ' if level else ''}{done} iterations"]
+    parts = [f"{level + ', ' if level else ''}{done} iterations"]
     if snap.median is not None:
         label = "" if snap.headline == HEADLINE else f"{PHASE_BY_NAME[snap.headline].label} "
         parts.append(f"{label}median {format_ms(snap.median)} ms")

@@ -1,0 +1,91 @@
+"""The README's reference tables, written from the code: the options table and the ``--check`` grammar.
+
+The options table comes from :data:`bootbench.options.OPTIONS` (flags, the
+help text, the default its help states) plus the two Locust options every
+run sets; the grammar from :mod:`bootbench.checks` and the phase table. The
+README holds them between markers, and a test fails when they drift from
+the code (regenerate: ``python tests/support/readme_tables.py --readme``).
+
+    print(options_table())
+    print(check_grammar())
+"""
+
+from __future__ import annotations
+
+import re
+
+from bootbench import checks, providers
+from bootbench.options import OPTIONS, Option
+from bootbench.samples import PHASES, TURN_PHASES
+
+LOCUST_ROWS = (
+    ("`-H`, `--host HOST`", "the embedded reference server", "The service to benchmark (Locust's option)."),
+    ("`-u`, `--users NUM_USERS`", "1", "Concurrent callers (Locust's option); a sweep sets them per level."),
+)
+"""Locust's own options that every bootbench run sets, listed with bootbench's."""
+
+_DEFAULT_SENTENCE = re.compile(r"\s*Default:?\s+(?P<default>.*?)\.?\s*$", re.S)
+_DEFAULT_ASIDE = re.compile(r"\(default:?\s+(?P<default>[^)]*)\)", re.I)
+
+
+def options_table() -> str:
+    """The README's table of bootbench's options (and Locust's ``-H``, ``-u``), one row per :data:`OPTIONS` row."""
+    lines = ["| option | default | meaning |", "| --- | --- | --- |"]
+    for option in OPTIONS:
+        meaning, default = split_default(option)
+        lines.append(f"| {_cell(flags_text(option))} | {_cell(default)} | {_cell(meaning)} |")
+    lines += [f"| {flags} | {_cell(default)} | {_cell(meaning)} |" for flags, default, meaning in LOCUST_ROWS]
+    return "\n".join(lines)
+
+
+def flags_text(option: Option) -> str:
+    """``-i``, ``--iterations ITERATIONS``: the flags as ``bootbench options`` shows them (argparse's metavar)."""
+    if option.kind is bool:
+        value = ""
+    elif option.metavar:
+        value = f" {option.metavar}"
+    elif option.choices:
+        value = " " + "|".join(option.choices)
+    else:
+        value = f" {option.name.upper()}"
+    return ", ".join(f"`{flag}{value if flag == option.flag else ''}`" for flag in option.flags)
+
+
+def split_default(option: Option) -> tuple[str, str]:
+    """The help of ``option`` without its closing "Default ..." sentence, and that default (else the value)."""
+    text = option.help.replace("%%", "%")
+    start = text.rfind("Default")
+    if start >= 0 and (match := _DEFAULT_SENTENCE.fullmatch(text[start:])):
+        return text[:start].strip(), match["default"].strip()
+    if aside := _DEFAULT_ASIDE.search(text):
+        return text.strip(), aside["default"].strip()
+    if option.name == "turn":  # defaulted with the provider in options.resolve(): its first turn mode
+        return text.strip(), "the provider's (" + ", ".join(
+            f"{name}: {driver.turn_modes[0]}" for name, driver in providers.DRIVERS.items()) + ")"
+    if option.default in (None, "", ()):
+        return text.strip(), "none"
+    if option.kind is bool:
+        return text.strip(), "on" if option.default else "off"
+    return text.strip(), f"{option.default:g}" if isinstance(option.default, float) else str(option.default)
+
+
+def check_grammar() -> str:
+    """The grammar of a ``--check`` expression, every name as :mod:`bootbench.checks` accepts it."""
+    ops = " | ".join(checks.OPERATORS)
+    width = max(len(p) for p in (*PHASES, *TURN_PHASES))
+    phases = [f"  {'|' if n else ' '} {phase}" for n, phase in enumerate(PHASES)]
+    phases += [f"  | {phase:<{width}}   (with --turns > 1)" for phase in TURN_PHASES]
+    return "\n".join([
+        "CHECK := PHASE:STAT OP NUMBER [ms]",
+        f"       | {checks.SUCCESS_RATE} OP NUMBER [%]",
+        f"       | {checks.CAPACITY} OP USERS                      (with --sweep)",
+        "PHASE :=",
+        *phases,
+        f"STAT  := {' | '.join(checks.STATS)}",
+        f"OP    := {ops}",
+    ])
+
+
+def _cell(text: str) -> str:
+    """Text as one Markdown table cell: a pipe escaped, on one line."""
+    return " ".join(text.split()).replace("|", "\\|")
