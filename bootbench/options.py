@@ -213,6 +213,9 @@ def _ca_bundle(path: str) -> str:
 
 
 def _checks(values: tuple[str, ...]) -> tuple[Any, ...]:
+    if any(not expressions(value) for value in values):  # --check "$GATE" with GATE unset: the gate would go
+        raise ConfigError("empty --check: it names no check (is a variable unset?); give an expression like "
+                          "first_response_ms:p95<=800, or leave --check out")
     try:
         return tuple(parse_checks(expressions(values)))
     except CheckError as exc:
