@@ -23,15 +23,15 @@ import ipaddress
 import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from bootbench import providers
 from bootbench.audible import DEFAULT_AUDIBLE_DBFS
-from bootbench.checks import CheckError, expressions, parse_checks
+from bootbench.checks import CAPACITY, CheckError, expressions, parse_checks
 from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
-from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
 from bootbench.stimuli import ClipSet, load_clips
 
@@ -441,6 +441,7 @@ def resolve(options: Any, host: str | None) -> Settings:
             raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
         if not values["sweep_tolerance"] > 1:
             raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
+    check_measurable(values["checks"], sweep=bool(values["sweep"].strip()), turns=values["turns"])
     host = (host or "").strip()
     provider = values["provider"] = values["provider"].strip().lower() or providers.infer(host)
     if provider not in providers.NAMES:
@@ -455,6 +456,16 @@ def resolve(options: Any, host: str | None) -> Settings:
     values["model"] = values["model"] or driver.default_model
     values["voice"] = values["voice"].strip() or driver.default_voice
     return Settings(target=host, embedded_server=not host, values=values)
+
+
+def check_measurable(checks: Sequence[Any], *, sweep: bool, turns: int) -> None:
+    """Raise :class:`ConfigError` for a ``--check`` the run can never measure (it could only fail "no data" at the end)."""
+    for check in checks:
+        if check.stat == CAPACITY and not sweep:
+            raise ConfigError(f"--check {check.expr!r} needs --sweep: only a sweep measures a capacity")
+        if check.phase in TURN_PHASES and turns < 2:
+            raise ConfigError(f"--check {check.expr!r} needs --turns 2 or more: with one turn per session "
+                              f"there is no warm turn to measure")
 
 
 def with_form(options: Any, form: Any) -> argparse.Namespace:

@@ -38,3 +38,25 @@ def test_an_empty_check_is_refused_instead_of_dropping_the_gate(refusals, tmp_pa
 def test_a_trailing_separator_still_leaves_its_checks(refusals):
     checked = refusals.check("--headless", "-u", "1", "--check", "success_rate>=95%;")
     assert [check.expr for check in checked.settings.checks] == ["success_rate>=95%"]
+
+
+# ---------------------------------------------------------------- item 13: checks that can only say "no data"
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--check", "capacity>=4"],
+     "bootbench: --check 'capacity>=4' needs --sweep: only a sweep measures a capacity"),
+    (["--check", "warm_input_to_audio_ms:p95<=300"],
+     "bootbench: --check 'warm_input_to_audio_ms:p95<=300' needs --turns 2 or more: "
+     "with one turn per session there is no warm turn"),
+    (["--check", "cold_penalty_ms:median<100", "--turns", "1"],
+     "bootbench: --check 'cold_penalty_ms:median<100' needs --turns 2 or more: "),
+])
+def test_a_check_the_run_can_never_measure_is_refused_before_it_starts(refusals, tmp_path, args, sentence):
+    assert refused(refusals, tmp_path, *args).startswith(sentence)
+
+
+def test_checks_the_run_measures_are_accepted(refusals):
+    checked = refusals.check("--headless", "-u", "1", "--sweep", "1,2", "--check", "capacity>=2",
+                             "--turns", "2", "--check", "warm_input_to_audio_ms:p95<=300")
+    assert [check.stat for check in checked.settings.checks] == ["capacity", "p95"]
