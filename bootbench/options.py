@@ -21,6 +21,7 @@ import argparse
 import functools
 import ipaddress
 import math
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ from urllib.parse import urlparse
 
 from bootbench import providers
 from bootbench.audible import DEFAULT_AUDIBLE_DBFS
+from bootbench.argv import keep_dash_values
 from bootbench.checks import CAPACITY, CheckError, expressions, parse_checks
 from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
@@ -71,6 +73,8 @@ class Range:
     high: float = math.inf
     high_open: bool = False
     """``high`` itself is outside."""
+    low_open: bool = False
+    """``low`` itself is outside."""
     positive: str = ""
     below: str = ""
     refusal: str = ""
@@ -78,7 +82,8 @@ class Range:
     def check(self, flag: str, value: float) -> None:
         """Raise :class:`ConfigError` unless ``value`` lies in the range."""
         shown = str(value) if isinstance(value, int) else f"{value:g}"
-        inside = self.low <= value and (value < self.high if self.high_open else value <= self.high)
+        inside = ((self.low < value if self.low_open else self.low <= value)
+                  and (value < self.high if self.high_open else value <= self.high))
         if self.refusal:
             if not (math.isfinite(value) and inside):
                 raise ConfigError(f"{flag} {self.refusal}, not {shown}")
@@ -170,7 +175,9 @@ class Option:
 
 def parse_levels(text: str) -> tuple[int, ...]:
     """The levels of ``--sweep``: positive, strictly increasing user counts; raises :class:`ConfigError`."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 1 and not all(parts):  # "1,,2" or "1,2,4,": a level lost to a typo (or an unset variable)
+        raise ConfigError(f"--sweep has an empty level in {text!r}: write the users of each level, like 1,2,4,8")
     try:
         levels = tuple(int(p) for p in parts)
     except ValueError:
@@ -283,7 +290,8 @@ OPTIONS: tuple[Option, ...] = (
            help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
                 "after another, -i iterations each, in rounds of calls that start at once; -u is "
                 "ignored. Reports the capacity: the highest level within --sweep-tolerance. Default: no sweep."),
-    Option(("--sweep-tolerance",), float, DEFAULT_SWEEP_TOLERANCE, range=Range(), web_ui=False,
+    Option(("--sweep-tolerance",), float, DEFAULT_SWEEP_TOLERANCE, web_ui=False,
+           range=Range(low=1.0, low_open=True, refusal="must be a factor above 1"),
            help="A sweep level is within capacity while its cold-start p95 is at most this many times "
                 f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}."),
     Option(("--turns",), int, 1, range=Range(low=1, below="must be at least 1"),
@@ -328,6 +336,8 @@ def add_arguments(parser: Any) -> None:
         action = group.add_argument(*option.flags, **kwargs)
         action.include_in_web_ui = option.web_ui
         action.is_secret = action.is_required = action.is_multiple = False
+    keep_dash_values(parser, [flag for option in OPTIONS if option.kind is not bool for flag in option.flags],
+                     lambda: sys.argv[1:])
     bind_to_loopback_by_default(parser)
 
 
@@ -439,8 +449,6 @@ def resolve(options: Any, host: str | None) -> Settings:
     if values["sweep"].strip():
         if values["iterations"] == 0:
             raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
-        if not values["sweep_tolerance"] > 1:
-            raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
     check_measurable(values["checks"], sweep=bool(values["sweep"].strip()), turns=values["turns"])
     host = (host or "").strip()
     provider = values["provider"] = values["provider"].strip().lower() or providers.infer(host)

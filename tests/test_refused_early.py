@@ -60,3 +60,50 @@ def test_checks_the_run_measures_are_accepted(refusals):
     checked = refusals.check("--headless", "-u", "1", "--sweep", "1,2", "--check", "capacity>=2",
                              "--turns", "2", "--check", "warm_input_to_audio_ms:p95<=300")
     assert [check.stat for check in checked.settings.checks] == ["capacity", "p95"]
+
+
+# ---------------------------------------------------------------- item 20: values argparse took for options
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--sweep", "-1,2"], "bootbench: --sweep levels must be positive numbers of users, not '-1,2'"),
+    (["--audible-dbfs", "-inf"], "bootbench: --audible-dbfs must be a level from -120 up to (not including) 0 dBFS, "
+                                 "not -inf"),
+    (["--audible-dbfs", "-nan"], "bootbench: --audible-dbfs must be a level from -120 up to (not including) 0 dBFS, "
+                                 "not nan"),
+    (["--wait-ms", "-1e3"], "bootbench: --wait-ms cannot be negative (-1000)"),
+    (["--sweep-tolerance", "-.5"], "bootbench: --sweep-tolerance must be a factor above 1, not -0.5"),
+])
+def test_a_value_that_starts_with_a_dash_is_read_as_the_value(refusals, tmp_path, args, sentence):
+    assert refused(refusals, tmp_path, *args) == sentence
+
+
+def test_a_valid_value_that_starts_with_a_dash_is_accepted(refusals):
+    assert refusals.check("--headless", "-u", "1", "--audible-dbfs", "-4.5e1").settings.audible_dbfs == -45.0
+
+
+def test_an_option_after_a_flag_is_still_an_option(refusals):
+    """Only values that look like numbers are joined to the flag: a missing value is still argparse's error."""
+    assert refusals.usage_error("--headless", "--sweep", "--turns", "2").endswith(
+        "error: argument --sweep: expected one argument")
+
+
+@pytest.mark.parametrize("sweep", ["1,,2", "1,2,4,", ",1,2", " , "])
+def test_a_sweep_with_an_empty_level_is_refused(refusals, tmp_path, sweep):
+    assert refused(refusals, tmp_path, "--sweep", sweep) == (
+        f"bootbench: --sweep has an empty level in {sweep!r}: write the users of each level, like 1,2,4,8")
+
+
+@pytest.mark.parametrize("tolerance", ["-1", "0", "1"])
+def test_a_sweep_tolerance_of_1_or_less_is_refused_even_without_a_sweep(refusals, tmp_path, tolerance):
+    assert refused(refusals, tmp_path, f"--sweep-tolerance={tolerance}") == (
+        f"bootbench: --sweep-tolerance must be a factor above 1, not {float(tolerance):g}")
+
+
+def test_a_dash_value_of_the_bootbench_command_gets_its_own_sentence(tmp_path):
+    from support.cli import bootbench
+
+    done = bootbench("compare", tmp_path, "--baseline", tmp_path, "--fail-if-slower", "-5%")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "bootbench: --fail-if-slower expects a non-negative percentage such as 10%, not '-5%'"), done.stderr
