@@ -107,3 +107,16 @@ def test_a_dash_value_of_the_bootbench_command_gets_its_own_sentence(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith(
         "bootbench: --fail-if-slower expects a non-negative percentage such as 10%, not '-5%'"), done.stderr
+
+
+def test_the_real_command_reads_a_dash_value_from_its_own_command_line(tmp_path):
+    """Locust parses sys.argv itself: the one path the in-process parser cannot take."""
+    import subprocess
+
+    from support.processes import LOCUST, LOCUSTFILE, clean_env
+
+    run = subprocess.run([*LOCUST, "-f", str(LOCUSTFILE), "--headless", "-u", "1", "--sweep", "-1,2"], cwd=tmp_path,
+                         env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "bootbench: --sweep levels must be positive numbers of users, not '-1,2'" in run.stderr.splitlines()
+    assert "Traceback" not in run.stderr and not (tmp_path / "results").exists()
