@@ -120,3 +120,28 @@ def test_the_real_command_reads_a_dash_value_from_its_own_command_line(tmp_path)
     assert run.returncode == 2, run.stderr[-2000:]
     assert "bootbench: --sweep levels must be positive numbers of users, not '-1,2'" in run.stderr.splitlines()
     assert "Traceback" not in run.stderr and not (tmp_path / "results").exists()
+
+
+# ---------------------------------------------------------------- items 1 and 2: sweep levels no run can start
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--sweep", "1,100000"],
+     "bootbench: --sweep level 100000 can never start: a level's users start at 100 per second and the first of "
+     "them stops waiting for its round after 60 s, so a level can have at most 3000 users (half of what 60 s "
+     "at 100/s would start, for a machine that starts them slower)"),
+    (["--sweep", "99999999999999999999"],
+     "bootbench: --sweep level 99999999999999999999 can never start: "),
+    (["--sweep", "2,800", "--processes", "2"],
+     "bootbench: --sweep level 800 can never start: a level's users start at 100 per second and the first of "
+     "them stops waiting for its round after 15 s (--master-silence-s 10 + 5 on a worker), so a level can have "
+     "at most 750 users (half of what 15 s at 100/s would start, for a machine that starts them slower); "
+     "raise --master-silence-s for larger levels"),
+])
+def test_a_sweep_level_no_run_can_start_is_refused_with_the_rule(refusals, tmp_path, args, sentence):
+    assert refused(refusals, tmp_path, *args).startswith(sentence)
+
+
+def test_the_largest_sweep_level_is_accepted_and_grows_with_the_master_silence(refusals):
+    assert refusals.check("--headless", "--sweep", "1,3000").settings.sweep_levels() == (1, 3000)
+    assert refusals.check("--headless", "--master", "--sweep", "1500", "--master-silence-s", "25").settings.sweep

@@ -23,7 +23,7 @@ from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
-from bootbench.run.sweep import Sweep
+from bootbench.run.sweep import SPAWN_RATE, Sweep
 from bootbench.samples import Sample
 
 log = logging.getLogger("bootbench")
@@ -294,7 +294,8 @@ class MasterRun:
     def _warn_about_concurrency(self) -> None:
         """Warn when the run ended before all requested users had started (lost workers have ``workers_lost``)."""
         if self.users and 0 < self.peak_users < self.users:
-            rate = self.locust_options.get("spawn_rate")
+            # a sweep ramps at its own rate, whatever Locust's -r says
+            rate = SPAWN_RATE if self.sweep is not None else self.locust_options.get("spawn_rate")
             self.warnings.append(
                 f"the run ended before all {self.users} users had started: at most {self.peak_users} ran at once"
                 + (f" (spawn rate {rate:g}/s)" if isinstance(rate, (int, float)) else ""))
