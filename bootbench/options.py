@@ -461,6 +461,11 @@ def resolve(options: Any, host: str | None) -> Settings:
     if turn == "vad" and values["trailing_silence_ms"] < driver.vad_silence_ms:
         raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
                           f"{provider} (its voice activity detection ends a turn after that much silence)")
+    gap_ms, timeout = values["reply_gap_ms"], values["timeout"]
+    if values["turns"] > 1 and driver.ends_reply_by_gap and gap_ms >= timeout * 1000:
+        raise ConfigError(f"--reply-gap-ms {gap_ms:g} is not below --timeout {timeout:g} s: with --turns above 1 an "
+                          f"{provider} reply ends only after that much quiet, and each reply must end within "
+                          f"--timeout; give a gap below {timeout * 1000:g} ms (default {DEFAULT_REPLY_GAP_MS:g})")
     values["model"] = values["model"] or driver.default_model
     values["voice"] = values["voice"].strip() or driver.default_voice
     return Settings(target=host, embedded_server=not host, values=values)

@@ -39,7 +39,7 @@ FAILED_PHASE_BY_STEP = {
     "start": "session_start_ms",
     "send": "first_response_ms",
     "audio": "first_response_ms",
-    "reply": "warm_input_to_audio_ms",
+    "reply": "input_to_audio_ms",  # turn 1's reply: turn 1's own input-to-audio phase
     "warm": "warm_input_to_audio_ms",
 }
 """The phase a failed cycle's Locust failure event is named after, by the step that failed."""

@@ -145,3 +145,29 @@ def test_a_sweep_level_no_run_can_start_is_refused_with_the_rule(refusals, tmp_p
 def test_the_largest_sweep_level_is_accepted_and_grows_with_the_master_silence(refusals):
     assert refusals.check("--headless", "--sweep", "1,3000").settings.sweep_levels() == (1, 3000)
     assert refusals.check("--headless", "--master", "--sweep", "1500", "--master-silence-s", "25").settings.sweep
+
+
+# ---------------------------------------------------------------- item 5: a reply gap the timeout never allows
+
+
+@pytest.mark.parametrize("args", [
+    ["--turns", "2", "--reply-gap-ms", "60000"],
+    ["--turns", "3", "--reply-gap-ms", "2000", "--timeout", "2"],
+])
+def test_a_reply_gap_not_below_the_timeout_is_refused(refusals, tmp_path, args):
+    gap, timeout = float(args[args.index("--reply-gap-ms") + 1]), 10.0
+    if "--timeout" in args:
+        timeout = float(args[args.index("--timeout") + 1])
+    assert refused(refusals, tmp_path, *args) == (
+        f"bootbench: --reply-gap-ms {gap:g} is not below --timeout {timeout:g} s: with --turns above 1 an aivoco "
+        f"reply ends only after that much quiet, and each reply must end within --timeout; give a gap below "
+        f"{timeout * 1000:g} ms (default 500)")
+
+
+@pytest.mark.parametrize("args", [
+    ["--turns", "1", "--reply-gap-ms", "60000"],  # one turn: no reply end is awaited
+    ["--turns", "2", "--reply-gap-ms", "60000", "--provider", "openai"],  # OpenAI ends a reply with an event
+    ["--turns", "2", "--reply-gap-ms", "1999", "--timeout", "2"],
+])
+def test_a_reply_gap_the_run_does_not_wait_for_or_that_fits_is_accepted(refusals, args):
+    assert refusals.check("--headless", "-u", "1", *args).settings.reply_gap_ms == float(args[3])
