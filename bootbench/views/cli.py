@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "median and p95 with bootstrap 95%% intervals, Mann-Whitney p, a verdict")
     compare_command.add_argument("--fail-if-slower", metavar="PCT",
                                  help="with --baseline: exit 3 when a run's median is significantly slower than the "
-                                      "baseline's by more than PCT (e.g. 10%%)")
+                                      "baseline's by more than PCT (10%% or 0.1; a bare number above 1 is refused)")
     compare_command.add_argument("--phase", metavar="PHASE",
                                  help=f"the phase --fail-if-slower looks at (default {HEADLINE}; one of "
                                       f"{', '.join(PHASES)})")
