@@ -62,12 +62,14 @@ def check(options: Any, host: str | None) -> Checked:
     return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
 
 
-def check_web_run(options: Any, host: str | None) -> Settings:
+def check_web_run(options: Any, host: str | None, users: str | None = None) -> Settings:
     """Everything :func:`check` checks of bootbench's input, for a run the web UI is about to start.
 
-    Locust checks its own form fields (the user count) itself; raises a UserError subclass.
+    ``users`` is the form's user count (Locust checks that it is a number;
+    bootbench, as for ``-u``, that it starts a user). Raises a UserError subclass.
     """
     settings = resolve(options, _host(host))
+    check_web_users(users, settings)
     check_sweep(settings, options)
     check_results_dir(settings.results_dir)
     check_pace(settings, settings.clips())
@@ -113,6 +115,18 @@ def check_sweep(settings: Settings, options: Any) -> None:
     refusal = sweep.level_refusal(levels, wait, reason)
     if refusal is not None:
         raise ConfigError(refusal + ("; raise --master-silence-s for larger levels" if on_worker else ""))
+
+
+def check_web_users(users: str | None, settings: Settings) -> None:
+    """Raise :class:`ConfigError` for a web UI start of no user (``-u 0``'s refusal); a sweep sets its own users."""
+    if users is None or settings.sweep_levels():
+        return
+    try:
+        count = int(str(users).strip())
+    except ValueError:
+        return  # not a number: Locust's own handler refuses it
+    if count < 1:
+        raise ConfigError(f"{count} users start no user, so the run would never make progress; give 1 user or more")
 
 
 def check_pace(settings: Settings, clips: ClipSet) -> None:

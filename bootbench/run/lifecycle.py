@@ -97,7 +97,7 @@ def check_web_run(harness: Harness, form: Mapping[str, str]) -> str | None:
     if host and host == harness.embedded.url():
         host = ""
     try:
-        preflight.check_web_run(options.with_form(environment.parsed_options, form), host)
+        preflight.check_web_run(options.with_form(environment.parsed_options, form), host, form.get("user_count"))
     except UserError as exc:
         return str(exc)
     return None
