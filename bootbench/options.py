@@ -47,6 +47,13 @@ AUDIBLE_DBFS_RANGE = (-120.0, 0.0)
 """``--audible-dbfs`` lies in [-120, 0): below -120 dBFS is under PCM16's own noise floor, 0 is full scale."""
 DEFAULT_SWEEP_TOLERANCE = 1.5
 """See :mod:`bootbench.levels` for why 1.5."""
+MAX_TURNS = 50
+MAX_TURNS_WHY = ("Gemini Live ends a connection after about 10 minutes, and a turn (a clip, its reply, the pause "
+                 "before the next) takes about 12 s")
+"""``--turns`` is bounded by the shortest session a provider documents: Gemini Live closes a connection after about
+10 minutes (OpenAI Realtime sessions last 30 minutes or more), and a turn of the 4 s speech clip, a reply of a few seconds and
+the reply gap takes about 12 s, so 50 turns fill one connection. A session cut short loses its warm turns (and an
+iteration of 10000 turns would take more than a day)."""
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 HELP_GROUP = "bootbench options"
@@ -77,6 +84,8 @@ class Range:
     """``low`` itself is outside."""
     positive: str = ""
     below: str = ""
+    above: str = ""
+    """Why ``high`` is the bound, appended to the refusal of a value above it."""
     refusal: str = ""
 
     def check(self, flag: str, value: float) -> None:
@@ -97,7 +106,8 @@ class Range:
                 raise ConfigError(f"{flag} {self.below}, not {shown}")
             raise ConfigError(f"{flag} cannot be {'negative' if self.low == 0 else f'below {self.low:g}'} ({shown})")
         if not inside:
-            raise ConfigError(f"{flag} must be at most {self.high:.10g}, not {value:.10g}")
+            why = f": {self.above}" if self.above else ""
+            raise ConfigError(f"{flag} must be at most {self.high:.10g}, not {value:.10g}{why}")
 
 
 def none_when_empty(value: Any) -> Any:
@@ -294,10 +304,10 @@ OPTIONS: tuple[Option, ...] = (
            range=Range(low=1.0, low_open=True, refusal="must be a factor above 1"),
            help="A sweep level is within capacity while its cold-start p95 is at most this many times "
                 f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}."),
-    Option(("--turns",), int, 1, range=Range(low=1, below="must be at least 1"),
+    Option(("--turns",), int, 1, range=Range(low=1, high=MAX_TURNS, below="must be at least 1", above=MAX_TURNS_WHY),
            help="Turns per session: turn 1 is the cold one; turns 2..N are sent in the same session, "
                 "each after the previous reply has ended, to measure warm latency and the cold "
-                "penalty. Default 1 (no warm turns)."),
+                f"penalty (at most {MAX_TURNS}). Default 1 (no warm turns)."),
     Option(("--reply-gap-ms",), float, DEFAULT_REPLY_GAP_MS, range=Range(0.0, 60_000.0, positive="ms"),
            help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
                 f"(the protocol has no end-of-reply event; at most 60000). Default {DEFAULT_REPLY_GAP_MS:g}."),

@@ -171,3 +171,13 @@ def test_a_reply_gap_not_below_the_timeout_is_refused(refusals, tmp_path, args):
 ])
 def test_a_reply_gap_the_run_does_not_wait_for_or_that_fits_is_accepted(refusals, args):
     assert refusals.check("--headless", "-u", "1", *args).settings.reply_gap_ms == float(args[3])
+
+
+# ---------------------------------------------------------------- item 3: a session of more turns than it can hold
+
+
+def test_more_turns_than_a_session_holds_are_refused_with_the_reason(refusals, tmp_path):
+    assert refused(refusals, tmp_path, "--turns", "10000") == (
+        "bootbench: --turns must be at most 50, not 10000: Gemini Live ends a connection after about 10 minutes, "
+        "and a turn (a clip, its reply, the pause before the next) takes about 12 s")
+    assert refusals.check("--headless", "-u", "1", "--turns", "50").settings.turns == 50
