@@ -80,7 +80,7 @@ def open_run(harness: Harness) -> MasterRun:
              redacted_url(settings.target), planned,
              run.recorder.folder)
     harness.watcher = workers.watch(runner, run, lambda: harness.current is run)
-    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label)
+    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.progress_label)
                  if getattr(opts, "headless", False) else None)
     return run
 

@@ -29,7 +29,8 @@ def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL,
           headline: str = HEADLINE, level: Callable[[], str] | None = None) -> gevent.Greenlet:
     """Log a progress line about ``samples`` (the run's live list), led by ``headline``, every ``interval`` s.
 
-    ``level`` names a sweep's current level (a line then starts with it).
+    ``level`` leads the line: a sweep's current level, the turn the sessions in flight reached
+    (:meth:`bootbench.run.master.MasterRun.progress_label`).
     """
     return gevent.spawn(_report_every, samples, planned, interval, headline, level)
 
