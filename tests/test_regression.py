@@ -175,7 +175,7 @@ def test_compare_baseline_says_slower_with_an_interval_excluding_zero_and_fails_
     # Allowed more than the change: the verdict stays "slower" but the command passes.
     assert compare_cli("--baseline", base, slow, "--fail-if-slower", "80%", "--html", tmp_path / "c.html").returncode == 0
     # --phase names another phase: session start (a fixed 20 ms on both servers) did not change.
-    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10", "--phase", "session_start_ms",
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10%", "--phase", "session_start_ms",
                        "--html", tmp_path / "c.html").returncode == 0
 
 
