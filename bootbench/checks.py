@@ -1,7 +1,7 @@
 """Pass/fail checks on a run's final statistics, for CI: parse ``--check`` expressions and evaluate them.
 
 A check is ``PHASE:STAT OP VALUE`` (``first_response_ms:p95 <= 800``),
-``success_rate OP VALUE`` (``success_rate >= 95%`` or ``>= 0.95``) or
+``success_rate OP VALUE`` (``success_rate >= 95%`` or ``>= 0.95``: a share, as :mod:`bootbench.shares` reads it) or
 ``capacity OP K`` (the users a load-levels run sustained; "no data" until a
 run records ``metrics["capacity"]["users"]``). OP is one of ``< <= > >=``;
 whitespace is allowed anywhere between the parts. :func:`parse_check` turns
@@ -23,6 +23,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from bootbench import shares
 from bootbench.errors import EXIT_CODE, UserError
 from bootbench.views.text import format_count, format_ms, format_rate
 
@@ -173,10 +174,12 @@ def parse_check(expr: str, phases: Sequence[str] | None = None) -> Check:
         return Check(text, phase, stat, op, threshold)
     if subject == SUCCESS_RATE:
         number, unit = _number(where, match["value"], ("%",))
-        threshold = number / 100 if unit == "%" else number
+        try:
+            threshold = shares.fraction(number, unit == "%")  # the one convention of shares (bootbench.shares)
+        except shares.ShareError as exc:
+            raise CheckError(f"{where}: {exc}.") from None
         if threshold > 1:
-            raise CheckError(f"{where}: a success rate is a fraction from 0 to 1 (0.95) or a percentage "
-                             f"up to 100% (95%).")
+            raise CheckError(f"{where}: a success rate is at most 100%; write it as {shares.convention(0.95)}.")
         return Check(text, None, SUCCESS_RATE, op, threshold)
     if subject == CAPACITY:
         return Check(text, None, CAPACITY, op, _threshold(where, match["value"], None))

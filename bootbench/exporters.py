@@ -220,8 +220,13 @@ def write_metrics(folder: Path, metrics: dict[str, Any], samples: Sequence[Sampl
     metrics = finite_or_null(metrics, "metrics.json")
     text = redact(json.dumps(metrics, indent=2, allow_nan=False))
     (folder / "metrics.json").write_text(text + "\n", encoding="utf-8")
-    summary_frame(metrics["summary"], metrics.get("levels")).to_csv(folder / "summary.csv", index=False)
-    samples_frame(samples).to_csv(folder / "samples.csv", index=False)
+    # each CSV file on its own: a failure in one (a bug) is logged and costs neither the other nor report.html
+    for name, frame in (("summary.csv", lambda: summary_frame(metrics["summary"], metrics.get("levels"))),
+                        ("samples.csv", lambda: samples_frame(samples))):
+        try:
+            frame().to_csv(folder / name, index=False)
+        except Exception:
+            log.exception("%s could not be written; metrics.json holds the same numbers", name)
 
 
 def finite_or_null(value: Any, where: str = "the results") -> Any:
@@ -260,7 +265,7 @@ def summary_frame(summary: dict[str, Any], levels: Sequence[dict[str, Any]] | No
     for level in levels or ():
         rows += _summary_rows(level, level["users"])
     frame = pd.DataFrame(rows)
-    frame["level"] = frame["level"].astype("Int64")  # whole numbers, empty on whole-run rows
+    frame["level"] = whole_numbers(frame["level"])  # empty on whole-run rows
     in_ms = [c for c in frame.columns
              if c not in ("level", "phase", "count", "iterations", "successes", "failures", "success_rate")]
     return frame.round({**{c: CSV_DECIMALS for c in in_ms}, "success_rate": 6})
@@ -279,6 +284,18 @@ def _summary_rows(summary: dict[str, Any], level: int | None) -> list[dict[str, 
     return rows
 
 
+def whole_numbers(column: pd.Series) -> pd.Series:
+    """A column of whole numbers (or None) as pandas' nullable Int64; as Python ints when one is beyond 64 bits.
+
+    Int64 prints ``4`` where a float column would print ``4.0``; a number it
+    cannot hold (OverflowError) is written with every digit, as metrics.json has it.
+    """
+    try:
+        return column.astype("Int64")
+    except (OverflowError, TypeError, ValueError):
+        return column.astype(object)
+
+
 def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv).
 
@@ -293,7 +310,7 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     columns = [f for f in SAMPLE_FIELDS if multi_turn or f not in MULTI_TURN_FIELDS]
     frame = pd.DataFrame([vars(s) for s in ordered], columns=columns)
     frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
-    frame["level"] = frame["level"].astype("Int64")  # a sweep level's users; empty outside a sweep
+    frame["level"] = whole_numbers(frame["level"])  # a sweep level's users; empty outside a sweep
     timings = list(PHASES)
     if multi_turn:
         frame = frame.drop(columns="turns")

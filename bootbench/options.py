@@ -21,17 +21,19 @@ import argparse
 import functools
 import ipaddress
 import math
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from bootbench import providers
 from bootbench.audible import DEFAULT_AUDIBLE_DBFS
-from bootbench.checks import CheckError, expressions, parse_checks
+from bootbench.argv import keep_dash_values
+from bootbench.checks import CAPACITY, CheckError, expressions, parse_checks
 from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
-from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
 from bootbench.stimuli import ClipSet, load_clips
 
@@ -49,6 +51,13 @@ AUDIBLE_DBFS_RANGE = (-120.0, 0.0)
 """``--audible-dbfs`` lies in [-120, 0): below -120 dBFS is under PCM16's own noise floor, 0 is full scale."""
 DEFAULT_SWEEP_TOLERANCE = 1.5
 """See :mod:`bootbench.levels` for why 1.5."""
+MAX_TURNS = 50
+MAX_TURNS_WHY = ("Gemini Live ends a connection after about 10 minutes, and a turn (a clip, its reply, the pause "
+                 "before the next) takes about 12 s")
+"""``--turns`` is bounded by the shortest session a provider documents: Gemini Live closes a connection after about
+10 minutes (OpenAI Realtime sessions last 30 minutes or more), and a turn of the 4 s speech clip, a reply of a few seconds and
+the reply gap takes about 12 s, so 50 turns fill one connection. A session cut short loses its warm turns (and an
+iteration of 10000 turns would take more than a day)."""
 LOOPBACK_KEY = "bootbench-reference"
 """The key sent to a reference server on this machine when no key is configured (not a secret)."""
 HELP_GROUP = "bootbench options"
@@ -75,14 +84,19 @@ class Range:
     high: float = math.inf
     high_open: bool = False
     """``high`` itself is outside."""
+    low_open: bool = False
+    """``low`` itself is outside."""
     positive: str = ""
     below: str = ""
+    above: str = ""
+    """Why ``high`` is the bound, appended to the refusal of a value above it."""
     refusal: str = ""
 
     def check(self, flag: str, value: float) -> None:
         """Raise :class:`ConfigError` unless ``value`` lies in the range."""
         shown = str(value) if isinstance(value, int) else f"{value:g}"
-        inside = self.low <= value and (value < self.high if self.high_open else value <= self.high)
+        inside = ((self.low < value if self.low_open else self.low <= value)
+                  and (value < self.high if self.high_open else value <= self.high))
         if self.refusal:
             if not (math.isfinite(value) and inside):
                 raise ConfigError(f"{flag} {self.refusal}, not {shown}")
@@ -96,7 +110,8 @@ class Range:
                 raise ConfigError(f"{flag} {self.below}, not {shown}")
             raise ConfigError(f"{flag} cannot be {'negative' if self.low == 0 else f'below {self.low:g}'} ({shown})")
         if not inside:
-            raise ConfigError(f"{flag} must be at most {self.high:.10g}, not {value:.10g}")
+            why = f": {self.above}" if self.above else ""
+            raise ConfigError(f"{flag} must be at most {self.high:.10g}, not {value:.10g}{why}")
 
 
 def none_when_empty(value: Any) -> Any:
@@ -174,7 +189,9 @@ class Option:
 
 def parse_levels(text: str) -> tuple[int, ...]:
     """The levels of ``--sweep``: positive, strictly increasing user counts; raises :class:`ConfigError`."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 1 and not all(parts):  # "1,,2" or "1,2,4,": a level lost to a typo (or an unset variable)
+        raise ConfigError(f"--sweep has an empty level in {text!r}: write the users of each level, like 1,2,4,8")
     try:
         levels = tuple(int(p) for p in parts)
     except ValueError:
@@ -217,6 +234,9 @@ def _ca_bundle(path: str) -> str:
 
 
 def _checks(values: tuple[str, ...]) -> tuple[Any, ...]:
+    if any(not expressions(value) for value in values):  # --check "$GATE" with GATE unset: the gate would go
+        raise ConfigError("empty --check: it names no check (is a variable unset?); give an expression like "
+                          "first_response_ms:p95<=800, or leave --check out")
     try:
         return tuple(parse_checks(expressions(values)))
     except CheckError as exc:
@@ -285,13 +305,14 @@ OPTIONS: tuple[Option, ...] = (
            help="Concurrency sweep: comma-separated numbers of users (e.g. 1,2,4,8), run one level "
                 "after another, -i iterations each, in rounds of calls that start at once; -u is "
                 "ignored. Reports the capacity: the highest level within --sweep-tolerance. Default: no sweep."),
-    Option(("--sweep-tolerance",), float, DEFAULT_SWEEP_TOLERANCE, range=Range(), web_ui=False,
+    Option(("--sweep-tolerance",), float, DEFAULT_SWEEP_TOLERANCE, web_ui=False,
+           range=Range(low=1.0, low_open=True, refusal="must be a factor above 1"),
            help="A sweep level is within capacity while its cold-start p95 is at most this many times "
                 f"the lowest level's (and 99 %% of its calls succeed). Default {DEFAULT_SWEEP_TOLERANCE:g}."),
-    Option(("--turns",), int, 1, range=Range(low=1, below="must be at least 1"),
+    Option(("--turns",), int, 1, range=Range(low=1, high=MAX_TURNS, below="must be at least 1", above=MAX_TURNS_WHY),
            help="Turns per session: turn 1 is the cold one; turns 2..N are sent in the same session, "
                 "each after the previous reply has ended, to measure warm latency and the cold "
-                "penalty. Default 1 (no warm turns)."),
+                 f"penalty (at most {MAX_TURNS}). Default 1 (no warm turns)."),
     Option(("--reply-gap-ms",), float, DEFAULT_REPLY_GAP_MS,
            range=Range(MIN_REPLY_GAP_MS, 60_000.0, positive="ms",
                        below=f"must be at least {MIN_REPLY_GAP_MS:g} ms, twice the longest chunk spacing of real "
@@ -335,6 +356,8 @@ def add_arguments(parser: Any) -> None:
         action = group.add_argument(*option.flags, **kwargs)
         action.include_in_web_ui = option.web_ui
         action.is_secret = action.is_required = action.is_multiple = False
+    keep_dash_values(parser, [flag for option in OPTIONS if option.kind is not bool for flag in option.flags],
+                     lambda: sys.argv[1:])
     bind_to_loopback_by_default(parser)
 
 
@@ -446,8 +469,7 @@ def resolve(options: Any, host: str | None) -> Settings:
     if values["sweep"].strip():
         if values["iterations"] == 0:
             raise ConfigError("--sweep needs -i, the number of iterations of each level (not 0)")
-        if not values["sweep_tolerance"] > 1:
-            raise ConfigError(f"--sweep-tolerance must be a factor above 1, not {values['sweep_tolerance']:g}")
+    check_measurable(values["checks"], sweep=bool(values["sweep"].strip()), turns=values["turns"])
     host = (host or "").strip()
     provider = values["provider"] = values["provider"].strip().lower() or providers.infer(host)
     if provider not in providers.NAMES:
@@ -459,9 +481,24 @@ def resolve(options: Any, host: str | None) -> Settings:
     if turn == "vad" and values["trailing_silence_ms"] < driver.vad_silence_ms:
         raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
                           f"{provider} (its voice activity detection ends a turn after that much silence)")
+    gap_ms, timeout = values["reply_gap_ms"], values["timeout"]
+    if values["turns"] > 1 and driver.ends_reply_by_gap and gap_ms >= timeout * 1000:
+        raise ConfigError(f"--reply-gap-ms {gap_ms:g} is not below --timeout {timeout:g} s: with --turns above 1 an "
+                          f"{provider} reply ends only after that much quiet, and each reply must end within "
+                          f"--timeout; give a gap below {timeout * 1000:g} ms (default {DEFAULT_REPLY_GAP_MS:g})")
     values["model"] = values["model"] or driver.default_model
     values["voice"] = values["voice"].strip() or driver.default_voice
     return Settings(target=host, embedded_server=not host, values=values)
+
+
+def check_measurable(checks: Sequence[Any], *, sweep: bool, turns: int) -> None:
+    """Raise :class:`ConfigError` for a ``--check`` the run can never measure (it could only fail "no data" at the end)."""
+    for check in checks:
+        if check.stat == CAPACITY and not sweep:
+            raise ConfigError(f"--check {check.expr!r} needs --sweep: only a sweep measures a capacity")
+        if check.phase in TURN_PHASES and turns < 2:
+            raise ConfigError(f"--check {check.expr!r} needs --turns 2 or more: with one turn per session "
+                              f"there is no warm turn to measure")
 
 
 def with_form(options: Any, form: Any) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 :func:`check` is everything the command line is checked for (the options,
 through :func:`bootbench.options.resolve`, then the host URL, Locust's own
-options, the results folder, the audio files, the pace against the timeout
+options, the sweep's largest level, the results folder, the audio files, the pace against the timeout
 and the API key); :func:`check_web_run` the same for a run the web UI's start
 form asks for. Both raise a :class:`~bootbench.errors.UserError` subclass
 (:class:`~bootbench.options.ConfigError`, :class:`~bootbench.audio.AudioError`)
@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from bootbench import providers
 from bootbench.options import ConfigError, Settings, resolve
+from bootbench.run import master_watch, sweep
 from bootbench.stimuli import ClipSet
 
 log = logging.getLogger("bootbench")
@@ -53,6 +54,7 @@ def check(options: Any, host: str | None) -> Checked:
         settings = resolve(options, host)
         log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
     check_locust_options(options)
+    check_sweep(settings, options)
     check_results_dir(settings.results_dir)
     clips = settings.clips()
     check_pace(settings, clips)
@@ -60,12 +62,15 @@ def check(options: Any, host: str | None) -> Checked:
     return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
 
 
-def check_web_run(options: Any, host: str | None) -> Settings:
+def check_web_run(options: Any, host: str | None, users: str | None = None) -> Settings:
     """Everything :func:`check` checks of bootbench's input, for a run the web UI is about to start.
 
-    Locust checks its own form fields (the user count) itself; raises a UserError subclass.
+    ``users`` is the form's user count (Locust checks that it is a number;
+    bootbench, as for ``-u``, that it starts a user). Raises a UserError subclass.
     """
     settings = resolve(options, _host(host))
+    check_web_users(users, settings)
+    check_sweep(settings, options)
     check_results_dir(settings.results_dir)
     check_pace(settings, settings.clips())
     settings.api_key(required=True)
@@ -92,6 +97,36 @@ def check_locust_options(options: Any) -> None:
         raise ConfigError(f"-u/--users cannot be negative ({users})")
     if users == 0 and starts_at_once:
         raise ConfigError("-u 0 starts no user, so the run would never make progress; give -u 1 or more")
+
+
+def check_sweep(settings: Settings, options: Any) -> None:
+    """Raise :class:`ConfigError` for a ``--sweep`` level no run can start (:func:`bootbench.run.sweep.level_refusal`).
+
+    Users run on workers with ``--processes`` or ``--master``, and a worker's
+    user waits for its ticket ``--master-silence-s`` + 5 s; in one process, 60 s.
+    """
+    levels = settings.sweep_levels()
+    if not levels:
+        return
+    on_worker = bool(getattr(options, "master", False) or getattr(options, "processes", None))
+    wait = master_watch.ticket_wait_s(on_worker=on_worker, silence_s=settings.master_silence_s)
+    reason = (f" (--master-silence-s {settings.master_silence_s:g} + {master_watch.TICKET_SLACK:g} on a worker)"
+              if on_worker else "")
+    refusal = sweep.level_refusal(levels, wait, reason)
+    if refusal is not None:
+        raise ConfigError(refusal + ("; raise --master-silence-s for larger levels" if on_worker else ""))
+
+
+def check_web_users(users: str | None, settings: Settings) -> None:
+    """Raise :class:`ConfigError` for a web UI start of no user (``-u 0``'s refusal); a sweep sets its own users."""
+    if users is None or settings.sweep_levels():
+        return
+    try:
+        count = int(str(users).strip())
+    except ValueError:
+        return  # not a number: Locust's own handler refuses it
+    if count < 1:
+        raise ConfigError(f"{count} users start no user, so the run would never make progress; give 1 user or more")
 
 
 def check_pace(settings: Settings, clips: ClipSet) -> None:

@@ -30,6 +30,8 @@ class ErrorKind(StrEnum):
     SEND_FAILED = "send_failed"
     REPLY_TIMEOUT = "reply_timeout"
     """``--turns`` > 1: a reply did not end (end event, or Aivoco's ``--reply-gap-ms`` of quiet) within ``--timeout``."""
+    INTERRUPTED = "interrupted"
+    """``--turns`` > 1: the run stopped during a warm turn; the sample keeps the turns the session completed."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
+from gevent import GreenletExit
 from locust import User, task
 from locust.exception import StopUser
 
@@ -39,7 +40,7 @@ FAILED_PHASE_BY_STEP = {
     "start": "session_start_ms",
     "send": "first_response_ms",
     "audio": "first_response_ms",
-    "reply": "warm_input_to_audio_ms",
+    "reply": "input_to_audio_ms",  # turn 1's reply: turn 1's own input-to-audio phase
     "warm": "warm_input_to_audio_ms",
 }
 """The phase a failed cycle's Locust failure event is named after, by the step that failed."""
@@ -102,6 +103,8 @@ class BootUser(User):
         finally:
             if not recorded:  # Locust stopped this user mid-cycle: the ticket will never finish
                 messages.give_up_ticket(self.environment, iteration)
+        if sample.error_kind == ErrorKind.INTERRUPTED:  # its completed turns are recorded: now let Locust stop it
+            raise GreenletExit()
 
     def _run_cycle(self, iteration: int, ctx: RunContext) -> tuple[Sample, str | None]:
         """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
@@ -148,18 +151,28 @@ class BootUser(User):
                     raise CycleError(exc.kind, f"turn {len(warm) + 1}: {exc.message}") from None
         except CycleError as exc:
             error = exc
+        except GreenletExit:
+            # Locust is stopping this user (the run was stopped): a session that completed turn 1 keeps the
+            # turns it completed, as a sample marked interrupted (cycle() ships it, then lets the user go).
+            if step != "warm":
+                raise
+            warm = [turn for turn in warm if turn.reply_end is not None]
+            error = CycleError(ErrorKind.INTERRUPTED, f"the run stopped during turn {len(warm) + 2} of "
+                                                      f"{ctx.settings.turns}; the {len(warm) + 1} turns it "
+                                                      f"completed are kept")
+        interrupted = error is not None and error.kind == ErrorKind.INTERRUPTED
         # Stop / close / reconnect: a started session is always stopped (the service frees it). The
         # connection is closed when every cycle connects anew, or when it is broken; a broken one is
         # not reopened ahead (the next cycle reconnects, timed, after a backoff). A connection
         # gone for another reason (the service closed it after the session) is reopened ahead,
-        # outside the next cycle's timing.
-        if step != "connect":
+        # outside the next cycle's timing. A user being stopped only closes it (on_stop), at once.
+        if step != "connect" and not interrupted:
             self.driver.stop(timeline)
         connection_trouble = error is not None and error.kind in RECONNECT_KINDS
         if ctx.settings.connect_per_call or connection_trouble:
             self.driver.close()
         self._set_backoff(error)
-        if not connection_trouble and not ctx.settings.connect_per_call and not self.driver.connected:
+        if not (connection_trouble or interrupted) and not ctx.settings.connect_per_call and not self.driver.connected:
             self._connect_ahead()
         if error is not None:
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)
@@ -198,6 +211,7 @@ class BootUser(User):
         for number in range(2, ctx.settings.turns + 1):
             turn = Timeline()
             warm.append(turn)
+            messages.report_turn(self.environment, iteration, number)
             self.driver.next_turn()
             self.driver.use_clip(ctx.clips.clip_for(iteration + number - 1))
             deadline = time.perf_counter_ns() + int(timeout * 1e9)

@@ -135,7 +135,7 @@ def test_every_number_option_has_a_range_in_its_row():
     assert all(o.range is not None for o in numbers), [o.name for o in numbers if o.range is None]
     assert {o.name: (o.range.low, o.range.high) for o in numbers if o.range.high < math.inf} == {
         "timeout": (0, 3600), "audible_dbfs": (-120, 0), "trailing_silence_ms": (0, 60_000),
-        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (200, 60_000)}
+        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (200, 60_000), "turns": (1, 50)}
 
 
 @pytest.mark.parametrize("args, sentence", [

@@ -113,7 +113,7 @@ def test_fail_if_slower_names_the_run_and_how_much():
     assert slower_than_allowed(faster, 0.0, run="a", baseline="b") is None
 
 
-@pytest.mark.parametrize("text, pct", [("10%", 10.0), (" 2.5 % ", 2.5), ("10", 10.0), ("0", 0.0)])
+@pytest.mark.parametrize("text, pct", [("10%", 10.0), (" 2.5 % ", 2.5), ("0.1", 10.0), ("0", 0.0)])
 def test_percentages_parse(text, pct):
     assert parse_percent(text) == pct
 
@@ -122,6 +122,12 @@ def test_percentages_parse(text, pct):
 def test_bad_percentages_say_one_sentence(text):
     with pytest.raises(RegressionError, match=r"^--fail-if-slower expects a non-negative percentage such as 10%, "):
         parse_percent(text)
+
+
+def test_a_bare_10_is_no_longer_10_percent_but_refused_as_ambiguous():
+    """Issue 20 item 15: "10" was read as 10 %, while success_rate>=0.95 reads a bare number as a fraction."""
+    with pytest.raises(RegressionError, match=r"^--fail-if-slower 10 is ambiguous \(10% or 1000%\?\)"):
+        parse_percent("10")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +196,7 @@ def test_compare_baseline_says_slower_with_an_interval_excluding_zero_and_fails_
     # Allowed more than the change: the verdict stays "slower" but the command passes.
     assert compare_cli("--baseline", base, slow, "--fail-if-slower", "80%", "--html", tmp_path / "c.html").returncode == 0
     # --phase names another phase: session start (a fixed 20 ms on both servers) did not change.
-    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10", "--phase", "session_start_ms",
+    assert compare_cli("--baseline", base, slow, "--fail-if-slower", "10%", "--phase", "session_start_ms",
                        "--html", tmp_path / "c.html").returncode == 0
 
 

@@ -305,6 +305,18 @@ def test_peak_users_and_users_active_record_the_concurrency_that_ran_with_a_warn
     assert "before all 50 users had started" in warning and "at most 3" in warning
 
 
+def test_a_sweep_that_never_had_all_its_users_warns_with_the_rate_the_sweep_spawned_at(tmp_path):
+    """A sweep ramps at its own rate (bootbench.run.sweep.SPAWN_RATE), whatever Locust's -r says."""
+    from bootbench.run.sweep import Sweep
+
+    run = MasterRun(settings=settings(iterations=2, sweep="1,40", results_dir=str(tmp_path)),
+                    recorder=RunRecorder(tmp_path, "aivoco"), end=lambda: None, sweep=Sweep((1, 40), 2), users=40,
+                    locust_options={"spawn_rate": 1})
+    run.note_users(7)
+    (warning,) = run.close()["run"]["warnings"]
+    assert warning == "the run ended before all 40 users had started: at most 7 ran at once (spawn rate 100/s)"
+
+
 def test_no_concurrency_warning_when_every_user_ran(new_run):
     run = new_run(iterations=1)
     run.users = 2

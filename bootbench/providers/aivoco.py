@@ -51,6 +51,7 @@ class AivocoDriver(Driver):
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
+    ends_reply_by_gap = True
     default_voice = "female"
 
     def __init__(self, config, stimulus) -> None:
@@ -148,7 +149,9 @@ class AivocoDriver(Driver):
             if now >= deadline_ns:
                 break
             time.sleep((min(wake, deadline_ns) - now) / 1e9)
-        session.await_reply_end(timeline, deadline_ns, self.config.timeout)
+        session.await_reply_end(timeline, deadline_ns, self.config.timeout,
+                                f" (an aivoco reply ends after --reply-gap-ms {self.config.reply_gap_ms:g} ms "
+                                f"without audio_response)")
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         session = self._session

@@ -163,10 +163,13 @@ class SessionState:
         timeline.first_audible = found.play_ns if found is not None else None
         timeline.greeting = self.greeting_ns
 
-    def await_reply_end(self, timeline: Timeline, deadline_ns: int, limit_s: float) -> None:
-        """Block until the current turn's reply has ended; sets ``timeline.reply_end`` or raises why it did not."""
+    def await_reply_end(self, timeline: Timeline, deadline_ns: int, limit_s: float, hint: str = "") -> None:
+        """Block until the current turn's reply has ended; sets ``timeline.reply_end`` or raises why it did not.
+
+        ``hint`` is appended to a timeout's message (how the driver knows a reply has ended).
+        """
         if not self.reply_ended.wait(remaining(deadline_ns)):
-            self.fail(ErrorKind.REPLY_TIMEOUT, f"the reply did not end within {limit_s:g} s")
+            self.fail(ErrorKind.REPLY_TIMEOUT, f"the reply did not end within {limit_s:g} s{hint}")
         if self.reply_end_ns is not None and self.between_turns:
             timeline.reply_end = self.reply_end_ns
             return
@@ -232,6 +235,8 @@ class Driver(ABC):
     """The voice sent when none is configured (what metrics.json records as ``run.voice`` then)."""
     turn_modes: tuple[str, ...] = ("vad",)
     vad_silence_ms: float = 0.0
+    ends_reply_by_gap: bool = False
+    """The protocol has no end-of-reply event: a reply ends after ``reply_gap_ms`` of quiet (``--reply-gap-ms``)."""
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
 
     def __init__(self, config: DriverConfig, clips: ClipSet | Stimulus) -> None:

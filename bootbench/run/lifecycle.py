@@ -80,8 +80,8 @@ def open_run(harness: Harness) -> MasterRun:
              redacted_url(settings.target), planned,
              run.recorder.folder)
     harness.watcher = workers.watch(runner, run, lambda: harness.current is run)
-    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline, level=run.level_label,
-                                       ended=lambda: run.ended)
+    harness.progress = (progress.start(run.samples, run.planned, headline=settings.headline,
+                                       level=run.progress_label, ended=lambda: run.ended)
                         if getattr(opts, "headless", False) else None)
     return run
 
@@ -106,7 +106,7 @@ def check_web_run(harness: Harness, form: Mapping[str, str]) -> str | None:
     if host and host == harness.embedded.url():
         host = ""
     try:
-        preflight.check_web_run(options.with_form(environment.parsed_options, form), host)
+        preflight.check_web_run(options.with_form(environment.parsed_options, form), host, form.get("user_count"))
     except UserError as exc:
         return str(exc)
     return None

@@ -24,8 +24,8 @@ from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
-from bootbench.run.sweep import Sweep
-from bootbench.samples import Sample
+from bootbench.run.sweep import SPAWN_RATE, Sweep
+from bootbench.samples import ErrorKind, Sample
 from bootbench.stats import answered_before_input_end
 
 log = logging.getLogger("bootbench")
@@ -72,6 +72,8 @@ class MasterRun:
     _missing: set[str] = field(default_factory=set)
     sweep: Sweep | None = None
     """The levels of a concurrency sweep (``--sweep``), which gate the budget; None for a plain run."""
+    turns_reached: dict[int, int] = field(default_factory=dict)
+    """With ``--turns`` > 1: the turn each session in flight has started (iteration -> turn), for the progress line."""
 
     def __post_init__(self) -> None:
         if self.sweep is None:
@@ -120,6 +122,25 @@ class MasterRun:
         """The sweep's current level for people (the progress line, the web UI tab); "" for a plain run."""
         return self.sweep.label() if self.sweep is not None else ""
 
+    def note_turn(self, worker: str, iteration: int, turn: int) -> None:
+        """``iteration``'s session on ``worker`` starts turn ``turn`` (``--turns`` > 1); kept while it is in flight."""
+        if iteration in self.budget.in_flight.get(worker, ()):
+            self.turns_reached[iteration] = turn
+
+    def turn_label(self) -> str:
+        """How far the sessions in flight are, for people: ``turn 3/10`` or ``turns 2-5/10``; "" with one turn."""
+        turns = self.settings.turns
+        in_flight = [i for held in self.budget.in_flight.values() for i in held]
+        if turns < 2 or not in_flight:
+            return ""
+        reached = [self.turns_reached.get(i, 1) for i in in_flight]
+        low, high = min(reached), max(reached)
+        return f"turn {low}/{turns}" if low == high else f"turns {low}-{high}/{turns}"
+
+    def progress_label(self) -> str:
+        """What leads the progress line: the sweep's level and how far the sessions in flight are."""
+        return ", ".join(label for label in (self.level_label(), self.turn_label()) if label)
+
     def sweep_levels(self) -> list[dict[str, Any]] | None:
         """Each level's run facts (users, duration, CPU per process) for metrics.json; None for a plain run."""
         return self.sweep.records() if self.sweep is not None else None
@@ -160,7 +181,14 @@ class MasterRun:
         return True
 
     def receive(self, worker: str, sample: Sample) -> bool:
-        """Record a finished sample; False (and not recorded) if its iteration was not in flight on ``worker``."""
+        """Record a finished sample; False (and not recorded) if its iteration was not in flight on ``worker``.
+
+        A session stopped mid-way (``interrupted``: the turns it completed) is kept once the run is stopping;
+        while the run goes, Locust only moved its user, and the iteration runs again (exactly N).
+        """
+        if sample.error_kind == ErrorKind.INTERRUPTED and not self.budget.closed:
+            self.turns_reached.pop(sample.iteration, None)
+            return self.abandon(worker, sample.iteration) and False
         if not self.budget.finish(worker, sample.iteration):
             log.warning("iteration %s from %s was not in flight; not counted twice", sample.iteration, worker)
             return False
@@ -171,6 +199,7 @@ class MasterRun:
             sample.users_active = self._users_at_grant.get(sample.iteration)
         if self.sweep is not None:
             sample.level = self.sweep.level_of(sample.iteration)
+        self.turns_reached.pop(sample.iteration, None)
         self.recorder.add(sample)
         reason = self.early_stop.reason_to_stop(sample, self.live_workers() if self.live_workers else None)
         if reason and not self.aborted:
@@ -297,7 +326,8 @@ class MasterRun:
     def _warn_about_concurrency(self) -> None:
         """Warn when the run ended before all requested users had started (lost workers have ``workers_lost``)."""
         if self.users and 0 < self.peak_users < self.users:
-            rate = self.locust_options.get("spawn_rate")
+            # a sweep ramps at its own rate, whatever Locust's -r says
+            rate = SPAWN_RATE if self.sweep is not None else self.locust_options.get("spawn_rate")
             self.warnings.append(
                 f"the run ended before all {self.users} users had started: at most {self.peak_users} ran at once"
                 + (f" (spawn rate {rate:g}/s)" if isinstance(rate, (int, float)) else ""))

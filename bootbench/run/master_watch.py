@@ -43,9 +43,12 @@ def ticket_wait(runner: Any, silence_s: float) -> float:
     Only a worker waits on the network, ``silence_s`` (``--master-silence-s``)
     + :data:`TICKET_SLACK`; a local runner answers at once (LOCAL_TICKET_WAIT is a backstop).
     """
-    if not isinstance(runner, WorkerRunner):
-        return LOCAL_TICKET_WAIT
-    return silence_s + TICKET_SLACK
+    return ticket_wait_s(on_worker=isinstance(runner, WorkerRunner), silence_s=silence_s)
+
+
+def ticket_wait_s(*, on_worker: bool, silence_s: float) -> float:
+    """:func:`ticket_wait` for a user on a worker (``on_worker``) or in the local process, before any runner exists."""
+    return silence_s + TICKET_SLACK if on_worker else LOCAL_TICKET_WAIT
 
 
 @dataclass(eq=False)

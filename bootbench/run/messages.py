@@ -11,6 +11,8 @@
 - flush / flushed: at the end of a distributed run the master asks every
   worker to confirm that all it sent has arrived (Locust stops listening
   0.5 s after quitting otherwise: docs/locust.md, section 2);
+- turn: with ``--turns`` > 1, a user starts a warm turn of its session (the
+  progress line shows how far the sessions in flight are);
 - in a sweep: a ticket request the sweep's gate holds back is answered when
   its round starts (:func:`release`); a ticket that arrives for a request
   no user waits for any more is returned; at each level's edges the master
@@ -49,6 +51,7 @@ MSG_FLUSHED = "bootbench_flushed"
 MSG_RETURN = "bootbench_ticket_return"
 MSG_LEVEL = "bootbench_level"
 MSG_LEVEL_CPU = "bootbench_level_cpu"
+MSG_TURN = "bootbench_turn"
 
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
@@ -107,7 +110,13 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
             data = msg.data
             run.sweep.note_cpu(msg.node_id, data["index"], data["edge"], data["cpu_s"], data["wall_s"])
 
+    def turn(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None:
+            run.note_turn(msg.node_id, msg.data["iteration"], msg.data["turn"])
+
     runner.register_message(MSG_TICKET_REQUEST, grant)
+    runner.register_message(MSG_TURN, turn)
     runner.register_message(MSG_RETURN, returned)
     runner.register_message(MSG_LEVEL_CPU, level_cpu)
     runner.register_message(MSG_SAMPLES, samples)
@@ -213,6 +222,14 @@ def ship_sample(environment: Any, sample: Sample) -> None:
     """Send a finished sample to the master (from a worker: in order, at once)."""
     runner = environment.runner
     runner.send_message(MSG_SAMPLES, [_sample_to_message(runner, sample)])
+
+
+def report_turn(environment: Any, iteration: int, turn: int) -> None:
+    """Tell the master that ``iteration``'s session starts turn ``turn`` (for the progress line only)."""
+    try:
+        environment.runner.send_message(MSG_TURN, {"iteration": iteration, "turn": turn})
+    except Exception:  # noqa: BLE001 - progress only: a lost message costs nothing measured
+        log.debug("could not report turn %s of iteration %s", turn, iteration, exc_info=True)
 
 
 def give_up_ticket(environment: Any, iteration: int) -> None:

@@ -25,14 +25,12 @@ from locust import LoadTestShape
 from locust.runners import STATE_RUNNING
 
 from bootbench.run import harness, messages
-from bootbench.run.sweep import FINISHED
+from bootbench.run.sweep import FINISHED, SPAWN_RATE
 
 log = logging.getLogger("bootbench")
 
 POLL = 0.01
 """Seconds between two looks at the sweep while a level runs."""
-SPAWN_RATE = 100.0
-"""Users started per second when a level ramps up (Locust warns above 100); a round waits for all of them anyway."""
 
 
 class SweepShape(LoadTestShape):

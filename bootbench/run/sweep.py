@@ -26,6 +26,35 @@ from bootbench.run.budget import IterationBudget
 from bootbench.views.text import counted, users_text
 
 SPAWNING, RUNNING, FINISHED = "spawning", "running", "finished"
+SPAWN_RATE = 100.0
+"""Users started per second when a level ramps up (Locust warns above 100); a round waits for all of them anyway."""
+START_MARGIN = 2.0
+"""A level must be able to start in half the time its first user waits for a ticket: a machine busy with the
+connections of the users already started spawns below the nominal rate (86/s measured at 2000 users on 2 busy cores)."""
+
+
+def largest_level(ticket_wait_s: float) -> int:
+    """The most users a level can have and still start (see :func:`level_refusal`)."""
+    return int(SPAWN_RATE * ticket_wait_s / START_MARGIN)
+
+
+def level_refusal(levels: tuple[int, ...], ticket_wait_s: float, wait_reason: str = "") -> str | None:
+    """Why a sweep with ``levels`` could never start its largest level, or None when every level can start.
+
+    A level opens only once all its users run, and they start at
+    :data:`SPAWN_RATE`; the first of them asks for a ticket at once and gives
+    up after ``ticket_wait_s`` (its user stops, so the level never has all its
+    users and the run never ends). ``wait_reason`` says where the wait comes
+    from, when it is not the fixed local wait.
+    """
+    largest = largest_level(ticket_wait_s)
+    level = max(levels)
+    if level <= largest:
+        return None
+    return (f"--sweep level {level} can never start: a level's users start at {SPAWN_RATE:g} per second and the "
+            f"first of them stops waiting for its round after {ticket_wait_s:g} s{wait_reason}, so a level can have "
+            f"at most {largest} users (half of what {ticket_wait_s:g} s at {SPAWN_RATE:g}/s would start, for a "
+            f"machine that starts them slower)")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from bootbench.argv import join_dash_values
 from bootbench.checks import CHECK_FAILED_EXIT
 from bootbench.errors import EXIT_CODE, UserError
 from bootbench.samples import HEADLINE, PHASES
@@ -27,6 +28,8 @@ from bootbench.views.load import METRICS_FILE, load_metrics
 from bootbench.views.report import write_report
 
 USER_ERROR = EXIT_CODE
+VALUE_FLAGS = ("--fail-if-slower",)
+"""The flags whose value may start with a dash (a number): kept with the flag, so its own check refuses it."""
 __all__ = ["USER_ERROR", "UserError", "build_parser", "main", "options_help"]  # UserError: bootbench.errors'
 
 
@@ -68,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "median and p95 with bootstrap 95%% intervals, Mann-Whitney p, a verdict")
     compare_command.add_argument("--fail-if-slower", metavar="PCT",
                                  help="with --baseline: exit 3 when a run's median is significantly slower than the "
-                                      "baseline's by more than PCT (e.g. 10%%)")
+                                      "baseline's by more than PCT (10%% or 0.1; a bare number above 1 is refused)")
     compare_command.add_argument("--phase", metavar="PHASE",
                                  help=f"the phase --fail-if-slower looks at (default {HEADLINE}; one of "
                                       f"{', '.join(PHASES)})")
@@ -88,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     The ``bootbench`` console script (and ``python -m bootbench.views.cli``) exits with it.
     """
     try:
-        try:
-            args = build_parser().parse_args(argv)
+        try:  # "--fail-if-slower -5%": the value, not an unknown option (bootbench.argv)
+            args = build_parser().parse_args(join_dash_values(sys.argv[1:] if argv is None else argv,
+                                                              VALUE_FLAGS))
         except SystemExit as done:  # argparse exits after printing --help
             return int(done.code or 0)
         return args.handler(args)

@@ -30,8 +30,9 @@ def start(samples: Sequence[Sample], planned: int, interval: float = INTERVAL,
           ended: Callable[[], bool] = lambda: False) -> gevent.Greenlet:
     """Log a progress line about ``samples`` (the run's live list), led by ``headline``, every ``interval`` s.
 
-    ``level`` names a sweep's current level (a line then starts with it). Lines stop once ``ended()``:
-    the run is over as soon as its last iteration is accounted for, while Locust still winds down.
+    ``level`` leads the line: a sweep's current level, the turn the sessions in flight reached
+    (:meth:`bootbench.run.master.MasterRun.progress_label`). Lines stop once ``ended()``: the run is over
+    as soon as its last iteration is accounted for, while Locust still winds down.
     """
     return gevent.spawn(_report_every, samples, planned, interval, headline, level, ended)
 

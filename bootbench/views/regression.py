@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from bootbench import shares
 from bootbench.errors import UserError
 from bootbench.samples import HEADLINE
 from bootbench.stats import BOOTSTRAP_MIN_VALUES, BOOTSTRAP_RESAMPLES, finite
@@ -150,11 +151,20 @@ def compare_metrics(baseline: Mapping[str, Any], candidate: Mapping[str, Any], p
 
 
 def parse_percent(text: str) -> float:
-    """``--fail-if-slower``'s value (``10%``, ``10 %`` or ``10``) as a number of percent; one sentence if invalid."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%?\s*", str(text))
+    """``--fail-if-slower``'s value as a number of percent: a share (``10%``, ``10 %`` or ``0.1``; :mod:`bootbench.shares`).
+
+    One sentence if invalid; a bare number above 1 is refused as ambiguous.
+    """
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(%?)\s*", str(text))
     if match is None:
-        raise RegressionError(f"--fail-if-slower expects a non-negative percentage such as 10%, not {text!r}.")
-    return float(match[1])
+        raise RegressionError(f"--fail-if-slower expects a non-negative percentage such as 10%, not {text!r} "
+                              f"(or a fraction from 0 to 1 such as 0.1).")
+    number, percent = float(match[1]), bool(match[2])
+    try:
+        shares.fraction(number, percent)
+    except shares.ShareError as exc:
+        raise RegressionError(f"--fail-if-slower {exc}.") from None
+    return number if percent else round(number * 100, 9)  # 0.1 is 10 %, not 10.000000000000002
 
 
 def slower_than_allowed(comparison: PhaseComparison, pct: float, *, run: str, baseline: str) -> str | None:
