@@ -97,6 +97,7 @@ def test_an_answer_that_began_before_the_input_ended_is_flagged_and_left_out_of_
     assert "were answered before their input had all been sent" in (run.folder / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_the_embedded_server_answers_at_the_end_of_a_realtime_turn_and_from_the_first_message_of_a_burst(tmp_path):
     # Before: --pace realtime --audio speech against the embedded server gave input_to_audio_ms of about -3819 ms.
     with mock.patch.dict(os.environ, clean_env(), clear=True), kept_signal_handlers(), \

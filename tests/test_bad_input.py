@@ -106,6 +106,7 @@ def test_each_refusal_path_of_the_real_command_is_one_sentence_and_exit_code_2(t
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_realtime_clip_that_fits_the_timeout_is_accepted(tmp_path):
     run = bad_input_run(tmp_path, "--pace", "realtime", "--timeout", "2", "-i", "1")
     assert run.returncode == 0, run.stderr[-3000:]

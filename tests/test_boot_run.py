@@ -85,6 +85,7 @@ def test_result_files_parse_and_agree_with_each_other(shared_reference_server, t
     assert "first response: median" in run.stdout
 
 
+@pytest.mark.slow
 def test_embedded_reference_server_is_the_default_target(tmp_path):
     run = headless_run("-i", "8", results_dir=tmp_path / "r")
     assert run.exit_code == 0, run.stderr[-3000:]

@@ -188,6 +188,7 @@ def real_smoke(tmp_path_factory):
     return result, work, output
 
 
+@pytest.mark.slow
 def test_the_smoke_script_with_the_real_locust_passes_its_checks_on_the_embedded_server(real_smoke):
     """No host configured and a key in the environment: the script drops the key, the run measures the embedded
     server (not the public endpoint the key would pick), passes both checks and leaves junit.xml in its folder."""
@@ -202,6 +203,7 @@ def test_the_smoke_script_with_the_real_locust_passes_its_checks_on_the_embedded
     assert (suite.tests, suite.failures, suite.errors) == (3, 0, 0)  # the two checks and "run completed"
 
 
+@pytest.mark.slow
 def test_the_gitlab_script_runs_the_same_locust_command_and_prints_the_real_run_folder(real_smoke, tmp_path):
     """Without a host, both scripts start locust with the same arguments and without the key, so the real run
     above stands for both; the GitLab script, given that run's real output, names its folder."""

@@ -37,6 +37,7 @@ def matrix(tmp_path_factory) -> MatrixRun:
 # ---------------------------------------------------------------- each fault
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index, case", list(enumerate(CASES)), ids=[c.fault for c in CASES])
 def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matrix, index, case):
     iteration = session_of(index)
@@ -53,6 +54,7 @@ def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matrix
     assert following["anomalies"] == case.next_anomalies
 
 
+@pytest.mark.slow
 def test_stray_audio_of_an_ended_session_is_an_anomaly_never_the_next_answer(matrix):
     (index,) = [i for i, c in enumerate(CASES) if c.fault.startswith("stray")]
     after = session_of(index) + 1
@@ -245,6 +247,7 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_everything_bootbench_opens_listens_on_127_0_0_1_unless_told_otherwise(tmp_path):
     with ReferenceServer.start() as server:  # what the embedded server runs
         assert listening_addresses(server.port) == {"127.0.0.1"}

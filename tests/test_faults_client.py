@@ -14,6 +14,7 @@ import pytest
 from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
 
 
+@pytest.mark.slow
 def test_a_dead_target_stops_the_run_early_with_one_sentence(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"  # free, so nothing listens there
     started = time.monotonic()
@@ -126,6 +127,7 @@ def tls_server(tmp_path: Path):
     return listener.getsockname()[1], cert, lambda: (stop.set(), listener.close())
 
 
+@pytest.mark.slow
 def test_tls_certificates_are_verified_by_default_and_a_ca_bundle_can_be_named(tmp_path):
     port, cert, stop = tls_server(tmp_path)
     url = f"wss://127.0.0.1:{port}"

@@ -40,6 +40,7 @@ def test_importing_bootbench_imports_no_heavy_library(imports):
     assert heavy_modules_after(imports) == []
 
 
+@pytest.mark.slow
 def test_the_control_each_heavy_library_is_imported_once_used():
     """The check can tell: a summary, a comparison, a plot and a decoded, resampled file import what they need."""
     loaded = heavy_modules_after(

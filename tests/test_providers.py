@@ -27,6 +27,7 @@ def result_files(folder) -> set[str]:
     return {"boot_*.log" if p.name.startswith("boot_") else p.name for p in folder.iterdir()}
 
 
+@pytest.mark.slow
 def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
     providers = ("aivoco", "openai", "gemini")
     with ThreadPoolExecutor(len(providers)) as pool:

@@ -34,6 +34,7 @@ def every_text(run, folder: Path) -> str:
     return run.stdout + run.stderr + "".join(p.read_text(errors="replace") for p in folder.iterdir() if p.is_file())
 
 
+@pytest.mark.slow
 def test_a_host_path_is_the_socketio_prefix_and_its_query_is_never_written_out(tmp_path):
     with ReferenceServer.start(setup_delay="20", first_audio_delay="40", cold_penalty=0,
                                extra_args=["--socketio-path", "/some/prefix/socket.io/"]) as server:
@@ -50,6 +51,7 @@ def test_a_host_path_is_the_socketio_prefix_and_its_query_is_never_written_out(t
     assert f"aivoco at {server.url}/some/prefix, 2 iterations" in start
 
 
+@pytest.mark.slow
 def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_path):
     # its own server: the stray fault strikes by the server's session count
     with ReferenceServer.start(setup_delay="20", first_audio_delay="40", cold_penalty=0,
@@ -82,6 +84,7 @@ def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_p
     assert metrics["summary"]["phases"]["connect_ms"]["stdev"] is None  # one value has no spread to speak of
 
 
+@pytest.mark.slow
 def test_an_embedded_run_records_the_reference_servers_latency_model_and_seed(tmp_path):
     run = headless_run("-i", "2", "--wait-ms", "0", "--provider", "openai", results_dir=tmp_path / "results")
     assert run.exit_code == 0, run.stderr[-3000:]
@@ -103,6 +106,7 @@ def ipv6_loopback() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_an_ipv6_target_keeps_its_brackets_wherever_it_is_written(tmp_path):
     with ReferenceServer.start(host="::1", setup_delay="20", first_audio_delay="40", cold_penalty=0) as server:

@@ -168,6 +168,7 @@ def frames(traffic, path: str, sender: str) -> list:
     return [f for f in traffic["frames"] if f.path == path and f.sender == sender]
 
 
+@pytest.mark.slow
 def test_the_recorded_driver_cycles_committed_no_violation(traffic):
     assert traffic["stats"]["violations"] == 0 and traffic["stats"]["notes"] == 0
     assert traffic["stats"]["outcomes"] == {"ok": 7}

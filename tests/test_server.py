@@ -99,6 +99,7 @@ def wait_for_stats(server: ReferenceServer, timeout: float = 5.0, **expected: in
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_call_cycle_streams_reply_and_ground_truth_matches_injected_and_client_timing(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     with ReferenceServer.start(ground_truth=truth, setup_delay="30", first_audio_delay="80", cold_penalty=50,
@@ -172,6 +173,7 @@ def test_wrong_key_gets_auth_failed_and_no_key_is_ever_written(tmp_path: Path) -
     assert "auth failed: Invalid API key" in stderr
 
 
+@pytest.mark.slow
 def test_malformed_client_messages_are_counted_as_violations(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     raw = tone_chunks(1)[0]
@@ -219,6 +221,7 @@ def test_malformed_client_messages_are_counted_as_violations(tmp_path: Path) -> 
     assert stats["violations"] == 11 == sum(line["violation_count"] for line in lines)
 
 
+@pytest.mark.slow
 def test_capacity_one_queues_the_second_session_until_the_first_ends(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     with ReferenceServer.start(ground_truth=truth, capacity=1, setup_delay="20", first_audio_delay="30",

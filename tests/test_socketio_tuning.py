@@ -224,6 +224,7 @@ def test_websocket_client_masks_its_frames_with_the_numpy_mask(monkeypatch):
     assert bytes(b ^ (i % 4 + 1) for i, b in enumerate(wire[-2000:])) == b"x" * 2000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", [1, 7, 100, 5000, 1 << 20])
 def test_reading_ahead_gives_the_frames_websocket_client_reads(split):
     """The same unmasked server frames, delivered in pieces of ``split`` bytes, decode to the same messages."""
