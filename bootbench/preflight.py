@@ -2,8 +2,8 @@
 
 :func:`check` is everything the command line is checked for (the options,
 through :func:`bootbench.options.resolve`, then the host URL, Locust's own
-options, the sweep's largest level, the results folder, the audio files, the pace against the timeout
-and the API key); :func:`check_web_run` the same for a run the web UI's start
+options, the sweep's largest level, the results folder, the audio files, the pace against the timeout,
+a burst message against the provider's message limit and the API key); :func:`check_web_run` the same for a run the web UI's start
 form asks for. Both raise a :class:`~bootbench.errors.UserError` subclass
 (:class:`~bootbench.options.ConfigError`, :class:`~bootbench.audio.AudioError`)
 whose ``str()`` is the one sentence to show; they never exit: the entry point
@@ -14,6 +14,7 @@ exits with :data:`bootbench.errors.EXIT_CODE`.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ def check(options: Any, host: str | None) -> Checked:
     check_results_dir(settings.results_dir)
     clips = settings.clips()
     check_pace(settings, clips)
+    check_burst_message(settings, clips)
     settings.api_key(required=True)
     return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
 
@@ -72,7 +74,9 @@ def check_web_run(options: Any, host: str | None, users: str | None = None) -> S
     check_web_users(users, settings)
     check_sweep(settings, options)
     check_results_dir(settings.results_dir)
-    check_pace(settings, settings.clips())
+    clips = settings.clips()
+    check_pace(settings, clips)
+    check_burst_message(settings, clips)
     settings.api_key(required=True)
     return settings
 
@@ -143,6 +147,39 @@ def check_pace(settings: Settings, clips: ClipSet) -> None:
         raise ConfigError(f"at --pace realtime the input takes {seconds:.1f} s to send (clip and trailing silence), "
                           f"which leaves nothing of --timeout {settings.timeout:g} s (an iteration's start to the first audible audio); "
                           f"raise --timeout above {seconds:.1f} or use --pace burst")
+
+
+ENVELOPE_BYTES = 256
+"""What a burst message adds around its base64 audio (the JSON or Socket.IO envelope, at most about 100 bytes)."""
+
+
+def burst_message_bytes(clips: ClipSet, rate: int, trailing_silence_ms: float) -> int:
+    """Bytes of the largest message ``--pace burst`` sends: the longest clip as PCM16 at ``rate`` with its trailing
+    silence, base64 as the drivers send it, and its envelope (:data:`ENVELOPE_BYTES`); computed, nothing encoded."""
+    samples = max(round(clip.stimulus.samples.size * rate / clip.stimulus.rate) for clip in clips)
+    samples += round(max(trailing_silence_ms, 0) * rate / 1000)
+    return 4 * math.ceil(2 * samples / 3) + ENVELOPE_BYTES
+
+
+def check_burst_message(settings: Settings, clips: ClipSet) -> None:
+    """Raise :class:`ConfigError` when ``--pace burst`` would send a message larger than the service accepts.
+
+    At burst pace a clip and its trailing silence go in one message; over the provider's limit
+    (:attr:`~bootbench.providers.Driver.max_message_bytes`) the service drops the connection and every
+    iteration fails as ``disconnected``. Real-time pace sends 64 ms chunks, far below any limit.
+    """
+    if settings.pace != "burst":
+        return
+    driver = providers.DRIVERS[settings.provider]
+    size = burst_message_bytes(clips, driver.input_rate, settings.trailing_silence_ms)
+    if size > driver.max_message_bytes:
+        raise ConfigError(f"at --pace burst the longest clip goes to {settings.provider} in one {_mib(size)} message, "
+                          f"over the {_mib(driver.max_message_bytes)} a message may carry ({driver.max_message_source}); "
+                          "use --pace realtime (64 ms chunks) or a shorter clip")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def check_url(url: str) -> None:

@@ -49,6 +49,10 @@ class AivocoDriver(Driver):
     input_rate = AIVOCO_INPUT_RATE
     known_hosts = ("aivoco.on.cloud.vispark.in",)
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
+    max_message_bytes = 16 * 1024 * 1024
+    """Aivoco documents no message limit (its docs no longer describe this interface, 2026-12-03): this is the
+    reference server's own limit (Socket.IO ``max_http_buffer_size``, ``bootbench.server.aivoco.MAX_MESSAGE_BYTES``)."""
+    max_message_source = "the reference server's limit (Aivoco documents none)"
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
     ends_reply_by_gap = True

@@ -229,6 +229,15 @@ class Driver(ABC):
     known_hosts: tuple[str, ...] = ()
     public_url: str = ""
     """The real service's endpoint, benchmarked when no host is given and the provider's key is set."""
+    max_message_bytes: int = 16 * 1024 * 1024
+    """The largest message (bytes on the wire, the base64 audio and its envelope) the service accepts.
+
+    Each driver says where its figure comes from: the vendor's documentation, or, for a service that
+    documents none, the reference server's own limit (docs/protocols/<provider>.md records which).
+    ``--pace burst`` sends a clip in one message, so pre-flight refuses a clip whose message is larger.
+    """
+    max_message_source: str = "the reference server's limit"
+    """Where :attr:`max_message_bytes` comes from, as the refusal names it."""
     key_variables: tuple[str, ...] = ()
     default_model: str = ""
     default_voice: str = ""

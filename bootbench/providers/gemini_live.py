@@ -41,6 +41,10 @@ class GeminiLiveDriver(WebSocketDriver):
     input_rate = GEMINI_INPUT_RATE
     known_hosts = ("generativelanguage.googleapis.com",)
     public_url = "wss://generativelanguage.googleapis.com"
+    max_message_bytes = 16 * 1024 * 1024
+    """Google documents no per-message limit for the Live API (searched 2026-12-03): this is the reference
+    server's own limit (``bootbench.server.ws_protocol.MAX_MESSAGE_BYTES``)."""
+    max_message_source = "the reference server's limit (Google documents none for the Live API)"
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     default_model = "models/gemini-2.5-flash-native-audio-preview-12-2025"
     """The documented replacement of the Live models shut down on 9 Dec 2025 (see the README for current names)."""

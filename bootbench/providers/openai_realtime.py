@@ -49,6 +49,11 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     input_rate = OPENAI_AUDIO_RATE
     known_hosts = ("api.openai.com",)
     public_url = "wss://api.openai.com/v1/realtime"
+    max_message_bytes = 15 * 1024 * 1024
+    """OpenAI's documented limit: ``input_audio_buffer.append`` carries "up to a maximum of 15 MiB" of audio per
+    event (API reference, checked 2026-12-03); bootbench holds the whole event to it (stricter than the audio
+    alone, as the base64 text is what is sent). The reference server allows 16 MiB per message."""
+    max_message_source = "OpenAI's documented limit of input_audio_buffer.append"
     key_variables = ("OPENAI_API_KEY",)
     default_model = "gpt-realtime"
     default_voice = DEFAULT_VOICE
