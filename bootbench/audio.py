@@ -23,7 +23,6 @@ import base64
 import hashlib
 import math
 from dataclasses import dataclass, replace
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +84,13 @@ class Stimulus:
     def from_file(cls, path: str | Path, rate: int = DEFAULT_RATE) -> Stimulus:
         """Decode any audio file libsndfile reads as mono PCM16 at ``rate`` (channels averaged, soxr resampled)."""
         path = Path(path)
-        data, source_rate, kind = _decode(path)
-        mono = data.mean(axis=1)
-        resampled = resample(mono, source_rate, rate)
-        pcm = _to_pcm16(resampled)
-        description = (f"{path.name} ({kind}, {source_rate} Hz, {data.shape[1]} ch) "
+        mono, source_rate, channels, kind = _decode(path)
+        pcm = _to_pcm16(resample(mono, source_rate, rate))
+        del mono  # only the PCM16 is kept: a long clip is held once, as 2 bytes a sample
+        description = (f"{path.name} ({kind}, {source_rate} Hz, {channels} ch) "
                        f"as {rate} Hz mono PCM16, {pcm.size / rate:.3f} s")
         return cls(pcm, rate, description, _silence_warnings(path, pcm), source_rate=source_rate,
-                   source_channels=int(data.shape[1]))
+                   source_channels=channels)
 
     from_wav = from_file
     """The seed's name for :meth:`from_file` (it read WAV only)."""
@@ -143,29 +141,32 @@ class Stimulus:
 
 @dataclass(frozen=True)
 class Chunk:
-    """One message's worth of audio, ready for the wire."""
+    """One message's worth of audio, ready for the wire: held once, as the base64 text every driver sends."""
 
-    pcm: bytes
+    base64: str
+    """The PCM16 as base64 text, encoded once: a user sends the same chunks in every cycle."""
+    frames: int
     rate: int
     peak: float
 
     @classmethod
     def of(cls, samples: np.ndarray, rate: int) -> Chunk:
         peak = float(np.abs(samples.astype(np.int32)).max(initial=0)) / _FULL_SCALE
-        return cls(samples.astype("<i2").tobytes(), rate, round(peak, 6))
+        text = base64.b64encode(samples.astype("<i2").tobytes()).decode("ascii")
+        return cls(text, int(samples.size), rate, round(peak, 6))
+
+    @property
+    def pcm(self) -> bytes:
+        """The PCM16 little-endian bytes, decoded per use (no driver sends raw bytes; kept out of memory)."""
+        return base64.b64decode(self.base64)
 
     @property
     def has_audio(self) -> bool:
         return self.peak > SILENCE_THRESHOLD
 
-    @cached_property
-    def base64(self) -> str:
-        """The PCM as base64 text, encoded once: a user sends the same chunks in every cycle."""
-        return base64.b64encode(self.pcm).decode("ascii")
-
     @property
     def duration_ms(self) -> float:
-        return 1000.0 * len(self.pcm) / 2 / self.rate
+        return 1000.0 * self.frames / self.rate
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -183,8 +184,12 @@ def dbfs(fraction: float) -> float:
     return 20 * math.log10(fraction) if fraction > 0 else -math.inf
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int, str]:
-    """The file's frames as floats in -1..1, shape (frames, channels), its rate and its format ("WAV PCM_24")."""
+DECODE_BLOCK_FRAMES = 1 << 16
+"""Frames decoded at a time: the file's channels are averaged block by block, never held whole."""
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int, int, str]:
+    """The file as mono floats in -1..1 (channels averaged), its rate, its channels and its format ("WAV PCM_24")."""
     import soundfile  # here, not at import: the sine stimulus needs no decoder
 
     try:
@@ -196,8 +201,10 @@ def _decode(path: Path) -> tuple[np.ndarray, int, str]:
         with path.open("rb") as file:   # opened here so that an OS error is reported as what it is
             with soundfile.SoundFile(file) as sound:
                 kind = f"{sound.format} {sound.subtype}"
-                source_rate = sound.samplerate
-                data = sound.read(dtype="float64", always_2d=True)
+                source_rate, channels = sound.samplerate, sound.channels
+                # block by block: a 30-minute stereo float file is 1.4 GB as float64 frames, 0.7 GB as mono
+                data = np.concatenate([block.mean(axis=1) for block in sound.blocks(
+                    DECODE_BLOCK_FRAMES, dtype="float64", always_2d=True)] or [np.zeros(0)])
     except AudioError:
         raise
     except FileNotFoundError:
@@ -212,9 +219,9 @@ def _decode(path: Path) -> tuple[np.ndarray, int, str]:
         raise AudioError(f"audio file {path} cannot be read ({exc.strerror or exc})") from None
     except (RuntimeError, ValueError, TypeError) as exc:
         raise AudioError(f"audio file {path} cannot be decoded ({exc})") from None
-    if data.shape[0] == 0 or source_rate <= 0:
+    if data.size == 0 or source_rate <= 0:
         raise AudioError(f"audio file {path} holds no audio (0 samples)")
-    return data, int(source_rate), kind
+    return data, int(source_rate), int(channels), kind
 
 
 def _silence_warnings(path: Path, pcm: np.ndarray) -> tuple[str, ...]:
@@ -227,5 +234,11 @@ def _silence_warnings(path: Path, pcm: np.ndarray) -> tuple[str, ...]:
 
 
 def _to_pcm16(samples: np.ndarray) -> np.ndarray:
-    """Floats in -1..1 as PCM16 (scaled by 32768, so decoding a PCM16 file gives back its exact samples)."""
-    return np.clip(np.round(samples * _FULL_SCALE), -32768, 32767).astype(np.int16)
+    """Floats in -1..1 as PCM16 (scaled by 32768, so decoding a PCM16 file gives back its exact samples).
+
+    One float copy at a time (rounded and clipped in place), beside the input and the PCM16 result.
+    """
+    scaled = samples * _FULL_SCALE
+    np.round(scaled, out=scaled)
+    np.clip(scaled, -32768, 32767, out=scaled)
+    return scaled.astype(np.int16)

@@ -6,6 +6,10 @@ failed as ``disconnected``. Pre-flight now compares the burst message with the p
 
 from __future__ import annotations
 
+import base64
+import sys
+import tracemalloc
+
 import numpy as np
 import pytest
 import soundfile
@@ -66,3 +70,30 @@ def test_the_limit_is_the_providers_own_and_counts_trailing_silence():
     assert preflight.burst_message_bytes(clips, OPENAI.input_rate, 0) > OPENAI.max_message_bytes
     # 95 s of trailing silence push it over the reference server's 16 MiB at 24 kHz
     assert preflight.burst_message_bytes(clips, 24_000, 95_000) > aivoco.max_message_bytes
+
+
+def test_a_file_is_decoded_without_holding_all_its_channels_or_more_than_one_float_copy(tmp_path):
+    # 1M frames of 4 channels: 32 MB as float64 frames; the mono clip is 8 MB as floats, 2 MB as PCM16
+    frames = 1_000_000
+    path = tmp_path / "four_channels.wav"
+    rng = np.random.default_rng(7)
+    soundfile.write(path, rng.uniform(-0.5, 0.5, (frames, 4)), 16_000, subtype="PCM_16")
+    tracemalloc.start()
+    try:
+        stimulus = Stimulus.from_file(path, 16_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert stimulus.samples.size == frames and stimulus.source_channels == 4
+    # at most the mono floats twice (joining the blocks, then scaling them), the PCM16 and one block:
+    # the whole file as float64 frames (32 bytes a frame) is never held
+    assert peak < 20 * frames, f"peak {peak / frames:.1f} bytes a frame"
+
+
+def test_a_chunk_holds_its_audio_once_as_the_base64_it_is_sent_as():
+    chunk = Clip("speech", "test", Stimulus.speech()).chunks(24_000, 500.0, None)[0]
+    pcm = chunk.pcm
+    assert chunk.duration_ms == pytest.approx(1000 * len(pcm) / 2 / 24_000)
+    assert base64.b64decode(chunk.base64) == pcm  # what the drivers send
+    held = sum(sys.getsizeof(value) for value in vars(chunk).values())
+    assert held < 1.4 * len(pcm), f"{held} bytes held for {len(pcm)} bytes of PCM16"  # base64 is 4/3 of it
