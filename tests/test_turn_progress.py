@@ -28,7 +28,7 @@ def test_a_stopped_session_keeps_its_completed_turns_and_the_progress_line_shows
                                                                                             tmp_path):
     server = shared_reference_server(setup_delay="10", first_audio_delay="fixed:40",
                                      warm_first_audio_delay="fixed:40", cold_penalty=0, reply_ms=200)
-    env = local_environment("-i", "1", "--turns", str(TURNS), "--reply-gap-ms", "150", "--wait-ms", "0",
+    env = local_environment("-i", "1", "--turns", str(TURNS), "--reply-gap-ms", "200", "--wait-ms", "0",
                             host=server.url, results_dir=tmp_path)
     env.runner.start(1, spawn_rate=1)
     run = None
@@ -38,7 +38,7 @@ def test_a_stopped_session_keeps_its_completed_turns_and_the_progress_line_shows
             run = harness.of(env).current
     line = progress_line(snapshot(run.samples, run.planned), level=run.progress_label())
     reached = run.turns_reached[1]
-    assert line.startswith(f"bootbench: turn {reached}/{TURNS}, 0/1 iterations"), line
+    assert line.startswith(f"turn {reached}/{TURNS}, 0/1 iterations"), line
 
     env.runner.stop()  # what a SIGTERM does to the users (tests/test_sweep_stop.py sends a real one)
     with gevent.Timeout(30, TimeoutError("the run was never closed")):
