@@ -172,15 +172,16 @@ def dominant_hz(chunks: list[tuple[bytes, int]], rate: int = 24_000) -> float:
     return float(np.argmax(np.abs(np.fft.rfft(samples)))) * rate / samples.size
 
 
-def truth(server, since_ns: int = 0) -> list[dict[str, Any]]:
-    """The server's sessions that started after ``since_ns`` (a server shared by the session serves other tests)."""
+def truth(server, since_ns: int = 0, count: int = 1) -> list[dict[str, Any]]:
+    """The server's sessions that started after ``since_ns`` (a server shared by the session serves other tests),
+    once ``count`` of them have ended (the server writes a session's record when it notices its end)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         lines = [json.loads(line) for line in server.ground_truth.read_text().splitlines()] \
             if server.ground_truth.exists() else []
         sessions = [line for line in lines if line["session"] is not None
                     and (line["t_ns"]["start_received"] or 0) >= since_ns]
-        if sessions and all(line["outcome"] for line in sessions):
+        if len(sessions) >= count and all(line["outcome"] for line in sessions):
             return sessions
         time.sleep(0.05)
     raise AssertionError("no ground truth written")
@@ -261,7 +262,7 @@ def test_vad_needs_speech_ignores_the_sine_and_answers_the_speech_clip(shared_re
         answered.append(len(collect(client, first_timeout=1.5)))
         client.close()
     assert answered[0] == 0 and answered[1] == 15
-    records = truth(server, since)
+    records = truth(server, since, count=2)
     assert [r["input_speech"] for r in records] == [False, True]
     assert [r["outcome"] for r in records] == ["stopped_before_audio", "ok"]
 
