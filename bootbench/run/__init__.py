@@ -1,6 +1,8 @@
 """Running on Locust: a run's state on the master and its workers, kept apart from Locust's hooks.
 
-Plain classes with no Locust in them (unit-tested in tests/test_run_*.py):
+Everything a process keeps for a run hangs off its Locust environment as one
+:class:`~bootbench.run.harness.Harness` (``environment.bootbench``). Plain
+classes with no Locust in them (unit-tested in tests/test_run_*.py):
 ``budget`` (the iteration budget), ``early_stop`` (the early-stop policy),
 ``master`` (the master's state for one run). The Locust glue: ``lifecycle``
 (open, stop, close a run), ``messages`` (users <-> master), ``workers``
