@@ -55,12 +55,7 @@ def check(options: Any, host: str | None) -> Checked:
         settings = resolve(options, host)
         log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
     check_locust_options(options)
-    check_sweep(settings, options)
-    check_results_dir(settings.results_dir)
-    clips = settings.clips()
-    check_pace(settings, clips)
-    check_burst_message(settings, clips)
-    settings.api_key(required=True)
+    clips = _check_world(settings, options)
     return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
 
 
@@ -72,13 +67,20 @@ def check_web_run(options: Any, host: str | None, users: str | None = None) -> S
     """
     settings = resolve(options, _host(host))
     check_web_users(users, settings)
+    _check_world(settings, options)
+    return settings
+
+
+def _check_world(settings: Settings, options: Any) -> ClipSet:
+    """What both kinds of start check beyond the values: the sweep, the results folder, the clips (loaded, and
+    sendable at the pace), the API key; the loaded clips."""
     check_sweep(settings, options)
     check_results_dir(settings.results_dir)
     clips = settings.clips()
     check_pace(settings, clips)
     check_burst_message(settings, clips)
     settings.api_key(required=True)
-    return settings
+    return clips
 
 
 def _host(host: str | None) -> str:
