@@ -20,6 +20,16 @@ def refusals(tmp_path, monkeypatch):
     return Refusals.in_folder(tmp_path, monkeypatch)
 
 
+@pytest.fixture(autouse=True)
+def _process_signal_handlers():
+    """An in-process run installs SIGINT/SIGTERM handlers for the process (bootbench.run.lifecycle.note_signals):
+    every test gives pytest its own back. Fixtures of a wider scope that run in-process keep theirs themselves."""
+    from support.inprocess import kept_signal_handlers
+
+    with kept_signal_handlers():
+        yield
+
+
 @pytest.fixture
 def reference_server(tmp_path):
     """Factory: start a real reference server process with the given options; stopped after the test."""

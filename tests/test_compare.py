@@ -238,7 +238,7 @@ def test_baseline_compares_like_with_like_only(runs, tmp_path):
     assert done.returncode == 0, done.stderr
     headings = [line for line in done.stdout.splitlines() if " against the baseline " in line]
     assert headings == [f"sweep-S (level 1) against the baseline {run_id(runs['A'])}"]
-    assert f"sweep-S (level 2): no baseline row with 2 users" in done.stdout
+    assert "sweep-S (level 2): no baseline row with 2 users" in done.stdout
     unlike = bootbench("compare", "--baseline", runs["A"], runs["U"])
     assert unlike.returncode == 0, unlike.stderr
     assert (f"{run_id(runs['U'])} against the baseline {run_id(runs['A'])} (unlike: users 1 vs 8)"

@@ -3,14 +3,7 @@ Locust files turn 1's failure under turn 1's phase, not under the warm turns'.""
 
 from __future__ import annotations
 
-import pytest
-from support.inprocess import kept_signal_handlers, local_environment, run_to_end
-
-
-@pytest.fixture(autouse=True)
-def _signals():
-    with kept_signal_handlers():
-        yield
+from support.inprocess import local_environment, run_to_end
 
 
 def test_a_turn_1_reply_that_outlasts_the_timeout_names_the_gap_and_is_filed_under_turn_1(shared_reference_server,

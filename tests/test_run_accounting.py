@@ -15,8 +15,8 @@ import pytest
 
 from support.cli import bootbench as cli
 from support.folders import record_run, timings
-from support.inprocess import kept_signal_handlers, local_environment, run_to_end
-from support.processes import free_port, locust_process, read_jsonl, run_locust, stop_process, wait_for_samples
+from support.inprocess import local_environment, run_to_end
+from support.processes import free_port, locust_process, read_jsonl, stop_process, wait_for_samples
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -29,8 +29,7 @@ def test_more_users_than_ran_records_the_peak_and_per_sample_concurrency_and_war
     monkeypatch.setattr("bootbench.exporters.write_report_safely", lambda folder, metrics: None)
     server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0)
     env = local_environment("-u", "50", "-i", "10", host=server.url, results_dir=tmp_path / "r")
-    with kept_signal_handlers():
-        finished = run_to_end(env, users=50, spawn_rate=1)
+    finished = run_to_end(env, users=50, spawn_rate=1)
     metrics = finished.metrics
     users_seen = {(s["worker"], s["user"]) for s in metrics["samples"]}
     assert metrics["run"]["users"] == 50
@@ -76,7 +75,7 @@ def test_an_interrupted_run_says_how_it_was_interrupted_and_what_never_started(s
             f"{budget['never_started']} never started") in output
     assert "lost in flight" not in output.split("bootbench:")[-1]
     # issue 20 item 22: the line that explains the exit code comes before Locust's "Shutting down"
-    assert (output.index(f"exit code 1: the run was interrupted with ")
+    assert (output.index("exit code 1: the run was interrupted with ")
             < output.index("Shutting down (exit code 1)")), output[-3000:]
     # Locust shuts down once: one set of final tables, one bootbench summary, the folder last
     assert output.count("Response time percentiles (approximated)") == 1

@@ -11,17 +11,10 @@ from __future__ import annotations
 import json
 
 import gevent
-import pytest
-from support.inprocess import environment, init, kept_signal_handlers, local_environment, run_to_end, finish
+from support.inprocess import environment, init, local_environment, run_to_end, finish
 from support.processes import free_port, read_jsonl
 
 from bootbench.run import harness
-
-
-@pytest.fixture(autouse=True)
-def _signals():
-    with kept_signal_handlers():
-        yield
 
 
 def test_two_runs_in_one_process_do_not_see_each_other(reference_server, tmp_path):

@@ -9,7 +9,6 @@ is the real one, its query redacted); the others run in-process
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess

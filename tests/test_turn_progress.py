@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 
 import gevent
-import pytest
-from support.inprocess import finish, kept_signal_handlers, local_environment
+from support.inprocess import finish, local_environment
 from support.processes import read_jsonl
 
 from bootbench.run import harness
@@ -16,12 +15,6 @@ from bootbench.views.text import progress_line
 from bootbench.stats import snapshot
 
 TURNS = 10
-
-
-@pytest.fixture(autouse=True)
-def _signals():
-    with kept_signal_handlers():
-        yield
 
 
 def test_a_stopped_session_keeps_its_completed_turns_and_the_progress_line_shows_the_turn(shared_reference_server,
