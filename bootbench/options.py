@@ -35,6 +35,7 @@ from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
+from bootbench.secrets import register as register_secret
 from bootbench.stimuli import ClipSet, load_clips
 
 PACES = ("burst", "realtime")
@@ -233,6 +234,17 @@ def _ca_bundle(path: str) -> str:
     return path
 
 
+def _provider_options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` texts as (key, value) pairs (checked against the provider's options in :func:`resolve`)."""
+    pairs = []
+    for value in values:
+        key, equals, text = value.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--provider-option must be KEY=VALUE, not {value!r}")
+        pairs.append((key.strip(), text.strip()))
+    return tuple(pairs)
+
+
 def _checks(values: tuple[str, ...]) -> tuple[Any, ...]:
     if any(not expressions(value) for value in values):  # --check "$GATE" with GATE unset: the gate would go
         raise ConfigError("empty --check: it names no check (is a variable unset?); give an expression like "
@@ -249,7 +261,8 @@ OPTIONS: tuple[Option, ...] = (
            help="Total iterations (call cycles) of the whole run, over all users and workers; "
                 "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100."),
     Option(("--provider",), str, "",  # checked and defaulted with the host in resolve()
-           help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco."),
+           help=f"Wire protocol: {', '.join(providers.registry.BUILTINS)} or an installed plugin's "
+                "(`bootbench providers` lists them). Default: inferred from the host, else aivoco."),
     Option(("--timeout",), float, 10.0, range=Range(0.0, 3600.0, positive="seconds"), recorded_as="timeout_s",
            help="Seconds an iteration may take from its start to the first audible audio back (at most 3600). "
                 "Default 10."),
@@ -295,6 +308,11 @@ OPTIONS: tuple[Option, ...] = (
            help="On a worker: seconds without a heartbeat reply from the master, during a run, "
                 "after which the worker stops (its iterations in flight are lost). Set on the master: "
                 "workers receive it with the run. Default 10."),
+    Option(("--provider-option",), tuple, None, name="provider_options", check=_provider_options,
+           metavar="KEY=VALUE", recorded=False,  # recorded by run_block, secrets redacted (the driver says which)
+           help="A setting of the provider's own, KEY=VALUE (repeatable), such as an agent id; each provider "
+                "declares its options (`bootbench providers` lists them). Secret ones are redacted in metrics.json. "
+                "Default: none (each option its default)."),
     Option(("--check",), tuple, None, name="checks", check=_checks, metavar="EXPR", web_ui=False,
            recorded=False,  # the checks and their outcome are metrics.json's "checks"
            help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
@@ -412,7 +430,7 @@ class Settings:
         Required only for a target that is neither the embedded server nor on
         this machine; then a missing key raises :class:`ConfigError`.
         """
-        names = providers.DRIVERS[self.provider].key_variables
+        names = providers.get(self.provider).key_variables
         key = load_key(*names)
         if key or not required or self.embedded_server or is_loopback(self.target):
             return key
@@ -448,7 +466,15 @@ class Settings:
             if option.recorded:
                 value = self.values[option.name]
                 block[option.key] = option.record(value) if option.record is not None else value
+        block["provider_options"] = self.recorded_provider_options()
         return block
+
+    def recorded_provider_options(self) -> dict[str, str]:
+        """``--provider-option`` as metrics.json records it: every declared option's text, a secret's redacted."""
+        driver = providers.get(self.provider)
+        given = dict(self.provider_options)
+        return {option.key: ("***" if option.secret and given.get(option.key) else
+                             given.get(option.key, option.default)) for option in driver.options}
 
 
 @functools.lru_cache(maxsize=4)
@@ -472,9 +498,15 @@ def resolve(options: Any, host: str | None) -> Settings:
     check_measurable(values["checks"], sweep=bool(values["sweep"].strip()), turns=values["turns"])
     host = (host or "").strip()
     provider = values["provider"] = values["provider"].strip().lower() or providers.infer(host)
-    if provider not in providers.NAMES:
-        raise ConfigError(f"unknown provider {provider!r}; choose one of {', '.join(providers.NAMES)}")
-    driver = providers.DRIVERS[provider]
+    driver = providers.get(provider)  # ProviderError (a UserError: one sentence, exit 2) for an unknown name
+    try:
+        driver.option_values(values["provider_options"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for option in driver.options:
+        given = dict(values["provider_options"]).get(option.key)
+        if option.secret and given:
+            register_secret(given)  # masked in every log line from now on
     turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")

@@ -51,7 +51,7 @@ def check(options: Any, host: str | None) -> Checked:
     host = _host(host)
     settings = resolve(options, host)
     if settings.embedded_server and settings.api_key(required=False):
-        host = providers.DRIVERS[settings.provider].public_url
+        host = providers.get(settings.provider).public_url
         settings = resolve(options, host)
         log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
     check_locust_options(options)
@@ -172,7 +172,7 @@ def check_burst_message(settings: Settings, clips: ClipSet) -> None:
     """
     if settings.pace != "burst":
         return
-    driver = providers.DRIVERS[settings.provider]
+    driver = providers.get(settings.provider)
     size = burst_message_bytes(clips, driver.input_rate, settings.trailing_silence_ms)
     if size > driver.max_message_bytes:
         raise ConfigError(f"at --pace burst the longest clip goes to {settings.provider} in one {_mib(size)} message, "

@@ -14,7 +14,7 @@ from support.refusals import locust_parser
 
 RUN_KEYS = {"provider", "target", "embedded_server", "timeout_s", "wait_ms", "pace", "trailing_silence_ms",
             "connect_per_call", "system_message", "voice", "model", "turn", "audible_dbfs", "headline", "sweep",
-            "sweep_tolerance", "turns", "reply_gap_ms"}
+            "sweep_tolerance", "turns", "reply_gap_ms", "provider_options"}
 """The configuration keys of metrics.json's ``run`` block (the master adds the others)."""
 
 
@@ -49,7 +49,8 @@ def test_the_run_block_records_wait_ms_and_no_secret_of_the_url():
     assert block["voice"] == "female" and block["model"] is None and block["turn"] == "vad"  # the voice sent
     assert set(block) == RUN_KEYS
     assert {o.name for o in options.OPTIONS if not o.recorded} == {
-        "iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s"}
+        "iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s",
+        "provider_options"}  # recorded by run_block itself: the provider says which values are secret
     assert options.resolve(parsed("--sweep", "1,2,4"), "").run_block()["sweep"] == [1, 2, 4] and block["sweep"] is None
 
 
@@ -81,7 +82,7 @@ def test_every_option_is_a_locust_variable_named_after_its_flag():
         "LOCUST_AUDIBLE_DBFS", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE", "LOCUST_TRAILING_SILENCE_MS",
         "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_WAIT_MS",
         "LOCUST_MASTER_SILENCE_S", "LOCUST_CHECK", "LOCUST_SWEEP", "LOCUST_SWEEP_TOLERANCE", "LOCUST_TURNS",
-        "LOCUST_REPLY_GAP_MS"}
+        "LOCUST_REPLY_GAP_MS", "LOCUST_PROVIDER_OPTION"}
 
 
 def test_adding_an_option_is_one_row_of_the_table(monkeypatch):

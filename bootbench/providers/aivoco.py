@@ -51,7 +51,7 @@ class AivocoDriver(Driver):
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
     max_message_bytes = 16 * 1024 * 1024
     """Aivoco documents no message limit (its docs no longer describe this interface, 2026-12-03): this is the
-    reference server's own limit (Socket.IO ``max_http_buffer_size``, ``bootbench.server.aivoco.MAX_MESSAGE_BYTES``)."""
+    reference server's own limit (Socket.IO ``max_http_buffer_size``, ``bootbench.server.protocols.aivoco.protocol.MAX_MESSAGE_BYTES``)."""
     max_message_source = "the reference server's limit (Aivoco documents none)"
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
@@ -61,7 +61,6 @@ class AivocoDriver(Driver):
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._sio: socketio.Client | None = None
-        self._session: SessionState | None = None
         self._sessions = 0
         self._connected_ns: int | None = None
         self._discard_connection = False
@@ -96,7 +95,7 @@ class AivocoDriver(Driver):
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         self._sessions += 1
         self._input_started = False
-        session = self._session = self.new_session(self._sessions)
+        session = self.session = self.new_session(self._sessions)
         payload = {
             "auth_key": self.config.api_key,
             "system_message": self.config.system_message,
@@ -107,7 +106,7 @@ class AivocoDriver(Driver):
         self._emit("start_call", payload)
         session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
-    def _send_chunk(self, chunk: Chunk) -> None:
+    def send_chunk(self, chunk: Chunk) -> None:
         prepared = self._prepared_chunks.get(chunk)
         if prepared is None:  # the same chunks go out every cycle: encode each once
             prepared = self._prepared_chunks[chunk] = PreparedEvent(
@@ -158,7 +157,7 @@ class AivocoDriver(Driver):
                                 f"without audio_response)")
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
-        session = self._session
+        session = self.session
         if self._discard_connection:
             self.close()
             return
@@ -181,19 +180,19 @@ class AivocoDriver(Driver):
 
     def close(self) -> None:
         sio, self._sio = self._sio, None
-        if self._session is not None and self._session.open:
-            self._session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
+        if self.session is not None and self.session.open:
+            self.session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
         if sio is not None:
             _disconnect_in_background(sio)
 
-    def _session_over(self) -> bool:
-        session = self._session
+    def session_over(self) -> bool:
+        session = self.session
         return session is not None and not session.open
 
     def _current(self) -> SessionState:
-        if self._session is None:
+        if self.session is None:
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
-        return self._session
+        return self.session
 
     def _emit(self, event: str, data=None, prepared: PreparedEvent | None = None) -> None:
         sio = self._sio
@@ -226,7 +225,7 @@ class AivocoDriver(Driver):
         self._connected_ns = time.perf_counter_ns()
 
     def _on_disconnect(self, reason=None) -> None:
-        session = self._session
+        session = self.session
         if session is not None and session.open:
             why = f" ({reason})" if reason else ""
             session.fail(ErrorKind.DISCONNECTED, f"connection closed by the server{why}")
@@ -234,7 +233,7 @@ class AivocoDriver(Driver):
 
     def _on_session_ready(self, data=None) -> None:
         now = time.perf_counter_ns()
-        session = self._session
+        session = self.session
         if session is None or not session.open or session.ready_ns is not None:
             self.anomalies["stray_session_ready"] += 1
             return
@@ -243,7 +242,7 @@ class AivocoDriver(Driver):
 
     def _on_audio_response(self, data=None) -> None:
         now = time.perf_counter_ns()
-        session = self._session
+        session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["stray_audio"] += 1
             return
@@ -268,7 +267,7 @@ class AivocoDriver(Driver):
             return
         session.answer_audio(pcm, now)
 
-    def _input_starting(self) -> None:
+    def input_starting(self) -> None:
         self._input_started = True
 
     def _on_auth_failed(self, data=None) -> None:
@@ -286,21 +285,21 @@ class AivocoDriver(Driver):
             self._discard_connection = True
 
     def _on_undecodable(self, reason=None) -> None:
-        session = self._session
+        session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["undecodable_message"] += 1
             return
         session.fail(ErrorKind.PROTOCOL_ERROR, f"undecodable message from the server ({reason})")
 
     def _ended_by_server(self) -> None:
-        session = self._session
+        session = self.session
         if session is not None and session.ended_ns is None:
             session.ended_ns = time.perf_counter_ns()
             session.session_ended()
 
     def _on_session_ended(self, data=None) -> None:
         now = time.perf_counter_ns()
-        session = self._session
+        session = self.session
         if session is None or session.ended_ns is not None:
             self.anomalies["stray_session_ended"] += 1
             return
@@ -316,7 +315,7 @@ class AivocoDriver(Driver):
 
     def _fail_session(self, kind: ErrorKind, message: str) -> bool:
         """Fail the open session; False (and an anomaly) when there is none."""
-        session = self._session
+        session = self.session
         if session is None or not session.open:
             self.anomalies[f"stray_{kind}"] += 1
             return False

@@ -100,25 +100,25 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         self._phases: dict[str, Any] = {}
         super().connect(timeline)
 
-    def _next_turn(self) -> None:
+    def reset_turn(self) -> None:
         self._asked = False
         self._answer = None
 
-    def _end_turn(self) -> int | None:
+    def end_user_turn(self) -> int | None:
         if self.config.turn != "manual":
             return None
         sent = time.perf_counter_ns()
         if self._unasked:
             # A greeting is still being spoken: a caller who has finished talking interrupts it.
-            self._send({"type": "response.cancel"})
-        self._send({"type": "input_audio_buffer.commit"})
+            self.send({"type": "response.cancel"})
+        self.send({"type": "input_audio_buffer.commit"})
         self._asked = True
-        self._send({"type": "response.create"})
+        self.send({"type": "response.create"})
         return sent
 
-    def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
+    def on_message(self, message: dict[str, Any], received_ns: int) -> None:
         kind = message.get("type")
-        session = self._session
+        session = self.session
         if kind in AUDIO_DELTAS:
             if session.ready_ns is None:
                 self.anomalies["audio_before_ready"] += 1
@@ -134,7 +134,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 return
             delta = message.get("delta")
             if not isinstance(delta, str) or not delta:
-                self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
+                self.fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
                 return
             if session.first_audio_ns is None:
                 phase = self._phases.get(message.get("item_id"))
@@ -142,7 +142,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             try:
                 pcm = base64.b64decode(delta, validate=True)
             except (binascii.Error, ValueError):
-                self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} whose 'delta' is not base64")
+                self.fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} whose 'delta' is not base64")
                 return
             session.answer_audio(pcm, received_ns)
         elif kind == "response.created":
@@ -169,7 +169,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 self._unasked.discard(rid)
                 if self._retry_create and not self._unasked and session.open:
                     self._retry_create = False
-                    self._send_quietly({"type": "response.create"})
+                    self.send_quietly({"type": "response.create"})
         elif kind == "input_audio_buffer.committed" and self.config.turn != "manual":
             self._asked = True   # server VAD heard the turn end; the response it creates next is the answer
         elif kind == "session.updated":
@@ -185,25 +185,18 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 self.anomalies["greeting_cancelled"] += 1
                 if self._unasked:
                     self._retry_create = True
-                    self._send_quietly({"type": "response.cancel"})
+                    self.send_quietly({"type": "response.cancel"})
                 else:
-                    self._send_quietly({"type": "response.create"})
+                    self.send_quietly({"type": "response.create"})
                 return
             if code == CANCEL_NOT_ACTIVE:
                 return   # our cancel of a greeting crossed its end: nothing to do
             text = f"{code}: {error.get('message') or 'error'}"
-            self._fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
+            self.fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
         elif not isinstance(kind, str):
-            self._fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
+            self.fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
 
-    def _send_quietly(self, message: dict[str, Any]) -> None:
-        """Send from the receive thread: a failure there is the session's, reported to the waiting cycle."""
-        try:
-            self._send(message)
-        except CycleError as exc:
-            self._fail(self._session, exc.kind, exc.message)
-
-    def _close_error(self, code: int | None, reason: str) -> CycleError:
+    def close_error(self, code: int | None, reason: str) -> CycleError:
         if code == 1008 and "auth" in reason.lower():
             return CycleError(ErrorKind.AUTH_FAILED, f"connection closed (code {code}): {reason}")
-        return super()._close_error(code, reason)
+        return super().close_error(code, reason)

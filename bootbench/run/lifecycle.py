@@ -57,7 +57,7 @@ def open_run(harness: Harness) -> MasterRun:
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
     levels = settings.sweep_levels()
-    sent_rate = providers.DRIVERS[settings.provider].input_rate  # what run.clips and run.audio record
+    sent_rate = providers.get(settings.provider).input_rate  # what run.clips and run.audio record
     sweep = Sweep(levels, settings.iterations, straggler_s=settings.wait_ms / 1000 + 1.0) if levels else None
     run = MasterRun(
         settings=settings,

@@ -61,7 +61,7 @@ def split_default(option: Option) -> tuple[str, str]:
         return text.strip(), aside["default"].strip()
     if option.name == "turn":  # defaulted with the provider in options.resolve(): its first turn mode
         return text.strip(), "the provider's (" + ", ".join(
-            f"{name}: {driver.turn_modes[0]}" for name, driver in providers.DRIVERS.items()) + ")"
+            f"{name}: {driver.turn_modes[0]}" for name, driver in providers.drivers().items()) + ")"
     if option.default in (None, "", ()):
         return text.strip(), "none"
     if option.kind is bool:

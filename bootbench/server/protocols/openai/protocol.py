@@ -20,7 +20,7 @@ after speech: the server then sends ``speech_started``/``speech_stopped``/
 ``output_item.added``, ``content_part.added``, the audio as
 ``response.output_audio.delta`` chunks at real-time pace, then the ``done``
 events. The client's close frame ends the session. Every client event is
-checked (:mod:`.openai_checks`); violations are counted, and those the real
+checked (:mod:`.checks`); violations are counted, and those the real
 service rejects are answered with its ``error`` event.
 """
 
@@ -34,14 +34,14 @@ from typing import Any
 
 from aiohttp import web
 
+from bootbench.server.json_checks import Problem, note, parse_object
+from bootbench.server.pcm import pcm16_peak
+from bootbench.server.scheduler import sleep_until
+from bootbench.server.turns import SilenceDetector
+from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
 from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
 
-from .json_checks import Problem, note, parse_object
-from .openai_checks import Checked, check_event, effective_session
-from .pcm import pcm16_peak
-from .scheduler import sleep_until
-from .turns import SilenceDetector
-from .ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
+from .checks import Checked, check_event, effective_session
 
 PROTOCOL = "openai"
 REPLY_TEXT = "Hello, this is the bootbench reference server."

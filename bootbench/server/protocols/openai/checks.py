@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootbench.server.json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
 from bootbench.wire import OPENAI_AUDIO_RATE
-
-from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
 
 CLIENT_EVENTS = frozenset({
     "session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",
