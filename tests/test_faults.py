@@ -1,9 +1,13 @@
 """Nothing lost, nobody let in: faults of the service, bad input, and secrets, through real headless Locust runs.
 
-Most tests read one run (``matrix``, see tests/support/fault_matrix.py): a reference
-server striking every other session with one fault each, one Locust user
-going through all of them with a 1 s timeout and a recognisable fake key.
-At one user sessions are sequential, so iteration N is the server's session N.
+Most tests read one run per protocol (``matrices``, see tests/support/fault_matrix.py): a
+reference server striking every other session with one fault each, in that
+protocol's words, one Locust user going through all of them with a 1 s timeout
+and a recognisable fake key. At one user sessions are sequential, so iteration
+N is the server's session N. The protocols are the server's table
+(``bootbench.server.protocols``) that bootbench drives: a new one joins with its
+fault forms. Its first protocol's run (``PROCESS_RUN``, the real ``locust``
+command) is in ``make test-quick`` as it always was; the others are ``slow``.
 """
 
 from __future__ import annotations
@@ -21,98 +25,195 @@ from pathlib import Path
 
 import pytest
 
-from bootbench.server.faults import parse_fault
+from bootbench.server.faults import KINDS, FaultNotPlayable, FaultPlan, forms_of, parse_fault
 from bootbench.server.launcher import ReferenceServer
-from support.fault_matrix import CASES, ITERATIONS, LEAK_KEY, MatrixRun, readme_table, run_matrix, session_of, table
+from support.fault_matrix import (DIFFERENCES, LEAK_KEY, PROCESS_RUN, MatrixRun, cases, fault_texts, forms, missing,
+                                  protocols, readme_tables, run_matrix, session_of, table)
 from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, stop_process, wait_for_samples
 
 TIMING_TOLERANCE_MS = 10
 
 
+def by_protocol(*names: str) -> list:
+    """``names`` as parameters, the matrices other than :data:`PROCESS_RUN`'s marked ``slow``."""
+    return [pytest.param(name, marks=() if name == PROCESS_RUN else pytest.mark.slow, id=name) for name in names]
+
+
+def each_case() -> list:
+    return [pytest.param(protocol, index, case, marks=pytest.mark.slow, id=f"{protocol}-{case.fault}")
+            for protocol in protocols() for index, case in enumerate(cases(protocol))]
+
+
+PROTOCOLS = by_protocol(*protocols())
+
+
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory) -> MatrixRun:
-    return run_matrix(tmp_path_factory.mktemp("matrix"))
+def matrices(tmp_path_factory):
+    """Factory: the matrix run of a protocol (run on first use, then kept for the module)."""
+    runs: dict[str, MatrixRun] = {}
+
+    def matrix(protocol: str) -> MatrixRun:
+        if protocol not in runs:
+            runs[protocol] = run_matrix(protocol, tmp_path_factory.mktemp(f"matrix-{protocol}"))
+        return runs[protocol]
+
+    return matrix
 
 
-# ---------------------------------------------------------------- each fault
+# ---------------------------------------------------------------- each fault, on each protocol
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("index, case", list(enumerate(CASES)), ids=[c.fault for c in CASES])
-def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matrix, index, case):
+@pytest.mark.parametrize("protocol, index, case", each_case())
+def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matrices, protocol, index, case):
+    matrix = matrices(protocol)
     iteration = session_of(index)
-    assert matrix.session(iteration)["fault"] == parse_fault(case.fault).record()
+    assert matrix.session(iteration)["fault"] == forms(protocol).resolve(parse_fault(case.fault)).record()
     sample = matrix.sample(iteration)
     if case.kind is None:
         assert sample["ok"], sample
+        assert (sample["first_audible_ms"] is not None) == case.audible, sample
     else:
         assert (sample["ok"], sample["error_kind"]) == (False, case.kind), sample
         assert case.words in sample["error"]
         assert sample["first_response_ms"] is None and sample["cold_start_ms"] is None
+    assert sample["anomalies"] == case.anomalies
     following = matrix.sample(iteration + 1)
     assert following["ok"], f"the cycle did not recover after {case.fault}: {following}"
     assert following["anomalies"] == case.next_anomalies
 
 
-@pytest.mark.slow
-def test_stray_audio_of_an_ended_session_is_an_anomaly_never_the_next_answer(matrix):
-    (index,) = [i for i, c in enumerate(CASES) if c.fault.startswith("stray")]
-    after = session_of(index) + 1
-    sample, truth = matrix.sample(after), matrix.session(after)
+@pytest.mark.parametrize("protocol", by_protocol(*protocols()))
+def test_stray_audio_is_an_anomaly_never_the_answer(matrices, protocol):
+    matrix = matrices(protocol)
+    (index,) = [i for i, c in enumerate(matrix.cases) if c.fault.startswith("stray")]
+    struck = [n for n in (session_of(index), session_of(index) + 1) if matrix.sample(n)["anomalies"]]
+    assert len(struck) == 1, [matrix.sample(n) for n in (session_of(index), session_of(index) + 1)]
+    sample, truth = matrix.sample(struck[0]), matrix.session(struck[0])
     assert sample["anomalies"] == {"audio_before_ready": 3}
-    # the strays arrived ~20 ms before session_ready; taken as the answer, first_response_ms would be ~0
+    # the strays arrived before the session was ready; taken as the answer, first_response_ms would be ~0 or negative
     assert sample["first_response_ms"] == pytest.approx(truth["measured"]["first_response_ms"], abs=TIMING_TOLERANCE_MS)
-    assert matrix.metrics["errors"]["anomalies"] == {"audio_before_ready": 3}
+    assert matrix.metrics["errors"]["anomalies"]["audio_before_ready"] == 3
 
 
-def test_the_run_reaches_its_n_iterations_and_counts_and_lists_every_failure(matrix):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_run_reaches_its_n_iterations_and_counts_and_lists_every_failure(matrices, protocol):
+    matrix = matrices(protocol)
     assert matrix.returncode == 1, matrix.stderr[-3000:]
     metrics = matrix.metrics
     budget = metrics["run"]["iterations"]
-    assert (budget["planned"], budget["finished"], budget["complete"]) == (ITERATIONS, ITERATIONS, True)
+    assert (budget["planned"], budget["finished"], budget["complete"]) == (matrix.iterations, matrix.iterations, True)
     assert metrics["run"]["aborted"] is None
-    expected = Counter(c.kind for c in CASES if c.kind)
+    expected = Counter(c.kind for c in matrix.cases if c.kind)
     assert metrics["errors"]["by_kind"] == dict(expected)
     assert metrics["summary"]["failures"] == sum(expected.values())
-    failed = [session_of(i) for i, c in enumerate(CASES) if c.kind]
+    failed = [session_of(i) for i, c in enumerate(matrix.cases) if c.kind]
     assert [e["iteration"] for e in metrics["errors"]["first"]] == failed[:20]
     assert all(e["message"] for e in metrics["errors"]["first"])
-    locust_stats = json.loads((matrix.results_dir.parent / "locust.json").read_text())  # Locust's own count
-    assert sum(entry["num_failures"] for entry in locust_stats) == sum(expected.values())
+    if protocol == PROCESS_RUN:
+        locust_stats = json.loads((matrix.results_dir.parent / "locust.json").read_text())  # Locust's own count
+        assert sum(entry["num_failures"] for entry in locust_stats) == sum(expected.values())
     assert "Traceback" not in matrix.stderr
 
 
-def test_every_successful_iteration_matches_the_servers_ground_truth(matrix):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_successful_iteration_matches_the_servers_ground_truth(matrices, protocol):
+    matrix = matrices(protocol)
     successes = [s for s in matrix.metrics["samples"] if s["ok"]]
-    assert len(successes) == ITERATIONS - sum(1 for c in CASES if c.kind)
+    assert len(successes) == matrix.iterations - sum(1 for c in matrix.cases if c.kind)
     for sample in successes:
         measured = matrix.session(sample["iteration"])["measured"]
         assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=TIMING_TOLERANCE_MS)
         assert sample["session_start_ms"] == pytest.approx(measured["session_start_ms"], abs=TIMING_TOLERANCE_MS)
 
 
-def test_the_client_commits_no_protocol_violation_while_faults_fly(matrix):
-    assert len([t for t in matrix.truth if t["session"] is not None]) == ITERATIONS
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_client_commits_no_protocol_violation_while_faults_fly(matrices, protocol):
+    matrix = matrices(protocol)
+    assert len([t for t in matrix.truth if t["session"] is not None]) == matrix.iterations
     assert [t for t in matrix.truth if t["violation_count"]] == []
     assert [t for t in matrix.truth if t["note_count"]] == []
 
 
-def test_no_output_of_any_fault_contains_the_api_key(matrix):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_no_output_of_any_fault_contains_the_api_key(matrices, protocol):
+    matrix = matrices(protocol)
     files = [p for p in matrix.results_dir.parent.rglob("*") if p.is_file()]
     names = {p.name for p in files}
-    assert {"metrics.json", "samples.jsonl", "samples.csv", "summary.csv", "report.html", "truth.jsonl",
-            "locust.html", "locust.json", "locust_stats.csv", "locust_failures.csv"} <= names
+    assert {"metrics.json", "samples.jsonl", "samples.csv", "summary.csv", "report.html", "truth.jsonl"} <= names
     assert any(p.name.startswith("boot_") and p.suffix == ".log" for p in files)
+    if protocol == PROCESS_RUN:
+        assert {"locust.html", "locust.json", "locust_stats.csv", "locust_failures.csv"} <= names
     outputs = {"stdout": matrix.stdout, "stderr": matrix.stderr, "server stderr": matrix.server_stderr,
                **{str(p): p.read_text(errors="replace") for p in files}}
     assert [where for where, text in outputs.items() if LEAK_KEY in text] == []
-    # the key did come back in the server's words (echo=yes), and left the client only as ***
-    assert "(key: ***)" in (matrix.results_dir.parent / "locust_failures.csv").read_text()
-    assert "(key: ***)" in matrix.stderr  # Locust's error report
+    echoed = [c for c in matrix.cases if "echo=yes" in c.fault]
+    # where the server's words quoted the key (echo=yes), it left the client only as ***
+    assert all("***" in c.words for c in echoed)
+    if echoed and protocol == PROCESS_RUN:
+        assert "(key: ***)" in (matrix.results_dir.parent / "locust_failures.csv").read_text()
+        assert "(key: ***)" in matrix.stderr  # Locust's error report
 
 
-def test_the_readme_fault_table_is_the_one_this_run_recorded(matrix):
-    assert readme_table() == table(matrix), "regenerate it: python tests/support/fault_matrix.py --readme"
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_readme_fault_table_is_the_one_this_run_recorded(matrices, protocol):
+    assert (readme_tables() or {}).get(protocol) == table(matrices(protocol)), \
+        "regenerate it: python tests/support/fault_matrix.py --readme"
+
+
+# ---------------------------------------------------------------- what each protocol plays
+
+
+def test_every_protocol_has_a_form_of_every_kind_or_says_why():
+    from bootbench.server import protocols as table
+
+    for name, factory in table.factories().items():
+        protocol_forms = forms_of(factory)
+        for kind, (_, options) in KINDS.items():
+            played = [text for text in fault_texts(protocol_forms)
+                      if text.split(":")[0] == kind and protocol_forms.why_not(parse_fault(text)) is None]
+            assert played or protocol_forms.missing.get(kind), f"{name} neither plays {kind} nor says why"
+            for option_name, option in options.items():
+                if option.own and kind not in protocol_forms.missing:
+                    assert protocol_forms.words.get(option_name), f"{name} has no words for {kind}'s {option_name}"
+
+
+def test_the_matrix_expects_only_faults_it_plays_and_lists_the_others():
+    for protocol in protocols():
+        texts = fault_texts(forms(protocol))
+        assert set(DIFFERENCES.get(protocol, {})) <= set(texts), f"{protocol}: an expectation for a fault not run"
+        assert {c.fault for c in cases(protocol)} | {t for t, _ in missing(protocol)} == set(texts)
+    assert missing("gemini") == [("auth:echo=yes", "Google's close reasons never quote the key"),
+                                 ("error:echo=yes", "Google's close reasons never quote the key")]
+
+
+def test_an_auth_fault_drawn_after_openais_upgrade_is_refused_in_the_services_words(reference_server):
+    """At several users an upgrade may be accepted before its session draws an ``auth`` fault: the key is then
+    refused the way the service did after an upgrade (an ``error`` event, then close 3000)."""
+    import websocket
+
+    server = reference_server(setup_delay=5, first_audio_delay=5, cold_penalty=0,
+                              extra_args=["--fault", "auth:protocol=openai:at=2"])
+    url = server.url.replace("http", "ws") + "/v1/realtime?model=gpt-realtime"
+    first, second = (websocket.create_connection(url, header=["Authorization: Bearer k-1"], timeout=5)
+                     for _ in range(2))   # both upgrades before any session: neither draws session 2
+    try:
+        for ws in (first, second):
+            assert json.loads(ws.recv())["type"] == "session.created"
+        first.send(json.dumps({"type": "input_audio_buffer.clear"}))   # opens session 1
+        assert json.loads(first.recv())["type"] == "input_audio_buffer.cleared"
+        second.send(json.dumps({"type": "input_audio_buffer.clear"}))  # opens session 2: the auth fault
+        error = json.loads(second.recv())
+        assert (error["type"], error["error"]["code"]) == ("error", "invalid_api_key")
+        opcode, frame = second.recv_data()
+        assert (opcode, int.from_bytes(frame[:2], "big"), frame[2:]) == (
+            websocket.ABNF.OPCODE_CLOSE, 3000, b"invalid_request_error.invalid_api_key")
+    finally:
+        first.close()
+        second.close()
+    server.stop()
+    outcomes = {t["session"]: (t["outcome"], t["fault"]) for t in read_jsonl(server.ground_truth)
+                if t["session"] is not None}
+    assert outcomes[2] == ("auth_failed", {"kind": "auth", "echo": "no"})
 
 
 # ---------------------------------------------------------------- the server dies
@@ -268,9 +369,11 @@ def test_everything_bootbench_opens_listens_on_127_0_0_1_unless_told_otherwise(t
 
 
 @pytest.mark.parametrize("spec, reason", [
-    ("crash", "unknown kind 'crash' (use auth, error, never_ready, silence, drop, end, malformed, stray, slow)"),
-    ("error:type=teapot", "type must be one of insufficient_credits, invalid_api_key, rate_limit_exceeded"),
-    ("drop:how=rst", "drop has no option 'how' (it takes when, rate, every, at)"),
+    ("crash", "unknown kind 'crash' (use auth, error, never_ready, silence, silent_audio, drop, end, malformed, stray, "
+              "slow)"),
+    ("error:type=Teapot", "type must be a word of lowercase letters, digits and underscores, not 'Teapot'"),
+    ("drop:how=rst", "drop has no option 'how' (it takes when, protocol, rate, every, at)"),
+    ("error:when=mid_reply", "when must be one of before_ready, after_input"),
     ("slow:phase=audio", "slow needs ms=..."),
     ("silence:rate=1.5", "rate must be a number above 0 and at most 1, not '1.5'"),
     ("silence:at=2,x", "at must be a whole number, not 'x'"),
@@ -283,18 +386,56 @@ def test_a_bad_fault_spec_is_one_sentence(spec, reason):
     assert str(caught.value) == f"invalid fault {spec!r}: {reason}"
 
 
-def test_the_server_refuses_a_bad_fault_with_one_line_and_exit_code_2():
-    result = subprocess.run([sys.executable, "-m", "bootbench.server", "--port", "0", "--fault", "drop:when=never"],
-                            capture_output=True, text=True, timeout=20, cwd=ROOT)
-    assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr.strip().splitlines() == [
-        "python -m bootbench.server: error: argument --fault: invalid fault 'drop:when=never': "
-        "when must be one of before_ready, after_input, mid_reply"]
+def server_forms() -> dict:
+    from bootbench.server import protocols as table
+
+    return {name: forms_of(factory) for name, factory in table.factories().items()}
+
+
+@pytest.mark.parametrize("spec, reason", [
+    ("error:type=teapot", "no protocol of this server has a form of it (aivoco: its type is one of rate_limit_exceeded, "
+                          "insufficient_credits, invalid_api_key; openai: its type is one of rate_limit_exceeded, "
+                          "inference_rate_limit_exceeded, insufficient_quota, server_error, invalid_api_key; gemini: its "
+                          "type is one of resource_exhausted, quota_exceeded, internal, not_found, invalid_argument)"),
+    ("end:reason=go_away:protocol=openai", "no form of it on openai: its reason is one of session_expired"),
+    ("auth:echo=yes:protocol=gemini,aivoco", "no form of it on gemini: Google's close reasons never quote the key"),
+    ("silence:protocol=skype", "this server has no protocol 'skype' (it serves aivoco, openai, gemini)"),
+])
+def test_a_fault_a_named_protocol_or_every_protocol_cannot_play_is_refused_in_one_sentence(spec, reason):
+    with pytest.raises(FaultNotPlayable) as caught:
+        FaultPlan([parse_fault(spec)], forms=server_forms())
+    assert str(caught.value) == f"invalid fault {spec!r}: {reason}"
+
+
+def test_a_fault_strikes_only_the_protocols_with_a_form_of_it_in_their_own_words():
+    plan = FaultPlan([parse_fault(s) for s in ("auth:echo=yes:at=2", "error:every=3", "end:protocol=gemini:at=4")],
+                     forms=server_forms())
+    assert plan.pick(2, "gemini") is None                       # Google never quotes the key
+    assert plan.pick(2, "aivoco").record() == {"kind": "auth", "echo": "yes"}
+    assert [plan.pick(3, p).record()["type"] for p in ("aivoco", "openai", "gemini")] == [
+        "rate_limit_exceeded", "rate_limit_exceeded", "resource_exhausted"]   # each protocol's default words
+    assert plan.pick(4, "gemini").record() == {"kind": "end", "reason": "go_away"}
+    assert plan.pick(4, "openai") is None and plan.pick(4, "aivoco") is None
+    assert "auth:echo=yes:at=2 not on gemini (Google's close reasons never quote the key)" in plan.describe()
+
+
+def test_the_server_refuses_a_bad_fault_with_one_line_and_exit_code_2(tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    for spec, line in [
+        ("drop:when=never", "invalid fault 'drop:when=never': when must be one of before_ready, after_input, mid_reply"),
+        ("stray:protocol=aivoco,gemini:chunks=x", "invalid fault 'stray:protocol=aivoco,gemini:chunks=x': chunks must "
+                                                  "be a whole number, not 'x'"),
+        ("end:reason=session_expired:protocol=gemini", "invalid fault 'end:reason=session_expired:protocol=gemini': "
+                                                       "no form of it on gemini: its reason is one of go_away"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", "bootbench.server", "--port", "0", "--ground-truth", str(truth),
+                                 "--fault", spec], capture_output=True, text=True, timeout=20, cwd=ROOT)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.strip().splitlines() == [f"python -m bootbench.server: error: argument --fault: {line}"]
+    assert not truth.exists()   # nothing started
 
 
 def test_the_fault_plan_strikes_the_chosen_sessions_first_spec_first_and_rates_by_seed():
-    from bootbench.server.faults import FaultPlan
-
     def kinds(specs: list[str], seed: int) -> list[str | None]:
         plan = FaultPlan([parse_fault(s) for s in specs], seed=seed)
         return [fault.kind if fault else None for fault in map(plan.pick, range(1, 301))]
@@ -306,8 +447,11 @@ def test_the_fault_plan_strikes_the_chosen_sessions_first_spec_first_and_rates_b
     alone = kinds(["stray:rate=0.5"], seed=4)
     assert 110 < alone.count("stray") < 190
     assert alone != kinds(["stray:rate=0.5"], seed=5)
-    # a rate spec draws for every session, so sessions taken by earlier specs do not shift its choices
+    # a rate spec's draw depends on the session alone, so sessions taken by earlier specs do not shift its choices
     quiet = kinds(["auth:at=9999", "silence:at=9999", "stray:rate=0.5"], seed=4)
     assert [m if m == "stray" else None for m in mixed] == [q if m not in ("auth", "silence") else None
                                                            for m, q in zip(mixed, quiet)]
+    # asking which fault a session will draw draws nothing (OpenAI asks at the upgrade, before the session exists)
+    plan = FaultPlan([parse_fault("stray:rate=0.5")], seed=4)
+    assert [plan.pick(n) for n in range(1, 301)] == [plan.pick(n) for n in range(1, 301)]
     assert parse_fault("drop:when=mid_reply:at=2").record() == {"kind": "drop", "when": "mid_reply"}

@@ -121,7 +121,12 @@ class GeminiLiveDriver(WebSocketDriver):
                     for data in audio:
                         if not session.decoding:
                             break
-                        session.answer_audio(_pcm(data), received_ns)
+                        pcm = _pcm(data)
+                        if pcm is None:
+                            what = "not base64" if isinstance(data, str) else f"{type(data).__name__}, not base64 text"
+                            self.fail(session, ErrorKind.PROTOCOL_ERROR, f"a modelTurn audio part whose data is {what}")
+                            return
+                        session.answer_audio(pcm, received_ns)
             if isinstance(content, dict) and (content.get("turnComplete") or content.get("interrupted")
                                               or content.get("generationComplete")):
                 if self._model_turn == "answer":
@@ -163,8 +168,12 @@ def _audio_parts(content: Any) -> list[str]:
 
 
 def _pcm(data: Any) -> bytes | None:
-    """PCM16 of one part's base64 ``data``; None when it does not decode (the arrival still counts)."""
+    """PCM16 of one part's base64 ``data`` (standard or URL-safe, padded or not, as protobuf JSON allows); None when
+    it is not base64 text."""
+    if not isinstance(data, str):
+        return None
+    urlsafe = "-" in data or "_" in data
     try:
-        return base64.b64decode(data, validate=True) if isinstance(data, str) else None
+        return base64.b64decode(data + "=" * (-len(data) % 4), altchars=b"-_" if urlsafe else None, validate=True)
     except (binascii.Error, ValueError):
         return None

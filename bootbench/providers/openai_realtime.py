@@ -162,6 +162,9 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 response = message.get("response") if isinstance(message.get("response"), dict) else {}
                 rid = response.get("id")
             if rid is not None and rid == self._answer:
+                if kind == "response.done" and response.get("status") == "failed":
+                    # The service could not answer (a rate limit, the quota, a server error): its words, not a timeout.
+                    self._fail_with(session, _status_error(response))
                 session.answer_ended()
                 if kind == "response.done":
                     session.end_reply(received_ns)
@@ -191,12 +194,24 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 return
             if code == CANCEL_NOT_ACTIVE:
                 return   # our cancel of a greeting crossed its end: nothing to do
-            text = f"{code}: {error.get('message') or 'error'}"
-            self.fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
+            self._fail_with(session, error)
         elif not isinstance(kind, str):
             self.fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
+
+    def _fail_with(self, session, error: dict[str, Any]) -> None:
+        """The session fails with the service's error object ``{type, code, message}`` (in its words)."""
+        code = error.get("code") or error.get("type") or "error"
+        text = f"{code}: {error.get('message') or 'error'}"
+        self.fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
 
     def close_error(self, code: int | None, reason: str) -> CycleError:
         if code == 1008 and "auth" in reason.lower():
             return CycleError(ErrorKind.AUTH_FAILED, f"connection closed (code {code}): {reason}")
         return super().close_error(code, reason)
+
+
+def _status_error(response: dict[str, Any]) -> dict[str, Any]:
+    """The error object of a failed response's ``status_details`` (``{type, code, message}``), or a stand-in."""
+    details = response.get("status_details") if isinstance(response.get("status_details"), dict) else {}
+    error = details.get("error") if isinstance(details.get("error"), dict) else None
+    return error or {"code": "response_failed", "message": f"response {response.get('id')} failed"}

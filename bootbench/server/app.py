@@ -18,7 +18,7 @@ from . import protocols
 from .config import ServerConfig
 from .constants import LISTENING_PREFIX
 from .context import ProtocolContext
-from .faults import FaultPlan
+from .faults import FaultPlan, forms_of
 from .latency import LatencyModel
 from .scheduler import SessionScheduler
 from .truth import GroundTruthWriter
@@ -120,7 +120,9 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
     model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed,
                          leading_silence=config.leading_silence, greeting=config.greeting,
                          warm_first_audio_delay=config.warm_first_audio_delay)
-    scheduler = SessionScheduler(model, config.capacity, writer, faults=FaultPlan(config.faults, config.seed))
+    table = protocols.factories()
+    plan = FaultPlan(config.faults, config.seed, forms={name: forms_of(factory) for name, factory in table.items()})
+    scheduler = SessionScheduler(model, config.capacity, writer, faults=plan)
     monitor = RequestMonitor()
     app = web.Application(middlewares=[monitor.middleware()])
     server = ServerApp(app, scheduler, monitor)
@@ -132,7 +134,7 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
 
     app.router.add_get("/stats", stats)
     context = ProtocolContext(scheduler, config)
-    for factory in protocols.factories().values():
+    for factory in table.values():
         server.protocols.append(factory(context))
     for protocol in server.protocols:
         protocol.attach(app)

@@ -10,11 +10,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from . import protocols
 from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT_HOST, DEFAULT_REPLY_AFTER,
                      DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, DEFAULT_WARM_FIRST_AUDIO_DELAY, REPLY_AFTER, ServerConfig)
 from .constants import API_KEY_ENV
 from .faults import SPEC_HELP as FAULT_HELP
-from .faults import FaultSpec, parse_fault
+from .faults import FaultNotPlayable, FaultPlan, FaultSpec, forms_of, parse_fault
 from .latency import Delay, parse_delay
 
 PROG = "python -m bootbench.server"
@@ -112,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, str]:
     """Parse the command line (exits 2 on a user error) into a config and the log level."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:  # every protocol of the table must be able to play what it is asked to (faults.FaultPlan.check)
+        FaultPlan(args.fault, forms={name: forms_of(factory) for name, factory in protocols.factories().items()})
+    except FaultNotPlayable as exc:
+        parser.error(f"argument --fault: {exc}")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
     config = ServerConfig(host=args.host, port=int(args.port), api_key=api_key, ground_truth=args.ground_truth,
                           setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay,

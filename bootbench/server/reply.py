@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,6 +28,16 @@ GREETING_HZ = 660.0
 
 Chunks = list[tuple[str, int]]
 """Base64 PCM16 chunks with their sample counts."""
+
+
+@lru_cache(maxsize=8)
+def _silent_chunk(size: int) -> str:
+    return base64.b64encode(bytes(size)).decode("ascii")
+
+
+def silenced(chunk: str) -> str:
+    """A base64 PCM16 chunk as long as ``chunk``, every sample zero: the ``silent_audio`` fault's reply."""
+    return _silent_chunk(len(base64.b64decode(chunk)))
 
 
 class ReplyAudio:

@@ -97,11 +97,15 @@ class SessionScheduler:
         Only protocols that implement the faults call this, so a record never claims a fault that was not played.
         """
         assert record.session is not None
-        fault = self.faults.pick(record.session)
+        fault = self.faults.pick(record.session, record.protocol)
         record.fault = None if fault is None else fault.record()
         if fault is not None:
             log.info("session %s %s %s: injecting fault %s", record.session, record.protocol, record.sid, fault.text)
         return fault
+
+    def next_fault(self, protocol: str) -> FaultSpec | None:
+        """The fault the next session opened will draw if it is of ``protocol`` (nothing is drawn or recorded)."""
+        return self.faults.pick(self.sessions + 1, protocol)
 
     def connection_record(self, protocol: str, sid: str) -> SessionTruth:
         """A record for violations a connection commits outside any session."""

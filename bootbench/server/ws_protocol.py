@@ -4,7 +4,9 @@ One WebSocket carries one session. :class:`WebSocketProtocol` owns the
 connection's life: the upgrade (with a hook to refuse it), the receive
 loop, the client's close frame (the stop: ``stop_received``, our close
 frame is ``ended_sent``), disconnects and server shutdown. A subclass turns
-frames into scheduler calls in :meth:`WebSocketProtocol.on_frame`.
+frames into scheduler calls in :meth:`WebSocketProtocol.on_frame`; the faults
+of its sessions are played by the shared :class:`~.ws_faults.WebSocketFaults`
+from the messages it provides.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .context import ProtocolContext
+from .faults import FaultSpec
 from .json_checks import Problem
 from .reply import GREETING_HZ, GREETING_MS, ReplyAudio
 from .speechlike import SpeechJudge
 from .truth import SessionTruth
+from .ws_faults import WebSocketFaults
 
 log = logging.getLogger("bootbench.server")
 
@@ -46,15 +50,6 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.error("session task failed", exc_info=task.exception())
 
 
-def stop_outcome(record: SessionTruth) -> str:
-    """The outcome of a session the client ended: how far it got."""
-    if record.t_ns["first_audio_sent"] is not None:
-        return "ok"
-    if record.t_ns["ready_sent"] is not None:
-        return "stopped_before_audio"
-    return "stopped_before_ready"
-
-
 @dataclass(eq=False)
 class WebSocketConnection:
     """One WebSocket and the one session it may carry."""
@@ -69,6 +64,12 @@ class WebSocketConnection:
     greeting_task: asyncio.Task[None] | None = None
     judge: SpeechJudge | None = None
     """With ``--vad-needs-speech``: the current turn's audio, judged when the turn ends."""
+    key: str = ""
+    """The key the client presented (for a fault's ``echo=yes``; never logged or recorded)."""
+    fault: FaultSpec | None = None
+    """The fault striking this connection's session (:mod:`.ws_faults`)."""
+    transport: asyncio.BaseTransport | None = None
+    """The TCP transport under the WebSocket, for the ``drop`` fault."""
 
     def violation_target(self) -> SessionTruth:
         """The record a violation belongs to: the session once started, else the connection."""
@@ -81,7 +82,7 @@ class WebSocketConnection:
                 task.cancel()
 
 
-class WebSocketProtocol:
+class WebSocketProtocol(WebSocketFaults):
     """Base of a JSON-over-WebSocket protocol mounted at ``path``; one session per connection."""
 
     protocol = ""
@@ -176,6 +177,7 @@ class WebSocketProtocol:
             return web.json_response({"error": {"message": "WebSocket upgrade required"}}, status=426)
         await ws.prepare(request)
         conn = self.new_connection(ws, request, sid)
+        conn.transport = request.transport
         self.connections.add(conn)
         self.scheduler.connections += 1
         try:
@@ -207,7 +209,7 @@ class WebSocketProtocol:
             record.t_ns["stop_received"] = received_ns
             record.t_ns["ended_sent"] = time.perf_counter_ns()
             await conn.ws.close(code=WSCloseCode.OK, drain=False)
-            self.scheduler.finish(record, stop_outcome(record))
+            self.scheduler.finish(record, self.session_outcome(conn))
         else:
             await conn.ws.close(code=WSCloseCode.OK, drain=False)
 

@@ -1,9 +1,11 @@
-"""How the faults of :mod:`.faults` look on Aivoco's Socket.IO wire (docs/protocols/aivoco.md).
+"""How the faults of :mod:`bootbench.server.faults` look on Aivoco's Socket.IO wire (docs/protocols/aivoco.md).
 
-The messages are the reference server's words; a client is expected to pass
-them on. With ``echo=yes`` (``auth``, ``error``) the message quotes the key
-the client sent, as some services do, so tests can prove the client never
-lets it out; the server itself never logs or records it.
+The ``error`` types and the ``end`` reasons are the documented ones
+(``error {message, type}``, ``session_ended {reason, ...}``); the messages are the
+reference server's words, since the service's are not documented. A client is
+expected to pass them on. With ``echo=yes`` (``auth``, ``error``) the message
+quotes the key the client sent, as some services do, so tests can prove the
+client never lets it out; the server itself never logs or records it.
 """
 
 from __future__ import annotations
@@ -12,20 +14,39 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from bootbench.server.faults import FaultSpec
+from bootbench.server.faults import FaultForms, FaultSpec
 
 AUTH_MESSAGE = "Invalid API key"
 ERROR_MESSAGES = {
+    "rate_limit_exceeded": "Rate limit exceeded, retry later",
     "insufficient_credits": "Insufficient credits to start a call",
     "invalid_api_key": "Invalid API key",
-    "rate_limit_exceeded": "Rate limit exceeded, retry later",
 }
+"""``error:type=`` -> its message (the first type is the default)."""
 END_MESSAGES = {
     "insufficient_user_credits": "Call ended: the user has no credits left",
     "insufficient_admin_units": "Call ended: the account has no units left",
 }
+"""``end:reason=`` -> its ``session_ended`` message (the first reason is the default)."""
 HUGE_BYTES = 8 * 1024 * 1024
 """Size of the ``malformed:what=huge`` reply: one 8 MiB base64 string (6 MiB of PCM silence)."""
+
+
+def fault_forms() -> FaultForms:
+    """Aivoco's words for ``error:type`` and ``end:reason``; it has a form of every kind."""
+    return FaultForms(words={"type": tuple(ERROR_MESSAGES), "reason": tuple(END_MESSAGES)}, message=said)
+
+
+def said(spec: FaultSpec) -> str:
+    """The service's words a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
+    key = echo(spec, "***")
+    if spec.kind == "auth":
+        return AUTH_MESSAGE + key
+    if spec.kind == "error":
+        return f"{spec.option('type')}: {ERROR_MESSAGES[spec.option('type')]}{key}"
+    if spec.kind == "end":
+        return f"({spec.option('reason')}): {END_MESSAGES[spec.option('reason')]}"
+    return ""
 
 
 def echo(fault: FaultSpec | None, key: str) -> str:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bootbench.server.context import ProtocolContext
 from bootbench.server.faults import FaultSpec
-from bootbench.server.reply import GREETING_HZ, GREETING_MS, Chunks, ReplyAudio
+from bootbench.server.reply import GREETING_HZ, GREETING_MS, Chunks, ReplyAudio, silenced
 from bootbench.server.scheduler import sleep_until
 from bootbench.server.speechlike import SpeechJudge
 from bootbench.server.truth import SessionTruth
@@ -328,6 +328,8 @@ class AivocoProtocol:
                 return
             if index == len(session.reply_chunks) - 1:
                 record.note_reply_end(sent)  # no end-of-reply event: the silence after this chunk ends the reply
+            if fault is not None and fault.kind == "silent_audio":
+                chunk = silenced(chunk)
             await self.sio.emit("audio_response", {"audio_data": chunk}, to=record.sid)
             if index == 0:
                 await self.sio.emit("text_response", {"text": REPLY_TEXT}, to=record.sid)
@@ -372,7 +374,7 @@ class AivocoProtocol:
     async def _fault_before_ready(self, session: AivocoSession, fault: FaultSpec) -> bool:
         """Faults striking where session_ready would be sent; True when the session goes no further."""
         record = session.record
-        if fault.kind == "error":
+        if fault.kind == "error" and fault.option("when") == "before_ready":
             self._end_here(session, "error")
             record.t_ns["ended_sent"] = time.perf_counter_ns()
             await self.sio.emit("error", error_event(fault, session.key_echo), to=record.sid)
@@ -390,6 +392,12 @@ class AivocoProtocol:
         """Faults striking where the reply would start; True when no reply is sent."""
         record = session.record
         if fault.kind == "silence":
+            return True
+        if fault.kind == "error" and fault.option("when") == "after_input":
+            self._end_here(session, "error")
+            record.t_ns["ended_sent"] = time.perf_counter_ns()
+            await self.sio.emit("error", error_event(fault, session.key_echo), to=record.sid)
+            self.scheduler.finish(record, "error")
             return True
         if fault.kind == "end":
             self._end_here(session, "ended_by_server")

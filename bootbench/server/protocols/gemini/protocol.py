@@ -36,10 +36,12 @@ from bootbench.server.json_checks import Problem, note, parse_object
 from bootbench.server.pcm import pcm16_peak
 from bootbench.server.scheduler import sleep_until
 from bootbench.server.turns import SilenceDetector
+from bootbench.server.ws_faults import MISSING
 from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
 from bootbench.wire import GEMINI_INPUT_RATE, GEMINI_LIVE_PATH, GEMINI_OUTPUT_RATE, VAD_SILENCE_MS
 
 from .checks import Checked, check_message, silence_ms, uses_manual_activity
+from .faults import GeminiFaults
 
 PROTOCOL = "gemini"
 BAD_KEY = (1007, "API key not valid. Please pass a valid API key.")
@@ -53,9 +55,9 @@ log = logging.getLogger("bootbench.server")
 
 @dataclass(eq=False)
 class LiveConnection(WebSocketConnection):
-    """A Live WebSocket: its key, turn mode and turn state."""
+    """A Live WebSocket: its model, turn mode and turn state."""
 
-    key: str = ""
+    model: str = ""
     setup_seen: bool = False
     manual: bool = False
     detector: SilenceDetector | None = None
@@ -66,7 +68,7 @@ class LiveConnection(WebSocketConnection):
     """Messages (with their arrival) waiting for the session to be ready; None once it is and they are processed."""
 
 
-class GeminiLiveProtocol(WebSocketProtocol):
+class GeminiLiveProtocol(GeminiFaults, WebSocketProtocol):
     """Serves the Live API's BidiGenerateContent messages.
 
         protocol = GeminiLiveProtocol(scheduler, api_key=None, reply_ms=600)
@@ -132,10 +134,14 @@ class GeminiLiveProtocol(WebSocketProtocol):
         if rejected:
             await self.close_with(conn, INVALID_MESSAGE, rejected[0].message, "rejected")
             return
+        if (fault := self.strike(conn)) is not None and fault.kind == "auth":
+            await self.end_session(conn, "auth_failed", self.play_auth(conn, fault))
+            return
+        conn.model = str(setup.get("model") or "")
         conn.manual = uses_manual_activity(setup)
         if not conn.manual:
             conn.detector = SilenceDetector(GEMINI_INPUT_RATE, silence_ms(setup, VAD_SILENCE_MS))
-        self.scheduler.accept(record)
+        self.accept_session(conn)
         conn.setup_task = spawn(self._set_up(conn))
 
     async def _set_up(self, conn: LiveConnection) -> None:
@@ -143,6 +149,8 @@ class GeminiLiveProtocol(WebSocketProtocol):
         assert record is not None and record.injected is not None
         await self.scheduler.admit(record)
         await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
+        if await self.fault_before_ready(conn):
+            return
         conn.ready = True
         ready = record.t_ns["ready_sent"] = time.perf_counter_ns()
         await self.send_json(conn, {"setupComplete": {}}, binary=self._binary(record, 0))
@@ -225,6 +233,8 @@ class GeminiLiveProtocol(WebSocketProtocol):
         conn.responding = True
         if self.stop_greeting(conn):
             await self.send_json(conn, {"serverContent": {"interrupted": True}})
+        if await self.fault_at_turn_end(conn):
+            return
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
         conn.reply_task = spawn(self._respond(conn, start))
 
@@ -245,15 +255,19 @@ class GeminiLiveProtocol(WebSocketProtocol):
         record = conn.record
         assert record is not None and record.injected is not None
 
+        def content(audio: Any) -> dict[str, Any]:
+            inline = {"mimeType": OUTPUT_MIME, "data": audio}
+            if audio is MISSING:
+                del inline["data"]
+            return {"serverContent": {"modelTurn": {"parts": [{"inlineData": inline}]}}}
+
         async def send_chunk(index: int, chunk: str) -> None:
-            part = {"inlineData": {"mimeType": OUTPUT_MIME, "data": chunk}}
-            await self.send_json(conn, {"serverContent": {"modelTurn": {"parts": [part]}}},
-                                 binary=self._binary(record, index))
+            await self.send_json(conn, content(chunk), binary=self._binary(record, index))
 
         if greeting:
             await self.greeting.stream(record, start_ns, send_chunk, greeting=True)
-        else:
-            await self.reply.stream(record, start_ns, send_chunk, leading_silence_ms=record.injected.leading_silence_ms)
+        elif not await self.stream_answer(conn, start_ns, send_chunk, content):
+            return   # a fault spoilt the answer: nothing follows
         if not greeting:
             record.note_reply_end(time.perf_counter_ns(), over=False)
         await self.send_json(conn, {"serverContent": {"generationComplete": True}})

@@ -38,10 +38,12 @@ from bootbench.server.json_checks import Problem, note, parse_object
 from bootbench.server.pcm import pcm16_peak
 from bootbench.server.scheduler import sleep_until
 from bootbench.server.turns import SilenceDetector
+from bootbench.server.ws_faults import MISSING
 from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
 from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
 
 from .checks import Checked, check_event, effective_session
+from .faults import OpenAIFaults, refusal
 
 PROTOCOL = "openai"
 REPLY_TEXT = "Hello, this is the bootbench reference server."
@@ -110,7 +112,7 @@ class RealtimeConnection(WebSocketConnection):
     """The id of the greeting response while it is being sent."""
 
 
-class OpenAIRealtimeProtocol(WebSocketProtocol):
+class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
     """Serves OpenAI Realtime's GA events on ``/v1/realtime``.
 
         protocol = OpenAIRealtimeProtocol(scheduler, api_key=None, reply_ms=600)
@@ -134,12 +136,23 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
             self.refused_violation(sid, "upgrade without ?model= in the URL")
             return web.json_response(error_body("Missing required parameter: 'model'.", "missing_required_parameter",
                                                 param="model"), status=400)
+        if (fault := self.scheduler.next_fault(self.protocol)) is not None and fault.kind == "auth":
+            # The service refuses a key at the upgrade, before any event could number the session: the session
+            # the next number draws is opened here (faults.py; nothing awaits in between, so it gets that number).
+            record = self.scheduler.open(self.protocol, sid, received_ns)
+            fault = self.scheduler.fault_for(record)
+            record.t_ns["ended_sent"] = time.perf_counter_ns()
+            log.info("session %s %s: auth failed (injected fault)", record.session, record.sid)
+            self.scheduler.finish(record, "auth_failed")
+            assert fault is not None
+            return refusal(fault, key)
         return None
 
     def new_connection(self, ws: web.WebSocketResponse, request: web.Request, sid: str) -> RealtimeConnection:
         model = request.query["model"]
         conn = RealtimeConnection(ws, sid, self.scheduler.connection_record(PROTOCOL, sid), model=model,
                                   session=default_session(model))
+        conn.key = request.headers.get("Authorization", "")[len("Bearer "):].strip()
         self._configure_turns(conn)
         return conn
 
@@ -165,7 +178,10 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         if valid and conn.record is None:
             # The service has a session from the start; here it begins (slot, setup delay) with the first event.
             conn.record = self.scheduler.open(PROTOCOL, conn.sid, received_ns)
-            self.scheduler.accept(conn.record)
+            if (fault := self.strike(conn)) is not None and fault.kind == "auth":
+                await self.end_session(conn, "auth_failed", self.play_auth(conn, fault))
+                return
+            self.accept_session(conn)
             conn.setup_task = spawn(self._set_up(conn))
             if kind != "session.update":
                 problems.append(note(f"{kind} without a session.update first (the default session: server VAD)"))
@@ -219,6 +235,8 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         assert record is not None and record.injected is not None
         await self.scheduler.admit(record)
         await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
+        if await self.fault_before_ready(conn):
+            return
         conn.ready = True
         ready = record.t_ns["ready_sent"] = time.perf_counter_ns()
         # The events that waited, in order, as of now (the service could not act on them before);
@@ -329,6 +347,8 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
     async def _start_response(self, conn: RealtimeConnection, turn_end_ns: int) -> None:
         record = conn.record
         assert record is not None and record.injected is not None
+        if await self.fault_at_turn_end(conn):
+            return
         conn.response_id = new_id("resp")
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
         await self.send_json(conn, {"type": "response.created", "event_id": new_id("event"),
@@ -377,15 +397,19 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         await self.send_json(conn, {"type": "response.content_part.added", "event_id": new_id("event"), **where,
                                     "part": {"type": "audio", "transcript": ""}})
 
+        def delta(audio: Any) -> dict[str, Any]:
+            message = {"type": "response.output_audio.delta", "event_id": new_id("event"), **where, "delta": audio}
+            if audio is MISSING:
+                del message["delta"]
+            return message
+
         async def send_delta(index: int, chunk: str) -> None:
-            await self.send_json(conn, {"type": "response.output_audio.delta", "event_id": new_id("event"),
-                                        **where, "delta": chunk})
+            await self.send_json(conn, delta(chunk))
 
         if greeting:
             await self.greeting.stream(record, start_ns, send_delta, greeting=True)
-        else:
-            await self.reply.stream(record, start_ns, send_delta,
-                                    leading_silence_ms=record.injected.leading_silence_ms)
+        elif not await self.stream_answer(conn, start_ns, send_delta, delta):
+            return   # a fault spoilt the answer: nothing follows
         await self.send_json(conn, {"type": "response.output_audio.done", "event_id": new_id("event"), **where})
         await self.send_json(conn, {"type": "response.output_audio_transcript.done", "event_id": new_id("event"),
                                     **where, "transcript": REPLY_TEXT})
