@@ -455,3 +455,51 @@ def test_the_fault_plan_strikes_the_chosen_sessions_first_spec_first_and_rates_b
     plan = FaultPlan([parse_fault("stray:rate=0.5")], seed=4)
     assert [plan.pick(n) for n in range(1, 301)] == [plan.pick(n) for n in range(1, 301)]
     assert parse_fault("drop:when=mid_reply:at=2").record() == {"kind": "drop", "when": "mid_reply"}
+
+
+# ---------------------------------------------------------------- the drivers pass the service's words on
+
+
+def test_a_failed_openai_answer_fails_its_iteration_with_the_services_error_not_a_timeout():
+    from bootbench.audio import Stimulus
+    from bootbench.providers.base import DriverConfig
+    from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
+    from bootbench.server.protocols.openai.faults import error_object
+
+    driver = OpenAIRealtimeDriver(DriverConfig(url="ws://127.0.0.1:9", api_key="k"), Stimulus.sine())
+    driver._asked, driver._answer, driver._unasked, driver._retry_create, driver._phases = True, None, set(), False, {}
+    driver.session = driver.new_session(1)
+    driver.session.ready_ns = 1
+    error = {k: v for k, v in error_object("insufficient_quota").items() if k in ("type", "code", "message")}
+    driver.on_message({"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}, 10)
+    driver.on_message({"type": "response.done", "response": {"id": "resp_1", "status": "failed", "status_details": {
+        "type": "failed", "error": error}}}, 20)
+    failure = driver.session.failure
+    assert failure is not None and failure.kind == "server_error"
+    assert failure.message == f"insufficient_quota: {error['message']}"
+    assert driver.session.audio.is_set()   # the cycle stops waiting for audio at once
+
+
+@pytest.mark.parametrize("data, failure", [
+    (12345, "a modelTurn audio part whose data is int, not base64 text"),
+    ("%%not*base64%%AAAA", "a modelTurn audio part whose data is not base64"),
+    ("AAAAAP__", None),                      # URL-safe, unpadded: protobuf JSON allows both
+    ("AAAAAP//", None),
+])
+def test_gemini_audio_that_is_not_base64_fails_the_iteration_instead_of_being_the_answer(data, failure):
+    from bootbench.audio import Stimulus
+    from bootbench.providers.base import DriverConfig
+    from bootbench.providers.gemini_live import GeminiLiveDriver
+
+    driver = GeminiLiveDriver(DriverConfig(url="ws://127.0.0.1:9", api_key="k"), Stimulus.sine())
+    driver._turn_over, driver._model_turn = True, None
+    driver.session = driver.new_session(1)
+    driver.session.ready_ns = 1
+    part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": data}}
+    driver.on_message({"serverContent": {"modelTurn": {"parts": [part]}}}, 20)
+    session = driver.session
+    if failure is None:
+        assert session.failure is None and session.first_audio_ns == 20
+    else:
+        assert (session.failure.kind, session.failure.message) == ("protocol_error", failure)
+        assert session.first_audio_ns is None
