@@ -122,8 +122,10 @@ def test_every_successful_iteration_matches_the_servers_ground_truth(matrices, p
     assert len(successes) == matrix.iterations - sum(1 for c in matrix.cases if c.kind)
     for sample in successes:
         measured = matrix.session(sample["iteration"])["measured"]
-        assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=TIMING_TOLERANCE_MS)
-        assert sample["session_start_ms"] == pytest.approx(measured["session_start_ms"], abs=TIMING_TOLERANCE_MS)
+        assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=TIMING_TOLERANCE_MS), \
+            sample["iteration"]
+        assert sample["session_start_ms"] == pytest.approx(measured["session_start_ms"], abs=TIMING_TOLERANCE_MS), \
+            sample["iteration"]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
