@@ -505,3 +505,33 @@ def test_gemini_audio_that_is_not_base64_fails_the_iteration_instead_of_being_th
     else:
         assert (session.failure.kind, session.failure.message) == ("protocol_error", failure)
         assert session.first_audio_ns is None
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_audio_too_large_for_a_streamed_chunk_fails_the_iteration_instead_of_being_timed(provider):
+    """An 8 MiB audio message arrived ~300 ms after the server began sending it: stamped as the first audio, that
+    transfer would be measured as the service's latency. Aivoco's driver refuses it too (limit 1 MiB)."""
+    from bootbench.audio import Stimulus
+    from bootbench.providers.base import DriverConfig
+    from bootbench.providers.gemini_live import GeminiLiveDriver
+    from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
+
+    driver = (OpenAIRealtimeDriver if provider == "openai" else GeminiLiveDriver)(
+        DriverConfig(url="ws://127.0.0.1:9", api_key="k"), Stimulus.sine())
+    driver._asked, driver._answer, driver._unasked, driver._retry_create, driver._phases = True, None, set(), False, {}
+    driver._turn_over, driver._model_turn = True, None
+    driver.session = driver.new_session(1)
+    driver.session.ready_ns = 1
+    huge = "A" * (8 << 20)
+    if provider == "openai":
+        driver.on_message({"type": "response.created", "response": {"id": "resp_1"}}, 10)
+        driver.on_message({"type": "response.output_audio.delta", "response_id": "resp_1", "delta": huge}, 20)
+        what = "response.output_audio.delta audio"
+    else:
+        part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": huge}}
+        driver.on_message({"serverContent": {"modelTurn": {"parts": [part]}}}, 20)
+        what = "a modelTurn audio part"
+    failure = driver.session.failure
+    assert (failure.kind, failure.message) == ("protocol_error",
+                                               f"{what} of 8.0 MiB is not a streamed chunk (limit 1 MiB)")
+    assert driver.session.first_audio_ns is None

@@ -25,7 +25,7 @@ from typing import Any
 
 from bootbench.audio import Chunk
 from bootbench.providers.base import CycleError
-from bootbench.providers.websocket import WebSocketDriver, websocket_url
+from bootbench.providers.websocket import WebSocketDriver, oversized_audio, websocket_url
 from bootbench.samples import ErrorKind
 from bootbench.wire import GEMINI_INPUT_RATE, GEMINI_LIVE_PATH
 
@@ -121,6 +121,9 @@ class GeminiLiveDriver(WebSocketDriver):
                     for data in audio:
                         if not session.decoding:
                             break
+                        if isinstance(data, str) and (too_big := oversized_audio("a modelTurn audio part", data)):
+                            self.fail(session, ErrorKind.PROTOCOL_ERROR, too_big)
+                            return
                         pcm = _pcm(data)
                         if pcm is None:
                             what = "not base64" if isinstance(data, str) else f"{type(data).__name__}, not base64 text"

@@ -27,7 +27,7 @@ from typing import Any
 
 from bootbench.audio import Chunk
 from bootbench.providers.base import CycleError
-from bootbench.providers.websocket import WebSocketDriver, websocket_url
+from bootbench.providers.websocket import WebSocketDriver, oversized_audio, websocket_url
 from bootbench.samples import ErrorKind
 from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
 
@@ -135,6 +135,9 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             delta = message.get("delta")
             if not isinstance(delta, str) or not delta:
                 self.fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
+                return
+            if (too_big := oversized_audio(f"{kind} audio", delta)) is not None:
+                self.fail(session, ErrorKind.PROTOCOL_ERROR, too_big)
                 return
             if session.first_audio_ns is None:
                 phase = self._phases.get(message.get("item_id"))

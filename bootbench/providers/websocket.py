@@ -29,6 +29,17 @@ from bootbench.samples import ErrorKind, Timeline
 log = logging.getLogger(__name__)
 
 HTTP_KINDS = {401: ErrorKind.AUTH_FAILED, 403: ErrorKind.AUTH_FAILED, 429: ErrorKind.SERVER_ERROR}
+MAX_AUDIO_CHARS = 1 << 20
+"""Largest base64 audio taken as one streamed chunk (1 MiB, about 16 s of 24 kHz PCM16; the Aivoco driver's limit
+too). A larger message is no stream, and its arrival stamp would include its own transfer (an 8 MiB frame
+arrived about 300 ms after the reference server began sending it)."""
+
+
+def oversized_audio(what: str, audio: str) -> str | None:
+    """The failure message for base64 ``audio`` too large to be a streamed chunk, or None."""
+    if len(audio) <= MAX_AUDIO_CHARS:
+        return None
+    return f"{what} of {len(audio) / (1 << 20):.1f} MiB is not a streamed chunk (limit {MAX_AUDIO_CHARS >> 20} MiB)"
 
 
 class WebSocketDriver(Driver):

@@ -79,16 +79,11 @@ DIFFERENCES: dict[str, dict[str, dict[str, Any]]] = {
         # the held-back chunks reach the next session on the same connection
         f"stray:chunks={STRAY_CHUNKS}": {"anomalies": {}, "next_anomalies": {"audio_before_ready": STRAY_CHUNKS}},
     },
-    "openai": {
-        # 6 MiB of zeros is well-formed audio to the Realtime events: the answer, never audible
-        "malformed:what=huge": {"kind": None, "audible": False},
-    },
     "gemini": {
         "error:type=invalid_argument": {"kind": "protocol_error"},   # 1007: what the service takes for our fault
         "end:reason=go_away": {"anomalies": {"go_away": 1}},
         # a part without data is not audio: nothing to hear, then nothing more
         "malformed:what=missing_field": {"kind": "audio_timeout", "words": f"within {TIMEOUT_S} s"},
-        "malformed:what=huge": {"kind": None, "audible": False},
     },
 }
 """What differs from :func:`expected`'s rule on one protocol's wire, by fault, with why."""
