@@ -5,7 +5,9 @@
 
 Each protocol is a package here (``<name>/``: the protocol, its client checks,
 its fault forms) whose ``build(context)`` builds it from a
-:class:`~bootbench.server.context.ProtocolContext`. A package outside
+:class:`~bootbench.server.context.ProtocolContext`, and whose ``fault_forms()``
+beside it declares how it plays the fault kinds (:class:`~bootbench.server.faults.FaultForms`;
+a protocol without one is never struck by a fault). A package outside
 bootbench adds one with an entry point in the group ``bootbench.server_protocols``
 (name = the protocol's name, value = ``module:factory``), as
 ``examples/provider-plugin`` does beside its driver.
