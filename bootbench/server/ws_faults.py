@@ -44,7 +44,6 @@ HUGE_BYTES = 8 * 1024 * 1024
 """Size of the ``malformed:what=huge`` audio: one 8 MiB base64 string (6 MiB of PCM silence)."""
 MID_REPLY_DROP_S = 0.002
 """``drop:when=mid_reply`` drops this long after the first chunk went out (its frame leaves first)."""
-STRAY_PAUSE_S = 0.001
 
 ReplyMessage = Callable[[Any], dict[str, Any]]
 """The protocol's reply chunk message carrying a given audio value (:data:`MISSING`: without the field)."""
@@ -109,7 +108,7 @@ class WebSocketFaults:
     # ---- what a protocol provides (its messages)
 
     async def play_auth(self, conn: WebSocketConnection, fault: FaultSpec) -> None:
-        """Refuse the session as unauthenticated, in the service's words (then end it: :meth:`end_session`)."""
+        """Refuse the session as unauthenticated, in the service's words (the caller records the end: :meth:`end_session`)."""
         raise NotImplementedError
 
     async def play_error(self, conn: WebSocketConnection, fault: FaultSpec) -> None:
@@ -247,7 +246,6 @@ class WebSocketFaults:
         """``stray``: reply chunks of no reply of this session, sent just before it becomes ready."""
         for chunk, _ in self.reply.chunks[:chunks]:
             await self.send_text(conn, json.dumps(self.stray_message(conn, chunk), separators=(",", ":")))
-        await asyncio.sleep(STRAY_PAUSE_S)
         log.info("sent %d stray reply chunk(s) to %s before its session was ready", chunks, conn.sid)
 
     async def send_text(self, conn: WebSocketConnection, text: str) -> None:
