@@ -395,10 +395,11 @@ def server_forms() -> dict:
 
 
 @pytest.mark.parametrize("spec, reason", [
-    ("error:type=teapot", "no protocol of this server has a form of it (aivoco: its type is one of rate_limit_exceeded, "
-                          "insufficient_credits, invalid_api_key; openai: its type is one of rate_limit_exceeded, "
-                          "inference_rate_limit_exceeded, insufficient_quota, server_error, invalid_api_key; gemini: its "
-                          "type is one of resource_exhausted, quota_exceeded, internal, not_found, invalid_argument)"),
+    ("error:type=teapot", "no protocol of this server has a form of it (aivoco: its type is one of "
+                          "rate_limit_exceeded, insufficient_credits, invalid_api_key; openai: its type is one of "
+                          "rate_limit_exceeded, inference_rate_limit_exceeded, insufficient_quota, server_error, "
+                          "invalid_api_key; gemini: its type is one of resource_exhausted, quota_exceeded, internal, "
+                          "not_found, invalid_argument)"),
     ("end:reason=go_away:protocol=openai", "no form of it on openai: its reason is one of session_expired"),
     ("auth:echo=yes:protocol=gemini,aivoco", "no form of it on gemini: Google's close reasons never quote the key"),
     ("silence:protocol=skype", "this server has no protocol 'skype' (it serves aivoco, openai, gemini)"),
@@ -424,7 +425,8 @@ def test_a_fault_strikes_only_the_protocols_with_a_form_of_it_in_their_own_words
 def test_the_server_refuses_a_bad_fault_with_one_line_and_exit_code_2(tmp_path):
     truth = tmp_path / "truth.jsonl"
     for spec, line in [
-        ("drop:when=never", "invalid fault 'drop:when=never': when must be one of before_ready, after_input, mid_reply"),
+        ("drop:when=never", "invalid fault 'drop:when=never': when must be one of before_ready, after_input, "
+                            "mid_reply"),
         ("stray:protocol=aivoco,gemini:chunks=x", "invalid fault 'stray:protocol=aivoco,gemini:chunks=x': chunks must "
                                                   "be a whole number, not 'x'"),
         ("end:reason=session_expired:protocol=gemini", "invalid fault 'end:reason=session_expired:protocol=gemini': "

@@ -108,7 +108,7 @@ class WebSocketFaults:
     # ---- what a protocol provides (its messages)
 
     async def play_auth(self, conn: WebSocketConnection, fault: FaultSpec) -> None:
-        """Refuse the session as unauthenticated, in the service's words (the caller records the end: :meth:`end_session`)."""
+        """Refuse the session as unauthenticated, in the service's words (the caller records the end)."""
         raise NotImplementedError
 
     async def play_error(self, conn: WebSocketConnection, fault: FaultSpec) -> None:

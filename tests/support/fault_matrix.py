@@ -248,7 +248,7 @@ def run_matrix(protocol: str, workdir: Path) -> MatrixRun:
 
 
 def observed_rows(run: MatrixRun) -> list[dict[str, str]]:
-    """One row per fault: the fault, what the server did, and what bootbench recorded; then the faults without a form."""
+    """One row per fault: the fault, what the server did, what bootbench recorded; then the faults without a form."""
     protocol_forms = forms(run.protocol)
     rows = []
     for index, case in enumerate(run.cases):

@@ -71,7 +71,7 @@ def error_close(error_type: str, model: str = DEFAULT_MODEL) -> tuple[int, str]:
 
 
 def said(spec: FaultSpec) -> str:
-    """The service's words a session struck by ``spec`` receives (the close code and reason, as bootbench shows them)."""
+    """The service's words a session struck by ``spec`` receives (the close code and reason)."""
     if spec.kind == "auth":
         return f"(code {BAD_KEY[0]}): {BAD_KEY[1]}"
     if spec.kind == "error":
