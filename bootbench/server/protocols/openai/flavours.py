@@ -139,16 +139,21 @@ def _azure(status: int, code: str, message: str, reason: str, auth: bool = False
     return Refusal(status, {"error": {"code": code, "message": message}}, reason, auth)
 
 
-OPENAI = Flavour("openai", "OpenAI Realtime", OPENAI_REALTIME_PATH, "ga")
-XAI = Flavour("xai", "xAI Voice Agent", OPENAI_REALTIME_PATH, "xai", first_event="conversation.created",
-              default_model=XAI_DEFAULT_MODEL, default_voice="ara",
-              unsupported=frozenset({"conversation.item.retrieve", "conversation.item.truncate",
-                                     "output_audio_buffer.clear"}))
-AZURE_VOICE_LIVE = Flavour("azure", "Azure Voice Live", AZURE_VOICE_LIVE_PATH, "voice-live", api_version="required")
-AZURE_OPENAI = Flavour("azure", "Azure OpenAI", AZURE_OPENAI_PATH, "ga", api_version="refused")
-AZURE_OPENAI_PREVIEW = Flavour("azure", "Azure OpenAI (preview)", AZURE_OPENAI_PREVIEW_PATH, "preview",
-                               model_query="deployment", api_version="required")
-BY_PATH = {flavour.path: flavour for flavour in (OPENAI, AZURE_VOICE_LIVE, AZURE_OPENAI, AZURE_OPENAI_PREVIEW)}
+FLAVOURS: dict[str, Flavour] = {
+    "openai": Flavour("openai", "OpenAI Realtime", OPENAI_REALTIME_PATH, "ga"),
+    "xai": Flavour("xai", "xAI Voice Agent", OPENAI_REALTIME_PATH, "xai", first_event="conversation.created",
+                   default_model=XAI_DEFAULT_MODEL, default_voice="ara",
+                   unsupported=frozenset({"conversation.item.retrieve", "conversation.item.truncate",
+                                          "output_audio_buffer.clear"})),
+    "azure-voice-live": Flavour("azure", "Azure Voice Live", AZURE_VOICE_LIVE_PATH, "voice-live",
+                                api_version="required"),
+    "azure-openai": Flavour("azure", "Azure OpenAI", AZURE_OPENAI_PATH, "ga", api_version="refused"),
+    "azure-openai-preview": Flavour("azure", "Azure OpenAI (preview)", AZURE_OPENAI_PREVIEW_PATH, "preview",
+                                    model_query="deployment", api_version="required"),
+}
+"""Every flavour the emulation serves (a constant table of frozen records)."""
+OPENAI, XAI = FLAVOURS["openai"], FLAVOURS["xai"]
+BY_PATH = {flavour.path: flavour for label, flavour in FLAVOURS.items() if label != "xai"}
 """Every path the emulation serves; ``/v1/realtime`` is OpenAI's unless the model is xAI's (:func:`flavour_of`)."""
 
 
