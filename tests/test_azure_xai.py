@@ -16,7 +16,9 @@ import json
 import time
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 import websocket
 
 from bootbench.audio import Stimulus
@@ -24,6 +26,7 @@ from bootbench.providers import DriverConfig, create, install_tuning
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.server import ReferenceServer
+from bootbench.stimuli import load_clips
 from bootbench.wire import AZURE_OPENAI_PATH, AZURE_OPENAI_PREVIEW_PATH, AZURE_VOICE_LIVE_PATH, OPENAI_REALTIME_PATH
 from support.ground_truth import FIXED_RUN_SERVER, ground_truth_run
 from support.recording_proxy import RecordingProxy
@@ -39,10 +42,10 @@ AZURE_BAD_KEY = ("Access denied due to invalid subscription key or wrong API end
 
 
 def driver(provider: str, url: str = "http://127.0.0.1:9", *, key: str = "k-123456", model: str = "",
-           options: tuple[tuple[str, str], ...] = (), **config: Any) -> OpenAIRealtimeDriver:
+           options: tuple[tuple[str, str], ...] = (), clips: Any = None, **config: Any) -> OpenAIRealtimeDriver:
     model = model or {"azure": "gpt-realtime", "xai": "grok-voice-think-fast-2.0"}[provider]
     made = create(provider, DriverConfig(url=url, api_key=key, model=model, provider_options=options, **config),
-                  Stimulus.sine(seconds=0.3))
+                  clips or Stimulus.sine(seconds=0.3))
     assert isinstance(made, OpenAIRealtimeDriver)
     return made
 
@@ -122,6 +125,14 @@ def test_an_error_event_in_openais_shape_or_xais_fails_the_session_with_its_word
     assert (made.session.failure.kind, made.session.failure.message) == (kind, text)
 
 
+def test_a_vad_run_of_the_tone_times_out_with_the_hint_to_send_speech():
+    tone = load_clips(())   # no --audio: the sine
+    for provider in ("azure", "xai"):
+        assert driver(provider, turn="vad", clips=tone).timeout_hint() == (
+            f"; {provider} ends turns by voice activity, which a pure tone may never trigger: try --audio speech")
+        assert driver(provider, turn="manual", clips=tone).timeout_hint() == ""
+
+
 # ---- bad options: one sentence before anything starts
 
 
@@ -142,6 +153,19 @@ def test_an_error_event_in_openais_shape_or_xais_fails_the_session_with_its_word
 def test_a_bad_azure_option_is_one_sentence_before_anything_starts(refusals, tmp_path, args, sentence):
     assert refusals.sentence("--headless", "-u", "1", "--provider", "azure", *args) == sentence
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("provider, source", [
+    ("azure", "Voice Live's and OpenAI's documented limit of input_audio_buffer.append"),
+    ("xai", "OpenAI's documented limit of input_audio_buffer.append (xAI documents none)"),
+])
+def test_a_burst_message_over_the_documented_15_mib_is_refused_naming_where_the_limit_comes_from(
+        refusals, tmp_path, provider, source):
+    path = tmp_path / "five_minutes.wav"   # at 24 kHz: 19.2 MB of base64
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 440 * np.arange(300 * 8000) / 8000), 8000, subtype="PCM_16")
+    sentence = refusals.sentence("--headless", "-u", "1", "--provider", provider, "--audio", str(path))
+    assert sentence.startswith(f"at --pace burst the longest clip goes to {provider} in one 18.3 MiB message, over "
+                               f"the 15.0 MiB a message may carry ({source}")
 
 
 def test_with_a_key_and_no_host_azure_needs_its_resource_and_then_targets_it(refusals):
