@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bootbench.server.faults import KINDS, FaultNotPlayable, FaultPlan, forms_of, parse_fault
+from bootbench.server.faults import KINDS, FaultNotPlayable, FaultPlan, parse_fault, served_forms
 from bootbench.server.launcher import ReferenceServer
 from support.fault_matrix import (DIFFERENCES, LEAK_KEY, PROCESS_RUN, MatrixRun, cases, fault_texts, forms, missing,
                                   protocols, readme_tables, run_matrix, session_of, table)
@@ -168,8 +168,7 @@ def test_the_readme_fault_table_is_the_one_this_run_recorded(matrices, protocol)
 def test_every_protocol_has_a_form_of_every_kind_or_says_why():
     from bootbench.server import protocols as table
 
-    for name, factory in table.factories().items():
-        protocol_forms = forms_of(factory)
+    for name, protocol_forms in served_forms(table.factories()).items():
         for kind, (_, options) in KINDS.items():
             played = [text for text in fault_texts(protocol_forms)
                       if text.split(":")[0] == kind and protocol_forms.why_not(parse_fault(text)) is None]
@@ -391,18 +390,20 @@ def test_a_bad_fault_spec_is_one_sentence(spec, reason):
 def server_forms() -> dict:
     from bootbench.server import protocols as table
 
-    return {name: forms_of(factory) for name, factory in table.factories().items()}
+    return served_forms(table.factories())
 
 
 @pytest.mark.parametrize("spec, reason", [
     ("error:type=teapot", "no protocol of this server has a form of it (aivoco: its type is one of "
                           "rate_limit_exceeded, insufficient_credits, invalid_api_key; openai: its type is one of "
                           "rate_limit_exceeded, inference_rate_limit_exceeded, insufficient_quota, server_error, "
-                          "invalid_api_key; gemini: its type is one of resource_exhausted, quota_exceeded, internal, "
-                          "not_found, invalid_argument)"),
+                          "invalid_api_key; azure: its type is one of inference_rate_limit_exceeded; xai: xAI "
+                          "documents neither the shape nor the words of its error events (docs/protocols/xai.md); "
+                          "gemini: its type is one of resource_exhausted, quota_exceeded, internal, not_found, "
+                          "invalid_argument)"),
     ("end:reason=go_away:protocol=openai", "no form of it on openai: its reason is one of session_expired"),
     ("auth:echo=yes:protocol=gemini,aivoco", "no form of it on gemini: Google's close reasons never quote the key"),
-    ("silence:protocol=skype", "this server has no protocol 'skype' (it serves aivoco, openai, gemini)"),
+    ("silence:protocol=skype", "this server has no protocol 'skype' (it serves aivoco, openai, azure, xai, gemini)"),
 ])
 def test_a_fault_a_named_protocol_or_every_protocol_cannot_play_is_refused_in_one_sentence(spec, reason):
     with pytest.raises(FaultNotPlayable) as caught:
@@ -419,7 +420,8 @@ def test_a_fault_strikes_only_the_protocols_with_a_form_of_it_in_their_own_words
         "rate_limit_exceeded", "rate_limit_exceeded", "resource_exhausted"]   # each protocol's default words
     assert plan.pick(4, "gemini").record() == {"kind": "end", "reason": "go_away"}
     assert plan.pick(4, "openai") is None and plan.pick(4, "aivoco") is None
-    assert "auth:echo=yes:at=2 not on gemini (Google's close reasons never quote the key)" in plan.describe()
+    assert "gemini (Google's close reasons never quote the key)" in plan.describe()
+    assert plan.pick(3, "xai") is None   # xAI's error words are not known: no form
 
 
 def test_the_server_refuses_a_bad_fault_with_one_line_and_exit_code_2(tmp_path):

@@ -18,7 +18,7 @@ from . import protocols
 from .config import ServerConfig
 from .constants import LISTENING_PREFIX
 from .context import ProtocolContext
-from .faults import FaultPlan, forms_of
+from .faults import FaultPlan, served_forms
 from .latency import LatencyModel
 from .scheduler import SessionScheduler
 from .truth import GroundTruthWriter
@@ -121,7 +121,7 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
                          leading_silence=config.leading_silence, greeting=config.greeting,
                          warm_first_audio_delay=config.warm_first_audio_delay)
     table = protocols.factories()
-    plan = FaultPlan(config.faults, config.seed, forms={name: forms_of(factory) for name, factory in table.items()})
+    plan = FaultPlan(config.faults, config.seed, forms=served_forms(table))
     scheduler = SessionScheduler(model, config.capacity, writer, faults=plan)
     monitor = RequestMonitor()
     app = web.Application(middlewares=[monitor.middleware()])

@@ -15,7 +15,7 @@ from .config import (DEFAULT_COLD_PENALTY_MS, DEFAULT_FIRST_AUDIO_DELAY, DEFAULT
                      DEFAULT_REPLY_MS, DEFAULT_SETUP_DELAY, DEFAULT_WARM_FIRST_AUDIO_DELAY, REPLY_AFTER, ServerConfig)
 from .constants import API_KEY_ENV
 from .faults import SPEC_HELP as FAULT_HELP
-from .faults import FaultNotPlayable, FaultPlan, FaultSpec, forms_of, parse_fault
+from .faults import FaultNotPlayable, FaultPlan, FaultSpec, parse_fault, served_forms
 from .latency import Delay, parse_delay
 
 PROG = "python -m bootbench.server"
@@ -116,7 +116,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
     parser = build_parser()
     args = parser.parse_args(argv)
     try:  # every protocol of the table must be able to play what it is asked to (faults.FaultPlan.check)
-        FaultPlan(args.fault, forms={name: forms_of(factory) for name, factory in protocols.factories().items()})
+        FaultPlan(args.fault, forms=served_forms(protocols.factories()))
     except FaultNotPlayable as exc:
         parser.error(f"argument --fault: {exc}")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None

@@ -136,15 +136,25 @@ class FaultForms:
         return replace(spec, options=options, says=self.says.get(spec.kind))
 
 
-def forms_of(factory: Callable[..., Any]) -> FaultForms:
-    """A protocol's fault forms: the ``fault_forms()`` of its factory's module (a package's ``__init__``).
+def forms_of(name: str, factory: Callable[..., Any]) -> dict[str, FaultForms]:
+    """The fault forms of the protocol ``name`` of the table, by the protocol names its sessions carry.
 
-    A protocol that declares none has no form of any kind (its sessions are never struck).
+    They are the ``fault_forms()`` of its factory's module (a package's ``__init__``): one FaultForms, or one per
+    service it serves under other names (the ``openai`` package's ``azure`` and ``xai``). A protocol that declares
+    none has no form of any kind (its sessions are never struck).
     """
     provide = getattr(inspect.getmodule(factory), "fault_forms", None)
-    if provide is not None:
-        return provide()
-    return FaultForms(missing={kind: "the protocol declares no fault forms" for kind in KINDS})
+    forms = provide() if provide is not None else None
+    if isinstance(forms, FaultForms):
+        return {name: forms}
+    if forms is None:
+        return {name: FaultForms(missing={kind: "the protocol declares no fault forms" for kind in KINDS})}
+    return dict(forms)
+
+
+def served_forms(table: Mapping[str, Callable[..., Any]]) -> dict[str, FaultForms]:
+    """Every protocol name the server's table serves, with its fault forms (:func:`forms_of`)."""
+    return {served: forms for name, factory in table.items() for served, forms in forms_of(name, factory).items()}
 
 
 @dataclass(frozen=True)

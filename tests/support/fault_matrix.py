@@ -33,7 +33,7 @@ if __name__ == "__main__":  # run as a script: bootbench and tests/support are n
     sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
     import locust  # noqa: F401  gevent patches ssl before anything imports it (tests/conftest.py says why)
 
-from bootbench.server.faults import KINDS, FaultForms, FaultSpec, forms_of, parse_fault  # noqa: E402
+from bootbench.server.faults import KINDS, FaultForms, FaultSpec, parse_fault, served_forms  # noqa: E402
 from support.processes import ROOT, read_jsonl, run_locust  # noqa: E402
 
 LEAK_KEY = "sk-LEAKCHECK-7d41c0ffee5e"
@@ -67,10 +67,8 @@ class Case:
     """An iteration that gets its first audio also hears it (False: the answer never becomes audible)."""
 
 
-RUN_OPTIONS: dict[str, tuple[str, ...]] = {
-    "openai": ("--connect-per-call",),
-}
-"""bootbench options of one protocol's matrix run, with why. OpenAI refuses a key at the WebSocket upgrade, and
+RUN_OPTIONS: dict[str, tuple[str, ...]] = {name: ("--connect-per-call",) for name in ("openai", "azure", "xai")}
+"""bootbench options of one protocol's matrix run, with why. These services refuse a key at the WebSocket upgrade, and
 bootbench opens the next connection ahead of its cycle: a refusal there is retried inside the cycle and, when that
 connect works, never becomes an iteration (nor would the rest of the matrix's sessions line up with iterations).
 Connecting inside each cycle puts the refused upgrade in its iteration."""
@@ -90,30 +88,30 @@ DIFFERENCES: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def protocols() -> list[str]:
-    """The server's protocols that bootbench drives (a provider of the same name), in the table's order."""
+    """The protocols the server serves that bootbench drives (a provider of the same name), in the table's order."""
     from bootbench import providers
     from bootbench.server import protocols as table
 
     driven = set(providers.names())
-    return [name for name in table.factories() if name in driven]
+    return [name for name in served_forms(table.factories()) if name in driven]
 
 
 def forms(protocol: str) -> FaultForms:
     from bootbench.server import protocols as table
 
-    return forms_of(table.factories()[protocol])
+    return served_forms(table.factories())[protocol]
 
 
 def fault_texts(protocol_forms: FaultForms) -> list[str]:
     """Every fault of the matrix: each kind, with each value of the options that change what happens."""
     types = protocol_forms.words.get("type", ())
     key_type = "invalid_api_key" if "invalid_api_key" in types else None
-    texts = ["auth", "auth:echo=yes",
-             *(f"error:type={t}" for t in types), "error:when=after_input",
-             f"error:type={key_type}:echo=yes" if key_type else "error:echo=yes",
-             "never_ready", "silence", "silent_audio",
+    reasons = protocol_forms.words.get("reason", ())
+    errors = [*(f"error:type={t}" for t in types), "error:when=after_input",
+              f"error:type={key_type}:echo=yes" if key_type else "error:echo=yes"] if types else ["error"]
+    texts = ["auth", "auth:echo=yes", *errors, "never_ready", "silence", "silent_audio",
              *(f"drop:when={w}" for w in KINDS["drop"][1]["when"].choices),
-             *(f"end:reason={r}" for r in protocol_forms.words.get("reason", ())),
+             *((f"end:reason={r}" for r in reasons) if reasons else ["end"]),
              *(f"malformed:what={w}" for w in KINDS["malformed"][1]["what"].choices),
              f"stray:chunks={STRAY_CHUNKS}", f"slow:phase=setup:ms={SLOW_MS}", f"slow:phase=audio:ms={SLOW_MS}"]
     return texts

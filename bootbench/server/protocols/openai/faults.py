@@ -1,6 +1,8 @@
 """How the faults of :mod:`bootbench.server.faults` look on OpenAI Realtime's wire (docs/protocols/openai-realtime.md).
 
-The service's own words and forms, each from the source the page names (checked 2026-12-03):
+One form per service this package serves (:mod:`.flavours`: ``openai``, ``azure``, ``xai``): the same shared
+kinds, each service's own refusal, and the errors only where its words are known. OpenAI's words and forms, each
+from the source the page names (checked 2026-12-03):
 
 - ``auth``: the upgrade refused with HTTP 401 and the JSON error body ``invalid_api_key``; with ``echo=yes``
   the message quotes the key where the service quotes it ("Incorrect API key provided: KEY. ...").
@@ -16,6 +18,7 @@ The service's own words and forms, each from the source the page names (checked 
 from __future__ import annotations
 
 import secrets
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -23,10 +26,14 @@ from aiohttp import web
 from bootbench.server.faults import FaultForms, FaultSpec
 from bootbench.server.ws_faults import echo
 
+from .flavours import AZURE_BAD_KEY, OPENAI_BAD_KEY, XAI_BAD_KEY, Flavour
+
 if TYPE_CHECKING:
     from bootbench.server.ws_protocol import WebSocketConnection
 
-BAD_KEY = "Incorrect API key provided"
+BAD_KEY = OPENAI_BAD_KEY
+REFUSALS = {"openai": BAD_KEY, "azure": AZURE_BAD_KEY, "xai": XAI_BAD_KEY}
+"""Each service's words refusing a key (:mod:`.flavours`); Azure's for its ``api-key`` header."""
 KEY_HELP = "You can find your API key at https://platform.openai.com/account/api-keys."
 ERRORS: dict[str, tuple[str, str | None, str]] = {
     "rate_limit_exceeded": (
@@ -57,24 +64,45 @@ AUTH_CLOSE = (3000, "invalid_request_error.invalid_api_key")
 several users at once): the ``error`` event, then this close, the form the service used in 2024."""
 
 
-def fault_forms() -> FaultForms:
-    """This protocol's words for ``error:type`` and ``end:reason``; it has a form of every kind."""
-    return FaultForms(
-        words={"type": tuple(ERRORS), "reason": tuple(ENDS)},
-        says={
-            "auth": "refuses the WebSocket upgrade with HTTP 401 (invalid_api_key)",
-            "error": "sends the error {type} instead of {when}",
-            "end": "sends the error {reason} and closes (1001) instead of answering",
-            "stray": "sends {chunks} reply chunks of no response before session.updated",
-        },
-        message=said)
+AZURE_ERRORS = ("inference_rate_limit_exceeded",)
+"""Azure's ``error:type`` words: the one error a public report quotes from an Azure deployment (openai-python#2502)."""
+NO_ECHO = "the service's refusals and errors never quote the key"
+SAYS = {
+    "error": "sends the error {type} instead of {when}",
+    "stray": "sends {chunks} reply chunks of no response before session.updated",
+}
 
 
-def said(spec: FaultSpec) -> str:
-    """The service's words a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
+def fault_forms() -> dict[str, FaultForms]:
+    """Each service's forms, by the ground truth's protocol name (a flavour's)."""
+    return {
+        "openai": FaultForms(
+            words={"type": tuple(ERRORS), "reason": tuple(ENDS)},
+            says={**SAYS, "auth": "refuses the WebSocket upgrade with HTTP 401 (invalid_api_key)",
+                  "end": "sends the error {reason} and closes (1001) instead of answering"},
+            message=partial(said, service="openai")),
+        "azure": FaultForms(
+            words={"type": AZURE_ERRORS},
+            missing={"auth:echo=yes": NO_ECHO, "error:echo=yes": NO_ECHO,
+                     "end": "how Azure ends a session by itself was found neither documented nor reported "
+                            "(checked 2026-12-03)"},
+            says={**SAYS, "auth": "refuses the WebSocket upgrade with HTTP 401 (access denied)"},
+            message=partial(said, service="azure")),
+        "xai": FaultForms(
+            missing={"auth:echo=yes": NO_ECHO,
+                     "error": "xAI documents neither the shape nor the words of its error events "
+                              "(docs/protocols/xai.md)",
+                     "end": "how xAI ends a session by itself is not documented"},
+            says={**SAYS, "auth": "refuses the WebSocket upgrade with HTTP 400 (invalid-argument)"},
+            message=partial(said, service="xai")),
+    }
+
+
+def said(spec: FaultSpec, service: str = "openai") -> str:
+    """The words of ``service`` a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
     key = echo(spec, "***")
     if spec.kind == "auth":
-        return f"{BAD_KEY}: ***. {KEY_HELP}" if key else BAD_KEY
+        return f"{BAD_KEY}: ***. {KEY_HELP}" if key else REFUSALS[service]
     if spec.kind == "error":
         error_type, code, message = ERRORS[spec.option("type")]
         return f"{code or error_type}: {message}{key}"
@@ -83,11 +111,22 @@ def said(spec: FaultSpec) -> str:
     return ""
 
 
-def refusal(fault: FaultSpec, key: str) -> web.Response:
-    """The ``auth`` fault at the upgrade: HTTP 401 with the service's error body (the key only with ``echo=yes``)."""
-    message = f"{BAD_KEY}: {key}. {KEY_HELP}" if echo(fault, key) else BAD_KEY
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
-    return web.json_response(body, status=401)
+def presented_key(request: web.Request) -> str:
+    """The key a client presented at the upgrade (a bearer token, or Azure's ``api-key`` header)."""
+    header = request.headers.get("Authorization", "")
+    return header[len("Bearer "):].strip() if header.startswith("Bearer ") else request.headers.get("api-key", "")
+
+
+def auth_refusal(flavour: Flavour, fault: FaultSpec, request: web.Request) -> web.Response:
+    """The ``auth`` fault at the upgrade: the service's refusal of a key (OpenAI's quotes it with ``echo=yes``)."""
+    key = presented_key(request)
+    if echo(fault, key):
+        body = {"error": {"message": f"{BAD_KEY}: {key}. {KEY_HELP}", "type": "invalid_request_error",
+                          "param": None, "code": "invalid_api_key"}}
+        return web.json_response(body, status=401)
+    refusal = flavour.key_refusal(request, None, force=True)
+    assert refusal is not None
+    return refusal.response()
 
 
 def error_object(error_type: str, tail: str = "") -> dict[str, Any]:
@@ -136,6 +175,8 @@ class OpenAIFaults:
         await self.close_with(conn, code, message, "ended_by_server")
 
     def stray_message(self, conn: WebSocketConnection, chunk: str) -> dict[str, Any]:
-        return {"type": "response.output_audio.delta", "event_id": _event_id(),
+        audio = "response.audio" if getattr(conn, "flavour", None) and conn.flavour.preview_events \
+            else "response.output_audio"
+        return {"type": f"{audio}.delta", "event_id": _event_id(),
                 "response_id": f"resp_{secrets.token_hex(10)}", "item_id": f"item_{secrets.token_hex(10)}",
                 "output_index": 0, "content_index": 0, "delta": chunk}
