@@ -85,7 +85,10 @@ def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matric
 @pytest.mark.parametrize("protocol", by_protocol(*protocols()))
 def test_stray_audio_is_an_anomaly_never_the_answer(matrices, protocol):
     matrix = matrices(protocol)
-    (index,) = [i for i, c in enumerate(matrix.cases) if c.fault.startswith("stray")]
+    strays = [i for i, c in enumerate(matrix.cases) if c.fault.startswith("stray")]
+    if not strays:
+        pytest.skip(f"{protocol} has no form of stray")
+    (index,) = strays
     struck = [n for n in (session_of(index), session_of(index) + 1) if matrix.sample(n)["anomalies"]]
     assert len(struck) == 1, [matrix.sample(n) for n in (session_of(index), session_of(index) + 1)]
     sample, truth = matrix.sample(struck[0]), matrix.session(struck[0])
