@@ -215,17 +215,11 @@ class WebSocketFaults:
             return False
         return True
 
-    def session_outcome(self, conn: WebSocketConnection) -> str:
-        """The outcome of a session the client ended: how far it got (a malformed reply is its own)."""
+    def spoilt_reply(self, conn: WebSocketConnection) -> bool:
+        """True when the session's answer began with a malformed message (its outcome is ``malformed_reply``)."""
         record = conn.record
-        assert record is not None
-        if conn.fault is not None and conn.fault.kind == "malformed" and record.t_ns["first_audio_sent"] is not None:
-            return "malformed_reply"
-        if record.t_ns["first_audio_sent"] is not None:
-            return "ok"
-        if record.t_ns["ready_sent"] is not None:
-            return "stopped_before_audio"
-        return "stopped_before_ready"
+        return (conn.fault is not None and conn.fault.kind == "malformed" and record is not None
+                and record.t_ns["first_audio_sent"] is not None)
 
     async def drop(self, conn: WebSocketConnection) -> None:
         """The ``drop`` fault: close the TCP connection under the client, with no WebSocket close frame."""

@@ -50,6 +50,15 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.error("session task failed", exc_info=task.exception())
 
 
+def stop_outcome(record: SessionTruth) -> str:
+    """The outcome of a session the client ended: how far it got."""
+    if record.t_ns["first_audio_sent"] is not None:
+        return "ok"
+    if record.t_ns["ready_sent"] is not None:
+        return "stopped_before_audio"
+    return "stopped_before_ready"
+
+
 @dataclass(eq=False)
 class WebSocketConnection:
     """One WebSocket and the one session it may carry."""
@@ -209,7 +218,7 @@ class WebSocketProtocol(WebSocketFaults):
             record.t_ns["stop_received"] = received_ns
             record.t_ns["ended_sent"] = time.perf_counter_ns()
             await conn.ws.close(code=WSCloseCode.OK, drain=False)
-            self.scheduler.finish(record, self.session_outcome(conn))
+            self.scheduler.finish(record, "malformed_reply" if self.spoilt_reply(conn) else stop_outcome(record))
         else:
             await conn.ws.close(code=WSCloseCode.OK, drain=False)
 
