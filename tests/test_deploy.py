@@ -22,13 +22,12 @@ import yaml
 from bootbench.server.cli import build_parser as server_parser
 from bootbench.views.prometheus import METRICS
 from support.processes import ROOT
-from support.prometheus import iter_exprs
+from support.prometheus import DASHBOARD, iter_exprs
 from support.refusals import locust_parser
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30.0"
 """The oldest Kubernetes release still supported when these were written (2026-12-03); newer ones accept them too."""
-DASHBOARD = ROOT / "examples" / "grafana" / "bootbench.json"
 CAPACITY_RUN = "after, merged with main, SCHED_FIFO"
 """The bench/capacity.json run worker.yaml's comment names (the latest code measured)."""
 

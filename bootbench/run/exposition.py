@@ -25,6 +25,7 @@ never a lost result or another exit code.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -58,6 +59,8 @@ class Exposition:
     collector: RunCollector | None = None
     server: WSGIServer | None = None
     """The ``--metrics-port`` server, while it serves."""
+    published: bool = False
+    """The end of the process was handled (the push, the linger): once."""
 
     def install(self, environment: Any, current_run: Callable[[], ObservedRun | None]) -> None:
         """Register the collector of ``current_run`` (once), and ``/metrics`` on the web UI when it runs."""
@@ -102,8 +105,9 @@ class Exposition:
         try:
             server.start()
         except OSError as exc:
-            raise ConfigError(f"--metrics-port {port} cannot be used on {host or '*'} "
-                              f"({(exc.strerror or str(exc)).lower()}); choose another port") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # gevent's strerror carries the address too
+            raise ConfigError(f"--metrics-port {port} cannot be used on {host or '*'} ({reason.lower()}); "
+                              "choose another port") from None
         self.server = server
         shown = f"[{bind}]" if ":" in bind else (bind or "0.0.0.0")
         return f"http://{shown}:{server.server_port}{METRICS_PATH}"

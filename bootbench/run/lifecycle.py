@@ -272,11 +272,17 @@ def publish_last_run(harness: Harness) -> None:
     ``--metrics-port`` stops. Neither changes the exit code (Locust chose it before ``quit``), and a process stopped
     by a signal does not linger."""
     run, exposition = harness.last, harness.exposition
+    if exposition.published:  # Locust's own SIGTERM handler can run a second shutdown: push and linger once
+        return
+    exposition.published = True
     if run is not None and run.metrics is not None and _headless(harness.environment):
         settings = run.settings
         if settings.pushgateway:
             exposition.push(settings.pushgateway, job=settings.pushgateway_job, provider=run.provider)
-        if harness.signal is None:
+        if harness.signal is None and settings.metrics_linger > 0:
+            # Whoever holds SIGINT/SIGTERM now (Locust's own handler, after a sweep), they end the linger the one
+            # Ctrl-C way: the KeyboardInterrupt ends the sleep, and the process exits with the code Locust chose.
+            note_signals(harness)
             exposition.linger(settings.metrics_linger)
     exposition.stop()
 

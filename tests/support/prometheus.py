@@ -27,8 +27,11 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.processes import free_port, stop_process
+from support.processes import ROOT, free_port, stop_process
 
+DASHBOARD = ROOT / "examples" / "grafana" / "bootbench.json"
+DASHBOARD_VARIABLES = {'"$provider"': '".*"', "$__rate_interval": "1m"}
+"""The dashboard's variables as Grafana fills them in its queries (``$provider`` set to All)."""
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """A URL opener that never goes through a proxy (everything here is on 127.0.0.1)."""
 
