@@ -151,7 +151,7 @@ class PrometheusServer:
 
 @dataclass
 class Pushgateway:
-    """A real Prometheus Pushgateway on 127.0.0.1 (no persistence)."""
+    """A real Prometheus Pushgateway on 127.0.0.1, keeping the pushes in memory only."""
 
     process: subprocess.Popen
     url: str
@@ -161,7 +161,8 @@ class Pushgateway:
         binary = require("prometheus-pushgateway")
         port = free_port()
         with open(folder / "pushgateway.log", "w") as out:
-            process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+            # Debian's default persists pushes into /var/lib/prometheus: a test's gateway keeps nothing
+            process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
                                        stdout=out, stderr=subprocess.STDOUT)
         gateway = cls(process, f"http://127.0.0.1:{port}")
         try:
