@@ -543,6 +543,9 @@ def resolve(options: Any, host: str | None) -> Settings:
         given = dict(values["provider_options"]).get(option.key)
         if option.secret and given:
             register_secret(given)  # masked in every log line from now on
+        if option.required and not given and host and not is_loopback(host):
+            raise ConfigError(f"the {provider} provider needs --provider-option {option.key}=... "
+                              f"({option.help[:1].lower()}{option.help[1:].rstrip('.')})")
     turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")

@@ -22,6 +22,17 @@ GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.Bi
 GEMINI_INPUT_RATE = 16_000
 GEMINI_OUTPUT_RATE = 24_000
 
+# ---- ElevenLabs Agents (raw WebSocket, docs/protocols/elevenlabs.md)
+ELEVENLABS_CONVERSATION_PATH = "/v1/convai/conversation"
+ELEVENLABS_SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+"""The REST request (``xi-api-key`` header) that returns a private agent's ``signed_url``."""
+ELEVENLABS_INPUT_FORMATS = {"pcm_8000": 8_000, "pcm_16000": 16_000, "pcm_22050": 22_050, "pcm_24000": 24_000,
+                            "pcm_44100": 44_100, "pcm_48000": 48_000}
+"""The agent's ``user_input_audio_format`` values bootbench can send (PCM16 at that rate; ``ulaw_8000`` it cannot)."""
+ELEVENLABS_DEFAULT_INPUT_FORMAT = "pcm_16000"
+ELEVENLABS_REFERENCE_AGENT = "agent_bootbench_reference"
+"""The agent id the driver names when none is given (the embedded or a local reference server, which takes any)."""
+
 # ---- turn detection, every protocol
 VAD_SILENCE_MS = 500
 """Trailing silence (ms) after speech that ends the user's turn under server VAD (OpenAI's default
