@@ -61,9 +61,10 @@ def test_a_greeting_the_user_interrupts_three_turns_and_leading_silence_at_burst
                                                                                      tmp_path):
     """The agent greets at once; the clip arrives while it speaks: interruption, then the answer of the user's turn."""
     server = shared_reference_server(setup_delay="30", first_audio_delay="80", warm_first_audio_delay="40",
-                                     cold_penalty=0, extra_args=["--greeting-ms", "0", "--leading-silence-ms",
-                                                                 str(SHARED_LEADING_MS)])
-    run = run_elevenlabs(server, tmp_path / "r", "-i", "3", "--turns", "3")
+                                     cold_penalty=0, reply_ms=200, extra_args=["--greeting-ms", "0",
+                                                                               "--leading-silence-ms",
+                                                                               str(SHARED_LEADING_MS)])
+    run = run_elevenlabs(server, tmp_path / "r", "-i", "3", "--turns", "3", "--reply-gap-ms", "200")
     check_against_truth(run, 3, 30.0, 80.0)
     for sample, session in zip(run.samples, run.sessions):
         assert session["greeting"]["interrupted"] is True   # the user's speech cut it short
