@@ -1,4 +1,4 @@
-"""OpenAI Realtime and Gemini Live end to end against the reference server's emulations.
+"""OpenAI Realtime, Gemini Live and ElevenLabs Agents end to end against the reference server's emulations.
 
 Real Locust processes for the embedded-server runs and a rejected key; the rest in-process
 (tests/support/ground_truth.py).
@@ -16,7 +16,9 @@ from bootbench.samples import PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "azure": "AZURE_VOICELIVE_API_KEY",
-                "xai": "XAI_API_KEY"}
+                "xai": "XAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY"}
+PROVIDER_ARGS = {"elevenlabs": ("--trailing-silence-ms", "600")}
+"""What a provider needs beyond ``--provider`` (ElevenLabs' agent ends turns by trailing silence only)."""
 
 
 def fixed_server(reference_server, **kwargs):
@@ -29,10 +31,11 @@ def result_files(folder) -> set[str]:
 
 
 @pytest.mark.slow
-def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
-    providers = ("aivoco", "openai", "gemini")
+def test_openai_gemini_and_elevenlabs_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
+    providers = ("aivoco", "openai", "gemini", "elevenlabs")
     with ThreadPoolExecutor(len(providers)) as pool:
         futures = {provider: pool.submit(run_locust, "-u", "1", "-i", "4", "--provider", provider,
+                                         *PROVIDER_ARGS.get(provider, ()),
                                          "--results-dir", str(tmp_path / provider), cwd=tmp_path)
                    for provider in providers}
     runs = {provider: future.result() for provider, future in futures.items()}
@@ -117,13 +120,14 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
     ("azure", "HTTP 401: Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
               "valid key for an active subscription and use a correct regional API endpoint for your resource."),
     ("xai", "HTTP 400: Incorrect API key provided. You can obtain an API key from https://console.x.ai."),
+    ("elevenlabs", "HTTP 401 from the signed-URL request: invalid_api_key: Invalid API key"),
 ])
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
         shared_reference_server, tmp_path, provider, message):
     """A real process: the key must appear in none of its outputs (console, log, CSVs, result files)."""
     server = fixed_server(shared_reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
-    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider,
+    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider, *PROVIDER_ARGS.get(provider, ()),
                            environ={KEY_VARIABLE[provider]: secret}, in_subprocess=True)
     assert run.exit_code == 1
     metrics = run.metrics
