@@ -235,3 +235,10 @@ def test_the_initiation_carries_overrides_only_when_asked():
     asked = ElevenLabsDriver(config, Stimulus.sine())
     assert asked.start_message() == {"type": "conversation_initiation_client_data", "conversation_config_override": {
         "agent": {"prompt": {"prompt": "Be brief.", "llm": "gemini-2.5-flash"}}, "tts": {"voice_id": "v1"}}}
+
+
+def test_the_provider_is_inferred_from_any_elevenlabs_host():
+    from bootbench.providers import registry
+
+    assert registry.infer("https://api.elevenlabs.io") == "elevenlabs"
+    assert registry.infer("wss://api.eu.residency.elevenlabs.io/v1/convai/conversation") == "elevenlabs"
