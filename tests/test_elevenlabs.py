@@ -19,6 +19,8 @@ from bootbench.samples import ErrorKind
 SILENCE = ("--trailing-silence-ms", "600")
 """The agent ends a turn after 500 ms of trailing silence (there is no manual turn)."""
 KEY = {"ELEVENLABS_API_KEY": "xi-test-123456"}
+UNDERRUN_ALLOWANCE_MS = 25.0
+"""How much later than the server's schedule playback may run on a shared, loaded machine (as test_audible_runs)."""
 
 
 def run_elevenlabs(server, folder, *argv):
@@ -69,7 +71,7 @@ def test_a_greeting_the_user_interrupts_three_turns_and_leading_silence_at_burst
     for sample, session in zip(run.samples, run.sessions):
         assert session["greeting"]["interrupted"] is True   # the user's speech cut it short
         assert sample["greeting_ms"] == pytest.approx(session["measured"]["greeting_ms"], abs=10)
-        assert sample["first_audible_ms"] - sample["first_response_ms"] == pytest.approx(SHARED_LEADING_MS, abs=45)
+        assert SHARED_LEADING_MS - 1 <= sample["leading_silence_ms"] <= SHARED_LEADING_MS + UNDERRUN_ALLOWANCE_MS
         assert len(session["turns"]) == len(sample["turns"]) == 3
         for turn, truth in zip(sample["turns"][1:], session["turns"][1:]):
             assert turn["input_to_audio_ms"] == pytest.approx(truth["measured"]["input_to_audio_ms"], abs=10)
@@ -86,7 +88,7 @@ def test_a_greeting_and_leading_silence_at_realtime_pace(shared_reference_server
         assert sample["greeting_ms"] == pytest.approx(session["measured"]["greeting_ms"], abs=10)
         assert session["greeting"]["interrupted"] is True
         assert session["audio_in"]["chunks"] > 16   # 64 ms chunks: the clip and its 600 ms of silence
-        assert sample["first_audible_ms"] - sample["first_response_ms"] == pytest.approx(SHARED_LEADING_MS, abs=45)
+        assert SHARED_LEADING_MS - 1 <= sample["leading_silence_ms"] <= SHARED_LEADING_MS + UNDERRUN_ALLOWANCE_MS
 
 
 def test_the_signed_urls_signature_appears_in_no_output(shared_reference_server, tmp_path):
