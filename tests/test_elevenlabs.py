@@ -244,3 +244,19 @@ def test_the_provider_is_inferred_from_any_elevenlabs_host():
 
     assert registry.infer("https://api.elevenlabs.io") == "elevenlabs"
     assert registry.infer("wss://api.eu.residency.elevenlabs.io/v1/convai/conversation") == "elevenlabs"
+
+
+@pytest.mark.parametrize("code, reason, kind, message", [
+    (1000, "Max call duration exceeded", ErrorKind.SERVER_ERROR,
+     "the agent ended the conversation (code 1000: Max call duration exceeded)"),
+    (1008, "Authentication failed", ErrorKind.AUTH_FAILED, "connection closed (code 1008): Authentication failed"),
+    (1008, "Override for field 'tts.voice_id' is not allowed by config.", ErrorKind.SERVER_ERROR,
+     "connection closed (code 1008): Override for field 'tts.voice_id' is not allowed by config."),
+    (1002, "", ErrorKind.SERVER_ERROR, "connection closed (code 1002): no reason given"),
+    (1011, "Unexpected server error", ErrorKind.SERVER_ERROR, "connection closed (code 1011): Unexpected server error"),
+    (None, "", ErrorKind.DISCONNECTED, "connection closed by the server (code None)"),
+])
+def test_a_close_before_the_answer_is_named_by_its_code(code, reason, kind, message):
+    driver, _ = scripted_driver()
+    error = driver.close_error(code, reason)
+    assert (error.kind, error.message) == (kind, message)
