@@ -7,9 +7,13 @@ wrong key, whose outputs are searched for the key.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from support.ground_truth import ground_truth_run
+from bootbench.audio import Stimulus
+from bootbench.providers.base import DriverConfig
+from bootbench.providers.ultravox import UltravoxDriver
 from bootbench.samples import PHASE_TABLE
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
@@ -55,3 +59,116 @@ def test_twenty_calls_match_the_ground_truth_with_create_and_join_timed_apart(sh
     assert (run_block["provider"], run_block["turn"], run_block["model"], run_block["voice"]) == (
         "ultravox", "vad", "ultravox-v0.7", "Mark")
     assert run_block["provider_options"] == {"first_speaker": "user", "client_buffer_ms": ""}
+
+
+def test_every_call_connects_anew_with_connect_per_call(shared_reference_server, tmp_path):
+    """--connect-per-call: the REST connection is opened inside every cycle, so connect_ms counts in cold_start_ms."""
+    run = ground_truth_run(fixed_server(shared_reference_server), tmp_path / "r", "-i", "3", "--connect-per-call",
+                           *ULTRAVOX)
+    assert run.exit_code == 0, run.stderr[-3000:]
+    for sample in run.samples:
+        assert sample["connected_this_cycle"] and sample["connect_ms"] is not None
+        assert sample["cold_start_ms"] > sample["connect_ms"] + sample["session_start_ms"]
+
+
+@pytest.mark.parametrize("args, sentence", [
+    ((), "--turn vad needs --trailing-silence-ms of at least 384 for ultravox"),
+    (("--turn", "manual", "--trailing-silence-ms", "400"), "--turn manual is not available for ultravox; choose vad"),
+    (("--trailing-silence-ms", "400", "--provider-option", "first_speaker=bot"),
+     "provider option first_speaker='bot' is not one of user, agent"),
+    (("--trailing-silence-ms", "400", "--provider-option", "client_buffer_ms=lots"),
+     "provider option client_buffer_ms='lots': give a whole number of milliseconds"),
+    (("--trailing-silence-ms", "400", "--provider-option", "agent_id=42"),
+     "the ultravox provider has no option 'agent_id' (its options: first_speaker, client_buffer_ms)"),
+])
+def test_what_ultravox_cannot_do_is_refused_in_one_sentence_before_anything_starts(refusals, tmp_path, args,
+                                                                                      sentence):
+    line = refusals.line("--headless", "-u", "1", "--provider", "ultravox", *args)
+    assert line.startswith(f"bootbench: {sentence}"), line
+    assert not (tmp_path / "results").exists()
+
+
+# ---- the driver's reading of the call, message by message (no server)
+
+LOUD = np.full(240, 8000, dtype="<i2").tobytes()
+
+
+def joined_driver(**options: str) -> UltravoxDriver:
+    config = DriverConfig(url="http://127.0.0.1:9", api_key="k", turn="vad", trailing_silence_ms=400,
+                          provider_options=tuple(options.items()))
+    driver = UltravoxDriver(config, Stimulus.sine())
+    driver.session = driver.new_session(1)
+    driver.reset_turn()
+    return driver
+
+
+def test_the_create_request_asks_for_raw_pcm_at_bootbenchs_rates_and_who_speaks_first():
+    body = joined_driver().call_request()
+    assert body["medium"] == {"serverWebSocket": {"inputSampleRate": 16000, "outputSampleRate": 24000}}
+    assert body["firstSpeakerSettings"] == {"user": {}} and (body["model"], body["voice"]) == ("ultravox-v0.7", "Mark")
+    body = joined_driver(first_speaker="agent", client_buffer_ms="30000").call_request()
+    assert body["firstSpeakerSettings"] == {"agent": {}}
+    assert body["medium"]["serverWebSocket"]["clientBufferSizeMs"] == 30000
+    assert UltravoxDriver(DriverConfig(url="https://api.ultravox.ai", api_key="k"), Stimulus.sine()).create_url() \
+        == "https://api.ultravox.ai/api/calls"
+    assert joined_driver().audio_message(Stimulus.sine().chunks(16000)[0])[:4] == \
+        Stimulus.sine().chunks(16000)[0].pcm[:4]
+
+
+def test_a_greeting_is_the_agents_turn_before_the_service_heard_the_caller():
+    driver = joined_driver(first_speaker="agent")
+    session = driver.session
+    driver.on_message({"type": "state", "state": "idle"}, 5)
+    assert session.ready_ns is None                      # warming up: not ready
+    driver.on_message({"type": "state", "state": "listening"}, 10)
+    assert session.ready_ns == 10
+    driver.input_starting()                              # the caller starts while the agent greets
+    driver.on_message({"type": "state", "state": "speaking"}, 20)
+    driver.on_binary(LOUD, 21)
+    assert session.greeting_ns == 21 and session.first_audio_ns is None
+    driver.on_message({"type": "playback_clear_buffer"}, 30)   # the caller interrupts it
+    driver.on_message({"type": "state", "state": "listening"}, 31)
+    driver.on_message({"type": "state", "state": "thinking"}, 40)   # heard the caller's turn
+    driver.on_message({"type": "state", "state": "speaking"}, 50)
+    driver.on_binary(LOUD, 51)
+    assert session.first_audio_ns == 51 and session.audible.is_set() and session.greeting_ns == 21
+    driver.on_message({"type": "transcript", "role": "agent", "medium": "voice", "text": "Hi", "final": True,
+                       "ordinal": 3}, 60)
+    assert not session.reply_ended.is_set()              # the text's end is not the audio's
+    driver.on_message({"type": "playback_clear_buffer"}, 65)
+    driver.on_message({"type": "state", "state": "listening"}, 70)
+    assert session.reply_end_ns == 70 and session.between_turns
+    driver.on_binary(LOUD, 80)
+    assert driver.anomalies == {"playback_clear_buffer": 1, "audio_between_turns": 1}
+
+
+def test_a_service_that_sends_no_state_is_answered_by_its_first_audio_after_the_input():
+    driver = joined_driver()
+    session = driver.session
+    driver.on_binary(LOUD, 5)                            # before the input: a greeting, and the call is live
+    assert session.ready_ns == 5 and session.greeting_ns == 5
+    driver.reset_turn()
+    driver.input_starting()
+    driver.on_binary(LOUD, 9)
+    assert session.first_audio_ns == 9
+
+
+@pytest.mark.parametrize("frame, message", [
+    (b"\x00\x01\x02", "a binary audio frame of 3 bytes, not whole PCM16 samples"),
+    ({"type": "state", "state": None}, "a state message whose 'state' is NoneType, not a string"),
+    ({"state": "speaking"}, "a data message without a 'type'"),
+])
+def test_a_malformed_frame_fails_the_session_with_a_protocol_error(frame, message):
+    driver = joined_driver()
+    if isinstance(frame, bytes):
+        driver.on_binary(frame, 1)
+    else:
+        driver.on_message(frame, 1)
+    assert driver.session.failure.kind == "protocol_error" and driver.session.failure.message == message
+
+
+def test_a_close_frame_is_the_call_ending_and_no_close_frame_a_dropped_connection():
+    driver = joined_driver()
+    assert driver.close_error(1000, "agent_hangup").message == "the call ended (code 1000: agent_hangup)"
+    assert driver.close_error(1000, "").kind == "server_error"
+    assert driver.close_error(None, "").kind == "disconnected"

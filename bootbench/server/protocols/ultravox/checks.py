@@ -47,6 +47,8 @@ class CallSettings:
     """The agent opens the call (``firstSpeakerSettings.agent``, the service's default)."""
     turn_end_ms: float
     """``vadSettings.turnEndpointDelay``: the trailing silence that ends a user turn."""
+    join_timeout_s: float = 30.0
+    """``joinTimeout``: how long the call waits to be joined (the service's default 30 s)."""
 
 
 def check_call(body: Any) -> tuple[list[Problem], CallSettings | None]:
@@ -71,7 +73,8 @@ def check_call(body: Any) -> tuple[list[Problem], CallSettings | None]:
     turn_end_ms = _vad(body.get("vadSettings"), problems)
     if any(p.code for p in problems) or rates is None:
         return problems, None
-    return problems, CallSettings(rates[0], rates[1], agent_first, turn_end_ms)
+    join_timeout = float(body["joinTimeout"][:-1]) if isinstance(body.get("joinTimeout"), str) else 30.0
+    return problems, CallSettings(rates[0], rates[1], agent_first, turn_end_ms, max(join_timeout, 0.0))
 
 
 def _medium(medium: Any, problems: list[Problem]) -> tuple[int, int] | None:

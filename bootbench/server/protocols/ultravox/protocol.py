@@ -6,8 +6,8 @@
 
 A create request opens the session (``start_received``; its capacity slot, delays and fault are drawn
 there) and is answered at once (``created_sent``); the setup delay runs from the join
-(``join_received``) to the first ``state`` (``ready_sent``). A call not joined within 30 s (the
-service's default ``joinTimeout``) ends ``unjoined``. The user's audio arrives as raw PCM16 in binary
+(``join_received``) to the first ``state`` (``ready_sent``). A call not joined within its ``joinTimeout``
+(the service's default: 30 s) ends ``unjoined``. The user's audio arrives as raw PCM16 in binary
 frames at the call's ``inputSampleRate``; the turn ends when it shows ``vadSettings.turnEndpointDelay``
 (default 384 ms) of trailing silence after speech. The answer is ``state`` ``thinking``, then after the
 first-audio delay ``speaking``, the reply as raw PCM16 binary frames at ``outputSampleRate`` in real
@@ -49,8 +49,6 @@ from .faults import APPLIES, AUTH_DETAIL, END_REASONS, NO_KEY_DETAIL, echo, erro
 PROTOCOL = "ultravox"
 JOIN_PATH = "/calls/{call_id}/join"
 """Where the emulation's join URLs point (the real service's join URLs are its own; the client follows either)."""
-JOIN_TIMEOUT_S = 30.0
-"""The service's default ``joinTimeout``."""
 DEFAULT_MODEL = "fixie-ai/ultravox"
 """The schema's default ``model``, reported when a create request names none."""
 REPLY_TEXT = "Hello, this is the bootbench reference server."
@@ -144,7 +142,7 @@ class UltravoxProtocol(WebSocketProtocol):
             record.injected = fault.slowed(injected)
         call = Call(str(uuid.uuid4()), secrets.token_urlsafe(18), settings, record, fault)
         self.calls[call.call_id] = call
-        call.expiry = asyncio.get_running_loop().call_later(JOIN_TIMEOUT_S, self._expire, call.call_id)
+        call.expiry = asyncio.get_running_loop().call_later(settings.join_timeout_s, self._expire, call.call_id)
         scheme = "wss" if request.secure else "ws"
         join_url = f"{scheme}://{request.host}{JOIN_PATH.format(call_id=call.call_id)}?token={call.token}"
         reply = self._call_object(call, body, join_url)
