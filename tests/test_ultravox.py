@@ -15,6 +15,7 @@ from bootbench.audio import Stimulus
 from bootbench.providers.base import DriverConfig
 from bootbench.providers.ultravox import UltravoxDriver
 from bootbench.samples import PHASE_TABLE
+from bootbench.stimuli import load_clips
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 ULTRAVOX = ("--provider", "ultravox", "--trailing-silence-ms", "400")
@@ -172,3 +173,9 @@ def test_a_close_frame_is_the_call_ending_and_no_close_frame_a_dropped_connectio
     assert driver.close_error(1000, "agent_hangup").message == "the call ended (code 1000: agent_hangup)"
     assert driver.close_error(1000, "").kind == "server_error"
     assert driver.close_error(None, "").kind == "disconnected"
+
+
+def test_an_audio_timeout_with_the_sine_says_the_services_vad_may_never_hear_a_tone():
+    config = DriverConfig(url="http://127.0.0.1:9", api_key="k", turn="vad", trailing_silence_ms=400)
+    assert "ultravox ends turns by voice activity" in UltravoxDriver(config, load_clips(("sine",))).timeout_hint()
+    assert UltravoxDriver(config, load_clips(("speech",))).timeout_hint() == ""
