@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from http.client import HTTPException
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -248,7 +249,7 @@ class UltravoxDriver(WebSocketDriver):
             self._close_api()
             raise CycleError(ErrorKind.SESSION_TIMEOUT, f"no answer to the create request within "
                                                         f"{self.config.timeout:g} s") from None
-        except (OSError, HTTPError) as exc:
+        except (OSError, HTTPError, HTTPException) as exc:   # reset, closed, or not HTTP at all
             self._close_api()
             raise CycleError(ErrorKind.DISCONNECTED, f"the create request to {redacted_url(url)} got no answer "
                                                      f"({type(exc).__name__})") from None
