@@ -44,7 +44,7 @@ RUN_TIMEOUT = 240.0
 CLIENTS = ("bootbench", "probe", "raw", "wire")
 """bootbench as shipped; bootbench with kernel stamps (bench/probe_locustfile.py); the raw python-socketio
 client with kernel stamps; the raw-socket client timed by kernel stamps alone."""
-FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "BOOTBENCH_")
+FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "AZURE_", "XAI_", "BOOTBENCH_")
 """Variables of the developer's shell that would change what a client run does (bootbench options, keys).
 The tests keep the same list (tests/support/processes.py), so both run bootbench in the same environment."""
 

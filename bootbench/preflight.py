@@ -51,7 +51,11 @@ def check(options: Any, host: str | None) -> Checked:
     host = _host(host)
     settings = resolve(options, host)
     if settings.embedded_server and settings.api_key(required=False):
-        host = providers.get(settings.provider).public_url
+        driver = providers.get(settings.provider)
+        try:
+            host = driver.public_endpoint(driver.option_values(settings.provider_options))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         settings = resolve(options, host)
         log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
     check_locust_options(options)
