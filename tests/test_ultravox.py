@@ -7,6 +7,7 @@ wrong key, whose outputs are searched for the key.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,17 +43,20 @@ def test_twenty_calls_match_the_ground_truth_with_create_and_join_timed_apart(sh
     for sample, session in zip(run.samples, run.sessions):
         measured = session["measured"]
         assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=10)
-        # Session start spans two requests (the create, then the join's TCP connect and upgrade): the client's
-        # figures hold both transits, the server's (handler entry to response) neither.
+        # Session start spans two requests; the server's figure runs from the create request's arrival to the
+        # first state, so the client's exceeds it by two transits, as a one-request session start does.
         assert sample["session_start_ms"] == pytest.approx(measured["session_start_ms"], abs=15)
         assert measured["join_ms"] == pytest.approx(SETUP_MS, abs=15)   # the injected setup runs from the join
-        assert 0 <= sample["call_create_ms"] - measured["call_create_ms"] < 15
-        assert 0 <= sample["join_ms"] - measured["join_ms"] < 15
         assert sample["call_create_ms"] + sample["join_ms"] <= sample["session_start_ms"] + 0.01
         assert sample["input_to_audio_ms"] == pytest.approx(FIRST_AUDIO_MS, abs=15)
         assert measured["input_to_audio_ms"] == pytest.approx(FIRST_AUDIO_MS, abs=15)
         assert sample["stop_ms"] is not None and sample["stop_ms"] < 50
         assert session["t_ns"]["stop_received"] is not None
+    # Each step's client figure holds what the server's cannot see: the create request's two transits; the join's
+    # name lookup, TCP connect, upgrade request and first message. Within a few ms, with room for a loaded machine.
+    for step in ("call_create_ms", "join_ms"):
+        gaps = [sample[step] - session["measured"][step] for sample, session in zip(run.samples, run.sessions)]
+        assert min(gaps) >= 0 and statistics.median(gaps) < 10 and max(gaps) < 25, (step, gaps)
     # one HTTPS (here HTTP) connection for every create request: connected once, outside the timed cycles
     assert [s["connect_ms"] is not None for s in run.samples] == [True] + [False] * (iterations - 1)
     assert not any(s["connected_this_cycle"] for s in run.samples)
