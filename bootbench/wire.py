@@ -32,6 +32,16 @@ ELEVENLABS_INPUT_FORMATS = {"pcm_8000": 8_000, "pcm_16000": 16_000, "pcm_22050":
 ELEVENLABS_DEFAULT_INPUT_FORMAT = "pcm_16000"
 ELEVENLABS_REFERENCE_AGENT = "agent_bootbench_reference"
 """The agent id the driver names when none is given (the embedded or a local reference server, which takes any)."""
+# ---- Ultravox (a call created over HTTPS, joined over a raw WebSocket; docs/protocols/ultravox.md)
+ULTRAVOX_CALLS_PATH = "/api/calls"
+"""``POST`` here (the REST base, ``https://api.ultravox.ai``) creates a call; its ``joinUrl`` is joined."""
+ULTRAVOX_INPUT_RATE = 16_000
+"""Sample rate (Hz) bootbench asks for the raw PCM16 it sends (``medium.serverWebSocket.inputSampleRate``)."""
+ULTRAVOX_OUTPUT_RATE = 24_000
+"""Sample rate (Hz) bootbench asks for the agent's raw PCM16 (``outputSampleRate``)."""
+ULTRAVOX_TURN_END_MS = 384
+"""The service's default ``vadSettings.turnEndpointDelay`` (0.384 s, 12 VAD frames of 32 ms): trailing silence
+after speech that ends the user's turn. The reference server uses the call's own value, this one by default."""
 
 # ---- turn detection, every protocol
 VAD_SILENCE_MS = 500

@@ -32,6 +32,7 @@ BUILTINS: dict[str, str] = {
     "azure": "bootbench.providers.azure:AzureDriver",
     "xai": "bootbench.providers.xai:XAIDriver",
     "elevenlabs": "bootbench.providers.elevenlabs:ElevenLabsDriver",
+    "ultravox": "bootbench.providers.ultravox:UltravoxDriver",
 }
 """Name -> ``module:Class`` of every driver bootbench ships (in the order help texts list them)."""
 DEFAULT = "aivoco"
