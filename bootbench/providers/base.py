@@ -350,6 +350,14 @@ class Driver(ABC):
                     "try --audio speech")
         return ""
 
+    def service_latency(self, turn: int) -> dict[str, float] | None:
+        """The service's own latency figures for the answer of turn ``turn`` (1-based) of the current session, in ms.
+
+        None when the service reports none (every protocol but Deepgram's) or none arrived before the session
+        ended; read after :meth:`stop`, before the next :meth:`connect`.
+        """
+        return None
+
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""
         return self.session.preamble if self.session is not None else None

@@ -29,6 +29,7 @@ BUILTINS: dict[str, str] = {
     "aivoco": "bootbench.providers.aivoco:AivocoDriver",
     "openai": "bootbench.providers.openai_realtime:OpenAIRealtimeDriver",
     "gemini": "bootbench.providers.gemini_live:GeminiLiveDriver",
+    "deepgram": "bootbench.providers.deepgram:DeepgramDriver",
 }
 """Name -> ``module:Class`` of every driver bootbench ships (in the order help texts list them)."""
 DEFAULT = "aivoco"

@@ -24,6 +24,7 @@ BUILTINS: dict[str, str] = {
     "aivoco": "bootbench.server.protocols.aivoco:build",
     "openai": "bootbench.server.protocols.openai:build",
     "gemini": "bootbench.server.protocols.gemini:build",
+    "deepgram": "bootbench.server.protocols.deepgram:build",
 }
 """Name -> ``module:factory`` of each protocol bootbench ships."""
 
