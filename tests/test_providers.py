@@ -15,7 +15,7 @@ from support.processes import run_locust
 from bootbench.samples import PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
-KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "deepgram": "DEEPGRAM_API_KEY"}
 
 
 def fixed_server(reference_server, **kwargs):
@@ -50,7 +50,7 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
     assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini"])
+@pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
 def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
     """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
     run = shared_ground_truth_run(provider)
@@ -73,6 +73,7 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
 @pytest.mark.parametrize("provider, options", [
     ("openai", ["--turn", "vad", "--trailing-silence-ms", "600"]),
     ("gemini", ["--turn", "vad", "--trailing-silence-ms", "600"]),
+    ("deepgram", ["--turn", "vad", "--trailing-silence-ms", "600"]),
 ])
 def test_first_response_matches_the_ground_truth_in_both_turn_modes(shared_reference_server, tmp_path, provider,
                                                                     options):
@@ -113,6 +114,7 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
 @pytest.mark.parametrize("provider, message", [
     ("openai", "HTTP 401: Incorrect API key provided"),
     ("gemini", "connection closed (code 1007): API key not valid. Please pass a valid API key."),
+    ("deepgram", "HTTP 401: INVALID_AUTH: Invalid credentials."),
 ])
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
         shared_reference_server, tmp_path, provider, message):

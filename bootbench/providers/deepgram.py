@@ -49,6 +49,8 @@ VAD_LISTEN_MODEL = "nova-3"
 THINK_PROVIDERS = ("open_ai", "anthropic", "google", "nvidia")
 """The ``agent.think.provider.type`` values Deepgram runs managed models of (no ``endpoint`` needed)."""
 FORCE_END_TURN_UNSUPPORTED = "FORCE_END_TURN_UNSUPPORTED"
+AUTH_CODES = frozenset({"INVALID_AUTH"})
+"""``Error`` codes that mean the key was refused (the code of Deepgram's 401 body)."""
 REPORT_FIELDS = ("stt_latency", "ttt_token_latency", "ttt_text_latency", "ttt_tool_latency", "ttt_thinking_latency",
                  "tts_latency", "total_latency")
 """``LatencyReport``'s figures (seconds); recorded as ``<name>_ms`` without ``_latency``."""
@@ -289,14 +291,18 @@ class DeepgramDriver(WebSocketDriver):
                 self._latency.setdefault(self._answer_turn, {}).setdefault("report",
                                                                            _figures(message, REPORT_FIELDS))
         elif kind == "Error":
-            self.fail(session, ErrorKind.SERVER_ERROR, _coded(message))
+            self.fail(session, ErrorKind.AUTH_FAILED if message.get("code") in AUTH_CODES else ErrorKind.SERVER_ERROR,
+                      _coded(message))
         elif kind == "Warning":
             if message.get("code") == FORCE_END_TURN_UNSUPPORTED:
                 self.fail(session, ErrorKind.PROTOCOL_ERROR, _coded(message))
             else:
                 self.anomalies[f"warning_{message.get('code') or 'unknown'}"] += 1
-        elif not isinstance(kind, str):
+        elif kind is None:
             self.fail(session, ErrorKind.PROTOCOL_ERROR, "a server message without a 'type'")
+        elif not isinstance(kind, str):
+            self.fail(session, ErrorKind.PROTOCOL_ERROR,
+                      f"a server message whose 'type' is {type(kind).__name__}, not a string")
         elif kind not in IGNORED:
             self.anomalies["unknown_message"] += 1
 

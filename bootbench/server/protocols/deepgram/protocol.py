@@ -60,6 +60,10 @@ REPORT_SPLIT = {"stt_latency": 0.2, "ttt_token_latency": 0.5, "ttt_text_latency"
 CLIENT_ERROR_CLOSE = int(WSCloseCode.POLICY_VIOLATION)
 SERVER_ERROR_CLOSE = int(WSCloseCode.INTERNAL_ERROR)
 MID_REPLY_DROP_S = 0.01
+SPEECH_REPORT_MS = 100.0
+"""How long after the chunk in which it hears speech the agent says UserStartedSpeaking (the emulation's stand-in
+for the service's speech detection; a turn that ends sooner says it at its end). It is why a ``ForceEndTurn`` sent
+right behind a burst of audio finds no turn in progress, and why a greeting can start before the user is heard."""
 
 log = logging.getLogger("bootbench.server")
 
@@ -84,11 +88,14 @@ class AgentConnection(WebSocketConnection):
     """What arrived after Settings, before SettingsApplied (frame, its check, arrival); None once processed."""
     last_client_ns: int = 0
     idle_task: asyncio.Task[None] | None = None
+    report_task: asyncio.Task[None] | None = None
+    """Speech was heard and UserStartedSpeaking is due (:data:`SPEECH_REPORT_MS`)."""
 
     def cancel_tasks(self) -> None:
         super().cancel_tasks()
-        if self.idle_task is not None and not self.idle_task.done() and self.idle_task is not asyncio.current_task():
-            self.idle_task.cancel()
+        for task in (self.idle_task, self.report_task):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
 
 
 class DeepgramAgentProtocol(WebSocketProtocol):
@@ -235,17 +242,35 @@ class DeepgramAgentProtocol(WebSocketProtocol):
         rate = conn.settings.input_rate
         self.hear(conn, pcm, rate)
         edges = conn.detector.feed(pcm)
-        if conn.detector.speaking and not conn.user_speaking:
+        if conn.detector.speaking and not conn.user_speaking and conn.report_task is None:
             if not self.vad_needs_speech or (conn.judge is not None and conn.judge.is_speech()):
-                conn.user_speaking = True
-                await self._interrupt_greeting(conn)
-                await self.send_json(conn, {"type": "UserStartedSpeaking"})
+                conn.report_task = spawn(self._report_speech(conn, received_ns + int(SPEECH_REPORT_MS * 1e6)))
         if edges.stopped_ms is not None:
             if self.speech_ok(conn):
                 await self._end_turn(conn, received_ns)
             else:
-                conn.user_speaking = False
+                await self._reset_speech(conn)
                 conn.detector.rearm()
+
+    async def _report_speech(self, conn: AgentConnection, at_ns: int) -> None:
+        await sleep_until(at_ns)
+        conn.report_task = None
+        await self._user_started_speaking(conn)
+
+    async def _user_started_speaking(self, conn: AgentConnection) -> None:
+        """The agent says it hears the user: a user turn is in progress, and a greeting being spoken stops."""
+        if conn.user_speaking or conn.responding:
+            return
+        conn.user_speaking = True
+        await self._interrupt_greeting(conn)
+        await self.send_json(conn, {"type": "UserStartedSpeaking"})
+
+    async def _reset_speech(self, conn: AgentConnection) -> None:
+        """No turn after all (not speech-like): forget what was heard."""
+        if conn.report_task is not None:
+            conn.report_task.cancel()
+            conn.report_task = None
+        conn.user_speaking = False
 
     async def _force_end_turn(self, conn: AgentConnection, received_ns: int) -> None:
         record = conn.record
@@ -272,6 +297,10 @@ class DeepgramAgentProtocol(WebSocketProtocol):
         assert record is not None and record.injected is not None
         if conn.responding:
             return
+        if conn.report_task is not None:   # the turn ended before the agent said it heard it: it says so now
+            conn.report_task.cancel()
+            conn.report_task = None
+            await self._user_started_speaking(conn)
         conn.responding, conn.user_speaking = True, False
         await self._interrupt_greeting(conn)
         fault = conn.fault if record.current_turn().turn == 1 else None  # faults strike a session's first turn
