@@ -286,7 +286,7 @@ class DeepgramDriver(WebSocketDriver):
             self._pending_started = _figures(message, STARTED_FIELDS)
         elif kind == "LatencyReport":
             if self._answer_turn is None:
-                self.anomalies["latency_report_without_answer"] += 1
+                self.anomalies["latency_report_before_answer"] += 1
             else:
                 self._latency.setdefault(self._answer_turn, {}).setdefault("report",
                                                                            _figures(message, REPORT_FIELDS))
@@ -302,7 +302,7 @@ class DeepgramDriver(WebSocketDriver):
             self.fail(session, ErrorKind.PROTOCOL_ERROR, "a server message without a 'type'")
         elif not isinstance(kind, str):
             self.fail(session, ErrorKind.PROTOCOL_ERROR,
-                      f"a server message whose 'type' is {type(kind).__name__}, not a string")
+                      f"a server message whose 'type' is {_json_type(kind)}, not a string")
         elif kind not in IGNORED:
             self.anomalies["unknown_message"] += 1
 
@@ -348,6 +348,14 @@ def _figures(message: dict[str, Any], names: tuple[str, ...]) -> dict[str, float
     """The figures of ``names`` present in ``message`` (seconds), as ``<name>_ms`` milliseconds."""
     return {name.replace("_latency", "_ms"): round(float(message[name]) * 1000, 3) for name in names
             if isinstance(message.get(name), (int, float)) and not isinstance(message.get(name), bool)}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array"}.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def _coded(message: dict[str, Any]) -> str:
