@@ -219,8 +219,9 @@ class DeepgramDriver(WebSocketDriver):
             super().first_audio(timeline, deadline_ns)
         except CycleError as exc:
             if exc.kind == ErrorKind.AUDIO_TIMEOUT and self._force_pending:
+                tone = ", which a pure tone may never make it say: try --audio speech" if self.clip.name == SINE else ""
                 raise CycleError(exc.kind, f"{exc.message}; the service never said UserStartedSpeaking, so "
-                                           "ForceEndTurn was never sent") from None
+                                           f"ForceEndTurn was never sent{tone}") from None
             raise
         finally:
             if self._force_deferred_ns is not None:
@@ -229,12 +230,6 @@ class DeepgramDriver(WebSocketDriver):
     def reset_turn(self) -> None:
         with self._lock:
             self._reset_turn_state()
-
-    def timeout_hint(self) -> str:
-        if self.config.turn == "manual" and self.clip.name == SINE:
-            return ("; deepgram sends ForceEndTurn once the service says UserStartedSpeaking, which a pure tone "
-                    "may never trigger: try --audio speech")
-        return super().timeout_hint()
 
     def service_latency(self, turn: int) -> dict[str, float] | None:
         figures = self._latency.get(turn, {})

@@ -136,6 +136,9 @@ class DeepgramAgentProtocol(WebSocketProtocol):
                 await self._refuse(conn, Problem(problems[0].message, UNPARSABLE))
                 return
             checked = check_message(message)
+            if checked.kind is None:   # not a client message at all
+                await self._refuse(conn, checked.problems[0])
+                return
             if checked.kind == "Settings" and conn.record is None:
                 await self._settings(conn, checked, received_ns)
                 return
@@ -148,7 +151,10 @@ class DeepgramAgentProtocol(WebSocketProtocol):
             await self._refuse(conn, Problem("a second Settings (one per session)", "SETTINGS_ALREADY_APPLIED"))
             return
         if checked is not None and any(p.code for p in checked.problems):
-            await self._refuse(conn, [p for p in checked.problems if p.code][0])
+            self.violations(conn, checked.problems)
+            refused = [p for p in checked.problems if p.code][0]
+            await self._error(conn, error_message(refused.code or UNPARSABLE, refused.message), CLIENT_ERROR_CLOSE,
+                              "rejected")
             return
         if conn.backlog is not None:
             what = "audio" if binary else checked.kind if checked else "a message"
@@ -182,8 +188,9 @@ class DeepgramAgentProtocol(WebSocketProtocol):
             record.fault, fault = None, None
         self.violations(conn, checked.problems)
         rejected = [p for p in checked.problems if p.code]
-        if rejected:
-            await self._refuse(conn, rejected[0], outcome="rejected")
+        if rejected:   # answered with the first one's error (each is counted above)
+            await self._error(conn, error_message(rejected[0].code or UNPARSABLE, rejected[0].message),
+                              CLIENT_ERROR_CLOSE, "rejected")
             return
         if fault is not None and fault.kind == "auth":
             await self._error(conn, fault_error(fault, echo(fault, conn.key)), CLIENT_ERROR_CLOSE, "auth_failed")
