@@ -60,6 +60,8 @@ REPORT_SPLIT = {"stt_latency": 0.2, "ttt_token_latency": 0.5, "ttt_text_latency"
 CLIENT_ERROR_CLOSE = int(WSCloseCode.POLICY_VIOLATION)
 SERVER_ERROR_CLOSE = int(WSCloseCode.INTERNAL_ERROR)
 MID_REPLY_DROP_S = 0.01
+SETTINGS_GREETING_MS = 20.0
+"""How long after SettingsApplied the agent starts a greeting asked for in ``Settings.agent.greeting``."""
 SPEECH_REPORT_MS = 100.0
 """How long after the chunk in which it hears speech the agent says UserStartedSpeaking (the emulation's stand-in
 for the service's speech detection; a turn that ends sooner says it at its end). It is why a ``ForceEndTurn`` sent
@@ -230,8 +232,8 @@ class DeepgramAgentProtocol(WebSocketProtocol):
         conn.backlog = None
         assert conn.settings is not None
         if conn.settings.greeting is not None and record.injected.greeting_ms is None:
-            # asked for in Settings and not configured: spoken as soon as the voice is ready
-            conn.greeting_task = spawn(self.greet(conn, ready + int(record.injected.first_audio_delay_ms * 1e6)))
+            # asked for in Settings, none configured (--greeting-ms): spoken at once, before the user is heard
+            conn.greeting_task = spawn(self.greet(conn, ready + int(SETTINGS_GREETING_MS * 1e6)))
         else:
             self.schedule_greeting(conn, ready)
 
