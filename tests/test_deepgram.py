@@ -25,7 +25,7 @@ from bootbench.samples import Timeline
 from bootbench.server.faults import parse_fault
 from bootbench.server.protocols.deepgram.protocol import SPEECH_REPORT_MS
 from bootbench.wire import DEEPGRAM_AGENT_PATH, DEEPGRAM_IDLE_TIMEOUT_S, DEEPGRAM_INPUT_RATE
-from support.ground_truth import ground_truth_run
+from support.ground_truth import ground_truth_run, records_between
 from support.processes import read_jsonl
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
@@ -385,3 +385,57 @@ def test_a_client_silent_past_the_idle_timeout_is_ended_and_keepalive_prevents_i
     silent = outcomes["silent"]
     assert isinstance(silent, CycleError) and silent.kind == "server_error"
     assert silent.message.startswith("CLIENT_MESSAGE_TIMEOUT: No message from the client for 10 s")
+
+
+# ---------------------------------------------------------------- the vendor's own client
+
+
+def test_the_sdks_own_agent_client_gets_a_full_answer_from_the_emulation(shared_reference_server):
+    """deepgram-sdk's sync agent client, as its ForceEndTurn example uses it: typed Settings, media, ForceEndTurn
+    on UserStartedSpeaking. The SDK sends its audio without waiting for SettingsApplied (a note when it is early)."""
+    from deepgram import DeepgramClient
+    from deepgram.agent.v1.types import (AgentV1Settings, AgentV1SettingsAgent, AgentV1SettingsAgentListen,
+                                         AgentV1SettingsAgentListenProvider_V2, AgentV1SettingsAudio,
+                                         AgentV1SettingsAudioInput)
+    from deepgram.environment import DeepgramClientEnvironment
+    from deepgram.types.speak_settings_v1 import SpeakSettingsV1
+    from deepgram.types.speak_settings_v1provider import SpeakSettingsV1Provider_Deepgram
+    from deepgram.types.think_settings_v1 import ThinkSettingsV1
+    from deepgram.types.think_settings_v1provider import ThinkSettingsV1Provider_OpenAi
+
+    server = fixed_server(shared_reference_server)
+    ws = server.url.replace("http", "ws", 1)
+    client = DeepgramClient(api_key="k-vendor", reconnect=False,
+                            environment=DeepgramClientEnvironment(base=server.url, production=ws, agent=ws,
+                                                                  agent_rest=server.url))
+    settings = AgentV1Settings(
+        audio=AgentV1SettingsAudio(input=AgentV1SettingsAudioInput(encoding="linear16", sample_rate=16000)),
+        agent=AgentV1SettingsAgent(
+            listen=AgentV1SettingsAgentListen(provider=AgentV1SettingsAgentListenProvider_V2(
+                type="deepgram", model="flux-general-en")),
+            think=ThinkSettingsV1(provider=ThinkSettingsV1Provider_OpenAi(type="open_ai", model="gpt-4o-mini"),
+                                  prompt="Reply briefly."),
+            speak=SpeakSettingsV1(provider=SpeakSettingsV1Provider_Deepgram(type="deepgram",
+                                                                            model="aura-2-asteria-en"))))
+    seen, audio = [], 0
+    started = time.perf_counter_ns()
+    with client.agent.v1.connect() as agent:
+        agent.send_settings(settings)
+        agent.send_media(SPEECH_PCM)
+        for message in agent:
+            if isinstance(message, bytes):
+                audio += len(message)
+                continue
+            seen.append(message.type)
+            if message.type == "UserStartedSpeaking":
+                agent.send_force_end_turn()
+            if message.type == "LatencyReport":
+                latency = message.total_latency
+                break
+    assert seen == ["Welcome", "SettingsApplied", "UserStartedSpeaking", "ConversationText", "AgentThinking",
+                    "ConversationText", "AgentAudioDone", "LatencyReport"]
+    (truth,) = [r for r in records_between(server, started, time.perf_counter_ns()) if r["session"] is not None]
+    assert truth["outcome"] == "ok" and truth["violations"] == []
+    assert set(truth["notes"]) <= {"audio before SettingsApplied (held until the session is ready)"}
+    assert audio == 2 * truth["audio_out"]["samples"] == 2 * 200 * 24  # fixed_server's 200 ms reply
+    assert latency * 1000 == pytest.approx(truth["measured"]["input_to_audio_ms"], abs=0.01)
