@@ -9,6 +9,7 @@ In-process runs (tests/support/ground_truth.py) and raw sockets against referenc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import websocket
+from aiohttp import WSMsgType, web
 
 from bootbench.audio import Stimulus
 from bootbench.providers import DriverConfig, create, install_tuning
@@ -439,3 +441,96 @@ def test_the_sdks_own_agent_client_gets_a_full_answer_from_the_emulation(shared_
     assert set(truth["notes"]) <= {"audio before SettingsApplied (held until the session is ready)"}
     assert audio == 2 * truth["audio_out"]["samples"] == 2 * 200 * 24  # fixed_server's 200 ms reply
     assert latency * 1000 == pytest.approx(truth["measured"]["input_to_audio_ms"], abs=0.01)
+
+
+# ---------------------------------------------------------------- Welcome first
+
+
+class LateWelcome:
+    """A scripted agent socket on 127.0.0.1 that sends its Welcome ``delay_s`` after the upgrade (None: never)
+    and answers Settings with SettingsApplied; it notes when each happened."""
+
+    def __init__(self, delay_s: float | None) -> None:
+        self.delay_s = delay_s
+        self.events: list[tuple[str, int]] = []
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LateWelcome:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get(DEEPGRAM_AGENT_PATH, self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+
+        async def welcome() -> None:
+            if self.delay_s is not None:
+                await asyncio.sleep(self.delay_s)
+                self.events.append(("welcome_sent", time.perf_counter_ns()))
+                await ws.send_str(json.dumps({"type": "Welcome", "request_id": "r-1"}))
+
+        greeter = asyncio.ensure_future(welcome())
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT and json.loads(msg.data).get("type") == "Settings":
+                self.events.append(("settings_received", time.perf_counter_ns()))
+                await ws.send_str(json.dumps({"type": "SettingsApplied"}))
+        greeter.cancel()
+        return ws
+
+
+def start_session(url: str, timeout: float) -> tuple[Timeline, Any]:
+    install_tuning()
+    driver = create("deepgram", DriverConfig(url=url, api_key="k-welcome", timeout=timeout), Stimulus.sine())
+    timeline = Timeline()
+    timeline.cycle_start = time.perf_counter_ns()
+    deadline = timeline.cycle_start + int(timeout * 1e9)
+    try:
+        driver.connect(timeline)
+        driver.start(timeline, deadline)
+        return timeline, None
+    except CycleError as exc:
+        return timeline, exc
+    finally:
+        driver.close()
+
+
+def test_settings_waits_for_a_late_welcome_and_session_start_is_settings_to_settingsapplied():
+    with LateWelcome(0.3) as peer:
+        timeline, error = start_session(peer.url, timeout=5)
+    assert error is None
+    events = dict(peer.events)
+    assert events["welcome_sent"] < events["settings_received"]
+    assert timeline.connected < events["welcome_sent"] < timeline.start_sent   # the wait is before start sent
+    assert (timeline.start_sent - timeline.connected) / 1e6 >= 290
+    assert timeline.phases()["session_start_ms"] < 100
+
+
+def test_no_welcome_is_a_session_timeout_and_no_settings_go():
+    with LateWelcome(None) as peer:
+        timeline, error = start_session(peer.url, timeout=0.5)
+    assert error is not None and error.kind == "session_timeout" and error.message == "no Welcome within 0.5 s"
+    assert peer.events == [] and timeline.start_sent is None

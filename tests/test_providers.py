@@ -29,7 +29,7 @@ def result_files(folder) -> set[str]:
 
 @pytest.mark.slow
 def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
-    providers = ("aivoco", "openai", "gemini")
+    providers = ("aivoco", "openai", "gemini", "deepgram")
     with ThreadPoolExecutor(len(providers)) as pool:
         futures = {provider: pool.submit(run_locust, "-u", "1", "-i", "4", "--provider", provider,
                                          "--results-dir", str(tmp_path / provider), cwd=tmp_path)
@@ -48,6 +48,8 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
     assert (runs["openai"].metrics["run"]["turn"], runs["openai"].metrics["run"]["model"]) == ("manual",
                                                                                               "gpt-realtime")
     assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert (runs["deepgram"].metrics["run"]["turn"], runs["deepgram"].metrics["run"]["model"]) == ("manual",
+                                                                                                  "gpt-4o-mini")
 
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from bootbench.audio import Chunk
-from bootbench.providers.base import CycleError, ProviderOption, remaining
+from bootbench.providers.base import CycleError, ProviderOption, SessionState, remaining
 from bootbench.providers.websocket import WebSocketDriver, websocket_url
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.stimuli import SINE
@@ -178,20 +178,21 @@ class DeepgramDriver(WebSocketDriver):
     def connect(self, timeline: Timeline) -> None:
         self._reset_connection()
         super().connect(timeline)
-        ws, session = self._ws, self.session
-        threading.Thread(target=self._keep_alive, args=(ws, session), name="bootbench-deepgram-keepalive",
+        threading.Thread(target=self._keep_alive, args=(self.session,), name="bootbench-deepgram-keepalive",
                          daemon=True).start()
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         """Wait for the server's ``Welcome`` (the docs: send nothing before it), then send ``Settings``."""
         session = self.session
-        if session is not None and self._ws is not None and not self._used:
+        if session is not None and self.connected:
             while not self._welcome.is_set() and not session.ended.is_set() and remaining(deadline_ns) > 0:
                 self._welcome.wait(min(WELCOME_POLL_S, remaining(deadline_ns)))
             if not self._welcome.is_set():
-                self._used = True
                 session.fail(ErrorKind.SESSION_TIMEOUT, f"no Welcome within {self.config.timeout:g} s")
-                raise session.failure  # the connection's failure when it closed, else the timeout
+                failure = session.failure  # the connection's failure when it closed, else the timeout
+                self.close()               # no session can start on it
+                assert failure is not None
+                raise failure
         super().start(timeline, deadline_ns)
 
     def begin_user_turn(self) -> None:
@@ -320,7 +321,7 @@ class DeepgramDriver(WebSocketDriver):
 
     # ---- keep-alive
 
-    def _keep_alive(self, ws: Any, session: Any) -> None:
+    def _keep_alive(self, session: SessionState) -> None:
         """``KeepAlive`` whenever the client has sent nothing for :attr:`keepalive_s` once the session is ready.
 
         Before ``SettingsApplied`` nothing may go (a message before ``Settings`` is an error); it ends with
@@ -331,7 +332,7 @@ class DeepgramDriver(WebSocketDriver):
             if idle < self.keepalive_s:
                 session.ended.wait(self.keepalive_s - idle)
                 continue
-            if self._ws is not ws or session.stopping:
+            if self.session is not session or session.stopping:
                 return
             if session.ready_ns is None:
                 session.ended.wait(self.keepalive_s)
