@@ -160,8 +160,8 @@ CASES = [
     Case("error:type=invalid_api_key", "auth_failed", "INVALID_AUTH: Invalid credentials."),
     Case("error:type=insufficient_credits", "server_error",
          "INSUFFICIENT_CREDITS: Project does not have enough credits for an agent session."),
-    Case("error:type=rate_limit_exceeded:echo=yes", "server_error", "TOO_MANY_REQUESTS: Too many concurrent agent "
-                                                                    "sessions for this project; retry later. (key: ***)"),
+    Case("error:type=rate_limit_exceeded:echo=yes", "server_error",
+         "TOO_MANY_REQUESTS: Too many concurrent agent sessions for this project; retry later. (key: ***)"),
     Case("never_ready", "session_timeout", "no session ready within 1 s"),
     Case("silence", "audio_timeout", "no audio within 1 s"),
     Case("drop:when=before_ready", "disconnected", "connection closed by the server"),

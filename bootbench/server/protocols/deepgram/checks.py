@@ -1,4 +1,4 @@
-"""Checks of Deepgram Voice Agent client messages against docs/protocols/deepgram.md; each deviation is one :class:`Problem`.
+"""Checks of Deepgram Voice Agent client messages (docs/protocols/deepgram.md); each deviation is one :class:`Problem`.
 
 A problem's ``code`` is the ``Error`` code the service answers with: a
 message that is not of the schema (not JSON, an unknown ``type``, a field of
