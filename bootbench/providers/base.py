@@ -267,7 +267,8 @@ class Driver(ABC):
     (``connect``, ``start``, ``send_audio``, ``first_audio``, then with ``--turns`` > 1 ``reply_end`` and
     ``next_turn`` before the next ``send_audio``, then ``stop``, ``close``), and the hooks a driver overrides
     (``send_chunk``, ``input_starting``, ``begin_user_turn``, ``end_user_turn``, ``reset_turn``,
-    ``session_over``). The receive side keeps the current session's state in :attr:`session`.
+    ``session_over``; ``service_latency`` for a service that reports its own latency). The receive side keeps
+    the current session's state in :attr:`session`.
     """
 
     api_version: int = API_VERSION
