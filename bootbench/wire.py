@@ -41,3 +41,17 @@ VAD_SILENCE_MS = 500
 SILENCE_THRESHOLD = 0.01
 """Peak (``max |sample| / 32768``) at or below which audio is silence: Aivoco's ``has_audio`` is
 ``peak > SILENCE_THRESHOLD``, and the reference server's turn detection counts louder samples as speech."""
+
+# ---- Azure: Voice Live and Azure OpenAI Realtime (OpenAI Realtime events, docs/protocols/azure.md)
+AZURE_VOICE_LIVE_PATH = "/voice-live/realtime"
+AZURE_VOICE_LIVE_API_VERSION = "2026-07-15"
+"""Voice Live's GA API version (azure-ai-voicelive 1.3.0's default, 2026-08-03); required in the query."""
+AZURE_OPENAI_PATH = "/openai/v1/realtime"
+"""Azure OpenAI's GA endpoint (``?model=<deployment>``, no ``api-version``)."""
+AZURE_OPENAI_PREVIEW_PATH = "/openai/realtime"
+AZURE_OPENAI_PREVIEW_API_VERSION = "2025-04-01-preview"
+"""The preview endpoint's last API version (``?api-version=...&deployment=...``); deprecated since 2026-04-30."""
+
+# ---- xAI Grok Voice Agent (OpenAI Realtime GA events at OPENAI_REALTIME_PATH, docs/protocols/xai.md)
+XAI_MODEL_PREFIX = "grok-"
+"""Every xAI voice model's name starts so; the reference server serves xAI's flavour of ``/v1/realtime`` to them."""

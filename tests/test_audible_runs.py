@@ -40,7 +40,7 @@ def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
 
 
 @pytest.mark.parametrize("pace", ["burst", "realtime"])
-@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "deepgram"])
+@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai", "deepgram"])
 def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(shared_ground_truth_run,
                                                                                       provider, pace):
     """The session's shared runs (tests/conftest.py): burst with three turns, real time with a greeting."""

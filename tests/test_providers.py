@@ -15,7 +15,8 @@ from support.processes import run_locust
 from bootbench.samples import PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
-KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "deepgram": "DEEPGRAM_API_KEY"}
+KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "azure": "AZURE_VOICELIVE_API_KEY",
+                "xai": "XAI_API_KEY", "deepgram": "DEEPGRAM_API_KEY"}
 
 
 def fixed_server(reference_server, **kwargs):
@@ -52,7 +53,7 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
                                                                                                   "gpt-4o-mini")
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini", "deepgram"])
+@pytest.mark.parametrize("provider", ["openai", "gemini", "azure", "xai", "deepgram"])
 def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
     """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
     run = shared_ground_truth_run(provider)
@@ -116,6 +117,9 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
 @pytest.mark.parametrize("provider, message", [
     ("openai", "HTTP 401: Incorrect API key provided"),
     ("gemini", "connection closed (code 1007): API key not valid. Please pass a valid API key."),
+    ("azure", "HTTP 401: Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+              "valid key for an active subscription and use a correct regional API endpoint for your resource."),
+    ("xai", "HTTP 400: Incorrect API key provided. You can obtain an API key from https://console.x.ai."),
     ("deepgram", "HTTP 401: INVALID_AUTH: Invalid credentials."),
 ])
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(

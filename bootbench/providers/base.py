@@ -330,6 +330,15 @@ class Driver(ABC):
         """The value of the driver's option ``key`` (its default when not given)."""
         return self.provider_options[key]
 
+    @classmethod
+    def public_endpoint(cls, options: dict[str, Any]) -> str:
+        """The real service's endpoint for these option values (:meth:`option_values`): :attr:`public_url`.
+
+        A service without one endpoint for everyone (Azure: one host per resource) builds it from its
+        options, or raises ValueError with the sentence that says what to give.
+        """
+        return cls.public_url
+
     def use_clip(self, clip: Clip) -> None:
         """Send ``clip`` in the next cycles (the user picks the clip of each iteration)."""
         self.clip = clip

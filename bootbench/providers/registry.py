@@ -29,6 +29,8 @@ BUILTINS: dict[str, str] = {
     "aivoco": "bootbench.providers.aivoco:AivocoDriver",
     "openai": "bootbench.providers.openai_realtime:OpenAIRealtimeDriver",
     "gemini": "bootbench.providers.gemini_live:GeminiLiveDriver",
+    "azure": "bootbench.providers.azure:AzureDriver",
+    "xai": "bootbench.providers.xai:XAIDriver",
     "deepgram": "bootbench.providers.deepgram:DeepgramDriver",
 }
 """Name -> ``module:Class`` of every driver bootbench ships (in the order help texts list them)."""
