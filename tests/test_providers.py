@@ -16,7 +16,8 @@ from bootbench.samples import PHASES, STEP_PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "azure": "AZURE_VOICELIVE_API_KEY",
-                "xai": "XAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY", "ultravox": "ULTRAVOX_API_KEY"}
+                "xai": "XAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY", "ultravox": "ULTRAVOX_API_KEY",
+                "deepgram": "DEEPGRAM_API_KEY"}
 PROVIDER_ARGS = {"elevenlabs": ("--trailing-silence-ms", "600"), "ultravox": ("--trailing-silence-ms", "400")}
 """What a provider needs beyond ``--provider`` (agents that end turns by trailing silence only)."""
 
@@ -31,8 +32,8 @@ def result_files(folder) -> set[str]:
 
 
 @pytest.mark.slow
-def test_openai_gemini_and_elevenlabs_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
-    providers = ("aivoco", "openai", "gemini", "elevenlabs")
+def test_every_raw_websocket_provider_against_the_embedded_server_writes_the_files_an_aivoco_run_writes(tmp_path):
+    providers = ("aivoco", "openai", "gemini", "elevenlabs", "deepgram")
     with ThreadPoolExecutor(len(providers)) as pool:
         futures = {provider: pool.submit(run_locust, "-u", "1", "-i", "4", "--provider", provider,
                                          *PROVIDER_ARGS.get(provider, ()),
@@ -53,9 +54,11 @@ def test_openai_gemini_and_elevenlabs_against_the_embedded_server_write_the_file
     assert (runs["openai"].metrics["run"]["turn"], runs["openai"].metrics["run"]["model"]) == ("manual",
                                                                                               "gpt-realtime")
     assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert (runs["deepgram"].metrics["run"]["turn"], runs["deepgram"].metrics["run"]["model"]) == ("manual",
+                                                                                                  "gpt-4o-mini")
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini", "azure", "xai"])
+@pytest.mark.parametrize("provider", ["openai", "gemini", "azure", "xai", "deepgram"])
 def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
     """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
     run = shared_ground_truth_run(provider)
@@ -78,6 +81,7 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
 @pytest.mark.parametrize("provider, options", [
     ("openai", ["--turn", "vad", "--trailing-silence-ms", "600"]),
     ("gemini", ["--turn", "vad", "--trailing-silence-ms", "600"]),
+    ("deepgram", ["--turn", "vad", "--trailing-silence-ms", "600"]),
 ])
 def test_first_response_matches_the_ground_truth_in_both_turn_modes(shared_reference_server, tmp_path, provider,
                                                                     options):
@@ -123,6 +127,7 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
     ("xai", "HTTP 400: Incorrect API key provided. You can obtain an API key from https://console.x.ai."),
     ("elevenlabs", "HTTP 401 from the signed-URL request: invalid_api_key: Invalid API key"),
     ("ultravox", "the call could not be created: HTTP 401: Invalid API key."),
+    ("deepgram", "HTTP 401: INVALID_AUTH: Invalid credentials."),
 ])
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
         shared_reference_server, tmp_path, provider, message):

@@ -44,7 +44,7 @@ SHARED_REALTIME_SERVER = dict(setup_delay="30", first_audio_delay="80", cold_pen
 providers in :data:`GREETING_PROVIDERS` a greeting 50 ms after the session is ready (over long before the 1 s
 clip has streamed, so it never overlaps the answer), for Aivoco the answer after the end of the turn."""
 SHARED_REALTIME_ARGS = ("-i", "2", "--pace", "realtime")
-GREETING_PROVIDERS = ("openai", "gemini", "azure", "xai", "ultravox")
+GREETING_PROVIDERS = ("openai", "gemini", "azure", "xai", "ultravox", "deepgram")
 """Protocols whose client tells a greeting from the answer (response ids, a turn that was not asked for, or a turn
 begun before the service said it heard the caller's)."""
 PROVIDER_ARGS: dict[str, tuple[str, ...]] = {"ultravox": ("--trailing-silence-ms", "400")}
