@@ -22,6 +22,38 @@ GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.Bi
 GEMINI_INPUT_RATE = 16_000
 GEMINI_OUTPUT_RATE = 24_000
 
+# ---- ElevenLabs Agents (raw WebSocket, docs/protocols/elevenlabs.md)
+ELEVENLABS_CONVERSATION_PATH = "/v1/convai/conversation"
+ELEVENLABS_SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
+"""The REST request (``xi-api-key`` header) that returns a private agent's ``signed_url``."""
+ELEVENLABS_INPUT_FORMATS = {"pcm_8000": 8_000, "pcm_16000": 16_000, "pcm_22050": 22_050, "pcm_24000": 24_000,
+                            "pcm_44100": 44_100, "pcm_48000": 48_000}
+"""The agent's ``user_input_audio_format`` values bootbench can send (PCM16 at that rate; ``ulaw_8000`` it cannot)."""
+ELEVENLABS_DEFAULT_INPUT_FORMAT = "pcm_16000"
+ELEVENLABS_REFERENCE_AGENT = "agent_bootbench_reference"
+"""The agent id the driver names when none is given (the embedded or a local reference server, which takes any)."""
+# ---- Ultravox (a call created over HTTPS, joined over a raw WebSocket; docs/protocols/ultravox.md)
+ULTRAVOX_CALLS_PATH = "/api/calls"
+"""``POST`` here (the REST base, ``https://api.ultravox.ai``) creates a call; its ``joinUrl`` is joined."""
+ULTRAVOX_INPUT_RATE = 16_000
+"""Sample rate (Hz) bootbench asks for the raw PCM16 it sends (``medium.serverWebSocket.inputSampleRate``)."""
+ULTRAVOX_OUTPUT_RATE = 24_000
+"""Sample rate (Hz) bootbench asks for the agent's raw PCM16 (``outputSampleRate``)."""
+ULTRAVOX_TURN_END_MS = 384
+"""The service's default ``vadSettings.turnEndpointDelay`` (0.384 s, 12 VAD frames of 32 ms): trailing silence
+after speech that ends the user's turn. The reference server uses the call's own value, this one by default."""
+# ---- Deepgram Voice Agent (raw WebSocket, binary audio, docs/protocols/deepgram.md)
+DEEPGRAM_AGENT_PATH = "/v1/agent/converse"
+DEEPGRAM_INPUT_RATE = 16_000
+"""Sample rate (Hz) of the linear16 the client sends in binary frames (``Settings.audio.input``)."""
+DEEPGRAM_OUTPUT_RATE = 24_000
+"""Sample rate (Hz) of the linear16 the agent sends in binary frames (``Settings.audio.output``)."""
+DEEPGRAM_KEEPALIVE_S = 8.0
+"""Seconds without a client message after which the driver sends ``KeepAlive`` (Deepgram: "every 8 seconds")."""
+DEEPGRAM_IDLE_TIMEOUT_S = 10.0
+"""Seconds without a client message after which the reference server ends a session with
+``CLIENT_MESSAGE_TIMEOUT`` (the service's timeout is not documented: the emulation's own choice)."""
+
 # ---- turn detection, every protocol
 VAD_SILENCE_MS = 500
 """Trailing silence (ms) after speech that ends the user's turn under server VAD (OpenAI's default

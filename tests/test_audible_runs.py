@@ -24,7 +24,8 @@ ITERATIONS = {"burst": 4, "realtime": 2}
 """Iterations of the session's shared runs (tests/support/ground_truth.py)."""
 UNDERRUN_ALLOWANCE_MS = 25.0
 """How much later than the server's schedule playback may run on a shared, loaded machine."""
-KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY",
+        "deepgram": "DEEPGRAM_API_KEY"}
 
 
 def server_with(reference_server, *extra: str):
@@ -39,7 +40,7 @@ def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
 
 
 @pytest.mark.parametrize("pace", ["burst", "realtime"])
-@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai"])
+@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai", "ultravox", "deepgram"])
 def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(shared_ground_truth_run,
                                                                                       provider, pace):
     """The session's shared runs (tests/conftest.py): burst with three turns, real time with a greeting."""

@@ -25,6 +25,7 @@ from bootbench.audio import CHUNK_SAMPLES, DEFAULT_RATE, Chunk, Stimulus
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.secrets import redact
 from bootbench.stimuli import SINE, Clip, ClipSet
+from bootbench.wire import VAD_SILENCE_MS
 
 STOP_TIMEOUT = 3.0
 """Seconds to wait for the service to acknowledge the end of a session."""
@@ -247,6 +248,9 @@ class ProviderOption:
     choices: tuple[str, ...] = ()
     secret: bool = False
     check: Callable[[str], Any] | None = None
+    required: bool = False
+    """The real service needs it: pre-flight refuses a run against a host off this machine without it (the
+    embedded and local reference servers do without)."""
 
     def parse(self, text: str) -> Any:
         """The value of ``text``; ValueError with one sentence naming the option when it is not allowed."""
@@ -267,7 +271,8 @@ class Driver(ABC):
     (``connect``, ``start``, ``send_audio``, ``first_audio``, then with ``--turns`` > 1 ``reply_end`` and
     ``next_turn`` before the next ``send_audio``, then ``stop``, ``close``), and the hooks a driver overrides
     (``send_chunk``, ``input_starting``, ``begin_user_turn``, ``end_user_turn``, ``reset_turn``,
-    ``session_over``). The receive side keeps the current session's state in :attr:`session`.
+    ``session_over``; ``service_latency`` for a service that reports its own latency). The receive side keeps
+    the current session's state in :attr:`session`.
     """
 
     api_version: int = API_VERSION
@@ -359,6 +364,14 @@ class Driver(ABC):
                     "try --audio speech")
         return ""
 
+    def service_latency(self, turn: int) -> dict[str, float] | None:
+        """The service's own latency figures for the answer of turn ``turn`` (1-based) of the current session, in ms.
+
+        None when the service reports none (every protocol but Deepgram's) or none arrived before the session
+        ended; read after :meth:`stop`, before the next :meth:`connect`.
+        """
+        return None
+
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""
         return self.session.preamble if self.session is not None else None
@@ -430,6 +443,43 @@ class Driver(ABC):
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
         """``--turns`` > 1: wait for the end of the current turn's reply; sets ``reply_end``."""
         self.current_session().await_reply_end(timeline, deadline_ns, self.config.timeout)
+
+    def await_reply_gap(self, session: SessionState, timeline: Timeline, deadline_ns: int, event: str) -> None:
+        """For a protocol without an end-of-reply event (:attr:`ends_reply_by_gap`): the reply ended with its last
+        audio ``event`` before ``reply_gap_ms`` of quiet; sets ``timeline.reply_end`` or raises why it did not.
+
+        The end is that chunk's arrival stamp (``session.last_audio_ns``, which the receive side keeps); the
+        quiet after it is only how long it takes to know, so the gap does not enter any figure. The next turn
+        also waits until our own input has paused for ``VAD_SILENCE_MS``: a service that ends turns by voice
+        activity hears two clips sent back to back (a reply shorter than a clip sent at real-time pace) as one.
+        The reply is taken as ended as soon as its quiet lasted the gap, before that pause is over: audio
+        arriving in the rest of the pause is the same reply going on after a pause longer than the gap, the
+        anomaly ``audio_between_turns`` (the run warns that the gap is too short for the service), never part
+        of this reply or the next turn's answer.
+        """
+        gap_ns = int(self.config.reply_gap_ms * 1e6)
+        pause_until = (timeline.input_sent or 0) + int(VAD_SILENCE_MS * 1e6)
+        while True:
+            if session.failure is not None or session.ended_ns is not None:
+                break  # await_reply_end reports why
+            now = time.perf_counter_ns()
+            if session.between_turns:   # the reply has ended: wait out our own pause, watching for more of it
+                if now >= pause_until:
+                    break
+                wake = pause_until
+            else:
+                last = session.last_audio_ns or session.first_audio_ns or now
+                if now >= last + gap_ns:
+                    if not session.end_reply(last):
+                        break
+                    continue
+                wake = last + gap_ns
+            if now >= deadline_ns:
+                break
+            time.sleep((min(wake, deadline_ns) - now) / 1e9)
+        session.await_reply_end(timeline, deadline_ns, self.config.timeout,
+                                f" ({'an' if self.name[:1] in 'aeiou' else 'a'} {self.name} reply ends after --reply-gap-ms {self.config.reply_gap_ms:g} ms "
+                                f"without {event})")
 
     def next_turn(self) -> None:
         """``--turns`` > 1: the session's next turn starts (call after :meth:`reply_end`, before :meth:`send_audio`)."""

@@ -31,6 +31,9 @@ BUILTINS: dict[str, str] = {
     "gemini": "bootbench.providers.gemini_live:GeminiLiveDriver",
     "azure": "bootbench.providers.azure:AzureDriver",
     "xai": "bootbench.providers.xai:XAIDriver",
+    "elevenlabs": "bootbench.providers.elevenlabs:ElevenLabsDriver",
+    "ultravox": "bootbench.providers.ultravox:UltravoxDriver",
+    "deepgram": "bootbench.providers.deepgram:DeepgramDriver",
 }
 """Name -> ``module:Class`` of every driver bootbench ships (in the order help texts list them)."""
 DEFAULT = "aivoco"
