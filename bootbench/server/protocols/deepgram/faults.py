@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootbench.server.faults import FaultSpec
+from bootbench.server.faults import FaultForms, FaultSpec
 
 AUTH_ERROR = ("INVALID_AUTH", "Invalid credentials.")
 ERRORS = {
@@ -70,3 +70,16 @@ def malformed_frame(fault: FaultSpec, chunk_b64: str) -> str:
     if what == "bad_base64":
         return chunk_b64   # the audio as base64 text, where a binary frame belongs
     return "A" * HUGE_BYTES
+
+
+NOT_YET = "not emulated on this wire yet"
+
+
+def fault_forms() -> FaultForms:
+    """Deepgram's forms: its ``Error`` words (:data:`ERRORS`, the default first), no ``stray`` (one session per
+    socket); ``silent_audio`` and an error after the input are not emulated here yet."""
+    return FaultForms(
+        words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
+               "reason": ("insufficient_user_credits", "insufficient_admin_units")},
+        missing={"stray": "one socket carries one session: no next session can receive held-back audio",
+                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET})

@@ -2,7 +2,10 @@
 
 from bootbench.server.context import ProtocolContext
 
+from .faults import fault_forms
 from .protocol import ElevenLabsProtocol
+
+__all__ = ["build", "fault_forms"]
 
 
 def build(context: ProtocolContext) -> ElevenLabsProtocol:

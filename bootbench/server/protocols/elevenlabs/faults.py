@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from bootbench.server.faults import FaultSpec
+from bootbench.server.faults import FaultForms, FaultSpec
 
 AUTH_ERROR = (1008, "value_error", "Authentication failed: the conversation signature is invalid or has expired")
 """The ``auth`` fault: the conversation is refused as unauthenticated (close 1008, an auth error)."""
@@ -85,3 +85,15 @@ def malformed_audio(fault: FaultSpec, chunk: str, event_id: int) -> Malformed:
 @lru_cache(maxsize=1)
 def _huge() -> str:
     return "A" * HUGE_BYTES
+
+
+NOT_YET = "not emulated on this wire yet"
+
+
+def fault_forms() -> FaultForms:
+    """ElevenLabs' forms: its close codes and words (:data:`ERRORS`, the default first) and end reasons;
+    ``silent_audio`` and an error after the input are not emulated here yet."""
+    return FaultForms(
+        words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
+               "reason": tuple(END_MESSAGES)},
+        missing={"silent_audio": NOT_YET, "error:when=after_input": NOT_YET})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootbench.server.faults import FaultSpec
+from bootbench.server.faults import FaultForms, FaultSpec
 
 AUTH_DETAIL = "Invalid API key."
 NO_KEY_DETAIL = "Authentication credentials were not provided."
@@ -58,3 +58,16 @@ def malformed_frame(fault: FaultSpec) -> str | bytes:
     if what == "bad_base64":
         return b"\x00\x01\x02"   # raw PCM16 has no base64: a frame of an odd length is its malformed form
     return bytes(HUGE_BYTES)
+
+
+NOT_YET = "not emulated on this wire yet"
+
+
+def fault_forms() -> FaultForms:
+    """Ultravox's forms: its create request's refusals (:data:`ERRORS`, the default first), its end reasons, no
+    ``stray`` (a socket per call); ``silent_audio`` and an error after the input are not emulated here yet."""
+    return FaultForms(
+        words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
+               "reason": tuple(END_REASONS)},
+        missing={"stray": "every call has a socket of its own: no next session can receive held-back audio",
+                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET})
