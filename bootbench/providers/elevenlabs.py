@@ -33,7 +33,7 @@ import requests
 from bootbench.audible import AudibleDetector
 from bootbench.providers.base import CycleError, ProviderOption
 from bootbench.providers.network import diagnose_unreachable, redacted_url
-from bootbench.providers.websocket import HTTP_KINDS, WebSocketDriver
+from bootbench.providers.websocket import HTTP_KINDS, WebSocketDriver, oversized_audio
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.wire import (ELEVENLABS_DEFAULT_INPUT_FORMAT, ELEVENLABS_INPUT_FORMATS, ELEVENLABS_REFERENCE_AGENT,
                             ELEVENLABS_SIGNED_URL_PATH, VAD_SILENCE_MS)
@@ -235,6 +235,9 @@ class ElevenLabsDriver(WebSocketDriver):
         pcm = None
         if session.decoding and self._output_pcm:
             data = event.get("audio_base_64")
+            if isinstance(data, str) and (too_big := oversized_audio("an audio event's audio_base_64", data)):
+                self.fail(session, ErrorKind.PROTOCOL_ERROR, too_big)
+                return
             try:
                 pcm = base64.b64decode(data, validate=True) if isinstance(data, str) else None
             except (binascii.Error, ValueError):

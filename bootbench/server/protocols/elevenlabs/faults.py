@@ -96,4 +96,5 @@ def fault_forms() -> FaultForms:
     return FaultForms(
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": tuple(END_MESSAGES)},
-        missing={"silent_audio": NOT_YET, "error:when=after_input": NOT_YET})
+        missing={"silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
+        says={"stray": "holds back {chunks} reply chunks of turn 1, sends them as the next turn begins"})
