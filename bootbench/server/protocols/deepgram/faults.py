@@ -80,6 +80,6 @@ def fault_forms() -> FaultForms:
     socket); ``silent_audio`` and an error after the input are not emulated here yet."""
     return FaultForms(
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
-               "reason": ("insufficient_user_credits", "insufficient_admin_units")},
+               "reason": ("server_going_away",)},   # END_ERROR, the one way the service ends a session
         missing={"stray": "one socket carries one session: no next session can receive held-back audio",
                  "silent_audio": NOT_YET, "error:when=after_input": NOT_YET})
