@@ -85,9 +85,10 @@ def test_each_fault_is_recorded_with_its_error_kind_and_the_servers_words(matric
 @pytest.mark.parametrize("protocol", by_protocol(*protocols()))
 def test_stray_audio_is_an_anomaly_never_the_answer(matrices, protocol):
     matrix = matrices(protocol)
-    strays = [i for i, c in enumerate(matrix.cases) if c.fault.startswith("stray")]
+    strays = [i for i, c in enumerate(matrix.cases)
+              if c.fault.startswith("stray") and (c.anomalies or c.next_anomalies)]
     if not strays:
-        pytest.skip(f"{protocol} has no form of stray")
+        pytest.skip(f"{protocol}'s stray audio never reaches a one-turn session (no form, or a later turn)")
     (index,) = strays
     struck = [n for n in (session_of(index), session_of(index) + 1) if matrix.sample(n)["anomalies"]]
     assert len(struck) == 1, [matrix.sample(n) for n in (session_of(index), session_of(index) + 1)]
@@ -151,9 +152,9 @@ def test_no_output_of_any_fault_contains_the_api_key(matrices, protocol):
     outputs = {"stdout": matrix.stdout, "stderr": matrix.stderr, "server stderr": matrix.server_stderr,
                **{str(p): p.read_text(errors="replace") for p in files}}
     assert [where for where, text in outputs.items() if LEAK_KEY in text] == []
-    echoed = [c for c in matrix.cases if "echo=yes" in c.fault]
+    echoed = [i for i, c in enumerate(matrix.cases) if "echo=yes" in c.fault]
     # where the server's words quoted the key (echo=yes), it left the client only as ***
-    assert all("***" in c.words for c in echoed)
+    assert all("***" in matrix.sample(session_of(i))["error"] for i in echoed)
     if echoed and protocol == PROCESS_RUN:
         assert "(key: ***)" in (matrix.results_dir.parent / "locust_failures.csv").read_text()
         assert "(key: ***)" in matrix.stderr  # Locust's error report

@@ -82,4 +82,15 @@ def fault_forms() -> FaultForms:
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": ("server_going_away",)},   # END_ERROR, the one way the service ends a session
         missing={"stray": "one socket carries one session: no next session can receive held-back audio",
-                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET})
+                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
+        message=said)
+
+
+def said(spec: FaultSpec) -> str:
+    """Deepgram's words a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
+    if spec.kind in ("auth", "error"):
+        code, description = AUTH_ERROR if spec.kind == "auth" else ERRORS[spec.option("type")]
+        return f"{code}: {description}{echo(spec, '***')}"
+    if spec.kind == "end":
+        return f"{END_ERROR[0]}: {END_ERROR[1]}"
+    return ""

@@ -97,4 +97,15 @@ def fault_forms() -> FaultForms:
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": tuple(END_MESSAGES)},
         missing={"silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
-        says={"stray": "holds back {chunks} reply chunks of turn 1, sends them as the next turn begins"})
+        says={"stray": "holds back {chunks} reply chunks of turn 1, sends them as the next turn begins"},
+        message=said)
+
+
+def said(spec: FaultSpec) -> str:
+    """ElevenLabs' words a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
+    if spec.kind in ("auth", "error"):
+        message = AUTH_ERROR[2] if spec.kind == "auth" else ERRORS[spec.option("type")][2]
+        return message + echo(spec, "***")
+    if spec.kind == "end":
+        return END_MESSAGES[spec.option("reason")]
+    return ""

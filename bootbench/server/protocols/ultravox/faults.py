@@ -70,4 +70,15 @@ def fault_forms() -> FaultForms:
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": tuple(END_REASONS)},
         missing={"stray": "every call has a socket of its own: no next session can receive held-back audio",
-                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET})
+                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
+        message=said)
+
+
+def said(spec: FaultSpec) -> str:
+    """Ultravox's words a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
+    if spec.kind in ("auth", "error"):
+        detail = AUTH_DETAIL if spec.kind == "auth" else ERRORS[spec.option("type")][1]
+        return detail + echo(spec, "***")
+    if spec.kind == "end":
+        return END_REASONS[spec.option("reason")]
+    return ""
