@@ -271,6 +271,8 @@ class Driver(ABC):
     """
 
     api_version: int = API_VERSION
+    """The contract version the driver was written for. A plugin's class declares it itself (``api_version = 1``):
+    the registry takes one inherited from bootbench's own classes as no answer (:func:`.registry.declared_version`)."""
     name: str = ""
     input_rate: int = DEFAULT_RATE
     known_hosts: tuple[str, ...] = ()
@@ -290,10 +292,16 @@ class Driver(ABC):
     default_voice: str = ""
     """The voice sent when none is configured (what metrics.json records as ``run.voice`` then)."""
     turn_modes: tuple[str, ...] = ("vad",)
+    """How a user's turn may end (``--turn``), the default first: ``manual`` (the client says so), ``vad`` (the
+    service hears the trailing silence)."""
     vad_silence_ms: float = 0.0
+    """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
     ends_reply_by_gap: bool = False
     """The protocol has no end-of-reply event: a reply ends after ``reply_gap_ms`` of quiet (``--reply-gap-ms``)."""
-    """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
+    tells_greeting_from_answer: bool = True
+    """The protocol lets the driver tell a greeting it did not ask for from the answer at any time (response ids,
+    a model turn begun before the user's ended). False: only audio before the input starts is a greeting; audio
+    once it has started is the answer (Aivoco: its events carry no response id)."""
 
     options: tuple[ProviderOption, ...] = ()
     """The driver's own settings (``--provider-option``), each with its help text and check."""
