@@ -73,10 +73,11 @@ def run_locust(*args: str, cwd: Path, env: dict | None = None, timeout: float = 
     return LocustRun(proc.returncode, proc.stdout, proc.stderr)
 
 
-def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None,
+                   locustfile: Path = LOCUSTFILE) -> subprocess.Popen:
     """Start ``locust -f locustfile.py ARGS`` in the background, stdout and stderr to the file ``log``."""
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([*LOCUST, "-f", str(LOCUSTFILE), *args], cwd=cwd, env=clean_env(env),
+        return subprocess.Popen([*LOCUST, "-f", str(locustfile), *args], cwd=cwd, env=clean_env(env),
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
 
 

@@ -54,3 +54,9 @@ def factories() -> dict[str, Factory]:
                                 f"{found[point.name][0]} and {source}")
         found[point.name] = (source, point.load())
     return {name: factory for name, (_, factory) in found.items()}
+
+
+def names() -> tuple[str, ...]:
+    """Every protocol's name, the built-ins first, without importing any protocol (pre-flight, ``bootbench providers``)."""
+    installed = (point.name for point in entry_points(group=ENTRY_POINT_GROUP))
+    return tuple(dict.fromkeys((*BUILTINS, *installed)))
