@@ -1,4 +1,4 @@
-"""OpenAI Realtime and Gemini Live end to end against the reference server's emulations.
+"""Every built-in provider end to end against the reference server's emulation of its protocol.
 
 Real Locust processes for the embedded-server runs and a rejected key; the rest in-process
 (tests/support/ground_truth.py).
@@ -12,10 +12,11 @@ import pytest
 
 from support.ground_truth import SHARED_REALTIME_SERVER, SHARED_RUN_SERVER, ground_truth_run
 from support.processes import run_locust
+from support.provider_table import BUILTINS, OTHER_TURN_MODES, driver, key_variable, wrong_key_message
+from bootbench.providers.registry import DEFAULT
 from bootbench.samples import PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
-KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
 def fixed_server(reference_server, **kwargs):
@@ -28,16 +29,15 @@ def result_files(folder) -> set[str]:
 
 
 @pytest.mark.slow
-def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
-    providers = ("aivoco", "openai", "gemini")
-    with ThreadPoolExecutor(len(providers)) as pool:
+def test_every_provider_against_the_embedded_server_writes_the_files_a_default_provider_run_writes(tmp_path):
+    with ThreadPoolExecutor(3) as pool:  # real processes, three at a time on a small machine
         futures = {provider: pool.submit(run_locust, "-u", "1", "-i", "4", "--provider", provider,
                                          "--results-dir", str(tmp_path / provider), cwd=tmp_path)
-                   for provider in providers}
+                   for provider in BUILTINS}
     runs = {provider: future.result() for provider, future in futures.items()}
     for provider, run in runs.items():
         assert run.returncode == 0, f"{provider}: {run.stderr[-3000:]}"
-        assert result_files(run.folder) == result_files(runs["aivoco"].folder)
+        assert result_files(run.folder) == result_files(runs[DEFAULT].folder)
         metrics = run.metrics
         assert metrics["run"]["embedded_server"] is True and metrics["run"]["provider"] == provider
         assert metrics["summary"]["successes"] == 4
@@ -45,12 +45,12 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
         assert {phase for phase in PHASES if phases[phase]["count"]} == set(PHASES)
         assert 20 < phases["first_response_ms"]["median"] < 1000
         assert all(s["stop_ms"] is not None for s in metrics["samples"])
-    assert (runs["openai"].metrics["run"]["turn"], runs["openai"].metrics["run"]["model"]) == ("manual",
-                                                                                              "gpt-realtime")
-    assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+        # the default turn mode and model of the driver (metrics.json records null for a model left to the service)
+        assert metrics["run"]["turn"] == driver(provider).turn_modes[0]
+        assert metrics["run"]["model"] == (driver(provider).default_model or None)
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini"])
+@pytest.mark.parametrize("provider", BUILTINS)
 def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
     """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
     run = shared_ground_truth_run(provider)
@@ -67,18 +67,16 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
         assert session["t_ns"]["stop_received"] is not None
     assert run.violations == 0
     assert run.notes == 0 and all(session["notes"] == [] for session in run.sessions)  # no early sends, JSON names
-    assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, "manual")
+    assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, driver(provider).turn_modes[0])
 
 
-@pytest.mark.parametrize("provider, options", [
-    ("openai", ["--turn", "vad", "--trailing-silence-ms", "600"]),
-    ("gemini", ["--turn", "vad", "--trailing-silence-ms", "600"]),
-])
-def test_first_response_matches_the_ground_truth_in_both_turn_modes(shared_reference_server, tmp_path, provider,
-                                                                    options):
+@pytest.mark.parametrize("provider, turn", OTHER_TURN_MODES)
+def test_first_response_matches_the_ground_truth_in_every_turn_mode(shared_reference_server, tmp_path, provider, turn):
+    """The shared run has each provider's default turn mode; here each of its others (vad: 600 ms of silence)."""
+    options = ["--turn", turn] + (["--trailing-silence-ms", "600"] if turn == "vad" else [])
     run = ground_truth_run(fixed_server(shared_reference_server), tmp_path / "r", "-i", "5", "--provider", provider,
                            *options)
-    check_first_response(run, provider, options[1], iterations=5)
+    check_first_response(run, provider, turn, iterations=5)
 
 
 def test_first_response_matches_the_ground_truth_with_manual_turns_at_realtime_pace(shared_ground_truth_run):
@@ -110,17 +108,15 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
     assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, turn)
 
 
-@pytest.mark.parametrize("provider, message", [
-    ("openai", "HTTP 401: Incorrect API key provided"),
-    ("gemini", "connection closed (code 1007): API key not valid. Please pass a valid API key."),
-])
+@pytest.mark.parametrize("provider", BUILTINS)
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
-        shared_reference_server, tmp_path, provider, message):
+        shared_reference_server, tmp_path, provider):
     """A real process: the key must appear in none of its outputs (console, log, CSVs, result files)."""
+    message = wrong_key_message(provider)
     server = fixed_server(shared_reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
     run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider,
-                           environ={KEY_VARIABLE[provider]: secret}, in_subprocess=True)
+                           environ={key_variable(provider): secret}, in_subprocess=True)
     assert run.exit_code == 1
     metrics = run.metrics
     assert metrics["errors"]["by_kind"] == {"auth_failed": 3}
@@ -132,10 +128,14 @@ def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows
     assert set(run.outcomes) == {"auth_failed"}
 
 
-def test_vad_turns_without_enough_trailing_silence_are_refused_before_anything_starts(refusals, tmp_path):
+@pytest.mark.parametrize("provider", [name for name in BUILTINS if "vad" in driver(name).turn_modes
+                                      and driver(name).vad_silence_ms])
+def test_vad_turns_without_enough_trailing_silence_are_refused_before_anything_starts(refusals, tmp_path, provider):
     # in-process (tests/support/refusals.py); the real command's exit code 2: tests/test_bad_input.py
-    line = refusals.line("--headless", "-u", "1", "--provider", "openai", "--turn", "vad", "--trailing-silence-ms", "200")
-    assert line.startswith("bootbench: --turn vad needs --trailing-silence-ms of at least 500 for openai")
+    needed = driver(provider).vad_silence_ms
+    line = refusals.line("--headless", "-u", "1", "--provider", provider, "--turn", "vad", "--trailing-silence-ms",
+                         str(needed - 1))
+    assert line.startswith(f"bootbench: --turn vad needs --trailing-silence-ms of at least {needed:g} for {provider}")
     assert not (tmp_path / "results").exists()
 
 

@@ -20,9 +20,11 @@ import websocket
 
 from bootbench.audible import AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, Stimulus
+from bootbench.server import protocols as server_protocols
 from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
 
-PROTOCOLS = ("aivoco", "openai", "gemini")
+PROTOCOLS = tuple(server_protocols.BUILTINS)
+"""Every protocol the reference server ships; each needs a raw client here (:func:`client_class`)."""
 DONE = "done"
 KEY = "k-audible"
 
@@ -151,8 +153,17 @@ class GeminiClient(WebSocketClient):
 CLIENTS = {"aivoco": AivocoClient, "openai": OpenAIClient, "gemini": GeminiClient}
 
 
+def client_class(protocol: str):
+    """The raw client of ``protocol``; a protocol without one fails its tests saying so."""
+    try:
+        return CLIENTS[protocol]
+    except KeyError:
+        raise LookupError(f"tests/test_server_audible.py has no raw client for the protocol {protocol!r}: add one "
+                          f"to CLIENTS") from None
+
+
 def connect(server, protocol: str, vad: bool = False):
-    client = CLIENTS[protocol](server.url, vad)
+    client = client_class(protocol)(server.url, vad)
     client.start()
     return client
 
@@ -193,7 +204,7 @@ def test_leading_silence_is_noise_and_the_first_audible_sample_plays_after_it(sh
                                      extra_args=["--leading-silence-ms", "230"])
     since = time.perf_counter_ns()
     client = connect(server, protocol)
-    client.send(Stimulus.sine(seconds=0.3).at_rate(CLIENTS[protocol].input_rate))
+    client.send(Stimulus.sine(seconds=0.3).at_rate(client_class(protocol).input_rate))
     chunks = collect(client)
     client.close()
 
@@ -221,7 +232,7 @@ def test_a_greeting_comes_unasked_and_is_recorded_apart_from_the_answer(shared_r
     client = connect(server, protocol)
     ready = time.perf_counter_ns()
     greeting = collect(client)
-    client.send(Stimulus.sine(seconds=0.3).at_rate(CLIENTS[protocol].input_rate))
+    client.send(Stimulus.sine(seconds=0.3).at_rate(client_class(protocol).input_rate))
     answer = collect(client)
     client.close()
 
@@ -254,7 +265,7 @@ def test_vad_needs_speech_ignores_the_sine_and_answers_the_speech_clip(shared_re
     server = shared_reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0,
                                      extra_args=["--vad-needs-speech"])
     since = time.perf_counter_ns()
-    rate = CLIENTS[protocol].input_rate
+    rate = client_class(protocol).input_rate
     answered = []
     for stim in (Stimulus.sine(), Stimulus.speech()):
         client = connect(server, protocol, vad=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bootbench.server.launcher import ReferenceServer
+from support import provider_table
 from support.inprocess import headless_run
 from support.processes import read_jsonl, run_locust
 
@@ -44,7 +45,7 @@ SHARED_REALTIME_SERVER = dict(setup_delay="30", first_audio_delay="80", cold_pen
 providers in :data:`GREETING_PROVIDERS` a greeting 50 ms after the session is ready (over long before the 1 s
 clip has streamed, so it never overlaps the answer), for Aivoco the answer after the end of the turn."""
 SHARED_REALTIME_ARGS = ("-i", "2", "--pace", "realtime")
-GREETING_PROVIDERS = ("openai", "gemini")
+GREETING_PROVIDERS = provider_table.GREETING_PROVIDERS
 """Protocols whose client tells a greeting from the answer (response ids, or a turn that was not asked for)."""
 
 
@@ -57,8 +58,9 @@ def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
     options = dict(SHARED_REALTIME_SERVER, extra_args=list(SHARED_REALTIME_SERVER["extra_args"]))
     if provider in GREETING_PROVIDERS:
         options["extra_args"] += ["--greeting-ms", str(SHARED_GREETING_MS)]
-    else:  # Aivoco, answered at the end of the turn as the embedded server does at this pace (an answer from the
-        # first chunk comes before the input ended and has no input phases: tests/test_answer_overlap.py)
+    else:  # Aivoco (no greeting told apart), answered at the end of the turn as the embedded server does at this
+        # pace (an answer from the first chunk comes before the input ended and has no input phases:
+        # tests/test_answer_overlap.py)
         options["extra_args"] += ["--reply-after", "end-of-turn"]
     return options
 
@@ -132,19 +134,20 @@ def records_between(server: ReferenceServer, start_ns: int, end_ns: int, timeout
 
 def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, users: int = 1,
                      environ: dict[str, str] | None = None, timeout: float = 90,
-                     in_subprocess: bool = False) -> GroundTruthRun:
+                     in_subprocess: bool = False, python: str | None = None) -> GroundTruthRun:
     """Run bootbench in-process with ``argv`` against ``server``; the run with the ground truth of its own sessions.
 
     The process environment is cleaned of bootbench options and keys (as for a subprocess run), plus ``environ``
     (tests/support/inprocess.py ``headless_run``).
-    ``in_subprocess``: a real ``locust --headless`` process instead (its CSVs under ``results_dir.parent``).
+    ``in_subprocess``: a real ``locust --headless`` process instead (its CSVs under ``results_dir.parent``), run by
+    ``python`` when given (a venv with a plugin installed).
     """
     before = server.stats()
     if in_subprocess:
         start_ns = time.perf_counter_ns()
         finished = run_locust("-u", str(users), *argv, "-H", server.url, "--results-dir", str(results_dir),
                               "--csv", str(results_dir.parent / "locust"), cwd=results_dir.parent, env=environ,
-                              timeout=timeout)
+                              timeout=timeout, **({"python": python} if python else {}))
         end_ns = time.perf_counter_ns()
         assert finished.returncode in (0, 1), finished.stderr[-3000:]
         with open(results_dir.parent / "locust_stats.csv") as f:

@@ -14,7 +14,10 @@ process and not another (a master that has a plugin, a worker that has not).
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+import sysconfig
+import venv
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,18 @@ def import_locustfile(path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, path.stem, module)
     spec.loader.exec_module(module)
     return module
+
+
+def layered_venv(folder: Path) -> Path:
+    """A fresh venv whose interpreter also sees this one's packages (bootbench, its dependencies, pip, pytest); its
+    python. What is installed into it stays there: this venv, the test run's, never sees it.
+
+    Offline: nothing is downloaded (a ``.pth`` file adds this venv's site-packages, its own ``.pth`` files included).
+    """
+    venv.EnvBuilder(with_pip=False).create(folder)
+    python = folder / "bin" / "python"
+    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    parent = sysconfig.get_paths()["purelib"]
+    Path(site_packages, "_bootbench_test_parent.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
+    return python

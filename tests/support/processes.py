@@ -66,10 +66,13 @@ class LocustRun:
 
 
 def run_locust(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120,
-               locustfile: Path = LOCUSTFILE) -> LocustRun:
-    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment plus ``env``."""
-    proc = subprocess.run([*LOCUST, "-f", str(locustfile), "--headless", *args], cwd=cwd, env=clean_env(env),
-                          capture_output=True, text=True, timeout=timeout)
+               locustfile: Path = LOCUSTFILE, python: str | Path = sys.executable) -> LocustRun:
+    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment plus ``env``.
+
+    ``python``: another interpreter (a venv with a plugin installed) instead of this one.
+    """
+    proc = subprocess.run([str(python), "-m", "locust", "-f", str(locustfile), "--headless", *args], cwd=cwd,
+                          env=clean_env(env), capture_output=True, text=True, timeout=timeout)
     return LocustRun(proc.returncode, proc.stdout, proc.stderr)
 
 
