@@ -99,8 +99,13 @@ def check_emulated(settings: Settings) -> None:
     A plugin's provider is emulated when its package also adds a protocol of the same name (entry point group
     ``bootbench.server_protocols``); without one, every connect would meet a 404.
     """
-    emulated = server_protocols.names()
-    if settings.embedded_server and settings.provider not in emulated:
+    if not settings.embedded_server:
+        return
+    try:
+        emulated = server_protocols.names()
+    except server_protocols.ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings.provider not in emulated:
         raise ConfigError(f"the embedded reference server does not emulate the provider {settings.provider!r} (it "
                           f"emulates {', '.join(emulated)}); give the service's URL with -H")
 

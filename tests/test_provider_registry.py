@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -227,3 +228,19 @@ def test_a_provider_installed_on_the_master_but_not_on_a_worker_fails_the_run_in
     aborted = json.loads((folder / "metrics.json").read_text())["run"]["aborted"]
     assert aborted.startswith("worker ") and aborted.endswith(f" cannot take part in the run: {sentence}")
     assert f"bootbench: {aborted}" in (tmp_path / "master.log").read_text()
+
+
+def test_a_plugin_protocol_that_takes_a_builtins_name_is_refused_before_a_run_and_by_the_server(refusals,
+                                                                                                 monkeypatch, tmp_path):
+    """The reference server's table has the same rule: pre-flight says it, and so does the server process."""
+    site = install_distribution(tmp_path / "site", "shadow-plugin",
+                                {"bootbench.server_protocols": {"openai": "shadow:build"}}, {"shadow.py": ""})
+    monkeypatch.syspath_prepend(str(site))
+    sentence = ("two sources define the reference server protocol 'openai': bootbench "
+                "(bootbench.server.protocols.openai:build) and package shadow-plugin (shadow:build)")
+    assert refusals.line("--headless", "-i", "1") == f"bootbench: {sentence}"
+    served = subprocess.run([sys.executable, "-m", "bootbench.server", "--port", "0"], capture_output=True, text=True,
+                            env=clean_env({"PYTHONPATH": str(site)}), timeout=60)
+    assert served.returncode == 1 and served.stdout == ""
+    assert served.stderr.splitlines()[-1] == f"python -m bootbench.server: error: {sentence}"
+    assert "Traceback" not in served.stderr

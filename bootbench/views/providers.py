@@ -13,6 +13,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from bootbench.errors import UserError
 from bootbench.providers import registry
 from bootbench.providers.base import Driver, ProviderOption
 from bootbench.server import protocols as server_protocols
@@ -24,7 +25,10 @@ INDENT = "    "
 def providers_text(names: Sequence[str] = ()) -> str:
     """Every provider (or those of ``names``) described; ProviderError for a name the table does not have."""
     drivers = {name: registry.get(name) for name in names} if names else registry.drivers()
-    emulated = set(server_protocols.names())
+    try:
+        emulated = set(server_protocols.names())
+    except server_protocols.ProtocolError as exc:
+        raise UserError(str(exc)) from None
     blocks = [_describe(name, driver, registry.source(name), name in emulated) for name, driver in drivers.items()]
     return "\n\n".join(blocks) + "\n"
 
