@@ -38,8 +38,8 @@ def test_the_table_holds_every_builtin_first_each_named_as_bootbenchs(monkeypatc
 
 
 def test_an_installed_package_adds_its_provider_by_entry_point_and_is_named_by_it(monkeypatch, tmp_path):
-    site = install_distribution(tmp_path / "site", "bootbench-plugged", {PROVIDERS: {"plugged": "plugged:PluggedDriver"}},
-                                {"plugged.py": plugged_module()})
+    site = install_distribution(tmp_path / "site", "bootbench-plugged",
+                                {PROVIDERS: {"plugged": "plugged:PluggedDriver"}}, {"plugged.py": plugged_module()})
     monkeypatch.syspath_prepend(str(site))
     isolated_registry(monkeypatch)
     assert providers.names() == (*registry.BUILTINS, "plugged")
@@ -201,8 +201,9 @@ def test_a_provider_installed_on_the_master_but_not_on_a_worker_fails_the_run_in
     The worker says one sentence and exits with 2; the master ends the run as failed (exit 1) with the worker's
     sentence in metrics.json's run.aborted; nothing hangs (each process is given 60 s).
     """
-    site = install_distribution(tmp_path / "site", "bootbench-plugged", {PROVIDERS: {"plugged": "plugged:PluggedDriver"},
-                                "bootbench.server_protocols": {"plugged": "bootbench.server.protocols.openai:build"}},
+    site = install_distribution(tmp_path / "site", "bootbench-plugged",
+                                {PROVIDERS: {"plugged": "plugged:PluggedDriver"},
+                                 "bootbench.server_protocols": {"plugged": "bootbench.server.protocols.openai:build"}},
                                 {"plugged.py": plugged_module()})
     port = free_port()
     master = locust_process("--headless", "--master", "--master-bind-port", str(port), "--expect-workers", "1",

@@ -67,7 +67,7 @@ class ReferenceServer:
         """Start a server and wait until it listens; None leaves the server's default.
 
         ``port`` 0 picks a free port; a given port lets a test restart a killed server where its clients expect it.
-        ``python``: the interpreter to run it with (default this one), e.g. a venv where a plugin's protocol is installed.
+        ``python``: the interpreter to run it with (default this one), e.g. a venv with a plugin's protocol installed.
 
         Raises ``RuntimeError`` with the tail of the server's stderr if it does not
         start listening within ``startup_timeout`` seconds.
