@@ -255,6 +255,28 @@ def _checks(values: tuple[str, ...]) -> tuple[Any, ...]:
         raise ConfigError(str(exc)) from None
 
 
+def _pushgateway(url: str) -> str:
+    url = url.strip()
+    if not url:
+        return url
+    parsed = urlparse(url)
+    shown = redacted_url(url) if "://" in url else url  # credentials or a query may hide in a URL
+    try:
+        valid = parsed.scheme in ("http", "https") and bool(parsed.hostname) and (parsed.port or 1) > 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise ConfigError(f"--pushgateway must be an http:// or https:// URL like http://127.0.0.1:9091, not {shown!r}")
+    return url
+
+
+def _pushgateway_job(job: str) -> str:
+    job = job.strip()
+    if not job:
+        raise ConfigError("--pushgateway-job cannot be empty: it names the job the metrics are pushed under")
+    return job
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(("-i", "--iterations"), int, 100, recorded=False,  # the master records the iteration accounting
            range=Range(low=0, below="must be a positive number (or 0 for no limit)"),
@@ -339,6 +361,20 @@ OPTIONS: tuple[Option, ...] = (
            help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
                 f"(the protocol has no end-of-reply event; at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
                 f"Default {DEFAULT_REPLY_GAP_MS:g}."),
+    Option(("--metrics-port",), int, 0, web_ui=False,
+           range=Range(0, 65535, refusal="must be a TCP port from 1 to 65535 (or 0 for none)"),
+           recorded=False,  # where the numbers are shown does not change them
+           help="Serve the run's Prometheus metrics at /metrics on this port of the master (bound to "
+                "--web-host's address); with the web UI they are at its /metrics as well. Default 0: off."),
+    Option(("--metrics-linger",), float, 0.0, range=Range(0.0, 3600.0), web_ui=False, recorded=False,
+           help="Headless, with --metrics-port: seconds the process keeps serving the final metrics after "
+                "the run, so a last scrape sees them (at most 3600). Default 0."),
+    Option(("--pushgateway",), str, "", check=_pushgateway, metavar="URL", web_ui=False, recorded=False,
+           help="Headless: push the final metrics once at the end of the run to the Prometheus Pushgateway at "
+                "this URL (user:password@ for basic auth); a failed push is a warning, never a lost result "
+                "or another exit code. Default: none."),
+    Option(("--pushgateway-job",), str, "bootbench", check=_pushgateway_job, web_ui=False, recorded=False,
+           help="The job the metrics are pushed under (with the provider as a grouping label). Default bootbench."),
 )
 """Every bootbench option, in the order ``bootbench options`` lists them. The ranges: an hour at most for
 --timeout, --wait-ms and --master-silence-s, a minute of trailing silence (it is sent with every clip)."""
@@ -507,6 +543,9 @@ def resolve(options: Any, host: str | None) -> Settings:
         given = dict(values["provider_options"]).get(option.key)
         if option.secret and given:
             register_secret(given)  # masked in every log line from now on
+        if option.required and not given and host and not is_loopback(host):
+            raise ConfigError(f"the {provider} provider needs --provider-option {option.key}=... "
+                              f"({option.help[:1].lower()}{option.help[1:].rstrip('.')})")
     turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")

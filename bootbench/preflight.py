@@ -52,12 +52,17 @@ def check(options: Any, host: str | None) -> Checked:
     host = _host(host)
     settings = resolve(options, host)
     if settings.embedded_server and settings.api_key(required=False):
-        host = providers.get(settings.provider).public_url
+        driver = providers.get(settings.provider)
+        try:
+            host = driver.public_endpoint(driver.option_values(settings.provider_options))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         settings = resolve(options, host)
         log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
     check_locust_options(options)
+    metrics_warnings = check_metrics(settings, options)
     clips = _check_world(settings, options)
-    return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
+    return Checked(settings, host, tuple(dict.fromkeys([*clips.warnings, *metrics_warnings])))
 
 
 def check_web_run(options: Any, host: str | None, users: str | None = None) -> Settings:
@@ -105,7 +110,7 @@ def check_emulated(settings: Settings) -> None:
         emulated = server_protocols.names()
     except server_protocols.ProtocolError as exc:
         raise ConfigError(str(exc)) from None
-    if settings.provider not in emulated:
+    if providers.get(settings.provider).emulated_by() not in emulated:
         raise ConfigError(f"the embedded reference server does not emulate the provider {settings.provider!r} (it "
                           f"emulates {', '.join(emulated)}); give the service's URL with -H")
 
@@ -122,6 +127,24 @@ def check_locust_options(options: Any) -> None:
         raise ConfigError(f"-u/--users cannot be negative ({users})")
     if users == 0 and starts_at_once:
         raise ConfigError("-u 0 starts no user, so the run would never make progress; give -u 1 or more")
+
+
+def check_metrics(settings: Settings, options: Any) -> list[str]:
+    """Raise :class:`ConfigError` for a ``--metrics-linger`` with nothing to linger on; the warnings of the metrics
+    options that a run with the web UI does not use (``--pushgateway`` pushes at the end of a headless run)."""
+    headless = bool(getattr(options, "headless", False))
+    if settings.metrics_linger > 0 and not settings.metrics_port:
+        raise ConfigError(f"--metrics-linger {settings.metrics_linger:g} keeps serving --metrics-port after the run, "
+                          "but no --metrics-port is given; give one (like --metrics-port 9646) or leave "
+                          "--metrics-linger out")
+    warnings = []
+    if settings.pushgateway and not headless:
+        warnings.append("--pushgateway pushes at the end of a headless run only; with the web UI, "
+                        "let Prometheus scrape its /metrics")
+    if settings.metrics_linger > 0 and not headless:
+        warnings.append("--metrics-linger applies to a headless run only; the web UI serves /metrics "
+                        "until it is stopped")
+    return warnings
 
 
 def check_sweep(settings: Settings, options: Any) -> None:

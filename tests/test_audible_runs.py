@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from support.ground_truth import GREETING_PROVIDERS, SHARED_LEADING_MS, ground_truth_run
-from support.provider_table import BUILTINS, key_variable
+from support.provider_table import IN_SHARED_RUNS, key_variable
 from bootbench.audio import SPEECH_CLIP
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import DriverConfig
@@ -39,7 +39,7 @@ def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
 
 
 @pytest.mark.parametrize("pace", ["burst", "realtime"])
-@pytest.mark.parametrize("provider", BUILTINS)
+@pytest.mark.parametrize("provider", IN_SHARED_RUNS)
 def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(shared_ground_truth_run,
                                                                                       provider, pace):
     """The session's shared runs (tests/conftest.py): burst with three turns, real time with a greeting."""

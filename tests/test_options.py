@@ -10,7 +10,7 @@ from locust.argument_parser import get_empty_argument_parser, setup_parser_argum
 
 from bootbench import options
 from bootbench.providers import DriverConfig
-from support.provider_table import BUILTINS, driver
+from support.provider_table import BUILTINS, RUN_ARGS, driver
 from support.refusals import locust_parser
 
 RUN_KEYS = {"provider", "target", "embedded_server", "timeout_s", "wait_ms", "pace", "trailing_silence_ms",
@@ -51,7 +51,8 @@ def test_the_run_block_records_wait_ms_and_no_secret_of_the_url():
     assert set(block) == RUN_KEYS
     assert {o.name for o in options.OPTIONS if not o.recorded} == {
         "iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s",
-        "provider_options"}  # recorded by run_block itself: the provider says which values are secret
+        "provider_options",  # recorded by run_block itself: the provider says which values are secret
+        "metrics_port", "metrics_linger", "pushgateway", "pushgateway_job"}
     assert options.resolve(parsed("--sweep", "1,2,4"), "").run_block()["sweep"] == [1, 2, 4] and block["sweep"] is None
 
 
@@ -83,7 +84,8 @@ def test_every_option_is_a_locust_variable_named_after_its_flag():
         "LOCUST_AUDIBLE_DBFS", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE", "LOCUST_TRAILING_SILENCE_MS",
         "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_WAIT_MS",
         "LOCUST_MASTER_SILENCE_S", "LOCUST_CHECK", "LOCUST_SWEEP", "LOCUST_SWEEP_TOLERANCE", "LOCUST_TURNS",
-        "LOCUST_REPLY_GAP_MS", "LOCUST_PROVIDER_OPTION"}
+        "LOCUST_REPLY_GAP_MS", "LOCUST_PROVIDER_OPTION", "LOCUST_METRICS_PORT", "LOCUST_METRICS_LINGER",
+        "LOCUST_PUSHGATEWAY", "LOCUST_PUSHGATEWAY_JOB"}
 
 
 def test_adding_an_option_is_one_row_of_the_table(monkeypatch):
@@ -121,9 +123,10 @@ def test_bad_options_raise_one_sentence(args, sentence):
 @pytest.mark.parametrize("provider", BUILTINS)
 def test_the_voice_recorded_is_the_voice_each_driver_sends(provider):
     voice = driver(provider).default_voice  # "" when the driver leaves the voice to the service
-    settings = options.resolve(parsed("--provider", provider), "")
-    assert settings.run_block()["voice"] == voice == settings.driver_config(None).voice
-    assert options.resolve(parsed("--provider", provider, "--voice", "echo"), "").run_block()["voice"] == "echo"
+    needs = RUN_ARGS.get(provider, ())  # trailing silence, for a provider whose turns end by voice activity only
+    settings = options.resolve(parsed("--provider", provider, *needs), "")
+    assert settings.run_block()["voice"] == (voice or None) and settings.driver_config(None).voice == voice
+    assert options.resolve(parsed("--provider", provider, *needs, "--voice", "echo"), "").run_block()["voice"] == "echo"
 
 
 @pytest.mark.parametrize("flag", ["--timeout", "--wait-ms", "--trailing-silence-ms", "--master-silence-s"])
@@ -138,7 +141,8 @@ def test_every_number_option_has_a_range_in_its_row():
     assert all(o.range is not None for o in numbers), [o.name for o in numbers if o.range is None]
     assert {o.name: (o.range.low, o.range.high) for o in numbers if o.range.high < math.inf} == {
         "timeout": (0, 3600), "audible_dbfs": (-120, 0), "trailing_silence_ms": (0, 60_000),
-        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (200, 60_000), "turns": (1, 50)}
+        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (200, 60_000), "turns": (1, 50),
+        "metrics_port": (0, 65535), "metrics_linger": (0, 3600)}
 
 
 @pytest.mark.parametrize("args, sentence", [
@@ -165,7 +169,8 @@ def test_bootbench_options_are_a_help_group_of_their_own_and_still_reach_the_web
     monkeypatch.setattr(events.init_command_line_parser, "_handlers", [lambda parser, **_: options.add_arguments(parser)])
     shown = ui_extra_args_dict([])
     hidden = {a.dest for a in group._group_actions if not a.include_in_web_ui}
-    assert hidden == {"checks", "sweep", "sweep_tolerance"}  # for the command line and CI, as Locust's own would be
+    assert hidden == {"checks", "sweep", "sweep_tolerance",  # for the command line and CI, as Locust's own would be
+                      "metrics_port", "metrics_linger", "pushgateway", "pushgateway_job"}  # the process's, not a run's
     assert set(options.OPTION_FIELDS) - hidden <= set(shown) and hidden.isdisjoint(shown)
     assert shown["wait_ms"]["default_value"] == 250.0
 

@@ -32,7 +32,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionSt
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
-from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
 
 log = logging.getLogger(__name__)
 
@@ -119,43 +119,8 @@ class AivocoDriver(Driver):
                                           self.timeout_hint())
 
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
-        """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet.
-
-        The end is that chunk's arrival stamp; the quiet after it is only how
-        long it takes to know, so the gap does not enter any figure. The next
-        turn also waits until our own input has paused for ``VAD_SILENCE_MS``:
-        a service that ends turns by voice activity hears two clips sent back
-        to back (a reply shorter than a clip sent at real-time pace) as one.
-        The reply is taken as ended as soon as its quiet lasted the gap, before
-        that pause is over: audio arriving in the rest of the pause is the same
-        reply going on after a pause longer than the gap, the anomaly
-        ``audio_between_turns`` (the run warns that the gap is too short for
-        the service), never part of this reply or the next turn's answer.
-        """
-        session = self._current()
-        gap_ns = int(self.config.reply_gap_ms * 1e6)
-        pause_until = (timeline.input_sent or 0) + int(VAD_SILENCE_MS * 1e6)
-        while True:
-            if session.failure is not None or session.ended_ns is not None:
-                break  # await_reply_end reports why
-            now = time.perf_counter_ns()
-            if session.between_turns:   # the reply has ended: wait out our own pause, watching for more of it
-                if now >= pause_until:
-                    break
-                wake = pause_until
-            else:
-                last = session.last_audio_ns or session.first_audio_ns or now
-                if now >= last + gap_ns:
-                    if not session.end_reply(last):
-                        break
-                    continue
-                wake = last + gap_ns
-            if now >= deadline_ns:
-                break
-            time.sleep((min(wake, deadline_ns) - now) / 1e9)
-        session.await_reply_end(timeline, deadline_ns, self.config.timeout,
-                                f" (an aivoco reply ends after --reply-gap-ms {self.config.reply_gap_ms:g} ms "
-                                f"without audio_response)")
+        """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet."""
+        self.await_reply_gap(self._current(), timeline, deadline_ns, "audio_response")
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
         session = self.session

@@ -25,6 +25,7 @@ from bootbench.audio import CHUNK_SAMPLES, DEFAULT_RATE, Chunk, Stimulus
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.secrets import redact
 from bootbench.stimuli import SINE, Clip, ClipSet
+from bootbench.wire import VAD_SILENCE_MS
 
 STOP_TIMEOUT = 3.0
 """Seconds to wait for the service to acknowledge the end of a session."""
@@ -247,6 +248,9 @@ class ProviderOption:
     choices: tuple[str, ...] = ()
     secret: bool = False
     check: Callable[[str], Any] | None = None
+    required: bool = False
+    """The real service needs it: pre-flight refuses a run against a host off this machine without it (the
+    embedded and local reference servers do without)."""
 
     def parse(self, text: str) -> Any:
         """The value of ``text``; ValueError with one sentence naming the option when it is not allowed."""
@@ -302,6 +306,9 @@ class Driver(ABC):
     """The protocol lets the driver tell a greeting it did not ask for from the answer at any time (response ids,
     a model turn begun before the user's ended). False: only audio before the input starts is a greeting; audio
     once it has started is the answer (Aivoco: its events carry no response id)."""
+    reference_protocol: str = ""
+    """The reference server protocol that emulates this provider, when it is not the one of the provider's own name
+    (Azure and xAI are flavours of the OpenAI emulation); its ground truth still names the provider."""
 
     options: tuple[ProviderOption, ...] = ()
     """The driver's own settings (``--provider-option``), each with its help text and check."""
@@ -336,6 +343,20 @@ class Driver(ABC):
     def option(self, key: str) -> Any:
         """The value of the driver's option ``key`` (its default when not given)."""
         return self.provider_options[key]
+
+    @classmethod
+    def emulated_by(cls) -> str:
+        """The name of the reference server protocol that emulates this provider (:attr:`reference_protocol`)."""
+        return cls.reference_protocol or cls.name
+
+    @classmethod
+    def public_endpoint(cls, options: dict[str, Any]) -> str:
+        """The real service's endpoint for these option values (:meth:`option_values`): :attr:`public_url`.
+
+        A service without one endpoint for everyone (Azure: one host per resource) builds it from its
+        options, or raises ValueError with the sentence that says what to give.
+        """
+        return cls.public_url
 
     def use_clip(self, clip: Clip) -> None:
         """Send ``clip`` in the next cycles (the user picks the clip of each iteration)."""
@@ -429,6 +450,43 @@ class Driver(ABC):
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
         """``--turns`` > 1: wait for the end of the current turn's reply; sets ``reply_end``."""
         self.current_session().await_reply_end(timeline, deadline_ns, self.config.timeout)
+
+    def await_reply_gap(self, session: SessionState, timeline: Timeline, deadline_ns: int, event: str) -> None:
+        """For a protocol without an end-of-reply event (:attr:`ends_reply_by_gap`): the reply ended with its last
+        audio ``event`` before ``reply_gap_ms`` of quiet; sets ``timeline.reply_end`` or raises why it did not.
+
+        The end is that chunk's arrival stamp (``session.last_audio_ns``, which the receive side keeps); the
+        quiet after it is only how long it takes to know, so the gap does not enter any figure. The next turn
+        also waits until our own input has paused for ``VAD_SILENCE_MS``: a service that ends turns by voice
+        activity hears two clips sent back to back (a reply shorter than a clip sent at real-time pace) as one.
+        The reply is taken as ended as soon as its quiet lasted the gap, before that pause is over: audio
+        arriving in the rest of the pause is the same reply going on after a pause longer than the gap, the
+        anomaly ``audio_between_turns`` (the run warns that the gap is too short for the service), never part
+        of this reply or the next turn's answer.
+        """
+        gap_ns = int(self.config.reply_gap_ms * 1e6)
+        pause_until = (timeline.input_sent or 0) + int(VAD_SILENCE_MS * 1e6)
+        while True:
+            if session.failure is not None or session.ended_ns is not None:
+                break  # await_reply_end reports why
+            now = time.perf_counter_ns()
+            if session.between_turns:   # the reply has ended: wait out our own pause, watching for more of it
+                if now >= pause_until:
+                    break
+                wake = pause_until
+            else:
+                last = session.last_audio_ns or session.first_audio_ns or now
+                if now >= last + gap_ns:
+                    if not session.end_reply(last):
+                        break
+                    continue
+                wake = last + gap_ns
+            if now >= deadline_ns:
+                break
+            time.sleep((min(wake, deadline_ns) - now) / 1e9)
+        session.await_reply_end(timeline, deadline_ns, self.config.timeout,
+                                f" ({'an' if self.name[:1] in 'aeiou' else 'a'} {self.name} reply ends after --reply-gap-ms {self.config.reply_gap_ms:g} ms "
+                                f"without {event})")
 
     def next_turn(self) -> None:
         """``--turns`` > 1: the session's next turn starts (call after :meth:`reply_end`, before :meth:`send_audio`)."""

@@ -37,6 +37,10 @@ BUILTINS: dict[str, str] = {
     "aivoco": "bootbench.providers.aivoco:AivocoDriver",
     "openai": "bootbench.providers.openai_realtime:OpenAIRealtimeDriver",
     "gemini": "bootbench.providers.gemini_live:GeminiLiveDriver",
+    "azure": "bootbench.providers.azure:AzureDriver",
+    "xai": "bootbench.providers.xai:XAIDriver",
+    "elevenlabs": "bootbench.providers.elevenlabs:ElevenLabsDriver",
+    "ultravox": "bootbench.providers.ultravox:UltravoxDriver",
 }
 """Name -> ``module:Class`` of every driver bootbench ships (in the order help texts list them)."""
 DEFAULT = "aivoco"

@@ -86,13 +86,14 @@ def check_against_reference_server(driver: type[Driver], scenario: str, *, turn:
                                    options: tuple[tuple[str, str], ...] = (), protocol: str | None = None) -> Outcome:
     """Drive ``driver`` through ``scenario`` against the reference server's emulation of its protocol.
 
-    ``protocol`` is the server protocol's name (default: the provider's). Besides the kit's judgement, a clean
-    cycle must leave a session the server recorded as ``ok`` with no protocol violation. :class:`NotEmulated`
-    when the server has no such protocol, or does not play the scenario's fault for it.
+    ``protocol`` is the server protocol's name (default: the driver's ``emulated_by()``); the server's records
+    name the provider. Besides the kit's judgement, a clean cycle must leave a session the server recorded as
+    ``ok`` with no protocol violation. :class:`NotEmulated` when the server has no such protocol, or does not play
+    the scenario's fault for it.
     """
-    protocol = protocol or driver.name
-    if protocol not in server_protocols.names():
-        raise NotEmulated(f"the reference server does not emulate the protocol {protocol!r}")
+    if (protocol or driver.emulated_by()) not in server_protocols.names():
+        raise NotEmulated(f"the reference server does not emulate the protocol {protocol or driver.emulated_by()!r}")
+    protocol = driver.name
     with InProcessReferenceServer(reference_config(scenario)) as server:
         outcome = drive(driver, server.url, scenario, turn, options)
         records = _records(server)

@@ -29,7 +29,8 @@ def providers_text(names: Sequence[str] = ()) -> str:
         emulated = set(server_protocols.names())
     except server_protocols.ProtocolError as exc:
         raise UserError(str(exc)) from None
-    blocks = [_describe(name, driver, registry.source(name), name in emulated) for name, driver in drivers.items()]
+    blocks = [_describe(name, driver, registry.source(name), driver.emulated_by() in emulated)
+              for name, driver in drivers.items()]
     return "\n\n".join(blocks) + "\n"
 
 
@@ -58,7 +59,8 @@ def _option_lines(option: ProviderOption) -> list[str]:
     facts = []
     if option.choices:
         facts.append(f"one of {', '.join(option.choices)}")
-    facts.append(f"default {option.default!r}" if option.default else "no default")
+    facts.append(f"default {option.default!r}" if option.default else
+                 "required off this machine" if option.required else "no default")
     if option.secret:
         facts.append("secret: redacted in every file and log")
     said = "; ".join(facts)

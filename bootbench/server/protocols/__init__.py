@@ -24,6 +24,8 @@ BUILTINS: dict[str, str] = {
     "aivoco": "bootbench.server.protocols.aivoco:build",
     "openai": "bootbench.server.protocols.openai:build",
     "gemini": "bootbench.server.protocols.gemini:build",
+    "elevenlabs": "bootbench.server.protocols.elevenlabs:build",
+    "ultravox": "bootbench.server.protocols.ultravox:build",
 }
 """Name -> ``module:factory`` of each protocol bootbench ships."""
 
