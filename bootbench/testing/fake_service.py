@@ -23,7 +23,7 @@ from types import TracebackType
 from aiohttp import WSMsgType, web
 
 from .loop_thread import LoopThread
-from .script import Close, Frame, HttpRefusal, Script, Send
+from .script import Close, Frame, HttpReply, HttpRequest, Script, Send
 
 log = logging.getLogger("bootbench.testing")
 
@@ -86,7 +86,7 @@ class FakeService:
 
     async def _start(self) -> int:
         app = web.Application()
-        app.router.add_get("/{path:.*}", self._handle)
+        app.router.add_route("*", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -100,14 +100,19 @@ class FakeService:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.events.append("upgrade")
+        upgrade = request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
+        self.events.append("upgrade" if upgrade else f"{request.method} {request.path}")
         if self.scenario == "refused_auth":
             refusal = self.script.refuse_auth()
-            if isinstance(refusal, HttpRefusal):
+            if isinstance(refusal, HttpReply):
                 self.events.append("refused")
-                if isinstance(refusal.body, (dict, list)):
-                    return web.json_response(refusal.body, status=refusal.status, headers=dict(refusal.headers))
-                return web.Response(status=refusal.status, text=str(refusal.body), headers=dict(refusal.headers))
+                return _response(refusal)
+        if not upgrade:
+            body = await request.read()
+            base = f"ws://{request.host}"
+            reply = self.script.http(HttpRequest(request.method, request.path, dict(request.query),
+                                                 dict(request.headers), body, base))
+            return _response(reply or HttpReply(404, {"error": f"the script has no {request.method} {request.path}"}))
         ws = web.WebSocketResponse(protocols=self.script.subprotocols, max_msg_size=0, timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         self._sockets.add(ws)
@@ -115,6 +120,8 @@ class FakeService:
         session = _Session(self, ws, request)
         try:
             await session.send(self.script.opened())
+            if self.script.session_starts_on_open:
+                await session.start(None)
             async for message in ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await session.receive(Frame(message.data))
@@ -139,18 +146,10 @@ class _Session:
         self._quiet: asyncio.TimerHandle | None = None
 
     async def receive(self, frame: Frame) -> None:
-        service, scenario = self.service, self.service.scenario
-        if not self.started and self.script.starts_session(frame):
-            self.started = True
-            service.events.append("start")
-            if scenario == "refused_auth":
-                service.events.append("refused")
-                await self.send(self.script.refuse_auth())  # not an HttpRefusal: refused in-band
-            elif scenario != "session_timeout":
-                await self.send(self.script.ready(frame))
-                self.ready = True
-                service.events.append("ready")
+        if not self.started and not self.script.session_starts_on_open and self.script.starts_session(frame):
+            await self.start(frame)
             return
+        service = self.service
         replies = self.script.respond(frame)
         if replies:
             await self.send(replies)
@@ -160,6 +159,19 @@ class _Session:
                 service.events.append("input")
             self.cancel()
             self._quiet = asyncio.get_running_loop().call_later(QUIET_S, self._input_over)
+
+    async def start(self, frame: Frame | None) -> None:
+        """The session starts (its start frame arrived, or the socket opened): ready, refused, or nothing."""
+        service, scenario = self.service, self.service.scenario
+        self.started = True
+        service.events.append("start")
+        if scenario == "refused_auth":
+            service.events.append("refused")
+            await self.send(self.script.refuse_auth())  # not an HttpReply: refused in-band
+        elif scenario != "session_timeout":
+            await self.send(self.script.ready(frame))
+            self.ready = True
+            service.events.append("ready")
 
     def _input_over(self) -> None:
         asyncio.ensure_future(self._act())
@@ -185,9 +197,9 @@ class _Session:
             self._quiet.cancel()
             self._quiet = None
 
-    async def send(self, replies: HttpRefusal | Iterable[Send]) -> None:
-        if isinstance(replies, HttpRefusal):
-            raise TypeError("an HttpRefusal refuses the upgrade; in a session, send frames or a Close")
+    async def send(self, replies: HttpReply | Iterable[Send]) -> None:
+        if isinstance(replies, HttpReply):
+            raise TypeError("an HttpReply refuses a request; in a session, send frames or a Close")
         for reply in replies:
             if self.ws.closed:
                 return
@@ -200,3 +212,9 @@ class _Session:
                 await self.ws.send_str(reply)
             else:
                 await self.ws.send_json(reply)
+
+
+def _response(reply: HttpReply) -> web.Response:
+    if isinstance(reply.body, (dict, list)):
+        return web.json_response(reply.body, status=reply.status, headers=dict(reply.headers))
+    return web.Response(status=reply.status, text=str(reply.body), headers=dict(reply.headers))

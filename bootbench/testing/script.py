@@ -13,7 +13,10 @@ answers it with :meth:`Script.ready` (or, per scenario, not at all, with a
 refusal, ...), and once the client's input has gone quiet sends
 :meth:`Script.answer` (or :meth:`Script.error`, or drops the connection).
 Every other client frame goes to :meth:`Script.respond` (handshakes, pings,
-the stop); a frame it answers nothing to is input.
+the stop); a frame it answers nothing to is input. A session that starts with
+the socket itself (a call joined at a URL) sets
+:attr:`Script.session_starts_on_open`; an HTTP request the driver makes besides
+the upgrade (a signed URL, a call created over REST) goes to :meth:`Script.http`.
 
 A reply is a list of what to send: ``str`` (a text frame), ``bytes`` (a binary
 frame), a ``dict`` or ``list`` (JSON in a text frame), :class:`Close` (a close frame).
@@ -35,12 +38,36 @@ class Close:
 
 
 @dataclass(frozen=True)
-class HttpRefusal:
-    """The WebSocket upgrade refused with ``status`` and ``body`` (a dict is sent as JSON), before any socket exists."""
+class HttpReply:
+    """An HTTP answer: ``status`` and ``body`` (a dict or list is sent as JSON)."""
 
     status: int
     body: Any = ""
     headers: tuple[tuple[str, str], ...] = ()
+
+
+HttpRefusal = HttpReply
+"""An :class:`HttpReply` that refuses: in the ``refused_auth`` scenario it answers every HTTP request of the
+driver (the WebSocket upgrade, or the REST request before it), before any socket exists."""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A plain HTTP request the driver made (not the WebSocket upgrade)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    websocket_base: str
+    """``ws://127.0.0.1:PORT``: where a URL the reply hands out (a signed URL, a join URL) must point."""
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
 
 
 Send = Union[str, bytes, dict, list, Close]
@@ -75,6 +102,8 @@ class Script:
 
     subprotocols: tuple[str, ...] = ()
     """The ``Sec-WebSocket-Protocol`` values the service accepts (one the client offers is echoed)."""
+    session_starts_on_open: bool = False
+    """The session starts when the socket opens (no start frame): :meth:`ready` is called with None then."""
     answer_rate: int = 24_000
     """The sample rate of the answer audio the service sends (:meth:`answer` gets PCM16 at this rate)."""
     auth_words: str = ""
@@ -90,8 +119,8 @@ class Script:
         """True for the client frame that starts the session (the driver's ``start_message``)."""
         raise NotImplementedError
 
-    def ready(self, frame: Frame) -> list[Send]:
-        """The service's answer to the start ``frame`` that makes the session ready."""
+    def ready(self, frame: Frame | None) -> list[Send]:
+        """The service's answer to the start ``frame`` that makes the session ready (None: the socket opened)."""
         raise NotImplementedError
 
     def answer(self, pcm: bytes) -> list[Send]:
@@ -111,3 +140,7 @@ class Script:
     def respond(self, frame: Frame) -> list[Send]:
         """What the service answers to any other client frame (a handshake, a ping, the stop); [] for input."""
         return []
+
+    def http(self, request: HttpRequest) -> HttpReply | None:
+        """The answer to a plain HTTP request of the driver (a signed URL, a call created); None: 404."""
+        return None

@@ -16,9 +16,9 @@ import itertools
 import json
 from typing import Any
 
-from bootbench.wire import OPENAI_AUDIO_RATE
+from bootbench.wire import ELEVENLABS_SIGNED_URL_PATH, OPENAI_AUDIO_RATE, ULTRAVOX_CALLS_PATH, ULTRAVOX_OUTPUT_RATE
 
-from .script import Close, Frame, HttpRefusal, Script, Send
+from .script import Close, Frame, HttpRefusal, HttpReply, HttpRequest, Script, Send
 
 
 def _b64(pcm: bytes) -> str:
@@ -64,6 +64,30 @@ class OpenAIRealtimeScript(Script):
     def refuse_auth(self) -> HttpRefusal:
         return HttpRefusal(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
                                            "param": None, "code": "invalid_api_key"}})
+
+
+class AzureScript(OpenAIRealtimeScript):
+    """Azure Voice Live / Azure OpenAI: OpenAI's events; a bad key refused with Azure's body."""
+
+    auth_words = "Access denied due to invalid subscription key"
+
+    def refuse_auth(self) -> HttpRefusal:
+        return HttpRefusal(401, {"error": {"code": "401", "message": (
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
+            "for an active subscription and use a correct regional API endpoint for your resource.")}})
+
+
+class XAIScript(OpenAIRealtimeScript):
+    """xAI's voice agent: OpenAI's events, ``conversation.created`` first; a bad key refused with HTTP 400."""
+
+    auth_words = "Incorrect API key provided"
+
+    def opened(self) -> list[Send]:
+        return [{"type": "conversation.created", "event_id": "event_kit_0", "conversation": {"id": "conv_kit"}}]
+
+    def refuse_auth(self) -> HttpRefusal:
+        return HttpRefusal(400, {"code": "invalid-argument", "error": "Incorrect API key provided. You can obtain an "
+                                                                     "API key from https://console.x.ai."})
 
 
 class GeminiLiveScript(Script):
@@ -128,10 +152,81 @@ class AivocoScript(Script):
         return []
 
 
+class ElevenLabsScript(Script):
+    """ElevenLabs Agents: a signed URL over REST, then ``conversation_initiation_client_data`` -> ``..._metadata``;
+    the answer is audio with the id of the turn the agent's ``user_transcript`` names."""
+
+    answer_rate = 24_000
+    auth_words = "Invalid API key"
+    error_words = "Internal server error"
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def http(self, request: HttpRequest) -> HttpReply | None:
+        if request.method == "GET" and request.path == ELEVENLABS_SIGNED_URL_PATH:
+            return HttpReply(200, {"signed_url": f"{request.websocket_base}/v1/convai/conversation?agent_id="
+                                                 f"{request.query.get('agent_id', '')}&conversation_signature=kit"})
+        return None
+
+    def starts_session(self, frame: Frame) -> bool:
+        return _type(frame) == "conversation_initiation_client_data"
+
+    def ready(self, frame: Frame | None) -> list[Send]:
+        return [{"type": "conversation_initiation_metadata", "conversation_initiation_metadata_event": {
+            "conversation_id": "conv_kit", "agent_output_audio_format": f"pcm_{self.answer_rate}",
+            "user_input_audio_format": "pcm_16000"}}]
+
+    def answer(self, pcm: bytes) -> list[Send]:
+        turn = next(self._ids)
+        return [{"type": "user_transcript", "user_transcription_event": {"user_transcript": "hello", "event_id": turn}},
+                {"type": "agent_response", "agent_response_event": {"agent_response": "Hi!", "event_id": turn}},
+                {"type": "audio", "audio_event": {"audio_base_64": _b64(pcm), "event_id": turn}}]
+
+    def error(self) -> list[Send]:
+        return [Close(1011, "Internal server error")]
+
+    def refuse_auth(self) -> HttpRefusal:
+        return HttpRefusal(401, {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}})
+
+
+class UltravoxScript(Script):
+    """Ultravox: a call created over REST, joined at its URL (the session starts as the socket opens); raw PCM
+    both ways, the agent's ``state`` framing its turn."""
+
+    answer_rate = ULTRAVOX_OUTPUT_RATE
+    session_starts_on_open = True
+    auth_words = "Invalid API key"
+    error_words = "the agent hung up"
+
+    def http(self, request: HttpRequest) -> HttpReply | None:
+        if request.method == "POST" and request.path.endswith(ULTRAVOX_CALLS_PATH):
+            return HttpReply(201, {"callId": "call_kit", "joinUrl": f"{request.websocket_base}/calls/call_kit/"
+                                                                     f"server_web_socket?token=kit"})
+        return None
+
+    def ready(self, frame: Frame | None) -> list[Send]:
+        return [{"type": "state", "state": "listening"}]
+
+    def answer(self, pcm: bytes) -> list[Send]:
+        return [{"type": "state", "state": "thinking"}, {"type": "state", "state": "speaking"}, pcm,
+                {"type": "state", "state": "listening"}]
+
+    def error(self) -> list[Send]:
+        return [Close(1011, "the agent hung up")]
+
+    def refuse_auth(self) -> HttpRefusal:
+        return HttpRefusal(401, {"detail": "Invalid API key."})
+
+
 SCRIPTS: dict[str, type[Script]] = {
     "aivoco": AivocoScript,
     "openai": OpenAIRealtimeScript,
     "gemini": GeminiLiveScript,
+    "azure": AzureScript,
+    "xai": XAIScript,
+    "elevenlabs": ElevenLabsScript,
+    "ultravox": UltravoxScript,
 }
 """The script of each provider bootbench ships, by provider name."""
 
