@@ -313,13 +313,16 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--system-message",), str, "You are a helpful voice assistant.",
            help="System prompt sent when a session starts. Default: 'You are a helpful voice assistant.'"),
     Option(("--voice",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
-           help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck)."),
+           help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck, "
+                "deepgram: aura-2-thalia-en)."),
     Option(("--model",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
            help="Model of the session. Default: the provider's (openai: gpt-realtime, gemini: "
-                "models/gemini-2.5-flash-native-audio-preview-12-2025; aivoco has none)."),
+                "models/gemini-2.5-flash-native-audio-preview-12-2025, deepgram: gpt-4o-mini, the agent's LLM; "
+                "aivoco has none)."),
     Option(("--turn",), str, "",  # checked and defaulted with the provider in resolve()
-           help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
-                "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode)."),
+           help="How the user's turn ends: manual (commit / activityEnd / ForceEndTurn, the default for "
+                "openai, gemini and deepgram) or vad (the service detects it; needs --trailing-silence-ms; aivoco's "
+                "only mode)."),
     Option(("--ca-bundle",), str, "", check=_ca_bundle, recorded=False,  # does not change what is measured
            help="PEM file of CA certificates to verify the service's TLS certificate with "
                 "(default: the system's). Certificates are always verified."),

@@ -173,15 +173,18 @@ class Turn:
     """First audio event -> end of this turn's reply."""
     answered_before_input_end_ms: float | None = None
     """:meth:`Timeline.answered_before_input_end_ms` of this turn (then its input figures are None)."""
+    service_latency_ms: dict[str, float] | None = None
+    """The service's own latency figures for this turn's answer (:attr:`Sample.service_latency_ms`)."""
 
     @classmethod
-    def of(cls, number: int, timeline: Timeline) -> Turn:
+    def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None) -> Turn:
         """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
         phases = timeline.phases()
         return cls(turn=number, input_to_audio_ms=phases["input_to_audio_ms"],
                    input_to_audible_ms=phases["input_to_audible_ms"],
                    reply_ms=_ms(timeline.first_audio, timeline.reply_end),
-                   answered_before_input_end_ms=timeline.answered_before_input_end_ms())
+                   answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
+                   service_latency_ms=service_latency_ms)
 
 
 def cold_penalty(turns: list[Turn]) -> float | None:
@@ -226,6 +229,12 @@ class Sample:
     preamble: bool | None = None
     """True when the answer's first audio item says it is a preamble (OpenAI ``phase: commentary``), False when
     it says it is not, None when the protocol does not say."""
+    service_latency_ms: dict[str, float] | None = None
+    """The service's own latency figures for the answer, in ms, beside bootbench's measurement of it (turn 1's when
+    ``--turns`` > 1). Deepgram only (docs/protocols/deepgram.md): its ``LatencyReport`` as ``total_ms``, ``stt_ms``,
+    ``ttt_token_ms``, ``ttt_text_ms``, ``ttt_tool_ms``, ``ttt_thinking_ms``, ``tts_ms`` (those it sent), else its
+    ``AgentStartedSpeaking`` as ``total_ms``, ``tts_ms``, ``ttt_ms``; None when the service reported nothing
+    before the session ended."""
     clip: str | None = None
     """Name of the clip the iteration sent (metrics.json ``run.clips`` describes each)."""
     connected_this_cycle: bool = False

@@ -42,6 +42,17 @@ ULTRAVOX_OUTPUT_RATE = 24_000
 ULTRAVOX_TURN_END_MS = 384
 """The service's default ``vadSettings.turnEndpointDelay`` (0.384 s, 12 VAD frames of 32 ms): trailing silence
 after speech that ends the user's turn. The reference server uses the call's own value, this one by default."""
+# ---- Deepgram Voice Agent (raw WebSocket, binary audio, docs/protocols/deepgram.md)
+DEEPGRAM_AGENT_PATH = "/v1/agent/converse"
+DEEPGRAM_INPUT_RATE = 16_000
+"""Sample rate (Hz) of the linear16 the client sends in binary frames (``Settings.audio.input``)."""
+DEEPGRAM_OUTPUT_RATE = 24_000
+"""Sample rate (Hz) of the linear16 the agent sends in binary frames (``Settings.audio.output``)."""
+DEEPGRAM_KEEPALIVE_S = 8.0
+"""Seconds without a client message after which the driver sends ``KeepAlive`` (Deepgram: "every 8 seconds")."""
+DEEPGRAM_IDLE_TIMEOUT_S = 10.0
+"""Seconds without a client message after which the reference server ends a session with
+``CLIENT_MESSAGE_TIMEOUT`` (the service's timeout is not documented: the emulation's own choice)."""
 
 # ---- turn detection, every protocol
 VAD_SILENCE_MS = 500

@@ -28,6 +28,8 @@ NO_RAW_CLIENT = {
                   "greeting through the driver",
     "ultravox": "its call is created over REST first; tests/test_ultravox.py checks its leading silence and greeting "
                 "through the driver",
+    "deepgram": "raw PCM both ways after Welcome and Settings; the shared runs (tests/test_audible_runs.py) and "
+                "tests/test_deepgram.py check its leading silence and greeting through the driver",
 }
 """Protocols checked elsewhere, with where (a protocol of the server's table in neither fails
 test_every_emulated_protocol_has_a_raw_client_or_a_reason)."""

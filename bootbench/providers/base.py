@@ -271,7 +271,8 @@ class Driver(ABC):
     (``connect``, ``start``, ``send_audio``, ``first_audio``, then with ``--turns`` > 1 ``reply_end`` and
     ``next_turn`` before the next ``send_audio``, then ``stop``, ``close``), and the hooks a driver overrides
     (``send_chunk``, ``input_starting``, ``begin_user_turn``, ``end_user_turn``, ``reset_turn``,
-    ``session_over``). The receive side keeps the current session's state in :attr:`session`.
+    ``session_over``; ``service_latency`` for a service that reports its own latency). The receive side keeps
+    the current session's state in :attr:`session`.
     """
 
     api_version: int = API_VERSION
@@ -378,6 +379,14 @@ class Driver(ABC):
             return (f"; {self.name} ends turns by voice activity, which a pure tone may never trigger: "
                     "try --audio speech")
         return ""
+
+    def service_latency(self, turn: int) -> dict[str, float] | None:
+        """The service's own latency figures for the answer of turn ``turn`` (1-based) of the current session, in ms.
+
+        None when the service reports none (every protocol but Deepgram's) or none arrived before the session
+        ended; read after :meth:`stop`, before the next :meth:`connect`.
+        """
+        return None
 
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""

@@ -41,6 +41,7 @@ BUILTINS: dict[str, str] = {
     "xai": "bootbench.providers.xai:XAIDriver",
     "elevenlabs": "bootbench.providers.elevenlabs:ElevenLabsDriver",
     "ultravox": "bootbench.providers.ultravox:UltravoxDriver",
+    "deepgram": "bootbench.providers.deepgram:DeepgramDriver",
 }
 """Name -> ``module:Class`` of every driver bootbench ships (in the order help texts list them)."""
 DEFAULT = "aivoco"

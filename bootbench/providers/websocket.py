@@ -246,9 +246,12 @@ def _status_error(exc: websocket.WebSocketBadStatusException) -> CycleError:
 
 
 def _error_text(body: str) -> str:
-    """The message of a JSON error body ({"error": {"message": ...}}), else the body's first line."""
+    """The message of a JSON error body ({"error": {"message": ...}}; Deepgram's {"err_code", "err_msg"} as
+    ``err_code: err_msg``), else the body's first line."""
     try:
         data = json.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("err_msg"), str):
+            return f"{data['err_code']}: {data['err_msg']}" if data.get("err_code") else data["err_msg"]
         error = data.get("error", data)
         return str(error.get("message") or error) if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError):

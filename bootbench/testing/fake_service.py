@@ -151,7 +151,7 @@ class _Session:
             return
         service = self.service
         replies = self.script.respond(frame)
-        if replies:
+        if replies is not None:
             await self.send(replies)
             return
         if self.ready:

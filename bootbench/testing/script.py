@@ -13,7 +13,7 @@ answers it with :meth:`Script.ready` (or, per scenario, not at all, with a
 refusal, ...), and once the client's input has gone quiet sends
 :meth:`Script.answer` (or :meth:`Script.error`, or drops the connection).
 Every other client frame goes to :meth:`Script.respond` (handshakes, pings,
-the stop); a frame it answers nothing to is input. A session that starts with
+the stop, keep-alives); a frame it returns None for is input. A session that starts with
 the socket itself (a call joined at a URL) sets
 :attr:`Script.session_starts_on_open`; an HTTP request the driver makes besides
 the upgrade (a signed URL, a call created over REST) goes to :meth:`Script.http`.
@@ -137,9 +137,10 @@ class Script:
         to the start frame."""
         raise NotImplementedError
 
-    def respond(self, frame: Frame) -> list[Send]:
-        """What the service answers to any other client frame (a handshake, a ping, the stop); [] for input."""
-        return []
+    def respond(self, frame: Frame) -> list[Send] | None:
+        """What the service answers to any other client frame (a handshake, a ping, the stop; [] for a frame that
+        needs no answer, a keep-alive); None for input (its end, once it goes quiet, is answered per scenario)."""
+        return None
 
     def http(self, request: HttpRequest) -> HttpReply | None:
         """The answer to a plain HTTP request of the driver (a signed URL, a call created); None: 404."""

@@ -16,7 +16,8 @@ import itertools
 import json
 from typing import Any
 
-from bootbench.wire import ELEVENLABS_SIGNED_URL_PATH, OPENAI_AUDIO_RATE, ULTRAVOX_CALLS_PATH, ULTRAVOX_OUTPUT_RATE
+from bootbench.wire import (DEEPGRAM_OUTPUT_RATE, ELEVENLABS_SIGNED_URL_PATH, OPENAI_AUDIO_RATE, ULTRAVOX_CALLS_PATH,
+                            ULTRAVOX_OUTPUT_RATE)
 
 from .script import Close, Frame, HttpRefusal, HttpReply, HttpRequest, Script, Send
 
@@ -144,12 +145,12 @@ class AivocoScript(Script):
     def refuse_auth(self) -> list[Send]:
         return [_emit("auth_failed", {"message": "Invalid API key", "credits": 0})]
 
-    def respond(self, frame: Frame) -> list[Send]:
+    def respond(self, frame: Frame) -> list[Send] | None:
         if frame.text.startswith("40"):  # Socket.IO's connect to the default namespace
             return ['40{"sid":"kit-socket"}']
         if _event(frame) == "stop_call":
             return [_emit("session_ended", {"reason": "client_stop"})]
-        return []
+        return None
 
 
 class ElevenLabsScript(Script):
@@ -219,6 +220,40 @@ class UltravoxScript(Script):
         return HttpRefusal(401, {"detail": "Invalid API key."})
 
 
+class DeepgramScript(Script):
+    """Deepgram Voice Agent: ``Welcome`` on open, ``Settings`` -> ``SettingsApplied``; raw PCM both ways; the agent
+    says it heard the user (``UserStartedSpeaking``, which a manual turn's ``ForceEndTurn`` waits for) before it
+    answers, and ``AgentAudioDone`` ends the reply."""
+
+    answer_rate = DEEPGRAM_OUTPUT_RATE
+    auth_words = "Invalid credentials."
+    error_words = "The agent could not think"
+
+    def opened(self) -> list[Send]:
+        return [{"type": "Welcome", "request_id": "kit"}]
+
+    def starts_session(self, frame: Frame) -> bool:
+        return _type(frame) == "Settings"
+
+    def ready(self, frame: Frame | None) -> list[Send]:
+        return [{"type": "SettingsApplied"}]
+
+    def respond(self, frame: Frame) -> list[Send] | None:
+        return [] if _type(frame) in ("ForceEndTurn", "KeepAlive") else None  # audio is the input
+
+    def answer(self, pcm: bytes) -> list[Send]:
+        return [{"type": "UserStartedSpeaking"},
+                {"type": "AgentStartedSpeaking", "total_latency": 0.2, "tts_latency": 0.1, "ttt_latency": 0.1},
+                pcm, {"type": "AgentAudioDone"}]
+
+    def error(self) -> list[Send]:
+        return [{"type": "Error", "code": "THINK_REQUEST_FAILED", "description": "The agent could not think."}]
+
+    def refuse_auth(self) -> HttpRefusal:
+        return HttpRefusal(401, {"category": "INVALID_AUTH", "err_code": "INVALID_AUTH",
+                                 "err_msg": "Invalid credentials."})
+
+
 SCRIPTS: dict[str, type[Script]] = {
     "aivoco": AivocoScript,
     "openai": OpenAIRealtimeScript,
@@ -227,6 +262,7 @@ SCRIPTS: dict[str, type[Script]] = {
     "xai": XAIScript,
     "elevenlabs": ElevenLabsScript,
     "ultravox": UltravoxScript,
+    "deepgram": DeepgramScript,
 }
 """The script of each provider bootbench ships, by provider name."""
 

@@ -48,6 +48,7 @@ WRONG_KEY_MESSAGES = {
     "xai": "HTTP 400: Incorrect API key provided. You can obtain an API key from https://console.x.ai.",
     "elevenlabs": "HTTP 401 from the signed-URL request: invalid_api_key: Invalid API key",
     "ultravox": "the call could not be created: HTTP 401: Invalid API key.",
+    "deepgram": "HTTP 401: INVALID_AUTH: Invalid credentials.",
 }
 """The error message a run records when the reference server refuses the key, in the service's words."""
 

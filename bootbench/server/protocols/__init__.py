@@ -26,6 +26,7 @@ BUILTINS: dict[str, str] = {
     "gemini": "bootbench.server.protocols.gemini:build",
     "elevenlabs": "bootbench.server.protocols.elevenlabs:build",
     "ultravox": "bootbench.server.protocols.ultravox:build",
+    "deepgram": "bootbench.server.protocols.deepgram:build",
 }
 """Name -> ``module:factory`` of each protocol bootbench ships."""
 
