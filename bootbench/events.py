@@ -59,9 +59,17 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
         _serve_users(bench)
     if isinstance(runner, WorkerRunner):
         locust_fixes.cache_default_args()
-    master_watch.watch(environment, bench.master_watch, lambda: context.current(bench).settings.master_silence_s)
+    master_watch.watch(environment, bench.master_watch, lambda: _master_silence_s(bench))
     # Locust fires ``quit`` without the environment: this environment's listener knows its harness.
     environment.events.quit.add_listener(lambda **_kw: _on_quit(bench))
+
+
+def _master_silence_s(bench: harness.Harness) -> float:
+    """The current run's ``--master-silence-s`` (its default when this worker refused the run)."""
+    ctx = context.current(bench)
+    if ctx is not None:
+        return ctx.settings.master_silence_s
+    return next(option.default for option in options.OPTIONS if option.name == "master_silence_s")
 
 
 def _serve_metrics(bench: harness.Harness, settings: options.Settings) -> None:

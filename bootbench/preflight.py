@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from bootbench import providers
 from bootbench.options import ConfigError, Settings, resolve
 from bootbench.run import master_watch, sweep
+from bootbench.server import protocols as server_protocols
 from bootbench.stimuli import ClipSet
 
 log = logging.getLogger("bootbench")
@@ -77,8 +78,9 @@ def check_web_run(options: Any, host: str | None, users: str | None = None) -> S
 
 
 def _check_world(settings: Settings, options: Any) -> ClipSet:
-    """What both kinds of start check beyond the values: the sweep, the results folder, the clips (loaded, and
-    sendable at the pace), the API key; the loaded clips."""
+    """What both kinds of start check beyond the values: the embedded server's protocols, the sweep, the results
+    folder, the clips (loaded, and sendable at the pace), the API key; the loaded clips."""
+    check_emulated(settings)
     check_sweep(settings, options)
     check_results_dir(settings.results_dir)
     clips = settings.clips()
@@ -94,6 +96,23 @@ def _host(host: str | None) -> str:
     if host:
         check_url(host)
     return host
+
+
+def check_emulated(settings: Settings) -> None:
+    """Raise :class:`ConfigError` for a run against the embedded reference server of a provider it does not emulate.
+
+    A plugin's provider is emulated when its package also adds a protocol of the same name (entry point group
+    ``bootbench.server_protocols``); without one, every connect would meet a 404.
+    """
+    if not settings.embedded_server:
+        return
+    try:
+        emulated = server_protocols.names()
+    except server_protocols.ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+    if providers.get(settings.provider).emulated_by() not in emulated:
+        raise ConfigError(f"the embedded reference server does not emulate the provider {settings.provider!r} (it "
+                          f"emulates {', '.join(emulated)}); give the service's URL with -H")
 
 
 def check_locust_options(options: Any) -> None:

@@ -50,11 +50,18 @@ class BootUser(User):
     """A caller that starts a new session per iteration and times the first audio back."""
 
     def wait_time(self) -> float:
-        return self._context().settings.wait_ms / 1000.0 + self._backoff
+        ctx = context.current(harness.of(self.environment))
+        return (ctx.settings.wait_ms / 1000.0 if ctx is not None else 0.0) + self._backoff
 
     def _context(self) -> RunContext:
-        """The current run as this process's users see it (on the environment's harness)."""
-        return context.current(harness.of(self.environment))
+        """The current run as this process's users see it (on the environment's harness).
+
+        StopUser when this process cannot run it (:func:`bootbench.run.context.refuse` said why, once).
+        """
+        ctx = context.current(harness.of(self.environment))
+        if ctx is None:
+            raise StopUser()
+        return ctx
 
     def _set_backoff(self, error: CycleError | None) -> None:
         """Back off (bounded, doubling) after a lost or refused connection; reset once one works."""
@@ -64,11 +71,15 @@ class BootUser(User):
             self._backoff = 0.0
 
     def on_start(self) -> None:
-        ctx = self._context()
-        self.number = harness.of(self.environment).next_user_number()
-        self.driver: Driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.clips)
-        self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
+        self.driver: Driver | None = None
         self._backoff = 0.0
+        ctx = context.current(harness.of(self.environment))
+        if ctx is None:
+            return  # the run is refused here (said once); the first task stops this user (StopUser in on_start
+            # would be logged with a traceback by Locust)
+        self.number = harness.of(self.environment).next_user_number()
+        self.driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.clips)
+        self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         if not ctx.settings.connect_per_call:
             self._connect_ahead()
 
@@ -89,7 +100,10 @@ class BootUser(User):
     @task
     def cycle(self) -> None:
         bench = harness.of(self.environment)
-        wait = master_watch.ticket_wait(self.environment.runner, self._context().settings.master_silence_s)
+        silence_s = self._context().settings.master_silence_s
+        if self.driver is None:  # on_start found the run refused here
+            raise StopUser()
+        wait = master_watch.ticket_wait(self.environment.runner, silence_s)
         iteration = messages.request_ticket(self.environment, bench.tickets, wait)
         if iteration is None:
             raise StopUser()

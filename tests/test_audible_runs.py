@@ -1,7 +1,7 @@
 """What a caller hears, end to end: in-process Locust runs against real reference servers.
 
 First audible audio and leading silence against the server's ground truth
-(all three protocols, burst and real-time pace), greetings kept apart from
+(every built-in protocol, burst and real-time pace), greetings kept apart from
 the answer, clips of every kind sent in turn, a pure tone refused by a
 speech-only turn detector, inaudible replies, ``--headline`` and bad values.
 """
@@ -14,6 +14,7 @@ import pytest
 import soundfile
 
 from support.ground_truth import GREETING_PROVIDERS, SHARED_LEADING_MS, ground_truth_run
+from support.provider_table import IN_SHARED_RUNS, key_variable
 from bootbench.audio import SPEECH_CLIP
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import DriverConfig
@@ -24,8 +25,6 @@ ITERATIONS = {"burst": 4, "realtime": 2}
 """Iterations of the session's shared runs (tests/support/ground_truth.py)."""
 UNDERRUN_ALLOWANCE_MS = 25.0
 """How much later than the server's schedule playback may run on a shared, loaded machine."""
-KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY",
-        "deepgram": "DEEPGRAM_API_KEY"}
 
 
 def server_with(reference_server, *extra: str):
@@ -36,11 +35,11 @@ def server_with(reference_server, *extra: str):
 def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
     """An in-process run with the server's records of its own sessions (tests/support/ground_truth.py)."""
     return ground_truth_run(server, tmp_path / name, "--provider", provider, *args,
-                            environ={KEYS[provider]: "k-123456"})
+                            environ={key_variable(provider): "k-123456"})
 
 
 @pytest.mark.parametrize("pace", ["burst", "realtime"])
-@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai", "ultravox", "deepgram"])
+@pytest.mark.parametrize("provider", IN_SHARED_RUNS)
 def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(shared_ground_truth_run,
                                                                                       provider, pace):
     """The session's shared runs (tests/conftest.py): burst with three turns, real time with a greeting."""

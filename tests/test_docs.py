@@ -76,9 +76,9 @@ def test_every_relative_markdown_link_points_at_a_file_that_exists(markdown_file
 def test_the_docs_link_to_one_another():
     """The checks above have links to check: the README and the architecture page reach every docs page."""
     readme = relative_links((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert {"docs/architecture.md", "docs/protocols/README.md", "docs/locust.md"} <= set(readme)
+    assert {"docs/architecture.md", "docs/protocols/README.md", "docs/locust.md", "docs/providers.md"} <= set(readme)
     architecture = relative_links((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"))
-    assert {"protocols/README.md", "locust.md"} <= set(architecture)
+    assert {"protocols/README.md", "locust.md", "providers.md"} <= set(architecture)
     index = relative_links((ROOT / "docs" / "protocols" / "README.md").read_text(encoding="utf-8"))
     assert {"aivoco.md", "openai-realtime.md", "gemini-live.md", "../architecture.md"} <= set(index)
 

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 
-from bootbench import options
+from bootbench import options, providers
+from bootbench.providers import registry
 from support.cli import bootbench
+from support.plugins import isolated_registry, locustfile_with_provider
 from support.refusals import locust_parser
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "bootbench"
@@ -52,3 +54,55 @@ def test_the_bootbench_command_returns_its_exit_code_and_never_exits(capsys, tmp
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err == f"bootbench: {tmp_path / 'missing'} does not exist\n"
     assert main([]) == 2 and "required: COMMAND" in capsys.readouterr().err
+
+
+def test_bootbench_providers_describes_every_provider_of_the_table():
+    """Each built-in: where it comes from, its key variables, turn modes (the default first), defaults, emulation."""
+    done = bootbench("providers")
+    assert done.returncode == 0 and done.stderr == ""
+    blocks = done.stdout.strip().split("\n\n")
+    assert [block.split(":", 1)[0] for block in blocks] == list(providers.names())
+    for block, (name, driver) in zip(blocks, providers.drivers().items()):
+        fields = dict(re.findall(r"^  ([a-z ]+):\s+(.*)$", block, re.M))
+        assert fields["from"] == registry.source(name)
+        assert fields["key variable"] == f"{' or '.join(driver.key_variables)} (the environment or ./.env)"
+        assert fields["turn modes"] == ", ".join([f"{driver.turn_modes[0]} (default)", *driver.turn_modes[1:]]) \
+            + " (--turn)"
+        assert fields["default model"] == (driver.default_model or "(none: the service chooses)")
+        assert fields["default voice"] == (driver.default_voice or "(none: the service chooses)")
+        assert fields["reference server"] == "emulates it"
+        if not driver.options:
+            assert fields["options"] == "none"
+        for option in driver.options:
+            assert f"\n    {option.key}\n      " in block
+
+
+def test_bootbench_providers_lists_a_locustfiles_options_with_their_help(monkeypatch, tmp_path):
+    isolated_registry(monkeypatch)
+    done = bootbench("providers", "plugged", "-f", locustfile_with_provider(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"""\
+plugged: A plugged-in driver that speaks OpenAI Realtime.
+  from:             PluggedDriver in {tmp_path / 'locustfile_with_provider.py'}
+  key variable:     PLUGGED_API_KEY (the environment or ./.env)
+  turn modes:       manual (default), vad (--turn)
+  default model:    gpt-realtime
+  default voice:    alloy
+  public endpoint:  wss://api.openai.com/v1/realtime
+  reference server: does not emulate it (give -H)
+  options (--provider-option KEY=VALUE):
+    region
+      Where the agent runs. One of eu, us; default 'eu'.
+    team
+      The team that owns the agent. No default.
+    token
+      A session token the service wants beside the key. No default; secret: redacted in every file
+      and log.
+"""
+
+
+def test_bootbench_providers_refuses_an_unknown_name_in_one_sentence():
+    done = bootbench("providers", "skype")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("bootbench: unknown provider 'skype'; choose one of ")
+    assert done.stderr.count("\n") == 1

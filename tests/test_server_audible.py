@@ -20,9 +20,21 @@ import websocket
 
 from bootbench.audible import AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, Stimulus
+from bootbench.server import protocols as server_protocols
 from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
 
-PROTOCOLS = ("aivoco", "openai", "gemini")
+NO_RAW_CLIENT = {
+    "elevenlabs": "its conversation needs a signed URL first; tests/test_elevenlabs.py checks its leading silence and "
+                  "greeting through the driver",
+    "ultravox": "its call is created over REST first; tests/test_ultravox.py checks its leading silence and greeting "
+                "through the driver",
+    "deepgram": "raw PCM both ways after Welcome and Settings; the shared runs (tests/test_audible_runs.py) and "
+                "tests/test_deepgram.py check its leading silence and greeting through the driver",
+}
+"""Protocols checked elsewhere, with where (a protocol of the server's table in neither fails
+test_every_emulated_protocol_has_a_raw_client_or_a_reason)."""
+PROTOCOLS = tuple(name for name in server_protocols.BUILTINS if name not in NO_RAW_CLIENT)
+"""Every protocol the reference server ships but those above; each has a raw client here (:func:`client_class`)."""
 DONE = "done"
 KEY = "k-audible"
 
@@ -151,8 +163,22 @@ class GeminiClient(WebSocketClient):
 CLIENTS = {"aivoco": AivocoClient, "openai": OpenAIClient, "gemini": GeminiClient}
 
 
+def test_every_emulated_protocol_has_a_raw_client_or_a_reason():
+    missing = [name for name in server_protocols.BUILTINS if name not in CLIENTS and name not in NO_RAW_CLIENT]
+    assert missing == [], f"add a raw client to CLIENTS, or a reason to NO_RAW_CLIENT, for {missing}"
+
+
+def client_class(protocol: str):
+    """The raw client of ``protocol``; a protocol without one fails its tests saying so."""
+    try:
+        return CLIENTS[protocol]
+    except KeyError:
+        raise LookupError(f"tests/test_server_audible.py has no raw client for the protocol {protocol!r}: add one "
+                          f"to CLIENTS") from None
+
+
 def connect(server, protocol: str, vad: bool = False):
-    client = CLIENTS[protocol](server.url, vad)
+    client = client_class(protocol)(server.url, vad)
     client.start()
     return client
 
@@ -193,7 +219,7 @@ def test_leading_silence_is_noise_and_the_first_audible_sample_plays_after_it(sh
                                      extra_args=["--leading-silence-ms", "230"])
     since = time.perf_counter_ns()
     client = connect(server, protocol)
-    client.send(Stimulus.sine(seconds=0.3).at_rate(CLIENTS[protocol].input_rate))
+    client.send(Stimulus.sine(seconds=0.3).at_rate(client_class(protocol).input_rate))
     chunks = collect(client)
     client.close()
 
@@ -221,7 +247,7 @@ def test_a_greeting_comes_unasked_and_is_recorded_apart_from_the_answer(shared_r
     client = connect(server, protocol)
     ready = time.perf_counter_ns()
     greeting = collect(client)
-    client.send(Stimulus.sine(seconds=0.3).at_rate(CLIENTS[protocol].input_rate))
+    client.send(Stimulus.sine(seconds=0.3).at_rate(client_class(protocol).input_rate))
     answer = collect(client)
     client.close()
 
@@ -254,7 +280,7 @@ def test_vad_needs_speech_ignores_the_sine_and_answers_the_speech_clip(shared_re
     server = shared_reference_server(setup_delay=5, first_audio_delay=20, cold_penalty=0,
                                      extra_args=["--vad-needs-speech"])
     since = time.perf_counter_ns()
-    rate = CLIENTS[protocol].input_rate
+    rate = client_class(protocol).input_rate
     answered = []
     for stim in (Stimulus.sine(), Stimulus.speech()):
         client = connect(server, protocol, vad=True)

@@ -6,6 +6,7 @@ import soundfile
 
 from bootbench.audio import AudioError, Stimulus
 from bootbench.stimuli import load_clips
+from support.provider_table import BUILTINS, driver
 
 
 def write(path, seconds: float, rate: int = 16_000, frequency: float = 440.0) -> None:
@@ -102,8 +103,9 @@ def test_a_clip_records_the_rate_sent_and_its_source_rate_and_channels_separatel
     assert "24000 Hz mono" in load_clips([]).summary(24_000)
 
 
-@pytest.mark.parametrize("provider, rate", [("openai", 24_000), ("aivoco", 16_000)])
-def test_a_run_records_the_rate_its_provider_was_sent(shared_ground_truth_run, provider, rate):
+@pytest.mark.parametrize("provider", BUILTINS)
+def test_a_run_records_the_rate_its_provider_was_sent(shared_ground_truth_run, provider):
+    rate = driver(provider).input_rate
     run = shared_ground_truth_run(provider).metrics["run"]
     assert [(c["name"], c["rate"], c["source_rate"], c["source_channels"]) for c in run["clips"]] == [
         ("sine", rate, 16_000, 1)]

@@ -19,6 +19,7 @@ from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHA
 from bootbench.stats import summarize, summarize_groups
 from support.ground_truth import SHARED_LEADING_MS, SHARED_RUN_SERVER, ground_truth_run
 from support.processes import read_jsonl, run_locust
+from support.provider_table import IN_SHARED_RUNS
 
 SETUP_MS, COLD_MS, WARM_MS, REPLY_MS = 30.0, 120.0, 40.0, 200
 BOUND_MS = 15.0
@@ -111,7 +112,7 @@ def check_every_turn(run, burst: bool, leading_ms: float = 0.0) -> None:
     assert run.request_counts["warm_input_to_audio_ms"] == (TURNS - 1) * run.request_counts["first_response_ms"] > 0
 
 
-@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai", "ultravox", "deepgram"])
+@pytest.mark.parametrize("provider", IN_SHARED_RUNS)
 def test_every_turn_matches_the_servers_ground_truth(shared_ground_truth_run, provider):
     """The session's shared ground-truth run (tests/conftest.py): burst pace, 230 ms of leading silence."""
     check_every_turn(shared_ground_truth_run(provider), burst=True, leading_ms=SHARED_LEADING_MS)

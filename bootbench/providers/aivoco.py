@@ -56,6 +56,7 @@ class AivocoDriver(Driver):
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
     ends_reply_by_gap = True
+    tells_greeting_from_answer = False
     default_voice = "female"
 
     def __init__(self, config, stimulus) -> None:

@@ -78,6 +78,7 @@ class AzureDriver(OpenAIRealtimeDriver):
     max_message_source = ("Voice Live's and OpenAI's documented limit of input_audio_buffer.append (15 MiB; Azure "
                           "OpenAI follows OpenAI's reference)")
     key_variables = ("AZURE_VOICELIVE_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN")
+    reference_protocol = "openai"  # a flavour of the OpenAI emulation (bootbench/server/protocols/openai/flavours.py)
     """The azure-ai-voicelive README's name, the openai SDK's (AzureOpenAI), and its name for an Entra token."""
     default_model = "gpt-realtime"
     default_voice = "alloy"

@@ -276,6 +276,8 @@ class Driver(ABC):
     """
 
     api_version: int = API_VERSION
+    """The contract version the driver was written for. A plugin's class declares it itself (``api_version = 1``):
+    the registry takes one inherited from bootbench's own classes as no answer (:func:`.registry.declared_version`)."""
     name: str = ""
     input_rate: int = DEFAULT_RATE
     known_hosts: tuple[str, ...] = ()
@@ -295,10 +297,19 @@ class Driver(ABC):
     default_voice: str = ""
     """The voice sent when none is configured (what metrics.json records as ``run.voice`` then)."""
     turn_modes: tuple[str, ...] = ("vad",)
+    """How a user's turn may end (``--turn``), the default first: ``manual`` (the client says so), ``vad`` (the
+    service hears the trailing silence)."""
     vad_silence_ms: float = 0.0
+    """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
     ends_reply_by_gap: bool = False
     """The protocol has no end-of-reply event: a reply ends after ``reply_gap_ms`` of quiet (``--reply-gap-ms``)."""
-    """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
+    tells_greeting_from_answer: bool = True
+    """The protocol lets the driver tell a greeting it did not ask for from the answer at any time (response ids,
+    a model turn begun before the user's ended). False: only audio before the input starts is a greeting; audio
+    once it has started is the answer (Aivoco: its events carry no response id)."""
+    reference_protocol: str = ""
+    """The reference server protocol that emulates this provider, when it is not the one of the provider's own name
+    (Azure and xAI are flavours of the OpenAI emulation); its ground truth still names the provider."""
 
     options: tuple[ProviderOption, ...] = ()
     """The driver's own settings (``--provider-option``), each with its help text and check."""
@@ -333,6 +344,11 @@ class Driver(ABC):
     def option(self, key: str) -> Any:
         """The value of the driver's option ``key`` (its default when not given)."""
         return self.provider_options[key]
+
+    @classmethod
+    def emulated_by(cls) -> str:
+        """The name of the reference server protocol that emulates this provider (:attr:`reference_protocol`)."""
+        return cls.reference_protocol or cls.name
 
     @classmethod
     def public_endpoint(cls, options: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ class XAIDriver(OpenAIRealtimeDriver):
     public_url = "wss://api.x.ai/v1/realtime"
     max_message_source = "OpenAI's documented limit of input_audio_buffer.append (xAI documents none)"
     key_variables = ("XAI_API_KEY",)
+    reference_protocol = "openai"  # a flavour of the OpenAI emulation (bootbench/server/protocols/openai/flavours.py)
     default_model = "grok-voice-think-fast-2.0"
     """Pinned (``grok-voice-latest`` is its alias today and will move), so runs stay comparable."""
     default_voice = "eve"

@@ -4,20 +4,29 @@ A worker (or the single local process) sets the context in ``test_start``;
 users that start before it (a worker's first spawn can race its
 ``test_start``) build it on first use (:func:`current`). The context lives on
 the environment's :class:`~bootbench.run.harness.Harness`.
+
+A worker that cannot build it from the options the master sent (a provider
+installed on the master and not here, a clip the master has and it has not)
+refuses the run (:func:`refuse`): one sentence on its stderr, the master told
+(it ends the run as failed), exit code 2 when the worker quits, and its users
+stop without starting a cycle. Never a hang, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from locust.runners import WorkerRunner
 
 from bootbench import options, providers
+from bootbench.errors import EXIT_CODE, UserError
 from bootbench.options import Settings
 from bootbench.providers import DriverConfig
 from bootbench.providers.network import redacted_url
+from bootbench.run import messages
 from bootbench.stimuli import ClipSet
 
 log = logging.getLogger("bootbench")
@@ -46,18 +55,40 @@ class RunContext:
         return cls(settings, settings.driver_config(key), settings.clips(), worker)
 
 
-def start(harness: Any, settings: Settings | None = None) -> RunContext:
-    """Set ``harness``'s context for a run starting now (on a worker from the options the master just sent)."""
+def start(harness: Any, settings: Settings | None = None) -> RunContext | None:
+    """Set ``harness``'s context for a run starting now (on a worker from the options the master just sent).
+
+    None when this process cannot run it (:func:`refuse` has said why).
+    """
     environment = harness.environment
-    if settings is None:
-        settings = options.resolve(environment.parsed_options, environment.host)
-    harness.context = RunContext.for_settings(settings, worker_name(environment.runner))
+    try:
+        if settings is None:
+            settings = options.resolve(environment.parsed_options, environment.host)
+        harness.context = RunContext.for_settings(settings, worker_name(environment.runner))
+    except UserError as exc:  # the master's own check passed: what differs is this process
+        refuse(harness, str(exc))
+        return None
+    harness.refusal = None
     return harness.context
 
 
-def current(harness: Any) -> RunContext:
-    """The current run's context, built on first use when users start before ``test_start``."""
+def current(harness: Any) -> RunContext | None:
+    """The current run's context, built on first use when users start before ``test_start``; None if refused."""
     return harness.context if harness.context is not None else start(harness)
+
+
+def refuse(harness: Any, reason: str) -> None:
+    """This process cannot run the current run's users: say why once, tell the master, exit with 2 at the end."""
+    if harness.refusal == reason:
+        return
+    harness.refusal = reason
+    environment = harness.environment
+    name = worker_name(environment.runner)
+    where = "this worker" if name != "local" else "this process"
+    sys.stderr.write(f"bootbench: {where} cannot take part in the run: {reason}\n")
+    sys.stderr.flush()
+    environment.process_exit_code = EXIT_CODE
+    messages.refuse_run(environment, reason)
 
 
 def worker_name(runner: Any) -> str:

@@ -60,6 +60,8 @@ class Harness:
     """The current run's progress line (headless)."""
     context: RunContext | None = None
     """What this process's users read for the current run (a worker's, or the local process's)."""
+    refusal: str | None = None
+    """Why this process cannot run the current run's users (a worker without the master's provider), once said."""
     user_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     """Numbers of the users this process starts."""
     tickets: TicketRequests = field(default_factory=TicketRequests)

@@ -230,6 +230,16 @@ class MasterRun:
         self._end_if_settled()
         return True
 
+    def refuse(self, reason: str) -> None:
+        """A process that runs users cannot run this run's (``reason``, one sentence): the run ends, failed."""
+        if self.aborted or self.ended:
+            log.error("bootbench: %s", reason)
+            return
+        self.aborted = reason
+        self.budget.close()
+        log.error("stopping: %s", reason)
+        self._end_if_settled()
+
     def abandon(self, worker: str, iteration: int) -> bool:
         """A user on ``worker`` was stopped mid-cycle.
 

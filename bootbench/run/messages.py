@@ -13,6 +13,8 @@
   0.5 s after quitting otherwise: docs/locust.md, section 2);
 - turn: with ``--turns`` > 1, a user starts a warm turn of its session (the
   progress line shows how far the sessions in flight are);
+- refused: a worker cannot run the run's users (the master's provider is not
+  installed there, say): the master ends the run as failed, with the worker's sentence;
 - in a sweep: a ticket request the sweep's gate holds back is answered when
   its round starts (:func:`release`); a ticket that arrives for a request
   no user waits for any more is returned; at each level's edges the master
@@ -52,6 +54,7 @@ MSG_RETURN = "bootbench_ticket_return"
 MSG_LEVEL = "bootbench_level"
 MSG_LEVEL_CPU = "bootbench_level_cpu"
 MSG_TURN = "bootbench_turn"
+MSG_REFUSED = "bootbench_refused"
 
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
@@ -115,7 +118,16 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
         if run is not None:
             run.note_turn(msg.node_id, msg.data["iteration"], msg.data["turn"])
 
+    def refused(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        reason = f"{_process(msg.node_id)} cannot take part in the run: {msg.data['reason']}"
+        run = current_run()
+        if run is None:
+            log.error("bootbench: %s", reason)
+        else:
+            run.refuse(reason)
+
     runner.register_message(MSG_TICKET_REQUEST, grant)
+    runner.register_message(MSG_REFUSED, refused)
     runner.register_message(MSG_TURN, turn)
     runner.register_message(MSG_RETURN, returned)
     runner.register_message(MSG_LEVEL_CPU, level_cpu)
@@ -222,6 +234,18 @@ def ship_sample(environment: Any, sample: Sample) -> None:
     """Send a finished sample to the master (from a worker: in order, at once)."""
     runner = environment.runner
     runner.send_message(MSG_SAMPLES, [_sample_to_message(runner, sample)])
+
+
+def refuse_run(environment: Any, reason: str) -> None:
+    """Tell the master this process cannot run the current run's users, and why (one sentence)."""
+    try:
+        environment.runner.send_message(MSG_REFUSED, {"reason": reason})
+    except Exception:  # noqa: BLE001 - without a master to tell, the worker's own sentence is all there is
+        log.debug("could not tell the master why this worker refuses the run", exc_info=True)
+
+
+def _process(node_id: str) -> str:
+    return "this process" if node_id == "local" else f"worker {node_id}"
 
 
 def report_turn(environment: Any, iteration: int, turn: int) -> None:

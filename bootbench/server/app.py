@@ -160,7 +160,10 @@ async def serve(config: ServerConfig) -> None:
     except OSError as exc:
         raise StartupError(f"cannot open ground truth file {config.ground_truth}: {exc.strerror or exc}") from None
     try:
-        server = build_app(config, writer)
+        try:
+            server = build_app(config, writer)
+        except protocols.ProtocolError as exc:
+            raise StartupError(str(exc)) from None
         runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:

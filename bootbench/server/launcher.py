@@ -63,10 +63,11 @@ class ReferenceServer:
               warm_first_audio_delay: str | float | None = None,
               cold_penalty: float | None = None, capacity: int | None = None, reply_ms: int | None = None,
               seed: int | None = None, extra_args: Sequence[str] = (), startup_timeout: float = 15.0,
-              host: str = "127.0.0.1", port: int = 0) -> ReferenceServer:
+              host: str = "127.0.0.1", port: int = 0, python: str | os.PathLike[str] | None = None) -> ReferenceServer:
         """Start a server and wait until it listens; None leaves the server's default.
 
         ``port`` 0 picks a free port; a given port lets a test restart a killed server where its clients expect it.
+        ``python``: the interpreter to run it with (default this one), e.g. a venv with a plugin's protocol installed.
 
         Raises ``RuntimeError`` with the tail of the server's stderr if it does not
         start listening within ``startup_timeout`` seconds.
@@ -76,7 +77,7 @@ class ReferenceServer:
             ("--setup-delay", setup_delay), ("--first-audio-delay", first_audio_delay),
             ("--warm-first-audio-delay", warm_first_audio_delay),
             ("--cold-penalty", cold_penalty), ("--capacity", capacity), ("--reply-ms", reply_ms), ("--seed", seed)]
-        argv = [sys.executable, "-m", "bootbench.server", "--host", host, "--port", str(port),
+        argv = [str(python or sys.executable), "-m", "bootbench.server", "--host", host, "--port", str(port),
                 "--parent-pid", str(os.getpid())]
         for flag, value in options:
             if value is not None:

@@ -5,6 +5,7 @@
     bootbench compare results/a results/b --markdown      # a results table (--html FILE: a page too)
     bootbench compare --baseline results/a results/b --fail-if-slower 10%   # per-phase differences; exit 3 if slower
     bootbench options                                     # the options locust takes for a bootbench run
+    bootbench providers [NAME...]                         # every provider: source, key, turn modes, options
 
 Runs themselves are started with ``locust`` (see locustfile.py). Every
 mistake a user can make ends with one sentence on stderr and exit code 2;
@@ -82,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="List bootbench's options of locust (locust --help cannot: it prints before it loads the "
                     "locustfile). Locust's own options: locust --help.")
     options_command.set_defaults(handler=_options_command)
+
+    providers_command = commands.add_parser(
+        "providers", help="list every provider (built in, installed, or from a locustfile given with -f)",
+        description="List every provider --provider takes on this machine: where it comes from (bootbench or an "
+                    "installed package), its key variables, turn modes, default model and voice, whether the "
+                    "reference server emulates it, and its --provider-option keys with their help.")
+    providers_command.add_argument("names", nargs="*", metavar="NAME", help="only these providers")
+    providers_command.add_argument("-f", "--locustfile", metavar="FILE",
+                                   help="also the providers this locustfile registers (@providers.register)")
+    providers_command.set_defaults(handler=_providers_command)
     return parser
 
 
@@ -196,6 +207,28 @@ def _regression_options(args: argparse.Namespace) -> float | None:
 def _options_command(args: argparse.Namespace) -> int:
     print(options_help(), end="")
     return 0
+
+
+def _providers_command(args: argparse.Namespace) -> int:
+    from bootbench.views.providers import providers_text
+
+    if args.locustfile:
+        _import_locustfile(Path(args.locustfile))
+    print(providers_text(args.names), end="")
+    return 0
+
+
+def _import_locustfile(path: Path) -> None:
+    """Import a locustfile as Locust does (its folder on sys.path), so its ``@providers.register`` classes count."""
+    import importlib.util
+
+    if not path.is_file():
+        raise UserError(f"no locustfile at {path}")
+    sys.path.insert(0, str(path.resolve().parent))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
 
 
 def options_help() -> str:

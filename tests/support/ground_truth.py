@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bootbench.server.launcher import ReferenceServer
+from support import provider_table
 from support.inprocess import headless_run
 from support.processes import read_jsonl, run_locust
 
@@ -44,12 +45,11 @@ SHARED_REALTIME_SERVER = dict(setup_delay="30", first_audio_delay="80", cold_pen
 providers in :data:`GREETING_PROVIDERS` a greeting 50 ms after the session is ready (over long before the 1 s
 clip has streamed, so it never overlaps the answer), for Aivoco the answer after the end of the turn."""
 SHARED_REALTIME_ARGS = ("-i", "2", "--pace", "realtime")
-GREETING_PROVIDERS = ("openai", "gemini", "azure", "xai", "ultravox", "deepgram")
+GREETING_PROVIDERS = provider_table.GREETING_PROVIDERS
 """Protocols whose client tells a greeting from the answer (response ids, a turn that was not asked for, or a turn
-begun before the service said it heard the caller's)."""
-PROVIDER_ARGS: dict[str, tuple[str, ...]] = {"ultravox": ("--trailing-silence-ms", "400")}
-"""What a provider needs in every shared run: Ultravox ends turns by voice activity only, after 384 ms of trailing
-silence (400 ms: the turn ends in the clip's last 64 ms chunk at real-time pace)."""
+begun before the service said it heard the caller's): the shared real-time run greets them."""
+PROVIDER_ARGS: dict[str, tuple[str, ...]] = provider_table.RUN_ARGS
+"""What a provider needs in every run (tests/support/provider_table.py ``RUN_ARGS``)."""
 GREETING_ARGS: dict[str, tuple[str, ...]] = {"ultravox": ("--provider-option", "first_speaker=agent")}
 """What a provider needs in the shared real-time run to be greeted: an Ultravox call greets when the agent speaks
 first (the service's default; bootbench's is the user)."""
@@ -64,8 +64,9 @@ def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
     options = dict(SHARED_REALTIME_SERVER, extra_args=list(SHARED_REALTIME_SERVER["extra_args"]))
     if provider in GREETING_PROVIDERS:
         options["extra_args"] += ["--greeting-ms", str(SHARED_GREETING_MS)]
-    else:  # Aivoco, answered at the end of the turn as the embedded server does at this pace (an answer from the
-        # first chunk comes before the input ended and has no input phases: tests/test_answer_overlap.py)
+    else:  # Aivoco (no greeting told apart), answered at the end of the turn as the embedded server does at this
+        # pace (an answer from the first chunk comes before the input ended and has no input phases:
+        # tests/test_answer_overlap.py)
         options["extra_args"] += ["--reply-after", "end-of-turn"]
     return options
 
@@ -140,19 +141,20 @@ def records_between(server: ReferenceServer, start_ns: int, end_ns: int, timeout
 
 def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, users: int = 1,
                      environ: dict[str, str] | None = None, timeout: float = 90,
-                     in_subprocess: bool = False) -> GroundTruthRun:
+                     in_subprocess: bool = False, python: str | None = None) -> GroundTruthRun:
     """Run bootbench in-process with ``argv`` against ``server``; the run with the ground truth of its own sessions.
 
     The process environment is cleaned of bootbench options and keys (as for a subprocess run), plus ``environ``
     (tests/support/inprocess.py ``headless_run``).
-    ``in_subprocess``: a real ``locust --headless`` process instead (its CSVs under ``results_dir.parent``).
+    ``in_subprocess``: a real ``locust --headless`` process instead (its CSVs under ``results_dir.parent``), run by
+    ``python`` when given (a venv with a plugin installed).
     """
     before = server.stats()
     if in_subprocess:
         start_ns = time.perf_counter_ns()
         finished = run_locust("-u", str(users), *argv, "-H", server.url, "--results-dir", str(results_dir),
                               "--csv", str(results_dir.parent / "locust"), cwd=results_dir.parent, env=environ,
-                              timeout=timeout)
+                              timeout=timeout, **({"python": python} if python else {}))
         end_ns = time.perf_counter_ns()
         assert finished.returncode in (0, 1), finished.stderr[-3000:]
         with open(results_dir.parent / "locust_stats.csv") as f:

@@ -10,6 +10,7 @@ in the same environment (bench never imports from tests/).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -20,16 +21,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootbench.providers import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfile.py"
 LOCUST = [sys.executable, "-m", "locust"]
 FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "AZURE_", "XAI_", "BOOTBENCH_")
-"""Variables of the developer's shell that would change what a test run does (options, keys)."""
+"""Variables of the developer's shell that would change what a test run does (options, keys); with
+:func:`key_variables` (every built-in driver's key variables)."""
+
+
+def key_variables() -> frozenset[str]:
+    """The key variables of every driver bootbench ships (providers.registry.BUILTINS)."""
+    found = set()
+    for target in registry.BUILTINS.values():
+        module, _, name = target.partition(":")
+        found.update(getattr(importlib.import_module(module), name).key_variables)
+    return frozenset(found)
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without bootbench options and API keys, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+    keys = key_variables()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES) and k not in keys}
     env.update(extra or {})
     return env
 
@@ -66,17 +80,21 @@ class LocustRun:
 
 
 def run_locust(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120,
-               locustfile: Path = LOCUSTFILE) -> LocustRun:
-    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment plus ``env``."""
-    proc = subprocess.run([*LOCUST, "-f", str(locustfile), "--headless", *args], cwd=cwd, env=clean_env(env),
-                          capture_output=True, text=True, timeout=timeout)
+               locustfile: Path = LOCUSTFILE, python: str | Path = sys.executable) -> LocustRun:
+    """``locust -f locustfile.py --headless ARGS`` in ``cwd``, with a clean bootbench environment plus ``env``.
+
+    ``python``: another interpreter (a venv with a plugin installed) instead of this one.
+    """
+    proc = subprocess.run([str(python), "-m", "locust", "-f", str(locustfile), "--headless", *args], cwd=cwd,
+                          env=clean_env(env), capture_output=True, text=True, timeout=timeout)
     return LocustRun(proc.returncode, proc.stdout, proc.stderr)
 
 
-def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None,
+                   locustfile: Path = LOCUSTFILE) -> subprocess.Popen:
     """Start ``locust -f locustfile.py ARGS`` in the background, stdout and stderr to the file ``log``."""
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([*LOCUST, "-f", str(LOCUSTFILE), *args], cwd=cwd, env=clean_env(env),
+        return subprocess.Popen([*LOCUST, "-f", str(locustfile), *args], cwd=cwd, env=clean_env(env),
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
 
 

@@ -29,7 +29,7 @@ from locust.argument_parser import LocustArgumentParser, get_empty_argument_pars
 
 from bootbench import options, preflight
 from bootbench.errors import EXIT_CODE, UserError
-from support.processes import FOREIGN_PREFIXES, LOCUSTFILE
+from support.processes import FOREIGN_PREFIXES, LOCUSTFILE, key_variables
 
 
 def locust_parser() -> LocustArgumentParser:
@@ -57,7 +57,7 @@ class Refusals:
         """Checks run in ``folder`` (relative paths, ./.env), without the developer's LOCUST_* variables and API keys."""
         monkeypatch.chdir(folder)
         for name in list(os.environ):
-            if name.startswith(FOREIGN_PREFIXES):
+            if name.startswith(FOREIGN_PREFIXES) or name in key_variables():
                 monkeypatch.delenv(name)
         return cls(monkeypatch)
 

@@ -35,7 +35,11 @@ BUILTINS: dict[str, str] = {
 Factory = Callable[[Any], Any]
 
 
-class ProtocolClash(Exception):
+class ProtocolError(Exception):
+    """A protocol table that cannot be used (one sentence): a name given twice, a plugin that does not load."""
+
+
+class ProtocolClash(ProtocolError):
     """Two sources name the same protocol."""
 
 
@@ -44,18 +48,43 @@ def _load(target: str) -> Factory:
     return getattr(import_module(module), attribute)
 
 
+def _source(point: Any) -> str:
+    return f"package {point.dist.name if point.dist else '?'} ({point.value})"
+
+
+def _installed() -> dict[str, Any]:
+    """The installed packages' entry points by name; :class:`ProtocolClash` for a name given twice."""
+    found: dict[str, Any] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        known = f"bootbench ({BUILTINS[point.name]})" if point.name in BUILTINS else (
+            _source(found[point.name]) if point.name in found else None)
+        if known is not None:
+            raise ProtocolClash(f"two sources define the reference server protocol {point.name!r}: {known} and "
+                                f"{_source(point)}")
+        found[point.name] = point
+    return found
+
+
 @cache
 def factories() -> dict[str, Factory]:
     """Every protocol's factory by name: the built-ins, then the installed packages' (loaded once).
 
-    A name given twice is a :class:`ProtocolClash` naming both sources.
+    A name given twice is a :class:`ProtocolClash` naming both sources, a plugin that does not load a
+    :class:`ProtocolError` naming it.
     """
-    found: dict[str, tuple[str, Factory]] = {name: (f"bootbench ({target})", _load(target))
-                                               for name, target in BUILTINS.items()}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        source = f"package {point.dist.name if point.dist else '?'} ({point.value})"
-        if point.name in found:
-            raise ProtocolClash(f"two sources define the reference server protocol {point.name!r}: "
-                                f"{found[point.name][0]} and {source}")
-        found[point.name] = (source, point.load())
-    return {name: factory for name, (_, factory) in found.items()}
+    found = {name: _load(target) for name, target in BUILTINS.items()}
+    for name, point in _installed().items():
+        try:
+            found[name] = point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is named in one sentence, never a traceback
+            raise ProtocolError(f"the reference server protocol {name!r} of the {_source(point)} could not be "
+                                f"loaded: {type(exc).__name__}: {exc}") from None
+    return found
+
+
+def names() -> tuple[str, ...]:
+    """Every protocol's name, the built-ins first, without importing any (pre-flight, ``bootbench providers``).
+
+    :class:`ProtocolClash` for a name two sources give.
+    """
+    return (*BUILTINS, *_installed())
