@@ -10,7 +10,8 @@ greetings, faults). A protocol translates its messages into the scheduler's call
 - a wrong key refuses the upgrade with HTTP 401, as the service does.
 
 Two of the server's fault kinds are played: ``error`` (an error instead of ``ready``) and ``drop`` (the TCP
-connection closed once the caller's turn is over, or before ready).
+connection closed once the caller's turn is over, or before ready). :func:`fault_forms` tells the server so
+(a protocol that declares no forms is never struck by a fault); the other kinds are declared missing.
 """
 
 from __future__ import annotations
@@ -25,13 +26,30 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bootbench.server.context import ProtocolContext
-from bootbench.server.faults import FaultSpec
+from bootbench.server.faults import KINDS, FaultForms, FaultSpec
 from bootbench.server.scheduler import sleep_until
 from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
 
 from . import wire
 
 PROTOCOL = "toyvoice"
+ERROR_TYPES = ("overloaded",)
+"""ToyVoice's words for ``error:type`` (the first is the default)."""
+PLAYED = ("error", "drop")
+
+
+def fault_forms() -> FaultForms:
+    """The faults ToyVoice plays, in its words; every other kind (and an error after the input) has no form."""
+    not_played = "the example plays only error (before ready) and drop"
+    return FaultForms(words={"type": ERROR_TYPES},
+                      missing={**{kind: not_played for kind in KINDS if kind not in PLAYED},
+                               "error:when=after_input": not_played, "error:echo=yes": "its errors never quote the key"},
+                      message=_said)
+
+
+def _said(spec: FaultSpec) -> str:
+    """The words a session struck by ``spec`` receives."""
+    return f"the service is busy ({spec.option('type')})" if spec.kind == "error" else ""
 
 
 @dataclass(eq=False)
