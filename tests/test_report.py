@@ -305,3 +305,39 @@ def test_the_phases_chart_draws_connect_only_where_the_iteration_opened_the_conn
         plots.phases_svg(samples)
     assert drawn["connect"] == [5.0, 0.0, 0.0]
     assert drawn["session start"] == [30.0, 30.0, 30.0]
+
+
+def test_every_figure_keeps_its_labels_ticks_and_legend_inside_with_five_digit_times():
+    """Figures have fixed margins (bootbench/views/plots.py ``Margins``, not a layout pass that measures them):
+    tick labels of five digits, the axis labels, titles and the legends outside the axes still fit."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bootbench.views import plots
+
+    slow = [10_000.0 + 997.0 * n for n in range(60)]
+    samples = [{"iteration": n + 1, "ok": n % 9 != 4, "connected_this_cycle": n == 0, "connect_ms": 4000.0,
+                "session_start_ms": 30_000.0, "first_response_ms": value, "first_audible_ms": value + 9_000.0,
+                "stop_ms": 20.0, "cold_penalty_ms": value - 60_000.0} for n, value in enumerate(slow)]
+    levels = [{"users": users, "success_rate": 1.0 / users,
+               "phases": {name: {"median": 20_000.0 * users, "p95": 30_000.0 * users}
+                          for name in ("cold_start_ms", "first_response_ms")}} for users in (1, 2, 4, 8, 16, 32)]
+    figures = []
+    with patch.object(plots, "to_svg", lambda fig, name, label: figures.append((name, fig)) or "<svg/>"):
+        plots.histogram_svg(slow, median=slow[30], p95=slow[56], p99=slow[59])
+        plots.cdf_svg([("first response", slow)])
+        plots.cdf_svg([(f"20261203-120000-aivoco run {n}", slow) for n in range(3)], name="compare-cdf",
+                      mark_percentiles=False, size=(10, 4.2))
+        plots.audible_svg(samples)
+        plots.trend_svg(samples)
+        plots.phases_svg(samples)
+        plots.cold_warm_svg(slow, slow[::2])
+        plots.penalty_svg(samples)
+        plots.sweep_svg(levels, {"phase": "cold_start_ms", "users": 8, "limit_p95_ms": 45_000.0, "tolerance": 1.5})
+    assert len(figures) == 9
+    for name, fig in figures:
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        page = fig.bbox
+        for ax in fig.axes:
+            drawn = ax.get_tightbbox(renderer)  # tick labels, axis labels, title, legend: all the axes draws
+            assert page.x0 <= drawn.x0 and drawn.x1 <= page.x1 and page.y0 <= drawn.y0 and drawn.y1 <= page.y1, \
+                f"{name}: drawn {drawn.bounds} outside the figure {page.bounds}"
