@@ -40,6 +40,7 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
         assert result_files(run.folder) == result_files(runs["aivoco"].folder)
         metrics = run.metrics
         assert metrics["run"]["embedded_server"] is True and metrics["run"]["provider"] == provider
+        assert metrics["run"]["target"].startswith("http://127.0.0.1:")
         assert metrics["summary"]["successes"] == 4
         phases = metrics["summary"]["phases"]
         assert {phase for phase in PHASES if phases[phase]["count"]} == set(PHASES)
@@ -48,6 +49,13 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
     assert (runs["openai"].metrics["run"]["turn"], runs["openai"].metrics["run"]["model"]) == ("manual",
                                                                                               "gpt-realtime")
     assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    # an embedded run records the reference server's latency model and seed
+    block = runs["openai"].metrics["run"]
+    assert block["voice"] == "alloy" and block["reference_server"] == {
+        "setup_delay": "lognormal:50:0.2", "first_audio_delay": "lognormal:150:0.25", "cold_penalty_ms": 200.0,
+        "capacity": 0, "reply_ms": 600, "reply_after": "first-input", "seed": 0, "faults": [],
+        "leading_silence": None, "greeting": None, "vad_needs_speech": False, "socketio_path": "/socket.io/",
+        "api_key_required": False}
 
 
 @pytest.mark.parametrize("provider", ["openai", "gemini"])
