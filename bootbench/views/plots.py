@@ -87,8 +87,8 @@ class Margins:
                             top=1 - self.top / height, **spacing)
 
 
-LEGEND_ABOVE = Margins(top=0.45)
-"""A one-row legend above the axes (histogram, phases)."""
+LEGEND_ABOVE_IN = 0.45
+"""The top margin for a one-row legend above the axes (histogram, phases), in inches."""
 
 
 def _figure(width: float = 5.6, height: float = 3.3, margins: Margins = Margins()):
@@ -136,7 +136,7 @@ def histogram_svg(values: Sequence[float], *, median: float, p95: float, p99: fl
     """Histogram of first-response times with the median, p95 and p99 marked."""
     data = np.asarray(values, dtype=float)
     with _style():
-        fig, ax = _figure(margins=LEGEND_ABOVE)
+        fig, ax = _figure(margins=Margins(top=LEGEND_ABOVE_IN))
         ax.hist(data, bins=plot_bin_edges(data), color=HEADLINE_COLOR, alpha=0.85, edgecolor="white", linewidth=0.6)
         for value, name, style in ((median, "median", "-"), (p95, "p95", "--"), (p99, "p99", ":")):
             ax.axvline(value, color=INK, linestyle=style, linewidth=1.2, label=f"{name} {value:.1f} ms")
@@ -243,7 +243,7 @@ def phases_svg(samples: Sequence[dict[str, Any]]) -> str:
     iterations = np.array([s["iteration"] for s in samples], dtype=float)
     block = max(1, math.ceil(len(samples) / BAR_LIMIT))
     with _style():
-        fig, ax = _figure(width=10.0, height=3.5, margins=LEGEND_ABOVE)
+        fig, ax = _figure(width=10.0, height=3.5, margins=Margins(top=LEGEND_ABOVE_IN))
         x = block_means(iterations, block)
         bottom = np.zeros(len(x))
         for phase in STACKED_PHASES:
