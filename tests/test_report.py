@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import io
 import json
-import logging
 import re
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,13 +12,12 @@ from unittest.mock import patch
 import pytest
 
 from bootbench.stats import p99_note
-from bootbench.views import progress
 from support.cli import bootbench
 from support.folders import failures, record_run, timings
-from support.inprocess import kept_signal_handlers, local_environment, run_to_end
+from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_SERVER, HOSTILE
 
-SETUP_MS, FIRST_AUDIO_MS, ITERATIONS = 30.0, 250.0, 18
-HOSTILE = '<script>alert("x")</script> & "quotes"'
+SETUP_MS, FIRST_AUDIO_MS = (float(FIXED_RUN_SERVER[key]) for key in ("setup_delay", "first_audio_delay"))
+ITERATIONS = int(FIXED_RUN_ARGS[FIXED_RUN_ARGS.index("-i") + 1])
 
 
 @dataclass
@@ -36,29 +31,14 @@ class FixedRun:
 
 
 @pytest.fixture(scope="module")
-def fixed_run(tmp_path_factory, shared_reference_server):
-    """One headless run of 18 iterations by 2 users against a server with fixed delays, in this process (about
-    4 s of running; a progress line every 0.5 s instead of 5 s so that several come during the run)."""
-    server = shared_reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
-    env = local_environment("-i", str(ITERATIONS), "--system-message", HOSTILE, host=server.url,
-                            results_dir=tmp_path_factory.mktemp("fixed") / "results")
-    lines: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: lines.append(f"{record.name}: {record.getMessage()}")
-    logger, stdout = logging.getLogger("bootbench"), io.StringIO()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)  # as Locust's logging setup has it in a real process
-    try:
-        with kept_signal_handlers(), redirect_stdout(stdout), \
-                patch.object(progress, "start", functools.partial(progress.start, interval=0.5)):
-            run = run_to_end(env, users=2)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    assert not run.incomplete, stdout.getvalue()
-    return FixedRun(run.recorder.folder, json.loads((run.recorder.folder / "metrics.json").read_text()),
-                    stdout.getvalue(), lines)
+def fixed_run(shared_fixed_run):
+    """The session's shared run of 20 iterations against fixed delays, in this process (tests/conftest.py
+    ``shared_fixed_run``): its system message is markup, and a progress line comes every 0.5 s instead of 5 s so
+    that several come during the run."""
+    run = shared_fixed_run
+    metrics = json.loads((run.folder / "metrics.json").read_text())
+    assert metrics["run"]["aborted"] is None and metrics["run"]["iterations"]["complete"], run.stdout
+    return FixedRun(run.folder, metrics, run.stdout, run.log)
 
 
 class Elements(HTMLParser):
