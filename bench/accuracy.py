@@ -2,6 +2,7 @@
 
     python bench/accuracy.py            # full run, about 6 minutes
     python bench/accuracy.py --quick    # about 2 minutes
+    python bench/accuracy.py --quick --scrape 1 --out /tmp/scraped   # the same, /metrics scraped every second
 
 Against the reference server (known injected delays, ground-truth log), for
 each concurrency level it runs, one after the other on the same server:
@@ -19,6 +20,11 @@ Socket.IO sid and the order of sessions on it; the client runs are told
 apart by time, every process here sharing CLOCK_MONOTONIC), and the error is
 the client's interval minus the server's own. It writes ``bench/results.json``
 and ``bench/RESULTS.md``. Linux, loopback only; it stops by itself.
+
+``--scrape S`` has the two bootbench clients serve Prometheus's ``/metrics``
+(``--metrics-port``) and scrapes it every S seconds while they run, as a
+Prometheus would: compare its report with one without, to see what scraping
+costs the timing figures (each client's entry records its scrapes).
 
 This module is the command line and the order of things; the work is in
 ``accuracy_runs.py`` (the server, the clients, the machine),
@@ -55,15 +61,16 @@ def iterations_for(users: int, single: int) -> int:
     return single if users == 1 else max(200, 5 * users)
 
 
-def run_level(users: int, iterations: int, work: Path, realtime: bool = False) -> dict:
-    """All clients at one level on one server; ``realtime`` runs them all (server included) under SCHED_FIFO."""
+def run_level(users: int, iterations: int, work: Path, realtime: bool = False, scrape_s: float = 0.0) -> dict:
+    """All clients at one level on one server; ``realtime`` runs them all (server included) under SCHED_FIFO;
+    ``scrape_s`` > 0 scrapes the bootbench clients' /metrics that often."""
     truth_path = work / f"truth-{users}{'-rt' if realtime else ''}.jsonl"
     profile = "short" if users == 1 else "call"
     server = start_server(profile, truth_path, realtime)
     runs = {}
     try:
         for kind in CLIENTS:
-            runs[kind] = run_client(kind, server.url, users, iterations, work, server, realtime)
+            runs[kind] = run_client(kind, server.url, users, iterations, work, server, realtime, scrape_s=scrape_s)
             print(f"  {kind:9s} {users:4d} users: {len(runs[kind]['rows'])} iterations in "
                   f"{runs[kind]['wall_s']:.1f} s", flush=True)
         time.sleep(0.5)
@@ -103,6 +110,8 @@ def score(kind: str, run: dict, truth: list[dict], users: int) -> dict:
             entry["efficiency"]["wall_ms_from_samples_started_at"] = samples_wall_check(run["rows"])
     if kind == "wire":
         entry["server_send_path_ms"] = server_send_path(pairs)
+    if run.get("scrapes"):
+        entry["scrapes"] = run["scrapes"]
     if kind in ("probe", "raw"):
         entry["client_side"] = client_side(run["rows"])
         steady_ids = {id(row) for row, _rec in steady}
@@ -127,6 +136,8 @@ def main() -> int:
     parser.add_argument("--levels", type=user_counts,
                         help="comma-separated user counts (default: 1,10,50,100,200,300; quick: 1,50)")
     parser.add_argument("--out", default=str(BENCH), help="folder for results.json and RESULTS.md (default bench/)")
+    parser.add_argument("--scrape", type=float, default=0.0, metavar="S",
+                        help="serve /metrics in the bootbench clients and scrape it every S seconds (default: off)")
     parser.add_argument("--report-only", metavar="RESULTS_JSON",
                         help="rewrite the report from a results.json, run nothing")
     args = parser.parse_args()
@@ -146,14 +157,15 @@ def main() -> int:
     if profile["realtime_row"] and realtime_allowed():
         info["wake_floor_ms"]["sched_fifo"] = wake_floor(profile["floor_samples"], realtime=True)
     work = Path(tempfile.mkdtemp(prefix="bootbench-accuracy-"))
-    results: dict = {"schema": "bootbench/accuracy/v1", "quick": args.quick, "machine": info,
+    results: dict = {"schema": "bootbench/accuracy/v1", "quick": args.quick, "scrape_s": args.scrape, "machine": info,
                      "server": {"profiles": PROFILES, "seed": SEED, "wait_ms": WAIT_MS},
                      "levels": []}
     try:
         for users in levels:
             print(f"{users} user(s):", flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # a crash keeps the levels run
-            results["levels"].append(run_level(users, iterations_for(users, profile["single"]), work))
+            results["levels"].append(run_level(users, iterations_for(users, profile["single"]), work,
+                                               scrape_s=args.scrape))
             if users == 1 and profile["realtime_row"] and realtime_allowed():
                 print("1 user, every process under SCHED_FIFO:", flush=True)
                 results["levels"].append(run_level(1, profile["single"], work, realtime=True))

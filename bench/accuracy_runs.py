@@ -6,7 +6,8 @@ It starts processes and reads back what they wrote; it judges nothing.
   and a ground-truth log;
 - :func:`run_client`: one client (:data:`CLIENTS`) run to its end, with
   its rows (one per iteration, with the Socket.IO sid), its time window on
-  CLOCK_MONOTONIC and a :class:`Monitor` of CPU and memory;
+  CLOCK_MONOTONIC and a :class:`Monitor` of CPU and memory (and, with
+  ``scrape_s``, a :class:`Scraper` of bootbench's Prometheus ``/metrics``);
 - :func:`machine`, :func:`wake_floor`, :func:`realtime_allowed`: what the
   figures ran on, and the scheduling noise no client can beat there.
 """
@@ -19,8 +20,10 @@ import platform
 import signal
 import subprocess
 import sys
+import socket
 import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -44,9 +47,48 @@ RUN_TIMEOUT = 240.0
 CLIENTS = ("bootbench", "probe", "raw", "wire")
 """bootbench as shipped; bootbench with kernel stamps (bench/probe_locustfile.py); the raw python-socketio
 client with kernel stamps; the raw-socket client timed by kernel stamps alone."""
-FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "BOOTBENCH_")
+FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "AZURE_", "XAI_", "BOOTBENCH_")
 """Variables of the developer's shell that would change what a client run does (bootbench options, keys).
 The tests keep the same list (tests/support/processes.py), so both run bootbench in the same environment."""
+
+
+class Scraper:
+    """GETs a bootbench process's ``/metrics`` every ``every`` seconds (as a Prometheus would), timing each scrape."""
+
+    def __init__(self, url: str, every: float) -> None:
+        self.url, self.every = url, every
+        self.durations_ms: list[float] = []
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.perf_counter_ns()
+            try:
+                with self._opener.open(self.url, timeout=5) as response:
+                    response.read()
+                self.durations_ms.append((time.perf_counter_ns() - began) / 1e6)
+            except OSError:  # not serving yet, or already gone
+                pass
+            self._stop.wait(self.every)
+
+    def stop(self) -> dict:
+        """Stop scraping; how many scrapes answered and how long they took (ms)."""
+        self._stop.set()
+        self._thread.join()
+        times = sorted(self.durations_ms)
+        return {"every_s": self.every, "scrapes": len(times),
+                "median_ms": round(times[len(times) // 2], 3) if times else None,
+                "max_ms": round(times[-1], 3) if times else None}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -117,11 +159,13 @@ def start_server(profile: str, ground_truth: Path, realtime: bool = False) -> Re
 
 
 def run_client(kind: str, url: str, users: int, iterations: int, work: Path, server: ReferenceServer,
-               realtime: bool = False, cpus: set[int] | None = None) -> dict:
+               realtime: bool = False, cpus: set[int] | None = None, scrape_s: float = 0.0) -> dict:
     """Run one client to the end; its rows (one per iteration, with the sid), time window and monitor.
 
     ``realtime`` runs the client under SCHED_FIFO; ``cpus`` pins the client
-    process (and every thread it starts) to those cores.
+    process (and every thread it starts) to those cores; ``scrape_s`` > 0
+    has a bootbench client (bootbench, probe) serve ``--metrics-port``, scraped
+    every ``scrape_s`` seconds while it runs.
     """
     out = work / f"{kind}-{users}{'-rt' if realtime else ''}.jsonl"
     env = clean_env({"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)})
@@ -134,6 +178,9 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
         argv = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
                 "-r", str(users), "-i", str(iterations), "-H", url, "--results-dir", str(work / "results"),
                 "--stop-timeout", "15"]
+        if scrape_s > 0:
+            metrics_port = free_port()
+            argv += ["--metrics-port", str(metrics_port)]
     else:
         argv = [sys.executable, str(BENCH / f"{kind}_client.py"), url, "--users", str(users),
                 "--iterations", str(iterations), "--out", str(out)] + (["--kernel-stamps"] if kind == "raw" else [])
@@ -148,6 +195,8 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
     proc = psutil.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                         start_new_session=True, preexec_fn=prepare if realtime or cpus else None)
     monitor = Monitor(proc, psutil.Process(server.pid))
+    scraper = (Scraper(f"http://127.0.0.1:{metrics_port}/metrics", scrape_s)
+               if scrape_s > 0 and kind in ("bootbench", "probe") else None)
     try:
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -156,6 +205,7 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
         raise RuntimeError(f"{kind} at {users} users did not finish within {RUN_TIMEOUT:g} s")
     finally:
         monitor.stop()
+        scrapes = scraper.stop() if scraper is not None else None
     ended = time.perf_counter_ns()
     if kind in ("bootbench", "probe"):
         rows = _locust_rows(kind, users, out, stdout, stderr, proc.returncode)
@@ -164,7 +214,7 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
             raise RuntimeError(f"{kind} client at {users} users failed (exit {proc.returncode}):\n{stderr[-2000:]}")
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     return {"rows": rows, "started": started, "ended": ended, "monitor": monitor,
-            "wall_s": (ended - started) / 1e9, "exit": proc.returncode}
+            "wall_s": (ended - started) / 1e9, "exit": proc.returncode, "scrapes": scrapes}
 
 
 def _locust_rows(kind: str, users: int, log: Path, stdout: str, stderr: str, returncode: int) -> list[dict]:

@@ -44,7 +44,7 @@ class ProbeUser(user.BootUser):
             sid = sio.get_sid("/")
         row = {"iteration": iteration, "user": self.number, "sid": sid, "cycle_start": cycle_start, "ok": sample.ok,
                "first_response_ms": sample.first_response_ms, "session_start_ms": sample.session_start_ms}
-        session = self.driver._session
+        session = self.driver.session
         if sio is not None and session is not None:
             seen = kernel_stamps.first_of_each(kernel_stamps.take(sio))
             for name, handler in (("ready", session.ready_ns), ("audio", session.first_audio_ns)):

@@ -16,6 +16,7 @@ messages; workers, or the single local process, run the users
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -29,6 +30,7 @@ from bootbench.run import context, harness, lifecycle, locust_fixes, master_watc
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
 
+log = logging.getLogger("bootbench")
 
 def _add_options(parser: Any, **_kwargs: Any) -> None:
     options.add_arguments(parser)
@@ -38,9 +40,11 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     install_log_redaction()
     bench = harness.of(environment)
     if bench.owns_runs:
+        bench.exposition.install(environment, bench.current_or_last)
         if environment.parsed_options is not None:
             try:  # the entry point of a run: bad input is one sentence and exit code 2, nothing started
                 checked = preflight.check(environment.parsed_options, environment.host)
+                _serve_metrics(bench, checked.settings)
             except UserError as exc:
                 sys.stderr.write(f"bootbench: {exc}\n")
                 sys.exit(EXIT_CODE)
@@ -58,6 +62,13 @@ def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     master_watch.watch(environment, bench.master_watch, lambda: context.current(bench).settings.master_silence_s)
     # Locust fires ``quit`` without the environment: this environment's listener knows its harness.
     environment.events.quit.add_listener(lambda **_kw: _on_quit(bench))
+
+
+def _serve_metrics(bench: harness.Harness, settings: options.Settings) -> None:
+    """``/metrics`` on ``--metrics-port`` (the web UI's own is installed with the UI), bound as the web UI is."""
+    if settings.metrics_port:
+        host = getattr(bench.environment.parsed_options, "web_host", "127.0.0.1")
+        log.info("Prometheus metrics at %s", bench.exposition.serve(host, settings.metrics_port))
 
 
 def _serve_users(bench: harness.Harness) -> None:
@@ -101,6 +112,7 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
 def _on_quit(bench: harness.Harness) -> None:
     bench.embedded.stop()
     lifecycle.print_last_run(bench)
+    lifecycle.publish_last_run(bench)
 
 
 def register(events: Events) -> None:

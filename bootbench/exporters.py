@@ -296,8 +296,14 @@ def whole_numbers(column: pd.Series) -> pd.Series:
         return column.astype(object)
 
 
+def _pairs(values: dict[str, Any] | None) -> str:
+    """A dict of a sample (anomalies, the service's latency figures) as one samples.csv cell: ``name=value;...``."""
+    return ";".join(f"{k}={v}" for k, v in sorted((values or {}).items()))
+
+
 def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
-    """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv).
+    """Every sample as a row in iteration order, anomalies as ``name=count;...`` text (samples.csv), the service's
+    latency figures as ``name=ms;...``.
 
     A run with ``--turns`` > 1 adds ``cold_penalty_ms`` and one column per
     turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ...);
@@ -309,20 +315,24 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     multi_turn = any(s.turns is not None for s in ordered)
     columns = [f for f in SAMPLE_FIELDS if multi_turn or f not in MULTI_TURN_FIELDS]
     frame = pd.DataFrame([vars(s) for s in ordered], columns=columns)
-    frame["anomalies"] = [";".join(f"{k}={v}" for k, v in sorted(a.items())) for a in frame["anomalies"]]
+    frame["anomalies"] = [_pairs(a) for a in frame["anomalies"]]
+    frame["service_latency_ms"] = [_pairs(v) for v in frame["service_latency_ms"]]
     frame["level"] = whole_numbers(frame["level"])  # a sweep level's users; empty outside a sweep
     timings = list(PHASES)
     if multi_turn:
         frame = frame.drop(columns="turns")
         timings.append("cold_penalty_ms")
         most = max(len(s.turns or []) for s in ordered)
-        figures = [f for f in vars(Turn(1)) if f != "turn"]
+        figures = [f for f in vars(Turn(1)) if f not in ("turn", "service_latency_ms")]
         for number in range(1, most + 1):
             for figure in figures:
                 frame[f"turn{number}_{figure}"] = [
                     getattr(s.turns[number - 1], figure) if s.turns and len(s.turns) >= number else None
                     for s in ordered]
                 timings.append(f"turn{number}_{figure}")
+            frame[f"turn{number}_service_latency_ms"] = [
+                _pairs(s.turns[number - 1].service_latency_ms) if s.turns and len(s.turns) >= number else ""
+                for s in ordered]
     for phase in timings:  # NaN would print as an empty cell anyway; inf would print as "inf"
         frame[phase] = pd.to_numeric(frame[phase], errors="coerce").replace([math.inf, -math.inf], math.nan)
     return frame.round({phase: CSV_DECIMALS for phase in timings})

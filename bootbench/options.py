@@ -35,6 +35,7 @@ from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
+from bootbench.secrets import register as register_secret
 from bootbench.stimuli import ClipSet, load_clips
 
 PACES = ("burst", "realtime")
@@ -233,6 +234,17 @@ def _ca_bundle(path: str) -> str:
     return path
 
 
+def _provider_options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` texts as (key, value) pairs (checked against the provider's options in :func:`resolve`)."""
+    pairs = []
+    for value in values:
+        key, equals, text = value.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--provider-option must be KEY=VALUE, not {value!r}")
+        pairs.append((key.strip(), text.strip()))
+    return tuple(pairs)
+
+
 def _checks(values: tuple[str, ...]) -> tuple[Any, ...]:
     if any(not expressions(value) for value in values):  # --check "$GATE" with GATE unset: the gate would go
         raise ConfigError("empty --check: it names no check (is a variable unset?); give an expression like "
@@ -243,13 +255,36 @@ def _checks(values: tuple[str, ...]) -> tuple[Any, ...]:
         raise ConfigError(str(exc)) from None
 
 
+def _pushgateway(url: str) -> str:
+    url = url.strip()
+    if not url:
+        return url
+    parsed = urlparse(url)
+    shown = redacted_url(url) if "://" in url else url  # credentials or a query may hide in a URL
+    try:
+        valid = parsed.scheme in ("http", "https") and bool(parsed.hostname) and (parsed.port or 1) > 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise ConfigError(f"--pushgateway must be an http:// or https:// URL like http://127.0.0.1:9091, not {shown!r}")
+    return url
+
+
+def _pushgateway_job(job: str) -> str:
+    job = job.strip()
+    if not job:
+        raise ConfigError("--pushgateway-job cannot be empty: it names the job the metrics are pushed under")
+    return job
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(("-i", "--iterations"), int, 100, recorded=False,  # the master records the iteration accounting
            range=Range(low=0, below="must be a positive number (or 0 for no limit)"),
            help="Total iterations (call cycles) of the whole run, over all users and workers; "
                 "the run ends by itself after them. 0 = no limit. With --sweep: per level. Default 100."),
     Option(("--provider",), str, "",  # checked and defaulted with the host in resolve()
-           help=f"Wire protocol: {', '.join(providers.NAMES)}. Default: inferred from the host, else aivoco."),
+           help=f"Wire protocol: {', '.join(providers.registry.BUILTINS)} or an installed plugin's "
+                "(`bootbench providers` lists them). Default: inferred from the host, else aivoco."),
     Option(("--timeout",), float, 10.0, range=Range(0.0, 3600.0, positive="seconds"), recorded_as="timeout_s",
            help="Seconds an iteration may take from its start to the first audible audio back (at most 3600). "
                 "Default 10."),
@@ -278,13 +313,16 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--system-message",), str, "You are a helpful voice assistant.",
            help="System prompt sent when a session starts. Default: 'You are a helpful voice assistant.'"),
     Option(("--voice",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
-           help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck)."),
+           help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck, "
+                "deepgram: aura-2-thalia-en)."),
     Option(("--model",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
            help="Model of the session. Default: the provider's (openai: gpt-realtime, gemini: "
-                "models/gemini-2.5-flash-native-audio-preview-12-2025; aivoco has none)."),
+                "models/gemini-2.5-flash-native-audio-preview-12-2025, deepgram: gpt-4o-mini, the agent's LLM; "
+                "aivoco has none)."),
     Option(("--turn",), str, "",  # checked and defaulted with the provider in resolve()
-           help="How the user's turn ends: manual (commit / activityEnd, the default for openai and "
-                "gemini) or vad (the service detects it; needs --trailing-silence-ms; aivoco's only mode)."),
+           help="How the user's turn ends: manual (commit / activityEnd / ForceEndTurn, the default for "
+                "openai, gemini and deepgram) or vad (the service detects it; needs --trailing-silence-ms; aivoco's "
+                "only mode)."),
     Option(("--ca-bundle",), str, "", check=_ca_bundle, recorded=False,  # does not change what is measured
            help="PEM file of CA certificates to verify the service's TLS certificate with "
                 "(default: the system's). Certificates are always verified."),
@@ -295,6 +333,11 @@ OPTIONS: tuple[Option, ...] = (
            help="On a worker: seconds without a heartbeat reply from the master, during a run, "
                 "after which the worker stops (its iterations in flight are lost). Set on the master: "
                 "workers receive it with the run. Default 10."),
+    Option(("--provider-option",), tuple, None, name="provider_options", check=_provider_options,
+           metavar="KEY=VALUE", recorded=False,  # recorded by run_block, secrets redacted (the driver says which)
+           help="A setting of the provider's own, KEY=VALUE (repeatable), such as an agent id; each provider "
+                "declares its options (`bootbench providers` lists them). Secret ones are redacted in metrics.json. "
+                "Default: none (each option its default)."),
     Option(("--check",), tuple, None, name="checks", check=_checks, metavar="EXPR", web_ui=False,
            recorded=False,  # the checks and their outcome are metrics.json's "checks"
            help="A pass/fail check on the final statistics, repeatable: PHASE:STAT OP VALUE "
@@ -321,6 +364,20 @@ OPTIONS: tuple[Option, ...] = (
            help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
                 f"(the protocol has no end-of-reply event; at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
                 f"Default {DEFAULT_REPLY_GAP_MS:g}."),
+    Option(("--metrics-port",), int, 0, web_ui=False,
+           range=Range(0, 65535, refusal="must be a TCP port from 1 to 65535 (or 0 for none)"),
+           recorded=False,  # where the numbers are shown does not change them
+           help="Serve the run's Prometheus metrics at /metrics on this port of the master (bound to "
+                "--web-host's address); with the web UI they are at its /metrics as well. Default 0: off."),
+    Option(("--metrics-linger",), float, 0.0, range=Range(0.0, 3600.0), web_ui=False, recorded=False,
+           help="Headless, with --metrics-port: seconds the process keeps serving the final metrics after "
+                "the run, so a last scrape sees them (at most 3600). Default 0."),
+    Option(("--pushgateway",), str, "", check=_pushgateway, metavar="URL", web_ui=False, recorded=False,
+           help="Headless: push the final metrics once at the end of the run to the Prometheus Pushgateway at "
+                "this URL (user:password@ for basic auth); a failed push is a warning, never a lost result "
+                "or another exit code. Default: none."),
+    Option(("--pushgateway-job",), str, "bootbench", check=_pushgateway_job, web_ui=False, recorded=False,
+           help="The job the metrics are pushed under (with the provider as a grouping label). Default bootbench."),
 )
 """Every bootbench option, in the order ``bootbench options`` lists them. The ranges: an hour at most for
 --timeout, --wait-ms and --master-silence-s, a minute of trailing silence (it is sent with every clip)."""
@@ -412,7 +469,7 @@ class Settings:
         Required only for a target that is neither the embedded server nor on
         this machine; then a missing key raises :class:`ConfigError`.
         """
-        names = providers.DRIVERS[self.provider].key_variables
+        names = providers.get(self.provider).key_variables
         key = load_key(*names)
         if key or not required or self.embedded_server or is_loopback(self.target):
             return key
@@ -448,7 +505,15 @@ class Settings:
             if option.recorded:
                 value = self.values[option.name]
                 block[option.key] = option.record(value) if option.record is not None else value
+        block["provider_options"] = self.recorded_provider_options()
         return block
+
+    def recorded_provider_options(self) -> dict[str, str]:
+        """``--provider-option`` as metrics.json records it: every declared option's text, a secret's redacted."""
+        driver = providers.get(self.provider)
+        given = dict(self.provider_options)
+        return {option.key: ("***" if option.secret and given.get(option.key) else
+                             given.get(option.key, option.default)) for option in driver.options}
 
 
 @functools.lru_cache(maxsize=4)
@@ -472,9 +537,18 @@ def resolve(options: Any, host: str | None) -> Settings:
     check_measurable(values["checks"], sweep=bool(values["sweep"].strip()), turns=values["turns"])
     host = (host or "").strip()
     provider = values["provider"] = values["provider"].strip().lower() or providers.infer(host)
-    if provider not in providers.NAMES:
-        raise ConfigError(f"unknown provider {provider!r}; choose one of {', '.join(providers.NAMES)}")
-    driver = providers.DRIVERS[provider]
+    driver = providers.get(provider)  # ProviderError (a UserError: one sentence, exit 2) for an unknown name
+    try:
+        driver.option_values(values["provider_options"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for option in driver.options:
+        given = dict(values["provider_options"]).get(option.key)
+        if option.secret and given:
+            register_secret(given)  # masked in every log line from now on
+        if option.required and not given and host and not is_loopback(host):
+            raise ConfigError(f"the {provider} provider needs --provider-option {option.key}=... "
+                              f"({option.help[:1].lower()}{option.help[1:].rstrip('.')})")
     turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")

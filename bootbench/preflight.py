@@ -51,12 +51,17 @@ def check(options: Any, host: str | None) -> Checked:
     host = _host(host)
     settings = resolve(options, host)
     if settings.embedded_server and settings.api_key(required=False):
-        host = providers.DRIVERS[settings.provider].public_url
+        driver = providers.get(settings.provider)
+        try:
+            host = driver.public_endpoint(driver.option_values(settings.provider_options))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         settings = resolve(options, host)
         log.info("no host given and the %s key is set: benchmarking %s", settings.provider, host)
     check_locust_options(options)
+    metrics_warnings = check_metrics(settings, options)
     clips = _check_world(settings, options)
-    return Checked(settings, host, tuple(dict.fromkeys(clips.warnings)))
+    return Checked(settings, host, tuple(dict.fromkeys([*clips.warnings, *metrics_warnings])))
 
 
 def check_web_run(options: Any, host: str | None, users: str | None = None) -> Settings:
@@ -103,6 +108,24 @@ def check_locust_options(options: Any) -> None:
         raise ConfigError(f"-u/--users cannot be negative ({users})")
     if users == 0 and starts_at_once:
         raise ConfigError("-u 0 starts no user, so the run would never make progress; give -u 1 or more")
+
+
+def check_metrics(settings: Settings, options: Any) -> list[str]:
+    """Raise :class:`ConfigError` for a ``--metrics-linger`` with nothing to linger on; the warnings of the metrics
+    options that a run with the web UI does not use (``--pushgateway`` pushes at the end of a headless run)."""
+    headless = bool(getattr(options, "headless", False))
+    if settings.metrics_linger > 0 and not settings.metrics_port:
+        raise ConfigError(f"--metrics-linger {settings.metrics_linger:g} keeps serving --metrics-port after the run, "
+                          "but no --metrics-port is given; give one (like --metrics-port 9646) or leave "
+                          "--metrics-linger out")
+    warnings = []
+    if settings.pushgateway and not headless:
+        warnings.append("--pushgateway pushes at the end of a headless run only; with the web UI, "
+                        "let Prometheus scrape its /metrics")
+    if settings.metrics_linger > 0 and not headless:
+        warnings.append("--metrics-linger applies to a headless run only; the web UI serves /metrics "
+                        "until it is stopped")
+    return warnings
 
 
 def check_sweep(settings: Settings, options: Any) -> None:
@@ -172,7 +195,7 @@ def check_burst_message(settings: Settings, clips: ClipSet) -> None:
     """
     if settings.pace != "burst":
         return
-    driver = providers.DRIVERS[settings.provider]
+    driver = providers.get(settings.provider)
     size = burst_message_bytes(clips, driver.input_rate, settings.trailing_silence_ms)
     if size > driver.max_message_bytes:
         raise ConfigError(f"at --pace burst the longest clip goes to {settings.provider} in one {_mib(size)} message, "

@@ -49,11 +49,18 @@ class Phase:
     since: str
     until: str
     unit: str = "ms"
+    part_of: str = ""
+    """The phase this one is a step of (``call_create_ms`` and ``join_ms`` of ``session_start_ms``); such a step is
+    filled only by protocols whose session starts in those steps (Ultravox), and stays empty for the others."""
 
 
 PHASE_TABLE: tuple[Phase, ...] = (
     Phase("connect_ms", "connect", "connect start", "transport open", "connect_start", "connected"),
     Phase("session_start_ms", "session start", "start request sent", "session ready", "start_sent", "session_ready"),
+    Phase("call_create_ms", "call create", "create request sent", "create response received", "start_sent",
+          "call_created", part_of="session_start_ms"),
+    Phase("join_ms", "join", "join sent (WebSocket upgrade to the joinUrl)", "session ready", "join_sent",
+          "session_ready", part_of="session_start_ms"),
     Phase("first_response_ms", "first response", "session ready", "first audio event", "session_ready", "first_audio"),
     Phase("input_to_audio_ms", "input to audio", "last input sent", "first audio event", "input_sent", "first_audio"),
     Phase("cold_start_ms", "cold start", "cycle start", "first audio event", "cycle_start", "first_audio"),
@@ -67,6 +74,8 @@ PHASE_TABLE: tuple[Phase, ...] = (
 )
 """Every interval bootbench reports, in cycle order (docs/architecture.md defines each)."""
 PHASE_BY_NAME: dict[str, Phase] = {p.name: p for p in PHASE_TABLE}
+STEP_PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE if p.part_of)
+"""The phases that are steps of another (:attr:`Phase.part_of`): empty for a protocol without those steps."""
 PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE)
 """The phase names, in cycle order. ``first_response_ms`` is the headline."""
 
@@ -99,6 +108,10 @@ class Timeline:
     connect_start: int | None = None
     connected: int | None = None
     start_sent: int | None = None
+    call_created: int | None = None
+    """Ultravox: the create request's response arrived (status line and headers), before its body is read."""
+    join_sent: int | None = None
+    """Ultravox: the WebSocket upgrade to the call's ``joinUrl`` is about to be sent."""
     session_ready: int | None = None
     input_sent: int | None = None
     first_audio: int | None = None
@@ -160,15 +173,18 @@ class Turn:
     """First audio event -> end of this turn's reply."""
     answered_before_input_end_ms: float | None = None
     """:meth:`Timeline.answered_before_input_end_ms` of this turn (then its input figures are None)."""
+    service_latency_ms: dict[str, float] | None = None
+    """The service's own latency figures for this turn's answer (:attr:`Sample.service_latency_ms`)."""
 
     @classmethod
-    def of(cls, number: int, timeline: Timeline) -> Turn:
+    def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None) -> Turn:
         """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
         phases = timeline.phases()
         return cls(turn=number, input_to_audio_ms=phases["input_to_audio_ms"],
                    input_to_audible_ms=phases["input_to_audible_ms"],
                    reply_ms=_ms(timeline.first_audio, timeline.reply_end),
-                   answered_before_input_end_ms=timeline.answered_before_input_end_ms())
+                   answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
+                   service_latency_ms=service_latency_ms)
 
 
 def cold_penalty(turns: list[Turn]) -> float | None:
@@ -193,6 +209,10 @@ class Sample:
     error: str | None = None
     connect_ms: float | None = None
     session_start_ms: float | None = None
+    call_create_ms: float | None = None
+    """Ultravox: the call's create request (None for a protocol whose session starts in one step)."""
+    join_ms: float | None = None
+    """Ultravox: joining the created call, up to session ready (None for a one-step session start)."""
     first_response_ms: float | None = None
     input_to_audio_ms: float | None = None
     cold_start_ms: float | None = None
@@ -209,6 +229,12 @@ class Sample:
     preamble: bool | None = None
     """True when the answer's first audio item says it is a preamble (OpenAI ``phase: commentary``), False when
     it says it is not, None when the protocol does not say."""
+    service_latency_ms: dict[str, float] | None = None
+    """The service's own latency figures for the answer, in ms, beside bootbench's measurement of it (turn 1's when
+    ``--turns`` > 1). Deepgram only (docs/protocols/deepgram.md): its ``LatencyReport`` as ``total_ms``, ``stt_ms``,
+    ``ttt_token_ms``, ``ttt_text_ms``, ``ttt_tool_ms``, ``ttt_thinking_ms``, ``tts_ms`` (those it sent), else its
+    ``AgentStartedSpeaking`` as ``total_ms``, ``tts_ms``, ``ttt_ms``; None when the service reported nothing
+    before the session ended."""
     clip: str | None = None
     """Name of the clip the iteration sent (metrics.json ``run.clips`` describes each)."""
     connected_this_cycle: bool = False

@@ -146,9 +146,31 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "inaudible_replies": inaudible_replies(successes),
         "greetings": sum(1 for s in samples if s.greeting_ms is not None),
         "answered_before_input_end": answered_before_input_end(successes),
-        "phases": {phase: summarize(getattr(s, phase) for s in successes) for phase in PHASES}
-        | {phase: summarize_groups([phase_values(s, phase) for s in successes]) for phase in turn_phases(samples)},
+        "phases": summarize_phases(successes, (*PHASES, *turn_phases(samples))),
     }
+
+
+def summarize_phases(successes: Sequence[Sample], phases: Sequence[str], *, intervals: bool = True,
+                     sums: bool = False) -> dict[str, dict[str, Any]]:
+    """:func:`summarize` of each of ``phases`` over successful samples (a turn phase through :func:`summarize_groups`).
+
+    metrics.json's ``summary.phases`` (with intervals) and the live :class:`Snapshot` (without, with ``sums``: each
+    phase's ``sum`` of values as well) both come from here, so a finished run's last snapshot holds metrics.json's
+    numbers to the last digit.
+    """
+    result = {}
+    for phase in phases:
+        if phase in TURN_PHASES:
+            groups = [phase_values(s, phase) for s in successes]
+            summary = summarize_groups(groups, intervals=intervals)
+            values = finite(v for group in groups for v in group)
+        else:
+            values = finite(getattr(s, phase) for s in successes)
+            summary = summarize(values, intervals=intervals)
+        if sums:
+            summary["sum"] = math.fsum(values)
+        result[phase] = summary
+    return result
 
 
 def inaudible_replies(samples: Iterable[Sample]) -> int:
@@ -192,10 +214,11 @@ def summarize_errors(samples: Sequence[Sample], first: int = 20) -> dict[str, An
 
 @dataclass
 class Snapshot:
-    """Counts and headline statistics of a run's finished iterations at one moment.
+    """Counts and exact statistics of a run's finished iterations at one moment.
 
     ``first_response_ms``, ``median``, ``p95``, ``p99`` and ``mean`` are those
-    of the ``headline`` phase (``first_response_ms`` unless ``--headline`` says otherwise).
+    of the ``headline`` phase (``first_response_ms`` unless ``--headline`` says otherwise);
+    ``phases`` holds every phase's statistics without intervals (metrics.json's, see :func:`summarize_phases`).
     """
 
     iterations: int
@@ -218,6 +241,8 @@ class Snapshot:
     headline: str = HEADLINE
     first_audible_median: float | None = None
     inaudible_replies: int = 0
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Every phase's :func:`summarize` without intervals, plus ``sum`` (the sum of its values), by phase name."""
 
     @property
     def success_rate(self) -> float | None:
@@ -232,22 +257,21 @@ def snapshot(samples: Sequence[Sample], planned: int = 0, headline: str = HEADLI
     """
     samples = list(samples)
     ok = [s for s in samples if s.ok]
-    head = summarize((getattr(s, headline) for s in ok), intervals=False)
-    session = summarize((s.session_start_ms for s in ok), intervals=False)
-    audible = summarize((s.first_audible_ms for s in ok), intervals=False)
+    multi_turn = turn_phases(samples)
+    phases = summarize_phases(ok, (*PHASES, *multi_turn), intervals=False, sums=True)
+    head = phases[headline]
     snap = Snapshot(iterations=len(samples), planned=planned, successes=len(ok), failures=len(samples) - len(ok),
                     first_response_ms=finite(getattr(s, headline) for s in ok),
                     median=head["median"], p95=head["p95"], p99=head["p99"], mean=head["mean"],
-                    session_start_median=session["median"], errors_by_kind=errors_by_kind(samples),
-                    headline=headline, first_audible_median=audible["median"],
-                    inaudible_replies=inaudible_replies(ok))
-    if turn_phases(samples):
+                    session_start_median=phases["session_start_ms"]["median"], errors_by_kind=errors_by_kind(samples),
+                    headline=headline, first_audible_median=phases["first_audible_ms"]["median"],
+                    inaudible_replies=inaudible_replies(ok), phases=phases)
+    if multi_turn:
         warm_sessions = [s for s in ok if s.cold_penalty_ms is not None]
-        snap.cold_penalty_median = summarize((s.cold_penalty_ms for s in warm_sessions), intervals=False)["median"]
+        snap.cold_penalty_median = phases["cold_penalty_ms"]["median"]
         snap.cold_input_to_audio_median = summarize((s.input_to_audio_ms for s in warm_sessions),
                                                     intervals=False)["median"]
-        snap.warm_input_to_audio_median = summarize_groups(
-            [phase_values(s, "warm_input_to_audio_ms") for s in ok], intervals=False)["median"]
+        snap.warm_input_to_audio_median = phases["warm_input_to_audio_ms"]["median"]
     return snap
 
 

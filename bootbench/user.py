@@ -168,6 +168,8 @@ class BootUser(User):
         # outside the next cycle's timing. A user being stopped only closes it (on_stop), at once.
         if step != "connect" and not interrupted:
             self.driver.stop(timeline)
+        # the service's own figures, as they arrived until the stop (before a connect ahead starts a new session)
+        service = [self.driver.service_latency(number) for number in range(1, len(warm) + 2)]
         connection_trouble = error is not None and error.kind in RECONNECT_KINDS
         if ctx.settings.connect_per_call or connection_trouble:
             self.driver.close()
@@ -180,7 +182,7 @@ class BootUser(User):
                      if v - anomalies_before.get(k, 0)}
         turns = None
         if ctx.settings.turns > 1:
-            turns = [Turn.of(number, tl) for number, tl in enumerate([timeline, *warm], start=1)]
+            turns = [Turn.of(number, tl, service[number - 1]) for number, tl in enumerate([timeline, *warm], start=1)]
         sample = Sample(
             iteration=iteration,
             worker=ctx.worker,
@@ -194,6 +196,7 @@ class BootUser(User):
             greeting_ms=timeline.greeting_ms(),
             answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
             preamble=preamble,
+            service_latency_ms=service[0],
             clip=clip.name,
             **timeline.phases(),
             turns=turns,

@@ -97,7 +97,7 @@ def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
         if (provider, pace) not in runs:
             server = shared_reference_server(**shared_server_options(provider, pace))
             folder = tmp_path_factory.mktemp(f"shared-run-{provider}-{pace}")
-            runs[provider, pace] = ground_truth_run(server, folder / "r", *shared_run_args(pace),
+            runs[provider, pace] = ground_truth_run(server, folder / "r", *shared_run_args(pace, provider),
                                                     "--provider", provider, environ={"AIVOCO_API_KEY": "k-123456"})
         return runs[provider, pace]
 

@@ -127,9 +127,9 @@ def test_audio_of_a_reply_after_its_quiet_ended_it_is_an_anomaly_not_part_of_the
     # no gap too short for a service was ever noticed (--turns 3 --reply-gap-ms 1 took the rest of reply 1 as
     # turn 2's answer, warm median 56 ms instead of ~104, with no anomaly and no warning).
     driver = AivocoDriver(DriverConfig(url="http://127.0.0.1:9", api_key="k", reply_gap_ms=200.0), Stimulus.sine())
-    session = driver._session = driver.new_session(1)
+    session = driver.session = driver.new_session(1)
     session.ready_ns = time.perf_counter_ns()
-    driver._input_starting()
+    driver.input_starting()
     timeline = Timeline(input_sent=time.perf_counter_ns())
     stamps: list[int] = []
 

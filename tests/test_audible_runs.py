@@ -24,7 +24,8 @@ ITERATIONS = {"burst": 4, "realtime": 2}
 """Iterations of the session's shared runs (tests/support/ground_truth.py)."""
 UNDERRUN_ALLOWANCE_MS = 25.0
 """How much later than the server's schedule playback may run on a shared, loaded machine."""
-KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+KEYS = {"aivoco": "AIVOCO_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY",
+        "deepgram": "DEEPGRAM_API_KEY"}
 
 
 def server_with(reference_server, *extra: str):
@@ -39,7 +40,7 @@ def run_inprocess(server, tmp_path, provider: str, *args: str, name: str = "r"):
 
 
 @pytest.mark.parametrize("pace", ["burst", "realtime"])
-@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini"])
+@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai", "ultravox", "deepgram"])
 def test_first_audible_and_leading_silence_recover_the_injected_silence_at_both_paces(shared_ground_truth_run,
                                                                                       provider, pace):
     """The session's shared runs (tests/conftest.py): burst with three turns, real time with a greeting."""
@@ -195,8 +196,8 @@ def test_a_silent_clip_warns_once_in_one_sentence(shared_reference_server, tmp_p
 def openai_driver() -> OpenAIRealtimeDriver:
     driver = OpenAIRealtimeDriver(DriverConfig(url="ws://127.0.0.1:9", api_key="k"), Stimulus.sine())
     driver._asked, driver._answer, driver._unasked, driver._retry_create, driver._phases = True, None, set(), False, {}
-    driver._session = driver.new_session(1)
-    driver._session.ready_ns = 1
+    driver.session = driver.new_session(1)
+    driver.session.ready_ns = 1
     return driver
 
 
@@ -210,26 +211,26 @@ def delta(response: str, item: str, pcm: bytes, beta: bool = False) -> dict:
 def test_openai_records_a_preamble_and_reads_beta_and_ga_audio_names():
     loud = (np.full(240, 8000, dtype="<i2")).tobytes()
     driver = openai_driver()
-    driver._on_message({"type": "response.created", "response": {"id": "resp_1"}}, 10)
-    driver._on_message({"type": "response.output_item.added", "item": {"id": "item_1", "phase": "commentary"}}, 11)
-    driver._on_message(delta("resp_1", "item_1", loud, beta=True), 12_000_000)
-    session = driver._session
+    driver.on_message({"type": "response.created", "response": {"id": "resp_1"}}, 10)
+    driver.on_message({"type": "response.output_item.added", "item": {"id": "item_1", "phase": "commentary"}}, 11)
+    driver.on_message(delta("resp_1", "item_1", loud, beta=True), 12_000_000)
+    session = driver.session
     assert session.preamble is True and session.first_audio_ns == 12_000_000 and session.audible.is_set()
     assert driver.preamble() is True
 
     driver = openai_driver()
-    driver._on_message({"type": "response.created", "response": {"id": "resp_2"}}, 10)
-    driver._on_message(delta("resp_2", "item_9", b"\x00\x00" * 240), 20)
-    driver._on_message({"type": "response.output_audio.done", "response_id": "resp_2"}, 30)
-    assert driver._session.preamble is None and driver._session.first_audio_ns == 20
-    assert driver._session.audible.is_set() and driver._session.detector.found is None   # over, never audible
+    driver.on_message({"type": "response.created", "response": {"id": "resp_2"}}, 10)
+    driver.on_message(delta("resp_2", "item_9", b"\x00\x00" * 240), 20)
+    driver.on_message({"type": "response.output_audio.done", "response_id": "resp_2"}, 30)
+    assert driver.session.preamble is None and driver.session.first_audio_ns == 20
+    assert driver.session.audible.is_set() and driver.session.detector.found is None   # over, never audible
 
 
 def test_openai_keeps_a_response_it_did_not_ask_for_apart():
     driver = openai_driver()
     driver._asked = False
-    driver._on_message({"type": "response.created", "response": {"id": "resp_hello"}}, 10)
-    driver._on_message(delta("resp_hello", "item_1", b"\x10\x00" * 240), 15)
-    session = driver._session
+    driver.on_message({"type": "response.created", "response": {"id": "resp_hello"}}, 10)
+    driver.on_message(delta("resp_hello", "item_1", b"\x10\x00" * 240), 15)
+    session = driver.session
     assert session.greeting_ns == 15 and session.first_audio_ns is None and not session.audio.is_set()
     assert json.dumps(sorted(driver._unasked)) == '["resp_hello"]'

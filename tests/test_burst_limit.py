@@ -16,11 +16,11 @@ import soundfile
 
 from bootbench import preflight, providers
 from bootbench.audio import Stimulus
-from bootbench.server import aivoco as aivoco_server
+import bootbench.server.protocols.aivoco.protocol as aivoco_server
 from bootbench.server import ws_protocol
 from bootbench.stimuli import Clip, ClipSet, load_clips
 
-OPENAI = providers.DRIVERS["openai"]
+OPENAI = providers.get("openai")
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,10 @@ def test_every_provider_states_its_message_limit_and_where_it_comes_from():
     assert OPENAI.max_message_bytes == 15 * 1024 * 1024  # OpenAI: "up to a maximum of 15 MiB" per append event
     assert "documented" in OPENAI.max_message_source
     # no documented limit: the reference server's own, which is what the emulation enforces
-    assert providers.DRIVERS["gemini"].max_message_bytes == ws_protocol.MAX_MESSAGE_BYTES
-    assert providers.DRIVERS["aivoco"].max_message_bytes == aivoco_server.MAX_MESSAGE_BYTES
+    assert providers.get("gemini").max_message_bytes == ws_protocol.MAX_MESSAGE_BYTES
+    assert providers.get("aivoco").max_message_bytes == aivoco_server.MAX_MESSAGE_BYTES
     for name in ("gemini", "aivoco"):
-        assert "reference server" in providers.DRIVERS[name].max_message_source
+        assert "reference server" in providers.get(name).max_message_source
 
 
 def test_the_computed_burst_message_is_the_size_the_driver_sends():
@@ -64,7 +64,7 @@ def test_a_burst_message_over_the_providers_limit_is_refused_naming_the_limit(re
 def test_the_limit_is_the_providers_own_and_counts_trailing_silence():
     # 4 min 20 s at 16 kHz: 8.3 MB of PCM16, 11.1 MB of base64 (10.6 MiB): under every limit
     clips = ClipSet((Clip("long", "test", Stimulus(np.zeros(260 * 16_000, dtype=np.int16), 16_000, "zeros")),))
-    gemini, aivoco = providers.DRIVERS["gemini"], providers.DRIVERS["aivoco"]
+    gemini, aivoco = providers.get("gemini"), providers.get("aivoco")
     assert preflight.burst_message_bytes(clips, gemini.input_rate, 0) < gemini.max_message_bytes
     # at OpenAI's 24 kHz the same clip is 15.9 MiB: over OpenAI's 15 MiB
     assert preflight.burst_message_bytes(clips, OPENAI.input_rate, 0) > OPENAI.max_message_bytes

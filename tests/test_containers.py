@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 
 import yaml
 
 from bootbench import preflight
 from bootbench.server.cli import build_parser as server_parser
 from support.processes import ROOT
+from support.prometheus import require
 from support.refusals import locust_parser
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -77,13 +79,13 @@ def test_every_file_the_dockerfile_copies_exists():
 
 def test_compose_has_master_workers_and_reference_server_on_the_right_ports_and_volumes():
     services = compose()["services"]
-    assert set(services) == {"reference", "master", "worker"}
+    assert set(services) == {"reference", "master", "worker", "prometheus", "grafana"}
     assert services["master"]["ports"] == ["127.0.0.1:8089:8089"]
     for name in ("master", "reference"):
         assert "../results:/results" in services[name]["volumes"]
     assert "ports" not in services["worker"], "workers must be scalable (--scale worker=N)"
     assert services["reference"]["build"]["dockerfile"] == "docker/Dockerfile"
-    assert all(s["image"] == "bootbench:latest" for s in services.values())
+    assert all(services[name]["image"] == "bootbench:latest" for name in ("reference", "master", "worker"))
 
 
 def test_compose_commands_are_ones_the_tested_parsers_accept():
@@ -111,3 +113,35 @@ def test_every_locust_variable_compose_sets_reaches_the_option_of_that_name():
         assert variables, f"{service} sets no LOCUST_* variable"
         for name, value in variables.items():
             assert getattr(parsed, name.removeprefix("LOCUST_").lower(), None) == value, name
+
+
+def test_compose_prometheus_scrapes_the_masters_web_ui_port_and_its_config_passes_promtool():
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    config_mount = next(v for v in prometheus["volumes"] if v.endswith(":/etc/prometheus/prometheus.yml:ro"))
+    config_file = (COMPOSE.parent / config_mount.split(":", 1)[0]).resolve()
+    assert prometheus["command"] == ["--config.file=/etc/prometheus/prometheus.yml"]
+    config = yaml.safe_load(config_file.read_text())
+    (job,) = config["scrape_configs"]
+    master = locust_parse(entrypoint_args()[3:] + command("master"), environment("master"))
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"] == [{"targets": [f"master:{master.web_port}"]}]
+    assert services["master"]["ports"] == [f"127.0.0.1:{master.web_port}:{master.web_port}"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"] and services["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    promtool = require("promtool")
+    checked = subprocess.run([promtool, "check", "config", str(config_file)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_compose_grafana_gets_the_prometheus_data_source_and_the_example_dashboard():
+    grafana = compose()["services"]["grafana"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"])
+    provisioning = (COMPOSE.parent / next(h for h, c in mounts.items() if c == "/etc/grafana/provisioning")).resolve()
+    dashboards = (COMPOSE.parent / next(h for h, c in mounts.items() if c == "/var/lib/grafana/dashboards")).resolve()
+    assert dashboards == ROOT / "examples" / "grafana" and (dashboards / "bootbench.json").is_file()
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    assert (source["type"], source["url"], source["uid"]) == ("prometheus", "http://prometheus:9090", "prometheus")
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "bootbench.yaml").read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == "/var/lib/grafana/dashboards/bootbench.json"

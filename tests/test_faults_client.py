@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
+from support.processes import free_port, locust_process, read_jsonl, run_locust, stop_process, wait_for_samples
+from support.prometheus import NO_PROXY
 
 
 @pytest.mark.slow
@@ -31,22 +32,49 @@ def test_a_dead_target_stops_the_run_early_with_one_sentence(tmp_path):
 
 
 def test_a_key_rejected_on_every_attempt_stops_the_run_early_and_is_written_nowhere(reference_server, tmp_path):
+    """Nowhere: console, log, result files, Locust's CSV and HTML, and the Prometheus /metrics (scraped after the run)."""
     server = reference_server(api_key="right-key", setup_delay="5", first_audio_delay="5", cold_penalty=0)
     secret = "sk-wrong-SECRET-4242"
-    run = run_locust("-u", "2", "-i", "100", "-H", server.url, "--results-dir", str(tmp_path / "r"),
-                     "--csv", str(tmp_path / "locust"), "--html", str(tmp_path / "locust.html"),
-                     cwd=tmp_path, env={"AIVOCO_API_KEY": secret})
-    assert run.returncode == 1
-    assert "bootbench: authentication failed: Invalid API key" in run.stderr.splitlines()
-    metrics = run.metrics
+    metrics_port = free_port()
+    process = locust_process("--headless", "-u", "2", "-i", "100", "-H", server.url,
+                             "--results-dir", str(tmp_path / "r"), "--csv", str(tmp_path / "locust"),
+                             "--html", str(tmp_path / "locust.html"),
+                             "--metrics-port", str(metrics_port), "--metrics-linger", "30",
+                             cwd=tmp_path, log=tmp_path / "out.log", env={"AIVOCO_API_KEY": secret})
+    try:
+        exposition = final_metrics(f"http://127.0.0.1:{metrics_port}/metrics", process)
+    finally:
+        stop_process(process, signal.SIGTERM)  # ends the linger; the exit code stays the run's
+    assert process.returncode == 1
+    output = (tmp_path / "out.log").read_text()
+    assert "bootbench: authentication failed: Invalid API key" in output.splitlines()
+    (folder,) = (tmp_path / "r").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
     assert 3 <= metrics["summary"]["iterations"] <= 4
     assert metrics["summary"]["successes"] == 0
     assert metrics["errors"]["by_kind"] == {"auth_failed": metrics["summary"]["iterations"]}
     assert {s["error"] for s in metrics["samples"]} == {"Invalid API key"}
+    assert f'bootbench_iterations_failed_total{{kind="auth_failed",provider="aivoco"}} ' \
+           f'{float(metrics["summary"]["iterations"])}' in exposition
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert {"locust_stats.csv", "locust.html", "metrics.json", "samples.jsonl"} <= {p.name for p in files}
-    outputs = {"stdout": run.stdout, "stderr": run.stderr, **{str(p): p.read_text(errors="replace") for p in files}}
+    outputs = {"/metrics": exposition, **{str(p): p.read_text(errors="replace") for p in files}}
     assert [where for where, text in outputs.items() if secret in text] == []
+
+
+def final_metrics(url: str, process: subprocess.Popen, timeout: float = 60) -> str:
+    """The /metrics text of a run once it has ended (``bootbench_run_running`` 0, served during --metrics-linger)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the process ended before its run's metrics were scraped"
+        try:
+            text = NO_PROXY.open(url, timeout=5).read().decode()
+        except OSError:
+            text = ""
+        if 'bootbench_run_running{provider="aivoco"} 0.0' in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never showed the run's end")
 
 
 def interrupted_run(tmp_path: Path, server_url: str, sig: int) -> tuple[int, Path, str]:

@@ -22,6 +22,10 @@ ALLOWED = {
     ("secrets.py", "_known"):
         "the redaction registry is the process's on purpose: a key read by any run must be masked in every "
         "log line and file the process writes, whichever run writes it",
+    ("providers/registry.py", "_REGISTRY"):
+        "the provider table is the process's, like the entry points it is loaded from: a locustfile's "
+        "@providers.register runs at import, before any Locust environment exists, and every run of the "
+        "process may use the driver it added",
 }
 """Module-level state kept on purpose, with the reason."""
 

@@ -14,7 +14,7 @@ from support.refusals import locust_parser
 
 RUN_KEYS = {"provider", "target", "embedded_server", "timeout_s", "wait_ms", "pace", "trailing_silence_ms",
             "connect_per_call", "system_message", "voice", "model", "turn", "audible_dbfs", "headline", "sweep",
-            "sweep_tolerance", "turns", "reply_gap_ms"}
+            "sweep_tolerance", "turns", "reply_gap_ms", "provider_options"}
 """The configuration keys of metrics.json's ``run`` block (the master adds the others)."""
 
 
@@ -49,7 +49,9 @@ def test_the_run_block_records_wait_ms_and_no_secret_of_the_url():
     assert block["voice"] == "female" and block["model"] is None and block["turn"] == "vad"  # the voice sent
     assert set(block) == RUN_KEYS
     assert {o.name for o in options.OPTIONS if not o.recorded} == {
-        "iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s"}
+        "iterations", "audio", "results_dir", "ca_bundle", "checks", "master_silence_s",
+        "provider_options",  # recorded by run_block itself: the provider says which values are secret
+        "metrics_port", "metrics_linger", "pushgateway", "pushgateway_job"}
     assert options.resolve(parsed("--sweep", "1,2,4"), "").run_block()["sweep"] == [1, 2, 4] and block["sweep"] is None
 
 
@@ -81,7 +83,8 @@ def test_every_option_is_a_locust_variable_named_after_its_flag():
         "LOCUST_AUDIBLE_DBFS", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE", "LOCUST_TRAILING_SILENCE_MS",
         "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_WAIT_MS",
         "LOCUST_MASTER_SILENCE_S", "LOCUST_CHECK", "LOCUST_SWEEP", "LOCUST_SWEEP_TOLERANCE", "LOCUST_TURNS",
-        "LOCUST_REPLY_GAP_MS"}
+        "LOCUST_REPLY_GAP_MS", "LOCUST_PROVIDER_OPTION", "LOCUST_METRICS_PORT", "LOCUST_METRICS_LINGER",
+        "LOCUST_PUSHGATEWAY", "LOCUST_PUSHGATEWAY_JOB"}
 
 
 def test_adding_an_option_is_one_row_of_the_table(monkeypatch):
@@ -135,7 +138,8 @@ def test_every_number_option_has_a_range_in_its_row():
     assert all(o.range is not None for o in numbers), [o.name for o in numbers if o.range is None]
     assert {o.name: (o.range.low, o.range.high) for o in numbers if o.range.high < math.inf} == {
         "timeout": (0, 3600), "audible_dbfs": (-120, 0), "trailing_silence_ms": (0, 60_000),
-        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (200, 60_000), "turns": (1, 50)}
+        "wait_ms": (0, 3_600_000), "master_silence_s": (0, 3600), "reply_gap_ms": (200, 60_000), "turns": (1, 50),
+        "metrics_port": (0, 65535), "metrics_linger": (0, 3600)}
 
 
 @pytest.mark.parametrize("args, sentence", [
@@ -162,7 +166,8 @@ def test_bootbench_options_are_a_help_group_of_their_own_and_still_reach_the_web
     monkeypatch.setattr(events.init_command_line_parser, "_handlers", [lambda parser, **_: options.add_arguments(parser)])
     shown = ui_extra_args_dict([])
     hidden = {a.dest for a in group._group_actions if not a.include_in_web_ui}
-    assert hidden == {"checks", "sweep", "sweep_tolerance"}  # for the command line and CI, as Locust's own would be
+    assert hidden == {"checks", "sweep", "sweep_tolerance",  # for the command line and CI, as Locust's own would be
+                      "metrics_port", "metrics_linger", "pushgateway", "pushgateway_job"}  # the process's, not a run's
     assert set(options.OPTION_FIELDS) - hidden <= set(shown) and hidden.isdisjoint(shown)
     assert shown["wait_ms"]["default_value"] == 250.0
 

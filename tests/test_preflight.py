@@ -14,7 +14,7 @@ def test_without_a_host_the_run_targets_the_embedded_server_unless_the_providers
     checked = refusals.check("--headless", "-u", "1")
     assert checked.host == "" and checked.settings.embedded_server and checked.warnings == ()
     keyed = refusals.check("--headless", "-u", "1", "--provider", "openai", env={"OPENAI_API_KEY": "sk-test-1234"})
-    public = providers.DRIVERS["openai"].public_url
+    public = providers.get("openai").public_url
     assert keyed.host == keyed.settings.target == public and not keyed.settings.embedded_server
     given = refusals.check("--headless", "-u", "1", "-H", "ws://127.0.0.1:9", env={"AIVOCO_API_KEY": "k-1234"})
     assert given.host == given.settings.target == "ws://127.0.0.1:9"

@@ -1,4 +1,4 @@
-"""OpenAI Realtime and Gemini Live end to end against the reference server's emulations.
+"""OpenAI Realtime, Gemini Live and ElevenLabs Agents end to end against the reference server's emulations.
 
 Real Locust processes for the embedded-server runs and a rejected key; the rest in-process
 (tests/support/ground_truth.py).
@@ -12,10 +12,14 @@ import pytest
 
 from support.ground_truth import SHARED_REALTIME_SERVER, SHARED_RUN_SERVER, ground_truth_run
 from support.processes import run_locust
-from bootbench.samples import PHASES
+from bootbench.samples import PHASES, STEP_PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
-KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+KEY_VARIABLE = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "azure": "AZURE_VOICELIVE_API_KEY",
+                "xai": "XAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY", "ultravox": "ULTRAVOX_API_KEY",
+                "deepgram": "DEEPGRAM_API_KEY"}
+PROVIDER_ARGS = {"elevenlabs": ("--trailing-silence-ms", "600"), "ultravox": ("--trailing-silence-ms", "400")}
+"""What a provider needs beyond ``--provider`` (agents that end turns by trailing silence only)."""
 
 
 def fixed_server(reference_server, **kwargs):
@@ -28,10 +32,11 @@ def result_files(folder) -> set[str]:
 
 
 @pytest.mark.slow
-def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco_run_writes(tmp_path):
-    providers = ("aivoco", "openai", "gemini")
+def test_every_raw_websocket_provider_against_the_embedded_server_writes_the_files_an_aivoco_run_writes(tmp_path):
+    providers = ("aivoco", "openai", "gemini", "elevenlabs", "deepgram")
     with ThreadPoolExecutor(len(providers)) as pool:
         futures = {provider: pool.submit(run_locust, "-u", "1", "-i", "4", "--provider", provider,
+                                         *PROVIDER_ARGS.get(provider, ()),
                                          "--results-dir", str(tmp_path / provider), cwd=tmp_path)
                    for provider in providers}
     runs = {provider: future.result() for provider, future in futures.items()}
@@ -43,12 +48,15 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
         assert metrics["run"]["target"].startswith("http://127.0.0.1:")
         assert metrics["summary"]["successes"] == 4
         phases = metrics["summary"]["phases"]
-        assert {phase for phase in PHASES if phases[phase]["count"]} == set(PHASES)
+        # every phase but the steps of a session started in two requests (Ultravox's create and join)
+        assert {phase for phase in PHASES if phases[phase]["count"]} == set(PHASES) - set(STEP_PHASES)
         assert 20 < phases["first_response_ms"]["median"] < 1000
         assert all(s["stop_ms"] is not None for s in metrics["samples"])
     assert (runs["openai"].metrics["run"]["turn"], runs["openai"].metrics["run"]["model"]) == ("manual",
                                                                                               "gpt-realtime")
     assert runs["gemini"].metrics["run"]["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert (runs["deepgram"].metrics["run"]["turn"], runs["deepgram"].metrics["run"]["model"]) == ("manual",
+                                                                                                  "gpt-4o-mini")
     # an embedded run records the reference server's latency model and seed
     block = runs["openai"].metrics["run"]
     assert block["voice"] == "alloy" and block["reference_server"] == {
@@ -58,7 +66,7 @@ def test_openai_and_gemini_against_the_embedded_server_write_the_files_an_aivoco
         "api_key_required": False}
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini"])
+@pytest.mark.parametrize("provider", ["openai", "gemini", "azure", "xai", "deepgram"])
 def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
     """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
     run = shared_ground_truth_run(provider)
@@ -81,6 +89,7 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
 @pytest.mark.parametrize("provider, options", [
     ("openai", ["--turn", "vad", "--trailing-silence-ms", "600"]),
     ("gemini", ["--turn", "vad", "--trailing-silence-ms", "600"]),
+    ("deepgram", ["--turn", "vad", "--trailing-silence-ms", "600"]),
 ])
 def test_first_response_matches_the_ground_truth_in_both_turn_modes(shared_reference_server, tmp_path, provider,
                                                                     options):
@@ -121,6 +130,12 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
 @pytest.mark.parametrize("provider, message", [
     ("openai", "HTTP 401: Incorrect API key provided"),
     ("gemini", "connection closed (code 1007): API key not valid. Please pass a valid API key."),
+    ("azure", "HTTP 401: Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+              "valid key for an active subscription and use a correct regional API endpoint for your resource."),
+    ("xai", "HTTP 400: Incorrect API key provided. You can obtain an API key from https://console.x.ai."),
+    ("elevenlabs", "HTTP 401 from the signed-URL request: invalid_api_key: Invalid API key"),
+    ("ultravox", "the call could not be created: HTTP 401: Invalid API key."),
+    ("deepgram", "HTTP 401: INVALID_AUTH: Invalid credentials."),
 ])
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
         shared_reference_server, tmp_path, provider, message):
@@ -128,7 +143,8 @@ def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows
     server = fixed_server(shared_reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
     run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider,
-                           environ={KEY_VARIABLE[provider]: secret}, in_subprocess=True)
+                           *PROVIDER_ARGS.get(provider, ()), environ={KEY_VARIABLE[provider]: secret},
+                           in_subprocess=True)
     assert run.exit_code == 1
     metrics = run.metrics
     assert metrics["errors"]["by_kind"] == {"auth_failed": 3}

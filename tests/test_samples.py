@@ -13,8 +13,13 @@ def test_timeline_phases_follow_the_design_table():
                   greeting=70 * ms, stop_sent=315 * ms, stop_acked=318 * ms)
     assert tl.phases() == {"connect_ms": 10.0, "session_start_ms": 50.0, "first_response_ms": 150.0,
                            "input_to_audio_ms": 149.0, "cold_start_ms": 212.0, "first_audible_ms": 180.0,
-                           "input_to_audible_ms": 179.0, "leading_silence_ms": 30.0, "stop_ms": 3.0}
+                           "input_to_audible_ms": 179.0, "leading_silence_ms": 30.0, "stop_ms": 3.0,
+                           "call_create_ms": None, "join_ms": None}   # steps of a session started in one request
     assert tl.greeting_ms() == 8.0
+    two_steps = Timeline(start_sent=12 * ms, call_created=15 * ms, join_sent=16 * ms, session_ready=62 * ms).phases()
+    assert (two_steps["session_start_ms"], two_steps["call_create_ms"], two_steps["join_ms"]) == (50.0, 3.0, 46.0)
+    assert [p.name for p in PHASE_TABLE if p.part_of] == ["call_create_ms", "join_ms"]
+    assert {p.part_of for p in PHASE_TABLE if p.part_of} == {"session_start_ms"}
     assert Timeline(start_sent=0).phases()["session_start_ms"] is None
     inaudible = Timeline(session_ready=0, input_sent=1, first_audio=5).phases()
     assert inaudible["first_response_ms"] is not None and inaudible["first_audible_ms"] is None

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from bootbench.server.aivoco_checks import check_audio_data, check_start_call
+from bootbench.server.protocols.aivoco.checks import check_audio_data, check_start_call
 from bootbench.server.latency import LatencyModel, parse_delay
 from bootbench.wire import SILENCE_THRESHOLD
 

@@ -107,7 +107,7 @@ def check_every_turn(run, burst: bool, leading_ms: float = 0.0, iterations: int 
     assert run.request_counts["warm_input_to_audio_ms"] == (TURNS - 1) * run.request_counts["first_response_ms"] > 0
 
 
-@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini"])
+@pytest.mark.parametrize("provider", ["aivoco", "openai", "gemini", "azure", "xai", "ultravox", "deepgram"])
 def test_every_turn_matches_the_servers_ground_truth(shared_ground_truth_run, provider):
     """The session's shared ground-truth run (tests/conftest.py): burst pace, 230 ms of leading silence."""
     check_every_turn(shared_ground_truth_run(provider), burst=True, leading_ms=SHARED_LEADING_MS)

@@ -24,6 +24,7 @@ from bootbench.samples import Sample
 from bootbench.stats import p99_note
 from bootbench.views import webui
 from support.browser import NO_PROXY, Browser, require_chromium
+from support.prometheus import samples, value
 from support.processes import free_port, locust_process, stop_process
 
 
@@ -156,6 +157,17 @@ def test_download_tab_links_the_current_metrics_json(ui_run, browser):
                             ".find(h => h.endsWith('/bootbench/metrics.json'))")
     assert link == f"{ui_run.url}/bootbench/metrics.json"
     assert browser.errors == []
+
+
+def test_the_web_ui_port_serves_prometheus_metrics_with_the_finished_runs_exact_numbers(ui_run):
+    """What compose's Prometheus and the Kubernetes scrape annotations scrape: /metrics on the web UI's port."""
+    [folder] = ui_run.finished_runs(1)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    scraped = samples(ui_run.get("/metrics").decode())
+    assert value(scraped, "bootbench_run_running") == 0
+    assert value(scraped, "bootbench_iterations_finished_total") == ITERATIONS
+    assert value(scraped, "bootbench_phase_seconds", phase="first_response", quantile="0.95") == \
+        metrics["summary"]["phases"]["first_response_ms"]["p95"] / 1000
 
 
 @pytest.mark.browser

@@ -2,6 +2,10 @@
 
     providers.install_tuning()   # once per process that runs drivers (a run's users do it in Locust's init)
     driver = providers.create("aivoco", DriverConfig(url=..., api_key=...), stimulus)
+    providers.get("openai")      # a driver class; providers.names(): every provider (bootbench's and plugins')
+
+The table of providers is :mod:`.registry` (built-ins, installed packages' entry points,
+``@providers.register`` in a locustfile).
 
 Importing this package changes no library: :func:`install_tuning` does, when
 a process is about to run drivers, so ``bootbench compare`` or a refusal of
@@ -10,22 +14,12 @@ bad input leaves websocket-client as it is.
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from bootbench.providers import registry, websocket_tuning
+from bootbench.providers.base import API_VERSION, CycleError, Driver, DriverConfig, ProviderOption
+from bootbench.providers.registry import ProviderError, drivers, get, infer, names, register
 
-from bootbench.providers import websocket_tuning
-from bootbench.providers.base import CycleError, Driver, DriverConfig
-from bootbench.providers.aivoco import AivocoDriver
-from bootbench.providers.gemini_live import GeminiLiveDriver
-from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
-
-DRIVERS: dict[str, type[Driver]] = {
-    AivocoDriver.name: AivocoDriver,
-    OpenAIRealtimeDriver.name: OpenAIRealtimeDriver,
-    GeminiLiveDriver.name: GeminiLiveDriver,
-}
-NAMES: tuple[str, ...] = tuple(DRIVERS)
-
-__all__ = ["CycleError", "Driver", "DriverConfig", "DRIVERS", "NAMES", "create", "infer", "install_tuning"]
+__all__ = ["API_VERSION", "CycleError", "Driver", "DriverConfig", "ProviderError", "ProviderOption", "create",
+           "drivers", "get", "infer", "install_tuning", "names", "register", "registry"]
 
 
 def install_tuning() -> None:
@@ -40,13 +34,4 @@ def install_tuning() -> None:
 
 def create(name: str, config: DriverConfig, stimulus) -> Driver:
     """A new, unconnected driver of provider ``name``."""
-    return DRIVERS[name](config, stimulus)
-
-
-def infer(host: str) -> str:
-    """The provider whose public endpoint ``host`` names; aivoco otherwise."""
-    hostname = urlparse(host).hostname or ""
-    for name, driver in DRIVERS.items():
-        if any(hostname.endswith(known) for known in driver.known_hosts):
-            return name
-    return "aivoco"
+    return get(name)(config, stimulus)

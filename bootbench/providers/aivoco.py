@@ -32,7 +32,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionSt
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
-from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class AivocoDriver(Driver):
     public_url = "wss://sts.aivoco.on.cloud.vispark.in"
     max_message_bytes = 16 * 1024 * 1024
     """Aivoco documents no message limit (its docs no longer describe this interface, 2026-12-03): this is the
-    reference server's own limit (Socket.IO ``max_http_buffer_size``, ``bootbench.server.aivoco.MAX_MESSAGE_BYTES``)."""
+    reference server's own limit (Socket.IO ``max_http_buffer_size``, ``bootbench.server.protocols.aivoco.protocol.MAX_MESSAGE_BYTES``)."""
     max_message_source = "the reference server's limit (Aivoco documents none)"
     key_variables = ("AIVOCO_API_KEY",)
     turn_modes = ("vad",)
@@ -61,7 +61,6 @@ class AivocoDriver(Driver):
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._sio: socketio.Client | None = None
-        self._session: SessionState | None = None
         self._sessions = 0
         self._connected_ns: int | None = None
         self._discard_connection = False
@@ -96,7 +95,7 @@ class AivocoDriver(Driver):
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
         self._sessions += 1
         self._input_started = False
-        session = self._session = self.new_session(self._sessions)
+        session = self.session = self.new_session(self._sessions)
         payload = {
             "auth_key": self.config.api_key,
             "system_message": self.config.system_message,
@@ -107,7 +106,7 @@ class AivocoDriver(Driver):
         self._emit("start_call", payload)
         session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
-    def _send_chunk(self, chunk: Chunk) -> None:
+    def send_chunk(self, chunk: Chunk) -> None:
         prepared = self._prepared_chunks.get(chunk)
         if prepared is None:  # the same chunks go out every cycle: encode each once
             prepared = self._prepared_chunks[chunk] = PreparedEvent(
@@ -119,46 +118,11 @@ class AivocoDriver(Driver):
                                           self.timeout_hint())
 
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
-        """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet.
-
-        The end is that chunk's arrival stamp; the quiet after it is only how
-        long it takes to know, so the gap does not enter any figure. The next
-        turn also waits until our own input has paused for ``VAD_SILENCE_MS``:
-        a service that ends turns by voice activity hears two clips sent back
-        to back (a reply shorter than a clip sent at real-time pace) as one.
-        The reply is taken as ended as soon as its quiet lasted the gap, before
-        that pause is over: audio arriving in the rest of the pause is the same
-        reply going on after a pause longer than the gap, the anomaly
-        ``audio_between_turns`` (the run warns that the gap is too short for
-        the service), never part of this reply or the next turn's answer.
-        """
-        session = self._current()
-        gap_ns = int(self.config.reply_gap_ms * 1e6)
-        pause_until = (timeline.input_sent or 0) + int(VAD_SILENCE_MS * 1e6)
-        while True:
-            if session.failure is not None or session.ended_ns is not None:
-                break  # await_reply_end reports why
-            now = time.perf_counter_ns()
-            if session.between_turns:   # the reply has ended: wait out our own pause, watching for more of it
-                if now >= pause_until:
-                    break
-                wake = pause_until
-            else:
-                last = session.last_audio_ns or session.first_audio_ns or now
-                if now >= last + gap_ns:
-                    if not session.end_reply(last):
-                        break
-                    continue
-                wake = last + gap_ns
-            if now >= deadline_ns:
-                break
-            time.sleep((min(wake, deadline_ns) - now) / 1e9)
-        session.await_reply_end(timeline, deadline_ns, self.config.timeout,
-                                f" (an aivoco reply ends after --reply-gap-ms {self.config.reply_gap_ms:g} ms "
-                                f"without audio_response)")
+        """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet."""
+        self.await_reply_gap(self._current(), timeline, deadline_ns, "audio_response")
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
-        session = self._session
+        session = self.session
         if self._discard_connection:
             self.close()
             return
@@ -181,19 +145,19 @@ class AivocoDriver(Driver):
 
     def close(self) -> None:
         sio, self._sio = self._sio, None
-        if self._session is not None and self._session.open:
-            self._session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
+        if self.session is not None and self.session.open:
+            self.session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
         if sio is not None:
             _disconnect_in_background(sio)
 
-    def _session_over(self) -> bool:
-        session = self._session
+    def session_over(self) -> bool:
+        session = self.session
         return session is not None and not session.open
 
     def _current(self) -> SessionState:
-        if self._session is None:
+        if self.session is None:
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
-        return self._session
+        return self.session
 
     def _emit(self, event: str, data=None, prepared: PreparedEvent | None = None) -> None:
         sio = self._sio
@@ -226,7 +190,7 @@ class AivocoDriver(Driver):
         self._connected_ns = time.perf_counter_ns()
 
     def _on_disconnect(self, reason=None) -> None:
-        session = self._session
+        session = self.session
         if session is not None and session.open:
             why = f" ({reason})" if reason else ""
             session.fail(ErrorKind.DISCONNECTED, f"connection closed by the server{why}")
@@ -234,7 +198,7 @@ class AivocoDriver(Driver):
 
     def _on_session_ready(self, data=None) -> None:
         now = time.perf_counter_ns()
-        session = self._session
+        session = self.session
         if session is None or not session.open or session.ready_ns is not None:
             self.anomalies["stray_session_ready"] += 1
             return
@@ -243,7 +207,7 @@ class AivocoDriver(Driver):
 
     def _on_audio_response(self, data=None) -> None:
         now = time.perf_counter_ns()
-        session = self._session
+        session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["stray_audio"] += 1
             return
@@ -268,7 +232,7 @@ class AivocoDriver(Driver):
             return
         session.answer_audio(pcm, now)
 
-    def _input_starting(self) -> None:
+    def input_starting(self) -> None:
         self._input_started = True
 
     def _on_auth_failed(self, data=None) -> None:
@@ -286,21 +250,21 @@ class AivocoDriver(Driver):
             self._discard_connection = True
 
     def _on_undecodable(self, reason=None) -> None:
-        session = self._session
+        session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["undecodable_message"] += 1
             return
         session.fail(ErrorKind.PROTOCOL_ERROR, f"undecodable message from the server ({reason})")
 
     def _ended_by_server(self) -> None:
-        session = self._session
+        session = self.session
         if session is not None and session.ended_ns is None:
             session.ended_ns = time.perf_counter_ns()
             session.session_ended()
 
     def _on_session_ended(self, data=None) -> None:
         now = time.perf_counter_ns()
-        session = self._session
+        session = self.session
         if session is None or session.ended_ns is not None:
             self.anomalies["stray_session_ended"] += 1
             return
@@ -316,7 +280,7 @@ class AivocoDriver(Driver):
 
     def _fail_session(self, kind: ErrorKind, message: str) -> bool:
         """Fail the open session; False (and an anomaly) when there is none."""
-        session = self._session
+        session = self.session
         if session is None or not session.open:
             self.anomalies[f"stray_{kind}"] += 1
             return False

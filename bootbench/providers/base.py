@@ -16,16 +16,26 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bootbench.audible import DEFAULT_AUDIBLE_DBFS, REPLY_RATE, AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, DEFAULT_RATE, Chunk, Stimulus
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.secrets import redact
 from bootbench.stimuli import SINE, Clip, ClipSet
+from bootbench.wire import VAD_SILENCE_MS
 
 STOP_TIMEOUT = 3.0
 """Seconds to wait for the service to acknowledge the end of a session."""
+API_VERSION = 1
+"""The version of the driver contract (this module and :mod:`bootbench.providers.websocket`'s public hooks).
+
+A driver says which version it was written for (:attr:`Driver.api_version`); the registry refuses one
+written for another, with a sentence naming it. Raise it when a verb, a hook or SessionState changes
+in a way an existing driver would notice.
+"""
 
 
 class SessionState:
@@ -215,15 +225,57 @@ class DriverConfig:
     turn: str = "manual"
     reply_gap_ms: float = 500.0
     audible_dbfs: float = DEFAULT_AUDIBLE_DBFS
+    provider_options: tuple[tuple[str, str], ...] = ()
+    """The driver's own settings (``--provider-option KEY=VALUE``), checked against its :attr:`Driver.options`."""
 
     def __repr__(self) -> str:
         return (f"DriverConfig(url={self.url!r}, api_key=***, timeout={self.timeout}, pace={self.pace!r}, "
                 f"model={self.model!r}, turn={self.turn!r})")
 
 
-class Driver(ABC):
-    """One connection to a service, over which sessions run one after another."""
+@dataclass(frozen=True)
+class ProviderOption:
+    """A setting of one driver, given as ``--provider-option KEY=VALUE`` (repeatable).
 
+    ``check`` turns the text into the value the driver uses, raising ValueError with a sentence on a bad
+    one; ``choices`` limits the text to those words. A ``secret`` option's value is redacted wherever the
+    run is recorded (metrics.json ``run.provider_options``) and masked in every log line.
+    """
+
+    key: str
+    help: str
+    default: str = ""
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    check: Callable[[str], Any] | None = None
+    required: bool = False
+    """The real service needs it: pre-flight refuses a run against a host off this machine without it (the
+    embedded and local reference servers do without)."""
+
+    def parse(self, text: str) -> Any:
+        """The value of ``text``; ValueError with one sentence naming the option when it is not allowed."""
+        if self.choices and text not in self.choices:
+            raise ValueError(f"provider option {self.key}={text!r} is not one of {', '.join(self.choices)}")
+        if self.check is None:
+            return text
+        try:
+            return self.check(text)
+        except ValueError as exc:
+            raise ValueError(f"provider option {self.key}={text!r}: {exc}") from None
+
+
+class Driver(ABC):
+    """One connection to a service, over which sessions run one after another.
+
+    The contract (version :data:`API_VERSION`): the verbs below, which the user calls in order
+    (``connect``, ``start``, ``send_audio``, ``first_audio``, then with ``--turns`` > 1 ``reply_end`` and
+    ``next_turn`` before the next ``send_audio``, then ``stop``, ``close``), and the hooks a driver overrides
+    (``send_chunk``, ``input_starting``, ``begin_user_turn``, ``end_user_turn``, ``reset_turn``,
+    ``session_over``; ``service_latency`` for a service that reports its own latency). The receive side keeps
+    the current session's state in :attr:`session`.
+    """
+
+    api_version: int = API_VERSION
     name: str = ""
     input_rate: int = DEFAULT_RATE
     known_hosts: tuple[str, ...] = ()
@@ -248,14 +300,48 @@ class Driver(ABC):
     """The protocol has no end-of-reply event: a reply ends after ``reply_gap_ms`` of quiet (``--reply-gap-ms``)."""
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
 
+    options: tuple[ProviderOption, ...] = ()
+    """The driver's own settings (``--provider-option``), each with its help text and check."""
+
     def __init__(self, config: DriverConfig, clips: ClipSet | Stimulus) -> None:
         self.config = config
+        self.session: SessionState | None = None
+        """The current session's state: set by :meth:`connect` or :meth:`start`, written by the receive side."""
+        self.provider_options: dict[str, Any] = self.option_values(config.provider_options)
+        """The values of :attr:`options` (pre-flight has refused bad ones with a sentence)."""
         if isinstance(clips, Stimulus):
             clips = ClipSet((Clip("audio", clips.description, clips),))
         self.clips = clips
         self.clip: Clip = clips.clips[0]
         """The clip of the current cycle (:meth:`use_clip`)."""
         self.anomalies: Counter[str] = Counter()
+
+    @classmethod
+    def option_values(cls, given: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+        """Every declared option's value: ``given`` parsed, defaults for the rest; ValueError on a bad one.
+
+        An unknown key is refused naming the keys this driver has.
+        """
+        declared = {option.key: option for option in cls.options}
+        for key, _ in given:
+            if key not in declared:
+                known = ", ".join(declared) or "none"
+                raise ValueError(f"the {cls.name} provider has no option {key!r} (its options: {known})")
+        texts = {option.key: option.default for option in cls.options} | dict(given)
+        return {key: declared[key].parse(text) if text != "" else text for key, text in texts.items()}
+
+    def option(self, key: str) -> Any:
+        """The value of the driver's option ``key`` (its default when not given)."""
+        return self.provider_options[key]
+
+    @classmethod
+    def public_endpoint(cls, options: dict[str, Any]) -> str:
+        """The real service's endpoint for these option values (:meth:`option_values`): :attr:`public_url`.
+
+        A service without one endpoint for everyone (Azure: one host per resource) builds it from its
+        options, or raises ValueError with the sentence that says what to give.
+        """
+        return cls.public_url
 
     def use_clip(self, clip: Clip) -> None:
         """Send ``clip`` in the next cycles (the user picks the clip of each iteration)."""
@@ -278,10 +364,17 @@ class Driver(ABC):
                     "try --audio speech")
         return ""
 
+    def service_latency(self, turn: int) -> dict[str, float] | None:
+        """The service's own latency figures for the answer of turn ``turn`` (1-based) of the current session, in ms.
+
+        None when the service reports none (every protocol but Deepgram's) or none arrived before the session
+        ended; read after :meth:`stop`, before the next :meth:`connect`.
+        """
+        return None
+
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""
-        session = getattr(self, "_session", None)
-        return session.preamble if session is not None else None
+        return self.session.preamble if self.session is not None else None
 
     @property
     @abstractmethod
@@ -298,7 +391,7 @@ class Driver(ABC):
 
     def send_audio(self, timeline: Timeline) -> None:
         """Send the stimulus (one message, or chunks at real-time pace); sets ``input_sent``."""
-        self._begin_turn()
+        self.begin_user_turn()
         started = time.perf_counter()
         elapsed_audio_ms = 0.0
         chunks = self.chunks
@@ -307,39 +400,39 @@ class Driver(ABC):
                 lag = started + elapsed_audio_ms / 1000 - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
-            if index and self._session_over():
+            if index and self.session_over():
                 return  # the service ended or failed the session meanwhile; first_audio() reports how
             if index == 0:
-                self._input_starting()
+                self.input_starting()
             last = index == len(chunks) - 1
             if last:
                 timeline.input_sent = time.perf_counter_ns()
             try:
-                self._send_chunk(chunk)
+                self.send_chunk(chunk)
             except CycleError:
-                if self._session_over():
+                if self.session_over():
                     return
                 raise
             elapsed_audio_ms += chunk.duration_ms
-        ended = self._end_turn()
+        ended = self.end_user_turn()
         if ended is not None:
             timeline.input_sent = ended
 
-    def _session_over(self) -> bool:
+    def session_over(self) -> bool:
         """True once the service ended or failed the current session: send no more of its audio."""
         return False
 
     @abstractmethod
-    def _send_chunk(self, chunk: Chunk) -> None:
+    def send_chunk(self, chunk: Chunk) -> None:
         """Put one chunk of input audio on the wire."""
 
-    def _input_starting(self) -> None:
+    def input_starting(self) -> None:
         """Called just before the first chunk of input goes out (a reply before it cannot be an answer)."""
 
-    def _begin_turn(self) -> None:
+    def begin_user_turn(self) -> None:
         """Tell the service the user starts speaking, where its protocol does."""
 
-    def _end_turn(self) -> int | None:
+    def end_user_turn(self) -> int | None:
         """Tell the service the user's turn is over, where its protocol does; the send timestamp or None."""
         return None
 
@@ -349,21 +442,57 @@ class Driver(ABC):
 
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
         """``--turns`` > 1: wait for the end of the current turn's reply; sets ``reply_end``."""
-        self._current_session().await_reply_end(timeline, deadline_ns, self.config.timeout)
+        self.current_session().await_reply_end(timeline, deadline_ns, self.config.timeout)
+
+    def await_reply_gap(self, session: SessionState, timeline: Timeline, deadline_ns: int, event: str) -> None:
+        """For a protocol without an end-of-reply event (:attr:`ends_reply_by_gap`): the reply ended with its last
+        audio ``event`` before ``reply_gap_ms`` of quiet; sets ``timeline.reply_end`` or raises why it did not.
+
+        The end is that chunk's arrival stamp (``session.last_audio_ns``, which the receive side keeps); the
+        quiet after it is only how long it takes to know, so the gap does not enter any figure. The next turn
+        also waits until our own input has paused for ``VAD_SILENCE_MS``: a service that ends turns by voice
+        activity hears two clips sent back to back (a reply shorter than a clip sent at real-time pace) as one.
+        The reply is taken as ended as soon as its quiet lasted the gap, before that pause is over: audio
+        arriving in the rest of the pause is the same reply going on after a pause longer than the gap, the
+        anomaly ``audio_between_turns`` (the run warns that the gap is too short for the service), never part
+        of this reply or the next turn's answer.
+        """
+        gap_ns = int(self.config.reply_gap_ms * 1e6)
+        pause_until = (timeline.input_sent or 0) + int(VAD_SILENCE_MS * 1e6)
+        while True:
+            if session.failure is not None or session.ended_ns is not None:
+                break  # await_reply_end reports why
+            now = time.perf_counter_ns()
+            if session.between_turns:   # the reply has ended: wait out our own pause, watching for more of it
+                if now >= pause_until:
+                    break
+                wake = pause_until
+            else:
+                last = session.last_audio_ns or session.first_audio_ns or now
+                if now >= last + gap_ns:
+                    if not session.end_reply(last):
+                        break
+                    continue
+                wake = last + gap_ns
+            if now >= deadline_ns:
+                break
+            time.sleep((min(wake, deadline_ns) - now) / 1e9)
+        session.await_reply_end(timeline, deadline_ns, self.config.timeout,
+                                f" ({'an' if self.name[:1] in 'aeiou' else 'a'} {self.name} reply ends after --reply-gap-ms {self.config.reply_gap_ms:g} ms "
+                                f"without {event})")
 
     def next_turn(self) -> None:
         """``--turns`` > 1: the session's next turn starts (call after :meth:`reply_end`, before :meth:`send_audio`)."""
-        self._current_session().begin_turn()
-        self._next_turn()
+        self.current_session().begin_turn()
+        self.reset_turn()
 
-    def _next_turn(self) -> None:
+    def reset_turn(self) -> None:
         """Forget the protocol state of the previous turn, where the driver keeps some."""
 
-    def _current_session(self) -> SessionState:
-        session = getattr(self, "_session", None)
-        if session is None:
+    def current_session(self) -> SessionState:
+        if self.session is None:
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
-        return session
+        return self.session
 
     @abstractmethod
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:

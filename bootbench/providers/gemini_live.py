@@ -82,28 +82,28 @@ class GeminiLiveDriver(WebSocketDriver):
         """The model turn being received: "greeting", "answer", or None between turns."""
         super().connect(timeline)
 
-    def _next_turn(self) -> None:
+    def reset_turn(self) -> None:
         self._turn_over = False
 
-    def _input_starting(self) -> None:
+    def input_starting(self) -> None:
         if self.config.turn != "manual":
             self._turn_over = True
 
-    def _begin_turn(self) -> None:
+    def begin_user_turn(self) -> None:
         if self.config.turn == "manual":
-            self._send({"realtimeInput": {"activityStart": {}}})
+            self.send({"realtimeInput": {"activityStart": {}}})
 
-    def _end_turn(self) -> int | None:
+    def end_user_turn(self) -> int | None:
         sent = time.perf_counter_ns()
         self._turn_over = True
         if self.config.turn == "manual":
-            self._send({"realtimeInput": {"activityEnd": {}}})
+            self.send({"realtimeInput": {"activityEnd": {}}})
         else:
-            self._send({"realtimeInput": {"audioStreamEnd": True}})
+            self.send({"realtimeInput": {"audioStreamEnd": True}})
         return sent
 
-    def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
-        session = self._session
+    def on_message(self, message: dict[str, Any], received_ns: int) -> None:
+        session = self.session
         if "serverContent" in message:
             content = message["serverContent"]
             audio = _audio_parts(content)
@@ -139,13 +139,13 @@ class GeminiLiveDriver(WebSocketDriver):
         elif "goAway" in message:
             self.anomalies["go_away"] += 1
 
-    def _close_error(self, code: int | None, reason: str) -> CycleError:
+    def close_error(self, code: int | None, reason: str) -> CycleError:
         lowered = reason.lower()
         if "api key" in lowered or "api_key" in lowered or "permission" in lowered or "unauthenticated" in lowered:
             return CycleError(ErrorKind.AUTH_FAILED, f"connection closed (code {code}): {reason}")
         if code in CLOSE_KINDS:
             return CycleError(CLOSE_KINDS[code], f"connection closed (code {code}): {reason or 'no reason given'}")
-        return super()._close_error(code, reason)
+        return super().close_error(code, reason)
 
 
 def _audio_parts(content: Any) -> list[str]:

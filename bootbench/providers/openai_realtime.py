@@ -14,14 +14,21 @@ greeting: its audio is noted, never taken as the answer. A greeting still
 speaking when the client ends its turn is cancelled (``response.cancel``), as
 a caller who has finished talking interrupts it; a ``response.create`` refused
 with ``conversation_already_has_active_response`` cancels it and asks again
-once it is done. Both the GA and the beta event names are received; only GA
-names are sent.
+once it is done. Both the GA and the beta event names are received.
+
+Services that speak the same events at other URLs are configurations of this
+driver (subclasses that change the endpoint, headers, keys, defaults and
+options): Azure (:mod:`.azure`) and xAI (:mod:`.xai`). Where their wire differs,
+a class attribute says so and this driver acts on it: :attr:`session_shape`
+(how ``session.update`` is laid out) and :attr:`auth_refusal_words` (an upgrade
+refused with another status than 401/403 that still means a bad key).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from typing import Any
 
@@ -40,6 +47,13 @@ PREAMBLE_PHASE = "commentary"
 """An output item's ``phase`` that marks a preamble spoken before the answer (``gpt-realtime-2``)."""
 AUTH_CODES = ("invalid_api_key", "invalid_authentication", "unauthorized")
 DEFAULT_VOICE = "alloy"
+SESSION_SHAPES = ("ga", "preview", "voice-live", "xai")
+"""The layouts of ``session.update``: OpenAI's GA; the preview's flat fields (Azure OpenAI's preview endpoint);
+the same with Voice Live's voice object and input rate; xAI's (docs/protocols/azure.md, xai.md)."""
+PREVIEW_PCM = "pcm16"
+"""The preview shape's audio format: PCM16 at 24 kHz."""
+AZURE_VOICE_NAME = re.compile(r"[a-z]{2,3}-[A-Za-z]{2,4}-\w")
+"""An Azure text-to-speech voice name (``en-US-AvaNeural``, ``en-US-Ava:DragonHDLatestNeural``): a locale first."""
 
 
 class OpenAIRealtimeDriver(WebSocketDriver):
@@ -59,6 +73,11 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     default_voice = DEFAULT_VOICE
     turn_modes = ("manual", "vad")
     vad_silence_ms = VAD_SILENCE_MS
+    session_shape: str = "ga"
+    """How ``session.update`` is laid out, one of :data:`SESSION_SHAPES` (received events are the same
+    for all: both the GA and the preview names are understood)."""
+    auth_refusal_words: tuple[str, ...] = ()
+    """Words of an upgrade refusal that mean a bad key whatever its HTTP status (xAI answers one with 400)."""
 
     def endpoint(self) -> str:
         url = websocket_url(self.config.url, OPENAI_REALTIME_PATH)
@@ -70,20 +89,44 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         return [f"Authorization: Bearer {self.config.api_key}"]
 
     def start_message(self) -> dict[str, Any]:
-        turn_detection = None if self.config.turn == "manual" else {
-            "type": "server_vad", "silence_duration_ms": VAD_SILENCE_MS, "create_response": True}
-        session: dict[str, Any] = {
-            "type": "realtime",
-            "output_modalities": ["audio"],
-            "audio": {
-                "input": {"format": {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE}, "turn_detection": turn_detection},
-                "output": {"format": {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE},
-                           "voice": self.config.voice or self.default_voice},
-            },
-        }
+        return {"type": "session.update", "session": self.session_config()}
+
+    def session_config(self) -> dict[str, Any]:
+        """The ``session`` of ``session.update`` in this service's :attr:`session_shape`."""
+        vad = self.config.turn != "manual"
+        voice = self.config.voice or self.default_voice
+        shape = self.session_shape
+        if shape == "ga":
+            turn_detection = {"type": "server_vad", "silence_duration_ms": VAD_SILENCE_MS,
+                              "create_response": True} if vad else None
+            pcm = {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE}
+            session: dict[str, Any] = {
+                "type": "realtime",
+                "output_modalities": ["audio"],
+                "audio": {"input": {"format": dict(pcm), "turn_detection": turn_detection},
+                          "output": {"format": dict(pcm), "voice": voice}},
+            }
+        elif shape in ("preview", "voice-live"):
+            # The preview's flat fields; "text" must be among the modalities (audio alone is refused).
+            session = {"modalities": ["text", "audio"], "voice": voice, "input_audio_format": PREVIEW_PCM,
+                       "output_audio_format": PREVIEW_PCM,
+                       "turn_detection": {"type": "server_vad", "silence_duration_ms": VAD_SILENCE_MS,
+                                          "create_response": True} if vad else None}
+            if shape == "voice-live":
+                kind = "azure-standard" if AZURE_VOICE_NAME.match(voice) else "openai"
+                session["voice"] = {"type": kind, "name": voice}
+                session["input_audio_sampling_rate"] = OPENAI_AUDIO_RATE
+        elif shape == "xai":
+            # xAI: voice and turn detection at the top, the audio formats under "audio"; no type, no modalities.
+            pcm = {"type": "audio/pcm", "rate": OPENAI_AUDIO_RATE}
+            session = {"voice": voice,
+                       "turn_detection": {"type": "server_vad", "silence_duration_ms": VAD_SILENCE_MS} if vad else None,
+                       "audio": {"input": {"format": dict(pcm)}, "output": {"format": dict(pcm)}}}
+        else:
+            raise ValueError(f"session_shape {shape!r} is not one of {', '.join(SESSION_SHAPES)}")
         if self.config.system_message:
             session["instructions"] = self.config.system_message
-        return {"type": "session.update", "session": session}
+        return session
 
     def audio_message(self, chunk: Chunk) -> dict[str, Any]:
         return {"type": "input_audio_buffer.append", "audio": chunk.base64}
@@ -98,27 +141,32 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         self._retry_create = False
         """response.create was refused because a greeting was active: cancelled, re-sent once it is done."""
         self._phases: dict[str, Any] = {}
-        super().connect(timeline)
+        try:
+            super().connect(timeline)
+        except CycleError as exc:
+            if exc.kind != ErrorKind.AUTH_FAILED and any(word in exc.message for word in self.auth_refusal_words):
+                raise CycleError(ErrorKind.AUTH_FAILED, exc.message) from None
+            raise
 
-    def _next_turn(self) -> None:
+    def reset_turn(self) -> None:
         self._asked = False
         self._answer = None
 
-    def _end_turn(self) -> int | None:
+    def end_user_turn(self) -> int | None:
         if self.config.turn != "manual":
             return None
         sent = time.perf_counter_ns()
         if self._unasked:
             # A greeting is still being spoken: a caller who has finished talking interrupts it.
-            self._send({"type": "response.cancel"})
-        self._send({"type": "input_audio_buffer.commit"})
+            self.send({"type": "response.cancel"})
+        self.send({"type": "input_audio_buffer.commit"})
         self._asked = True
-        self._send({"type": "response.create"})
+        self.send({"type": "response.create"})
         return sent
 
-    def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
+    def on_message(self, message: dict[str, Any], received_ns: int) -> None:
         kind = message.get("type")
-        session = self._session
+        session = self.session
         if kind in AUDIO_DELTAS:
             if session.ready_ns is None:
                 self.anomalies["audio_before_ready"] += 1
@@ -134,7 +182,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 return
             delta = message.get("delta")
             if not isinstance(delta, str) or not delta:
-                self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
+                self.fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} without base64 audio in 'delta'")
                 return
             if session.first_audio_ns is None:
                 phase = self._phases.get(message.get("item_id"))
@@ -142,7 +190,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             try:
                 pcm = base64.b64decode(delta, validate=True)
             except (binascii.Error, ValueError):
-                self._fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} whose 'delta' is not base64")
+                self.fail(session, ErrorKind.PROTOCOL_ERROR, f"{kind} whose 'delta' is not base64")
                 return
             session.answer_audio(pcm, received_ns)
         elif kind == "response.created":
@@ -169,7 +217,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 self._unasked.discard(rid)
                 if self._retry_create and not self._unasked and session.open:
                     self._retry_create = False
-                    self._send_quietly({"type": "response.create"})
+                    self.send_quietly({"type": "response.create"})
         elif kind == "input_audio_buffer.committed" and self.config.turn != "manual":
             self._asked = True   # server VAD heard the turn end; the response it creates next is the answer
         elif kind == "session.updated":
@@ -177,7 +225,12 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 session.ready_ns = received_ns
                 session.ready.set()
         elif kind == "error":
-            error = message.get("error") if isinstance(message.get("error"), dict) else {}
+            error = message.get("error")
+            if not isinstance(error, dict):
+                # {"error": {...}} is OpenAI's shape; xAI's own client also reads a string "error" and top-level
+                # "code" and "message" (docs/protocols/xai.md).
+                error = {"code": message.get("code"),
+                         "message": message.get("message") or (error if isinstance(error, str) else None)}
             code = error.get("code") or error.get("type") or "error"
             if code == ACTIVE_RESPONSE and self._answer is None and self._asked:
                 # Our response.create met a greeting the server had started meanwhile: cancel it, ask again
@@ -185,25 +238,18 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 self.anomalies["greeting_cancelled"] += 1
                 if self._unasked:
                     self._retry_create = True
-                    self._send_quietly({"type": "response.cancel"})
+                    self.send_quietly({"type": "response.cancel"})
                 else:
-                    self._send_quietly({"type": "response.create"})
+                    self.send_quietly({"type": "response.create"})
                 return
             if code == CANCEL_NOT_ACTIVE:
                 return   # our cancel of a greeting crossed its end: nothing to do
             text = f"{code}: {error.get('message') or 'error'}"
-            self._fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
+            self.fail(session, ErrorKind.AUTH_FAILED if code in AUTH_CODES else ErrorKind.SERVER_ERROR, text)
         elif not isinstance(kind, str):
-            self._fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
+            self.fail(session, ErrorKind.PROTOCOL_ERROR, "a server event without a 'type'")
 
-    def _send_quietly(self, message: dict[str, Any]) -> None:
-        """Send from the receive thread: a failure there is the session's, reported to the waiting cycle."""
-        try:
-            self._send(message)
-        except CycleError as exc:
-            self._fail(self._session, exc.kind, exc.message)
-
-    def _close_error(self, code: int | None, reason: str) -> CycleError:
+    def close_error(self, code: int | None, reason: str) -> CycleError:
         if code == 1008 and "auth" in reason.lower():
             return CycleError(ErrorKind.AUTH_FAILED, f"connection closed (code {code}): {reason}")
-        return super()._close_error(code, reason)
+        return super().close_error(code, reason)

@@ -5,7 +5,7 @@ its pure-Python UTF-8 check, which cost ~1 ms per audio frame before the
 timestamp; ``json.loads`` still rejects invalid UTF-8), reads it in a
 background thread (a greenlet under Locust), stamps every frame with
 ``perf_counter_ns`` the moment it arrives, and hands the decoded JSON message
-to the subclass's :meth:`~WebSocketDriver._on_message`. Stopping a session is
+to the subclass's :meth:`~WebSocketDriver.on_message`. Stopping a session is
 closing the socket; the server's close frame acknowledges the stop.
 """
 
@@ -37,26 +37,45 @@ class WebSocketDriver(Driver):
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._ws: websocket.WebSocket | None = None
-        self._session: SessionState | None = None
         self._used = False
         self._sessions = 0
 
-    # ---- what a subclass provides
+    # ---- what a subclass provides (the public hooks of the driver contract, API_VERSION)
 
     def endpoint(self) -> str:
-        """The WebSocket URL to open (no secrets in it: keys travel in headers)."""
+        """The WebSocket URL to open (keys travel in headers; a query is redacted wherever it is shown)."""
         raise NotImplementedError
 
     def headers(self) -> list[str]:
+        """The upgrade request's extra headers (``"Name: value"``), the key among them."""
         raise NotImplementedError
 
-    def start_message(self) -> dict[str, Any]:
+    def subprotocols(self) -> list[str]:
+        """The ``Sec-WebSocket-Protocol`` values to offer (none by default)."""
+        return []
+
+    def start_message(self) -> dict[str, Any] | bytes | None:
+        """What :meth:`start` sends to start the session; None when the protocol sends nothing
+        (:meth:`on_message` then decides when the session is ready)."""
         raise NotImplementedError
 
-    def _on_message(self, message: dict[str, Any], received_ns: int) -> None:
+    def on_message(self, message: dict[str, Any], received_ns: int) -> None:
+        """A JSON object the server sent, stamped on arrival; runs on the receive thread."""
         raise NotImplementedError
 
-    def _close_error(self, code: int | None, reason: str) -> CycleError:
+    def on_binary(self, data: bytes, received_ns: int) -> None:
+        """A binary frame the server sent, stamped on arrival; runs on the receive thread.
+
+        By default it carries JSON (Gemini sends JSON in binary frames); a protocol that streams raw
+        audio (Deepgram, Ultravox) overrides it.
+        """
+        self._on_json_frame(data, received_ns)
+
+    def audio_message(self, chunk: Chunk) -> dict[str, Any] | bytes:
+        """One chunk of input audio as the protocol sends it: a JSON object, or bytes for a binary frame."""
+        raise NotImplementedError
+
+    def close_error(self, code: int | None, reason: str) -> CycleError:
         """The failure a close by the server means, before the session got its audio."""
         detail = f": {reason}" if reason else ""
         return CycleError(ErrorKind.DISCONNECTED, f"connection closed by the server (code {code}{detail})")
@@ -69,11 +88,12 @@ class WebSocketDriver(Driver):
 
     def connect(self, timeline: Timeline) -> None:
         self._sessions += 1
-        self._session = self.new_session(self._sessions)
+        self.session = self.new_session(self._sessions)
         self._used = False
         timeline.connect_start = time.perf_counter_ns()
         try:
             ws = websocket.create_connection(self.endpoint(), header=self.headers(), timeout=self.config.timeout,
+                                             subprotocols=self.subprotocols() or None,
                                              sslopt=self._sslopt(), enable_multithread=True,
                                              skip_utf8_validation=True)
         except websocket.WebSocketBadStatusException as exc:
@@ -85,27 +105,29 @@ class WebSocketDriver(Driver):
         timeline.connected = time.perf_counter_ns()
         ws.settimeout(None)
         self._ws = ws
-        threading.Thread(target=self._read_loop, args=(ws, self._session), name=f"bootbench-{self.name}-reader",
+        threading.Thread(target=self._read_loop, args=(ws, self.session), name=f"bootbench-{self.name}-reader",
                          daemon=True).start()
         log.info("connected to %s", redacted_url(self.endpoint()))
 
     def start(self, timeline: Timeline, deadline_ns: int) -> None:
-        session = self._session
+        session = self.session
         if session is None or self._ws is None or self._used:
             raise CycleError(ErrorKind.DISCONNECTED, "no open connection to start a session on")
         self._used = True
+        message = self.start_message()
         timeline.start_sent = time.perf_counter_ns()
-        self._send(self.start_message())
+        if message is not None:
+            self.send(message)
         session.await_ready(timeline, deadline_ns, "session ready", self.config.timeout)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
-        session = self._session
+        session = self.session
         if session is None:
             raise CycleError(ErrorKind.PROTOCOL_ERROR, "no session was started")
         session.await_first_audio(timeline, deadline_ns, "audio", self.config.timeout, self.timeout_hint())
 
     def stop(self, timeline: Timeline, timeout: float = STOP_TIMEOUT) -> None:
-        ws, session = self._ws, self._session
+        ws, session = self._ws, self.session
         if ws is None or session is None or not ws.connected:
             return
         session.stopping = True
@@ -123,7 +145,7 @@ class WebSocketDriver(Driver):
 
     def close(self) -> None:
         ws, self._ws = self._ws, None
-        session = self._session
+        session = self.session
         if session is not None and session.open and not session.stopping:
             session.fail(ErrorKind.DISCONNECTED, "connection closed by the client")
         if ws is not None:
@@ -131,20 +153,29 @@ class WebSocketDriver(Driver):
 
     # ---- plumbing
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | bytes) -> None:
+        """Send a JSON object as a text frame, or bytes as a binary frame; CycleError when it cannot go."""
         ws = self._ws
         if ws is None or not ws.connected:
             raise CycleError(ErrorKind.DISCONNECTED, "connection lost before a message could be sent")
         try:
-            ws.send(json.dumps(message, separators=(",", ":")))
+            if isinstance(message, bytes):
+                ws.send_binary(message)
+            else:
+                ws.send(json.dumps(message, separators=(",", ":")))
         except (OSError, websocket.WebSocketException) as exc:
             raise CycleError(ErrorKind.SEND_FAILED, f"message could not be sent: {exc}") from None
 
-    def _send_chunk(self, chunk: Chunk) -> None:
-        self._send(self.audio_message(chunk))
+    def send_quietly(self, message: dict[str, Any] | bytes) -> None:
+        """Send from the receive thread: a failure there is the session's, reported to the waiting cycle."""
+        try:
+            self.send(message)
+        except CycleError as exc:
+            if self.session is not None:
+                self.fail(self.session, exc.kind, exc.message)
 
-    def audio_message(self, chunk: Chunk) -> dict[str, Any]:
-        raise NotImplementedError
+    def send_chunk(self, chunk: Chunk) -> None:
+        self.send(self.audio_message(chunk))
 
     def _read_loop(self, ws: websocket.WebSocket, session: SessionState) -> None:
         code, reason = None, ""
@@ -155,29 +186,36 @@ class WebSocketDriver(Driver):
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     code, reason = _close_payload(data)
                     break
-                try:
-                    message = json.loads(data)
-                except (ValueError, UnicodeDecodeError):
-                    self._fail(session, ErrorKind.PROTOCOL_ERROR, f"a frame that is not JSON: {data[:80]!r}")
-                    continue
-                if not isinstance(message, dict):
-                    self._fail(session, ErrorKind.PROTOCOL_ERROR,
-                               f"a JSON frame that is not an object: {str(message)[:80]}")
-                    continue
-                if session is self._session:
-                    self._on_message(message, received)
-                else:
+                if session is not self.session:
                     self.anomalies["stray_message"] += 1
+                elif opcode == websocket.ABNF.OPCODE_BINARY:
+                    self.on_binary(data, received)
+                else:
+                    self._on_json_frame(data, received)
         except (OSError, websocket.WebSocketException):
             pass
         closed = time.perf_counter_ns()
         if session.open and not session.stopping and not session.between_turns:
-            error = self._close_error(code, reason)  # before the first audio, or before the end of a reply
+            error = self.close_error(code, reason)  # before the first audio, or before the end of a reply
             session.fail(error.kind, error.message)
         session.ended_ns = session.ended_ns or closed
         session.session_ended()
 
-    def _fail(self, session: SessionState, kind: ErrorKind, message: str) -> None:
+    def _on_json_frame(self, data: bytes, received_ns: int) -> None:
+        """A frame that must hold a JSON object: to :meth:`on_message`, or the session fails."""
+        session = self.session
+        try:
+            message = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            self.fail(session, ErrorKind.PROTOCOL_ERROR, f"a frame that is not JSON: {data[:80]!r}")
+            return
+        if not isinstance(message, dict):
+            self.fail(session, ErrorKind.PROTOCOL_ERROR, f"a JSON frame that is not an object: {str(message)[:80]}")
+            return
+        self.on_message(message, received_ns)
+
+    def fail(self, session: SessionState, kind: ErrorKind, message: str) -> None:
+        """The session fails (before its first audio); after it, the failure is only counted as late."""
         if session.open and session.first_audio_ns is None:
             session.fail(kind, message)
         else:
@@ -208,9 +246,12 @@ def _status_error(exc: websocket.WebSocketBadStatusException) -> CycleError:
 
 
 def _error_text(body: str) -> str:
-    """The message of a JSON error body ({"error": {"message": ...}}), else the body's first line."""
+    """The message of a JSON error body ({"error": {"message": ...}}; Deepgram's {"err_code", "err_msg"} as
+    ``err_code: err_msg``), else the body's first line."""
     try:
         data = json.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("err_msg"), str):
+            return f"{data['err_code']}: {data['err_msg']}" if data.get("err_code") else data["err_msg"]
         error = data.get("error", data)
         return str(error.get("message") or error) if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError):

@@ -39,7 +39,7 @@ class RunContext:
         key = settings.api_key(required=False)
         if key is None and worker != "local" and not options.is_loopback(settings.target):
             # the master checked its own environment, not this worker's: say so here, once per run
-            names = " or ".join(providers.DRIVERS[settings.provider].key_variables)
+            names = " or ".join(providers.get(settings.provider).key_variables)
             log.warning("bootbench: %s is not set on this worker (in the environment or ./.env); it sends a "
                         "placeholder key to %s, which the service will likely refuse", names,
                         redacted_url(settings.target))

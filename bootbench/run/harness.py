@@ -17,7 +17,9 @@ What it holds, by role:
 - a process that runs users (a worker, or the local process): the users'
   :class:`~bootbench.run.context.RunContext`, the user numbers, the ticket
   requests waiting for the master's answer;
-- a worker: its watch on a silent master.
+- a worker: its watch on a silent master;
+- the master, or the single local process: its Prometheus metrics (:class:`~bootbench.run.exposition.Exposition`:
+  its own registry, ``/metrics``, the push at the end).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from bootbench.run.context import RunContext
 from bootbench.run.embedded import EmbeddedServer
+from bootbench.run.exposition import Exposition
 from bootbench.run.master import MasterRun
 from bootbench.run.master_watch import MasterWatch
 from bootbench.run.messages import TicketRequests
@@ -63,6 +66,8 @@ class Harness:
     """The users' ticket requests waiting for the master's answer."""
     master_watch: MasterWatch = field(default_factory=MasterWatch)
     """A worker's watch on its master's heartbeat replies."""
+    exposition: Exposition = field(default_factory=Exposition)
+    """The Prometheus metrics of this environment's runs (master or local process): registry, endpoints, push."""
     serving_users: bool = False
     """The users' message handlers are registered on the runner (see ``events._serve_users``)."""
 

@@ -57,7 +57,7 @@ def open_run(harness: Harness) -> MasterRun:
         settings = settings.retarget(environment.host, embedded=True)
     runner = environment.runner
     levels = settings.sweep_levels()
-    sent_rate = providers.DRIVERS[settings.provider].input_rate  # what run.clips and run.audio record
+    sent_rate = providers.get(settings.provider).input_rate  # what run.clips and run.audio record
     sweep = Sweep(levels, settings.iterations, straggler_s=settings.wait_ms / 1000 + 1.0) if levels else None
     run = MasterRun(
         settings=settings,
@@ -265,6 +265,26 @@ def print_last_run(harness: Harness) -> None:
         sys.stderr.write(f"bootbench: {run.aborted}\n")
         sys.stderr.flush()
     print(run.recorder.folder, flush=True)
+
+
+def publish_last_run(harness: Harness) -> None:
+    """At ``quit``, after the summary: a headless run's push (``--pushgateway``) and its ``--metrics-linger``; then
+    ``--metrics-port`` stops. Neither changes the exit code (Locust chose it before ``quit``), and a process stopped
+    by a signal does not linger."""
+    run, exposition = harness.last, harness.exposition
+    if exposition.published:  # Locust's own SIGTERM handler can run a second shutdown: push and linger once
+        return
+    exposition.published = True
+    if run is not None and run.metrics is not None and _headless(harness.environment):
+        settings = run.settings
+        if settings.pushgateway:
+            exposition.push(settings.pushgateway, job=settings.pushgateway_job, provider=run.provider)
+        if harness.signal is None and settings.metrics_linger > 0:
+            # Whoever holds SIGINT/SIGTERM now (Locust's own handler, after a sweep), they end the linger the one
+            # Ctrl-C way: the KeyboardInterrupt ends the sleep, and the process exits with the code Locust chose.
+            note_signals(harness)
+            exposition.linger(settings.metrics_linger)
+    exposition.stop()
 
 
 def _every_worker_gone(environment: Any, run: MasterRun) -> bool:

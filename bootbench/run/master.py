@@ -100,6 +100,26 @@ class MasterRun:
     def started_at(self) -> str:
         return self.recorder.started.isoformat(timespec="milliseconds")
 
+    @property
+    def provider(self) -> str:
+        return self.settings.provider
+
+    @property
+    def headline(self) -> str:
+        """The phase the views lead with (``--headline``)."""
+        return self.settings.headline
+
+    @property
+    def lost(self) -> int:
+        """Iterations lost in flight with a worker that went missing."""
+        return self.budget.lost_count
+
+    def sweep_level(self) -> tuple[int, int] | None:
+        """A sweep's level running now (its number from 1, its users); None for a plain run."""
+        if self.sweep is None:
+            return None
+        return self.sweep.index + 1, self.sweep.users
+
     def run_block(self) -> dict[str, Any]:
         """metrics.json's ``run`` block so far (the recorder adds id, times and versions)."""
         return {

@@ -14,13 +14,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .aivoco import AivocoProtocol
+from . import protocols
 from .config import ServerConfig
 from .constants import LISTENING_PREFIX
-from .gemini_live import GeminiLiveProtocol
+from .context import ProtocolContext
 from .faults import FaultPlan
 from .latency import LatencyModel
-from .openai_realtime import OpenAIRealtimeProtocol
 from .scheduler import SessionScheduler
 from .truth import GroundTruthWriter
 
@@ -117,7 +116,7 @@ def config_block(config: ServerConfig) -> dict[str, Any]:
 
 
 def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
-    """The aiohttp app with every wire protocol mounted, plus ``GET /stats``."""
+    """The aiohttp app with every wire protocol of the table (:mod:`.protocols`) mounted, plus ``GET /stats``."""
     model = LatencyModel(config.setup_delay, config.first_audio_delay, config.cold_penalty_ms, config.seed,
                          leading_silence=config.leading_silence, greeting=config.greeting,
                          warm_first_audio_delay=config.warm_first_audio_delay)
@@ -132,14 +131,9 @@ def build_app(config: ServerConfig, writer: GroundTruthWriter) -> ServerApp:
             "config": config_block(config)})
 
     app.router.add_get("/stats", stats)
-    speech = config.vad_needs_speech
-    server.protocols.append(AivocoProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
-                                           reply_after=config.reply_after, vad_needs_speech=speech,
-                                           socketio_path=config.socketio_path))
-    server.protocols.append(OpenAIRealtimeProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
-                                                   vad_needs_speech=speech))
-    server.protocols.append(GeminiLiveProtocol(scheduler, api_key=config.api_key, reply_ms=config.reply_ms,
-                                               vad_needs_speech=speech))
+    context = ProtocolContext(scheduler, config)
+    for factory in protocols.factories().values():
+        server.protocols.append(factory(context))
     for protocol in server.protocols:
         protocol.attach(app)
     return server

@@ -10,7 +10,7 @@ from a generator seeded by the server's ``--seed``); with none of them, every
 session. When several specs strike one session, the first one given wins.
 
 The kinds are protocol-neutral; each protocol module decides how a kind looks
-on its wire (the Aivoco forms are in :mod:`.aivoco_faults`). The ground truth
+on its wire (the Aivoco forms are in :mod:`.protocols.aivoco.faults`). The ground truth
 line of a struck session carries ``"fault": {"kind": ..., <options>}``.
 """
 

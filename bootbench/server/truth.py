@@ -16,9 +16,11 @@ from typing import IO, Any
 
 from .latency import InjectedDelays
 
-TIMESTAMPS = ("start_received", "ready_sent", "first_input_received", "last_input_received",
-              "first_audio_sent", "stop_received", "ended_sent")
-"""``first_audio_sent`` is the first chunk of the answer (a greeting's is ``greeting.sent_ns``)."""
+TIMESTAMPS = ("start_received", "created_sent", "join_received", "ready_sent", "first_input_received",
+              "last_input_received", "first_audio_sent", "stop_received", "ended_sent")
+"""``first_audio_sent`` is the first chunk of the answer (a greeting's is ``greeting.sent_ns``).
+``created_sent`` and ``join_received`` are the two steps of a session started in two requests (Ultravox: the
+create request's response, the upgrade to the call's join URL); None for the other protocols."""
 MAX_STORED_VIOLATIONS = 100
 MAX_STORED_NOTES = 100
 
@@ -224,6 +226,8 @@ class SessionTruth:
             "t_ns": dict(self.t_ns),
             "measured": {
                 "session_start_ms": self.span_ms("start_received", "ready_sent"),
+                "call_create_ms": self.span_ms("start_received", "created_sent"),
+                "join_ms": self.span_ms("join_received", "ready_sent"),
                 "first_response_ms": self.span_ms("ready_sent", "first_audio_sent"),
                 "input_to_audio_ms": self.span_ms("last_input_received", "first_audio_sent"),
                 "first_audible_ms": self._plus_leading(self.span_ms("ready_sent", "first_audio_sent")),

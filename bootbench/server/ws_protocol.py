@@ -20,9 +20,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .context import ProtocolContext
 from .json_checks import Problem
 from .reply import GREETING_HZ, GREETING_MS, ReplyAudio
-from .scheduler import SessionScheduler
 from .speechlike import SpeechJudge
 from .truth import SessionTruth
 
@@ -87,13 +87,12 @@ class WebSocketProtocol:
     protocol = ""
     path = ""
 
-    def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
-                 vad_needs_speech: bool = False) -> None:
-        self.scheduler = scheduler
-        self.api_key = api_key
-        self.reply = ReplyAudio(reply_ms)
+    def __init__(self, context: ProtocolContext) -> None:
+        self.scheduler = context.scheduler
+        self.api_key = context.api_key
+        self.reply = ReplyAudio(context.reply_ms)
         self.greeting = ReplyAudio(GREETING_MS, tone_hz=GREETING_HZ)
-        self.vad_needs_speech = vad_needs_speech
+        self.vad_needs_speech = context.vad_needs_speech
         self.connections: set[WebSocketConnection] = set()
         self.stopping = False
         self._numbers = itertools.count(1)

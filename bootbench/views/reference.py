@@ -1,13 +1,15 @@
-"""The README's reference tables, written from the code: the options table and the ``--check`` grammar.
+"""The README's reference tables, written from the code: the options table, the ``--check`` grammar, the metrics.
 
 The options table comes from :data:`bootbench.options.OPTIONS` (flags, the
 help text, the default its help states) plus the two Locust options every
-run sets; the grammar from :mod:`bootbench.checks` and the phase table. The
+run sets; the grammar from :mod:`bootbench.checks` and the phase table; the
+Prometheus metrics from :data:`bootbench.views.prometheus.METRICS`. The
 README holds them between markers, and a test fails when they drift from
 the code (regenerate: ``python tests/support/readme_tables.py --readme``).
 
     print(options_table())
     print(check_grammar())
+    print(metrics_table())
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 from bootbench import checks, providers
 from bootbench.options import OPTIONS, Option
 from bootbench.samples import PHASES, TURN_PHASES
+from bootbench.views.prometheus import METRICS
 
 LOCUST_ROWS = (
     ("`-H`, `--host HOST`", "the embedded reference server", "The service to benchmark (Locust's option)."),
@@ -61,7 +64,7 @@ def split_default(option: Option) -> tuple[str, str]:
         return text.strip(), aside["default"].strip()
     if option.name == "turn":  # defaulted with the provider in options.resolve(): its first turn mode
         return text.strip(), "the provider's (" + ", ".join(
-            f"{name}: {driver.turn_modes[0]}" for name, driver in providers.DRIVERS.items()) + ")"
+            f"{name}: {driver.turn_modes[0]}" for name, driver in providers.drivers().items()) + ")"
     if option.default in (None, "", ()):
         return text.strip(), "none"
     if option.kind is bool:
@@ -89,3 +92,12 @@ def check_grammar() -> str:
 def _cell(text: str) -> str:
     """Text as one Markdown table cell: a pipe escaped, on one line."""
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def metrics_table() -> str:
+    """The README's table of the Prometheus metrics bootbench exports, one row per :data:`METRICS` row."""
+    lines = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    for metric in METRICS:
+        labels = ", ".join(f"`{label}`" for label in metric.labels)
+        lines.append(f"| `{metric.name}` | {metric.type} | {labels} | {_cell(metric.help)} |")
+    return "\n".join(lines)

@@ -24,7 +24,7 @@ if __name__ == "__main__":  # run as a script: bootbench and tests/support are n
     sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 from support.processes import ROOT, read_jsonl, run_locust  # noqa: E402
-from bootbench.server.aivoco_faults import END_MESSAGES, ERROR_MESSAGES  # noqa: E402
+from bootbench.server.protocols.aivoco.faults import END_MESSAGES, ERROR_MESSAGES  # noqa: E402
 from bootbench.server.faults import parse_fault  # noqa: E402
 
 LEAK_KEY = "sk-LEAKCHECK-7d41c0ffee5e"

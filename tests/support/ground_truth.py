@@ -44,8 +44,15 @@ SHARED_REALTIME_SERVER = dict(setup_delay="30", first_audio_delay="80", cold_pen
 providers in :data:`GREETING_PROVIDERS` a greeting 50 ms after the session is ready (over long before the 1 s
 clip has streamed, so it never overlaps the answer), for Aivoco the answer after the end of the turn."""
 SHARED_REALTIME_ARGS = ("-i", "2", "--pace", "realtime")
-GREETING_PROVIDERS = ("openai", "gemini")
-"""Protocols whose client tells a greeting from the answer (response ids, or a turn that was not asked for)."""
+GREETING_PROVIDERS = ("openai", "gemini", "azure", "xai", "ultravox", "deepgram")
+"""Protocols whose client tells a greeting from the answer (response ids, a turn that was not asked for, or a turn
+begun before the service said it heard the caller's)."""
+PROVIDER_ARGS: dict[str, tuple[str, ...]] = {"ultravox": ("--trailing-silence-ms", "400")}
+"""What a provider needs in every shared run: Ultravox ends turns by voice activity only, after 384 ms of trailing
+silence (400 ms: the turn ends in the clip's last 64 ms chunk at real-time pace)."""
+GREETING_ARGS: dict[str, tuple[str, ...]] = {"ultravox": ("--provider-option", "first_speaker=agent")}
+"""What a provider needs in the shared real-time run to be greeted: an Ultravox call greets when the agent speaks
+first (the service's default; bootbench's is the user)."""
 
 
 def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
@@ -63,9 +70,10 @@ def shared_server_options(provider: str, pace: str) -> dict[str, Any]:
     return options
 
 
-def shared_run_args(pace: str) -> tuple[str, ...]:
-    """The bootbench options of the shared run at ``pace``."""
-    return SHARED_RUN_ARGS if pace == "burst" else SHARED_REALTIME_ARGS
+def shared_run_args(pace: str, provider: str = "") -> tuple[str, ...]:
+    """The bootbench options of the shared run at ``pace`` for ``provider``."""
+    args = SHARED_RUN_ARGS if pace == "burst" else (*SHARED_REALTIME_ARGS, *GREETING_ARGS.get(provider, ()))
+    return (*args, *PROVIDER_ARGS.get(provider, ()))
 
 
 FIXED_RUN_SERVER = dict(setup_delay="30.0", first_audio_delay="80.0", cold_penalty=0)

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfile.py"
 LOCUST = [sys.executable, "-m", "locust"]
-FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "BOOTBENCH_")
+FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "AZURE_", "XAI_", "BOOTBENCH_")
 """Variables of the developer's shell that would change what a test run does (options, keys)."""
 
 

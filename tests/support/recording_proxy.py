@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import WSMsgType, web
 
-FORWARDED_HEADERS = ("Authorization", "x-goog-api-key")
+FORWARDED_HEADERS = ("Authorization", "x-goog-api-key", "api-key")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Aivoco's Socket.IO speech-to-speech protocol (docs/protocols/aivoco.md), server side.
 
 A strict implementation: every client message is checked
-(:mod:`.aivoco_checks`) and each deviation from the protocol, including
+(:mod:`.checks`) and each deviation from the protocol, including
 messages out of order, is counted as a violation, so a test can prove a
 client sends nothing malformed or out of order. The service's behaviour
 toward such messages is not documented and no vendor SDK exists to compare
@@ -23,16 +23,17 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, AIVOCO_SOCKETIO_PATH, VAD_SILENCE_MS
+from bootbench.server.context import ProtocolContext
+from bootbench.server.faults import FaultSpec
+from bootbench.server.reply import GREETING_HZ, GREETING_MS, Chunks, ReplyAudio
+from bootbench.server.scheduler import sleep_until
+from bootbench.server.speechlike import SpeechJudge
+from bootbench.server.truth import SessionTruth
+from bootbench.server.turns import IdleTurnEnd, SilenceDetector
+from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, VAD_SILENCE_MS
 
-from .aivoco_checks import check_audio_data, check_start_call
-from .aivoco_faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
-from .faults import FaultSpec
-from .reply import GREETING_HZ, GREETING_MS, Chunks, ReplyAudio
-from .scheduler import SessionScheduler, sleep_until
-from .speechlike import SpeechJudge
-from .truth import SessionTruth
-from .turns import IdleTurnEnd, SilenceDetector
+from .checks import check_audio_data, check_start_call
+from .faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
 
 PROTOCOL = "aivoco"
 REPLY_CHUNK_MS = 40
@@ -116,7 +117,7 @@ class AivocoConnection:
 class AivocoProtocol:
     """Serves Aivoco's Socket.IO protocol on ``/socket.io/`` of an aiohttp app.
 
-        protocol = AivocoProtocol(scheduler, api_key=None, reply_ms=600)
+        protocol = AivocoProtocol(ProtocolContext(scheduler, ServerConfig()))
         protocol.attach(app)
 
     ``reply_after`` is when the reply timer starts: ``first-input`` (the first
@@ -126,15 +127,13 @@ class AivocoProtocol:
     ``end-of-turn``: the turn must be heard before it is judged.
     """
 
-    def __init__(self, scheduler: SessionScheduler, *, api_key: str | None, reply_ms: int,
-                 reply_after: str = "first-input", vad_needs_speech: bool = False,
-                 socketio_path: str = AIVOCO_SOCKETIO_PATH) -> None:
-        self.scheduler = scheduler
-        self.socketio_path = socketio_path
-        self.vad_needs_speech = vad_needs_speech
-        self.reply_after = "end-of-turn" if vad_needs_speech else reply_after
-        self._api_key = api_key
-        self.reply = ReplyAudio(reply_ms, REPLY_RATE, REPLY_CHUNK_MS)
+    def __init__(self, context: ProtocolContext) -> None:
+        self.scheduler = context.scheduler
+        self.socketio_path = context.config.socketio_path
+        self.vad_needs_speech = context.vad_needs_speech
+        self.reply_after = "end-of-turn" if context.vad_needs_speech else context.reply_after
+        self._api_key = context.api_key
+        self.reply = ReplyAudio(context.reply_ms, REPLY_RATE, REPLY_CHUNK_MS)
         self.greeting = ReplyAudio(GREETING_MS, REPLY_RATE, REPLY_CHUNK_MS, tone_hz=GREETING_HZ)
         self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, cors_allowed_origins="*",
                                         max_http_buffer_size=MAX_MESSAGE_BYTES)
@@ -368,7 +367,7 @@ class AivocoProtocol:
                             to=sid)
         self.scheduler.finish(record, outcome)
 
-    # ------------------------------------------------------------ injected faults (see .faults, .aivoco_faults)
+    # ------------------------------------------------------------ injected faults (see bootbench.server.faults, .faults)
 
     async def _fault_before_ready(self, session: AivocoSession, fault: FaultSpec) -> bool:
         """Faults striking where session_ready would be sent; True when the session goes no further."""

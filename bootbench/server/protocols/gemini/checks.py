@@ -17,9 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootbench.server.json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type, note
 from bootbench.wire import GEMINI_INPUT_RATE
-
-from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type, note
 
 CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolResponse"})
 SETUP_KEYS = frozenset({

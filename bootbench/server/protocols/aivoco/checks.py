@@ -15,10 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootbench.server.json_checks import json_type
+from bootbench.server.pcm import pcm16_peak
 from bootbench.wire import SILENCE_THRESHOLD
-
-from .json_checks import json_type
-from .pcm import pcm16_peak
 
 AMPLITUDE_TOLERANCE = 0.01
 """``max_amplitude`` may differ from the chunk's ``max |sample| / 32768`` by at most this."""

@@ -8,12 +8,12 @@ only, so other audio formats count too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootbench.server.json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
 from bootbench.wire import OPENAI_AUDIO_RATE
-
-from .json_checks import Problem, check_keys, decode_pcm16, expect_type, json_type
 
 CLIENT_EVENTS = frozenset({
     "session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",
@@ -67,15 +67,20 @@ class Checked:
         return self.event.get("type") if self.event is not None else None
 
 
-def check_event(event: dict[str, Any]) -> Checked:
-    """Check one decoded client event; ``Checked.event`` is None when its ``type`` is unusable."""
+def check_event(event: dict[str, Any], session_check: Callable[[Any, list[Problem]], None] | None = None,
+                unsupported: frozenset[str] = frozenset()) -> Checked:
+    """Check one decoded client event; ``Checked.event`` is None when its ``type`` is unusable.
+
+    ``session_check`` checks a ``session.update``'s session (default: the GA shape, :func:`check_session`; the
+    other services' shapes are in :mod:`.shapes`); ``unsupported`` are event types the service refuses.
+    """
     problems: list[Problem] = []
     kind = event.get("type")
     if not isinstance(kind, str):
         problems.append(Problem(f"event without a string 'type' (got {json_type(kind)})", "missing_required_parameter",
                                 "type"))
         return Checked(None, problems)
-    if kind not in CLIENT_EVENTS:
+    if kind not in CLIENT_EVENTS or kind in unsupported:
         problems.append(Problem(f"unknown client event type {kind!r}", "invalid_value", "type"))
         return Checked(None, problems)
     checked = Checked(event, problems)
@@ -83,7 +88,7 @@ def check_event(event: dict[str, Any]) -> Checked:
         check_keys(event, kind, EVENT_KEYS[kind], problems)
     expect_type(event, "event_id", kind, (str,), problems)
     if kind == "session.update":
-        check_session(event.get("session"), problems)
+        (session_check or check_session)(event.get("session"), problems)
     elif kind == "input_audio_buffer.append":
         if "audio" not in event:
             problems.append(Problem("input_audio_buffer.append: missing required parameter 'audio'",

@@ -1,6 +1,15 @@
-"""OpenAI Realtime (GA) over a raw WebSocket at ``/v1/realtime`` (docs/protocols/openai-realtime.md), server side.
+"""OpenAI Realtime (GA) over a raw WebSocket at ``/v1/realtime`` (docs/protocols/openai-realtime.md), server side,
+and the services that speak its events at other URLs or in other layouts (:mod:`.flavours`).
 
     ws://HOST/v1/realtime?model=gpt-realtime      Authorization: Bearer KEY
+    ws://HOST/v1/realtime?model=grok-voice-...    xAI (docs/protocols/xai.md)
+    ws://HOST/voice-live/realtime?api-version=...&model=...,  /openai/v1/realtime?model=...,
+    ws://HOST/openai/realtime?api-version=...&deployment=...  api-key: KEY      Azure (docs/protocols/azure.md)
+
+A connection's :class:`~.flavours.Flavour` decides the service's words for a
+refused upgrade, its first event, how its ``session`` is laid out and checked
+(:mod:`.shapes`), and its audio events' names; everything else below is the
+same for all.
 
 A bad key fails the upgrade with HTTP 401 and the service's JSON error
 body. On open the server sends ``session.created``; the first
@@ -20,7 +29,7 @@ after speech: the server then sends ``speech_started``/``speech_stopped``/
 ``output_item.added``, ``content_part.added``, the audio as
 ``response.output_audio.delta`` chunks at real-time pace, then the ``done``
 events. The client's close frame ends the session. Every client event is
-checked (:mod:`.openai_checks`); violations are counted, and those the real
+checked (:mod:`.checks`); violations are counted, and those the real
 service rejects are answered with its ``error`` event.
 """
 
@@ -34,21 +43,20 @@ from typing import Any
 
 from aiohttp import web
 
+from bootbench.server.json_checks import Problem, note, parse_object
+from bootbench.server.pcm import pcm16_peak
+from bootbench.server.scheduler import sleep_until
+from bootbench.server.turns import SilenceDetector
+from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
 from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
 
-from .json_checks import Problem, note, parse_object
-from .openai_checks import Checked, check_event, effective_session
-from .pcm import pcm16_peak
-from .scheduler import sleep_until
-from .turns import SilenceDetector
-from .ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
+from . import flavours, shapes
+from .checks import Checked, check_event, check_session, effective_session
+from .flavours import OPENAI, Flavour, flavour_of
 
 PROTOCOL = "openai"
 REPLY_TEXT = "Hello, this is the bootbench reference server."
 MIN_COMMIT_MS = 100
-NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using "
-          "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-BAD_KEY = "Incorrect API key provided"
 
 log = logging.getLogger("bootbench.server")
 
@@ -95,6 +103,8 @@ class Pending:
 class RealtimeConnection(WebSocketConnection):
     """A Realtime WebSocket: its effective session configuration and input buffer."""
 
+    flavour: Flavour = OPENAI
+    """The service this connection speaks to (OpenAI, Azure, xAI)."""
     model: str = ""
     session: dict[str, Any] | None = None
     backlog: list[Pending] | None = field(default_factory=list)
@@ -120,31 +130,43 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
     protocol = PROTOCOL
     path = OPENAI_REALTIME_PATH
 
+    def attach(self, app: web.Application) -> None:
+        """Mount OpenAI's path and every other service's (:data:`.flavours.BY_PATH`)."""
+        for path in dict.fromkeys((self.path, *flavours.BY_PATH)):
+            app.router.add_get(path, self.handle)
+
     def refuse(self, request: web.Request, sid: str, received_ns: int) -> web.StreamResponse | None:
-        header = request.headers.get("Authorization", "")
-        key = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
-        if not key or (self.api_key is not None and key != self.api_key):
-            message = NO_KEY if not key else BAD_KEY
-            record = self.scheduler.open(PROTOCOL, sid, received_ns)
+        flavour = flavour_of(request)
+        refusal = flavour.refusal(request, self.api_key)
+        if refusal is None:
+            return None
+        if refusal.auth:
+            record = self.scheduler.open(flavour.name, sid, received_ns)
             record.t_ns["ended_sent"] = time.perf_counter_ns()
-            log.info("session %s %s: auth failed: %s", record.session, record.sid, message)
+            log.info("session %s %s: auth failed: %s", record.session, record.sid, refusal.reason)
             self.scheduler.finish(record, "auth_failed")
-            return web.json_response(error_body(message, None if not key else "invalid_api_key"), status=401)
-        if not request.query.get("model"):
-            self.refused_violation(sid, "upgrade without ?model= in the URL")
-            return web.json_response(error_body("Missing required parameter: 'model'.", "missing_required_parameter",
-                                                param="model"), status=400)
-        return None
+        else:
+            record = self.scheduler.connection_record(flavour.name, sid)
+            self.scheduler.violation(record, refusal.reason)
+            self.scheduler.finish(record, "outside_session")
+        return refusal.response()
 
     def new_connection(self, ws: web.WebSocketResponse, request: web.Request, sid: str) -> RealtimeConnection:
-        model = request.query["model"]
-        conn = RealtimeConnection(ws, sid, self.scheduler.connection_record(PROTOCOL, sid), model=model,
-                                  session=default_session(model))
+        flavour = flavour_of(request)
+        model = flavour.model(request)
+        session = default_session(model) if flavour.shape == "ga" else \
+            shapes.default_session(flavour.shape, model, flavour.default_voice)
+        conn = RealtimeConnection(ws, sid, self.scheduler.connection_record(flavour.name, sid), flavour=flavour,
+                                  model=model, session=session)
         self._configure_turns(conn)
         return conn
 
     async def on_open(self, conn: WebSocketConnection) -> None:
         assert isinstance(conn, RealtimeConnection)
+        if conn.flavour.first_event == "conversation.created":
+            await self.send_json(conn, {"type": "conversation.created", "event_id": new_id("event"),
+                                        "conversation": {"id": new_id("conv"), "object": "realtime.conversation"}})
+            return
         await self.send_json(conn, {"type": "session.created", "event_id": new_id("event"), "session": conn.session})
 
     # ---- client events
@@ -156,7 +178,9 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
             # Not documented either way; the emulation parses it as the text it carries.
             problems.append(note("a binary frame (Realtime client events are JSON text frames)"))
         event = parse_object(data, "client frame", problems)
-        checked = check_event(event) if event is not None else None
+        flavour = conn.flavour
+        session_check = check_session if flavour.shape == "ga" else shapes.SESSION_CHECKS[flavour.shape]
+        checked = check_event(event, session_check, flavour.unsupported) if event is not None else None
         if checked is not None:
             problems += checked.problems
         kind = checked.kind if checked is not None else None
@@ -164,7 +188,7 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         valid = kind is not None and not any(p.code for p in problems)
         if valid and conn.record is None:
             # The service has a session from the start; here it begins (slot, setup delay) with the first event.
-            conn.record = self.scheduler.open(PROTOCOL, conn.sid, received_ns)
+            conn.record = self.scheduler.open(flavour.name, conn.sid, received_ns)
             self.scheduler.accept(conn.record)
             conn.setup_task = spawn(self._set_up(conn))
             if kind != "session.update":
@@ -235,11 +259,12 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
 
     def _configure_turns(self, conn: RealtimeConnection) -> None:
         assert conn.session is not None
-        detection = conn.session.get("audio", {}).get("input", {}).get("turn_detection")
+        detection = shapes.turn_detection(conn.session, conn.flavour.shape)
         if detection is None:
             conn.detector = None
             return
-        silence = detection.get("silence_duration_ms", VAD_SILENCE_MS) if detection.get("type") == "server_vad" \
+        # semantic VAD types end a turn on meaning; the emulation ends them on silence, as server_vad
+        silence = detection.get("silence_duration_ms", VAD_SILENCE_MS) if detection.get("type") != "semantic_vad" \
             else VAD_SILENCE_MS
         conn.create_response = detection.get("create_response", True) is not False
         if conn.detector is None or conn.detector.silence_ms != silence:
@@ -377,21 +402,24 @@ class OpenAIRealtimeProtocol(WebSocketProtocol):
         await self.send_json(conn, {"type": "response.content_part.added", "event_id": new_id("event"), **where,
                                     "part": {"type": "audio", "transcript": ""}})
 
+        # the preview's names on Voice Live and Azure OpenAI's preview endpoint, GA's elsewhere
+        audio = "response.audio" if conn.flavour.preview_events else "response.output_audio"
+
         async def send_delta(index: int, chunk: str) -> None:
-            await self.send_json(conn, {"type": "response.output_audio.delta", "event_id": new_id("event"),
-                                        **where, "delta": chunk})
+            await self.send_json(conn, {"type": f"{audio}.delta", "event_id": new_id("event"), **where, "delta": chunk})
 
         if greeting:
             await self.greeting.stream(record, start_ns, send_delta, greeting=True)
         else:
             await self.reply.stream(record, start_ns, send_delta,
                                     leading_silence_ms=record.injected.leading_silence_ms)
-        await self.send_json(conn, {"type": "response.output_audio.done", "event_id": new_id("event"), **where})
-        await self.send_json(conn, {"type": "response.output_audio_transcript.done", "event_id": new_id("event"),
+        await self.send_json(conn, {"type": f"{audio}.done", "event_id": new_id("event"), **where})
+        await self.send_json(conn, {"type": f"{audio}_transcript.done", "event_id": new_id("event"),
                                     **where, "transcript": REPLY_TEXT})
         await self.send_json(conn, {"type": "response.content_part.done", "event_id": new_id("event"), **where,
                                     "part": {"type": "audio", "transcript": REPLY_TEXT}})
-        done_item = {**item, "status": "completed", "content": [{"type": "output_audio", "transcript": REPLY_TEXT}]}
+        content_type = "audio" if conn.flavour.preview_events else "output_audio"
+        done_item = {**item, "status": "completed", "content": [{"type": content_type, "transcript": REPLY_TEXT}]}
         await self.send_json(conn, {"type": "response.output_item.done", "event_id": new_id("event"),
                                     "response_id": response_id, "output_index": 0, "item": done_item})
         conn.response_id = None

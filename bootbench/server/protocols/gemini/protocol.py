@@ -32,14 +32,14 @@ from typing import Any
 
 from aiohttp import web
 
+from bootbench.server.json_checks import Problem, note, parse_object
+from bootbench.server.pcm import pcm16_peak
+from bootbench.server.scheduler import sleep_until
+from bootbench.server.turns import SilenceDetector
+from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
 from bootbench.wire import GEMINI_INPUT_RATE, GEMINI_LIVE_PATH, GEMINI_OUTPUT_RATE, VAD_SILENCE_MS
 
-from .gemini_checks import Checked, check_message, silence_ms, uses_manual_activity
-from .json_checks import Problem, note, parse_object
-from .pcm import pcm16_peak
-from .scheduler import sleep_until
-from .turns import SilenceDetector
-from .ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
+from .checks import Checked, check_message, silence_ms, uses_manual_activity
 
 PROTOCOL = "gemini"
 BAD_KEY = (1007, "API key not valid. Please pass a valid API key.")

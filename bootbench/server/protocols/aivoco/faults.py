@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .faults import FaultSpec
+from bootbench.server.faults import FaultSpec
 
 AUTH_MESSAGE = "Invalid API key"
 ERROR_MESSAGES = {
