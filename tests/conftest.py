@@ -109,13 +109,15 @@ def shared_fixed_run(shared_reference_server, tmp_path_factory):
     """The session's one in-process run of 20 Aivoco iterations, one user, burst pace, against fixed delays.
 
     ``FIXED_RUN_SERVER`` (setup 30 ms, first audio 80 ms, no cold penalty); test_accuracy reads every sample
-    against its session, test_boot_run the counts, connects and summary (tests/support/ground_truth.py).
+    against its session, test_boot_run the counts, connects and summary, test_report its report.html, console
+    summary and progress lines (tests/support/ground_truth.py).
     """
-    from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_SERVER, ground_truth_run
+    from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_PROGRESS_S, FIXED_RUN_SERVER, ground_truth_run
 
     server = shared_reference_server(**FIXED_RUN_SERVER)
     folder = tmp_path_factory.mktemp("shared-fixed-run")
-    return ground_truth_run(server, folder / "r", *FIXED_RUN_ARGS, environ={"AIVOCO_API_KEY": "test-key-123"})
+    return ground_truth_run(server, folder / "r", *FIXED_RUN_ARGS, environ={"AIVOCO_API_KEY": "test-key-123"},
+                            progress_every=FIXED_RUN_PROGRESS_S)
 
 
 RUNS_A_SERVER = frozenset({"reference_server", "shared_reference_server", "shared_ground_truth_run",

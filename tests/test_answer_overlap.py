@@ -10,13 +10,9 @@ anomaly, and the run warns that the warm turns after it may have timed it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
-import io
-import os
 import threading
 import time
-from unittest import mock
 
 import pytest
 
@@ -27,8 +23,7 @@ from bootbench.run.embedded import EmbeddedServer
 from bootbench.samples import Sample, Timeline, Turn
 from bootbench.stats import summarize_samples
 from support.ground_truth import ground_truth_run
-from support.inprocess import kept_signal_handlers, local_environment, run_to_end
-from support.processes import clean_env
+from support.inprocess import headless_run
 
 BOUND_MS = 15.0
 """As tests/test_turns.py: a sample against the server's own interval."""
@@ -100,10 +95,7 @@ def test_an_answer_that_began_before_the_input_ended_is_flagged_and_left_out_of_
 @pytest.mark.slow
 def test_the_embedded_server_answers_at_the_end_of_a_realtime_turn_and_from_the_first_message_of_a_burst(tmp_path):
     # Before: --pace realtime --audio speech against the embedded server gave input_to_audio_ms of about -3819 ms.
-    with mock.patch.dict(os.environ, clean_env(), clear=True), kept_signal_handlers(), \
-            contextlib.redirect_stdout(io.StringIO()):
-        env = local_environment("-i", "1", "--pace", "realtime", results_dir=tmp_path / "r")
-        run = run_to_end(env, users=1)
+    run = headless_run("-i", "1", "--pace", "realtime", results_dir=tmp_path / "r", report=False).run
     (sample,) = run.samples
     assert sample.ok and sample.answered_before_input_end_ms is None
     assert 500 <= sample.input_to_audio_ms <= 2500   # its 500 ms of quiet that ends a turn, then the first-audio delay

@@ -2,7 +2,8 @@
 
 Each sample against its session's ground truth: test_accuracy.py. Bad input: test_faults.py. Runs against a
 server given with ``-H`` are in-process (tests/support/ground_truth.py); the embedded server is started by
-the run itself, in-process too (real processes with the embedded server: test_providers.py).
+the run itself: real processes in test_providers.py (the default target, every provider), in-process in
+test_answer_overlap.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import pytest
 
 from bootbench.samples import PHASES
 from support.ground_truth import FIXED_RUN_SERVER, ground_truth_run
-from support.inprocess import headless_run
 from support.processes import read_jsonl
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
@@ -83,17 +83,6 @@ def test_result_files_parse_and_agree_with_each_other(shared_reference_server, t
     assert len(logs) == 1 and "connected to" in logs[0].read_text()
     assert {s["user"] for s in metrics["samples"]} == {1, 2}
     assert "first response: median" in run.stdout
-
-
-@pytest.mark.slow
-def test_embedded_reference_server_is_the_default_target(tmp_path):
-    run = headless_run("-i", "8", results_dir=tmp_path / "r")
-    assert run.exit_code == 0, run.stderr[-3000:]
-    metrics = run.metrics
-    assert metrics["run"]["embedded_server"] is True
-    assert metrics["run"]["target"].startswith("http://127.0.0.1:")
-    assert metrics["summary"]["successes"] == 8
-    assert 20 < metrics["summary"]["phases"]["first_response_ms"]["median"] < 1000
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import chdir, nullcontext, redirect_stdout
+from contextlib import chdir, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +18,7 @@ from bootbench.junit import write_junit
 from bootbench.samples import PHASES, Sample
 from bootbench.stats import summarize_samples
 from bootbench.run import harness
-from bootbench.run.master import MasterRun
-from support.folders import without_report
-from support.inprocess import environment, finish, init, kept_signal_handlers, local_environment, run_to_end
+from support.inprocess import environment, finish, headless_run, init, kept_signal_handlers, run_to_end
 from support.processes import free_port, run_locust
 
 
@@ -198,16 +196,16 @@ def test_junit_xml_reads_back_with_one_case_per_check_and_the_failures(tmp_path)
     assert no_data.type == "no data" and "has no data" in no_data.message
 
 
-def test_checks_on_a_real_run_against_the_reference_server(fixed_server, tmp_path):
+def test_checks_on_a_real_run_against_the_reference_server(passing_run, tmp_path):
     """Checks evaluated on the metrics.json of a real run: a fixed 200 ms first audio passes <=400 and fails <=150."""
-    run, _, _ = in_process(tmp_path, "-u", "1", "-i", "5", host=fixed_server.url, report=False)
-    assert not run.incomplete
+    metrics = json.loads((passing_run.folder / "metrics.json").read_text())
+    assert metrics["run"]["aborted"] is None and metrics["run"]["iterations"]["complete"]
     results = evaluate(parse_checks(["first_response_ms:p95<=400", "first_response_ms:min>=150",
                                      "first_response_ms:p95<=150", "success_rate>=100%",
-                                     "session_start_ms:median<200", "first_response_ms:count>=5"]), run.metrics)
+                                     "session_start_ms:median<200", "first_response_ms:count>=5"]), metrics)
     assert [r.ok for r in results] == [True, True, False, True, True, True], text_table(results)
     assert 200 <= results[0].value <= 400
-    path = write_junit(run.recorder.folder, results, run_id=run.metrics["run"]["id"])
+    path = write_junit(tmp_path, results, run_id=metrics["run"]["id"])
     suite = next(iter(JUnitXml.fromfile(str(path))))
     assert (suite.tests, suite.failures) == (6, 1)
 
@@ -236,26 +234,15 @@ class InProcessRun:
     metrics: dict
 
 
-def in_process(cwd: Path, *argv: str, host: str, report: bool = True) -> tuple[MasterRun, str, int]:
-    """``locust --headless ARGV -H host`` in ``cwd`` on a LocalRunner here: the run, what it printed, the exit
-    code Locust would take (the run's own, else 0: these runs have no failed request)."""
-    args = list(argv)
-    stdout = io.StringIO()
-    with kept_signal_handlers(), redirect_stdout(stdout), chdir(cwd), (nullcontext() if report else without_report()):
-        env = local_environment(*args, host=host, results_dir=cwd / "results")
-        run = run_to_end(env, users=int(args[args.index("-u") + 1]))
-    return run, stdout.getvalue(), env.process_exit_code or 0
-
-
 @pytest.fixture(scope="module")
 def passing_run(shared_reference_server, tmp_path_factory):
-    """Checks from a config file that all hold: exit 0 (in this process)."""
+    """Checks from a config file that all hold: exit 0 (in this process, started in the config file's folder)."""
     server = shared_reference_server(setup_delay="20", first_audio_delay="200", cold_penalty=0, reply_ms=100)
     cwd = tmp_path_factory.mktemp("passing")
     (cwd / "smoke.conf").write_text("check = [first_response_ms:p95 <= 400, success_rate>=95%]\n")
-    run, stdout, code = in_process(cwd, "--config", str(cwd / "smoke.conf"), "-u", "1", "-i", "5", "--wait-ms", "20",
-                                   host=server.url)
-    return InProcessRun(code, stdout, run.recorder.folder, run.metrics)
+    done = headless_run("--config", str(cwd / "smoke.conf"), "-i", "5", "--wait-ms", "20", host=server.url,
+                        results_dir=cwd / "results", cwd=cwd)
+    return InProcessRun(done.exit_code, done.stdout, done.folder, done.metrics)
 
 
 FAILING = ("success_rate>=0%", "success_rate>=95%", "first_response_ms:p95<=800", "session_start_ms:median<1000")

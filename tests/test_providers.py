@@ -42,6 +42,7 @@ def test_every_provider_against_the_embedded_server_writes_the_files_a_default_p
         assert result_files(run.folder) == result_files(runs[DEFAULT].folder)
         metrics = run.metrics
         assert metrics["run"]["embedded_server"] is True and metrics["run"]["provider"] == provider
+        assert metrics["run"]["target"].startswith("http://127.0.0.1:")
         assert metrics["summary"]["successes"] == 4
         phases = metrics["summary"]["phases"]
         # every phase; the steps only of a session started in two requests (Ultravox's create and join), all of them
@@ -53,6 +54,13 @@ def test_every_provider_against_the_embedded_server_writes_the_files_a_default_p
         # the default turn mode and model of the driver (metrics.json records null for a model left to the service)
         assert metrics["run"]["turn"] == driver(provider).turn_modes[0]
         assert metrics["run"]["model"] == (driver(provider).default_model or None)
+    # an embedded run records the reference server's latency model and seed
+    block = runs["openai"].metrics["run"]
+    assert block["voice"] == "alloy" and block["reference_server"] == {
+        "setup_delay": "lognormal:50:0.2", "first_audio_delay": "lognormal:150:0.25", "cold_penalty_ms": 200.0,
+        "capacity": 0, "reply_ms": 600, "reply_after": "first-input", "seed": 0, "faults": [],
+        "leading_silence": None, "greeting": None, "vad_needs_speech": False, "socketio_path": "/socket.io/",
+        "api_key_required": False}
 
 
 @pytest.mark.parametrize("provider", [name for name in IN_SHARED_RUNS if driver(name).turn_modes[0] == "manual"])

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import io
 import json
-import logging
 import re
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,13 +12,12 @@ from unittest.mock import patch
 import pytest
 
 from bootbench.stats import p99_note
-from bootbench.views import progress
 from support.cli import bootbench
 from support.folders import failures, record_run, timings
-from support.inprocess import kept_signal_handlers, local_environment, run_to_end
+from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_SERVER, HOSTILE
 
-SETUP_MS, FIRST_AUDIO_MS, ITERATIONS = 30.0, 250.0, 18
-HOSTILE = '<script>alert("x")</script> & "quotes"'
+SETUP_MS, FIRST_AUDIO_MS = (float(FIXED_RUN_SERVER[key]) for key in ("setup_delay", "first_audio_delay"))
+ITERATIONS = int(FIXED_RUN_ARGS[FIXED_RUN_ARGS.index("-i") + 1])
 
 
 @dataclass
@@ -36,29 +31,14 @@ class FixedRun:
 
 
 @pytest.fixture(scope="module")
-def fixed_run(tmp_path_factory, shared_reference_server):
-    """One headless run of 18 iterations by 2 users against a server with fixed delays, in this process (about
-    4 s of running; a progress line every 0.5 s instead of 5 s so that several come during the run)."""
-    server = shared_reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
-    env = local_environment("-i", str(ITERATIONS), "--system-message", HOSTILE, host=server.url,
-                            results_dir=tmp_path_factory.mktemp("fixed") / "results")
-    lines: list[str] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: lines.append(f"{record.name}: {record.getMessage()}")
-    logger, stdout = logging.getLogger("bootbench"), io.StringIO()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)  # as Locust's logging setup has it in a real process
-    try:
-        with kept_signal_handlers(), redirect_stdout(stdout), \
-                patch.object(progress, "start", functools.partial(progress.start, interval=0.5)):
-            run = run_to_end(env, users=2)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    assert not run.incomplete, stdout.getvalue()
-    return FixedRun(run.recorder.folder, json.loads((run.recorder.folder / "metrics.json").read_text()),
-                    stdout.getvalue(), lines)
+def fixed_run(shared_fixed_run):
+    """The session's shared run of 20 iterations against fixed delays, in this process (tests/conftest.py
+    ``shared_fixed_run``): its system message is markup, and a progress line comes every 0.5 s instead of 5 s so
+    that several come during the run."""
+    run = shared_fixed_run
+    metrics = json.loads((run.folder / "metrics.json").read_text())
+    assert metrics["run"]["aborted"] is None and metrics["run"]["iterations"]["complete"], run.stdout
+    return FixedRun(run.folder, metrics, run.stdout, run.log)
 
 
 class Elements(HTMLParser):
@@ -305,3 +285,39 @@ def test_the_phases_chart_draws_connect_only_where_the_iteration_opened_the_conn
         plots.phases_svg(samples)
     assert drawn["connect"] == [5.0, 0.0, 0.0]
     assert drawn["session start"] == [30.0, 30.0, 30.0]
+
+
+def test_every_figure_keeps_its_labels_ticks_and_legend_inside_with_five_digit_times():
+    """Figures have fixed margins (bootbench/views/plots.py ``Margins``, not a layout pass that measures them):
+    tick labels of five digits, the axis labels, titles and the legends outside the axes still fit."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bootbench.views import plots
+
+    slow = [10_000.0 + 997.0 * n for n in range(60)]
+    samples = [{"iteration": n + 1, "ok": n % 9 != 4, "connected_this_cycle": n == 0, "connect_ms": 4000.0,
+                "session_start_ms": 30_000.0, "first_response_ms": value, "first_audible_ms": value + 9_000.0,
+                "stop_ms": 20.0, "cold_penalty_ms": value - 60_000.0} for n, value in enumerate(slow)]
+    levels = [{"users": users, "success_rate": 1.0 / users,
+               "phases": {name: {"median": 20_000.0 * users, "p95": 30_000.0 * users}
+                          for name in ("cold_start_ms", "first_response_ms")}} for users in (1, 2, 4, 8, 16, 32)]
+    figures = []
+    with patch.object(plots, "to_svg", lambda fig, name, label: figures.append((name, fig)) or "<svg/>"):
+        plots.histogram_svg(slow, median=slow[30], p95=slow[56], p99=slow[59])
+        plots.cdf_svg([("first response", slow)])
+        plots.cdf_svg([(f"20261203-120000-aivoco run {n}", slow) for n in range(3)], name="compare-cdf",
+                      mark_percentiles=False, size=(10, 4.2))
+        plots.audible_svg(samples)
+        plots.trend_svg(samples)
+        plots.phases_svg(samples)
+        plots.cold_warm_svg(slow, slow[::2])
+        plots.penalty_svg(samples)
+        plots.sweep_svg(levels, {"phase": "cold_start_ms", "users": 8, "limit_p95_ms": 45_000.0, "tolerance": 1.5})
+    assert len(figures) == 9
+    for name, fig in figures:
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        page = fig.bbox
+        for ax in fig.axes:
+            drawn = ax.get_tightbbox(renderer)  # tick labels, axis labels, title, legend: all the axes draws
+            assert page.x0 <= drawn.x0 and drawn.x1 <= page.x1 and page.y0 <= drawn.y0 and drawn.y1 <= page.y1, \
+                f"{name}: drawn {drawn.bounds} outside the figure {page.bounds}"

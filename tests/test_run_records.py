@@ -83,19 +83,6 @@ def test_a_run_records_the_voice_it_sends_its_anomalies_and_its_provenance(tmp_p
     assert metrics["summary"]["phases"]["connect_ms"]["stdev"] is None  # one value has no spread to speak of
 
 
-@pytest.mark.slow
-def test_an_embedded_run_records_the_reference_servers_latency_model_and_seed(tmp_path):
-    run = headless_run("-i", "2", "--wait-ms", "0", "--provider", "openai", results_dir=tmp_path / "results")
-    assert run.exit_code == 0, run.stderr[-3000:]
-    block = run.metrics["run"]
-    assert block["voice"] == "alloy" and block["embedded_server"] is True
-    assert block["reference_server"] == {
-        "setup_delay": "lognormal:50:0.2", "first_audio_delay": "lognormal:150:0.25", "cold_penalty_ms": 200.0,
-        "capacity": 0, "reply_ms": 600, "reply_after": "first-input", "seed": 0, "faults": [],
-        "leading_silence": None, "greeting": None, "vad_needs_speech": False, "socketio_path": "/socket.io/",
-        "api_key_required": False}
-
-
 def ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:

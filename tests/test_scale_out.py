@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import free_port, locust_process, read_jsonl, run_locust, wait_for_samples
+from support.processes import ReadyLocust, free_port, locust_process, read_jsonl, run_locust, wait_for_samples
 
 pytestmark = pytest.mark.slow  # real clusters: a master and worker processes
 
@@ -35,14 +35,15 @@ def start_cluster(tmp_path: Path):
         started.extend([master, *worker_processes])
         return master, worker_processes
 
-    def add_worker(name: str) -> subprocess.Popen:
-        """One more worker for the last cluster started (a worker joining mid-run), its log in ``name``.log."""
-        worker = locust_process("--worker", "--master-host", "127.0.0.1", "--master-port", str(ports[-1]),
-                                cwd=tmp_path, log=tmp_path / f"{name}.log")
-        started.append(worker)
+    def ready_worker(name: str) -> ReadyLocust:
+        """One more worker for the last cluster started, its imports done, joining when told (``go()``: a worker
+        joining mid-run); its log in ``name``.log."""
+        worker = ReadyLocust("--worker", "--master-host", "127.0.0.1", "--master-port", str(ports[-1]),
+                             cwd=tmp_path, log=tmp_path / f"{name}.log")
+        started.append(worker.process)
         return worker
 
-    start.add_worker = add_worker
+    start.ready_worker = ready_worker
     yield start
     for process in started:
         if process.poll() is None:
@@ -147,14 +148,16 @@ def test_a_worker_killed_mid_cycle_has_its_iterations_written_off_and_the_run_en
 @pytest.mark.parametrize("rebalancing", [False, True], ids=["default", "enable-rebalancing"])
 def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_with_exactly_n(
         shared_reference_server, start_cluster, tmp_path, rebalancing):
-    # Locust moves a user to the new worker: stopped while it waits for a ticket or, with a 1.5 s answer,
-    # most likely mid-cycle (before the fix: a ticket left in flight forever, or an iteration "lost").
-    # All four users start at once (-r 4): the late worker joins long after, as before, without 3 s of ramp.
-    server = shared_reference_server(setup_delay="10", first_audio_delay="1500", cold_penalty=0)
-    extra = ("-H", server.url, "--wait-ms", "500", "-r", "4", *(("--enable-rebalancing",) if rebalancing else ()))
+    # Locust moves a user to the new worker: stopped while it waits for a ticket or, with a 600 ms answer and
+    # 200 ms between cycles, most likely mid-cycle (before the fix: a ticket left in flight forever, or an
+    # iteration "lost"). All four users start at once (-r 4). The late worker has done its imports while the
+    # cluster started, so it joins within a moment of the fourth sample and 36 iterations (9 rounds) remain.
+    server = shared_reference_server(setup_delay="10", first_audio_delay="600", cold_penalty=0)
+    extra = ("-H", server.url, "--wait-ms", "200", "-r", "4", *(("--enable-rebalancing",) if rebalancing else ()))
     master, workers = start_cluster(iterations=40, users=4, extra=extra)
+    ready = start_cluster.ready_worker("late")
     assert wait_for_samples(tmp_path / "r", 4), (tmp_path / "master.log").read_text()[-3000:]
-    late = start_cluster.add_worker("late")
+    late = ready.go()
     code = finish(master, 90)
     log = (tmp_path / "master.log").read_text()
     assert code == 0, f"the run did not end by itself with exit code 0 ({code}):\n{log[-3000:]}"

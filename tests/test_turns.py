@@ -10,13 +10,12 @@ test_accuracy.py: the measured accuracy is bench/accuracy.py's business.
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import pytest
 
 from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHASES, Sample, Turn, cold_penalty
 from bootbench.stats import summarize, summarize_groups
+from support.cli import bootbench
 from support.ground_truth import SHARED_LEADING_MS, SHARED_RUN_SERVER, ground_truth_run
 from support.processes import read_jsonl, run_locust
 from support.provider_table import IN_SHARED_RUNS
@@ -28,6 +27,9 @@ takes to parse a 1 s clip before it stamps the end of the turn that follows it, 
 INJECTED_BOUND_MS = 15.0
 """How far the server's own interval, or a difference of two samples, may be from what was injected."""
 ITERATIONS, TURNS = 4, 3
+REALTIME_ITERATIONS = 2
+"""At real-time pace each turn streams its 1 s clip: two iterations (a new connection, then a warm one) of three
+turns take about 11 s where four took 22."""
 UNDERRUN_ALLOWANCE_MS = 25.0
 """How much later than the server's schedule playback may run on a shared, loaded machine (test_audible_runs.py)."""
 
@@ -44,17 +46,12 @@ def server_for_turns(reference_server, **extra):
                             warm_first_audio_delay=str(WARM_MS), cold_penalty=0, reply_ms=REPLY_MS, **extra)
 
 
-def ok_sessions(truth_path) -> list[dict]:
-    return sorted((r for r in read_jsonl(truth_path) if r["session"] is not None and r["outcome"] == "ok"),
-                  key=lambda r: r["t_ns"]["start_received"])
-
-
-def check_every_turn(run, burst: bool, leading_ms: float = 0.0) -> None:
+def check_every_turn(run, burst: bool, leading_ms: float = 0.0, iterations: int = ITERATIONS) -> None:
     """Each turn of each sample against the server's record of its session; the CSVs, report and compare agree."""
     metrics = run.metrics
     samples = run.samples
     sessions = run.ok_sessions()
-    assert len(samples) == len(sessions) == ITERATIONS
+    assert len(samples) == len(sessions) == iterations
     assert run.violations == 0 and run.notes == 0
     for sample, session in zip(samples, sessions):
         assert sample["ok"], sample
@@ -78,8 +75,8 @@ def check_every_turn(run, burst: bool, leading_ms: float = 0.0) -> None:
         assert sample["first_response_ms"] == pytest.approx(session["measured"]["first_response_ms"], abs=BOUND_MS)
 
     phases = metrics["summary"]["phases"]
-    assert phases["cold_penalty_ms"]["count"] == ITERATIONS
-    assert phases["warm_input_to_audio_ms"]["count"] == ITERATIONS * (TURNS - 1)
+    assert phases["cold_penalty_ms"]["count"] == iterations
+    assert phases["warm_input_to_audio_ms"]["count"] == iterations * (TURNS - 1)
     assert phases["cold_penalty_ms"]["median"] == pytest.approx(COLD_MS - WARM_MS, abs=INJECTED_BOUND_MS)
     low, high = phases["cold_penalty_ms"]["ci95_median"]
     assert low <= phases["cold_penalty_ms"]["median"] <= high
@@ -100,8 +97,7 @@ def check_every_turn(run, burst: bool, leading_ms: float = 0.0) -> None:
                                                                               abs=0.001)
     report = (folder / "report.html").read_text()
     assert 'id="turns"' in report and 'data-plot="cold-warm"' in report and 'data-plot="cold-penalty"' in report
-    compared = subprocess.run([sys.executable, "-m", "bootbench.views.cli", "compare", "--markdown", str(folder)],
-                              capture_output=True, text=True, timeout=60)
+    compared = bootbench("compare", "--markdown", folder)
     assert compared.returncode == 0, compared.stderr
     header, _, row = compared.stdout.splitlines()[:3]
     cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|"))))
@@ -122,16 +118,17 @@ def test_every_turn_matches_the_servers_ground_truth_at_realtime_pace(shared_ref
     # answered at the end of each turn, as the embedded server does at this pace: an answer from the first chunk
     # comes before the input ended, and has no input phases (tests/test_answer_overlap.py)
     server = server_for_turns(shared_reference_server, extra_args=("--reply-after", "end-of-turn"))
-    run = ground_truth_run(server, tmp_path / "r", "-i", str(ITERATIONS), "--turns", str(TURNS), "--pace", "realtime")
-    check_every_turn(run, burst=False)
+    run = ground_truth_run(server, tmp_path / "r", "-i", str(REALTIME_ITERATIONS), "--turns", str(TURNS),
+                           "--pace", "realtime")
+    check_every_turn(run, burst=False, iterations=REALTIME_ITERATIONS)
 
 
-def test_one_turn_writes_what_it_always_did(reference_server, tmp_path):
-    server = server_for_turns(reference_server)
-    run = run_locust("-u", "1", "-i", "3", "-H", server.url, "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_one_turn_writes_what_it_always_did(shared_reference_server, tmp_path):
+    server = server_for_turns(shared_reference_server)
+    run = ground_truth_run(server, tmp_path / "r", "-i", "3")
+    assert run.exit_code == 0, run.stderr[-3000:]
     single_turn_keys = [f for f in SAMPLE_FIELDS if f not in MULTI_TURN_FIELDS]
-    for sample in [*run.metrics["samples"], *run.jsonl()]:
+    for sample in [*run.metrics["samples"], *read_jsonl(run.folder / "samples.jsonl")]:
         assert list(sample) == single_turn_keys
     with open(run.folder / "samples.csv") as f:
         assert next(csv.reader(f)) == single_turn_keys
@@ -139,7 +136,8 @@ def test_one_turn_writes_what_it_always_did(reference_server, tmp_path):
         assert [r["phase"] for r in csv.DictReader(f)] == list(PHASES)
     assert list(run.metrics["summary"]["phases"]) == list(PHASES)
     assert "cold penalty" not in run.stdout and 'id="turns"' not in (run.folder / "report.html").read_text()
-    for session in ok_sessions(server.ground_truth):  # the server saw one turn per session, answered after the cold delay
+    assert len(run.ok_sessions()) == 3
+    for session in run.ok_sessions():  # the server saw one turn per session, answered after the cold delay
         assert [t["turn"] for t in session["turns"]] == [1]
         assert session["turns"][0]["first_audio_delay_ms"] == COLD_MS
 

@@ -13,17 +13,15 @@ instead of starting Locust against a reference server.
 from __future__ import annotations
 
 import random
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Sequence
-from unittest.mock import patch
 
 from bootbench import options
 from bootbench.exporters import RunRecorder, now_iso
 from bootbench.run.lifecycle import LOCUST_OPTIONS
 from bootbench.run.master import MasterRun
 from bootbench.samples import Sample
-from support.inprocess import parse
+from support.inprocess import parse, without_report  # noqa: F401  (re-exported)
 
 UNUSED_HOST = "http://127.0.0.1:9"
 """A loopback target (no key needed) that these folders name but nothing ever connects to."""
@@ -84,12 +82,6 @@ def record_run(results_dir: Path, *argv: str, samples: Sequence[dict[str, Any]],
         with without_report():
             run.close()
     return run.recorder.folder
-
-
-def without_report() -> AbstractContextManager[Any]:
-    """Runs that end inside this block write every result file but report.html (for tests that never read it:
-    its plots take matplotlib a second or more per run)."""
-    return patch("bootbench.exporters.write_report_safely", lambda folder, metrics: None)
 
 
 def _let_go(recorder: RunRecorder) -> None:

@@ -79,8 +79,13 @@ def shared_run_args(pace: str, provider: str = "") -> tuple[str, ...]:
 
 FIXED_RUN_SERVER = dict(setup_delay="30.0", first_audio_delay="80.0", cold_penalty=0)
 """The reference server of fixed delays that test_accuracy, test_boot_run and test_providers start runs against."""
-FIXED_RUN_ARGS = ("-i", "20")
-"""The shared fixed run: 20 iterations of one Aivoco user at burst pace (tests/conftest.py ``shared_fixed_run``)."""
+HOSTILE = '<script>alert("x")</script> & "quotes"'
+"""A system message that must come out escaped wherever a page shows it (tests/test_report.py)."""
+FIXED_RUN_ARGS = ("-i", "20", "--system-message", HOSTILE)
+"""The shared fixed run: 20 iterations of one Aivoco user at burst pace, with a system message full of markup
+(tests/conftest.py ``shared_fixed_run``)."""
+FIXED_RUN_PROGRESS_S = 0.5
+"""Its headless progress lines come every 0.5 s instead of every 5 s, so that several come during the ~4 s run."""
 
 
 @dataclass
@@ -107,6 +112,8 @@ class GroundTruthRun:
     """What the run wrote to stderr (in-process: ``sys.stderr`` only; log records go to pytest's capture)."""
     exit_code: int = 0
     """The process's exit code (in-process: what Locust's main would exit with, ``environment.process_exit_code``)."""
+    log: list[str] = field(default_factory=list)
+    """In-process: the ``bootbench`` loggers' records, ``name: message``, in order (tests/support/inprocess.py)."""
 
     @property
     def samples(self) -> list[dict[str, Any]]:
@@ -141,11 +148,11 @@ def records_between(server: ReferenceServer, start_ns: int, end_ns: int, timeout
 
 def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, users: int = 1,
                      environ: dict[str, str] | None = None, timeout: float = 90,
-                     in_subprocess: bool = False, python: str | None = None) -> GroundTruthRun:
+                     in_subprocess: bool = False, python: str | None = None, **options: Any) -> GroundTruthRun:
     """Run bootbench in-process with ``argv`` against ``server``; the run with the ground truth of its own sessions.
 
-    The process environment is cleaned of bootbench options and keys (as for a subprocess run), plus ``environ``
-    (tests/support/inprocess.py ``headless_run``).
+    The process environment is cleaned of bootbench options and keys (as for a subprocess run), plus ``environ``;
+    ``options`` are :func:`support.inprocess.headless_run`'s (``report``, ``progress_every``, ``cwd``).
     ``in_subprocess``: a real ``locust --headless`` process instead (its CSVs under ``results_dir.parent``), run by
     ``python`` when given (a venv with a plugin installed).
     """
@@ -162,15 +169,17 @@ def ground_truth_run(server: ReferenceServer, results_dir: Path, *argv: str, use
         return _read_back(server, before, start_ns, end_ns, finished.metrics, finished.folder, counts,
                           finished.stdout, finished.stderr, finished.returncode)
     start_ns = time.perf_counter_ns()
-    done = headless_run(*argv, host=server.url, results_dir=results_dir, users=users, environ=environ, timeout=timeout)
+    done = headless_run(*argv, host=server.url, results_dir=results_dir, users=users, environ=environ, timeout=timeout,
+                        **options)
     end_ns = time.perf_counter_ns()
     counts = {entry.name: entry.num_requests for entry in done.env.stats.entries.values()}
     return _read_back(server, before, start_ns, end_ns, done.metrics, done.folder, counts, done.stdout, done.stderr,
-                      done.exit_code)
+                      done.exit_code, done.log)
 
 
 def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int, metrics: dict, folder: Path,
-               counts: dict[str, int], stdout: str, stderr: str, exit_code: int) -> GroundTruthRun:
+               counts: dict[str, int], stdout: str, stderr: str, exit_code: int,
+               log: list[str] | None = None) -> GroundTruthRun:
     records = records_between(server, start_ns, end_ns)
     after = server.stats()
     outcomes = Counter(after["outcomes"])
@@ -180,4 +189,4 @@ def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int
                           violations=after["violations"] - before["violations"],
                           notes=after["notes"] - before["notes"], outcomes=+outcomes,
                           request_counts=counts, stdout=stdout, stderr=stderr,
-                          exit_code=exit_code)
+                          exit_code=exit_code, log=log or [])

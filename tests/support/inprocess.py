@@ -13,14 +13,15 @@ share state (each has its own :class:`~bootbench.run.harness.Harness`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import logging
 import os
 import signal
 import sys
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, chdir, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 from unittest import mock
@@ -33,6 +34,7 @@ from bootbench import events as bootbench_events
 from bootbench.run import harness
 from bootbench.run.master import MasterRun
 from bootbench.user import BootUser
+from bootbench.views import progress
 from support.processes import LOCUSTFILE, clean_env
 from support.refusals import locust_parser
 
@@ -103,6 +105,8 @@ class HeadlessRun:
     stdout: str
     stderr: str
     """What the run wrote to ``sys.stderr`` (log records go to pytest's capture, not here)."""
+    log: list[str] = field(default_factory=list)
+    """The ``bootbench`` loggers' records, ``name: message``, in order (what a real run's log shows of them)."""
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -123,24 +127,52 @@ class HeadlessRun:
 
 
 def headless_run(*argv: str, host: str = "", results_dir: Path, users: int = 1, environ: dict[str, str] | None = None,
-                 timeout: float = 90, command_line: bool = False) -> HeadlessRun:
+                 timeout: float = 90, command_line: bool = False, cwd: Path | None = None, report: bool = True,
+                 progress_every: float | None = None) -> HeadlessRun:
     """``locust --headless -u USERS ARGV`` inside this process, as :func:`support.processes.run_locust` runs it.
 
     The process environment is cleaned of bootbench options and keys, plus ``environ``; stdout and stderr are
     captured; the root logger is at Locust's ``--loglevel`` (INFO), as Locust's ``setup_logging`` leaves it, so the
     run log gets what a real run's does. ``command_line``: ``sys.argv`` reads as that command's (the run's
-    provenance records it).
+    provenance records it). ``cwd``: the working directory the run starts in (as a process started there).
+    ``report=False`` leaves report.html out, for a test that never reads it (:func:`without_report`).
+    ``progress_every``: seconds between headless progress lines instead of the usual interval, so that a short
+    run prints several.
     """
     printed, complained = io.StringIO(), io.StringIO()
     argv_now = ["locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), *argv,
                 *(["-H", host] if host else []), "--results-dir", str(results_dir)]
+    every = (mock.patch.object(progress, "start", functools.partial(progress.start, interval=progress_every))
+             if progress_every is not None else nullcontext())
     with mock.patch.dict(os.environ, clean_env(environ), clear=True), kept_signal_handlers(), \
             contextlib.redirect_stdout(printed), contextlib.redirect_stderr(complained), \
-            mock.patch.object(sys, "argv", argv_now if command_line else sys.argv):
+            mock.patch.object(sys, "argv", argv_now if command_line else sys.argv), \
+            chdir(cwd) if cwd is not None else nullcontext(), nullcontext() if report else without_report(), every, \
+            log_records("bootbench") as logged:
         with root_log_level(logging.INFO), young_objects_only():
             env = local_environment(*argv, host=host, results_dir=results_dir)
             run = run_to_end(env, users=users, timeout=timeout)
-    return HeadlessRun(env, run, printed.getvalue(), complained.getvalue())
+    return HeadlessRun(env, run, printed.getvalue(), complained.getvalue(), logged)
+
+
+def without_report() -> AbstractContextManager[Any]:
+    """Runs that end inside this block write every result file but report.html (for tests that never read it:
+    drawing its plots takes matplotlib a good part of a second per run)."""
+    return mock.patch("bootbench.exporters.write_report_safely", lambda folder, metrics: None)
+
+
+@contextmanager
+def log_records(name: str) -> Iterator[list[str]]:
+    """The records logged to ``name`` and its children meanwhile, as ``name: message`` lines in order."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(f"{record.name}: {record.getMessage()}")
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
 
 
 @contextmanager

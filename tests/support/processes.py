@@ -98,6 +98,35 @@ def locust_process(*args: str, cwd: Path, log: Path, env: dict | None = None,
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
+_IMPORTED_THEN_WAITING = """
+import sys
+import locust.main, bootbench.events, bootbench.user  # what `locust -f locustfile.py` imports first
+sys.stdin.readline()  # until told to go
+sys.argv[0] = "locust"
+sys.exit(locust.main.main())
+"""
+
+
+class ReadyLocust:
+    """A Locust process whose interpreter has already imported Locust and bootbench, started by :meth:`go`.
+
+    A worker that must join a run at a chosen moment joins within a fraction of a second of being told, instead of
+    after the seconds its imports take on a loaded machine (which the run would have to outlast).
+    """
+
+    def __init__(self, *args: str, cwd: Path, log: Path, env: dict | None = None) -> None:
+        with open(log, "w") as out:
+            self.process = subprocess.Popen([sys.executable, "-c", _IMPORTED_THEN_WAITING, "-f", str(LOCUSTFILE),
+                                             *args], cwd=cwd, env=clean_env(env), stdin=subprocess.PIPE,
+                                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    def go(self) -> subprocess.Popen:
+        """Run ``locust ARGS`` now (in the process already started); the process."""
+        self.process.stdin.write("go\n")
+        self.process.stdin.close()
+        return self.process
+
+
 def wait_for_samples(results_dir: Path, count: int, timeout: float = 60) -> Path | None:
     """The samples.jsonl of the run writing into ``results_dir`` once it holds ``count`` lines; None on timeout."""
     deadline = time.monotonic() + timeout
