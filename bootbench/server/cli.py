@@ -116,7 +116,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
     parser = build_parser()
     args = parser.parse_args(argv)
     try:  # every protocol of the table must be able to play what it is asked to (faults.FaultPlan.check)
-        FaultPlan(args.fault, forms=served_forms(protocols.factories()))
+        table = protocols.factories()
+    except protocols.ProtocolError:
+        table = None  # a plugin's protocol clashes or does not load: serve() says so as a startup error
+    try:
+        if table is not None:
+            FaultPlan(args.fault, forms=served_forms(table))
     except FaultNotPlayable as exc:
         parser.error(f"argument --fault: {exc}")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None

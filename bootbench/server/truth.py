@@ -21,6 +21,8 @@ TIMESTAMPS = ("start_received", "created_sent", "join_received", "ready_sent", "
 """``first_audio_sent`` is the first chunk of the answer (a greeting's is ``greeting.sent_ns``).
 ``created_sent`` and ``join_received`` are the two steps of a session started in two requests (Ultravox: the
 create request's response, the upgrade to the call's join URL); None for the other protocols."""
+STEP_TIMESTAMPS = ("created_sent", "join_received")
+"""The stamps only a session started in two requests has (:data:`TIMESTAMPS`' docstring)."""
 MAX_STORED_VIOLATIONS = 100
 MAX_STORED_NOTES = 100
 
