@@ -65,6 +65,9 @@ def test_prometheus_stores_metrics_json_exact_quantiles_and_every_dashboard_quer
             stored_names = {r["metric"]["__name__"]
                             for r in prometheus.query('count by (__name__) ({__name__=~"bootbench_.+"})')}
             assert stored_names == exported_names()
+            # rate()/increase() need two samples of a series in their window: a run shorter than two scrapes has
+            # one, so wait for the next scrape of the final numbers (--metrics-linger keeps them served)
+            prometheus.wait_for("min(count_over_time(bootbench_iterations_failed_total[1m])) >= 2", timeout=30)
             exprs = list(iter_exprs(json.loads(DASHBOARD.read_text())))
             for expr in exprs:
                 assert prometheus.query(grafana_expr(expr)), f"the dashboard's {expr!r} returned nothing"
