@@ -84,21 +84,28 @@ def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
     ``pace="realtime"``: two iterations, one turn, against ``SHARED_REALTIME_SERVER`` (230 ms of leading silence,
     and a greeting for OpenAI and Gemini); the audible, greeting and provider tests read it.
 
+    The burst runs of four providers run side by side in this process (tests/support/ground_truth.py
+    ``SIDE_BY_SIDE``, ``ground_truth_runs``): the first test to ask for one of them waits for all four.
+
     Two runs, not one: at burst pace an OpenAI or Gemini answer pre-empts a greeting before it starts and an
     Aivoco client takes a greeting for the answer, so greetings need the real-time pace; and three turns at
     real-time pace would take three times as long (and Aivoco's server answers a streaming clip from its first
     chunk, so real-time turns say nothing the burst ones do not). tests/support/ground_truth.py has the details.
     """
-    from support.ground_truth import GroundTruthRun, ground_truth_run, shared_run_args, shared_server_options
+    from support.ground_truth import (GroundTruthRun, ground_truth_runs, shared_run_args, shared_server_options,
+                                      side_by_side)
 
     runs: dict[tuple[str, str], GroundTruthRun] = {}
 
     def run(provider: str, pace: str = "burst") -> GroundTruthRun:
         if (provider, pace) not in runs:
-            server = shared_reference_server(**shared_server_options(provider, pace))
-            folder = tmp_path_factory.mktemp(f"shared-run-{provider}-{pace}")
-            runs[provider, pace] = ground_truth_run(server, folder / "r", *shared_run_args(pace, provider),
-                                                    "--provider", provider, environ={"AIVOCO_API_KEY": "k-123456"})
+            # the runs of a few providers at once (ground_truth.SIDE_BY_SIDE): mostly waiting for replies
+            batch = [p for p in side_by_side(provider, pace) if (p, pace) not in runs]
+            plans = {p: (shared_reference_server(**shared_server_options(p, pace)),
+                         tmp_path_factory.mktemp(f"shared-run-{p}-{pace}") / "r",
+                         (*shared_run_args(pace, p), "--provider", p)) for p in batch}
+            for p, done in ground_truth_runs(plans, environ={"AIVOCO_API_KEY": "k-123456"}).items():
+                runs[p, pace] = done
         return runs[provider, pace]
 
     return run

@@ -178,13 +178,13 @@ def test_a_worker_joining_mid_run_takes_users_and_the_run_still_ends_by_itself_w
 
 def test_a_worker_killed_between_cycles_is_recorded_and_the_run_still_finishes_n(
         shared_reference_server, start_cluster, tmp_path):
-    # 5 ms answers and a 1.5 s pause: the victim's users are nearly always between cycles when it dies.
+    # 5 ms answers and a 1 s pause: the victim's users are nearly always between cycles when it dies.
     # 20 iterations, all four users at once (-r 4): after the 6th sample the survivor's two users still have
-    # ~7 rounds of 1.5 s to run, well past the master's ~4 s to notice the missing worker.
+    # ~7 rounds of 1 s to run, well past the master's ~4 s to notice the missing worker.
     n = 20
     server = shared_reference_server(setup_delay="5", first_audio_delay="5", cold_penalty=0)
     master, (survivor, victim) = start_cluster(iterations=n, users=4,
-                                               extra=("-H", server.url, "--wait-ms", "1500", "-r", "4"))
+                                               extra=("-H", server.url, "--wait-ms", "1000", "-r", "4"))
     assert wait_for_samples(tmp_path / "r", 6), (tmp_path / "master.log").read_text()[-3000:]
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)

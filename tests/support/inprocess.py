@@ -27,11 +27,12 @@ from typing import Any, Iterator
 from unittest import mock
 
 import gevent
+import gevent.event
 from locust.env import Environment
 from locust.event import Events
 
 from bootbench import events as bootbench_events
-from bootbench.run import harness
+from bootbench.run import harness, lifecycle
 from bootbench.run.master import MasterRun
 from bootbench.user import BootUser
 from bootbench.views import progress
@@ -153,6 +154,93 @@ def headless_run(*argv: str, host: str = "", results_dir: Path, users: int = 1, 
             env = local_environment(*argv, host=host, results_dir=results_dir)
             run = run_to_end(env, users=users, timeout=timeout)
     return HeadlessRun(env, run, printed.getvalue(), complained.getvalue(), logged)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run of :func:`headless_runs`: ``locust --headless -u USERS ARGV [-H HOST] --results-dir RESULTS_DIR``."""
+
+    argv: tuple[str, ...]
+    results_dir: Path
+    host: str = ""
+    users: int = 1
+
+
+def headless_runs(plans: dict[str, Planned], *, environ: dict[str, str] | None = None,
+                  timeout: float = 90) -> dict[str, HeadlessRun]:
+    """Several in-process ``locust --headless`` runs at the same time, each on an Environment of its own (so a
+    Harness of its own: two runs in one process never see each other, tests/test_run_inprocess.py).
+
+    A short run against the reference server is mostly waiting (delays, replies streamed at real-time pace), so
+    runs side by side take about as long as the longest. The process-wide parts are set once, as
+    :func:`headless_run` sets them. A run's ``stdout`` is what its end printed (the console summary, its checks,
+    its folder last, printed without a pause, so that two runs' output never interleaves); ``stderr`` and ``log``
+    are those of all the runs.
+    """
+    printed, complained = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, clean_env(environ), clear=True), kept_signal_handlers(), \
+            contextlib.redirect_stdout(printed), contextlib.redirect_stderr(complained), \
+            log_records("bootbench") as logged, in_step(len(plans), timeout):
+        with root_log_level(logging.INFO), young_objects_only():
+            envs = {key: local_environment(*plan.argv, host=plan.host, results_dir=plan.results_dir)
+                    for key, plan in plans.items()}
+            running = {key: gevent.spawn(run_to_end, env, plans[key].users, None, timeout) for key, env in envs.items()}
+            gevent.joinall(list(running.values()))
+    runs = {key: greenlet.get() for key, greenlet in running.items()}  # a run that failed raises here
+    output = _output_by_folder(printed.getvalue(), [run.recorder.folder for run in runs.values()])
+    return {key: HeadlessRun(envs[key], run, output[run.recorder.folder], complained.getvalue(), logged)
+            for key, run in runs.items()}
+
+
+@contextmanager
+def in_step(runs: int, timeout: float) -> Iterator[None]:
+    """``runs`` runs in this process start their users together and end together.
+
+    Runs in one process share one gevent loop, and a run's start (its folder, run.json, provenance) and its end
+    (stopping its users, then metrics.json, the CSVs and report.html) are a few hundred milliseconds of CPU each,
+    seconds on a loaded machine, during which no other greenlet runs: a run still timing its cycles would take
+    that stall for a slow answer. So every user waits before it connects until every run has opened, and each
+    run, once its iterations are done, waits for the others before it stops. Only the files' ``ended_at`` differ.
+    """
+    opened, done = gevent.event.Event(), gevent.event.Event()
+    open_run, end_run, user_start = lifecycle.open_run, lifecycle._end_run, BootUser.on_start
+    counts = {"opened": 0, "done": 0}
+
+    def open_in_step(bench: harness.Harness) -> MasterRun:
+        run = open_run(bench)
+        counts["opened"] += 1
+        if counts["opened"] >= runs:
+            opened.set()
+        return run
+
+    def start_in_step(user: BootUser) -> None:
+        opened.wait(timeout)
+        user_start(user)
+
+    def end_in_step(environment: Environment) -> None:
+        counts["done"] += 1
+        if counts["done"] >= runs:
+            done.set()
+        done.wait(timeout)
+        end_run(environment)
+
+    with mock.patch.object(lifecycle, "open_run", open_in_step), mock.patch.object(lifecycle, "_end_run", end_in_step), \
+            mock.patch.object(BootUser, "on_start", start_in_step):
+        yield
+
+
+def _output_by_folder(text: str, folders: list[Path]) -> dict[Path, str]:
+    """Console output of runs that ended one after another, split into each run's part: its lines up to its folder."""
+    named = {str(folder): folder for folder in folders}
+    parts: dict[Path, str] = {}
+    lines: list[str] = []
+    for line in text.splitlines(keepends=True):
+        lines.append(line)
+        if line.strip() in named:
+            parts[named[line.strip()]] = "".join(lines)
+            lines = []
+    assert set(parts) == set(folders), f"not every run printed its folder:\n{text[-3000:]}"
+    return parts
 
 
 def without_report() -> AbstractContextManager[Any]:
