@@ -52,7 +52,22 @@ class Phase:
     part_of: str = ""
     """The phase this one is a step of (``call_create_ms`` and ``join_ms`` of ``session_start_ms``); such a step is
     filled only by protocols whose session starts in those steps (Ultravox), and stays empty for the others."""
+    stage: bool = False
+    """A service stage (:data:`STAGES`): from the last input sent to the first of the service's own milestone events
+    of that kind (``until`` names the stage). Filled only by protocols that send such an event; a stage the service
+    reached before the last input was sent (its VAD heard the end of speech during our trailing silence) is
+    negative, and stays in the statistics (it is what happened) but fires no Locust request event."""
 
+
+STAGES: dict[str, str] = {
+    "turn_end": "the service says the caller's turn is over (its VAD heard the end of speech, or it took our commit)",
+    "input_transcript": "the first transcript of the caller's speech",
+    "response_start": "the service says it starts its response (before any of its text or audio)",
+    "first_text": "the first text of the answer (its transcript or its text part)",
+}
+"""The service's own milestones between the caller's input and the answer's first audio, in the order a service
+reaches them; each driver stamps the arrival of the first event of each kind per turn (docs/architecture.md and
+docs/protocols/<provider>.md say which event is which stage for each service)."""
 
 PHASE_TABLE: tuple[Phase, ...] = (
     Phase("connect_ms", "connect", "connect start", "transport open", "connect_start", "connected"),
@@ -70,6 +85,14 @@ PHASE_TABLE: tuple[Phase, ...] = (
           "first_audible"),
     Phase("leading_silence_ms", "leading silence", "first audio event", "first audible sample plays", "first_audio",
           "first_audible"),
+    Phase("turn_end_ms", "turn end", "last input sent", "the service says the caller's turn is over", "input_sent",
+          "turn_end", stage=True),
+    Phase("transcript_ms", "transcript", "last input sent", "first transcript of the caller's speech", "input_sent",
+          "input_transcript", stage=True),
+    Phase("response_start_ms", "response start", "last input sent", "the service says its response starts",
+          "input_sent", "response_start", stage=True),
+    Phase("first_text_ms", "first text", "last input sent", "first text of the answer", "input_sent", "first_text",
+          stage=True),
     Phase("stop_ms", "stop", "stop sent", "stop acknowledged", "stop_sent", "stop_acked"),
 )
 """Every interval bootbench reports, in cycle order (docs/architecture.md defines each)."""
@@ -78,6 +101,9 @@ STEP_PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE if p.part_of)
 """The phases that are steps of another (:attr:`Phase.part_of`): empty for a protocol without those steps."""
 PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE)
 """The phase names, in cycle order. ``first_response_ms`` is the headline."""
+STAGE_PHASES: tuple[str, ...] = tuple(p.name for p in PHASE_TABLE if p.stage)
+"""The service stage phases (:attr:`Phase.stage`), in the order of :data:`STAGES`."""
+assert tuple(p.until for p in PHASE_TABLE if p.stage) == tuple(STAGES), "one stage phase per stage, in order"
 
 HEADLINE = "first_response_ms"
 
@@ -125,6 +151,18 @@ class Timeline:
     reply_end: int | None = None
     """``--turns`` > 1: the end of the reply (OpenAI ``response.done``, Gemini ``turnComplete``/``generationComplete``,
     Aivoco the last ``audio_response`` before ``--reply-gap-ms`` of quiet)."""
+    # The service's own milestones (STAGES): arrival of the first event of each kind in this turn, None if none came.
+    turn_end: int | None = None
+    input_transcript: int | None = None
+    response_start: int | None = None
+    first_text: int | None = None
+
+    def add_stages(self, stamps: dict[str, int]) -> None:
+        """Set the stage stamps a driver kept for this turn (:meth:`.SessionState.stage`)."""
+        for name, stamp in stamps.items():
+            if name not in STAGES:
+                raise ValueError(f"{name!r} is not a stage (bootbench.samples.STAGES)")
+            setattr(self, name, stamp)
 
     def phases(self) -> dict[str, float | None]:
         """Every phase of :data:`PHASE_TABLE` in milliseconds; None where an end was not reached.
@@ -133,8 +171,8 @@ class Timeline:
         before it (:meth:`answered_before_input_end_ms`): they would be negative.
         """
         early = self.answered_before_input_end_ms() is not None
-        return {p.name: None if early and p.since == "input_sent" else _ms(getattr(self, p.since),
-                                                                            getattr(self, p.until))
+        return {p.name: None if early and p.since == "input_sent" and not p.stage
+                else _ms(getattr(self, p.since), getattr(self, p.until))
                 for p in PHASE_TABLE}
 
     def answered_before_input_end_ms(self) -> float | None:
@@ -175,16 +213,19 @@ class Turn:
     """:meth:`Timeline.answered_before_input_end_ms` of this turn (then its input figures are None)."""
     service_latency_ms: dict[str, float] | None = None
     """The service's own latency figures for this turn's answer (:attr:`Sample.service_latency_ms`)."""
+    stages_ms: dict[str, float] | None = None
+    """This turn's service stage phases (:data:`STAGE_PHASES` that the service reached), None when it reached none."""
 
     @classmethod
     def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None) -> Turn:
         """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
         phases = timeline.phases()
+        stages = {name: phases[name] for name in STAGE_PHASES if phases[name] is not None}
         return cls(turn=number, input_to_audio_ms=phases["input_to_audio_ms"],
                    input_to_audible_ms=phases["input_to_audible_ms"],
                    reply_ms=_ms(timeline.first_audio, timeline.reply_end),
                    answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
-                   service_latency_ms=service_latency_ms)
+                   service_latency_ms=service_latency_ms, stages_ms=stages or None)
 
 
 def cold_penalty(turns: list[Turn]) -> float | None:
@@ -221,6 +262,11 @@ class Sample:
     """None with ``ok`` true: the answer never became audible before it ended or the timeout (an inaudible reply)."""
     input_to_audible_ms: float | None = None
     leading_silence_ms: float | None = None
+    turn_end_ms: float | None = None
+    """Service stages (:data:`STAGES`, :attr:`Phase.stage`): None when the service sent no such event in time."""
+    transcript_ms: float | None = None
+    response_start_ms: float | None = None
+    first_text_ms: float | None = None
     answered_before_input_end_ms: float | None = None
     """The answer's first audio arrived this long before the last input was sent (the service answered while the input
     was still streaming): ``input_to_audio_ms`` and ``input_to_audible_ms`` are None. None when it came after."""

@@ -184,6 +184,8 @@ class BootUser(User):
             self.driver.stop(timeline)
         # the service's own figures, as they arrived until the stop (before a connect ahead starts a new session)
         service = [self.driver.service_latency(number) for number in range(1, len(warm) + 2)]
+        for number, turn_timeline in enumerate([timeline, *warm], start=1):
+            turn_timeline.add_stages(self.driver.stage_stamps(number))
         connection_trouble = error is not None and error.kind in RECONNECT_KINDS
         if ctx.settings.connect_per_call or connection_trouble:
             self.driver.close()
@@ -249,7 +251,7 @@ class BootUser(User):
         fire = self.environment.events.request.fire
         for phase in PHASES:
             value = getattr(sample, phase)
-            if value is not None:
+            if value is not None and value >= 0:  # a service stage reached before the input ended is negative
                 fire(request_type=provider, name=phase, response_time=value, response_length=0,
                      exception=None, context={"iteration": sample.iteration})
         for value in phase_values(sample, "warm_input_to_audio_ms"):  # one request per warm turn (--turns > 1)

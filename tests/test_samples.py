@@ -14,7 +14,9 @@ def test_timeline_phases_follow_the_design_table():
     assert tl.phases() == {"connect_ms": 10.0, "session_start_ms": 50.0, "first_response_ms": 150.0,
                            "input_to_audio_ms": 149.0, "cold_start_ms": 212.0, "first_audible_ms": 180.0,
                            "input_to_audible_ms": 179.0, "leading_silence_ms": 30.0, "stop_ms": 3.0,
-                           "call_create_ms": None, "join_ms": None}   # steps of a session started in one request
+                           "call_create_ms": None, "join_ms": None,   # steps of a session started in one request
+                           "turn_end_ms": None, "transcript_ms": None, "response_start_ms": None,
+                           "first_text_ms": None}   # service stages: the protocol sent none
     assert tl.greeting_ms() == 8.0
     two_steps = Timeline(start_sent=12 * ms, call_created=15 * ms, join_sent=16 * ms, session_ready=62 * ms).phases()
     assert (two_steps["session_start_ms"], two_steps["call_create_ms"], two_steps["join_ms"]) == (50.0, 3.0, 46.0)
@@ -24,6 +26,41 @@ def test_timeline_phases_follow_the_design_table():
     inaudible = Timeline(session_ready=0, input_sent=1, first_audio=5).phases()
     assert inaudible["first_response_ms"] is not None and inaudible["first_audible_ms"] is None
     assert Timeline().greeting_ms() is None
+
+
+def test_service_stages_count_from_the_last_input_and_may_come_before_it():
+    ms = 1_000_000
+    tl = Timeline(session_ready=0, input_sent=100 * ms, first_audio=300 * ms)
+    tl.add_stages({"turn_end": 160 * ms, "first_text": 250 * ms})
+    phases = tl.phases()
+    assert (phases["turn_end_ms"], phases["first_text_ms"]) == (60.0, 150.0)
+    assert phases["transcript_ms"] is None and phases["response_start_ms"] is None
+    early = Timeline(session_ready=0, input_sent=100 * ms, first_audio=90 * ms)   # answered while still streaming
+    early.add_stages({"turn_end": 80 * ms})
+    assert early.phases()["turn_end_ms"] == -20.0 and early.phases()["input_to_audio_ms"] is None
+    try:
+        tl.add_stages({"first_audio": 1})
+    except ValueError as exc:
+        assert "not a stage" in str(exc)
+    else:
+        raise AssertionError("a stamp that is not a stage was taken")
+    turn = Turn.of(2, tl)
+    assert turn.stages_ms == {"turn_end_ms": 60.0, "first_text_ms": 150.0}
+    assert Turn.of(2, Timeline(input_sent=0, first_audio=ms)).stages_ms is None
+
+
+def test_a_session_keeps_the_first_stage_of_each_kind_per_turn_and_none_between_turns():
+    from bootbench.providers.base import SessionState
+
+    session = SessionState(1)
+    session.stage("first_text", 10)
+    session.stage("first_text", 20)   # a later delta of the same kind
+    session.answer_audio(b"", 30)
+    assert session.end_reply(40)
+    session.stage("response_start", 45)   # after the reply ended, before the next input: no turn's
+    session.begin_turn()
+    session.stage("response_start", 50)
+    assert session.turn_stages == [{"first_text": 10}, {"response_start": 50}]
 
 
 def test_every_phase_of_the_table_is_a_sample_field_between_two_timeline_stamps():

@@ -22,7 +22,7 @@ from typing import Any
 
 from bootbench.audible import DEFAULT_AUDIBLE_DBFS, REPLY_RATE, AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, DEFAULT_RATE, Chunk, Stimulus
-from bootbench.samples import ErrorKind, Timeline
+from bootbench.samples import STAGES, ErrorKind, Timeline
 from bootbench.secrets import redact
 from bootbench.stimuli import SINE, Clip, ClipSet
 from bootbench.wire import VAD_SILENCE_MS
@@ -71,6 +71,20 @@ class SessionState:
         """The current turn's reply has ended and the next turn's input has not started: audio now is stray."""
         self.reply_ended = threading.Event()
         """Set at the end of the current turn's reply, and whenever the session fails or ends."""
+        self.stages: dict[str, int] = {}
+        """The current turn's service stages (:data:`bootbench.samples.STAGES`): arrival of the first event of each."""
+        self.turn_stages: list[dict[str, int]] = [self.stages]
+        """Every turn's :attr:`stages`, turn 1 first."""
+
+    def stage(self, name: str, received_ns: int) -> None:
+        """The service reached stage ``name`` (one of :data:`~bootbench.samples.STAGES`): its event arrived at
+        ``received_ns``. The first event of each kind in a turn counts; one between turns (after the reply ended,
+        before the next input) belongs to no turn and is dropped. Call it from the receive handler, for the
+        answer's events only (never a greeting's)."""
+        if name not in STAGES:
+            raise ValueError(f"{name!r} is not a stage (bootbench.samples.STAGES)")
+        if not self.between_turns:
+            self.stages.setdefault(name, received_ns)
 
     def answer_audio(self, pcm: bytes | None, received_ns: int) -> None:
         """A chunk of the answer (PCM16 LE) that arrived at ``received_ns``; the first one is the first audio.
@@ -134,6 +148,8 @@ class SessionState:
         self.first_audio_ns = self.last_audio_ns = self.reply_end_ns = None
         self.between_turns = False
         self.greeting_ns = self.preamble = None
+        self.stages = {}
+        self.turn_stages.append(self.stages)
         self.detector = AudibleDetector(self.detector.rate, self.detector.audible_dbfs)
         self.audio.clear()
         self.audible.clear()
@@ -387,6 +403,15 @@ class Driver(ABC):
         ended; read after :meth:`stop`, before the next :meth:`connect`.
         """
         return None
+
+    def stage_stamps(self, turn: int) -> dict[str, int]:
+        """The service stages of turn ``turn`` (1-based) of the current session: stage -> arrival stamp
+        (:meth:`SessionState.stage`); empty when the service sent none. Read after :meth:`stop`, like
+        :meth:`service_latency`."""
+        session = self.session
+        if session is None or turn > len(session.turn_stages):
+            return {}
+        return dict(session.turn_stages[turn - 1])
 
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""

@@ -45,7 +45,14 @@ class AudioOut:
     max_late_ms: float | None = None
 
 
-TURN_TIMESTAMPS = ("first_input_received", "last_input_received", "first_audio_sent", "reply_end_sent")
+STAGE_TIMESTAMPS = {"turn_end": "turn_end_sent", "input_transcript": "input_transcript_sent",
+                    "response_start": "response_start_sent", "first_text": "first_text_sent"}
+"""The send of each service stage's first event in a turn (bootbench.samples.STAGES), by stage."""
+STAGE_MEASURES = {"turn_end_ms": "turn_end_sent", "transcript_ms": "input_transcript_sent",
+                  "response_start_ms": "response_start_sent", "first_text_ms": "first_text_sent"}
+"""The stage phases (bootbench.samples ``STAGE_PHASES``) as the server measures them: last input received -> send."""
+TURN_TIMESTAMPS = ("first_input_received", "last_input_received", "first_audio_sent", "reply_end_sent",
+                   *STAGE_TIMESTAMPS.values())
 
 
 @dataclass
@@ -74,7 +81,9 @@ class TurnTruth:
             "first_audio_delay_ms": None if self.first_audio_delay_ms is None else round(self.first_audio_delay_ms, 3),
             "t_ns": dict(self.t_ns),
             "measured": {"input_to_audio_ms": self.span_ms("last_input_received", "first_audio_sent"),
-                         "reply_ms": self.span_ms("first_audio_sent", "reply_end_sent")},
+                         "reply_ms": self.span_ms("first_audio_sent", "reply_end_sent"),
+                         **{phase: self.span_ms("last_input_received", stamp)
+                            for phase, stamp in STAGE_MEASURES.items()}},
         }
 
 
@@ -183,6 +192,14 @@ class SessionTruth:
         if self.t_ns["first_audio_sent"] is None:
             self.t_ns["first_audio_sent"] = sent_ns
 
+    def note_stage(self, stage: str, sent_ns: int) -> None:
+        """Stamp the send of the current turn's first event of service stage ``stage`` (a key of
+        :data:`STAGE_TIMESTAMPS`); later events of that stage in the turn are not stamped."""
+        stamp = STAGE_TIMESTAMPS[stage]
+        turn = self.current_turn()
+        if turn.t_ns[stamp] is None:
+            turn.t_ns[stamp] = sent_ns
+
     def note_reply_end(self, sent_ns: int, *, over: bool = True) -> None:
         """Stamp the end of the current turn's reply (once); ``over`` also ends the service's turn."""
         turn = self.current_turn()
@@ -235,6 +252,8 @@ class SessionTruth:
                 "first_audible_ms": self._plus_leading(self.span_ms("ready_sent", "first_audio_sent")),
                 "input_to_audible_ms": self._plus_leading(self.span_ms("last_input_received", "first_audio_sent")),
                 "greeting_ms": self._greeting_ms(),
+                **({phase: self.turns[0].span_ms("last_input_received", stamp)
+                    for phase, stamp in STAGE_MEASURES.items()} if self.turns else dict.fromkeys(STAGE_MEASURES)),
             },
             "audio_in": {**asdict(self.audio_in), "peak": round(self.audio_in.peak, 5)},
             "audio_out": asdict(self.audio_out),
