@@ -113,9 +113,10 @@ def test_call_cycle_streams_reply_and_ground_truth_matches_injected_and_client_t
             ready_ns, ready = client.expect("session_ready")
             for payload in payloads:
                 client.emit("audio_data", payload)
+            text_ns, _ = client.expect("text_response")   # the answer's text comes before its audio
             audio_ns, first = client.expect("audio_response")
+            assert audio_ns > text_ns
             client_first_response.append((audio_ns - ready_ns) / 1e6)
-            client.expect("text_response")
             chunks = [base64.b64decode(first["audio_data"])]
             chunks += [base64.b64decode(client.expect("audio_response")[1]["audio_data"]) for _ in range(4)]
             client.emit("stop_call")

@@ -181,7 +181,7 @@ class AivocoDriver(Driver):
         sio.on("auth_failed", self._on_auth_failed)
         sio.on("session_ready", self._on_session_ready)
         sio.on("audio_response", self._on_audio_response)
-        sio.on("text_response", lambda data=None: None)
+        sio.on("text_response", self._on_text_response)
         sio.on("session_ended", self._on_session_ended)
         sio.on("error", self._on_error)
         sio.on(UNDECODABLE, self._on_undecodable)
@@ -232,6 +232,15 @@ class AivocoDriver(Driver):
                 self.anomalies["malformed_audio"] += 1
             return
         session.answer_audio(pcm, now)
+
+    def _on_text_response(self, data=None) -> None:
+        """The answer's first ``text_response`` is its first text (a service stage); one before the input began
+        is a greeting's, one outside a ready session belongs to none."""
+        now = time.perf_counter_ns()
+        session = self.session
+        if (session is not None and session.open and not session.stopping and session.ready_ns is not None
+                and self._input_started):
+            session.stage("first_text", now)
 
     def input_starting(self) -> None:
         self._input_started = True

@@ -14,6 +14,13 @@ is a greeting: noted, never taken as the answer. The answer's audio is
 decoded until audible or until ``generationComplete`` / ``turnComplete``.
 With ``--turns`` > 1 a reply ends at ``generationComplete`` (or
 ``turnComplete`` when it comes first) and the next turn follows ``turnComplete``.
+
+Service stages (docs/protocols/gemini-live.md): the setup asks for input and
+output transcription; the first ``inputTranscription`` (or
+``interimInputTranscription``) is the input transcript, the first
+``outputTranscription`` or text part of the answer's model turn (never a
+greeting's) its first text, and a ``voiceActivity`` ``ACTIVITY_END`` the
+turn end. The protocol has no response-start event.
 """
 
 from __future__ import annotations
@@ -67,6 +74,10 @@ class GeminiLiveDriver(WebSocketDriver):
                     "voiceName": self.config.voice or self.default_voice}}},
             },
             "realtimeInputConfig": {"automaticActivityDetection": {"disabled": self.config.turn == "manual"}},
+            # Transcripts of both sides: without them the service sends no text at all, and the input transcript
+            # and first text stages stay empty (docs/protocols/gemini-live.md says why bootbench asks).
+            "inputAudioTranscription": {},
+            "outputAudioTranscription": {},
         }
         if self.config.system_message:
             setup["systemInstruction"] = {"parts": [{"text": self.config.system_message}]}
@@ -106,6 +117,8 @@ class GeminiLiveDriver(WebSocketDriver):
         session = self.session
         if "serverContent" in message:
             content = message["serverContent"]
+            if isinstance(content, dict) and session.ready_ns is not None and session.open:
+                self._stages(content, received_ns)
             audio = _audio_parts(content)
             if audio:
                 if session.ready_ns is None:
@@ -144,8 +157,24 @@ class GeminiLiveDriver(WebSocketDriver):
             if session.ready_ns is None and session.open:
                 session.ready_ns = received_ns
                 session.ready.set()
+        elif "voiceActivity" in message:
+            activity = message["voiceActivity"]
+            if (isinstance(activity, dict) and activity.get("type") == "ACTIVITY_END"
+                    and session.ready_ns is not None and session.open):
+                session.stage("turn_end", received_ns)   # the service's detector heard the caller stop
         elif "goAway" in message:
             self.anomalies["go_away"] += 1
+
+    def _stages(self, content: dict[str, Any], received_ns: int) -> None:
+        """Stamp the service stages a ``serverContent`` carries: the caller's transcript, and the first text of
+        the answer's model turn (a text part, or the transcript of its audio; a greeting's is not the answer's)."""
+        if _has_text(content.get("inputTranscription")) or _has_text(content.get("interimInputTranscription")):
+            self.session.stage("input_transcript", received_ns)
+        if _has_text(content.get("outputTranscription")) or _text_parts(content):
+            if self._model_turn is None:   # the text may come before the turn's audio: it tells the turn the same way
+                self._model_turn = "answer" if self._turn_over else "greeting"
+            if self._model_turn == "answer":
+                self.session.stage("first_text", received_ns)
 
     def close_error(self, code: int | None, reason: str) -> CycleError:
         lowered = reason.lower()
@@ -168,6 +197,19 @@ def _audio_parts(content: Any) -> list[str]:
         if isinstance(inline, dict) and str(inline.get("mimeType", "")).startswith("audio/") and inline.get("data"):
             found.append(inline["data"])
     return found
+
+
+def _has_text(transcription: Any) -> bool:
+    """Whether a ``Transcription`` object carries some text."""
+    return isinstance(transcription, dict) and bool(transcription.get("text"))
+
+
+def _text_parts(content: dict[str, Any]) -> bool:
+    """Whether a ``serverContent``'s model turn has a non-empty text part (a thought is not the answer's text)."""
+    turn = content.get("modelTurn")
+    parts = turn.get("parts") if isinstance(turn, dict) else None
+    return isinstance(parts, list) and any(isinstance(part, dict) and part.get("text") and not part.get("thought")
+                                           for part in parts)
 
 
 def _pcm(data: Any) -> bytes | None:

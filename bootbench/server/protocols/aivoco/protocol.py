@@ -39,6 +39,9 @@ PROTOCOL = "aivoco"
 REPLY_CHUNK_MS = 40
 REPLY_RATE = AIVOCO_OUTPUT_RATE
 REPLY_TEXT = "Hello, this is the bootbench reference server."
+TEXT_FRACTION = 0.5
+"""The answer's ``text_response`` (its first text, the one service stage) goes out this fraction of the way from the
+turn's end to its first audio: a distinct, known time."""
 CREDITS = 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MID_REPLY_DROP_S = 0.002
@@ -307,6 +310,10 @@ class AivocoProtocol:
         if fault is not None and await self._fault_at_turn_end(session, fault):
             return
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
+        # the answer's text before its audio (TEXT_FRACTION), stamped in the ground truth right before the send
+        await sleep_until(turn_end_ns + int((start - turn_end_ns) * TEXT_FRACTION))
+        record.note_stage("first_text", time.perf_counter_ns())
+        await self.sio.emit("text_response", {"text": REPLY_TEXT}, to=record.sid)
         out = record.audio_out
         session.reply_chunks = self.reply.chunks_for(record.injected.leading_silence_ms)
         for index, (chunk, samples) in enumerate(session.reply_chunks):
@@ -331,10 +338,8 @@ class AivocoProtocol:
             if fault is not None and fault.kind == "silent_audio":
                 chunk = silenced(chunk)
             await self.sio.emit("audio_response", {"audio_data": chunk}, to=record.sid)
-            if index == 0:
-                await self.sio.emit("text_response", {"text": REPLY_TEXT}, to=record.sid)
-                if fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply":
-                    _spawn(self._drop_soon(record.sid))
+            if index == 0 and fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply":
+                _spawn(self._drop_soon(record.sid))
 
     async def on_stop_call(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()

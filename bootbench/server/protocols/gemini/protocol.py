@@ -21,6 +21,16 @@ pace, then ``generationComplete`` and ``turnComplete``. Messages go out in
 binary frames (as the real service sends them) and in text frames, the
 first ``setupComplete`` and first audio of odd sessions binary, of even ones
 text, so a client must take JSON from both. The client's close frame ends the session.
+
+Service stages (stamped in the ground truth with ``note_stage`` right before
+each send): between the end of the caller's turn and the answer's first
+audio, at known fractions of the first-audio delay, ``voiceActivity``
+``ACTIVITY_END`` at the turn's end (automatic activity detection only: the
+service's detector heard it), ``serverContent.inputTranscription`` a third
+of the way (when the setup asked for ``inputAudioTranscription``) and
+``serverContent.outputTranscription`` two thirds of the way (when it asked
+for ``outputAudioTranscription``; a greeting's transcription comes before
+its audio and is never stamped).
 """
 
 from __future__ import annotations
@@ -49,6 +59,13 @@ NO_KEY = (1008, "Method doesn't allow unregistered callers. Please use API Key o
                 "identity to call this API.")
 INVALID_MESSAGE = 1007
 OUTPUT_MIME = f"audio/pcm;rate={GEMINI_OUTPUT_RATE}"
+INPUT_TEXT = "Hello?"
+"""What the emulation's input transcription says the caller said (it transcribes nothing)."""
+REPLY_TEXT = "Hello, this is the bootbench reference server."
+GREETING_TEXT = "Hi there."
+STAGE_FRACTIONS = {"turn_end": 0.0, "input_transcript": 1 / 3, "first_text": 2 / 3}
+"""When each stage's event goes out: this fraction of the way from the end of the caller's turn to the answer's
+first audio (distinct and known, so a test can tell each from the others and from the first audio)."""
 
 log = logging.getLogger("bootbench.server")
 
@@ -61,6 +78,10 @@ class LiveConnection(WebSocketConnection):
     setup_seen: bool = False
     manual: bool = False
     detector: SilenceDetector | None = None
+    input_transcription: bool = False
+    """The setup asked for ``inputAudioTranscription``: the answer's turn gets an ``inputTranscription``."""
+    output_transcription: bool = False
+    """The setup asked for ``outputAudioTranscription``: each model turn gets an ``outputTranscription``."""
     in_activity: bool = False
     activity_samples: int = 0
     responding: bool = False
@@ -139,6 +160,8 @@ class GeminiLiveProtocol(GeminiFaults, WebSocketProtocol):
             return
         conn.model = str(setup.get("model") or "")
         conn.manual = uses_manual_activity(setup)
+        conn.input_transcription = setup.get("inputAudioTranscription") is not None
+        conn.output_transcription = setup.get("outputAudioTranscription") is not None
         if not conn.manual:
             conn.detector = SilenceDetector(GEMINI_INPUT_RATE, silence_ms(setup, VAD_SILENCE_MS))
         self.accept_session(conn)
@@ -236,7 +259,7 @@ class GeminiLiveProtocol(GeminiFaults, WebSocketProtocol):
         if await self.fault_at_turn_end(conn):
             return
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
-        conn.reply_task = spawn(self._respond(conn, start))
+        conn.reply_task = spawn(self._respond(conn, start, turn_end_ns=turn_end_ns))
 
     @staticmethod
     def _binary(record: Any, index: int) -> bool:
@@ -251,7 +274,25 @@ class GeminiLiveProtocol(GeminiFaults, WebSocketProtocol):
             return   # the answer came first
         await self._respond(conn, start_ns, greeting=True)
 
-    async def _respond(self, conn: LiveConnection, start_ns: int, greeting: bool = False) -> None:
+    async def _send_stages(self, conn: LiveConnection, turn_end_ns: int, start_ns: int) -> None:
+        """The answer's stage events (:data:`STAGE_FRACTIONS`) between the turn's end and the first audio, each
+        stamped in the ground truth right before its send."""
+        record = conn.record
+        assert record is not None
+        events = []
+        if not conn.manual:   # with manual activity the client ended the turn: the service detected nothing
+            events.append(("turn_end", {"voiceActivity": {"type": "ACTIVITY_END"}}))
+        if conn.input_transcription:
+            events.append(("input_transcript", {"serverContent": {"inputTranscription": {"text": INPUT_TEXT}}}))
+        if conn.output_transcription:
+            events.append(("first_text", {"serverContent": {"outputTranscription": {"text": REPLY_TEXT}}}))
+        for stage, message in events:
+            await sleep_until(turn_end_ns + int((start_ns - turn_end_ns) * STAGE_FRACTIONS[stage]))
+            record.note_stage(stage, time.perf_counter_ns())
+            await self.send_json(conn, message)
+
+    async def _respond(self, conn: LiveConnection, start_ns: int, greeting: bool = False,
+                       turn_end_ns: int | None = None) -> None:
         record = conn.record
         assert record is not None and record.injected is not None
 
@@ -265,9 +306,14 @@ class GeminiLiveProtocol(GeminiFaults, WebSocketProtocol):
             await self.send_json(conn, content(chunk), binary=self._binary(record, index))
 
         if greeting:
+            if conn.output_transcription:   # the greeting's text, just before its audio: no stage of the answer
+                await self.send_json(conn, {"serverContent": {"outputTranscription": {"text": GREETING_TEXT}}})
             await self.greeting.stream(record, start_ns, send_chunk, greeting=True)
-        elif not await self.stream_answer(conn, start_ns, send_chunk, content):
-            return   # a fault spoilt the answer: nothing follows
+        else:
+            if turn_end_ns is not None:
+                await self._send_stages(conn, turn_end_ns, start_ns)
+            if not await self.stream_answer(conn, start_ns, send_chunk, content):
+                return   # a fault spoilt the answer: nothing follows
         if not greeting:
             record.note_reply_end(time.perf_counter_ns(), over=False)
         await self.send_json(conn, {"serverContent": {"generationComplete": True}})
