@@ -10,15 +10,18 @@ empty on both sides.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from scipy.optimize import linear_sum_assignment
 
 from bootbench.audio import Stimulus
+from bootbench.providers import install_tuning
 from bootbench.providers.aivoco import AivocoDriver
 from bootbench.providers.base import DriverConfig
 from bootbench.providers.gemini_live import GeminiLiveDriver
-from bootbench.samples import STAGE_PHASES
-from support.ground_truth import SHARED_RUN_SERVER, ground_truth_run
+from bootbench.samples import STAGE_PHASES, Timeline
+from support.ground_truth import SHARED_RUN_SERVER, ground_truth_run, records_between
 
 BOUND_MS = 10.0
 """How far a sample may be from the server's own interval: first_response_ms's bound (tests/test_accuracy.py)."""
@@ -187,3 +190,35 @@ def test_aivoco_a_text_response_before_the_input_began_is_a_greetings():
     first = driver.stage_stamps(1)["first_text"]
     driver._on_text_response({"text": ", this is"})
     assert driver.stage_stamps(1) == {"first_text": first}
+
+
+class NoTranscripts(GeminiLiveDriver):
+    """A Gemini client that asks for no transcription (as the service's default setup does)."""
+
+    def start_message(self):
+        message = super().start_message()
+        del message["setup"]["inputAudioTranscription"], message["setup"]["outputAudioTranscription"]
+        return message
+
+
+def test_the_gemini_emulation_sends_transcripts_only_when_the_setup_asks(shared_reference_server):
+    """As the service: no ``inputAudioTranscription`` / ``outputAudioTranscription`` in the setup, no transcript
+    (and so, under manual turns, no stage at all, in the driver and in the truth)."""
+    server = shared_reference_server(**SHARED_RUN_SERVER)
+    install_tuning()
+    driver = NoTranscripts(DriverConfig(url=server.url, api_key="k-123456", timeout=5), Stimulus.sine())
+    timeline = Timeline()
+    start_ns = timeline.cycle_start = time.perf_counter_ns()
+    deadline = start_ns + 5_000_000_000
+    try:
+        driver.connect(timeline)
+        driver.start(timeline, deadline)
+        driver.send_audio(timeline)
+        driver.first_audio(timeline, deadline)
+        driver.stop(timeline)
+        assert driver.stage_stamps(1) == {}
+    finally:
+        driver.close()
+    [session] = records_between(server, start_ns, time.perf_counter_ns())
+    assert session["measured"]["input_to_audio_ms"] is not None
+    assert {phase: session["measured"][phase] for phase in STAGE_PHASES} == dict.fromkeys(STAGE_PHASES)
