@@ -147,6 +147,7 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "greetings": sum(1 for s in samples if s.greeting_ms is not None),
         "answered_before_input_end": answered_before_input_end(successes),
         "phases": summarize_phases(successes, (*PHASES, *turn_phases(samples))),
+        "service_latency": service_latency(successes),
     }
 
 
@@ -183,6 +184,26 @@ def answered_before_input_end(samples: Iterable[Sample]) -> int:
     return sum(1 for s in samples if s.ok and (
         s.answered_before_input_end_ms is not None
         or any(t.answered_before_input_end_ms is not None for t in s.turns or ())))
+
+
+def service_latency(samples: Iterable[Sample]) -> dict[str, Any] | None:
+    """"The service says X, bootbench measured Y": the median of each latency figure the service reported for its
+    answers (Deepgram's ``LatencyReport``, :attr:`Sample.service_latency_ms`), over every turn that has a report,
+    beside the median of bootbench's ``input_to_audio_ms`` over the same turns (metrics.json
+    ``summary.service_latency``); None when the service reported nothing.
+
+    Every turn counts (a single-turn iteration usually has no report: it arrives after the reply).
+    """
+    reported = [(t.service_latency_ms, t.input_to_audio_ms) for s in samples if s.ok
+                for t in (s.turns or [s]) if t.service_latency_ms]
+    if not reported:
+        return None
+    names = sorted({name for figures, _ in reported for name in figures})
+    ours = finite(measured for _, measured in reported)
+    return {"turns": len(reported),
+            "service": {name: float(np.median(finite(figures.get(name) for figures, _ in reported)))
+                        for name in names},
+            "measured": {"input_to_audio_ms": float(np.median(ours)) if ours else None}}
 
 
 def turn_phases(samples: Iterable[Sample]) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
+from bootbench.views.text import MISSING, counted, format_count, format_ms, format_rate, users_text
 
 REPORT_FILE = "report.html"
 
@@ -71,6 +71,7 @@ def render(metrics: dict[str, Any]) -> str:
         _sweep(metrics),
         _plots(metrics),
         _turns(metrics),
+        _service_latency(summary),
         _phase_table(summary),
         _errors(metrics),
         _configuration(run),
@@ -266,6 +267,22 @@ def _turns(metrics: dict[str, Any]) -> str:
         figures = '<p class="empty">No successful session with warm turns: nothing to plot.</p>'
     return (f'<section id="turns"><h2>Cold vs warm turns <span class="thin">{esc(metrics["run"].get("turns", "?"))} '
             f'turns per session</span></h2><div class="stats">{"".join(cards)}</div>{figures}</section>')
+
+
+def _service_latency(summary: dict[str, Any]) -> str:
+    """"Service says X, measured Y" (metrics.json ``summary.service_latency``): the median of each figure the service
+    reported (Deepgram's ``LatencyReport``) beside bootbench's input to audio over the same turns; "" without one."""
+    block = summary.get("service_latency")
+    if not block:
+        return ""
+    measured = block["measured"]["input_to_audio_ms"]
+    cards = [_stat(f"service-{name}", f"service says: {name[:-3].replace('_', ' ')}", value, format_ms(value), "ms",
+                   "median the service reported") for name, value in block["service"].items()]
+    cards.append(_stat("service-measured", "measured: input to audio", measured, format_ms(measured), "ms",
+                       "median bootbench measured, same turns"))
+    return (f'<section id="service-latency"><h2>Service says, measured <span class="thin">its own latency report '
+            f'beside ours, over {esc(counted(block["turns"], "turn"))}</span></h2>'
+            f'<div class="stats">{"".join(cards)}</div></section>')
 
 
 def _phase_table(summary: dict[str, Any]) -> str:

@@ -66,6 +66,7 @@ def console_summary(metrics: dict[str, Any]) -> str:
     if summary.get("greetings"):
         lines.append(f"  greetings: {summary['greetings']} iteration(s) heard a reply they had not asked for")
     lines += turn_lines(summary)
+    lines += service_latency_lines(summary)
     errors = metrics["errors"]["by_kind"]
     if errors:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
@@ -96,6 +97,17 @@ def turn_lines(summary: dict[str, Any]) -> list[str]:
             f"  input to audio: cold (turn 1) median {format_ms(cold['median'])} ms, "
             f"warm median {format_ms(warm['median'])} ms, p95 {format_ms(warm['p95'])} ms "
             f"({warm['count']} warm turns)"]
+
+
+def service_latency_lines(summary: dict[str, Any]) -> list[str]:
+    """"Service says X, measured Y": the service's own total latency beside bootbench's input to audio (medians over
+    the turns it reported, metrics.json ``summary.service_latency``); none when it reported no total."""
+    block = summary.get("service_latency") or {}
+    total = (block.get("service") or {}).get("total_ms")
+    if total is None:
+        return []
+    return [f"  service says {format_ms(total)} ms, measured {format_ms(block['measured']['input_to_audio_ms'])} "
+            f"ms: its median total latency vs input to audio, over {counted(block['turns'], 'turn')} it reported"]
 
 
 def _run_events(run: dict[str, Any], budget: dict[str, Any], finished: int) -> list[str]:
