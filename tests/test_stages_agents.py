@@ -177,6 +177,8 @@ def deepgram_greeted_then_answered() -> tuple[DeepgramDriver, dict[str, int]]:
     driver.input_starting()
     driver.on_message({"type": "UserStartedSpeaking"}, 40)
     driver.on_message({"type": "ConversationText", "role": "user", "content": "Hello."}, 50)
+    driver.on_message({"type": "ConversationText", "role": "assistant", "content": "Mm-hmm.",
+                       "conversational_behavior": "backchannel"}, 55)   # Think Live: an acknowledgement, no answer
     driver.on_message({"type": "AgentThinking", "content": ""}, 60)
     driver.on_message({"type": "ConversationText", "role": "assistant", "content": "Hello!"}, 70)
     driver.on_binary(LOUD, 80)

@@ -63,6 +63,9 @@ STARTED_FIELDS = ("total_latency", "tts_latency", "ttt_latency")
 IGNORED = frozenset({"History", "FunctionCallRequest", "FunctionCallCancelled", "PromptUpdated", "SpeakUpdated",
                      "ThinkUpdated", "ListenUpdated", "InjectionRefused", "FrustrationDetected", "ThinkLiveUpdated"})
 """Server messages a benchmark has no use for (history, function calls, acknowledgements)."""
+UNASKED_TEXT = frozenset({"backchannel", "presence_check"})
+"""``ConversationText.conversational_behavior`` of an agent line that answers nothing (an acknowledgement while the
+user holds the floor, a prompt after a long silence): never the answer's first text (Think Live only)."""
 WELCOME_POLL_S = 0.05
 
 
@@ -280,7 +283,8 @@ class DeepgramDriver(WebSocketDriver):
         elif kind == "UserStartedSpeaking":
             self._user_started_speaking()
         elif kind == "ConversationText":
-            self._conversation_text(message.get("role"), received_ns)
+            if message.get("conversational_behavior") not in UNASKED_TEXT:
+                self._conversation_text(message.get("role"), received_ns)
         elif kind == "AgentThinking":
             if self._turn_over:   # a greeting, spoken before the user's turn, is not the answer's
                 session.stage("response_start", received_ns)
