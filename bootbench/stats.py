@@ -198,7 +198,7 @@ def service_latency(samples: Iterable[Sample]) -> dict[str, Any] | None:
                 for t in (s.turns or [s]) if t.service_latency_ms]
     if not reported:
         return None
-    names = sorted({name for figures, _ in reported for name in figures})
+    names = sorted({name for figures, _ in reported for name in figures}, key=lambda name: (name != "total_ms", name))
     ours = finite(measured for _, measured in reported)
     return {"turns": len(reported),
             "service": {name: float(np.median(finite(figures.get(name) for figures, _ in reported)))

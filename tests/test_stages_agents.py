@@ -22,10 +22,11 @@ from bootbench.providers.base import DriverConfig
 from bootbench.providers.deepgram import DeepgramDriver
 from bootbench.providers.elevenlabs import ElevenLabsDriver
 from bootbench.providers.ultravox import UltravoxDriver
-from bootbench.samples import PHASE_TABLE, STAGE_PHASES
+from bootbench.samples import PHASE_TABLE, STAGE_PHASES, Sample, Turn
 from bootbench.server.protocols.deepgram import protocol as deepgram_protocol
 from bootbench.server.protocols.elevenlabs import protocol as elevenlabs_protocol
 from bootbench.server.protocols.ultravox import protocol as ultravox_protocol
+from bootbench.stats import summarize_samples
 from support.ground_truth import PROVIDER_ARGS, GroundTruthRun, ground_truth_run
 
 PROVIDERS = ("deepgram", "elevenlabs", "ultravox")
@@ -267,8 +268,8 @@ def test_deepgrams_own_latency_is_shown_beside_ours_from_the_samples_numbers(tur
     assert block["measured"]["input_to_audio_ms"] == pytest.approx(ours, abs=1e-9)
     assert block["service"]["total_ms"] == pytest.approx(ours, abs=TRUTH_BOUND_MS)   # the emulation tells the truth
     total, measured = block["service"]["total_ms"], block["measured"]["input_to_audio_ms"]
-    line = (f"  service says {total:.1f} ms, measured {measured:.1f} ms: its median total latency vs input to audio, "
-            f"over 12 turns it reported")
+    line = (f"  service says {total:.1f} ms, measured {measured:.1f} ms (median total latency it reported vs input to "
+            f"audio, 12 turns)")
     assert line in done.stdout.splitlines()
     report = (done.folder / "report.html").read_text()
     assert '<section id="service-latency">' in report
@@ -282,3 +283,16 @@ def test_a_service_that_reports_no_latency_has_no_block_no_line_no_section(turns
     assert done.metrics["summary"]["service_latency"] is None
     assert "service says" not in done.stdout
     assert 'id="service-latency"' not in (done.folder / "report.html").read_text()
+
+
+def test_the_service_latency_block_takes_every_reported_turn_of_the_successful_iterations():
+    single = Sample(1, "local", 1, "t", True, input_to_audio_ms=100.0, service_latency_ms={"total_ms": 90.0})
+    turns = Sample(2, "local", 1, "t", True, input_to_audio_ms=200.0, service_latency_ms={"total_ms": 190.0},
+                   turns=[Turn(1, input_to_audio_ms=200.0, service_latency_ms={"total_ms": 190.0, "stt_ms": 40.0}),
+                          Turn(2, input_to_audio_ms=50.0)])   # no report for turn 2
+    failed = Sample(3, "local", 1, "t", False, input_to_audio_ms=5.0, service_latency_ms={"total_ms": 4.0})
+    block = summarize_samples([single, turns, failed])["service_latency"]
+    assert block == {"turns": 2, "service": {"total_ms": 140.0, "stt_ms": 40.0},
+                     "measured": {"input_to_audio_ms": 150.0}}
+    assert list(block["service"]) == ["total_ms", "stt_ms"]   # the total first, as the views show it
+    assert summarize_samples([Sample(4, "local", 1, "t", True, input_to_audio_ms=80.0)])["service_latency"] is None

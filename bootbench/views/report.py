@@ -278,8 +278,9 @@ def _service_latency(summary: dict[str, Any]) -> str:
     measured = block["measured"]["input_to_audio_ms"]
     cards = [_stat(f"service-{name}", f"service says: {name[:-3].replace('_', ' ')}", value, format_ms(value), "ms",
                    "median the service reported") for name, value in block["service"].items()]
-    cards.append(_stat("service-measured", "measured: input to audio", measured, format_ms(measured), "ms",
-                       "median bootbench measured, same turns"))
+    cards.insert(1 if "total_ms" in block["service"] else 0, _stat(  # its total first, ours beside it
+        "service-measured", "measured: input to audio", measured, format_ms(measured), "ms",
+        "median bootbench measured, same turns"))
     return (f'<section id="service-latency"><h2>Service says, measured <span class="thin">its own latency report '
             f'beside ours, over {esc(counted(block["turns"], "turn"))}</span></h2>'
             f'<div class="stats">{"".join(cards)}</div></section>')

@@ -107,7 +107,7 @@ def service_latency_lines(summary: dict[str, Any]) -> list[str]:
     if total is None:
         return []
     return [f"  service says {format_ms(total)} ms, measured {format_ms(block['measured']['input_to_audio_ms'])} "
-            f"ms: its median total latency vs input to audio, over {counted(block['turns'], 'turn')} it reported"]
+            f"ms (median total latency it reported vs input to audio, {counted(block['turns'], 'turn')})"]
 
 
 def _run_events(run: dict[str, Any], budget: dict[str, Any], finished: int) -> list[str]:
