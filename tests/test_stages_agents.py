@@ -16,6 +16,7 @@ import statistics
 
 import numpy as np
 import pytest
+import soundfile
 
 from bootbench.audio import Stimulus
 from bootbench.providers.base import DriverConfig
@@ -46,10 +47,9 @@ INJECTED_BOUND_MS = 15.0
 """How far the server's own interval may be from when it was told to send (test_accuracy.py)."""
 SERVER = dict(setup_delay="30", first_audio_delay="200", warm_first_audio_delay="120", cold_penalty=0, reply_ms=200)
 """Fixed delays long enough that the stage events lie tens of ms apart (a stage taken for its neighbour fails)."""
-CROWD_SERVER = dict(setup_delay="uniform:20:200", first_audio_delay="uniform:100:400", cold_penalty=0, reply_ms=200)
-"""For 20 users: every session's delays differ, so that each sample finds its own session."""
-MATCHED_BY = ("session_start_ms", "first_response_ms", "input_to_audio_ms")
-"""The phases a sample is matched to its session by at 20 users (no stage among them)."""
+CROWD_SERVER = dict(setup_delay="uniform:20:200", first_audio_delay="uniform:200:600", cold_penalty=0, reply_ms=200)
+"""For 20 users: delays that differ from session to session."""
+CROWD = 20
 KEYS = {"deepgram": {"DEEPGRAM_API_KEY": "dg-test-123456"}, "elevenlabs": {"ELEVENLABS_API_KEY": "xi-test-123456"},
         "ultravox": {"ULTRAVOX_API_KEY": "uv-test-123456"}}
 LOUD = np.full(240, 8000, dtype="<i2").tobytes()
@@ -127,35 +127,34 @@ def test_warm_turns_carry_the_stages_the_truth_measured_for_each_turn(turns_run,
 # ---------------------------------------------------------------- twenty users
 
 
-def matched(samples: list[dict], sessions: list[dict]) -> list[tuple[dict, dict]]:
-    """Each sample with the session closest to it in :data:`MATCHED_BY` (greedy over all pairs, closest first; two
-    sessions that close have the same stages within the bound, so which of them is taken does not matter)."""
-    pairs = sorted((sum(abs(s[p] - t["measured"][p]) for p in MATCHED_BY), i, j)
-                   for i, s in enumerate(samples) for j, t in enumerate(sessions))
-    taken_samples: set[int] = set()
-    taken_sessions: set[int] = set()
-    result = []
-    for _, i, j in pairs:
-        if i not in taken_samples and j not in taken_sessions:
-            taken_samples.add(i)
-            taken_sessions.add(j)
-            result.append((samples[i], sessions[j]))
-    return result
+@pytest.fixture(scope="module")
+def crowd_clips(tmp_path_factory):
+    """20 tones of 20 lengths (1 s, then 32 ms longer each): the clip a session received (its ground truth's
+    ``audio_in.samples``) names the iteration that sent it, so every sample is checked against its own session
+    (iteration k sends the k-th clip of the folder, by name)."""
+    folder = tmp_path_factory.mktemp("crowd-clips")
+    for k in range(CROWD):
+        samples = 16_000 + 512 * k
+        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 16_000)
+        soundfile.write(folder / f"clip{k:02d}.wav", tone, 16_000, subtype="PCM_16")
+    return folder
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_every_stage_is_within_the_bound_at_twenty_users(shared_reference_server, tmp_path, provider):
-    done = run(shared_reference_server(**CROWD_SERVER), tmp_path / "r", provider, "-i", "20", "-r", "20", users=20)
+def test_every_stage_is_within_the_bound_at_twenty_users(shared_reference_server, tmp_path, crowd_clips, provider):
+    done = run(shared_reference_server(**CROWD_SERVER), tmp_path / "r", provider, "-i", str(CROWD),
+               "--audio", str(crowd_clips), users=CROWD)
     assert done.exit_code == 0, done.stderr[-3000:]
-    assert len(done.samples) == len(done.sessions) == 20
+    assert len(done.samples) == len(done.sessions) == CROWD
     assert all(s["ok"] for s in done.samples) and all(t["outcome"] == "ok" for t in done.sessions)
     assert done.violations == 0
-    pairs = matched(done.samples, done.sessions)
-    assert len(pairs) == 20
-    for sample, session in pairs:
-        measured = session["measured"]
-        assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=TRUTH_BOUND_MS)
-        check_stages(provider, sample, measured, f"iteration {sample['iteration']}")
+    assert len({s["user"] for s in done.samples}) == CROWD   # twenty users, each with a session of its own
+    # the longer the clip, the more samples its session received: clip order is session order
+    samples = sorted(done.samples, key=lambda s: s["clip"])
+    sessions = sorted(done.sessions, key=lambda t: t["audio_in"]["samples"])
+    assert len({t["audio_in"]["samples"] for t in sessions}) == CROWD
+    for sample, session in zip(samples, sessions):
+        check_stages(provider, sample, session["measured"], f"iteration {sample['iteration']}")
 
 
 # ---------------------------------------------------------------- greetings
