@@ -222,3 +222,16 @@ def test_warm_input_to_audible_and_each_turns_clip_reach_every_output(tmp_path):
     html = (folder / "report.html").read_text()
     assert re.search(r'id="stat-warm-input-to-audible" data-value="([^"]+)"', html)[1] == json.dumps(warm["median"])
     assert 'id="phase-warm_input_to_audible_ms"' in html
+
+
+def test_the_web_tab_shows_the_warm_input_to_audible_median_beside_the_warm_input_to_audio_one():
+    from bootbench.samples import Sample
+    from bootbench.stats import snapshot
+    from bootbench.views.webui import tab_rows
+
+    turns = [Turn(1, 300.0, 310.0, 500.0), Turn(2, 100.0, 112.0, 400.0), Turn(3, 120.0, 131.0, 400.0)]
+    sample = Sample(1, "local", 1, "t", True, first_response_ms=300.0, input_to_audio_ms=300.0,
+                    turns=turns, cold_penalty_ms=190.0)
+    rows = {row["label"]: row["value"] for row in tab_rows(snapshot([sample]), "r", running=True)}
+    assert rows["Input to audio median, warm (turns 2..N)"] == "110.0 ms"
+    assert rows["Input to audible median, warm (turns 2..N)"] == "121.5 ms"
