@@ -2,7 +2,7 @@
 
 One self-contained file (inline CSS and SVG, no scripts, no network) that
 opens from disk: the headline numbers of ``first_response_ms``, the
-``--check`` results (when the run had checks), its histogram and CDF, the first response of every iteration in order, the
+``--check`` results (when the run had checks), the service stage waterfall (when a stage was seen), its histogram and CDF, the first response of every iteration in order, the
 phases of every iteration, the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
@@ -68,9 +68,9 @@ def render(metrics: dict[str, Any]) -> str:
         _warnings(metrics),
         _headline(summary),
         _checks(metrics),
+        _stages(summary),
         _sweep(metrics),
         _plots(metrics),
-        _stages(summary),
         _turns(metrics),
         _phase_table(summary),
         _errors(metrics),
