@@ -198,6 +198,7 @@ def test_warm_input_to_audible_and_each_turns_clip_reach_every_output(tmp_path):
     for index, row in enumerate(rows):
         for turn in row["turns"]:
             turn.clip = ["a.wav", "b.wav", "c.wav"][(index + turn.turn - 1) % 3]
+    rows[0]["turns"][1].stages_ms = {"transcript_ms": 40.5, "first_text_ms": 80.25}
     folder = record_run(tmp_path, "-i", "4", "--turns", "3", "--check", "warm_input_to_audible_ms:p95 < 1000",
                         samples=rows)
     metrics = metrics_of(folder)
@@ -214,6 +215,8 @@ def test_warm_input_to_audible_and_each_turns_clip_reach_every_output(tmp_path):
     with open(folder / "samples.csv") as f:
         samples = list(csv.DictReader(f))
     assert [r["turn2_clip"] for r in samples] == ["b.wav", "c.wav", "a.wav", "b.wav"]
+    # a turn's stages as name=ms;... like the service's latency figures (they were a column of NaN)
+    assert [r["turn2_stages_ms"] for r in samples] == ["first_text_ms=80.25;transcript_ms=40.5", "", "", ""]
     assert [float(r["turn3_input_to_audible_ms"]) for r in samples] == pytest.approx(
         [row["turns"][2].input_to_audible_ms for row in rows], abs=0.001)
     text = console_summary(metrics)
