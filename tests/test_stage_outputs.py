@@ -129,6 +129,10 @@ def test_compare_baseline_compares_the_stage_phases_and_leaves_out_what_neither_
     assert set(lines) == set(shown)
     assert lines["first_text_ms"].rstrip().endswith(SLOWER) and "+40.0" in lines["first_text_ms"]
     assert "is slower than the baseline" in result.stderr and "on first_text_ms: median" in result.stderr
+    # turn end moved from -20 ms (before the last input) to +20: 200 % slower, never a "-200 %" that passes a gate
+    assert comparisons["turn_end_ms"].median_change_pct == pytest.approx(200.0)
+    gate = bootbench("compare", "--baseline", base, run, "--fail-if-slower", "150%", "--phase", "turn_end_ms")
+    assert gate.returncode == 3 and "on turn_end_ms: median 20.0 ms against -20.0 ms, +40.0 ms (+200.0%" in gate.stderr
 
 
 def turn_rows(count: int, *, warm_ms: float, seed: int, turns: int = 3, cold_ms: float = 300.0,

@@ -67,10 +67,13 @@ class PhaseComparison:
 
     @property
     def median_change_pct(self) -> float | None:
-        """The median's change relative to the baseline's, in percent (+18.0 = 18% slower)."""
+        """The median's change relative to the baseline's size, in percent (+18.0 = 18% slower).
+
+        Relative to its magnitude: a service stage reached before the last input is negative, and a stage that
+        moved from -20 to +20 ms is 200 % slower, not -200 %."""
         if self.median_diff is None or not self.baseline_median:
             return None
-        return 100.0 * self.median_diff / self.baseline_median
+        return 100.0 * self.median_diff / abs(self.baseline_median)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
