@@ -306,7 +306,7 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     latency figures as ``name=ms;...``.
 
     A run with ``--turns`` > 1 adds ``cold_penalty_ms`` and one column per
-    turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ...);
+    turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ..., ``turn2_clip``, ``turn2_stages_ms``);
     a single-turn run's columns are those it always had.
     """
     import pandas as pd
@@ -323,19 +323,23 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
         frame = frame.drop(columns="turns")
         timings.append("cold_penalty_ms")
         most = max(len(s.turns or []) for s in ordered)
-        figures = [f for f in vars(Turn(1)) if f not in ("turn", "service_latency_ms")]
+        figures = [f for f in vars(Turn(1)) if f not in ("turn", *TURN_TEXT_FIELDS)]
         for number in range(1, most + 1):
+            reached = [s.turns[number - 1] if s.turns and len(s.turns) >= number else None for s in ordered]
             for figure in figures:
-                frame[f"turn{number}_{figure}"] = [
-                    getattr(s.turns[number - 1], figure) if s.turns and len(s.turns) >= number else None
-                    for s in ordered]
+                frame[f"turn{number}_{figure}"] = [None if t is None else getattr(t, figure) for t in reached]
                 timings.append(f"turn{number}_{figure}")
-            frame[f"turn{number}_service_latency_ms"] = [
-                _pairs(s.turns[number - 1].service_latency_ms) if s.turns and len(s.turns) >= number else ""
-                for s in ordered]
+            frame[f"turn{number}_clip"] = ["" if t is None or t.clip is None else t.clip for t in reached]
+            for figure in ("service_latency_ms", "stages_ms"):  # name=ms;... like the sample's own
+                frame[f"turn{number}_{figure}"] = ["" if t is None else _pairs(getattr(t, figure)) for t in reached]
     for phase in timings:  # NaN would print as an empty cell anyway; inf would print as "inf"
         frame[phase] = pd.to_numeric(frame[phase], errors="coerce").replace([math.inf, -math.inf], math.nan)
     return frame.round({phase: CSV_DECIMALS for phase in timings})
+
+
+TURN_TEXT_FIELDS = ("clip", "service_latency_ms", "stages_ms")
+"""The :class:`~bootbench.samples.Turn` fields that are no number: samples.csv writes them as text (the clip's name,
+``name=ms;...``); every other field of a turn is a ``turnK_...`` number column."""
 
 
 @cache

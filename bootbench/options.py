@@ -362,8 +362,9 @@ OPTIONS: tuple[Option, ...] = (
                        below=f"must be at least {MIN_REPLY_GAP_MS:g} ms, twice the longest chunk spacing of real "
                              "streams (100 ms): a shorter quiet falls between two chunks of one reply, and its rest "
                              "would be timed as the next turn's answer"),
-           help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
-                f"(the protocol has no end-of-reply event; at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
+           help="Aivoco: a reply has ended when no audio_response came for this long (the protocol has no "
+                "end-of-reply event): with --turns > 1 the next turn starts then, and a reply never audible is "
+                f"waited for no longer (at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
                 f"Default {DEFAULT_REPLY_GAP_MS:g}."),
     Option(("--metrics-port",), int, 0, web_ui=False,
            range=Range(0, 65535, refusal="must be a TCP port from 1 to 65535 (or 0 for none)"),

@@ -110,18 +110,22 @@ HEADLINE = "first_response_ms"
 TURN_PHASE_TABLE: tuple[Phase, ...] = (
     Phase("warm_input_to_audio_ms", "warm input to audio", "last input sent (turns 2..N)",
           "first audio event of that turn's reply", "input_sent", "first_audio"),
+    Phase("warm_input_to_audible_ms", "warm input to audible", "last input sent (turns 2..N)",
+          "play time of the first audible sample of that turn's reply", "input_sent", "first_audible"),
     Phase("cold_penalty_ms", "cold penalty", "median warm input_to_audio_ms of the session",
           "turn 1's input_to_audio_ms", "", ""),
 )
 """The phases of a run with ``--turns`` > 1, after :data:`PHASE_TABLE`; absent from single-turn runs.
 
-``warm_input_to_audio_ms`` has one value per warm turn (``since``/``until``
-name the fields of each warm turn's own :class:`Timeline`), pooled over all
-sessions; ``cold_penalty_ms`` is a :class:`Sample` field, the difference
+``warm_input_to_audio_ms`` and ``warm_input_to_audible_ms`` have one value per
+warm turn (``since``/``until`` name the fields of each warm turn's own
+:class:`Timeline`), pooled over all sessions (a warm reply never audible has no
+``warm_input_to_audible_ms``); ``cold_penalty_ms`` is a :class:`Sample` field, the difference
 of two figures (``end`` minus ``start``), not an interval.
 """
 TURN_PHASES: tuple[str, ...] = tuple(p.name for p in TURN_PHASE_TABLE)
-WARM_TURN_FIELDS: dict[str, str] = {"warm_input_to_audio_ms": "input_to_audio_ms"}
+WARM_TURN_FIELDS: dict[str, str] = {"warm_input_to_audio_ms": "input_to_audio_ms",
+                                    "warm_input_to_audible_ms": "input_to_audible_ms"}
 """Phases with one value per warm turn: the :class:`Turn` field each pools over turns 2..N."""
 TURN_PHASE_BY_NAME: dict[str, Phase] = {p.name: p for p in TURN_PHASE_TABLE}
 
@@ -215,17 +219,21 @@ class Turn:
     """The service's own latency figures for this turn's answer (:attr:`Sample.service_latency_ms`)."""
     stages_ms: dict[str, float] | None = None
     """This turn's service stage phases (:data:`STAGE_PHASES` that the service reached), None when it reached none."""
+    clip: str | None = None
+    """Name of the clip this turn sent (the ``--audio`` rotation: turn k of iteration i sends iteration i+k-1's clip;
+    turn 1's is :attr:`Sample.clip`); None in files written before turns recorded it."""
 
     @classmethod
-    def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None) -> Turn:
-        """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
+    def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None,
+           clip: str | None = None) -> Turn:
+        """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own), which sent ``clip``."""
         phases = timeline.phases()
         stages = {name: phases[name] for name in STAGE_PHASES if phases[name] is not None}
         return cls(turn=number, input_to_audio_ms=phases["input_to_audio_ms"],
                    input_to_audible_ms=phases["input_to_audible_ms"],
                    reply_ms=_ms(timeline.first_audio, timeline.reply_end),
                    answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
-                   service_latency_ms=service_latency_ms, stages_ms=stages or None)
+                   service_latency_ms=service_latency_ms, stages_ms=stages or None, clip=clip)
 
 
 def cold_penalty(turns: list[Turn]) -> float | None:

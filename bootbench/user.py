@@ -27,7 +27,7 @@ from bootbench import providers
 from bootbench.providers import CycleError, Driver
 from bootbench.run import context, harness, master_watch, messages
 from bootbench.run.context import RunContext
-from bootbench.samples import PHASES, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
+from bootbench.samples import PHASES, WARM_TURN_FIELDS, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
 
 log = logging.getLogger("bootbench.user")
 
@@ -198,7 +198,8 @@ class BootUser(User):
                      if v - anomalies_before.get(k, 0)}
         turns = None
         if ctx.settings.turns > 1:
-            turns = [Turn.of(number, tl, service[number - 1]) for number, tl in enumerate([timeline, *warm], start=1)]
+            turns = [Turn.of(number, tl, service[number - 1], clip=ctx.clips.clip_for(iteration + number - 1).name)
+                     for number, tl in enumerate([timeline, *warm], start=1)]
         sample = Sample(
             iteration=iteration,
             worker=ctx.worker,
@@ -254,10 +255,11 @@ class BootUser(User):
             if value is not None and value >= 0:  # a service stage reached before the input ended is negative
                 fire(request_type=provider, name=phase, response_time=value, response_length=0,
                      exception=None, context={"iteration": sample.iteration})
-        for value in phase_values(sample, "warm_input_to_audio_ms"):  # one request per warm turn (--turns > 1)
-            if value is not None:
-                fire(request_type=provider, name="warm_input_to_audio_ms", response_time=value, response_length=0,
-                     exception=None, context={"iteration": sample.iteration})
+        for phase in WARM_TURN_FIELDS:  # one request per warm turn and phase (--turns > 1)
+            for value in phase_values(sample, phase):
+                if value is not None:
+                    fire(request_type=provider, name=phase, response_time=value, response_length=0,
+                         exception=None, context={"iteration": sample.iteration})
         if not sample.ok:
             fire(request_type=provider, name=failed_phase or "first_response_ms",
                  response_time=None, response_length=0,

@@ -10,8 +10,9 @@ session, or for a session that already ended, are counted in
 ``driver.anomalies`` and never taken as the next session's answer. Aivoco's
 ``audio_response`` carries no session id, so "stray" can only mean: after
 ``stop_call`` was sent, after the session ended, or before the new session
-is ready. With ``--turns`` > 1 a reply has ended once no ``audio_response``
-came for ``reply_gap_ms`` (the protocol has no end-of-reply event).
+is ready. A reply has ended once no ``audio_response`` came for
+``reply_gap_ms`` (the protocol has no end-of-reply event): with ``--turns`` > 1
+the next turn starts then, and an answer never audible stops being waited for.
 """
 
 from __future__ import annotations
@@ -115,8 +116,11 @@ class AivocoDriver(Driver):
         self._emit(prepared.event, prepared=prepared)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
+        """The answer's first audio, then its first audible sample; an answer never audible ends with its last
+        ``audio_response`` before ``reply_gap_ms`` of quiet (the protocol has no end-of-reply event), not at
+        the deadline."""
         self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout,
-                                          self.timeout_hint())
+                                          self.timeout_hint(), reply_gap_ns=int(self.config.reply_gap_ms * 1e6))
 
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
         """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet."""

@@ -170,12 +170,14 @@ class SessionState:
         timeline.session_ready = self.ready_ns
 
     def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float,
-                          hint: str = "") -> None:
+                          hint: str = "", reply_gap_ns: int | None = None) -> None:
         """Block until the answer's first audio, then until it is audible (or over); both bounded by the deadline.
 
         Sets ``timeline.first_audio``, ``first_audible`` (when the answer became
         audible in time) and ``greeting``, or raises the failure that came
         before the first audio; ``hint`` is appended to a timeout's message.
+        ``reply_gap_ns``: the protocol has no end-of-reply event (:attr:`Driver.ends_reply_by_gap`), so an answer
+        not yet audible is over once no audio came for that long after its latest chunk (:meth:`_await_audible`).
         """
         if not self.audio.wait(remaining(deadline_ns)):
             self.fail(ErrorKind.AUDIO_TIMEOUT, audio_timeout_message(timeline, deadline_ns, what, limit_s) + hint)
@@ -184,10 +186,32 @@ class SessionState:
             timeline.first_audio = self.first_audio_ns
         if self.failure and self.first_audio_ns is None:
             raise self.failure
-        self.audible.wait(remaining(deadline_ns))
+        self._await_audible(deadline_ns, reply_gap_ns)
         found = self.detector.found
         timeline.first_audible = found.play_ns if found is not None else None
         timeline.greeting = self.greeting_ns
+
+    def _await_audible(self, deadline_ns: int, reply_gap_ns: int | None) -> None:
+        """Wait until the answer is audible or over, at most until ``deadline_ns``.
+
+        With ``reply_gap_ns`` the answer is over (:meth:`answer_ended`) once ``reply_gap_ns`` passed after the
+        arrival of its latest audio (``last_audio_ns``, kept by the receive side) with none after it: the end of
+        the reply as ``--turns`` finds it (:meth:`Driver.await_reply_gap`), so an answer that never becomes audible
+        ends with its last chunk, not at the deadline. An answer that goes quiet for longer than the gap and then
+        becomes audible was taken as over: the same rule that ends a reply between turns.
+        """
+        if reply_gap_ns is None:
+            self.audible.wait(remaining(deadline_ns))
+            return
+        while not self.audible.is_set():
+            now = time.perf_counter_ns()
+            quiet_until = (self.last_audio_ns or self.first_audio_ns or now) + reply_gap_ns
+            if now >= quiet_until:
+                self.answer_ended()  # its last chunk came a gap ago: the reply is over, never audible
+                return
+            if now >= deadline_ns:
+                return
+            self.audible.wait((min(quiet_until, deadline_ns) - now) / 1e9)
 
     def await_reply_end(self, timeline: Timeline, deadline_ns: int, limit_s: float, hint: str = "") -> None:
         """Block until the current turn's reply has ended; sets ``timeline.reply_end`` or raises why it did not.

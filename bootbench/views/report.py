@@ -2,7 +2,7 @@
 
 One self-contained file (inline CSS and SVG, no scripts, no network) that
 opens from disk: the headline numbers of ``first_response_ms``, the
-``--check`` results (when the run had checks), its histogram and CDF, the first response of every iteration in order, the
+``--check`` results (when the run had checks), the service stage waterfall (when a stage was seen), its histogram and CDF, the first response of every iteration in order, the
 phases of every iteration, the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
@@ -24,7 +24,8 @@ from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, counted, format_count, format_ms, format_rate, users_text
+from bootbench.views.text import (MISSING, counted, format_count, format_ms, format_rate, stage_waterfall,
+                                  users_text)
 
 REPORT_FILE = "report.html"
 
@@ -68,6 +69,7 @@ def render(metrics: dict[str, Any]) -> str:
         _warnings(metrics),
         _headline(summary),
         _checks(metrics),
+        _stages(summary),
         _sweep(metrics),
         _plots(metrics),
         _turns(metrics),
@@ -234,6 +236,29 @@ def _plots(metrics: dict[str, Any]) -> str:
     return f'<section id="plots"><h2>Distribution and timeline</h2><div class="plots">{"".join(cells)}</div></section>'
 
 
+def _stages(summary: dict[str, Any]) -> str:
+    """The median service stage waterfall (:func:`~bootbench.views.text.stage_waterfall`, the console's line) as a
+    table with a horizontal bar per stage, from the last input sent (0) to its median; none when no stage was seen."""
+    rows = stage_waterfall(summary)
+    if not rows:
+        return ""
+    low = min(0.0, *(median for _, _, median, _ in rows))
+    span = (max(0.0, *(median for _, _, median, _ in rows)) - low) or 1.0
+    body = []
+    for phase, label, median, count in rows:
+        start, end = sorted((0.0 - low, median - low))  # a stage reached before the last input: a bar left of 0
+        bar = f'<span style="margin-left:{100 * start / span:.2f}%;width:{100 * (end - start) / span:.2f}%"></span>'
+        body.append(f'<tr id="stage-{esc(phase)}" data-value="{esc(json.dumps(median))}"><td>{esc(label)}</td>'
+                    f'<td><code>{esc(phase)}</code></td><td>{esc(format_ms(median))}</td>'
+                    f'<td>{esc(format_count(count))}</td><td class="bar">{bar}</td></tr>')
+    return (f'<section id="stages"><h2>Where the time went <span class="thin">the service\'s own stages, median ms '
+            f'from the last input sent</span></h2><div class="scroll"><table class="numbers" id="stage-waterfall">'
+            f'<thead><tr><th>stage</th><th>phase</th><th>median</th><th>count</th><th></th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div><p class="note">Each stage is the arrival of the first of '
+            f'the service\'s events of that kind in the answer (docs/architecture.md); a stage reached before the '
+            f'last input went out is negative. Stages the service has no event for are not shown.</p></section>')
+
+
 def _turns(metrics: dict[str, Any]) -> str:
     """``--turns`` > 1: the cold penalty, cold vs warm input to audio side by side, the penalty per iteration."""
     summary, samples = metrics["summary"], metrics["samples"]
@@ -253,6 +278,11 @@ def _turns(metrics: dict[str, Any]) -> str:
         _stat("warm-input-to-audio", "warm input to audio", warm["median"], format_ms(warm["median"]), "ms",
               f"median of {format_count(warm['count'])} warm turns"),
     ]
+    audible = summary["phases"].get("warm_input_to_audible_ms")
+    if audible is not None:  # absent from files written before it existed
+        cards.append(_stat("warm-input-to-audible", "warm input to audible", audible["median"],
+                           format_ms(audible["median"]), "ms", f"median of {format_count(audible['count'])} "
+                           f"warm turns heard"))
     ok = [s for s in samples if s.get("ok") and s.get("turns")]
     cold_values = finite(s["turns"][0].get("input_to_audio_ms") for s in ok)
     warm_values = finite(t.get("input_to_audio_ms") for s in ok for t in s["turns"][1:])
