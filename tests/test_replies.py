@@ -274,7 +274,8 @@ def test_the_choice_is_the_slowest_the_median_and_an_even_sample_of_the_rest():
 
 
 def test_a_bad_record_replies_value_is_refused_with_one_sentence(refusals):
-    assert refusals.sentence("--record-replies", "some") == "--record-replies must be a number of replies or all, not 'some'"
-    assert refusals.sentence("--record-replies", "-2") == "--record-replies must be a positive number of replies or all, not -2"
-    assert refusals.sentence("--record-replies", "1.5") == "--record-replies must be a number of replies or all, not '1.5'"
+    words = "--record-replies must be a"
+    assert refusals.sentence("--record-replies", "some") == f"{words} number of replies or all, not 'some'"
+    assert refusals.sentence("--record-replies", "-2") == f"{words} positive number of replies or all, not -2"
+    assert refusals.sentence("--record-replies", "1.5") == f"{words} number of replies or all, not '1.5'"
     assert refusals.check("--record-replies", "ALL").settings.record_replies == "all"
