@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from support.browser import Browser, require_chromium
 from support.cli import bootbench
 from support.ground_truth import PROVIDER_ARGS, SHARED_LEADING_MS, SHARED_RUN_SERVER, ground_truth_run
 from support.inprocess import environment, finish, init, run_to_end
@@ -165,6 +166,32 @@ def test_the_report_plays_the_slowest_and_the_median_reply_with_their_waveforms(
         assert f'<audio controls preload="metadata" src="replies/{entry["wav"]}"' in html
         assert f'data-plot="reply-{role}"' in html
     assert html.count("<audio") == 2
+
+
+@pytest.mark.browser
+def test_the_reports_players_load_their_replies_in_a_browser(openai_run, tmp_path):
+    """Chromium opens report.html from disk: both players load their WAV file, the waveforms are drawn."""
+    require_chromium()
+    browser = Browser(tmp_path / "profile")
+    try:
+        browser.open((openai_run.folder / "report.html").as_uri())
+        loaded = browser.wait_for("(() => { const a = [...document.querySelectorAll('#replies audio')];"
+                                  " return a.length == 2 && a.every(x => x.readyState >= 1)"
+                                  " && a.map(x => [x.closest('figure').id, x.duration]); })()")
+        index = index_of(openai_run.folder)
+        for role, duration in loaded:
+            entry = next(e for e in index["replies"] if f"reply-{e['role']}" == role)
+            assert duration == pytest.approx(sum(entry["chunk_bytes"]) / 2 / RATE, abs=0.01), role
+        sizes = browser.evaluate("[...document.querySelectorAll('#replies svg')].map(s => "
+                                 "{const r = s.getBoundingClientRect(); return [s.dataset.plot, r.width, r.height]})")
+        assert [name for name, *_ in sizes] == ["reply-slowest", "reply-median"]
+        assert all(width > 600 and height > 100 for _, width, height in sizes)
+        assert browser.errors == []
+        assert [url for url in browser.requests if not url.startswith(("file://", "data:"))] == []
+        browser.evaluate("document.getElementById('replies').scrollIntoView()")
+        browser.screenshot("report_replies.png")
+    finally:
+        browser.close()
 
 
 @pytest.mark.parametrize("provider", IN_SHARED_RUNS)
