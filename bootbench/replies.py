@@ -130,9 +130,16 @@ class ReplySpool:
         self.spool.mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self.spooled: set[int] = set()
+        self.finished = False
 
     def add(self, reply: Reply) -> None:
-        """Spool one iteration's reply (raw PCM and its chunk table); a second one for the same iteration replaces it."""
+        """Spool one iteration's reply (raw PCM and its chunk table); a second one for the same iteration replaces it.
+
+        One that arrives after :meth:`finish` (a straggler of a stopped run) is dropped: its sample is not counted.
+        """
+        if self.finished:
+            log.info("the recorded reply of iteration %s arrived after the run's end; dropped", reply.iteration)
+            return
         stem = self.spool / f"iteration-{reply.iteration}"
         stem.with_suffix(".pcm").write_bytes(reply.pcm)
         stem.with_suffix(".json").write_text(json.dumps(
@@ -145,6 +152,7 @@ class ReplySpool:
         import numpy as np
         import soundfile
 
+        self.finished = True
         by_iteration = {s.iteration: s for s in samples if s.iteration in self.spooled
                         and s.first_response_ms is not None}
         roles = choose(list(by_iteration.values()), self.keep)

@@ -235,7 +235,7 @@ class MasterRun:
 
     def keep_reply(self, reply: Reply) -> None:
         """Spool an iteration's recorded answer (``--record-replies``; it arrives just before its sample)."""
-        if self.replies is not None and not self.ended:
+        if self.replies is not None:
             self.replies.add(reply)
 
     def refuse(self, reason: str) -> None:
