@@ -3,7 +3,8 @@
 One self-contained file (inline CSS and SVG, no scripts, no network) that
 opens from disk: the headline numbers of ``first_response_ms``, the
 ``--check`` results (when the run had checks), its histogram and CDF, the first response of every iteration in order, the
-phases of every iteration, the errors, and the run's configuration.
+phases of every iteration, the recorded replies of the slowest and the median call (``--record-replies``: players of
+the WAV files beside the page, each with its waveform), the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
 

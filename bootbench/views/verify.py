@@ -179,6 +179,8 @@ def text_report(verdicts: list[Verdict], tolerance_ms: float) -> tuple[str, list
 def _cell(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "-"
+    if abs(value) < 0.005:  # a difference that rounds to zero reads +0.00, never -0.00
+        value = 0.0
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
