@@ -137,6 +137,7 @@ class BootUser(User):
         step = "connect"
         error: CycleError | None = None
         preamble: bool | None = None
+        record = bool(ctx.settings.record_replies)  # read before the clock starts: nothing timed pays for the option
         timeline.cycle_start = time.perf_counter_ns()
         deadline = timeline.cycle_start + int(ctx.settings.timeout * 1e9)
         try:
@@ -153,7 +154,7 @@ class BootUser(User):
             self._connected_ahead = None
             step = "start"
             self.driver.start(timeline, deadline)
-            if ctx.settings.record_replies:
+            if record:
                 self.driver.record_reply()
             step = "send"
             self.driver.send_audio(timeline)
@@ -187,7 +188,7 @@ class BootUser(User):
         # not reopened ahead (the next cycle reconnects, timed, after a backoff). A connection
         # gone for another reason (the service closed it after the session) is reopened ahead,
         # outside the next cycle's timing. A user being stopped only closes it (on_stop), at once.
-        reply = self.driver.recorded_reply() if ctx.settings.record_replies else (0, [])  # what came until the stop
+        reply = self.driver.recorded_reply() if record else (0, [])  # what arrived until the stop
         if step != "connect" and not interrupted:
             self.driver.stop(timeline)
         # the service's own figures, as they arrived until the stop (before a connect ahead starts a new session)
