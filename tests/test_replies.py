@@ -22,7 +22,7 @@ from support.cli import bootbench
 from support.ground_truth import PROVIDER_ARGS, SHARED_LEADING_MS, SHARED_RUN_SERVER, ground_truth_run
 from support.inprocess import environment, finish, init, run_to_end
 from support.processes import free_port
-from support.provider_table import IN_SHARED_RUNS, key_variable
+from support.provider_table import BUILTINS, key_variable
 
 from bootbench.providers.base import SessionState
 from bootbench.replies import INDEX_FILE, REPLIES_DIR, Reply, choose, wav_name
@@ -194,7 +194,7 @@ def test_the_reports_players_load_their_replies_in_a_browser(openai_run, tmp_pat
         browser.close()
 
 
-@pytest.mark.parametrize("provider", IN_SHARED_RUNS)
+@pytest.mark.parametrize("provider", BUILTINS)
 def test_every_driver_records_its_reply_and_verify_agrees(shared_reference_server, tmp_path, provider):
     """``all`` with more replies than iterations: each driver keeps decoding while it records."""
     server = shared_reference_server(**SHARED_RUN_SERVER)
