@@ -25,7 +25,7 @@ from support.processes import free_port
 from support.provider_table import BUILTINS, key_variable
 
 from bootbench.providers.base import SessionState
-from bootbench.replies import INDEX_FILE, REPLIES_DIR, Reply, choose, wav_name
+from bootbench.replies import INDEX_FILE, REPLIES_DIR, Reply, ReplySpool, choose, wav_name
 from bootbench.samples import Sample
 from bootbench.views.verify import onset
 
@@ -306,3 +306,21 @@ def test_a_bad_record_replies_value_is_refused_with_one_sentence(refusals):
     assert refusals.sentence("--record-replies", "-2") == f"{words} positive number of replies or all, not -2"
     assert refusals.sentence("--record-replies", "1.5") == f"{words} number of replies or all, not '1.5'"
     assert refusals.check("--record-replies", "ALL").settings.record_replies == "all"
+
+
+def test_the_spool_holds_replies_on_disk_and_keeps_only_the_chosen_ones(tmp_path):
+    spool = ReplySpool(tmp_path, keep=1)
+    tones = {}
+    for iteration, audible in ((1, 300.0), (2, 500.0), (3, 400.0)):
+        tones[iteration] = (np.arange(480, dtype=np.int16) * iteration).tobytes()
+        spool.add(Reply.of(iteration, f"clip{iteration}", RATE, [(10, tones[iteration][:500]),
+                                                                 (20, tones[iteration][500:])]))
+    assert spool.spooled == {1, 2, 3} and len(list(spool.spool.iterdir())) == 6, "on disk, not in memory"
+    entries = spool.finish([sample(i, a) for i, a in ((1, 300.0), (2, 500.0), (3, 400.0))], audible_dbfs=DBFS)
+    assert [(e["iteration"], e["role"], e["clip"]) for e in entries] == [(2, "slowest", "clip2")]
+    assert entries[0]["chunk_arrival_ns"] == [0, 10] and entries[0]["chunk_bytes"] == [500, 460]
+    assert sorted(p.name for p in spool.folder.iterdir()) == [INDEX_FILE, wav_name(2)], "the rest deleted"
+    pcm, rate = soundfile.read(spool.folder / wav_name(2), dtype="int16")
+    assert rate == RATE and pcm.tobytes() == tones[2]
+    spool.add(Reply.of(4, "late", RATE, [(0, b"\x00\x01")]))
+    assert not spool.spool.exists() and 4 not in spool.spooled, "a straggler after the end is dropped"
