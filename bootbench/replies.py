@@ -8,8 +8,8 @@ raw PCM and its chunk table under ``replies/.spool/``, so memory holds none of t
 the run keeps N of them (:func:`choose`: the slowest, the median and an even sample of the rest by
 ``first_audible_ms``; or every one), writes each as ``replies/iteration-0007.wav`` (PCM16 mono, soundfile) and
 deletes the rest. ``replies/index.json`` names each kept reply's clip, its role, the live figures
-(``first_response_ms``, ``first_audible_ms``, ``leading_silence_ms``) and each chunk's arrival offset and size,
-so the playback model of :mod:`bootbench.audible` can be replayed (``bootbench verify``,
+(``first_response_ms``, ``first_audible_ms``, ``leading_silence_ms``), each chunk's arrival offset and size,
+and how many chunks had arrived when the cycle read first_audible (``chunks_when_judged``), so the playback model of :mod:`bootbench.audible` can be replayed (``bootbench verify``,
 :mod:`bootbench.views.verify`).
 
     spool = ReplySpool(folder, keep=5)
@@ -48,17 +48,21 @@ class Reply:
     sizes: tuple[int, ...]
     """Each chunk's size in bytes."""
     pcm: bytes
+    judged_after: int | None = None
+    """How many chunks had arrived when the cycle read first_audible (None: all of them, or never read)."""
 
     @classmethod
-    def of(cls, iteration: int, clip: str, rate: int, chunks: Sequence[tuple[int, bytes]]) -> Reply:
+    def of(cls, iteration: int, clip: str, rate: int, chunks: Sequence[tuple[int, bytes]],
+           judged_after: int | None = None) -> Reply:
         """From the driver's (arrival stamp, PCM) chunks."""
         first = chunks[0][0] if chunks else 0
         return cls(iteration, clip, rate, tuple(stamp - first for stamp, _ in chunks),
-                   tuple(len(pcm) for _, pcm in chunks), b"".join(pcm for _, pcm in chunks))
+                   tuple(len(pcm) for _, pcm in chunks), b"".join(pcm for _, pcm in chunks), judged_after)
 
     def to_message(self) -> dict[str, Any]:
         return {"iteration": self.iteration, "clip": self.clip, "rate": self.rate,
-                "arrivals_ns": list(self.arrivals_ns), "sizes": list(self.sizes), "pcm": self.pcm}
+                "arrivals_ns": list(self.arrivals_ns), "sizes": list(self.sizes), "pcm": self.pcm,
+                "judged_after": self.judged_after}
 
     @classmethod
     def from_message(cls, data: Reply | dict[str, Any]) -> Reply:
@@ -66,7 +70,7 @@ class Reply:
             return data
         return cls(int(data["iteration"]), str(data["clip"]), int(data["rate"]),
                    tuple(int(n) for n in data["arrivals_ns"]), tuple(int(n) for n in data["sizes"]),
-                   bytes(data["pcm"]))
+                   bytes(data["pcm"]), data.get("judged_after"))
 
 
 def parse_keep(text: str) -> int | str:
@@ -144,7 +148,7 @@ class ReplySpool:
         stem.with_suffix(".pcm").write_bytes(reply.pcm)
         stem.with_suffix(".json").write_text(json.dumps(
             {"clip": reply.clip, "rate": reply.rate, "chunk_arrival_ns": list(reply.arrivals_ns),
-             "chunk_bytes": list(reply.sizes)}), encoding="utf-8")
+             "chunk_bytes": list(reply.sizes), "chunks_when_judged": reply.judged_after}), encoding="utf-8")
         self.spooled.add(reply.iteration)
 
     def finish(self, samples: Sequence[Sample], audible_dbfs: float) -> list[dict[str, Any]]:
@@ -171,7 +175,8 @@ class ReplySpool:
                 "iteration": iteration, "wav": wav_name(iteration), "clip": meta["clip"], "role": roles[iteration],
                 "rate": meta["rate"], "first_response_ms": sample.first_response_ms,
                 "first_audible_ms": sample.first_audible_ms, "leading_silence_ms": sample.leading_silence_ms,
-                "chunk_arrival_ns": meta["chunk_arrival_ns"], "chunk_bytes": meta["chunk_bytes"]})
+                "chunk_arrival_ns": meta["chunk_arrival_ns"], "chunk_bytes": meta["chunk_bytes"],
+                "chunks_when_judged": meta.get("chunks_when_judged")})
         index = {"schema": INDEX_SCHEMA, "keep": self.keep, "audible_dbfs": audible_dbfs,
                  "recorded": len(by_iteration), "replies": entries}
         (self.folder / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")

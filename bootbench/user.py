@@ -188,7 +188,7 @@ class BootUser(User):
         # not reopened ahead (the next cycle reconnects, timed, after a backoff). A connection
         # gone for another reason (the service closed it after the session) is reopened ahead,
         # outside the next cycle's timing. A user being stopped only closes it (on_stop), at once.
-        reply = self.driver.recorded_reply() if record else (0, [])  # what arrived until the stop
+        reply = self.driver.recorded_reply() if record else (0, [], None)  # what arrived until the stop
         if step != "connect" and not interrupted:
             self.driver.stop(timeline)
         # the service's own figures, as they arrived until the stop (before a connect ahead starts a new session)
@@ -227,7 +227,8 @@ class BootUser(User):
             turns=turns,
             cold_penalty_ms=cold_penalty(turns) if turns else None,
         )
-        self._reply = Reply.of(iteration, clip.name, *reply) if reply[1] else None
+        rate, chunks, judged = reply
+        self._reply = Reply.of(iteration, clip.name, rate, chunks, judged) if chunks else None
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
 
     def _warm_turns(self, ctx: RunContext, iteration: int, warm: list[Timeline]) -> None:

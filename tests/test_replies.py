@@ -118,11 +118,13 @@ def test_verify_fails_naming_the_iteration_whose_onset_was_moved_50_ms_earlier(o
     done = bootbench("verify", str(folder))
     assert done.returncode == 3
     [row] = [line for line in done.stdout.splitlines()[1:-1] if line.split()[0] == str(iteration)]
-    assert "DISAGREES: first_audible_ms differs by -50.0" in row
-    assert -50.1 <= float(row.split()[5]) <= -49.9
+    # play time grows by at least a sample's duration per sample (more across an underrun): 50 ms of audio earlier
+    # plays at least 50 ms earlier
+    assert "DISAGREES: first_audible_ms differs by -" in row and float(row.split()[5]) <= -49.99
     assert done.stdout.splitlines()[-1] == (f"1 of 3 recorded replies disagree with the live figures by more than 2 ms: "
                                          f"iteration {iteration}")
-    assert bootbench("verify", str(folder), "--tolerance-ms", "60").returncode == 0, "within a tolerance that allows it"
+    allowed = str(-float(row.split()[5]) + 1)
+    assert bootbench("verify", str(folder), "--tolerance-ms", allowed).returncode == 0, "within a tolerance that allows it"
 
 
 def test_verify_fails_on_a_recording_moved_later_silenced_emptied_or_broken(openai_run, tmp_path):
@@ -324,3 +326,26 @@ def test_the_spool_holds_replies_on_disk_and_keeps_only_the_chosen_ones(tmp_path
     assert rate == RATE and pcm.tobytes() == tones[2]
     spool.add(Reply.of(4, "late", RATE, [(0, b"\x00\x01")]))
     assert not spool.spool.exists() and 4 not in spool.spooled, "a straggler after the end is dropped"
+
+
+def test_verify_takes_an_onset_after_the_cycle_stopped_waiting_as_no_live_figure(tmp_path):
+    """An answer still silent when the cycle stopped waiting, audible in a chunk that came after (before the stop):
+    live first_audible is rightly none, and verify agrees; the same onset before that point would disagree."""
+    folder = tmp_path / "run"
+    (folder / REPLIES_DIR).mkdir(parents=True)
+    (folder / "run.json").write_text("{}")
+    quiet, loud = np.zeros(960, np.int16), np.full(960, 8000, np.int16)   # 40 ms chunks
+    soundfile.write(folder / REPLIES_DIR / wav_name(1), np.concatenate([quiet, quiet, loud]), RATE, subtype="PCM_16")
+    entry = {"iteration": 1, "wav": wav_name(1), "clip": "sine", "role": "slowest", "rate": RATE,
+             "first_response_ms": 100.0, "first_audible_ms": None, "leading_silence_ms": None,
+             "chunk_arrival_ns": [0, 40_000_000, 80_000_000], "chunk_bytes": [1920, 1920, 1920]}
+
+    def verify_with(judged: int) -> str:
+        index = {"schema": "bootbench/replies/v1", "audible_dbfs": DBFS, "replies": [{**entry, "chunks_when_judged": judged}]}
+        (folder / REPLIES_DIR / INDEX_FILE).write_text(json.dumps(index))
+        return bootbench("verify", str(folder))
+
+    done = verify_with(2)
+    assert done.returncode == 0 and "audible only after the cycle stopped waiting" in done.stdout
+    done = verify_with(3)
+    assert done.returncode == 3 and "first_audible_ms is none (never audible) live but 180.00" in done.stdout

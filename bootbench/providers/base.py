@@ -79,6 +79,9 @@ class SessionState:
         """``--record-replies``: turn 1's answer is being kept (:meth:`keep_answer_audio`)."""
         self.kept_audio: list[tuple[int, bytes]] = []
         """What was kept of it: (arrival stamp, PCM16 LE) per chunk, in arrival order."""
+        self.kept_when_judged: int | None = None
+        """How many of :attr:`kept_audio`'s chunks had arrived when the cycle read first_audible (the rest came
+        after it stopped waiting: an onset there is not the live figure's)."""
 
     def stage(self, name: str, received_ns: int) -> None:
         """The service reached stage ``name`` (one of :data:`~bootbench.samples.STAGES`): its event arrived at
@@ -206,6 +209,8 @@ class SessionState:
         found = self.detector.found
         timeline.first_audible = found.play_ns if found is not None else None
         timeline.greeting = self.greeting_ns
+        if self.recording and self.kept_when_judged is None:
+            self.kept_when_judged = len(self.kept_audio)
 
     def await_reply_end(self, timeline: Timeline, deadline_ns: int, limit_s: float, hint: str = "") -> None:
         """Block until the current turn's reply has ended; sets ``timeline.reply_end`` or raises why it did not.
@@ -438,13 +443,14 @@ class Driver(ABC):
         """``--record-replies``: keep the current session's answer (turn 1) as it arrives; call after :meth:`start`."""
         self.current_session().keep_answer_audio()
 
-    def recorded_reply(self) -> tuple[int, list[tuple[int, bytes]]]:
-        """What was kept of the answer (:meth:`record_reply`): its rate and its (arrival stamp, PCM16 LE) chunks;
+    def recorded_reply(self) -> tuple[int, list[tuple[int, bytes]], int | None]:
+        """What was kept of the answer (:meth:`record_reply`): its rate, its (arrival stamp, PCM16 LE) chunks and
+        how many of them had arrived when first_audible was read (:attr:`SessionState.kept_when_judged`);
         recording stops here (the user takes it just before :meth:`stop`)."""
         session = self.session
         if session is None:
-            return 0, []
-        return session.detector.rate, session.take_answer_audio()
+            return 0, [], None
+        return session.detector.rate, session.take_answer_audio(), session.kept_when_judged
 
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""

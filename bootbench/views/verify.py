@@ -48,6 +48,9 @@ class Verdict:
     silence_ms: float | None
     problem: str = ""
     """Why the reply could not be checked (empty, does not decode), or empty."""
+    late: bool = False
+    """The recording becomes audible only in a chunk that arrived after the cycle stopped waiting for it (the
+    live figure is rightly none: the caller was no longer listening)."""
 
     def differences(self) -> tuple[float | None, float | None]:
         return _difference(self.audible_ms, self.live_audible_ms), _difference(self.silence_ms, self.live_silence_ms)
@@ -56,6 +59,8 @@ class Verdict:
         """Why this reply disagrees with its live figures by more than ``tolerance_ms``; empty when it agrees."""
         if self.problem:
             return self.problem
+        if self.late and self.live_audible_ms is None:
+            return ""
         for name, live, here in (("first_audible_ms", self.live_audible_ms, self.audible_ms),
                                  ("leading_silence_ms", self.live_silence_ms, self.silence_ms)):
             if (live is None) != (here is None):
@@ -89,22 +94,23 @@ def onset(pcm: Any, rate: int, audible_dbfs: float) -> int | None:
     return int(above[0]) if above.size else None
 
 
-def play_time_ns(sample: int, rate: int, arrivals_ns: list[int], sizes: list[int]) -> int | None:
-    """The play time (ns after the first chunk's arrival) of sample ``sample`` under the playback model.
+def play_time_ns(sample: int, rate: int, arrivals_ns: list[int], sizes: list[int]) -> tuple[int, int] | None:
+    """The play time (ns after the first chunk's arrival) of sample ``sample`` under the playback model, and the
+    index of the chunk it came in.
 
     Chunk boundaries are whole samples of the bytes so far (an odd byte waits for the next chunk); a chunk
     without a whole sample changes nothing; the first chunk plays at its arrival, each next one at its arrival
     or when the previous has played out, whichever is later.
     """
     start, played_until, total_bytes = 0, None, 0
-    for arrival, size in zip(arrivals_ns, sizes):
+    for chunk, (arrival, size) in enumerate(zip(arrivals_ns, sizes)):
         total_bytes += size
         end = total_bytes // 2
         if end == start:
             continue
         plays = arrival if played_until is None else max(arrival, played_until)
         if sample < end:
-            return plays + round((sample - start) * 1e9 / rate)
+            return plays + round((sample - start) * 1e9 / rate), chunk
         played_until = plays + round((end - start) * 1e9 / rate)
         start = end
     return None
@@ -132,10 +138,12 @@ def check_reply(folder: Path, entry: dict[str, Any], audible_dbfs: float) -> Ver
     if index is not None and played is None:
         return Verdict(**base, audible_ms=None, silence_ms=None,
                        problem=f"{path.name} holds more audio than its chunk table in {INDEX_FILE} says")
-    silence = None if played is None else played / 1e6
+    silence = None if played is None else played[0] / 1e6
+    judged = entry.get("chunks_when_judged")
+    late = played is not None and isinstance(judged, int) and played[1] >= judged
     first_response = live["first_response_ms"]
     audible = None if silence is None or first_response is None else first_response + silence
-    return Verdict(**base, audible_ms=audible, silence_ms=silence)
+    return Verdict(**base, audible_ms=audible, silence_ms=silence, late=late)
 
 
 def verify(folder: str | Path) -> tuple[list[Verdict], dict[str, Any]]:
@@ -166,7 +174,8 @@ def text_report(verdicts: list[Verdict], tolerance_ms: float) -> tuple[str, list
         lines.append(f"{verdict.iteration:>9}  {verdict.role:<8} {verdict.clip[:16]:<16} "
                      f"{_cell(verdict.live_audible_ms):>18} {_cell(verdict.audible_ms):>10} {_cell(audible_diff, True):>7}  "
                      f"{_cell(verdict.live_silence_ms):>20} {_cell(verdict.silence_ms):>10} {_cell(silence_diff, True):>7}  "
-                     f"{'DISAGREES: ' + why if why else 'ok'}")
+                     f"{'DISAGREES: ' + why if why else 'ok'}"
+                     f"{' (audible only after the cycle stopped waiting)' if verdict.late and not why else ''}")
     if failed:
         lines.append(f"{len(failed)} of {len(verdicts)} recorded replies disagree with the live figures by more than "
                      f"{tolerance_ms:g} ms: iteration{'s' if len(failed) > 1 else ''} "
