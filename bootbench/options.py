@@ -33,6 +33,7 @@ from bootbench.argv import keep_dash_values
 from bootbench.checks import CAPACITY, CheckError, expressions, parse_checks
 from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
+from bootbench.replies import parse_keep
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
 from bootbench.secrets import register as register_secret
@@ -236,6 +237,13 @@ def _ca_bundle(path: str) -> str:
     return path
 
 
+def _record_replies(text: str) -> int | str:
+    try:
+        return parse_keep(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _provider_options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """``KEY=VALUE`` texts as (key, value) pairs (checked against the provider's options in :func:`resolve`)."""
     pairs = []
@@ -302,6 +310,12 @@ OPTIONS: tuple[Option, ...] = (
                                f"{AUDIBLE_DBFS_RANGE[1]:g} dBFS"),
            help="Level (10 ms RMS, dBFS) above which reply audio counts as audible, for "
                 f"first_audible_ms. Default {DEFAULT_AUDIBLE_DBFS:g}."),
+    Option(("--record-replies",), str, "", check=_record_replies, metavar="N|all",
+           record=none_when_empty,
+           help="Keep the answer's audio of N iterations (the slowest, the median and an even sample of the rest "
+                "by first_audible_ms, chosen at the end) or of all, as WAV files in the run folder's replies/ "
+                "(what arrived until the session was stopped), for report.html's players and bootbench verify. "
+                "Default: none."),
     Option(("--headline",), str, HEADLINE, check=_headline,
            help=f"The phase the console summary and progress line lead with ({', '.join(PHASES)}). "
                 f"Default {HEADLINE}."),

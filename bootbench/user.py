@@ -25,6 +25,7 @@ from locust.exception import StopUser
 
 from bootbench import providers
 from bootbench.providers import CycleError, Driver
+from bootbench.replies import Reply
 from bootbench.run import context, harness, master_watch, messages
 from bootbench.run.context import RunContext
 from bootbench.samples import PHASES, WARM_TURN_FIELDS, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
@@ -73,6 +74,7 @@ class BootUser(User):
     def on_start(self) -> None:
         self.driver: Driver | None = None
         self._backoff = 0.0
+        self._reply: Reply | None = None
         ctx = context.current(harness.of(self.environment))
         if ctx is None:
             return  # the run is refused here (said once); the first task stops this user (StopUser in on_start
@@ -112,6 +114,9 @@ class BootUser(User):
             ctx = self._context()
             sample, failed_phase = self._run_cycle(iteration, ctx)
             self._fire_events(sample, failed_phase, ctx.settings.provider)
+            if self._reply is not None:  # --record-replies: before its sample, so the master has it at the end
+                messages.ship_reply(self.environment, self._reply)
+                self._reply = None
             messages.ship_sample(self.environment, sample)
             recorded = True
         finally:
@@ -132,6 +137,7 @@ class BootUser(User):
         step = "connect"
         error: CycleError | None = None
         preamble: bool | None = None
+        record = bool(ctx.settings.record_replies)  # read before the clock starts: nothing timed pays for the option
         timeline.cycle_start = time.perf_counter_ns()
         deadline = timeline.cycle_start + int(ctx.settings.timeout * 1e9)
         try:
@@ -148,6 +154,8 @@ class BootUser(User):
             self._connected_ahead = None
             step = "start"
             self.driver.start(timeline, deadline)
+            if record:
+                self.driver.record_reply()
             step = "send"
             self.driver.send_audio(timeline)
             step = "audio"
@@ -180,6 +188,7 @@ class BootUser(User):
         # not reopened ahead (the next cycle reconnects, timed, after a backoff). A connection
         # gone for another reason (the service closed it after the session) is reopened ahead,
         # outside the next cycle's timing. A user being stopped only closes it (on_stop), at once.
+        reply = self.driver.recorded_reply() if record else (0, [], None)  # what arrived until the stop
         if step != "connect" and not interrupted:
             self.driver.stop(timeline)
         # the service's own figures, as they arrived until the stop (before a connect ahead starts a new session)
@@ -219,6 +228,8 @@ class BootUser(User):
             turns=turns,
             cold_penalty_ms=cold_penalty(turns) if turns else None,
         )
+        rate, chunks, judged = reply
+        self._reply = Reply.of(iteration, clip.name, rate, chunks, judged) if chunks else None
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
 
     def _warm_turns(self, ctx: RunContext, iteration: int, warm: list[Timeline]) -> None:

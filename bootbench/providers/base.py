@@ -75,6 +75,13 @@ class SessionState:
         """The current turn's service stages (:data:`bootbench.samples.STAGES`): arrival of the first event of each."""
         self.turn_stages: list[dict[str, int]] = [self.stages]
         """Every turn's :attr:`stages`, turn 1 first."""
+        self.recording = False
+        """``--record-replies``: turn 1's answer is being kept (:meth:`keep_answer_audio`)."""
+        self.kept_audio: list[tuple[int, bytes]] = []
+        """What was kept of it: (arrival stamp, PCM16 LE) per chunk, in arrival order."""
+        self.kept_when_judged: int | None = None
+        """How many of :attr:`kept_audio`'s chunks had arrived when the cycle read first_audible (the rest came
+        after it stopped waiting: an onset there is not the live figure's)."""
 
     def stage(self, name: str, received_ns: int) -> None:
         """The service reached stage ``name`` (one of :data:`~bootbench.samples.STAGES`): its event arrived at
@@ -94,13 +101,26 @@ class SessionState:
         if self.first_audio_ns is None:
             self.first_audio_ns = received_ns
             self.audio.set()
+        if pcm and self.recording:
+            self.kept_audio.append((received_ns, pcm))
         if pcm and not self.audible.is_set() and self.detector.feed(pcm, received_ns) is not None:
             self.audible.set()
 
     @property
     def decoding(self) -> bool:
-        """True while the answer's audio is still decoded (not yet audible)."""
-        return self.detector.found is None
+        """True while the answer's audio is still decoded: not yet audible, or recorded (``--record-replies``)."""
+        return self.detector.found is None or self.recording
+
+    def keep_answer_audio(self) -> None:
+        """Record turn 1's answer (``--record-replies``): every chunk is decoded and kept with its arrival stamp
+        until :meth:`take_answer_audio` (the user takes it before the stop) or the next turn begins."""
+        self.recording = True
+
+    def take_answer_audio(self) -> list[tuple[int, bytes]]:
+        """The answer's chunks kept so far, (arrival stamp, PCM16 LE) in arrival order; recording stops here."""
+        self.recording = False
+        kept, self.kept_audio = self.kept_audio, []
+        return kept
 
     def answer_ended(self) -> None:
         """The answer is over: stop waiting for it to become audible."""
@@ -145,6 +165,7 @@ class SessionState:
     def begin_turn(self) -> None:
         """Forget the previous turn's reply: the next audio is the first of a new turn."""
         self.turn += 1
+        self.recording = False   # a recording keeps turn 1's answer only
         self.first_audio_ns = self.last_audio_ns = self.reply_end_ns = None
         self.between_turns = False
         self.greeting_ns = self.preamble = None
@@ -190,6 +211,8 @@ class SessionState:
         found = self.detector.found
         timeline.first_audible = found.play_ns if found is not None else None
         timeline.greeting = self.greeting_ns
+        if self.recording and self.kept_when_judged is None:
+            self.kept_when_judged = len(self.kept_audio)
 
     def _await_audible(self, deadline_ns: int, reply_gap_ns: int | None) -> None:
         """Wait until the answer is audible or over, at most until ``deadline_ns``.
@@ -439,6 +462,19 @@ class Driver(ABC):
         if session is None or turn > len(session.turn_stages):
             return {}
         return dict(session.turn_stages[turn - 1])
+
+    def record_reply(self) -> None:
+        """``--record-replies``: keep the current session's answer (turn 1) as it arrives; call after :meth:`start`."""
+        self.current_session().keep_answer_audio()
+
+    def recorded_reply(self) -> tuple[int, list[tuple[int, bytes]], int | None]:
+        """What was kept of the answer (:meth:`record_reply`): its rate, its (arrival stamp, PCM16 LE) chunks and
+        how many of them had arrived when first_audible was read (:attr:`SessionState.kept_when_judged`);
+        recording stops here (the user takes it just before :meth:`stop`)."""
+        session = self.session
+        if session is None:
+            return 0, [], None
+        return session.detector.rate, session.take_answer_audio(), session.kept_when_judged
 
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""

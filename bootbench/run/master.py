@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
+from bootbench.replies import Reply, ReplySpool
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
 from bootbench.run.sweep import SPAWN_RATE, Sweep
@@ -72,6 +73,8 @@ class MasterRun:
     _missing: set[str] = field(default_factory=set)
     sweep: Sweep | None = None
     """The levels of a concurrency sweep (``--sweep``), which gate the budget; None for a plain run."""
+    replies: ReplySpool | None = None
+    """With ``--record-replies``: the answers recorded so far, spooled to the run folder."""
     turns_reached: dict[int, int] = field(default_factory=dict)
     """With ``--turns`` > 1: the turn each session in flight has started (iteration -> turn), for the progress line."""
 
@@ -230,6 +233,11 @@ class MasterRun:
         self._end_if_settled()
         return True
 
+    def keep_reply(self, reply: Reply) -> None:
+        """Spool an iteration's recorded answer (``--record-replies``; it arrives just before its sample)."""
+        if self.replies is not None:
+            self.replies.add(reply)
+
     def refuse(self, reason: str) -> None:
         """A process that runs users cannot run this run's (``reason``, one sentence): the run ends, failed."""
         if self.aborted or self.ended:
@@ -347,6 +355,11 @@ class MasterRun:
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
         self.warnings.extend(sample_warnings(self.samples, self.settings))
         self._warn_about_concurrency()
+        if self.replies is not None:  # before report.html, which plays the slowest and the median
+            try:
+                self.replies.finish(self.samples, self.settings.audible_dbfs)
+            except Exception:  # noqa: BLE001 - the recordings are extra: the run's own files must still be written
+                log.exception("the recorded replies could not be written")
         if self.sweep is None:
             self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
         else:

@@ -3,6 +3,8 @@
 - ticket request / ticket: a user asks for the next iteration number (a
   *ticket*: one granted iteration of the budget) and waits for it;
 - samples: a finished iteration's :class:`~bootbench.samples.Sample`;
+- reply: with ``--record-replies``, the iteration's recorded answer (:class:`~bootbench.replies.Reply`), sent
+  just before its sample (a worker's messages arrive in order);
 - abandoned: a user was stopped mid-cycle, its ticket will never finish
   (while the run goes: Locust moved the user, and the number is granted again);
 - ticket return: a ticket reached a worker whose user had stopped waiting for
@@ -38,6 +40,7 @@ import gevent
 from gevent.event import AsyncResult
 from locust.runners import LocalRunner, MasterRunner
 
+from bootbench.replies import Reply
 from bootbench.run.master import MasterRun
 from bootbench.run.workers import live_workers
 from bootbench.samples import Sample
@@ -55,6 +58,7 @@ MSG_LEVEL = "bootbench_level"
 MSG_LEVEL_CPU = "bootbench_level_cpu"
 MSG_TURN = "bootbench_turn"
 MSG_REFUSED = "bootbench_refused"
+MSG_REPLY = "bootbench_reply"
 
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
@@ -91,6 +95,11 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
             return
         for item in msg.data:
             run.receive(msg.node_id, _sample_from_message(item))
+
+    def reply(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None:
+            run.keep_reply(Reply.from_message(msg.data))
 
     def abandoned(environment: Any, msg: Any, **_kwargs: Any) -> None:
         run = current_run()
@@ -132,6 +141,7 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
     runner.register_message(MSG_RETURN, returned)
     runner.register_message(MSG_LEVEL_CPU, level_cpu)
     runner.register_message(MSG_SAMPLES, samples)
+    runner.register_message(MSG_REPLY, reply)
     runner.register_message(MSG_ABANDONED, abandoned)
     runner.register_message(MSG_FLUSHED, flushed)
 
@@ -234,6 +244,12 @@ def ship_sample(environment: Any, sample: Sample) -> None:
     """Send a finished sample to the master (from a worker: in order, at once)."""
     runner = environment.runner
     runner.send_message(MSG_SAMPLES, [_sample_to_message(runner, sample)])
+
+
+def ship_reply(environment: Any, reply: Reply) -> None:
+    """Send an iteration's recorded answer to the master (``--record-replies``), before its sample."""
+    runner = environment.runner
+    runner.send_message(MSG_REPLY, reply if isinstance(runner, LocalRunner) else reply.to_message())
 
 
 def refuse_run(environment: Any, reason: str) -> None:

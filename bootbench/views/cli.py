@@ -6,11 +6,13 @@
     bootbench compare --baseline results/a results/b --fail-if-slower 10%   # per-phase differences; exit 3 if slower
     bootbench options                                     # the options locust takes for a bootbench run
     bootbench providers [NAME...]                         # every provider: source, key, turn modes, options
+    bootbench verify results/20250101-120000-aivoco        # recompute first audible from the recorded replies
 
 Runs themselves are started with ``locust`` (see locustfile.py). Every
 mistake a user can make ends with one sentence on stderr and exit code 2;
 ``compare --fail-if-slower`` exits with 3 when a run is significantly slower
-than its baseline by more than the allowed share.
+than its baseline by more than the allowed share, ``verify`` when a recorded
+reply disagrees with the live figures.
 """
 
 from __future__ import annotations
@@ -94,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     providers_command.add_argument("-f", "--locustfile", metavar="FILE",
                                    help="also the providers this locustfile registers (@providers.register)")
     providers_command.set_defaults(handler=_providers_command)
+    verify_command = commands.add_parser(
+        "verify", help="recompute first audible and leading silence from a run's recorded replies",
+        description="Check a run recorded with --record-replies: decode every reply in FOLDER/replies and recompute "
+                    "first_audible_ms and leading_silence_ms from the audio (an energy envelope over the whole file, "
+                    "and the recorded arrival of each chunk for the playback model), independently of the live "
+                    "detector. Prints each iteration's difference; exit 3 when one differs by more than "
+                    "--tolerance-ms or a reply is empty or does not decode, 2 when FOLDER has no recorded replies.")
+    verify_command.add_argument("folder", help="a result folder of a run with --record-replies")
+    verify_command.add_argument("--tolerance-ms", default=None, metavar="MS",
+                                help="the largest difference that agrees (default 2)")
+    verify_command.set_defaults(handler=_verify_command)
     return parser
 
 
@@ -204,6 +217,13 @@ def _regression_options(args: argparse.Namespace) -> float | None:
         return regression.parse_percent(args.fail_if_slower)
     except regression.RegressionError as exc:
         raise UserError(str(exc).rstrip(".")) from None
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from bootbench.views import verify
+
+    allowed = verify.DEFAULT_TOLERANCE_MS if args.tolerance_ms is None else verify.tolerance(args.tolerance_ms)
+    return verify.run(args.folder, allowed)
 
 
 def _options_command(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 One self-contained file (inline CSS and SVG, no scripts, no network) that
 opens from disk: the headline numbers of ``first_response_ms``, the
-``--check`` results (when the run had checks), the service stage waterfall (when a stage was seen), its histogram and CDF, the first response of every iteration in order, the
-phases of every iteration, the errors, and the run's configuration.
+``--check`` results (when the run had checks), the service stage waterfall (when a stage was seen), its histogram
+and CDF, the first response of every iteration in order, the phases of every iteration, the recorded replies of the
+slowest and the median call (``--record-replies``: players of the WAV files beside the page, each with its waveform),
+the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bootbench.checks import NO_DATA, format_value
+from bootbench.replies import REPLIES_DIR, read_index
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASE_BY_NAME, TURN_PHASES
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
@@ -38,7 +41,7 @@ def write_report(folder: str | Path, metrics: dict[str, Any] | None = None) -> P
     if metrics is None:
         metrics = load_metrics(folder)
     started = time.perf_counter()
-    text = render(metrics)
+    text = render(metrics, replies=_replies(folder))
     path = folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -60,8 +63,8 @@ def write_report_safely(folder: str | Path, metrics: dict[str, Any]) -> Path | N
 # ---------------------------------------------------------------- the page
 
 
-def render(metrics: dict[str, Any]) -> str:
-    """The complete report.html of one run."""
+def render(metrics: dict[str, Any], replies: str = "") -> str:
+    """The complete report.html of one run (``replies``: its recorded replies' section, :func:`_replies`)."""
     run, summary = metrics["run"], metrics["summary"]
     title = f"bootbench report: {run.get('provider', '?')} at {run.get('target', '?')}"
     body = [
@@ -72,6 +75,7 @@ def render(metrics: dict[str, Any]) -> str:
         _stages(summary),
         _sweep(metrics),
         _plots(metrics),
+        replies,
         _turns(metrics),
         _service_latency(summary),
         _phase_table(summary),
@@ -257,6 +261,48 @@ def _stages(summary: dict[str, Any]) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div><p class="note">Each stage is the arrival of the first of '
             f'the service\'s events of that kind in the answer (docs/architecture.md); a stage reached before the '
             f'last input went out is negative. Stages the service has no event for are not shown.</p></section>')
+
+PLAYED_ROLES = (("slowest", "The slowest call"), ("median", "The median call"))
+"""The recorded replies report.html plays (``--record-replies``), by their role in replies/index.json."""
+
+
+def _replies(folder: Path) -> str:
+    """Players for the slowest and the median call's recorded reply, each with its waveform and first-audible mark."""
+    index = read_index(folder)
+    if index is None:
+        return ""
+    import soundfile
+
+    from bootbench.views.verify import onset
+
+    figures = []
+    for role, title in PLAYED_ROLES:
+        entry = next((e for e in index["replies"] if e.get("role") == role), None)
+        if entry is None:
+            continue
+        wav = f"{REPLIES_DIR}/{entry['wav']}"
+        try:
+            pcm, rate = soundfile.read(folder / wav, dtype="float64", always_2d=False)
+        except (OSError, RuntimeError) as exc:
+            figures.append(f'<p class="empty">{esc(title)}: {esc(wav)} cannot be read ({esc(exc)}).</p>')
+            continue
+        found = onset(pcm, rate, float(index.get("audible_dbfs", -50.0))) if len(pcm) else None
+        heard = (f"first audible {format_ms(entry['first_audible_ms'])} ms after session ready, "
+                 f"{format_ms(entry['leading_silence_ms'])} ms after its first audio"
+                 if entry.get("first_audible_ms") is not None else "never audible")
+        svg = plots.waveform_svg(pcm, rate, onset_sample=found, name=f"reply-{role}",
+                                 label=f"Waveform of iteration {entry['iteration']}'s reply ({role})")
+        figures.append(
+            f'<figure class="plot wide" id="reply-{role}"><h3>{esc(title)}: iteration {esc(entry["iteration"])} '
+            f'<span class="thin">clip {esc(entry.get("clip", "?"))} · {esc(heard)}</span></h3>'
+            f'<audio controls preload="metadata" src="{esc(wav)}" data-iteration="{esc(entry["iteration"])}"></audio>'
+            f'{svg}<figcaption>What the caller heard, as it arrived until the session was stopped; the line marks '
+            f'the first audible sample (10 ms level above {esc(index.get("audible_dbfs"))} dBFS).</figcaption></figure>')
+    if not figures:
+        return ""
+    return (f'<section id="replies"><h2>Hear what the slowest caller heard <span class="thin">'
+            f'{esc(len(index["replies"]))} recorded replies in {esc(REPLIES_DIR)}/ (bootbench verify checks them)'
+            f'</span></h2><div class="plots">{"".join(figures)}</div></section>')
 
 
 def _turns(metrics: dict[str, Any]) -> str:
