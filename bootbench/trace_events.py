@@ -56,7 +56,7 @@ class TracedIteration:
 class TraceBook:
     """The traced iterations of one run, in arrival order, until the cap."""
 
-    cap: int = MAX_EVENTS
+    cap: int = field(default_factory=lambda: MAX_EVENTS)
     iterations: list[TracedIteration] = field(default_factory=list)
     events: int = 0
     full: bool = False
@@ -135,7 +135,7 @@ class TraceBook:
                              "args": {"sort_index": user * len(LANE_NAMES) + lane}})
         return {"traceEvents": metadata + events, "displayTimeUnit": "ms",
                 "otherData": {**(run or {}), "iterations_traced": len(self.iterations), "events": self.events,
-                              "cap_events": self.cap, "capped": self.full}}
+                              "cap_events": self.cap, "capped": self.full, "iterations_left_out": self.left_out}}
 
     def write(self, folder: Path, run: dict[str, Any] | None = None) -> Path | None:
         """Write ``folder``/trace.json; a failure is logged, never raised (the run's other files matter more)."""

@@ -1,0 +1,224 @@
+"""--trace: trace.json holds every message of every iteration, in Chrome's Trace Event Format, within its cap.
+
+The format's rules are checked here from its definition (the Trace Event Format document, "JSON Object Format",
+"Complete Events", "Instant Events", "Metadata Events"), not by a library: a JSON object with a ``traceEvents``
+array; every event an object with a ``ph``; a timed event has ``name``, numeric ``ts`` in microseconds, integer
+``pid`` and ``tid``; a complete event (``X``) a numeric ``dur`` >= 0; an instant (``i``) a scope ``s`` of g, p or t;
+a metadata event (``M``) one of the five names with its argument; ``args`` an object; complete events on one thread
+properly nested (Perfetto drops, and chrome://tracing misdraws, slices that overlap without nesting).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootbench import trace_events
+from bootbench.samples import PHASE_BY_NAME
+from support.ground_truth import records_between
+from support.inprocess import headless_run
+from support.provider_table import RUN_ARGS, key_variable
+from support.recording_proxy import RecordingProxy
+
+SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
+PLANTED = "sk-planted-TRACE-SECRET-0123456789abcdef0123456789abcdef"
+"""An API key the server requires: it must not appear in trace.json (nor in any other file of the run)."""
+METADATA = {"process_name": "name", "process_labels": "labels", "process_sort_index": "sort_index",
+            "thread_name": "name", "thread_sort_index": "sort_index"}
+AUDIO_TYPES = {
+    "openai": ("input_audio_buffer.append", "response.output_audio.delta"),
+    "gemini": ("realtimeInput.audio", "serverContent.modelTurn"),
+    "aivoco": ("audio_data", "audio_response"),
+    "deepgram": ("audio", "audio"),
+    "elevenlabs": ("user_audio_chunk", "audio"),
+    "ultravox": ("audio", "audio"),
+}
+"""Each protocol's input and reply audio messages as the trace names them (docs/protocols/<provider>.md)."""
+
+
+def check_trace_event_format(document: Any) -> list[dict[str, Any]]:
+    """Every rule of the format trace.json relies on (module docstring); the events, or an AssertionError naming one."""
+    assert isinstance(document, dict) and isinstance(document.get("traceEvents"), list)
+    assert document.get("displayTimeUnit", "ms") in ("ms", "ns")
+    events = document["traceEvents"]
+    slices: dict[tuple[int, int], list[tuple[float, float, str]]] = {}
+    for event in events:
+        assert isinstance(event, dict) and isinstance(event.get("ph"), str), event
+        assert isinstance(event.get("name"), str) and event["name"], event
+        assert isinstance(event.get("pid"), int) and isinstance(event.get("tid"), int), event
+        assert isinstance(event.get("args", {}), dict), event
+        if event["ph"] == "M":
+            assert event["name"] in METADATA and METADATA[event["name"]] in event["args"], event
+            continue
+        assert isinstance(event.get("ts"), (int, float)) and not isinstance(event["ts"], bool), event
+        if "cat" in event:
+            assert isinstance(event["cat"], str), event
+        if event["ph"] == "X":
+            assert isinstance(event.get("dur"), (int, float)) and event["dur"] >= 0, event
+            slices.setdefault((event["pid"], event["tid"]), []).append(
+                (event["ts"], event["ts"] + event["dur"], event["name"]))
+        elif event["ph"] in ("i", "I"):
+            assert event.get("s", "t") in ("g", "p", "t"), event
+        else:
+            raise AssertionError(f"an event trace.json does not write: {event}")
+    epsilon = 0.002   # microseconds: ts and dur are rounded to the nanosecond
+    for track, spans in slices.items():
+        open_spans: list[tuple[float, float, str]] = []
+        for start, end, name in sorted(spans, key=lambda s: (s[0], -s[1])):
+            while open_spans and open_spans[-1][1] <= start + epsilon:
+                open_spans.pop()
+            if open_spans:
+                assert end <= open_spans[-1][1] + epsilon, f"{name} overlaps {open_spans[-1][2]} on {track}"
+            open_spans.append((start, end, name))
+    named = {(e["pid"], e["tid"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {(e["pid"], e["tid"]) for e in events if e["ph"] != "M"} <= named, "every track has a name"
+    return events
+
+
+def iterations_of(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per iteration: its slice, the slices within it on its user's tracks, and its messages in order."""
+    found: dict[int, dict[str, Any]] = {}
+    timed = [e for e in events if e["ph"] != "M"]
+    for top in (e for e in timed if e["cat"] == "iteration"):
+        start, end = top["ts"], top["ts"] + top["dur"]
+        user = thread_names(events)[(top["pid"], top["tid"])]
+        within = [e for e in timed if e is not top and e["pid"] == top["pid"]
+                  and thread_names(events)[(e["pid"], e["tid"])].startswith(user)
+                  and start - 0.002 <= e["ts"] <= end + 0.002]
+        found[top["args"]["iteration"]] = {
+            "slice": top,
+            "slices": {e["name"]: e for e in within if e["ph"] == "X"},
+            "messages": sorted((e for e in within if e["ph"] == "i"), key=lambda e: e["ts"]),
+        }
+    return found
+
+
+def thread_names(events: list[dict[str, Any]]) -> dict[tuple[int, int], str]:
+    return {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+
+
+def traced_run(server, tmp_path: Path, provider: str, *argv: str, users: int = 1, host: str = "") -> dict[str, Any]:
+    """An in-process run with --trace against ``server`` (or through ``host``), the key planted; its result folder,
+    metrics, trace.json and the server's records of its sessions."""
+    start_ns = time.perf_counter_ns()
+    done = headless_run("--provider", provider, *RUN_ARGS.get(provider, ()), "--trace", *argv,
+                        host=host or server.url, results_dir=tmp_path / "r", users=users,
+                        environ={key_variable(provider): PLANTED}, report=False)
+    end_ns = time.perf_counter_ns()
+    assert done.exit_code == 0, done.stderr[-3000:]
+    sessions = [r for r in records_between(server, start_ns, end_ns) if r["session"] is not None]
+    text = (done.folder / "trace.json").read_text()
+    return {"folder": done.folder, "metrics": done.metrics, "text": text, "document": json.loads(text),
+            "sessions": sessions, "log": done.log}
+
+
+@pytest.fixture(scope="module")
+def keyed_server(shared_reference_server):
+    return shared_reference_server(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0,
+                                   api_key=PLANTED)
+
+
+def test_a_traced_run_of_20_iterations_writes_a_valid_trace_with_every_message_and_no_secret(keyed_server, tmp_path):
+    """OpenAI through a recording proxy: each iteration's traced messages are the frames that crossed, in order."""
+    with RecordingProxy(keyed_server.url) as proxy:
+        run = traced_run(keyed_server, tmp_path, "openai", "-i", "20", users=2, host=proxy.url)
+        frames = list(proxy.frames)
+    text, document = run["text"], run["document"]
+    assert PLANTED not in text and "api-key" not in text.lower() and "?" not in text
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and PLANTED in p.read_text(errors="replace")]
+    events = check_trace_event_format(document)
+    assert document["otherData"]["iterations_traced"] == 20 and document["otherData"]["capped"] is False
+    assert {name for name in thread_names(events).values() if "overlapping" not in name} == {"user 1", "user 2"}
+    found = iterations_of(events)
+    assert sorted(found) == list(range(1, 21))
+    # every message of every iteration: the proxy saw each session's frames on their own connection, in order
+    # (less the session.created of the connection each user opened ahead after its last cycle, which no iteration
+    # used; plus each session's close frame, which the proxy does not list)
+    assert Counter(m["args"]["type"] for it in found.values() for m in it["messages"]) == Counter(
+        [json.loads(f.data)["type"] for f in frames] + ["close"] * 20) - Counter({"session.created": 2})
+    sessions = run["sessions"]
+    assert len(sessions) == 20 and all(s["outcome"] == "ok" for s in sessions)
+    samples = {s["iteration"]: s for s in run["metrics"]["samples"]}
+    for iteration, traced in found.items():
+        messages = traced["messages"]
+        kinds = Counter(m["args"]["type"] for m in messages)
+        assert messages[-1]["args"]["type"] == "close" and kinds["close"] == 1
+        sent = [m for m in messages if m["args"]["direction"] == "sent"]
+        assert sent[0]["args"]["type"] == "session.update" and kinds["input_audio_buffer.append"] == 1
+        assert all(m["args"]["size"] > 0 for m in messages if m["args"]["type"] != "close")
+        audio = [m for m in messages if m["args"]["type"] in AUDIO_TYPES["openai"]]
+        assert audio and all(m["args"]["audio_bytes"] > 0 and len(m["args"]["hash"]) == 16 for m in audio)
+        # the phases as the sample has them, on the cycle's clock
+        sample = samples[iteration]
+        for phase in ("session_start_ms", "first_response_ms", "input_to_audio_ms", "stop_ms"):
+            assert traced["slices"][phase]["args"]["ms"] == pytest.approx(sample[phase], abs=0.001)
+            assert traced["slices"][phase]["dur"] == pytest.approx(sample[phase] * 1000, abs=0.01)
+        first_delta = next(m for m in messages if m["args"]["type"] == "response.output_audio.delta")
+        assert first_delta["ts"] == pytest.approx(traced["slices"]["first_response_ms"]["ts"]
+                                                  + traced["slices"]["first_response_ms"]["dur"], abs=0.01)
+    # per session, what the server took and sent (its ground truth) is what the trace holds, message for message
+    by_start = sorted(found.values(), key=lambda t: t["slice"]["ts"])
+    inputs = sorted(Counter(m["args"]["type"] for m in t["messages"])["input_audio_buffer.append"] for t in by_start)
+    assert inputs == sorted(s["audio_in"]["chunks"] for s in sessions)
+    replies = sorted(Counter(m["args"]["type"] for m in t["messages"])["response.output_audio.delta"] for t in by_start)
+    assert replies == sorted(s["audio_out"]["chunks"] for s in sessions)
+    # the frames the proxy saw, by sender: same counts of each type and the same sizes
+    proxied = Counter((f.sender == "client", json.loads(f.data)["type"], len(f.data.encode() if isinstance(f.data, str)
+                                                                            else f.data)) for f in frames
+                      if json.loads(f.data)["type"] != "session.created")
+    traced = Counter((m["args"]["direction"] == "sent", m["args"]["type"], m["args"]["size"])
+                     for t in found.values() for m in t["messages"]
+                     if m["args"]["type"] not in ("close", "session.created"))
+    assert traced == proxied
+
+
+@pytest.mark.parametrize("provider", sorted(AUDIO_TYPES))
+def test_every_protocols_trace_holds_the_audio_messages_its_sessions_exchanged(keyed_server, tmp_path, provider):
+    """Per session, the audio messages the server's ground truth counts in and out are the trace's, one for one."""
+    run = traced_run(keyed_server, tmp_path, provider, "-i", "3")
+    assert PLANTED not in run["text"]
+    found = iterations_of(check_trace_event_format(run["document"]))
+    assert sorted(found) == [1, 2, 3]
+    sessions = run["sessions"]
+    assert len(sessions) == 3 and all(s["outcome"] == "ok" for s in sessions)
+    sent_type, received_type = AUDIO_TYPES[provider]
+    by_start = [found[n] for n in sorted(found, key=lambda n: found[n]["slice"]["ts"])]
+    for traced, session in zip(by_start, sorted(sessions, key=lambda s: s["t_ns"]["start_received"])):
+        messages = [m["args"] for m in traced["messages"]]
+        sent = [m for m in messages if m["direction"] == "sent" and m["type"] == sent_type]
+        received = [m for m in messages if m["direction"] == "received" and m["type"] == received_type]
+        assert len(sent) == session["audio_in"]["chunks"] > 0
+        assert len(received) == session["audio_out"]["chunks"] > 0
+        assert all(m["audio_bytes"] > 0 and len(m["hash"]) == 16 for m in sent + received)
+        # the clip is the same every iteration: so is its hash
+        assert len({m["hash"] for m in sent}) == len(sent)
+        assert messages[0]["type"] != "undecodable" and not [m for m in messages if m["type"] == "undecodable"]
+        assert "session_start_ms" in traced["slices"] and "first_response_ms" in traced["slices"]
+    first_hashes = [[m["args"]["hash"] for m in t["messages"] if m["args"]["type"] == sent_type] for t in by_start]
+    assert first_hashes[0] == first_hashes[1] == first_hashes[2], "the same clip each iteration: the same hashes"
+    if provider == "ultravox":   # the create request and its answer, by method and path or status, nothing else
+        kinds = [m["args"]["type"] for m in by_start[0]["messages"]]
+        assert kinds[:2] == ["POST /api/calls", "HTTP 201"]
+
+
+def test_the_trace_stops_at_its_cap_and_the_run_says_so(keyed_server, tmp_path, monkeypatch):
+    """A cap of 40 events holds one OpenAI iteration (about 25 events); the one in flight when it is passed is left
+    out, and the user, told by its next ticket, traces none after it."""
+    monkeypatch.setattr(trace_events, "MAX_EVENTS", 40)
+    run = traced_run(keyed_server, tmp_path, "openai", "-i", "6")
+    document = run["document"]
+    check_trace_event_format(document)
+    facts = document["otherData"]
+    assert facts["capped"] is True and facts["cap_events"] == 40 and facts["events"] <= 40
+    assert facts["iterations_traced"] == 1 and facts["iterations_left_out"] == 1
+    assert sorted(iterations_of(document["traceEvents"])) == [1]
+    sentence = ("the wire trace reached its cap of 40 events after 1 iterations: trace.json holds those, and the "
+                "iterations after them were not traced")
+    assert sentence in run["metrics"]["run"]["warnings"]
+    assert f"bootbench: {sentence}" in run["log"]
+    assert run["metrics"]["summary"]["successes"] == 6, "the measurement is whole"
