@@ -16,12 +16,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import gevent
 import pytest
 
 from bootbench import trace_events
 from bootbench.samples import PHASE_BY_NAME
 from support.ground_truth import records_between
-from support.inprocess import headless_run
+from support.inprocess import environment, finish, headless_run, init, run_to_end
+from support.processes import free_port
 from support.provider_table import RUN_ARGS, key_variable
 from support.recording_proxy import RecordingProxy
 
@@ -222,3 +224,41 @@ def test_the_trace_stops_at_its_cap_and_the_run_says_so(keyed_server, tmp_path, 
     assert sentence in run["metrics"]["run"]["warnings"]
     assert f"bootbench: {sentence}" in run["log"]
     assert run["metrics"]["summary"]["successes"] == 6, "the measurement is whole"
+
+
+def test_a_distributed_run_writes_one_trace_with_a_process_per_worker(keyed_server, tmp_path, monkeypatch):
+    """Two workers in this process: each iteration's trace travels with its sample (msgpack) to the master."""
+    monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
+    port = free_port()
+    master = environment("-i", "8", "--provider", "openai", "--trace", "--expect-workers", "2",
+                         host=keyed_server.url, results_dir=tmp_path)
+    master.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
+    init(master)
+    workers = []
+    for _ in range(2):
+        worker = environment(host=keyed_server.url)   # the master sends its options (--trace) with the spawn
+        worker.create_worker_runner("127.0.0.1", port)
+        init(worker)
+        workers.append(worker)
+    try:
+        with gevent.Timeout(10):
+            while len(master.runner.clients.ready) < 2:
+                gevent.sleep(0.05)
+        run = run_to_end(master, users=2)
+    finally:
+        for worker in workers:
+            worker.runner.quit()
+            finish(worker)
+    assert sorted(s.iteration for s in run.samples) == list(range(1, 9))
+    assert [p.name for p in tmp_path.rglob("trace.json")] == ["trace.json"]
+    text = (run.recorder.folder / "trace.json").read_text()
+    assert PLANTED not in text
+    events = check_trace_event_format(json.loads(text))
+    names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+    assert names == {f"worker {worker.runner.client_id}" for worker in workers}
+    found = iterations_of(events)
+    assert sorted(found) == list(range(1, 9))
+    by_worker = Counter(e["pid"] for e in events if e.get("cat") == "iteration")
+    assert sorted(by_worker.values()) == sorted(Counter(s.worker for s in run.samples).values())
+    assert all(Counter(m["args"]["type"] for m in it["messages"])["response.output_audio.delta"] > 0
+               for it in found.values())
