@@ -37,7 +37,7 @@ MAX_MESSAGES = 20_000
 MIN_PAYLOAD_CHARS = 64
 """A base64 string of at least this many characters in a JSON message is taken as its audio payload."""
 BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-TYPE_CHARS = re.compile(r"[^A-Za-z0-9_.:+/ -]")
+TYPE_CHARS = re.compile(r"[^A-Za-z0-9_.:+/ *-]")
 MAX_TYPE_CHARS = 80
 EXPANDED_KEYS = ("serverContent", "realtimeInput")
 """Gemini's messages named by their top-level key, whose parts name them further (``serverContent.modelTurn``)."""
@@ -158,7 +158,7 @@ def message_type(message: Any) -> str:
 
 def safe_type(name: str) -> str:
     """A type name as the trace may show it: a few plain characters, never a registered secret."""
-    return redact(TYPE_CHARS.sub("?", str(name))[:MAX_TYPE_CHARS])
+    return TYPE_CHARS.sub("?", redact(str(name)))[:MAX_TYPE_CHARS]   # redacted whole: a cut key would not be
 
 
 def _byte_length(text: str) -> int:

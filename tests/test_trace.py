@@ -10,6 +10,8 @@ properly nested (Perfetto drops, and chrome://tracing misdraws, slices that over
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from collections import Counter
@@ -19,8 +21,9 @@ from typing import Any
 import gevent
 import pytest
 
-from bootbench import trace_events
-from bootbench.samples import PHASE_BY_NAME
+from bootbench import secrets, trace_events
+from bootbench.samples import Sample
+from bootbench.trace import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT, message_type, summary
 from support.ground_truth import records_between
 from support.inprocess import environment, finish, headless_run, init, run_to_end
 from support.processes import free_port
@@ -262,3 +265,78 @@ def test_a_distributed_run_writes_one_trace_with_a_process_per_worker(keyed_serv
     assert sorted(by_worker.values()) == sorted(Counter(s.worker for s in run.samples).values())
     assert all(Counter(m["args"]["type"] for m in it["messages"])["response.output_audio.delta"] > 0
                for it in found.values())
+
+
+def test_each_protocol_names_its_messages_in_its_own_words_and_no_content_is_kept():
+    audio = base64.b64encode(bytes(range(256)) * 4).decode()
+    assert summary("ws", OPCODE_TEXT, json.dumps({"type": "response.output_audio.delta", "delta": audio})) == [
+        "response.output_audio.delta", len(json.dumps({"type": "response.output_audio.delta", "delta": audio})),
+        1024, hashlib.blake2b(bytes(range(256)) * 4, digest_size=8).hexdigest()]
+    gemini = {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"mimeType": "audio/pcm", "data": audio}}]}},
+              "usageMetadata": {"totalTokenCount": 3}}
+    assert summary("ws", OPCODE_BINARY, json.dumps(gemini).encode())[0] == "serverContent.modelTurn"
+    assert message_type({"serverContent": {"generationComplete": True, "turnComplete": True}}) == \
+        "serverContent.generationComplete+turnComplete"
+    assert message_type({"realtimeInput": {"activityEnd": {}}}) == "realtimeInput.activityEnd"
+    assert message_type({"user_audio_chunk": audio}) == "user_audio_chunk"   # ElevenLabs' client audio has no type
+    pcm = b"\x01\x00" * 480
+    assert summary("ws", OPCODE_BINARY, pcm) == ["audio", 960, 960, hashlib.blake2b(pcm, digest_size=8).hexdigest()]
+    assert summary("ws", OPCODE_CLOSE, b"\x03\xe8bye") == ["close", 5, None, None]
+    assert summary("ws", OPCODE_TEXT, b"not json")[0] == "undecodable"
+    # Socket.IO: the frame's size (Engine.IO "4", Socket.IO "2", the arguments), the event name as the type
+    assert summary("sio", "audio_response", ({"audio_data": audio}, None)) == [
+        "audio_response", 2 + len(json.dumps(["audio_response", {"audio_data": audio}], separators=(",", ":"))),
+        1024, hashlib.blake2b(bytes(range(256)) * 4, digest_size=8).hexdigest()]
+    assert summary("http", "POST /api/calls", 180) == ["POST /api/calls", 180, None, None]
+
+
+def test_a_key_is_never_a_type_nor_hashed(monkeypatch):
+    key = "K" * 40 + "abcdefghijklmnopqrstuvwxyz0123456789"   # long and base64-looking, like many keys
+    monkeypatch.setattr(secrets, "_known", {key})
+    start = ["start_call", {"auth_key": key, "voice_choice": "female"}]
+    assert summary("sio", "start_call", (start[1], None))[2:] == [None, None]
+    assert message_type({"type": f"error {key}"}) == "error ***"
+    assert message_type({"type": "x\n<script>"}) == "x??script?"
+
+
+def test_the_trace_of_an_iteration_keeps_its_phases_and_stages_each_on_a_track_where_slices_nest():
+    ms = 1_000_000
+    stamps = {"connect_start": -40 * ms, "connected": -30 * ms, "cycle_start": 0, "start_sent": 1 * ms,
+              "session_ready": 31 * ms, "input_sent": 32 * ms, "turn_end": 40 * ms, "input_transcript": 20 * ms,
+              "first_audio": 112 * ms, "first_audible": 150 * ms, "stop_sent": 151 * ms, "stop_acked": 152 * ms}
+    warm = {"input_sent": 300 * ms, "first_audio": 340 * ms, "reply_end": 500 * ms}
+    record = {"cycle_start_ns": 10**12, "wall_ns": 1_700_000_000 * 10**9, "dropped": 0, "turns": [stamps, warm],
+              "messages": [[-29 * ms, "received", "session.created", 700, None, None],
+                           [113 * ms, "received", "response.output_audio.delta", 3900, 2880, "ab" * 8]]}
+    sample = Sample(iteration=7, worker="local", user=2, started_at="t", ok=True)
+    book = trace_events.TraceBook()
+    assert book.add(sample, record)
+    events = check_trace_event_format(book.document())
+    slices = {e["name"]: e for e in events if e["ph"] == "X"}
+    assert slices["iteration 7"]["ts"] == -40_000 and slices["iteration 7"]["dur"] == 540_000
+    assert slices["connect_ms"]["dur"] == 10_000 and slices["turn_end_ms"]["args"]["ms"] == 8.0
+    assert slices["transcript_ms (reached before the last input)"]["args"]["ms"] == -12.0   # kept, drawn forwards
+    assert slices["transcript_ms (reached before the last input)"]["dur"] == 12_000
+    assert slices["turn 2: input_to_audio_ms"]["dur"] == 40_000 and slices["turn 2"]["dur"] == 200_000
+    assert slices["first_response_ms"]["cat"] == "phase" and slices["turn_end_ms"]["cat"] == "stage"
+    names = thread_names(events)
+    assert names[(slices["first_response_ms"]["pid"], slices["first_response_ms"]["tid"])] == "user 2"
+    assert names[(slices["input_to_audible_ms"]["pid"], slices["input_to_audible_ms"]["tid"])] == \
+        "user 2 (overlapping phases)"
+    instants = [e for e in events if e["ph"] == "i"]
+    assert [(e["name"], e["ts"], e["args"]) for e in instants] == [
+        ("recv session.created", -29_000, {"direction": "received", "type": "session.created", "size": 700}),
+        ("recv response.output_audio.delta", 113_000, {"direction": "received", "type": "response.output_audio.delta",
+                                                       "size": 3900, "audio_bytes": 2880, "hash": "ab" * 8})]
+
+
+def test_the_format_checker_refuses_what_the_format_does_not_allow():
+    good = {"name": "a", "ph": "X", "ts": 0, "dur": 10, "pid": 1, "tid": 1}
+    named = {"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "user 1"}}
+    check_trace_event_format({"traceEvents": [named, good, {**good, "ts": 2, "dur": 3}]})
+    for bad in ({**good, "dur": -1}, {**good, "ts": "0"}, {**good, "pid": "1"}, {**good, "ts": 5, "dur": 10},
+                {"name": "i", "ph": "i", "ts": 1, "pid": 1, "tid": 1, "s": "x"}, {**good, "tid": 2}):
+        with pytest.raises(AssertionError):
+            check_trace_event_format({"traceEvents": [named, good, bad]})
+    with pytest.raises(AssertionError):
+        check_trace_event_format([good])

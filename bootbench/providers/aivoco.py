@@ -180,11 +180,11 @@ class AivocoDriver(Driver):
     def _register(self, sio: socketio.Client) -> None:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
-        sio.on("auth_success", lambda data=None: self._traced("auth_success", data))
+        sio.on("auth_success", lambda data=None: self.trace is not None and self.trace.event(RECEIVED, "auth_success", data))
         sio.on("auth_failed", self._on_auth_failed)
         sio.on("session_ready", self._on_session_ready)
         sio.on("audio_response", self._on_audio_response)
-        sio.on("text_response", lambda data=None: self._traced("text_response", data))
+        sio.on("text_response", lambda data=None: self.trace is not None and self.trace.event(RECEIVED, "text_response", data))
         sio.on("session_ended", self._on_session_ended)
         sio.on("error", self._on_error)
         sio.on(UNDECODABLE, self._on_undecodable)
