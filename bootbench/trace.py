@@ -36,7 +36,6 @@ MAX_MESSAGES = 20_000
 (``dropped``), so one endless iteration cannot fill the memory of a worker."""
 MIN_PAYLOAD_CHARS = 64
 """A base64 string of at least this many characters in a JSON message is taken as its audio payload."""
-BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 TYPE_CHARS = re.compile(r"[^A-Za-z0-9_.:+/ *-]")
 MAX_TYPE_CHARS = 80
 EXPANDED_KEYS = ("serverContent", "realtimeInput")
@@ -87,14 +86,15 @@ class WireTrace:
 
     # ---- after the cycle
 
-    def record(self, timelines: list[Timeline]) -> dict[str, Any]:
+    def record(self, timelines: list[Timeline], known: SentSummaries | None = None) -> dict[str, Any]:
         """What the iteration exchanged, for the master: plain types only (it crosses msgpack).
 
         ``timelines``: the cycle's own, then each warm turn's. Times are ns relative to the cycle's start
         (negative before it: a connect opened ahead of the cycle); ``cycle_start_ns`` is the cycle's start on
         this process's clock and ``wall_ns`` the same moment on the wall clock (where the iteration sits on a
-        run's time axis).
+        run's time axis). ``known``: the summaries of messages this user sent before (the same clip every cycle).
         """
+        known = known if known is not None else SentSummaries()
         origin = timelines[0].cycle_start or 0
         now_perf, now_wall = time.perf_counter_ns(), time.time_ns()
         return {
@@ -102,9 +102,34 @@ class WireTrace:
             "wall_ns": now_wall - (now_perf - origin),
             "turns": [{name: stamp - origin for name in STAMPS if (stamp := getattr(tl, name)) is not None}
                       for tl in timelines],
-            "messages": [[stamp - origin, direction, *summary(form, a, b)] for stamp, direction, form, a, b in self._raw],
+            "messages": [[stamp - origin, direction, *(known.summary(form, a, b) if direction == SENT else
+                                                       summary(form, a, b))]
+                         for stamp, direction, form, a, b in self._raw],
             "dropped": self.dropped,
         }
+
+
+class SentSummaries:
+    """The summaries of messages one user sent, by content: a clip goes out the same every cycle, and its summary
+    (a JSON parse, a base64 decode and a hash of tens of KB) is made once. Bounded: emptied when full."""
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, Any, Any], list[Any]] = {}
+
+    def summary(self, form: str, a: Any, b: Any) -> list[Any]:
+        """:func:`summary` of a sent message, made once per content (a WebSocket frame, a prepared Socket.IO packet)."""
+        payload = b if form == "ws" else b[1] if form == "sio" and b[0] is None else None
+        if payload is None:
+            return summary(form, a, b)
+        key = (form, a, payload)
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            found = self._known[key] = summary(form, a, b)
+        return list(found)
 
 
 def summary(form: str, a: Any, b: Any) -> list[Any]:
@@ -171,16 +196,17 @@ def _audio_of(message: Any) -> tuple[int | None, str | None]:
     if payload is None:
         return None, None
     try:
-        audio = binascii.a2b_base64(payload)
+        audio = binascii.a2b_base64(payload, strict_mode=True)   # checks and decodes in one pass (no regex)
     except (binascii.Error, ValueError):
         return None, None
     return len(audio), _hash(audio)
 
 
 def _longest_base64(value: Any, depth: int) -> str | None:
+    """The longest string of ``value`` that may be base64 (its decoding, in :func:`_audio_of`, decides)."""
     if isinstance(value, str):
         # a registered secret (a key in a start message) is never hashed
-        if len(value) >= MIN_PAYLOAD_CHARS and BASE64.fullmatch(value) and redact(value) == value:
+        if len(value) >= MIN_PAYLOAD_CHARS and " " not in value and redact(value) == value:
             return value
         return None
     if depth > 6:

@@ -28,7 +28,7 @@ from bootbench.providers import CycleError, Driver
 from bootbench.run import context, harness, master_watch, messages
 from bootbench.run.context import RunContext
 from bootbench.samples import PHASES, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
-from bootbench.trace import WireTrace
+from bootbench.trace import SentSummaries, WireTrace
 
 log = logging.getLogger("bootbench.user")
 
@@ -83,6 +83,7 @@ class BootUser(User):
         self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
         self._next_trace: WireTrace | None = None  # --trace: the next iteration's, begun with a connect ahead of it
         self._trace_record: dict | None = None  # --trace: the last cycle's record, until it is shipped
+        self._sent_summaries = SentSummaries()  # --trace: the clip goes out the same every cycle: summarised once
         if not ctx.settings.connect_per_call:
             self._connect_ahead()
 
@@ -244,7 +245,7 @@ class BootUser(User):
             turns=turns,
             cold_penalty_ms=cold_penalty(turns) if turns else None,
         )
-        self._trace_record = trace.record([timeline, *warm]) if trace is not None else None
+        self._trace_record = trace.record([timeline, *warm], self._sent_summaries) if trace is not None else None
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
 
     def _warm_turns(self, ctx: RunContext, iteration: int, warm: list[Timeline]) -> None:

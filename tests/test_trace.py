@@ -23,7 +23,7 @@ import pytest
 
 from bootbench import secrets, trace_events
 from bootbench.samples import Sample
-from bootbench.trace import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT, message_type, summary
+from bootbench.trace import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT, SentSummaries, message_type, summary
 from support.ground_truth import records_between
 from support.inprocess import environment, finish, headless_run, init, run_to_end
 from support.processes import free_port
@@ -288,6 +288,11 @@ def test_each_protocol_names_its_messages_in_its_own_words_and_no_content_is_kep
         "audio_response", 2 + len(json.dumps(["audio_response", {"audio_data": audio}], separators=(",", ":"))),
         1024, hashlib.blake2b(bytes(range(256)) * 4, digest_size=8).hexdigest()]
     assert summary("http", "POST /api/calls", 180) == ["POST /api/calls", 180, None, None]
+    # a user's sent messages are summarised once per content (the clip goes out the same every cycle)
+    known, frame = SentSummaries(), json.dumps({"type": "input_audio_buffer.append", "audio": audio})
+    first = known.summary("ws", OPCODE_TEXT, frame)
+    assert first == summary("ws", OPCODE_TEXT, frame) == known.summary("ws", OPCODE_TEXT, frame[:-1] + "}")
+    assert known.summary("ws", OPCODE_TEXT, frame) is not first, "a copy: a record never shares a list"
 
 
 def test_a_key_is_never_a_type_nor_hashed(monkeypatch):
