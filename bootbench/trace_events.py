@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bootbench.samples import PHASE_TABLE, Sample
+from bootbench.samples import PHASE_TABLE, Sample, Timeline
 from bootbench.secrets import redact
 from bootbench.trace import SENT
 
@@ -35,6 +35,8 @@ log = logging.getLogger("bootbench")
 TRACE_FILE = "trace.json"
 MAX_EVENTS = 100_000
 """The most events a run's trace.json holds (about 17 MB: README "Wire trace" states the size per iteration)."""
+BEFORE = " (reached before the last input)"
+"""Appended to a service stage phase reached before the last input went (negative: its slice is drawn forwards)."""
 LANE_NAMES = ("", " (overlapping phases)", " (overlapping phases 2)", " (overlapping phases 3)")
 
 
@@ -157,13 +159,14 @@ def slices_of(record: dict[str, Any], sample: Sample) -> list[tuple[str, str, in
         turn_times = list(stamps.values())
         if number > 1 and turn_times:
             slices.append((f"turn {number}", "turn", min(turn_times), max(turn_times), {"turn": number}))
+        values = Timeline(**stamps).phases()   # the sample's own rule: a phase the sample has none of has no slice
         for phase in PHASE_TABLE:
-            since, until = stamps.get(phase.since), stamps.get(phase.until)
-            if since is None or until is None:
+            if values[phase.name] is None:
                 continue
-            name = prefix + phase.name + (" (reached before the last input)" if until < since else "")
+            since, until = stamps[phase.since], stamps[phase.until]
+            name = prefix + phase.name + (BEFORE if until < since else "")
             slices.append((name, "stage" if phase.stage else "phase", min(since, until), max(since, until),
-                           {"ms": (until - since) / 1e6, "from": phase.start, "to": phase.end}))
+                           {"ms": values[phase.name], "from": phase.start, "to": phase.end}))
     times = [t for stamps in record["turns"] for t in stamps.values()] + [m[0] for m in record["messages"]]
     if times:
         about = {"iteration": sample.iteration, "ok": sample.ok, "error_kind": sample.error_kind, "clip": sample.clip,

@@ -22,7 +22,8 @@ import gevent
 import pytest
 
 from bootbench import secrets, trace_events
-from bootbench.samples import Sample
+from bootbench.trace_events import BEFORE
+from bootbench.samples import PHASE_BY_NAME, PHASE_TABLE, Sample
 from bootbench.trace import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT, SentSummaries, message_type, summary
 from support.ground_truth import records_between
 from support.inprocess import environment, finish, headless_run, init, run_to_end
@@ -107,6 +108,18 @@ def thread_names(events: list[dict[str, Any]]) -> dict[tuple[int, int], str]:
     return {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
 
 
+def check_phases(traced: dict[str, Any], sample: dict[str, Any]) -> None:
+    """Each phase and service stage the sample has is a slice of its iteration with the same value; no other."""
+    reached = {p.name for p in PHASE_TABLE if sample[p.name] is not None}
+    slices = {name.removesuffix(BEFORE): e for name, e in traced["slices"].items()
+              if name.removesuffix(BEFORE) in PHASE_BY_NAME}
+    assert set(slices) == reached
+    for name in reached:
+        assert slices[name]["args"]["ms"] == pytest.approx(sample[name], abs=0.001), name
+        assert slices[name]["dur"] == pytest.approx(abs(sample[name]) * 1000, abs=0.01), name
+        assert slices[name]["cat"] == ("stage" if PHASE_BY_NAME[name].stage else "phase")
+
+
 def traced_run(server, tmp_path: Path, provider: str, *argv: str, users: int = 1, host: str = "") -> dict[str, Any]:
     """An in-process run with --trace against ``server`` (or through ``host``), the key planted; its result folder,
     metrics, trace.json and the server's records of its sessions."""
@@ -159,10 +172,7 @@ def test_a_traced_run_of_20_iterations_writes_a_valid_trace_with_every_message_a
         audio = [m for m in messages if m["args"]["type"] in AUDIO_TYPES["openai"]]
         assert audio and all(m["args"]["audio_bytes"] > 0 and len(m["args"]["hash"]) == 16 for m in audio)
         # the phases as the sample has them, on the cycle's clock
-        sample = samples[iteration]
-        for phase in ("session_start_ms", "first_response_ms", "input_to_audio_ms", "stop_ms"):
-            assert traced["slices"][phase]["args"]["ms"] == pytest.approx(sample[phase], abs=0.001)
-            assert traced["slices"][phase]["dur"] == pytest.approx(sample[phase] * 1000, abs=0.01)
+        check_phases(traced, samples[iteration])
         first_delta = next(m for m in messages if m["args"]["type"] == "response.output_audio.delta")
         assert first_delta["ts"] == pytest.approx(traced["slices"]["first_response_ms"]["ts"]
                                                   + traced["slices"]["first_response_ms"]["dur"], abs=0.01)
@@ -192,6 +202,7 @@ def test_every_protocols_trace_holds_the_audio_messages_its_sessions_exchanged(k
     sessions = run["sessions"]
     assert len(sessions) == 3 and all(s["outcome"] == "ok" for s in sessions)
     sent_type, received_type = AUDIO_TYPES[provider]
+    samples = {s["iteration"]: s for s in run["metrics"]["samples"]}
     by_start = [found[n] for n in sorted(found, key=lambda n: found[n]["slice"]["ts"])]
     for traced, session in zip(by_start, sorted(sessions, key=lambda s: s["t_ns"]["start_received"])):
         messages = [m["args"] for m in traced["messages"]]
@@ -204,6 +215,7 @@ def test_every_protocols_trace_holds_the_audio_messages_its_sessions_exchanged(k
         assert len({m["hash"] for m in sent}) == len(sent)
         assert messages[0]["type"] != "undecodable" and not [m for m in messages if m["type"] == "undecodable"]
         assert "session_start_ms" in traced["slices"] and "first_response_ms" in traced["slices"]
+        check_phases(traced, samples[traced["slice"]["args"]["iteration"]])
     first_hashes = [[m["args"]["hash"] for m in t["messages"] if m["args"]["type"] == sent_type] for t in by_start]
     assert first_hashes[0] == first_hashes[1] == first_hashes[2], "the same clip each iteration: the same hashes"
     if provider == "ultravox":   # the create request and its answer, by method and path or status, nothing else
