@@ -357,3 +357,13 @@ def test_the_format_checker_refuses_what_the_format_does_not_allow():
             check_trace_event_format({"traceEvents": [named, good, bad]})
     with pytest.raises(AssertionError):
         check_trace_event_format([good])
+
+
+def test_an_answer_before_the_input_ended_has_no_input_phase_slice_as_its_sample_has_none():
+    ms = 1_000_000
+    stamps = {"cycle_start": 0, "start_sent": 1 * ms, "session_ready": 30 * ms, "first_audio": 500 * ms,
+              "input_sent": 900 * ms, "stop_sent": 950 * ms, "stop_acked": 951 * ms}
+    record = {"cycle_start_ns": 0, "wall_ns": 0, "dropped": 0, "turns": [stamps], "messages": []}
+    names = {s[0] for s in trace_events.slices_of(record, Sample(iteration=1, worker="local", user=1, started_at="t",
+                                                                 ok=True))}
+    assert names == {"iteration 1", "session_start_ms", "first_response_ms", "cold_start_ms", "stop_ms"}
