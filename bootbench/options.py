@@ -177,6 +177,8 @@ class Option:
             value = "" if value is None else str(value)
         elif self.kind is bool:
             value = bool(value)
+        elif self.default is None and value in (None, ""):
+            return None  # a number not given, defaulted later from what it depends on (resolve)
         else:
             try:
                 value = self.kind(value)
@@ -308,22 +310,21 @@ OPTIONS: tuple[Option, ...] = (
            help="Open a new connection in every cycle, so connect time counts in cold_start_ms. Default off."),
     Option(("--pace",), str, "burst", choices=PACES, check=_pace,
            help="burst: the whole clip in one message; realtime: 64 ms chunks at real-time pace. Default burst."),
-    Option(("--trailing-silence-ms",), float, 0.0, range=Range(0.0, 60_000.0),  # it is sent with every clip
+    Option(("--trailing-silence-ms",), float, None, range=Range(0.0, 60_000.0),  # it is sent with every clip
            help="Silence appended after the clip, in ms (for services that detect the end of a turn; at most "
-                "60000). Default 0."),
+                "60000). Default: with --turn vad the provider's (enough for its voice activity detection to end "
+                "the turn; `bootbench providers` shows it), else 0."),
     Option(("--system-message",), str, "You are a helpful voice assistant.",
            help="System prompt sent when a session starts. Default: 'You are a helpful voice assistant.'"),
     Option(("--voice",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
-           help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck, "
-                "deepgram: aura-2-thalia-en)."),
+           help="Voice of the reply. Default: the provider's (`bootbench providers` shows it)."),
     Option(("--model",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
-           help="Model of the session. Default: the provider's (openai: gpt-realtime, gemini: "
-                "models/gemini-2.5-flash-native-audio-preview-12-2025, deepgram: gpt-4o-mini, the agent's LLM; "
-                "aivoco has none)."),
+           help="Model of the session (for an agent platform, the agent's LLM where the protocol names one). "
+                "Default: the provider's (`bootbench providers` shows it)."),
     Option(("--turn",), str, "",  # checked and defaulted with the provider in resolve()
-           help="How the user's turn ends: manual (commit / activityEnd / ForceEndTurn, the default for "
-                "openai, gemini and deepgram) or vad (the service detects it; needs --trailing-silence-ms; aivoco's "
-                "only mode)."),
+           help="How the user's turn ends: manual (the client says so: commit / activityEnd / ForceEndTurn) or "
+                "vad (the service's voice activity detection hears the trailing silence). Default: the "
+                "provider's first mode (`bootbench providers` shows its modes)."),
     Option(("--ca-bundle",), str, "", check=_ca_bundle, recorded=False,  # does not change what is measured
            help="PEM file of CA certificates to verify the service's TLS certificate with "
                 "(default: the system's). Certificates are always verified."),
@@ -558,6 +559,8 @@ def resolve(options: Any, host: str | None) -> Settings:
     turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")
+    if values["trailing_silence_ms"] is None:  # not given: what the turn mode needs
+        values["trailing_silence_ms"] = driver.vad_trailing_silence_ms if turn == "vad" else 0.0
     if turn == "vad" and values["trailing_silence_ms"] < driver.vad_silence_ms:
         raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
                           f"{provider} (its voice activity detection ends a turn after that much silence)")

@@ -317,6 +317,9 @@ class Driver(ABC):
     service hears the trailing silence)."""
     vad_silence_ms: float = 0.0
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
+    vad_trailing_silence_ms: float = 0.0
+    """The ``--trailing-silence-ms`` a ``--turn vad`` run sends when none is given: at least :attr:`vad_silence_ms`,
+    with a margin so the service's detector ends the turn within the input (tests/test_providers.py checks it)."""
     ends_reply_by_gap: bool = False
     """The protocol has no end-of-reply event: a reply ends after ``reply_gap_ms`` of quiet (``--reply-gap-ms``)."""
     tells_greeting_from_answer: bool = True

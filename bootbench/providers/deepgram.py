@@ -85,6 +85,7 @@ class DeepgramDriver(WebSocketDriver):
     """The Deepgram TTS model of ``agent.speak`` (``--voice``)."""
     turn_modes = ("manual", "vad")
     vad_silence_ms = VAD_SILENCE_MS
+    vad_trailing_silence_ms = VAD_SILENCE_MS + 100  # a margin over the detector's silence
     keepalive_s = DEEPGRAM_KEEPALIVE_S
     options = (
         ProviderOption("listen_model", "the Deepgram speech-to-text model of agent.listen (flux-* is sent as "

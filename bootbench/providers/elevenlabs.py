@@ -68,6 +68,7 @@ class ElevenLabsDriver(WebSocketDriver):
     turn_modes = ("vad",)
     """The agent ends the user's turn by itself; no client message ends it (``user_activity`` only keeps it quiet)."""
     vad_silence_ms = VAD_SILENCE_MS
+    vad_trailing_silence_ms = VAD_SILENCE_MS + 100  # a margin over the detector's silence
     ends_reply_by_gap = True
     options = (
         ProviderOption("agent_id", "The ElevenLabs agent to talk to (its id, agent_...).", check=_agent_id,

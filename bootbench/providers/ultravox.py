@@ -81,6 +81,8 @@ class UltravoxDriver(WebSocketDriver):
     default_voice = DEFAULT_VOICE
     turn_modes = ("vad",)
     vad_silence_ms = ULTRAVOX_TURN_END_MS
+    vad_trailing_silence_ms = 400  # at real-time pace the turn ends in the clip's last 64 ms chunk: more would
+    # let the answer start before the last chunk went (no input_to_audio_ms)
     options = (
         ProviderOption("first_speaker", "Who speaks first: user (bootbench's default: the answer to the caller is "
                        "measured) or agent (the service's default: the agent greets, recorded as a greeting).",
