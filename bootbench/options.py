@@ -38,6 +38,7 @@ from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
 from bootbench.secrets import register as register_secret
 from bootbench.stimuli import ClipSet, load_clips
+from bootbench.trace_events import MAX_EVENTS
 
 PACES = ("burst", "realtime")
 DEFAULT_REPLY_GAP_MS = 500.0
@@ -380,6 +381,11 @@ OPTIONS: tuple[Option, ...] = (
                 "end-of-reply event): with --turns > 1 the next turn starts then, and a reply never audible is "
                 f"waited for no longer (at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
                 f"Default {DEFAULT_REPLY_GAP_MS:g}."),
+    Option(("--trace",), bool, False,
+           help="Write trace.json: every message of every iteration (time, direction, type, size; audio as its "
+                "length and a hash, never its content; no key, token or URL query) with each iteration's phases "
+                "and service stages, in Chrome's Trace Event Format (open it in ui.perfetto.dev or "
+                f"chrome://tracing). At most {MAX_EVENTS} events; later iterations are not traced. Default off."),
     Option(("--metrics-port",), int, 0, web_ui=False,
            range=Range(0, 65535, refusal="must be a TCP port from 1 to 65535 (or 0 for none)"),
            recorded=False,  # where the numbers are shown does not change them

@@ -124,13 +124,14 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
 @pytest.mark.parametrize("provider", BUILTINS)
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
         shared_reference_server, tmp_path, provider):
-    """A real process: the key must appear in none of its outputs (console, log, CSVs, result files)."""
+    """A real process: the key must appear in none of its outputs (console, log, CSVs, result files, trace.json)."""
     message = wrong_key_message(provider)
     server = fixed_server(shared_reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
-    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider,
+    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider, "--trace",
                            *RUN_ARGS.get(provider, ()), environ={key_variable(provider): secret}, in_subprocess=True)
     assert run.exit_code == 1
+    assert (run.folder / "trace.json").is_file()   # the wire trace too (--trace): every message, no key
     metrics = run.metrics
     assert metrics["errors"]["by_kind"] == {"auth_failed": 3}
     assert [s["error"] for s in metrics["samples"]] == [message] * 3

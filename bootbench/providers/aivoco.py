@@ -33,6 +33,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionSt
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
+from bootbench.trace import RECEIVED, SENT
 from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
 
 log = logging.getLogger(__name__)
@@ -177,15 +178,17 @@ class AivocoDriver(Driver):
                 sio.emit(event, data)
         except (sio_errors.SocketIOError, OSError) as exc:
             raise CycleError(ErrorKind.SEND_FAILED, f"{event} could not be sent: {exc}") from None
+        if self.trace is not None:   # --trace (bootbench.trace): after the send
+            self.trace.event(SENT, event, data, encoded=prepared.encoded if prepared is not None else None)
 
     def _register(self, sio: socketio.Client) -> None:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
-        sio.on("auth_success", lambda data=None: None)
+        sio.on("auth_success", lambda data=None: self.trace is not None and self.trace.event(RECEIVED, "auth_success", data))
         sio.on("auth_failed", self._on_auth_failed)
         sio.on("session_ready", self._on_session_ready)
         sio.on("audio_response", self._on_audio_response)
-        sio.on("text_response", lambda data=None: None)
+        sio.on("text_response", lambda data=None: self.trace is not None and self.trace.event(RECEIVED, "text_response", data))
         sio.on("session_ended", self._on_session_ended)
         sio.on("error", self._on_error)
         sio.on(UNDECODABLE, self._on_undecodable)
@@ -193,8 +196,11 @@ class AivocoDriver(Driver):
 
     def _on_connect(self) -> None:
         self._connected_ns = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "connect", None, self._connected_ns)
 
     def _on_disconnect(self, reason=None) -> None:
+        self._traced("disconnect")
         session = self.session
         if session is not None and session.open:
             why = f" ({reason})" if reason else ""
@@ -203,6 +209,8 @@ class AivocoDriver(Driver):
 
     def _on_session_ready(self, data=None) -> None:
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "session_ready", data, now)
         session = self.session
         if session is None or not session.open or session.ready_ns is not None:
             self.anomalies["stray_session_ready"] += 1
@@ -212,6 +220,8 @@ class AivocoDriver(Driver):
 
     def _on_audio_response(self, data=None) -> None:
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "audio_response", data, now)
         session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["stray_audio"] += 1
@@ -242,11 +252,13 @@ class AivocoDriver(Driver):
 
     def _on_auth_failed(self, data=None) -> None:
         """No session was started: nothing to stop, and the connection stays usable."""
+        self._traced("auth_failed", data)
         if self._fail_session(ErrorKind.AUTH_FAILED, _message(data, "authentication failed")):
             self._ended_by_server()
 
     def _on_error(self, data=None) -> None:
         """Terminal (docs/protocols/aivoco.md): no stop_call, and the connection is not reused."""
+        self._traced("error", data)
         error_type = data.get("type") if isinstance(data, dict) else None
         kind = ERROR_TYPES.get(error_type, ErrorKind.SERVER_ERROR)
         message = _message(data, "error")
@@ -255,6 +267,7 @@ class AivocoDriver(Driver):
             self._discard_connection = True
 
     def _on_undecodable(self, reason=None) -> None:
+        self._traced("undecodable")
         session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["undecodable_message"] += 1
@@ -269,6 +282,8 @@ class AivocoDriver(Driver):
 
     def _on_session_ended(self, data=None) -> None:
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "session_ended", data, now)
         session = self.session
         if session is None or session.ended_ns is not None:
             self.anomalies["stray_session_ended"] += 1
@@ -281,7 +296,13 @@ class AivocoDriver(Driver):
         session.session_ended()
 
     def _on_other(self, event, data=None) -> None:
+        self._traced(event, data)
         self.anomalies[f"unknown_event:{event}"] += 1
+
+    def _traced(self, event: str, data=None, received_ns: int | None = None) -> None:
+        """--trace (bootbench.trace): an event received, after the handler's own stamp (or now, for one without)."""
+        if self.trace is not None:
+            self.trace.event(RECEIVED, event, data, received_ns)
 
     def _fail_session(self, kind: ErrorKind, message: str) -> bool:
         """Fail the open session; False (and an anomaly) when there is none."""

@@ -379,6 +379,9 @@ class Driver(ABC):
 
     options: tuple[ProviderOption, ...] = ()
     """The driver's own settings (``--provider-option``), each with its help text and check."""
+    trace: Any = None
+    """The current iteration's :class:`bootbench.trace.WireTrace` with ``--trace`` (the user sets it), else None: the
+    transport hands it every message it sends and receives, after the message's own stamp."""
 
     def __init__(self, config: DriverConfig, clips: ClipSet | Stimulus) -> None:
         self.config = config

@@ -39,6 +39,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, ProviderOption, r
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.websocket import WebSocketDriver
 from bootbench.samples import ErrorKind, Timeline
+from bootbench.trace import RECEIVED, SENT
 from bootbench.wire import ULTRAVOX_CALLS_PATH, ULTRAVOX_INPUT_RATE, ULTRAVOX_OUTPUT_RATE, ULTRAVOX_TURN_END_MS
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,9 @@ class UltravoxDriver(WebSocketDriver):
             response = api.getresponse()
             timeline.call_created = time.perf_counter_ns()
             status, data = response.status, response.read()
+            if self.trace is not None:   # --trace (bootbench.trace): the request and its answer, no query, no body
+                self.trace.http(SENT, f"POST {parts.path}", len(body), timeline.start_sent)
+                self.trace.http(RECEIVED, f"HTTP {status}", len(data), timeline.call_created)
         except (TimeoutError, ReadTimeoutError):
             self._close_api()
             raise CycleError(ErrorKind.SESSION_TIMEOUT, f"no answer to the create request within "
