@@ -35,7 +35,7 @@ from bootbench.levels import estimate_capacity, summarize_levels
 from bootbench.provenance import provenance
 from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHASES, Sample, Turn
 from bootbench.secrets import RedactingFilter, redact
-from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
+from bootbench.stats import STATISTICS, LiveSamples, summarize_errors, summarize_samples
 from bootbench.views.report import write_report_safely
 
 if TYPE_CHECKING:  # pandas is imported where the CSV files are made: a worker or a refused run never pays for it
@@ -68,7 +68,8 @@ class RunRecorder:
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
         self.folder = _new_folder(Path(results_dir), f"{stamp}-{provider}")
         self.run_id = self.folder.name
-        self.samples: list[Sample] = []
+        self.samples: list[Sample] = LiveSamples()
+        """Every sample so far, in arrival order, with the columns the live snapshot is computed from."""
         self._jsonl = open(self.folder / "samples.jsonl", "a", encoding="utf-8")
         self.log_path = self.folder / f"boot_{stamp}.log"
         self._log_handler = logging.FileHandler(self.log_path, encoding="utf-8")
