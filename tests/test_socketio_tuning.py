@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import engineio
@@ -28,8 +29,11 @@ from socketio import packet as sio_packet
 from bootbench.audio import Stimulus
 from bootbench import providers
 from bootbench.providers import websocket_tuning
+from bootbench.providers.aivoco import AivocoDriver
+from bootbench.providers.base import DriverConfig
 from bootbench.providers.socketio_tuning import (UNDECODABLE, InlineEngineIO, PreparedEvent, TolerantPacket,
                                                  TunedClient)
+from bootbench.samples import Timeline
 from bootbench.wire import AIVOCO_SOCKETIO_PATH
 
 START_CALL = {"auth_key": "k", "system_message": "", "voice_choice": "female", "custom_functions": []}
@@ -351,3 +355,29 @@ def test_importing_bootbench_leaves_websocket_client_alone_until_install_tuning(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "untouched until install_tuning"
+
+
+def test_the_aivoco_driver_sends_the_start_call_socketio_would_encode_encoded_once(shared_reference_server):
+    """start_call carries the same payload every session: encoded once per driver, the same text on the wire."""
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    driver = AivocoDriver(DriverConfig(url=server.url, api_key="k", system_message="be brief", voice="male"),
+                          Stimulus.sine(seconds=0.2))
+    driver.connect(Timeline())
+    sent: list[str] = []
+    send = driver._sio.eio.send
+    driver._sio.eio.send = lambda text: (sent.append(text), send(text))
+    try:
+        for _ in range(2):
+            timeline = Timeline()
+            deadline = time.perf_counter_ns() + 5_000_000_000
+            driver.start(timeline, deadline)
+            driver.send_audio(timeline)
+            driver.first_audio(timeline, deadline)
+            driver.stop(timeline)
+            assert timeline.first_audio is not None and timeline.stop_acked is not None
+    finally:
+        driver.close()
+    starts = [text for text in sent if text.startswith('2["start_call"')]
+    payload = {"auth_key": "k", "system_message": "be brief", "voice_choice": "male", "custom_functions": []}
+    assert starts == [TolerantPacket(sio_packet.EVENT, namespace="/", data=["start_call", payload]).encode()] * 2
+    assert driver._prepared_start is not None
