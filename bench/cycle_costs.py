@@ -12,7 +12,7 @@ scheduling that bench/capacity.py's CPU per cycle carries. The pieces:
   sample: its samples.jsonl line and the run log's line (``RunRecorder.add``);
 - ``build sample``: the timeline's phases and the :class:`Sample` (the end of ``BootUser._run_cycle``);
 - ``session state``: a new :class:`SessionState` (one per session);
-- ``audible reply``: the detector fed a reply until it is audible (40 ms chunks, 60 ms of leading noise);
+- ``audible reply``: the detector fed a reply until it is audible (40 ms chunks, 60 or 300 ms of leading noise);
 - ``snapshot of N``: the live statistics the progress line, the web tab and ``/metrics`` recompute, over a
   run's N samples (every 5 s for the progress line, in the process that runs the users when it is local).
 """
@@ -76,9 +76,9 @@ def sample_of(iteration: int, tl: Timeline) -> Sample:
                   preamble=None, service_latency_ms=None, clip="sine", **tl.phases(), turns=None, cold_penalty_ms=None)
 
 
-def reply_chunks(rng: np.random.Generator) -> list[bytes]:
-    """A reply as the reference server sends it: 60 ms of -70 dBFS noise, then a tone; 40 ms chunks."""
-    noise = rng.normal(0, 10, int(0.06 * REPLY_RATE))
+def reply_chunks(rng: np.random.Generator, leading_ms: float = 60) -> list[bytes]:
+    """A reply as the reference server sends it: ``leading_ms`` of -70 dBFS noise, then a tone; 40 ms chunks."""
+    noise = rng.normal(0, 10, int(leading_ms / 1000 * REPLY_RATE))
     tone = 8000 * np.sin(np.arange(int(0.24 * REPLY_RATE)) * 2 * np.pi * 440 / REPLY_RATE)
     pcm = np.concatenate([noise, tone]).astype("<i2").tobytes()
     size = int(0.04 * REPLY_RATE) * 2
@@ -104,18 +104,19 @@ def measure() -> dict[str, float]:
     tl = timeline(rng)
     results["build sample"] = best_us(lambda: sample_of(1, tl))
     results["session state"] = best_us(lambda: SessionState(1))
-    chunks = reply_chunks(np.random.default_rng(7))
+    for leading_ms in (60, 300):
+        chunks = reply_chunks(np.random.default_rng(7), leading_ms)
 
-    def audible() -> None:
-        state = SessionState(1)
-        now = 0
-        for chunk in chunks:
-            state.answer_audio(chunk, now)
-            now += 40_000_000
-            if not state.decoding:
-                break
+        def audible() -> None:
+            state = SessionState(1)
+            now = 0
+            for chunk in chunks:
+                state.answer_audio(chunk, now)
+                now += 40_000_000
+                if not state.decoding:
+                    break
 
-    results["audible reply (with its session state)"] = best_us(audible, calls=500)
+        results[f"audible reply, {leading_ms} ms leading noise (with its session state)"] = best_us(audible, calls=500)
     for n in (4000, 100_000):
         population = LiveSamples()  # the run's own list, as the recorder keeps it
         for i in range(n):

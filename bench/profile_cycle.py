@@ -8,7 +8,8 @@ pinned to one core and one headless Locust process running bootbench as
 shipped (``locustfile.py``, no ``--processes``) pinned to the other, waits
 until every user has started (``--delay`` s), then attaches
 ``py-spy record --nonblocking`` to the Locust process for ``--duration`` s
-(py-spy itself is not pinned: it runs where the scheduler puts it). It
+(py-spy itself is not pinned: it runs where the scheduler puts it), then
+stops the run (SIGTERM: Locust's own stop, bootbench writes what finished). It
 prints the CPU per cycle over the sampled window (the process's CPU time /
 the samples that started in it, from their ``started_at``) and, from the
 collapsed stacks, the share of the sampled CPU of each :data:`PARTS` entry
@@ -43,18 +44,20 @@ from accuracy_runs import ROOT, clean_env, realtime_allowed  # noqa: E402
 from capacity import CLIENT_CORE, SERVER_CORE, pinned_server  # noqa: E402
 
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("locust request events", ("_fire_events",)),
-    ("run log and samples.jsonl", ("RunRecorder.add", "(logging/", "exporters.py")),
-    ("shipping the sample", ("ship_sample", "_sample_to_message", "MasterRun.receive", "to_dict (bootbench/samples")),
-    ("tickets", ("request_ticket", "grant (bootbench", "budget.py")),
-    ("building the sample", ("_run_cycle (bootbench/user.py", "Timeline.phases", "Sample.__init__")),
-    ("audible detector", ("audible.py", "answer_audio")),
-    ("decoding reply audio (base64)", ("_decode_audio",)),
-    ("Socket.IO decode (JSON)", ("packet.py", "TolerantPacket.decode")),
-    ("sending (encode, mask, write)", ("send_audio", "send_chunk", "_send_packet", "_write_loop", "_emit",
-                                       "ABNF", "websocket_tuning.py:mask", "send_frame")),
-    ("receiving (frames, Engine.IO)", ("_read_loop_websocket", "recv_data", "recv_frame", "recv_strict",
-                                       "_receive_packet")),
+    ("Locust request events", ("_fire_events",)),
+    ("recording a sample (samples.jsonl, run log)", ("RunRecorder.add",)),
+    ("live statistics (progress line)", ("_report_every", "snapshot (bootbench/stats")),
+    ("tickets, shipping, the master's bookkeeping", ("ship_sample", "request_ticket", "MasterRun.", "serve_master")),
+    ("audible detector", ("audible.py",)),
+    ("reply audio base64", ("_decode_audio",)),
+    ("Socket.IO / Engine.IO packet decode", ("socketio/packet.py", "TolerantPacket.decode", "engineio/packet.py")),
+    ("bootbench's receive handlers", ("AivocoDriver._on_",)),
+    ("receiving (WebSocket frames, read loop)", ("_read_loop_websocket", "recv_data", "recv_frame", "recv_strict",
+                                                 "_receive_packet")),
+    ("sending (encode, frame, mask, write)", ("send_frame", "_write_loop", "_send_packet", "Client.emit",
+                                              "emit_prepared", "Client.send (engineio")),
+    ("the cycle's own code, session state", ("bootbench/user.py", "bootbench/providers/")),
+    ("Locust's task loop and waits", ("locust/user/",)),
     ("gevent hub, timeouts, switches", ("gevent", "greenlet", "hub.py")),
 ]
 """The parts of a cycle's CPU, by frames (substrings of py-spy's ``function (file:line)``); first match wins."""
@@ -142,6 +145,7 @@ def main() -> int:
     argv = [sys.executable, "-m", "locust", "-f", args.locustfile, "--headless", "-u", str(args.users),
             "-r", str(args.users), "-i", str(args.users * args.cycles), "-H", server.url,
             "--results-dir", str(work / "results"), "--stop-timeout", "15"]
+    locust = None
     try:
         locust = psutil.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               preexec_fn=prepare)
@@ -156,8 +160,11 @@ def main() -> int:
             print(f"profile_cycle.py: py-spy failed (exit {spy.returncode}):\n{spy.stderr[-3000:]}", file=sys.stderr)
             return 1
         cpu_after, wall_after = locust.cpu_times(), time.time()
-        stdout, _ = locust.communicate(timeout=300)
+        locust.terminate()  # enough cycles are in: Locust stops the run its way and bootbench writes what finished
+        stdout, _ = locust.communicate(timeout=900)
     finally:
+        if locust is not None and locust.poll() is None:
+            locust.kill()
         server.stop()
     folder = Path(stdout.strip().splitlines()[-1])
     samples = json.loads((folder / "metrics.json").read_text())["samples"]
