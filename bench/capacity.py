@@ -52,6 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's bootbench, as its Locust runs get
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy_report import CAPACITY_HEADING  # noqa: E402
