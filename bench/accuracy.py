@@ -73,7 +73,7 @@ def run_level(users: int, iterations: int, work: Path, realtime: bool = False, s
     try:
         for kind in CLIENTS:
             runs[kind] = run_client(kind, server.url, users, iterations, work, server, realtime, scrape_s=scrape_s,
-                                    options=options)
+                                    locust_args=options)
             print(f"  {kind:9s} {users:4d} users: {len(runs[kind]['rows'])} iterations in "
                   f"{runs[kind]['wall_s']:.1f} s", flush=True)
         time.sleep(0.5)
@@ -172,7 +172,7 @@ def main() -> int:
             print(f"{users} user(s):", flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # a crash keeps the levels run
             results["levels"].append(run_level(users, iterations_for(users, profile["single"]), work,
-                                               scrape_s=args.scrape, options=tuple(args.options)))
+                                               scrape_s=args.scrape, locust_args=tuple(args.options)))
             if users == 1 and profile["realtime_row"] and realtime_allowed():
                 print("1 user, every process under SCHED_FIFO:", flush=True)
                 results["levels"].append(run_level(1, profile["single"], work, realtime=True))

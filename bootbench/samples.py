@@ -309,8 +309,15 @@ class Sample:
         cycle's path): containers are copied one level deep, a nested dataclass goes through ``asdict``.
         A single-turn sample has no :data:`MULTI_TURN_FIELDS` keys, so ``--turns 1`` writes what it always did.
         """
-        return {name: _plain(getattr(self, name)) for name in SAMPLE_FIELDS
-                if self.turns is not None or name not in MULTI_TURN_FIELDS}
+        values = self.__dict__  # a dataclass instance's fields, read without a getattr per field
+        if self.turns is None:
+            plain = {name: values[name] for name in SINGLE_TURN_FIELDS}
+        else:
+            plain = {name: values[name] for name in SAMPLE_FIELDS}
+        for name in CONTAINER_FIELDS:  # the only fields that hold more than a number or a string
+            if plain.get(name) is not None:
+                plain[name] = _plain(plain[name])
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
@@ -337,6 +344,10 @@ def phase_values(sample: Sample, phase: str) -> list[float | None]:
 
 SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
 """The columns of a sample, in order (samples.csv)."""
+SINGLE_TURN_FIELDS: tuple[str, ...] = tuple(name for name in SAMPLE_FIELDS if name not in MULTI_TURN_FIELDS)
+CONTAINER_FIELDS: tuple[str, ...] = ("anomalies", "service_latency_ms", "turns")
+"""The :class:`Sample` fields whose values are containers (copied by :meth:`Sample.to_dict`); every other field holds
+None, a bool, a number or a string (tests/test_samples.py checks the annotations)."""
 
 
 def _plain(value: Any) -> Any:

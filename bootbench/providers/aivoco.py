@@ -71,6 +71,8 @@ class AivocoDriver(Driver):
         self._input_started = False
         """The current session's first input chunk is going out: audio from now on is the answer."""
         self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
+        self._prepared_start: PreparedEvent | None = None
+        """``start_call``: the same payload every session (the settings do not change), encoded once."""
 
     @property
     def connected(self) -> bool:
@@ -99,14 +101,15 @@ class AivocoDriver(Driver):
         self._sessions += 1
         self._input_started = False
         session = self.session = self.new_session(self._sessions)
-        payload = {
-            "auth_key": self.config.api_key,
-            "system_message": self.config.system_message,
-            "voice_choice": self.config.voice or self.default_voice,
-            "custom_functions": [],
-        }
+        if self._prepared_start is None:
+            self._prepared_start = PreparedEvent("start_call", {
+                "auth_key": self.config.api_key,
+                "system_message": self.config.system_message,
+                "voice_choice": self.config.voice or self.default_voice,
+                "custom_functions": [],
+            })
         timeline.start_sent = time.perf_counter_ns()
-        self._emit("start_call", payload)
+        self._emit("start_call", prepared=self._prepared_start)
         session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
     def send_chunk(self, chunk: Chunk) -> None:
