@@ -61,16 +61,19 @@ def iterations_for(users: int, single: int) -> int:
     return single if users == 1 else max(200, 5 * users)
 
 
-def run_level(users: int, iterations: int, work: Path, realtime: bool = False, scrape_s: float = 0.0) -> dict:
+def run_level(users: int, iterations: int, work: Path, realtime: bool = False, scrape_s: float = 0.0,
+              options: tuple[str, ...] = ()) -> dict:
     """All clients at one level on one server; ``realtime`` runs them all (server included) under SCHED_FIFO;
-    ``scrape_s`` > 0 scrapes the bootbench clients' /metrics that often."""
+    ``scrape_s`` > 0 scrapes the bootbench clients' /metrics that often; ``options`` go on the bootbench clients'
+    command line (``--with``)."""
     truth_path = work / f"truth-{users}{'-rt' if realtime else ''}.jsonl"
     profile = "short" if users == 1 else "call"
     server = start_server(profile, truth_path, realtime)
     runs = {}
     try:
         for kind in CLIENTS:
-            runs[kind] = run_client(kind, server.url, users, iterations, work, server, realtime, scrape_s=scrape_s)
+            runs[kind] = run_client(kind, server.url, users, iterations, work, server, realtime, scrape_s=scrape_s,
+                                    locust_args=options)
             print(f"  {kind:9s} {users:4d} users: {len(runs[kind]['rows'])} iterations in "
                   f"{runs[kind]['wall_s']:.1f} s", flush=True)
         time.sleep(0.5)
@@ -138,6 +141,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(BENCH), help="folder for results.json and RESULTS.md (default bench/)")
     parser.add_argument("--scrape", type=float, default=0.0, metavar="S",
                         help="serve /metrics in the bootbench clients and scrape it every S seconds (default: off)")
+    parser.add_argument("--with", dest="options", action="append", default=[], metavar="OPTION",
+                        help="an option for the bootbench clients' command line, repeatable (--with=--trace): what it "
+                             "costs is the difference from a run without (use --out to keep bench/ as it is)")
     parser.add_argument("--report-only", metavar="RESULTS_JSON",
                         help="rewrite the report from a results.json, run nothing")
     args = parser.parse_args()
@@ -157,7 +163,8 @@ def main() -> int:
     if profile["realtime_row"] and realtime_allowed():
         info["wake_floor_ms"]["sched_fifo"] = wake_floor(profile["floor_samples"], realtime=True)
     work = Path(tempfile.mkdtemp(prefix="bootbench-accuracy-"))
-    results: dict = {"schema": "bootbench/accuracy/v1", "quick": args.quick, "scrape_s": args.scrape, "machine": info,
+    results: dict = {"schema": "bootbench/accuracy/v1", "quick": args.quick, "scrape_s": args.scrape,
+                     "bootbench_options": list(args.options), "machine": info,
                      "server": {"profiles": PROFILES, "seed": SEED, "wait_ms": WAIT_MS},
                      "levels": []}
     try:
@@ -165,7 +172,7 @@ def main() -> int:
             print(f"{users} user(s):", flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # a crash keeps the levels run
             results["levels"].append(run_level(users, iterations_for(users, profile["single"]), work,
-                                               scrape_s=args.scrape))
+                                               scrape_s=args.scrape, locust_args=tuple(args.options)))
             if users == 1 and profile["realtime_row"] and realtime_allowed():
                 print("1 user, every process under SCHED_FIFO:", flush=True)
                 results["levels"].append(run_level(1, profile["single"], work, realtime=True))

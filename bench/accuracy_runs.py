@@ -159,15 +159,18 @@ def start_server(profile: str, ground_truth: Path, realtime: bool = False) -> Re
 
 
 def run_client(kind: str, url: str, users: int, iterations: int, work: Path, server: ReferenceServer,
-               realtime: bool = False, cpus: set[int] | None = None, scrape_s: float = 0.0) -> dict:
+               realtime: bool = False, cpus: set[int] | None = None, scrape_s: float = 0.0,
+               locust_args: tuple[str, ...] = ()) -> dict:
     """Run one client to the end; its rows (one per iteration, with the sid), time window and monitor.
 
     ``realtime`` runs the client under SCHED_FIFO; ``cpus`` pins the client
     process (and every thread it starts) to those cores; ``scrape_s`` > 0
     has a bootbench client (bootbench, probe) serve ``--metrics-port``, scraped
-    every ``scrape_s`` seconds while it runs.
+    every ``scrape_s`` seconds while it runs; ``locust_args`` are added to a
+    bootbench client's command line (bench/capacity.py's ``--clock``, bench/accuracy.py's ``--with``).
     """
-    out = work / f"{kind}-{users}{'-rt' if realtime else ''}.jsonl"
+    tag = "-".join(a.lstrip("-") for a in locust_args)
+    out = work / f"{kind}-{users}{'-rt' if realtime else ''}{'-' + tag if tag else ''}.jsonl"
     env = clean_env({"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)})
     if kind in ("bootbench", "probe"):
         if kind == "probe":
@@ -177,7 +180,7 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
         env["BOOTBENCH_SID_LOG" if kind == "bootbench" else "BOOTBENCH_PROBE_LOG"] = str(out)
         argv = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
                 "-r", str(users), "-i", str(iterations), "-H", url, "--results-dir", str(work / "results"),
-                "--stop-timeout", "15"]
+                "--stop-timeout", "15", *locust_args]
         if scrape_s > 0:
             metrics_port = free_port()
             argv += ["--metrics-port", str(metrics_port)]

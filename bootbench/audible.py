@@ -91,7 +91,11 @@ class AudibleDetector:
         self.window = max(1, round(window_ms * rate / 1000))
         # level > threshold  <=>  sum of squares over the window > W * (threshold * full scale)^2
         self._energy_threshold = self.window * (10 ** (audible_dbfs / 20) * _FULL_SCALE) ** 2
+        self._sample_threshold = self._energy_threshold / self.window
+        """A window's energy exceeds the threshold only if one of its samples' squares exceeds this (its mean)."""
         self._tail = np.zeros(self.window - 1, dtype=np.float64)
+        self._tail_loud = False
+        """Whether a sample of :attr:`_tail` alone is above :attr:`_sample_threshold` (then no shortcut)."""
         self._odd = b""
         self.samples = 0
         """Whole samples fed so far."""
@@ -129,17 +133,24 @@ class AudibleDetector:
             self.underrun_ns += arrival_ns - self._next_play_ns
             self._next_play_ns = arrival_ns
         chunk_play_ns = self._next_play_ns
-        samples = np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.float64)
+        pcm16 = np.frombuffer(data, dtype="<i2", count=whole // 2)
         first_index = self.samples
-        self.samples += samples.size
-        self._next_play_ns = chunk_play_ns + _ns(samples.size, self.rate)
-
+        self.samples += pcm16.size
+        self._next_play_ns = chunk_play_ns + _ns(pcm16.size, self.rate)
+        if not self._tail_loud and max(int(pcm16.max()), -int(pcm16.min())) ** 2 <= self._sample_threshold:
+            # No sample of any window ending in this chunk is above the mean a loud window needs, so none is
+            # loud: skip the window sums (most of a quiet chunk's cost), keep the tail for the next chunk.
+            if self.window > 1:
+                self._tail = np.concatenate([self._tail, pcm16.astype(np.float64)])[-(self.window - 1):]
+            return None
+        samples = pcm16.astype(np.float64)
         joined = np.concatenate([self._tail, samples])
         energy = np.concatenate([[0.0], np.cumsum(joined * joined)])
         window_energy = energy[self.window:] - energy[:-self.window]   # window ending at each new sample
         loud = np.flatnonzero(window_energy > self._energy_threshold)
         if loud.size == 0:
             self._tail = joined[joined.size - (self.window - 1):] if self.window > 1 else self._tail
+            self._tail_loud = bool(np.any(self._tail * self._tail > self._sample_threshold))
             return None
         index = int(loud[0])
         level = 10 * math.log10(window_energy[index] / self.window) - 20 * math.log10(_FULL_SCALE)

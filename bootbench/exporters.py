@@ -35,7 +35,7 @@ from bootbench.levels import estimate_capacity, summarize_levels
 from bootbench.provenance import provenance
 from bootbench.samples import MULTI_TURN_FIELDS, PHASES, SAMPLE_FIELDS, TURN_PHASES, Sample, Turn
 from bootbench.secrets import RedactingFilter, redact
-from bootbench.stats import STATISTICS, summarize_errors, summarize_samples
+from bootbench.stats import STATISTICS, LiveSamples, summarize_errors, summarize_samples
 from bootbench.views.report import write_report_safely
 
 if TYPE_CHECKING:  # pandas is imported where the CSV files are made: a worker or a refused run never pays for it
@@ -68,7 +68,8 @@ class RunRecorder:
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
         self.folder = _new_folder(Path(results_dir), f"{stamp}-{provider}")
         self.run_id = self.folder.name
-        self.samples: list[Sample] = []
+        self.samples: list[Sample] = LiveSamples()
+        """Every sample so far, in arrival order, with the columns the live snapshot is computed from."""
         self._jsonl = open(self.folder / "samples.jsonl", "a", encoding="utf-8")
         self.log_path = self.folder / f"boot_{stamp}.log"
         self._log_handler = logging.FileHandler(self.log_path, encoding="utf-8")
@@ -93,8 +94,7 @@ class RunRecorder:
     def add(self, sample: Sample) -> None:
         """Keep a finished sample and append it to samples.jsonl at once."""
         self.samples.append(sample)
-        self._jsonl.write(redact(json.dumps(finite_or_null(sample.to_dict(), f"iteration {sample.iteration}"),
-                                            allow_nan=False)) + "\n")
+        self._jsonl.write(redact(sample_line(sample)) + "\n")
         self._jsonl.flush()
         SESSION_LOG.info("%s", log_line(sample))
 
@@ -131,6 +131,19 @@ def write_junit_safely(folder: Path, results: Sequence[CheckResult], run_id: str
     except Exception:
         logging.getLogger("bootbench").exception("junit.xml could not be written; metrics.json holds the checks")
         return None
+
+
+def sample_line(sample: Sample) -> str:
+    """``sample`` as one line of samples.jsonl (not redacted), a number that is not finite written as null.
+
+    JSON has no NaN or infinity: ``json.dumps(allow_nan=False)`` refuses one, and only then is the sample walked
+    through :func:`finite_or_null` (which also logs the warning): the common case costs one ``dumps``.
+    """
+    plain = sample.to_dict()
+    try:
+        return json.dumps(plain, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite_or_null(plain, f"iteration {sample.iteration}"), allow_nan=False)
 
 
 def log_line(sample: Sample) -> str:
@@ -306,7 +319,7 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
     latency figures as ``name=ms;...``.
 
     A run with ``--turns`` > 1 adds ``cold_penalty_ms`` and one column per
-    turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ...);
+    turn and figure (``turn2_input_to_audio_ms``, ``turn2_reply_ms``, ..., ``turn2_clip``, ``turn2_stages_ms``);
     a single-turn run's columns are those it always had.
     """
     import pandas as pd
@@ -323,19 +336,23 @@ def samples_frame(samples: Sequence[Sample]) -> pd.DataFrame:
         frame = frame.drop(columns="turns")
         timings.append("cold_penalty_ms")
         most = max(len(s.turns or []) for s in ordered)
-        figures = [f for f in vars(Turn(1)) if f not in ("turn", "service_latency_ms")]
+        figures = [f for f in vars(Turn(1)) if f not in ("turn", *TURN_TEXT_FIELDS)]
         for number in range(1, most + 1):
+            reached = [s.turns[number - 1] if s.turns and len(s.turns) >= number else None for s in ordered]
             for figure in figures:
-                frame[f"turn{number}_{figure}"] = [
-                    getattr(s.turns[number - 1], figure) if s.turns and len(s.turns) >= number else None
-                    for s in ordered]
+                frame[f"turn{number}_{figure}"] = [None if t is None else getattr(t, figure) for t in reached]
                 timings.append(f"turn{number}_{figure}")
-            frame[f"turn{number}_service_latency_ms"] = [
-                _pairs(s.turns[number - 1].service_latency_ms) if s.turns and len(s.turns) >= number else ""
-                for s in ordered]
+            frame[f"turn{number}_clip"] = ["" if t is None or t.clip is None else t.clip for t in reached]
+            for figure in ("service_latency_ms", "stages_ms"):  # name=ms;... like the sample's own
+                frame[f"turn{number}_{figure}"] = ["" if t is None else _pairs(getattr(t, figure)) for t in reached]
     for phase in timings:  # NaN would print as an empty cell anyway; inf would print as "inf"
         frame[phase] = pd.to_numeric(frame[phase], errors="coerce").replace([math.inf, -math.inf], math.nan)
     return frame.round({phase: CSV_DECIMALS for phase in timings})
+
+
+TURN_TEXT_FIELDS = ("clip", "service_latency_ms", "stages_ms")
+"""The :class:`~bootbench.samples.Turn` fields that are no number: samples.csv writes them as text (the clip's name,
+``name=ms;...``); every other field of a turn is a ``turnK_...`` number column."""
 
 
 @cache

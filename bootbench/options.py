@@ -33,10 +33,12 @@ from bootbench.argv import keep_dash_values
 from bootbench.checks import CAPACITY, CheckError, expressions, parse_checks
 from bootbench.errors import UserError
 from bootbench.providers.network import redacted_url
+from bootbench.replies import parse_keep
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
 from bootbench.secrets import load_key
 from bootbench.secrets import register as register_secret
 from bootbench.stimuli import ClipSet, load_clips
+from bootbench.trace_events import MAX_EVENTS
 
 PACES = ("burst", "realtime")
 DEFAULT_REPLY_GAP_MS = 500.0
@@ -176,6 +178,8 @@ class Option:
             value = "" if value is None else str(value)
         elif self.kind is bool:
             value = bool(value)
+        elif self.default is None and value in (None, ""):
+            return None  # a number not given, defaulted later from what it depends on (resolve)
         else:
             try:
                 value = self.kind(value)
@@ -232,6 +236,13 @@ def _ca_bundle(path: str) -> str:
     if path and not Path(path).is_file():
         raise ConfigError(f"CA bundle {path} does not exist")
     return path
+
+
+def _record_replies(text: str) -> int | str:
+    try:
+        return parse_keep(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _provider_options(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -300,6 +311,12 @@ OPTIONS: tuple[Option, ...] = (
                                f"{AUDIBLE_DBFS_RANGE[1]:g} dBFS"),
            help="Level (10 ms RMS, dBFS) above which reply audio counts as audible, for "
                 f"first_audible_ms. Default {DEFAULT_AUDIBLE_DBFS:g}."),
+    Option(("--record-replies",), str, "", check=_record_replies, metavar="N|all",
+           record=none_when_empty,
+           help="Keep the answer's audio of N iterations (the slowest, the median and an even sample of the rest "
+                "by first_audible_ms, chosen at the end) or of all, as WAV files in the run folder's replies/ "
+                "(what arrived until the session was stopped), for report.html's players and bootbench verify. "
+                "Default: none."),
     Option(("--headline",), str, HEADLINE, check=_headline,
            help=f"The phase the console summary and progress line lead with ({', '.join(PHASES)}). "
                 f"Default {HEADLINE}."),
@@ -307,22 +324,21 @@ OPTIONS: tuple[Option, ...] = (
            help="Open a new connection in every cycle, so connect time counts in cold_start_ms. Default off."),
     Option(("--pace",), str, "burst", choices=PACES, check=_pace,
            help="burst: the whole clip in one message; realtime: 64 ms chunks at real-time pace. Default burst."),
-    Option(("--trailing-silence-ms",), float, 0.0, range=Range(0.0, 60_000.0),  # it is sent with every clip
+    Option(("--trailing-silence-ms",), float, None, range=Range(0.0, 60_000.0),  # it is sent with every clip
            help="Silence appended after the clip, in ms (for services that detect the end of a turn; at most "
-                "60000). Default 0."),
+                "60000). Default: with --turn vad the provider's (enough for its voice activity detection to end "
+                "the turn; `bootbench providers` shows it), else 0."),
     Option(("--system-message",), str, "You are a helpful voice assistant.",
            help="System prompt sent when a session starts. Default: 'You are a helpful voice assistant.'"),
     Option(("--voice",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
-           help="Voice of the reply. Default: the provider's (aivoco: female, openai: alloy, gemini: Puck, "
-                "deepgram: aura-2-thalia-en)."),
+           help="Voice of the reply. Default: the provider's (`bootbench providers` shows it)."),
     Option(("--model",), str, "", record=none_when_empty,  # defaulted with the provider in resolve()
-           help="Model of the session. Default: the provider's (openai: gpt-realtime, gemini: "
-                "models/gemini-2.5-flash-native-audio-preview-12-2025, deepgram: gpt-4o-mini, the agent's LLM; "
-                "aivoco has none)."),
+           help="Model of the session (for an agent platform, the agent's LLM where the protocol names one). "
+                "Default: the provider's (`bootbench providers` shows it)."),
     Option(("--turn",), str, "",  # checked and defaulted with the provider in resolve()
-           help="How the user's turn ends: manual (commit / activityEnd / ForceEndTurn, the default for "
-                "openai, gemini and deepgram) or vad (the service detects it; needs --trailing-silence-ms; aivoco's "
-                "only mode)."),
+           help="How the user's turn ends: manual (the client says so: commit / activityEnd / ForceEndTurn) or "
+                "vad (the service's voice activity detection hears the trailing silence). Default: the "
+                "provider's first mode (`bootbench providers` shows its modes)."),
     Option(("--ca-bundle",), str, "", check=_ca_bundle, recorded=False,  # does not change what is measured
            help="PEM file of CA certificates to verify the service's TLS certificate with "
                 "(default: the system's). Certificates are always verified."),
@@ -361,9 +377,15 @@ OPTIONS: tuple[Option, ...] = (
                        below=f"must be at least {MIN_REPLY_GAP_MS:g} ms, twice the longest chunk spacing of real "
                              "streams (100 ms): a shorter quiet falls between two chunks of one reply, and its rest "
                              "would be timed as the next turn's answer"),
-           help="Aivoco with --turns > 1: a reply has ended when no audio_response came for this long "
-                f"(the protocol has no end-of-reply event; at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
+           help="Aivoco: a reply has ended when no audio_response came for this long (the protocol has no "
+                "end-of-reply event): with --turns > 1 the next turn starts then, and a reply never audible is "
+                f"waited for no longer (at least {MIN_REPLY_GAP_MS:g}, at most 60000). "
                 f"Default {DEFAULT_REPLY_GAP_MS:g}."),
+    Option(("--trace",), bool, False,
+           help="Write trace.json: every message of every iteration (time, direction, type, size; audio as its "
+                "length and a hash, never its content; no key, token or URL query) with each iteration's phases "
+                "and service stages, in Chrome's Trace Event Format (open it in ui.perfetto.dev or "
+                f"chrome://tracing). At most {MAX_EVENTS} events; later iterations are not traced. Default off."),
     Option(("--metrics-port",), int, 0, web_ui=False,
            range=Range(0, 65535, refusal="must be a TCP port from 1 to 65535 (or 0 for none)"),
            recorded=False,  # where the numbers are shown does not change them
@@ -552,6 +574,8 @@ def resolve(options: Any, host: str | None) -> Settings:
     turn = values["turn"] = values["turn"].strip().lower() or driver.turn_modes[0]
     if turn not in driver.turn_modes:
         raise ConfigError(f"--turn {turn} is not available for {provider}; choose {' or '.join(driver.turn_modes)}")
+    if values["trailing_silence_ms"] is None:  # not given: what the turn mode needs
+        values["trailing_silence_ms"] = driver.vad_trailing_silence_ms if turn == "vad" else 0.0
     if turn == "vad" and values["trailing_silence_ms"] < driver.vad_silence_ms:
         raise ConfigError(f"--turn vad needs --trailing-silence-ms of at least {driver.vad_silence_ms:g} for "
                           f"{provider} (its voice activity detection ends a turn after that much silence)")

@@ -110,18 +110,22 @@ HEADLINE = "first_response_ms"
 TURN_PHASE_TABLE: tuple[Phase, ...] = (
     Phase("warm_input_to_audio_ms", "warm input to audio", "last input sent (turns 2..N)",
           "first audio event of that turn's reply", "input_sent", "first_audio"),
+    Phase("warm_input_to_audible_ms", "warm input to audible", "last input sent (turns 2..N)",
+          "play time of the first audible sample of that turn's reply", "input_sent", "first_audible"),
     Phase("cold_penalty_ms", "cold penalty", "median warm input_to_audio_ms of the session",
           "turn 1's input_to_audio_ms", "", ""),
 )
 """The phases of a run with ``--turns`` > 1, after :data:`PHASE_TABLE`; absent from single-turn runs.
 
-``warm_input_to_audio_ms`` has one value per warm turn (``since``/``until``
-name the fields of each warm turn's own :class:`Timeline`), pooled over all
-sessions; ``cold_penalty_ms`` is a :class:`Sample` field, the difference
+``warm_input_to_audio_ms`` and ``warm_input_to_audible_ms`` have one value per
+warm turn (``since``/``until`` name the fields of each warm turn's own
+:class:`Timeline`), pooled over all sessions (a warm reply never audible has no
+``warm_input_to_audible_ms``); ``cold_penalty_ms`` is a :class:`Sample` field, the difference
 of two figures (``end`` minus ``start``), not an interval.
 """
 TURN_PHASES: tuple[str, ...] = tuple(p.name for p in TURN_PHASE_TABLE)
-WARM_TURN_FIELDS: dict[str, str] = {"warm_input_to_audio_ms": "input_to_audio_ms"}
+WARM_TURN_FIELDS: dict[str, str] = {"warm_input_to_audio_ms": "input_to_audio_ms",
+                                    "warm_input_to_audible_ms": "input_to_audible_ms"}
 """Phases with one value per warm turn: the :class:`Turn` field each pools over turns 2..N."""
 TURN_PHASE_BY_NAME: dict[str, Phase] = {p.name: p for p in TURN_PHASE_TABLE}
 
@@ -215,17 +219,21 @@ class Turn:
     """The service's own latency figures for this turn's answer (:attr:`Sample.service_latency_ms`)."""
     stages_ms: dict[str, float] | None = None
     """This turn's service stage phases (:data:`STAGE_PHASES` that the service reached), None when it reached none."""
+    clip: str | None = None
+    """Name of the clip this turn sent (the ``--audio`` rotation: turn k of iteration i sends iteration i+k-1's clip;
+    turn 1's is :attr:`Sample.clip`); None in files written before turns recorded it."""
 
     @classmethod
-    def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None) -> Turn:
-        """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own)."""
+    def of(cls, number: int, timeline: Timeline, service_latency_ms: dict[str, float] | None = None,
+           clip: str | None = None) -> Turn:
+        """Turn ``number`` from the timeline of that turn (turn 1: the cycle's own), which sent ``clip``."""
         phases = timeline.phases()
         stages = {name: phases[name] for name in STAGE_PHASES if phases[name] is not None}
         return cls(turn=number, input_to_audio_ms=phases["input_to_audio_ms"],
                    input_to_audible_ms=phases["input_to_audible_ms"],
                    reply_ms=_ms(timeline.first_audio, timeline.reply_end),
                    answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
-                   service_latency_ms=service_latency_ms, stages_ms=stages or None)
+                   service_latency_ms=service_latency_ms, stages_ms=stages or None, clip=clip)
 
 
 def cold_penalty(turns: list[Turn]) -> float | None:
@@ -301,8 +309,15 @@ class Sample:
         cycle's path): containers are copied one level deep, a nested dataclass goes through ``asdict``.
         A single-turn sample has no :data:`MULTI_TURN_FIELDS` keys, so ``--turns 1`` writes what it always did.
         """
-        return {name: _plain(getattr(self, name)) for name in SAMPLE_FIELDS
-                if self.turns is not None or name not in MULTI_TURN_FIELDS}
+        values = self.__dict__  # a dataclass instance's fields, read without a getattr per field
+        if self.turns is None:
+            plain = {name: values[name] for name in SINGLE_TURN_FIELDS}
+        else:
+            plain = {name: values[name] for name in SAMPLE_FIELDS}
+        for name in CONTAINER_FIELDS:  # the only fields that hold more than a number or a string
+            if plain.get(name) is not None:
+                plain[name] = _plain(plain[name])
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
@@ -329,6 +344,10 @@ def phase_values(sample: Sample, phase: str) -> list[float | None]:
 
 SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sample))
 """The columns of a sample, in order (samples.csv)."""
+SINGLE_TURN_FIELDS: tuple[str, ...] = tuple(name for name in SAMPLE_FIELDS if name not in MULTI_TURN_FIELDS)
+CONTAINER_FIELDS: tuple[str, ...] = ("anomalies", "service_latency_ms", "turns")
+"""The :class:`Sample` fields whose values are containers (copied by :meth:`Sample.to_dict`); every other field holds
+None, a bool, a number or a string (tests/test_samples.py checks the annotations)."""
 
 
 def _plain(value: Any) -> Any:

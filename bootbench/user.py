@@ -25,9 +25,11 @@ from locust.exception import StopUser
 
 from bootbench import providers
 from bootbench.providers import CycleError, Driver
+from bootbench.replies import Reply
 from bootbench.run import context, harness, master_watch, messages
 from bootbench.run.context import RunContext
-from bootbench.samples import PHASES, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
+from bootbench.samples import PHASES, WARM_TURN_FIELDS, ErrorKind, Sample, Timeline, Turn, cold_penalty, phase_values
+from bootbench.trace import SentSummaries, WireTrace
 
 log = logging.getLogger("bootbench.user")
 
@@ -73,6 +75,7 @@ class BootUser(User):
     def on_start(self) -> None:
         self.driver: Driver | None = None
         self._backoff = 0.0
+        self._reply: Reply | None = None
         ctx = context.current(harness.of(self.environment))
         if ctx is None:
             return  # the run is refused here (said once); the first task stops this user (StopUser in on_start
@@ -80,11 +83,31 @@ class BootUser(User):
         self.number = harness.of(self.environment).next_user_number()
         self.driver = providers.create(ctx.settings.provider, ctx.driver_config, ctx.clips)
         self._connected_ahead: Timeline | None = None  # a connect done outside any cycle, not yet reported
+        self._next_trace: WireTrace | None = None  # --trace: the next iteration's, begun with a connect ahead of it
+        self._trace_record: dict | None = None  # --trace: the last cycle's record, until it is shipped
+        self._sent_summaries = SentSummaries()  # --trace: the clip goes out the same every cycle: summarised once
         if not ctx.settings.connect_per_call:
             self._connect_ahead()
 
+    def _tracing(self, ctx: RunContext) -> bool:
+        """``--trace``, and the master still takes traces (its cap not reached: what its last ticket said)."""
+        return ctx.settings.trace and harness.of(self.environment).tickets.tracing
+
+    def _begin_trace(self, ctx: RunContext) -> WireTrace | None:
+        """The wire trace of the cycle starting now (the one begun with its connect ahead, if any), on the driver."""
+        trace, self._next_trace = self._next_trace, None
+        if not self._tracing(ctx):
+            trace = None
+        elif trace is None:
+            trace = WireTrace()
+        self.driver.trace = trace
+        return trace
+
     def _connect_ahead(self) -> None:
         """Open the connection outside the timed cycle; a failure is retried inside the next cycle."""
+        ctx = context.current(harness.of(self.environment))
+        if ctx is not None and self._tracing(ctx):   # the messages of a connect belong to the cycle that uses it
+            self._next_trace = self.driver.trace = WireTrace()
         timeline = Timeline()
         try:
             self.driver.connect(timeline)
@@ -112,7 +135,11 @@ class BootUser(User):
             ctx = self._context()
             sample, failed_phase = self._run_cycle(iteration, ctx)
             self._fire_events(sample, failed_phase, ctx.settings.provider)
-            messages.ship_sample(self.environment, sample)
+            if self._reply is not None:  # --record-replies: before its sample, so the master has it at the end
+                messages.ship_reply(self.environment, self._reply)
+                self._reply = None
+            trace, self._trace_record = self._trace_record, None
+            messages.ship_sample(self.environment, sample, trace)
             recorded = True
         finally:
             if not recorded:  # Locust stopped this user mid-cycle: the ticket will never finish
@@ -121,7 +148,10 @@ class BootUser(User):
             raise GreenletExit()
 
     def _run_cycle(self, iteration: int, ctx: RunContext) -> tuple[Sample, str | None]:
-        """One timed cycle; the sample and, for a failed one, the phase that did not complete."""
+        """One timed cycle; the sample and, for a failed one, the phase that did not complete.
+
+        With ``--trace`` its wire trace record (:meth:`bootbench.trace.WireTrace.record`) is left in
+        ``_trace_record``, shipped with the sample."""
         timeline = Timeline()
         warm: list[Timeline] = []  # one per warm turn reached (--turns > 1)
         clip = ctx.clips.clip_for(iteration)
@@ -132,6 +162,8 @@ class BootUser(User):
         step = "connect"
         error: CycleError | None = None
         preamble: bool | None = None
+        record = bool(ctx.settings.record_replies)  # read before the clock starts: nothing timed pays for the option
+        trace = self._begin_trace(ctx)
         timeline.cycle_start = time.perf_counter_ns()
         deadline = timeline.cycle_start + int(ctx.settings.timeout * 1e9)
         try:
@@ -148,6 +180,8 @@ class BootUser(User):
             self._connected_ahead = None
             step = "start"
             self.driver.start(timeline, deadline)
+            if record:
+                self.driver.record_reply()
             step = "send"
             self.driver.send_audio(timeline)
             step = "audio"
@@ -180,12 +214,14 @@ class BootUser(User):
         # not reopened ahead (the next cycle reconnects, timed, after a backoff). A connection
         # gone for another reason (the service closed it after the session) is reopened ahead,
         # outside the next cycle's timing. A user being stopped only closes it (on_stop), at once.
+        reply = self.driver.recorded_reply() if record else (0, [], None)  # what arrived until the stop
         if step != "connect" and not interrupted:
             self.driver.stop(timeline)
         # the service's own figures, as they arrived until the stop (before a connect ahead starts a new session)
         service = [self.driver.service_latency(number) for number in range(1, len(warm) + 2)]
         for number, turn_timeline in enumerate([timeline, *warm], start=1):
             turn_timeline.add_stages(self.driver.stage_stamps(number))
+        self.driver.trace = None   # the cycle's messages end with its stop; a connect ahead begins the next trace
         connection_trouble = error is not None and error.kind in RECONNECT_KINDS
         if ctx.settings.connect_per_call or connection_trouble:
             self.driver.close()
@@ -198,7 +234,8 @@ class BootUser(User):
                      if v - anomalies_before.get(k, 0)}
         turns = None
         if ctx.settings.turns > 1:
-            turns = [Turn.of(number, tl, service[number - 1]) for number, tl in enumerate([timeline, *warm], start=1)]
+            turns = [Turn.of(number, tl, service[number - 1], clip=ctx.clips.clip_for(iteration + number - 1).name)
+                     for number, tl in enumerate([timeline, *warm], start=1)]
         sample = Sample(
             iteration=iteration,
             worker=ctx.worker,
@@ -218,6 +255,9 @@ class BootUser(User):
             turns=turns,
             cold_penalty_ms=cold_penalty(turns) if turns else None,
         )
+        rate, chunks, judged = reply
+        self._reply = Reply.of(iteration, clip.name, rate, chunks, judged) if chunks else None
+        self._trace_record = trace.record([timeline, *warm], self._sent_summaries) if trace is not None else None
         return sample, (FAILED_PHASE_BY_STEP[step] if error is not None else None)
 
     def _warm_turns(self, ctx: RunContext, iteration: int, warm: list[Timeline]) -> None:
@@ -254,10 +294,11 @@ class BootUser(User):
             if value is not None and value >= 0:  # a service stage reached before the input ended is negative
                 fire(request_type=provider, name=phase, response_time=value, response_length=0,
                      exception=None, context={"iteration": sample.iteration})
-        for value in phase_values(sample, "warm_input_to_audio_ms"):  # one request per warm turn (--turns > 1)
-            if value is not None:
-                fire(request_type=provider, name="warm_input_to_audio_ms", response_time=value, response_length=0,
-                     exception=None, context={"iteration": sample.iteration})
+        for phase in WARM_TURN_FIELDS:  # one request per warm turn and phase (--turns > 1)
+            for value in phase_values(sample, phase):
+                if value is not None:
+                    fire(request_type=provider, name=phase, response_time=value, response_length=0,
+                         exception=None, context={"iteration": sample.iteration})
         if not sample.ok:
             fire(request_type=provider, name=failed_phase or "first_response_ms",
                  response_time=None, response_length=0,

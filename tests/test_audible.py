@@ -115,3 +115,48 @@ def test_decoding_stops_once_found():
 def test_nonsense_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         AudibleDetector(**kwargs)
+
+
+def first_loud_sample(samples: np.ndarray, dbfs: float = -50.0) -> int | None:
+    """The definition, computed the slow way: the first n whose 10 ms window (silence before the reply) is loud."""
+    window = round(10 * RATE / 1000)
+    squares = np.concatenate([np.zeros(window - 1), np.asarray(samples, dtype=np.float64) ** 2])
+    threshold = window * (10 ** (dbfs / 20) * 32768) ** 2
+    for n in range(len(samples)):
+        if squares[n:n + window].sum() > threshold:
+            return n
+    return None
+
+
+def test_a_quiet_chunk_after_a_loud_but_short_burst_still_completes_a_loud_window():
+    """A chunk whose samples are each below the level can end a loud window that began with the last chunk's burst.
+
+    The detector skips the window sums of a chunk in which no sample is above the level (most of a reply's
+    leading silence): only while the samples kept from the chunk before are below it too.
+    """
+    level = 32768 * 10 ** (-50 / 20)  # the amplitude of a -50 dBFS window
+    burst = np.round(np.concatenate([np.zeros(400), np.full(100, 1.5 * level)]))  # 100 samples at +3.5 dB: too short
+    after = np.round(np.full(200, 0.99 * level))  # every sample below the level, but with the burst the window is loud
+    assert first_loud_sample(burst) is None and first_loud_sample(after) is None
+    expected = first_loud_sample(np.concatenate([burst, after]))
+    assert expected is not None and expected >= len(burst)
+    detector = AudibleDetector(RATE)
+    assert detector.feed(pcm(burst), T0) is None
+    found = detector.feed(pcm(after), T0 + 50 * MS)
+    assert found is not None and found.sample == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_first_audible_sample_is_the_definitions_whatever_the_chunking(seed):
+    rng = np.random.default_rng(seed)
+    level = 32768 * 10 ** (-50 / 20)
+    parts = [rng.normal(0, level * rng.uniform(0.05, 0.6), int(rng.integers(1, 1500))) for _ in range(8)]
+    parts.insert(int(rng.integers(2, 8)), np.full(int(rng.integers(20, 200)), level * rng.uniform(1.0, 2.5)))
+    samples = np.clip(np.round(np.concatenate(parts)), -32768, 32767)
+    expected = first_loud_sample(samples)
+    audio = pcm(samples)
+    cuts = sorted(int(c) for c in rng.integers(0, len(audio), 12))
+    detector, found = AudibleDetector(RATE), None
+    for start, end in zip([0, *cuts], [*cuts, len(audio)]):
+        found = detector.feed(audio[start:end], T0) or found
+    assert (found.sample if found else None) == expected

@@ -86,6 +86,7 @@ plugged: A plugged-in driver that speaks OpenAI Realtime.
   from:             PluggedDriver in {tmp_path / 'locustfile_with_provider.py'}
   key variable:     PLUGGED_API_KEY (the environment or ./.env)
   turn modes:       manual (default), vad (--turn)
+  vad trailing:     600 ms sent by default with --turn vad (--trailing-silence-ms; at least 500)
   default model:    gpt-realtime
   default voice:    alloy
   public endpoint:  wss://api.openai.com/v1/realtime

@@ -15,7 +15,7 @@ from support.refusals import locust_parser
 
 RUN_KEYS = {"provider", "target", "embedded_server", "timeout_s", "wait_ms", "pace", "trailing_silence_ms",
             "connect_per_call", "system_message", "voice", "model", "turn", "audible_dbfs", "headline", "sweep",
-            "sweep_tolerance", "turns", "reply_gap_ms", "provider_options"}
+            "sweep_tolerance", "turns", "reply_gap_ms", "provider_options", "record_replies", "trace"}
 """The configuration keys of metrics.json's ``run`` block (the master adds the others)."""
 
 
@@ -81,10 +81,11 @@ def test_every_option_is_a_locust_variable_named_after_its_flag():
     assert variables == {o.name: o.env_var for o in options.OPTIONS}
     assert set(variables.values()) == {
         "LOCUST_ITERATIONS", "LOCUST_PROVIDER", "LOCUST_TIMEOUT", "LOCUST_RESULTS_DIR", "LOCUST_AUDIO",
-        "LOCUST_AUDIBLE_DBFS", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE", "LOCUST_TRAILING_SILENCE_MS",
+        "LOCUST_AUDIBLE_DBFS", "LOCUST_RECORD_REPLIES", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE",
+        "LOCUST_TRAILING_SILENCE_MS",
         "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_WAIT_MS",
         "LOCUST_MASTER_SILENCE_S", "LOCUST_CHECK", "LOCUST_SWEEP", "LOCUST_SWEEP_TOLERANCE", "LOCUST_TURNS",
-        "LOCUST_REPLY_GAP_MS", "LOCUST_PROVIDER_OPTION", "LOCUST_METRICS_PORT", "LOCUST_METRICS_LINGER",
+        "LOCUST_REPLY_GAP_MS", "LOCUST_TRACE", "LOCUST_PROVIDER_OPTION", "LOCUST_METRICS_PORT", "LOCUST_METRICS_LINGER",
         "LOCUST_PUSHGATEWAY", "LOCUST_PUSHGATEWAY_JOB"}
 
 
@@ -113,7 +114,7 @@ def test_adding_an_option_is_one_row_of_the_table(monkeypatch):
 
 @pytest.mark.parametrize("args, sentence", [
     (("--timeout", "0"), "--timeout must be a positive number"),
-    (("--turn", "vad", "--provider", "openai"), "--turn vad needs --trailing-silence-ms"),
+    (("--turn", "vad", "--provider", "openai", "--trailing-silence-ms", "400"), "--turn vad needs --trailing-silence-ms"),
 ])
 def test_bad_options_raise_one_sentence(args, sentence):
     with pytest.raises(options.ConfigError, match=sentence):
@@ -127,6 +128,37 @@ def test_the_voice_recorded_is_the_voice_each_driver_sends(provider):
     settings = options.resolve(parsed("--provider", provider, *needs), "")
     assert settings.run_block()["voice"] == (voice or None) and settings.driver_config(None).voice == voice
     assert options.resolve(parsed("--provider", provider, *needs, "--voice", "echo"), "").run_block()["voice"] == "echo"
+
+
+@pytest.mark.parametrize("provider", BUILTINS)
+def test_trailing_silence_not_given_is_what_the_turn_mode_needs(provider):
+    # a VAD-only agent (ElevenLabs, Ultravox) needed --trailing-silence-ms by hand: the default 0 was refused
+    cls = driver(provider)
+    for turn in cls.turn_modes:
+        settings = options.resolve(parsed("--provider", provider, "--turn", turn), "")
+        expected = cls.vad_trailing_silence_ms if turn == "vad" else 0.0
+        assert settings.trailing_silence_ms == expected
+        assert settings.run_block()["trailing_silence_ms"] == expected
+        assert settings.driver_config(None).trailing_silence_ms == expected
+    if "vad" in cls.turn_modes:
+        assert cls.vad_trailing_silence_ms >= cls.vad_silence_ms
+    given = options.resolve(parsed("--provider", provider, "--turn", cls.turn_modes[0], "--trailing-silence-ms",
+                                   "700"), "")
+    assert given.trailing_silence_ms == 700.0   # a value given is taken as it is
+    in_form = options.resolve(options.with_form(parsed("--provider", provider), {"trailing_silence_ms": ""}), "")
+    assert in_form.trailing_silence_ms == (cls.vad_trailing_silence_ms if cls.turn_modes[0] == "vad" else 0.0)
+
+
+def test_the_readme_lists_every_providers_defaults_from_its_driver():
+    from bootbench.views.reference import options_table
+
+    table = options_table()
+    for provider in BUILTINS:
+        cls = driver(provider)
+        row = next(line for line in table.splitlines() if line.startswith("| `--voice"))
+        assert f"{provider}: {cls.default_voice or 'the service' + chr(39) + 's'}" in row
+        row = next(line for line in table.splitlines() if line.startswith("| `--trailing-silence-ms"))
+        assert provider + ": " in row
 
 
 @pytest.mark.parametrize("flag", ["--timeout", "--wait-ms", "--trailing-silence-ms", "--master-silence-s"])

@@ -135,6 +135,8 @@ def test_warm_turn_phases_appear_only_with_several_turns():
     scraped = collected(ObservedRun([sample]))
     assert value(scraped, "bootbench_phase_seconds_count", phase="warm_input_to_audio") == 2
     assert value(scraped, "bootbench_phase_seconds", phase="warm_input_to_audio", quantile="0.5") == 0.11
+    assert value(scraped, "bootbench_phase_seconds_count", phase="warm_input_to_audible") == 2
+    assert value(scraped, "bootbench_phase_seconds", phase="warm_input_to_audible", quantile="0.5") == 0.1175
     assert value(scraped, "bootbench_phase_seconds", phase="cold_penalty", quantile="0.5") == 0.19
     plain = collected(ObservedRun([Sample(1, "local", 1, "t", True, first_response_ms=300.0)]))
     assert not [labels for (_, labels) in plain if ("phase", "cold_penalty") in labels]

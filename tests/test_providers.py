@@ -15,7 +15,7 @@ from support.processes import run_locust
 from support.provider_table import (BUILTINS, IN_SHARED_RUNS, OTHER_TURN_MODES, RUN_ARGS, driver, key_variable,
                                     wrong_key_message)
 from bootbench.providers.registry import DEFAULT
-from bootbench.samples import PHASES, STEP_PHASES
+from bootbench.samples import PHASES, STAGE_PHASES, STEP_PHASES
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 
@@ -45,10 +45,13 @@ def test_every_provider_against_the_embedded_server_writes_the_files_a_default_p
         assert metrics["run"]["target"].startswith("http://127.0.0.1:")
         assert metrics["summary"]["successes"] == 4
         phases = metrics["summary"]["phases"]
-        # every phase; the steps only of a session started in two requests (Ultravox's create and join), all of them
+        # every phase; the steps only of a session started in two requests (Ultravox's create and join), all of them;
+        # the service stages the protocol has events for (tests/test_stages_*.py hold each against the truth), some
+        optional = set(STEP_PHASES) | set(STAGE_PHASES)
         counted = {phase for phase in PHASES if phases[phase]["count"]}
-        assert counted - set(STEP_PHASES) == set(PHASES) - set(STEP_PHASES)
+        assert counted - optional == set(PHASES) - optional
         assert counted & set(STEP_PHASES) in (set(), set(STEP_PHASES)), counted
+        assert counted & set(STAGE_PHASES), f"{provider} reported none of the service's stages"
         assert 20 < phases["first_response_ms"]["median"] < 1000
         assert all(s["stop_ms"] is not None for s in metrics["samples"])
         # the default turn mode and model of the driver (metrics.json records null for a model left to the service)
@@ -124,13 +127,14 @@ def check_first_response(run, provider: str, turn: str, iterations: int) -> None
 @pytest.mark.parametrize("provider", BUILTINS)
 def test_a_wrong_key_gives_auth_failed_with_the_services_message_and_never_shows_the_key(
         shared_reference_server, tmp_path, provider):
-    """A real process: the key must appear in none of its outputs (console, log, CSVs, result files)."""
+    """A real process: the key must appear in none of its outputs (console, log, CSVs, result files, trace.json)."""
     message = wrong_key_message(provider)
     server = fixed_server(shared_reference_server, api_key="the-right-key")
     secret = "sk-wrong-SECRET-4242"
-    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider,
+    run = ground_truth_run(server, tmp_path / "r", "-i", "5", "--provider", provider, "--trace",
                            *RUN_ARGS.get(provider, ()), environ={key_variable(provider): secret}, in_subprocess=True)
     assert run.exit_code == 1
+    assert (run.folder / "trace.json").is_file()   # the wire trace too (--trace): every message, no key
     metrics = run.metrics
     assert metrics["errors"]["by_kind"] == {"auth_failed": 3}
     assert [s["error"] for s in metrics["samples"]] == [message] * 3

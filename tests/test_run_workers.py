@@ -86,7 +86,13 @@ def test_only_a_worker_turns_a_sample_into_a_dict():
     try:
         assert messages._sample_to_message(local, sample) is sample
         wire = messages._sample_to_message(object(), sample)  # any runner but a LocalRunner: a worker
-        assert isinstance(wire, dict) and messages._sample_from_message(wire) == sample
+        assert isinstance(wire, dict) and messages._sample_from_message(wire) == (sample, None)
+        # with its wire trace record (--trace): beside the sample, which keeps its own fields only
+        trace = {"messages": [[5, "sent", "audio", 640, 640, "00ff"]], "turns": [{"cycle_start": 0}]}
+        assert messages._sample_to_message(local, sample, trace) == (sample, trace)
+        wire = messages._sample_to_message(object(), sample, trace)
+        assert messages._sample_from_message(wire) == (sample, trace)
+        assert messages.TRACE_KEY not in messages._sample_from_message(wire)[0].to_dict()
     finally:
         local.quit()
 

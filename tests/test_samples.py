@@ -2,8 +2,8 @@
 
 from dataclasses import asdict, fields
 
-from bootbench.samples import (MULTI_TURN_FIELDS, PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS, ErrorKind, Sample,
-                               Timeline, Turn)
+from bootbench.samples import (CONTAINER_FIELDS, MULTI_TURN_FIELDS, PHASE_BY_NAME, PHASE_TABLE, PHASES, SAMPLE_FIELDS,
+                               ErrorKind, Sample, Timeline, Turn)
 
 
 def test_timeline_phases_follow_the_design_table():
@@ -91,3 +91,16 @@ def test_to_dict_is_asdict_with_its_own_copies():
     assert s.anomalies == {"stray_audio": 2}
     deep = Sample(1, "local", 1, "t", True, anomalies={"nested": [1, {"a": 2}]}, turns=[Turn(1, input_to_audio_ms=5.0)])
     assert deep.to_dict() == asdict(deep)
+
+
+def test_to_dict_copies_every_field_that_can_hold_a_container():
+    """to_dict copies the CONTAINER_FIELDS and hands every other field over as it is: those must hold no container."""
+    holders = {f.name for f in fields(Sample) if any(word in str(f.type) for word in ("dict", "list", "set", "tuple",
+                                                                                     "Turn", "Any"))}
+    assert holders == set(CONTAINER_FIELDS)
+    s = Sample(3, "local", 1, "t", True, first_response_ms=5.0, service_latency_ms={"total_ms": 9.0})
+    s.users_active, s.level = 40, 20  # the master stamps these after the sample was built
+    d = s.to_dict()
+    assert d == {k: v for k, v in asdict(s).items() if k not in MULTI_TURN_FIELDS} and d["users_active"] == 40
+    d["service_latency_ms"]["total_ms"] = 1.0
+    assert s.service_latency_ms == {"total_ms": 9.0}

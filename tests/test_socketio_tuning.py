@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import engineio
@@ -28,8 +29,11 @@ from socketio import packet as sio_packet
 from bootbench.audio import Stimulus
 from bootbench import providers
 from bootbench.providers import websocket_tuning
+from bootbench.providers.aivoco import AivocoDriver
+from bootbench.providers.base import DriverConfig
 from bootbench.providers.socketio_tuning import (UNDECODABLE, InlineEngineIO, PreparedEvent, TolerantPacket,
                                                  TunedClient)
+from bootbench.samples import Timeline
 from bootbench.wire import AIVOCO_SOCKETIO_PATH
 
 START_CALL = {"auth_key": "k", "system_message": "", "voice_choice": "female", "custom_functions": []}
@@ -142,6 +146,68 @@ def test_the_plain_client_is_the_control_a_task_per_message_and_utf8_checks(shar
     assert len(utf8_checks) >= 1 + REPLY_CHUNKS
 
 
+class SendWatch:
+    """Which thread (greenlet) wrote each text frame on ``sio``'s WebSocket, and what."""
+
+    def __init__(self, sio: socketio.Client) -> None:
+        self.writes: list[tuple[threading.Thread, str]] = []
+        ws = sio.eio.ws
+        send = ws.send
+
+        def watched(payload, *args, **kwargs):
+            self.writes.append((threading.current_thread(), payload))
+            return send(payload, *args, **kwargs)
+
+        ws.send = watched
+
+    def of(self, prefix: str) -> list[threading.Thread]:
+        return [thread for thread, payload in self.writes if isinstance(payload, str) and payload.startswith(prefix)]
+
+
+@pytest.mark.parametrize("tuned", [True, False], ids=["tuned", "plain (the control)"])
+def test_the_tuned_client_writes_a_packet_from_the_sender_not_the_write_loop(shared_reference_server, tuned):
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    sio = TunedClient(reconnection=False) if tuned else socketio.Client(reconnection=False)
+    session = Session(sio)
+    sio.connect(server.url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH, wait_timeout=5)
+    watch = SendWatch(sio)
+    write_loop = sio.eio.write_loop_task
+    try:
+        sio.emit("start_call", START_CALL)
+        assert session.ready.wait(5), "no session_ready"
+        chunk = Stimulus.sine(seconds=0.2).chunks()[0]
+        sio.emit("audio_data", {"audio_data": chunk.base64, "has_audio": chunk.has_audio, "max_amplitude": chunk.peak})
+        assert session.replied.wait(5), f"{len(session.audio)} audio_response events"
+        sio.emit("stop_call")
+        assert session.ended.wait(5), "no session_ended"
+    finally:
+        sio.disconnect()
+    writers = [*watch.of('42["start_call"'), *watch.of('42["audio_data"'), *watch.of('42["stop_call"')]
+    assert len(writers) == 3
+    me = threading.current_thread()
+    if tuned:
+        assert writers == [me, me, me], "a packet waited for engineio's write loop"
+    else:
+        assert set(writers) == {write_loop}
+
+
+def test_a_failed_write_ends_the_write_loop_as_the_librarys_own_failure_does(shared_reference_server):
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0)
+    sio = TunedClient(reconnection=False)
+    sio.connect(server.url, transports=["websocket"], socketio_path=AIVOCO_SOCKETIO_PATH, wait_timeout=5)
+    write_loop = sio.eio.write_loop_task
+    try:
+        def broken(*_args, **_kwargs):
+            raise BrokenPipeError("the connection is gone")
+
+        sio.eio.ws.send = broken
+        sio.emit("start_call", START_CALL)  # the sender is not told, as with the library's queue
+        write_loop.join(5)
+        assert not write_loop.is_alive() and sio.eio.write_loop_task is None
+    finally:
+        sio.disconnect()
+
+
 def test_an_undecodable_message_reaches_the_undecodable_handler(reference_server):
     server = reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400,
                               extra_args=["--fault", "malformed:what=not_json"])
@@ -156,6 +222,8 @@ def test_the_private_hooks_have_the_shapes_the_tuning_overrides():
     """A renamed or re-shaped hook fails here with its name, before any timing drifts."""
     params = inspect.signature(engineio.Client._trigger_event).parameters
     assert list(params) == ["self", "event", "args", "kwargs"]
+    assert list(inspect.signature(engineio.Client._send_packet).parameters) == ["self", "pkt"]
+    assert "_send_packet" in inspect.getsource(engineio.Client.send)  # every packet we send goes through it
     assert callable(getattr(socketio.Client, "_engineio_client_class", None))
     assert list(inspect.signature(sio_packet.Packet.decode).parameters) == ["self", "encoded_packet"]
 
@@ -287,3 +355,29 @@ def test_importing_bootbench_leaves_websocket_client_alone_until_install_tuning(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "untouched until install_tuning"
+
+
+def test_the_aivoco_driver_sends_the_start_call_socketio_would_encode_encoded_once(shared_reference_server):
+    """start_call carries the same payload every session: encoded once per driver, the same text on the wire."""
+    server = shared_reference_server(setup_delay="5", first_audio_delay="20", cold_penalty=0, reply_ms=400)
+    driver = AivocoDriver(DriverConfig(url=server.url, api_key="k", system_message="be brief", voice="male"),
+                          Stimulus.sine(seconds=0.2))
+    driver.connect(Timeline())
+    sent: list[str] = []
+    send = driver._sio.eio.send
+    driver._sio.eio.send = lambda text: (sent.append(text), send(text))
+    try:
+        for _ in range(2):
+            timeline = Timeline()
+            deadline = time.perf_counter_ns() + 5_000_000_000
+            driver.start(timeline, deadline)
+            driver.send_audio(timeline)
+            driver.first_audio(timeline, deadline)
+            driver.stop(timeline)
+            assert timeline.first_audio is not None and timeline.stop_acked is not None
+    finally:
+        driver.close()
+    starts = [text for text in sent if text.startswith('2["start_call"')]
+    payload = {"auth_key": "k", "system_message": "be brief", "voice_choice": "male", "custom_functions": []}
+    assert starts == [TolerantPacket(sio_packet.EVENT, namespace="/", data=["start_call", payload]).encode()] * 2
+    assert driver._prepared_start is not None

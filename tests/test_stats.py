@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from bootbench.samples import PHASES, Sample
-from bootbench.stats import (SMALL_SAMPLE, block_means, errors_by_kind, p99_note, percentiles, round_bins,
-                             snapshot, summarize, summarize_errors, summarize_samples)
+from bootbench.samples import PHASES, TURN_PHASES, Sample, Turn
+from bootbench.stats import (SMALL_SAMPLE, LiveSamples, block_means, errors_by_kind, p99_note, percentiles, round_bins,
+                             snapshot, summarize, summarize_errors, summarize_phases, summarize_samples)
 
 
 def test_percentiles_are_exact_not_locust_buckets():
@@ -65,6 +65,60 @@ def test_the_live_snapshot_shows_the_numbers_of_the_final_summary():
     assert (snap.iterations, snap.planned, snap.successes, snap.failures) == (59, 80, 57, 2)
     assert snap.errors_by_kind == errors_by_kind(samples) == {"audio_timeout": 1, "unknown": 1}
     assert snapshot([]).median is None and snapshot([]).success_rate is None
+
+
+def mixed_samples(multi_turn: bool) -> list[Sample]:
+    """Successes, failures, a value that is not finite, an inaudible reply; with warm turns when ``multi_turn``."""
+    rng = np.random.default_rng(11)
+    samples = []
+    for i in range(1, 131):
+        first = float(rng.lognormal(5, 0.3))
+        sample = Sample(i, "local", i % 7, "t", i % 13 != 0, error_kind=None if i % 13 else "audio_timeout",
+                        session_start_ms=float(rng.uniform(100, 300)), first_response_ms=first,
+                        input_to_audio_ms=first - 1, first_audible_ms=None if i % 17 == 0 else first + 5,
+                        stop_ms=float("nan") if i == 40 else 1.0)
+        if multi_turn and i % 5:
+            warm = [float(v) for v in rng.uniform(80, 200, 1 + i % 3)]
+            sample.turns = [Turn(1, input_to_audio_ms=first - 1)] + [Turn(k + 2, input_to_audio_ms=v)
+                                                                      for k, v in enumerate(warm)]
+            sample.cold_penalty_ms = first - 1 - float(np.median(warm))
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.parametrize("multi_turn", [False, True])
+def test_a_runs_live_list_gives_the_snapshot_of_its_samples_counted_afresh(multi_turn):
+    """LiveSamples keeps each phase's values as samples are appended: the snapshot is the one a full pass gives."""
+    samples = mixed_samples(multi_turn)
+    live = LiveSamples()
+    for count, sample in enumerate(samples, start=1):
+        live.append(sample)
+        if count in (1, 13, 60):
+            assert snapshot(live, 200) == snapshot(list(live), 200)
+    snap = snapshot(live, 200)
+    assert snap == snapshot(samples, 200) and list(live) == samples
+    ok = [s for s in samples if s.ok]
+    phases = (*PHASES, *(TURN_PHASES if multi_turn else ()))
+    assert snap.phases == summarize_phases(ok, phases, intervals=False, sums=True)
+    assert (snap.iterations, snap.successes, snap.failures) == (130, 120, 10)
+    assert snap.errors_by_kind == {"audio_timeout": 10} and snap.inaudible_replies == sum(
+        1 for s in ok if s.first_audible_ms is None)
+    assert snap.phases["stop_ms"]["count"] == 119  # the NaN is no value
+    if multi_turn:
+        warm_sessions = [s for s in ok if s.cold_penalty_ms is not None]
+        assert snap.cold_input_to_audio_median == float(np.median([s.input_to_audio_ms for s in warm_sessions]))
+        assert snap.warm_input_to_audio_median == summarize(
+            [t.input_to_audio_ms for s in warm_sessions for t in s.turns[1:]])["median"]
+    else:
+        assert snap.cold_penalty_median is None and "warm_input_to_audio_ms" not in snap.phases
+
+
+def test_a_live_list_changed_behind_its_columns_is_counted_afresh():
+    live = LiveSamples()
+    for sample in mixed_samples(False)[:20]:
+        live.append(sample)
+    list.append(live, Sample(99, "local", 1, "t", False, error_kind="disconnected"))  # not through append()
+    assert snapshot(live).failures == snapshot(list(live)).failures == 2
 
 
 def test_p99_of_fewer_than_100_values_lies_between_the_two_slowest_and_the_note_says_so():

@@ -10,6 +10,7 @@ test_accuracy.py: the measured accuracy is bench/accuracy.py's business.
 from __future__ import annotations
 
 import csv
+import statistics
 
 import pytest
 
@@ -74,9 +75,14 @@ def check_every_turn(run, burst: bool, leading_ms: float = 0.0, iterations: int 
         assert sample["cold_penalty_ms"] == pytest.approx(COLD_MS - WARM_MS, abs=INJECTED_BOUND_MS)
         assert sample["first_response_ms"] == pytest.approx(session["measured"]["first_response_ms"], abs=BOUND_MS)
 
+        assert [t["clip"] for t in turns] == [sample["clip"]] * TURNS  # one clip: every turn sends it
+
     phases = metrics["summary"]["phases"]
     assert phases["cold_penalty_ms"]["count"] == iterations
     assert phases["warm_input_to_audio_ms"]["count"] == iterations * (TURNS - 1)
+    warm_audible = [t["input_to_audible_ms"] for s in samples for t in s["turns"][1:]]
+    assert phases["warm_input_to_audible_ms"]["count"] == iterations * (TURNS - 1)
+    assert phases["warm_input_to_audible_ms"]["median"] == pytest.approx(statistics.median(warm_audible))
     assert phases["cold_penalty_ms"]["median"] == pytest.approx(COLD_MS - WARM_MS, abs=INJECTED_BOUND_MS)
     low, high = phases["cold_penalty_ms"]["ci95_median"]
     assert low <= phases["cold_penalty_ms"]["median"] <= high
@@ -106,6 +112,7 @@ def check_every_turn(run, burst: bool, leading_ms: float = 0.0, iterations: int 
         phases["warm_input_to_audio_ms"]["median"], abs=0.05)
     # Locust's own request counts (its CSV may miss the last iteration's events): one warm request per warm turn
     assert run.request_counts["warm_input_to_audio_ms"] == (TURNS - 1) * run.request_counts["first_response_ms"] > 0
+    assert run.request_counts["warm_input_to_audible_ms"] == run.request_counts["warm_input_to_audio_ms"]
 
 
 @pytest.mark.parametrize("provider", IN_SHARED_RUNS)
@@ -213,3 +220,26 @@ def test_cold_penalty_is_turn_1_minus_the_median_of_the_warm_turns_and_survives_
     single = Sample(iteration=1, worker="local", user=1, started_at="", ok=True)
     assert not set(MULTI_TURN_FIELDS) & set(single.to_dict())
     assert Sample.from_dict(single.to_dict()) == single
+
+
+def test_each_turn_records_the_clip_it_sent(shared_reference_server, tmp_path):
+    # two clips of different lengths, three turns: iteration 1 sends a, b, a; iteration 2 b, a, b (the rotation)
+    import numpy as np
+    import soundfile
+
+    lengths = {"a.wav": 0.2, "b.wav": 0.5}
+    for name, seconds in lengths.items():
+        t = np.arange(int(16_000 * seconds)) / 16_000
+        soundfile.write(tmp_path / name, 0.5 * np.sin(2 * np.pi * 440 * t), 16_000, subtype="PCM_16")
+    server = server_for_turns(shared_reference_server)
+    run = ground_truth_run(server, tmp_path / "r", "-i", "2", "--turns", str(TURNS),
+                           *(arg for name in lengths for arg in ("--audio", str(tmp_path / name))))
+    assert run.exit_code == 0, run.stderr[-3000:]
+    sent = [[t["clip"] for t in sample["turns"]] for sample in run.samples]
+    assert sent == [["a.wav", "b.wav", "a.wav"], ["b.wav", "a.wav", "b.wav"]]
+    assert [sample["clip"] for sample in run.samples] == ["a.wav", "b.wav"]  # turn 1's is the sample's
+    # what the server took in each session is those clips' audio (16 kHz, as Aivoco sends it)
+    taken = [session["audio_in"]["samples"] / 16_000 for session in run.ok_sessions()]
+    assert taken == pytest.approx([sum(lengths[name] for name in turns) for turns in sent], abs=0.01)
+    with open(run.folder / "samples.csv") as f:
+        assert [[r[f"turn{k}_clip"] for k in (1, 2, 3)] for r in csv.DictReader(f)] == sent

@@ -81,7 +81,7 @@ def test_every_call_connects_anew_with_connect_per_call(shared_reference_server,
 
 
 @pytest.mark.parametrize("args, sentence", [
-    ((), "--turn vad needs --trailing-silence-ms of at least 384 for ultravox"),
+    (("--trailing-silence-ms", "300"), "--turn vad needs --trailing-silence-ms of at least 384 for ultravox"),
     (("--turn", "manual", "--trailing-silence-ms", "400"), "--turn manual is not available for ultravox; choose vad"),
     (("--trailing-silence-ms", "400", "--provider-option", "first_speaker=bot"),
      "provider option first_speaker='bot' is not one of user, agent"),

@@ -10,8 +10,9 @@ session, or for a session that already ended, are counted in
 ``driver.anomalies`` and never taken as the next session's answer. Aivoco's
 ``audio_response`` carries no session id, so "stray" can only mean: after
 ``stop_call`` was sent, after the session ended, or before the new session
-is ready. With ``--turns`` > 1 a reply has ended once no ``audio_response``
-came for ``reply_gap_ms`` (the protocol has no end-of-reply event).
+is ready. A reply has ended once no ``audio_response`` came for
+``reply_gap_ms`` (the protocol has no end-of-reply event): with ``--turns`` > 1
+the next turn starts then, and an answer never audible stops being waited for.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionSt
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
+from bootbench.trace import RECEIVED, SENT
 from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class AivocoDriver(Driver):
         self._input_started = False
         """The current session's first input chunk is going out: audio from now on is the answer."""
         self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
+        self._prepared_start: PreparedEvent | None = None
+        """``start_call``: the same payload every session (the settings do not change), encoded once."""
 
     @property
     def connected(self) -> bool:
@@ -97,14 +101,15 @@ class AivocoDriver(Driver):
         self._sessions += 1
         self._input_started = False
         session = self.session = self.new_session(self._sessions)
-        payload = {
-            "auth_key": self.config.api_key,
-            "system_message": self.config.system_message,
-            "voice_choice": self.config.voice or self.default_voice,
-            "custom_functions": [],
-        }
+        if self._prepared_start is None:
+            self._prepared_start = PreparedEvent("start_call", {
+                "auth_key": self.config.api_key,
+                "system_message": self.config.system_message,
+                "voice_choice": self.config.voice or self.default_voice,
+                "custom_functions": [],
+            })
         timeline.start_sent = time.perf_counter_ns()
-        self._emit("start_call", payload)
+        self._emit("start_call", prepared=self._prepared_start)
         session.await_ready(timeline, deadline_ns, "session_ready", self.config.timeout)
 
     def send_chunk(self, chunk: Chunk) -> None:
@@ -115,8 +120,11 @@ class AivocoDriver(Driver):
         self._emit(prepared.event, prepared=prepared)
 
     def first_audio(self, timeline: Timeline, deadline_ns: int) -> None:
+        """The answer's first audio, then its first audible sample; an answer never audible ends with its last
+        ``audio_response`` before ``reply_gap_ms`` of quiet (the protocol has no end-of-reply event), not at
+        the deadline."""
         self._current().await_first_audio(timeline, deadline_ns, "audio_response", self.config.timeout,
-                                          self.timeout_hint())
+                                          self.timeout_hint(), reply_gap_ns=int(self.config.reply_gap_ms * 1e6))
 
     def reply_end(self, timeline: Timeline, deadline_ns: int) -> None:
         """Aivoco signals no end of a reply: it ended with the last ``audio_response`` before ``reply_gap_ms`` of quiet."""
@@ -173,11 +181,13 @@ class AivocoDriver(Driver):
                 sio.emit(event, data)
         except (sio_errors.SocketIOError, OSError) as exc:
             raise CycleError(ErrorKind.SEND_FAILED, f"{event} could not be sent: {exc}") from None
+        if self.trace is not None:   # --trace (bootbench.trace): after the send
+            self.trace.event(SENT, event, data, encoded=prepared.encoded if prepared is not None else None)
 
     def _register(self, sio: socketio.Client) -> None:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
-        sio.on("auth_success", lambda data=None: None)
+        sio.on("auth_success", lambda data=None: self.trace is not None and self.trace.event(RECEIVED, "auth_success", data))
         sio.on("auth_failed", self._on_auth_failed)
         sio.on("session_ready", self._on_session_ready)
         sio.on("audio_response", self._on_audio_response)
@@ -189,8 +199,11 @@ class AivocoDriver(Driver):
 
     def _on_connect(self) -> None:
         self._connected_ns = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "connect", None, self._connected_ns)
 
     def _on_disconnect(self, reason=None) -> None:
+        self._traced("disconnect")
         session = self.session
         if session is not None and session.open:
             why = f" ({reason})" if reason else ""
@@ -199,6 +212,8 @@ class AivocoDriver(Driver):
 
     def _on_session_ready(self, data=None) -> None:
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "session_ready", data, now)
         session = self.session
         if session is None or not session.open or session.ready_ns is not None:
             self.anomalies["stray_session_ready"] += 1
@@ -208,6 +223,8 @@ class AivocoDriver(Driver):
 
     def _on_audio_response(self, data=None) -> None:
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "audio_response", data, now)
         session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["stray_audio"] += 1
@@ -237,6 +254,8 @@ class AivocoDriver(Driver):
         """The answer's first ``text_response`` is its first text (a service stage); one before the input began
         is a greeting's, one outside a ready session belongs to none."""
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "text_response", data, now)
         session = self.session
         if (session is not None and session.open and not session.stopping and session.ready_ns is not None
                 and self._input_started):
@@ -247,11 +266,13 @@ class AivocoDriver(Driver):
 
     def _on_auth_failed(self, data=None) -> None:
         """No session was started: nothing to stop, and the connection stays usable."""
+        self._traced("auth_failed", data)
         if self._fail_session(ErrorKind.AUTH_FAILED, _message(data, "authentication failed")):
             self._ended_by_server()
 
     def _on_error(self, data=None) -> None:
         """Terminal (docs/protocols/aivoco.md): no stop_call, and the connection is not reused."""
+        self._traced("error", data)
         error_type = data.get("type") if isinstance(data, dict) else None
         kind = ERROR_TYPES.get(error_type, ErrorKind.SERVER_ERROR)
         message = _message(data, "error")
@@ -260,6 +281,7 @@ class AivocoDriver(Driver):
             self._discard_connection = True
 
     def _on_undecodable(self, reason=None) -> None:
+        self._traced("undecodable")
         session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["undecodable_message"] += 1
@@ -274,6 +296,8 @@ class AivocoDriver(Driver):
 
     def _on_session_ended(self, data=None) -> None:
         now = time.perf_counter_ns()
+        if self.trace is not None:   # --trace (bootbench.trace), after the stamp
+            self.trace.event(RECEIVED, "session_ended", data, now)
         session = self.session
         if session is None or session.ended_ns is not None:
             self.anomalies["stray_session_ended"] += 1
@@ -286,7 +310,13 @@ class AivocoDriver(Driver):
         session.session_ended()
 
     def _on_other(self, event, data=None) -> None:
+        self._traced(event, data)
         self.anomalies[f"unknown_event:{event}"] += 1
+
+    def _traced(self, event: str, data=None, received_ns: int | None = None) -> None:
+        """--trace (bootbench.trace): an event received, after the handler's own stamp (or now, for one without)."""
+        if self.trace is not None:
+            self.trace.event(RECEIVED, event, data, received_ns)
 
     def _fail_session(self, kind: ErrorKind, message: str) -> bool:
         """Fail the open session; False (and an anomaly) when there is none."""

@@ -75,6 +75,13 @@ class SessionState:
         """The current turn's service stages (:data:`bootbench.samples.STAGES`): arrival of the first event of each."""
         self.turn_stages: list[dict[str, int]] = [self.stages]
         """Every turn's :attr:`stages`, turn 1 first."""
+        self.recording = False
+        """``--record-replies``: turn 1's answer is being kept (:meth:`keep_answer_audio`)."""
+        self.kept_audio: list[tuple[int, bytes]] = []
+        """What was kept of it: (arrival stamp, PCM16 LE) per chunk, in arrival order."""
+        self.kept_when_judged: int | None = None
+        """How many of :attr:`kept_audio`'s chunks had arrived when the cycle read first_audible (the rest came
+        after it stopped waiting: an onset there is not the live figure's)."""
 
     def stage(self, name: str, received_ns: int) -> None:
         """The service reached stage ``name`` (one of :data:`~bootbench.samples.STAGES`): its event arrived at
@@ -94,13 +101,26 @@ class SessionState:
         if self.first_audio_ns is None:
             self.first_audio_ns = received_ns
             self.audio.set()
+        if pcm and self.recording:
+            self.kept_audio.append((received_ns, pcm))
         if pcm and not self.audible.is_set() and self.detector.feed(pcm, received_ns) is not None:
             self.audible.set()
 
     @property
     def decoding(self) -> bool:
-        """True while the answer's audio is still decoded (not yet audible)."""
-        return self.detector.found is None
+        """True while the answer's audio is still decoded: not yet audible, or recorded (``--record-replies``)."""
+        return self.detector.found is None or self.recording
+
+    def keep_answer_audio(self) -> None:
+        """Record turn 1's answer (``--record-replies``): every chunk is decoded and kept with its arrival stamp
+        until :meth:`take_answer_audio` (the user takes it before the stop) or the next turn begins."""
+        self.recording = True
+
+    def take_answer_audio(self) -> list[tuple[int, bytes]]:
+        """The answer's chunks kept so far, (arrival stamp, PCM16 LE) in arrival order; recording stops here."""
+        self.recording = False
+        kept, self.kept_audio = self.kept_audio, []
+        return kept
 
     def answer_ended(self) -> None:
         """The answer is over: stop waiting for it to become audible."""
@@ -145,6 +165,7 @@ class SessionState:
     def begin_turn(self) -> None:
         """Forget the previous turn's reply: the next audio is the first of a new turn."""
         self.turn += 1
+        self.recording = False   # a recording keeps turn 1's answer only
         self.first_audio_ns = self.last_audio_ns = self.reply_end_ns = None
         self.between_turns = False
         self.greeting_ns = self.preamble = None
@@ -170,12 +191,14 @@ class SessionState:
         timeline.session_ready = self.ready_ns
 
     def await_first_audio(self, timeline: Timeline, deadline_ns: int, what: str, limit_s: float,
-                          hint: str = "") -> None:
+                          hint: str = "", reply_gap_ns: int | None = None) -> None:
         """Block until the answer's first audio, then until it is audible (or over); both bounded by the deadline.
 
         Sets ``timeline.first_audio``, ``first_audible`` (when the answer became
         audible in time) and ``greeting``, or raises the failure that came
         before the first audio; ``hint`` is appended to a timeout's message.
+        ``reply_gap_ns``: the protocol has no end-of-reply event (:attr:`Driver.ends_reply_by_gap`), so an answer
+        not yet audible is over once no audio came for that long after its latest chunk (:meth:`_await_audible`).
         """
         if not self.audio.wait(remaining(deadline_ns)):
             self.fail(ErrorKind.AUDIO_TIMEOUT, audio_timeout_message(timeline, deadline_ns, what, limit_s) + hint)
@@ -184,10 +207,34 @@ class SessionState:
             timeline.first_audio = self.first_audio_ns
         if self.failure and self.first_audio_ns is None:
             raise self.failure
-        self.audible.wait(remaining(deadline_ns))
+        self._await_audible(deadline_ns, reply_gap_ns)
         found = self.detector.found
         timeline.first_audible = found.play_ns if found is not None else None
         timeline.greeting = self.greeting_ns
+        if self.recording and self.kept_when_judged is None:
+            self.kept_when_judged = len(self.kept_audio)
+
+    def _await_audible(self, deadline_ns: int, reply_gap_ns: int | None) -> None:
+        """Wait until the answer is audible or over, at most until ``deadline_ns``.
+
+        With ``reply_gap_ns`` the answer is over (:meth:`answer_ended`) once ``reply_gap_ns`` passed after the
+        arrival of its latest audio (``last_audio_ns``, kept by the receive side) with none after it: the end of
+        the reply as ``--turns`` finds it (:meth:`Driver.await_reply_gap`), so an answer that never becomes audible
+        ends with its last chunk, not at the deadline. An answer that goes quiet for longer than the gap and then
+        becomes audible was taken as over: the same rule that ends a reply between turns.
+        """
+        if reply_gap_ns is None:
+            self.audible.wait(remaining(deadline_ns))
+            return
+        while not self.audible.is_set():
+            now = time.perf_counter_ns()
+            quiet_until = (self.last_audio_ns or self.first_audio_ns or now) + reply_gap_ns
+            if now >= quiet_until:
+                self.answer_ended()  # its last chunk came a gap ago: the reply is over, never audible
+                return
+            if now >= deadline_ns:
+                return
+            self.audible.wait((min(quiet_until, deadline_ns) - now) / 1e9)
 
     def await_reply_end(self, timeline: Timeline, deadline_ns: int, limit_s: float, hint: str = "") -> None:
         """Block until the current turn's reply has ended; sets ``timeline.reply_end`` or raises why it did not.
@@ -317,6 +364,9 @@ class Driver(ABC):
     service hears the trailing silence)."""
     vad_silence_ms: float = 0.0
     """Trailing silence the service needs to end a turn by itself (``--turn vad``); 0 when it needs none."""
+    vad_trailing_silence_ms: float = 0.0
+    """The ``--trailing-silence-ms`` a ``--turn vad`` run sends when none is given: at least :attr:`vad_silence_ms`,
+    with a margin so the service's detector ends the turn within the input (tests/test_providers.py checks it)."""
     ends_reply_by_gap: bool = False
     """The protocol has no end-of-reply event: a reply ends after ``reply_gap_ms`` of quiet (``--reply-gap-ms``)."""
     tells_greeting_from_answer: bool = True
@@ -329,6 +379,9 @@ class Driver(ABC):
 
     options: tuple[ProviderOption, ...] = ()
     """The driver's own settings (``--provider-option``), each with its help text and check."""
+    trace: Any = None
+    """The current iteration's :class:`bootbench.trace.WireTrace` with ``--trace`` (the user sets it), else None: the
+    transport hands it every message it sends and receives, after the message's own stamp."""
 
     def __init__(self, config: DriverConfig, clips: ClipSet | Stimulus) -> None:
         self.config = config
@@ -412,6 +465,19 @@ class Driver(ABC):
         if session is None or turn > len(session.turn_stages):
             return {}
         return dict(session.turn_stages[turn - 1])
+
+    def record_reply(self) -> None:
+        """``--record-replies``: keep the current session's answer (turn 1) as it arrives; call after :meth:`start`."""
+        self.current_session().keep_answer_audio()
+
+    def recorded_reply(self) -> tuple[int, list[tuple[int, bytes]], int | None]:
+        """What was kept of the answer (:meth:`record_reply`): its rate, its (arrival stamp, PCM16 LE) chunks and
+        how many of them had arrived when first_audible was read (:attr:`SessionState.kept_when_judged`);
+        recording stops here (the user takes it just before :meth:`stop`)."""
+        session = self.session
+        if session is None:
+            return 0, [], None
+        return session.detector.rate, session.take_answer_audio(), session.kept_when_judged
 
     def preamble(self) -> bool | None:
         """Whether the current session's answer began with a preamble (None: the protocol did not say)."""

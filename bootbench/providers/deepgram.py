@@ -20,6 +20,10 @@ began before the user's turn could have been heard (before
 greeting: noted, never the answer. ``UserStartedSpeaking`` ends a greeting
 utterance (the user talks over it).
 
+Stages (:meth:`~bootbench.providers.base.SessionState.stage`), from the answer's events only: the user's
+``ConversationText`` is the transcript, ``AgentThinking`` the response start, the agent's first
+``ConversationText`` after the user's the first text; Deepgram sends no turn-end event.
+
 The service's own latency figures (``LatencyReport``, and the experimental
 ``AgentStartedSpeaking``) are kept per turn in milliseconds
 (:meth:`DeepgramDriver.service_latency`). While the client sends nothing for
@@ -56,10 +60,12 @@ REPORT_FIELDS = ("stt_latency", "ttt_token_latency", "ttt_text_latency", "ttt_to
 """``LatencyReport``'s figures (seconds); recorded as ``<name>_ms`` without ``_latency``."""
 STARTED_FIELDS = ("total_latency", "tts_latency", "ttt_latency")
 """``AgentStartedSpeaking``'s figures (seconds), recorded when no ``LatencyReport`` came for the turn."""
-IGNORED = frozenset({"ConversationText", "AgentThinking", "History", "FunctionCallRequest", "FunctionCallCancelled",
-                     "PromptUpdated", "SpeakUpdated", "ThinkUpdated", "ListenUpdated", "InjectionRefused",
-                     "FrustrationDetected", "ThinkLiveUpdated"})
-"""Server messages a benchmark has no use for (transcripts, function calls, acknowledgements)."""
+IGNORED = frozenset({"History", "FunctionCallRequest", "FunctionCallCancelled", "PromptUpdated", "SpeakUpdated",
+                     "ThinkUpdated", "ListenUpdated", "InjectionRefused", "FrustrationDetected", "ThinkLiveUpdated"})
+"""Server messages a benchmark has no use for (history, function calls, acknowledgements)."""
+UNASKED_TEXT = frozenset({"backchannel", "presence_check"})
+"""``ConversationText.conversational_behavior`` of an agent line that answers nothing (an acknowledgement while the
+user holds the floor, a prompt after a long silence): never the answer's first text (Think Live only)."""
 WELCOME_POLL_S = 0.05
 
 
@@ -85,6 +91,7 @@ class DeepgramDriver(WebSocketDriver):
     """The Deepgram TTS model of ``agent.speak`` (``--voice``)."""
     turn_modes = ("manual", "vad")
     vad_silence_ms = VAD_SILENCE_MS
+    vad_trailing_silence_ms = VAD_SILENCE_MS + 100  # a margin over the detector's silence
     keepalive_s = DEEPGRAM_KEEPALIVE_S
     options = (
         ProviderOption("listen_model", "the Deepgram speech-to-text model of agent.listen (flux-* is sent as "
@@ -126,6 +133,8 @@ class DeepgramDriver(WebSocketDriver):
         """When a deferred ForceEndTurn went out (input sent of this turn)."""
         self._utterance: str | None = None
         """The agent utterance being received: "greeting", "answer", or None between utterances."""
+        self._user_text = False
+        """The user's ConversationText of this turn came: the agent's next ConversationText is the answer's."""
 
     # ---- the wire
 
@@ -273,6 +282,12 @@ class DeepgramDriver(WebSocketDriver):
                 session.ready.set()
         elif kind == "UserStartedSpeaking":
             self._user_started_speaking()
+        elif kind == "ConversationText":
+            if message.get("conversational_behavior") not in UNASKED_TEXT:
+                self._conversation_text(message.get("role"), received_ns)
+        elif kind == "AgentThinking":
+            if self._turn_over:   # a greeting, spoken before the user's turn, is not the answer's
+                session.stage("response_start", received_ns)
         elif kind == "AgentAudioDone":
             if self._utterance == "answer":
                 session.answer_ended()
@@ -301,6 +316,18 @@ class DeepgramDriver(WebSocketDriver):
                       f"a server message whose 'type' is {_json_type(kind)}, not a string")
         elif kind not in IGNORED:
             self.anomalies["unknown_message"] += 1
+
+    def _conversation_text(self, role: Any, received_ns: int) -> None:
+        """The user's text is the turn's transcript; the agent's first text after it is the answer's first text (a
+        greeting's comes before the user's turn, and under VAD may come after the input began: never after the
+        user's text)."""
+        if not self._turn_over:
+            return
+        if role == "user":
+            self._user_text = True
+            self.session.stage("input_transcript", received_ns)
+        elif role == "assistant" and self._user_text:
+            self.session.stage("first_text", received_ns)
 
     def _user_started_speaking(self) -> None:
         """The service heard the user: a greeting being spoken is cut short, the next utterance answers."""

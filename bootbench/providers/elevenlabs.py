@@ -17,6 +17,10 @@ message) in turn 1 and a late chunk of an earlier reply after; an
 ``interruption`` voids audio of lower ids (equal ids belong to the new
 reply, the JS client's rule). There is no end-of-reply event: with
 ``--turns`` > 1 a reply has ended after ``--reply-gap-ms`` of quiet.
+
+Stages: the turn's ``user_transcript`` is the transcript, the answer's
+``agent_response`` (after it, of its id or later) the first text; no event
+says the turn ended or the response started apart from these.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class ElevenLabsDriver(WebSocketDriver):
     turn_modes = ("vad",)
     """The agent ends the user's turn by itself; no client message ends it (``user_activity`` only keeps it quiet)."""
     vad_silence_ms = VAD_SILENCE_MS
+    vad_trailing_silence_ms = VAD_SILENCE_MS + 100  # a margin over the detector's silence
     ends_reply_by_gap = True
     options = (
         ProviderOption("agent_id", "The ElevenLabs agent to talk to (its id, agent_...).", check=_agent_id,
@@ -169,6 +174,14 @@ class ElevenLabsDriver(WebSocketDriver):
             event_id = event.get("event_id") if isinstance(event, dict) else None
             if self._listening and self._turn_id is None and _is_id(event_id):
                 self._turn_id = event_id
+                session.stage("input_transcript", received_ns)
+        elif kind == "agent_response":
+            event = message.get("agent_response_event")
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            # the answer's text: after the turn's transcript, of its id or a later one (a greeting's is earlier)
+            if self._turn_id is not None and (not _is_id(event_id) or event_id >= max(self._turn_id,
+                                                                                     self._void_below)):
+                session.stage("first_text", received_ns)
         elif kind == "interruption":
             event = message.get("interruption_event")
             event_id = event.get("event_id") if isinstance(event, dict) else None

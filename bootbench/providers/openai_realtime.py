@@ -73,6 +73,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     default_voice = DEFAULT_VOICE
     turn_modes = ("manual", "vad")
     vad_silence_ms = VAD_SILENCE_MS
+    vad_trailing_silence_ms = VAD_SILENCE_MS + 100  # a margin over the detector's silence
     session_shape: str = "ga"
     """How ``session.update`` is laid out, one of :data:`SESSION_SHAPES` (received events are the same
     for all: both the GA and the preview names are understood)."""

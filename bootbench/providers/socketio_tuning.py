@@ -2,7 +2,8 @@
 
 :class:`TunedClient` is ``socketio.Client`` with three receive-path changes
 that bench/RESULTS.md measured (at 50 users they cut the median timing error
-from 14 to 0.75 ms) plus one robustness change. Each leans on something the
+from 14 to 0.75 ms), one robustness change and two send-path changes that cut
+CPU per cycle. Each leans on something the
 libraries do not promise to keep, so tests/test_socketio_tuning.py fails when
 one of those hooks is gone or no longer called; python-socketio and
 python-engineio are pinned to the tested ranges in pyproject.toml.
@@ -17,7 +18,10 @@ python-engineio are pinned to the tested ranges in pyproject.toml.
 4. :class:`TolerantPacket` overrides ``socketio.packet.Packet.decode`` and sets
    its fields (``packet_type``, ``namespace``, ``id``, ``data``: internals) so an
    undecodable message becomes an :data:`UNDECODABLE` event.
-5. :class:`PreparedEvent` and :meth:`TunedClient.emit_prepared`: an event whose
+5. :meth:`InlineEngineIO._send_packet` overrides ``engineio.Client._send_packet``
+   (private) to write a packet on the websocket transport at once, from the
+   greenlet that sends it, instead of queueing it for the write loop's greenlet.
+6. :class:`PreparedEvent` and :meth:`TunedClient.emit_prepared`: an event whose
    data is the same every cycle (the stimulus) is encoded once, with the
    client's packet class, and its text handed to ``engineio.Client.send``
    (public) each time. ``emit`` would JSON-encode about 43 KB of base64 per
@@ -30,6 +34,7 @@ from typing import Any
 
 import engineio
 import socketio
+import websocket
 from socketio import exceptions as sio_exceptions
 from socketio import packet as sio_packet
 
@@ -72,6 +77,29 @@ class InlineEngineIO(engineio.Client):
         if event == "message" and args and is_inline_message(args[0]):
             kwargs["run_async"] = False
         return super()._trigger_event(event, *args, **kwargs)
+
+    def _send_packet(self, pkt):
+        """Write ``pkt`` on the WebSocket now, in the caller's greenlet; the library queues it for its write loop.
+
+        The queue costs every packet a wake-up of the write loop's greenlet and a ``get`` with a timeout (a
+        gevent timer) before the write, CPU at hundreds of sessions, and puts the write after whatever else
+        is ready to run, so a send stamp (taken just before the send) came before the bytes left by as much.
+        websocket-client locks each frame's write (engineio opens it with ``enable_multithread``), so a
+        packet written here never interleaves with one the write loop still sends. A failed write ends the
+        write loop as the library's own failure does (the read loop then sees the connection go); the
+        sender is not told, as it was not before. The polling transport keeps the library's queue.
+        """
+        if self.state != "connected" or self.current_transport != "websocket" or self.ws is None:
+            return super()._send_packet(pkt)
+        encoded = pkt.encode()
+        try:
+            if pkt.binary:
+                self.ws.send_binary(encoded)
+            else:
+                self.ws.send(encoded)
+        except (websocket.WebSocketConnectionClosedException, BrokenPipeError, OSError):
+            self.logger.warning("WebSocket connection was closed, aborting")
+            self.queue.put(None)  # the write loop's end, as after its own failed write
 
 
 def is_inline_message(data: Any) -> bool:

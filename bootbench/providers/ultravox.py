@@ -15,6 +15,10 @@ first. The answer is the first agent turn (``state`` ``speaking``) after the ser
 caller's turn (``state`` ``thinking`` after the caller's first input chunk went out); audio of any agent
 turn before that is a greeting, recorded apart. A service that sends no ``state`` at all has its first
 audio after the input began taken as the answer.
+
+Stages: ``state`` ``thinking`` (the one that marks the answer) is both the turn end and the response start;
+the caller's first ``transcript`` after the input began is the transcript, the agent's first ``transcript``
+of the answer the first text.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bootbench.providers.base import STOP_TIMEOUT, CycleError, ProviderOption, r
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.websocket import WebSocketDriver
 from bootbench.samples import ErrorKind, Timeline
+from bootbench.trace import RECEIVED, SENT
 from bootbench.wire import ULTRAVOX_CALLS_PATH, ULTRAVOX_INPUT_RATE, ULTRAVOX_OUTPUT_RATE, ULTRAVOX_TURN_END_MS
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,8 @@ class UltravoxDriver(WebSocketDriver):
     default_voice = DEFAULT_VOICE
     turn_modes = ("vad",)
     vad_silence_ms = ULTRAVOX_TURN_END_MS
+    vad_trailing_silence_ms = 400  # at real-time pace the turn ends in the clip's last 64 ms chunk: more would
+    # let the answer start before the last chunk went (no input_to_audio_ms)
     options = (
         ProviderOption("first_speaker", "Who speaks first: user (bootbench's default: the answer to the caller is "
                        "measured) or agent (the service's default: the agent greets, recorded as a greeting).",
@@ -245,6 +252,9 @@ class UltravoxDriver(WebSocketDriver):
             response = api.getresponse()
             timeline.call_created = time.perf_counter_ns()
             status, data = response.status, response.read()
+            if self.trace is not None:   # --trace (bootbench.trace): the request and its answer, no query, no body
+                self.trace.http(SENT, f"POST {parts.path}", len(body), timeline.start_sent)
+                self.trace.http(RECEIVED, f"HTTP {status}", len(data), timeline.call_created)
         except (TimeoutError, ReadTimeoutError):
             self._close_api()
             raise CycleError(ErrorKind.SESSION_TIMEOUT, f"no answer to the create request within "
@@ -299,12 +309,14 @@ class UltravoxDriver(WebSocketDriver):
                                                              f"{type(state).__name__}, not a string")
                 return
             self._on_state(state, received_ns)
+        elif kind == "transcript":
+            self._transcript(message.get("role"), received_ns)
         elif kind == "playback_clear_buffer":
             if self._agent_turn == "answer":
                 self.anomalies["playback_clear_buffer"] += 1   # the answer was interrupted
         elif not isinstance(kind, str):
             self.fail(session, ErrorKind.PROTOCOL_ERROR, "a data message without a 'type'")
-        # transcript, pong, call_started, debug and newer messages: nothing bootbench times
+        # pong, call_started, debug and newer messages: nothing bootbench times
 
     def _on_state(self, state: str, received_ns: int) -> None:
         session = self.session
@@ -314,6 +326,8 @@ class UltravoxDriver(WebSocketDriver):
             session.ready.set()
         if state == THINKING and self._input_started:
             self._heard = True
+            session.stage("turn_end", received_ns)   # the service heard the caller's turn end and considers
+            session.stage("response_start", received_ns)   # its response: both stages in one event
         if state == SPEAKING:
             if self._agent_turn is None:
                 self._agent_turn = "answer" if self._heard else "greeting"
@@ -321,6 +335,13 @@ class UltravoxDriver(WebSocketDriver):
         if self._agent_turn == "answer" and session.first_audio_ns is not None:
             session.end_reply(received_ns)   # the agent's turn is over: the end of the reply
         self._agent_turn = None
+
+    def _transcript(self, role: Any, received_ns: int) -> None:
+        """The caller's transcript once the input began; the agent's first one of the answer (not a greeting's)."""
+        if role == "user" and self._input_started:
+            self.session.stage("input_transcript", received_ns)
+        elif role == "agent" and (self._heard or (self._input_started and not self._states)):
+            self.session.stage("first_text", received_ns)
 
     def on_binary(self, data: bytes, received_ns: int) -> None:
         session = self.session

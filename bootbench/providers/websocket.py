@@ -169,13 +169,16 @@ class WebSocketDriver(Driver):
         ws = self._ws
         if ws is None or not ws.connected:
             raise CycleError(ErrorKind.DISCONNECTED, "connection lost before a message could be sent")
+        frame = message if isinstance(message, bytes) else json.dumps(message, separators=(",", ":"))
         try:
-            if isinstance(message, bytes):
-                ws.send_binary(message)
+            if isinstance(frame, bytes):
+                ws.send_binary(frame)
             else:
-                ws.send(json.dumps(message, separators=(",", ":")))
+                ws.send(frame)
         except (OSError, websocket.WebSocketException) as exc:
             raise CycleError(ErrorKind.SEND_FAILED, f"message could not be sent: {exc}") from None
+        if self.trace is not None:   # --trace (bootbench.trace): after the send, never delaying it
+            self.trace.sent(frame)
 
     def send_quietly(self, message: dict[str, Any] | bytes) -> None:
         """Send from the receive thread: a failure there is the session's, reported to the waiting cycle."""
@@ -194,6 +197,8 @@ class WebSocketDriver(Driver):
             while True:
                 opcode, data = ws.recv_data()
                 received = time.perf_counter_ns()
+                if self.trace is not None:   # --trace (bootbench.trace): after the stamp; only appends
+                    self.trace.received(opcode, data, received)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     code, reason = _close_payload(data)
                     break

@@ -27,6 +27,7 @@ from bootbench import checks, options, preflight, providers
 from bootbench.errors import UserError
 from bootbench.exporters import RunRecorder
 from bootbench.providers.network import redacted_url
+from bootbench.replies import ReplySpool
 from bootbench.run import messages, workers
 from bootbench.run.harness import Harness
 from bootbench.run.workers import live_workers
@@ -73,6 +74,8 @@ def open_run(harness: Harness) -> MasterRun:
         reference_server=harness.embedded.config() if settings.embedded_server else None,
         live_workers=(lambda: workers.live_workers(runner)) if isinstance(runner, MasterRunner) else None,
     )
+    if settings.record_replies:
+        run.replies = ReplySpool(run.recorder.folder, settings.record_replies)
     harness.current = harness.last = run
     run.recorder.describe(run.run_block())
     planned = planned_text(levels, settings.iterations)

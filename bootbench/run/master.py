@@ -22,11 +22,13 @@ from typing import Any, Callable, Sequence
 
 from bootbench.exporters import RunRecorder, now_iso
 from bootbench.options import Settings
+from bootbench.replies import Reply, ReplySpool
 from bootbench.run.budget import IterationBudget
 from bootbench.run.early_stop import EarlyStop
 from bootbench.run.sweep import SPAWN_RATE, Sweep
 from bootbench.samples import ErrorKind, Sample
 from bootbench.stats import answered_before_input_end
+from bootbench.trace_events import TraceBook
 
 log = logging.getLogger("bootbench")
 
@@ -72,10 +74,16 @@ class MasterRun:
     _missing: set[str] = field(default_factory=set)
     sweep: Sweep | None = None
     """The levels of a concurrency sweep (``--sweep``), which gate the budget; None for a plain run."""
+    replies: ReplySpool | None = None
+    """With ``--record-replies``: the answers recorded so far, spooled to the run folder."""
     turns_reached: dict[int, int] = field(default_factory=dict)
     """With ``--turns`` > 1: the turn each session in flight has started (iteration -> turn), for the progress line."""
+    trace: TraceBook | None = None
+    """With ``--trace``: the iterations' wire traces kept for trace.json (within its cap)."""
 
     def __post_init__(self) -> None:
+        if self.trace is None and self.settings.values.get("trace"):
+            self.trace = TraceBook()
         if self.sweep is None:
             self.budget = IterationBudget(planned=self.settings.iterations)
         else:
@@ -200,8 +208,15 @@ class MasterRun:
         log.info("iteration %s was returned unused by %s; it will be granted again", iteration, worker)
         return True
 
-    def receive(self, worker: str, sample: Sample) -> bool:
+    @property
+    def tracing(self) -> bool:
+        """Users should trace their next iterations (``--trace``, and the trace's cap not reached)."""
+        return self.trace is not None and not self.trace.full
+
+    def receive(self, worker: str, sample: Sample, trace: dict[str, Any] | None = None) -> bool:
         """Record a finished sample; False (and not recorded) if its iteration was not in flight on ``worker``.
+
+        ``trace``: its wire trace record (``--trace``), kept for trace.json while the cap allows.
 
         A session stopped mid-way (``interrupted``: the turns it completed) is kept once the run is stopping;
         while the run goes, Locust only moved its user, and the iteration runs again (exactly N).
@@ -221,6 +236,8 @@ class MasterRun:
             sample.level = self.sweep.level_of(sample.iteration)
         self.turns_reached.pop(sample.iteration, None)
         self.recorder.add(sample)
+        if trace is not None and self.trace is not None:
+            self.trace.add(sample, trace)
         reason = self.early_stop.reason_to_stop(sample, self.live_workers() if self.live_workers else None)
         if reason and not self.aborted:
             self.aborted = reason
@@ -229,6 +246,11 @@ class MasterRun:
                       reason, self.early_stop.streak_needed, " of every worker" if self.mode == "master" else "")
         self._end_if_settled()
         return True
+
+    def keep_reply(self, reply: Reply) -> None:
+        """Spool an iteration's recorded answer (``--record-replies``; it arrives just before its sample)."""
+        if self.replies is not None:
+            self.replies.add(reply)
 
     def refuse(self, reason: str) -> None:
         """A process that runs users cannot run this run's (``reason``, one sentence): the run ends, failed."""
@@ -346,7 +368,15 @@ class MasterRun:
                 self.unfinished_at_stop.extend(lost)
                 log.warning("run stopped with iterations %s of %s unfinished", lost, worker)
         self.warnings.extend(sample_warnings(self.samples, self.settings))
+        if self.trace is not None:
+            self.warnings.extend(self.trace.warnings())
+            self.trace.write(self.recorder.folder, {"run": self.run_id, "provider": self.provider})
         self._warn_about_concurrency()
+        if self.replies is not None:  # before report.html, which plays the slowest and the median
+            try:
+                self.replies.finish(self.samples, self.settings.audible_dbfs)
+            except Exception:  # noqa: BLE001 - the recordings are extra: the run's own files must still be written
+                log.exception("the recorded replies could not be written")
         if self.sweep is None:
             self.metrics = self.recorder.finish(self.run_block(), self.settings.checks)
         else:

@@ -1,8 +1,12 @@
 """The messages between a run's users and its master, over Locust's ``register_message`` / ``send_message``.
 
 - ticket request / ticket: a user asks for the next iteration number (a
-  *ticket*: one granted iteration of the budget) and waits for it;
-- samples: a finished iteration's :class:`~bootbench.samples.Sample`;
+  *ticket*: one granted iteration of the budget) and waits for it; the ticket
+  also says whether the master still takes wire traces (``--trace`` until its cap);
+- samples: a finished iteration's :class:`~bootbench.samples.Sample` (with ``--trace``, and its wire trace
+  record, :mod:`bootbench.trace`);
+- reply: with ``--record-replies``, the iteration's recorded answer (:class:`~bootbench.replies.Reply`), sent
+  just before its sample (a worker's messages arrive in order);
 - abandoned: a user was stopped mid-cycle, its ticket will never finish
   (while the run goes: Locust moved the user, and the number is granted again);
 - ticket return: a ticket reached a worker whose user had stopped waiting for
@@ -38,6 +42,7 @@ import gevent
 from gevent.event import AsyncResult
 from locust.runners import LocalRunner, MasterRunner
 
+from bootbench.replies import Reply
 from bootbench.run.master import MasterRun
 from bootbench.run.workers import live_workers
 from bootbench.samples import Sample
@@ -55,6 +60,10 @@ MSG_LEVEL = "bootbench_level"
 MSG_LEVEL_CPU = "bootbench_level_cpu"
 MSG_TURN = "bootbench_turn"
 MSG_REFUSED = "bootbench_refused"
+MSG_REPLY = "bootbench_reply"
+
+TRACE_KEY = "wire_trace"
+"""The key of a shipped sample's wire trace record (``--trace``)."""
 
 FLUSH_WAIT = 10.0
 """Seconds the master waits for every worker's flush confirmation."""
@@ -68,6 +77,8 @@ class TicketRequests:
 
     pending: dict[int, AsyncResult] = field(default_factory=dict)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    tracing: bool = True
+    """What the master's last ticket said: it still takes wire traces (``--trace``; False once its cap is reached)."""
 
 
 # ---------------------------------------------------------------- the master (or local process)
@@ -81,7 +92,8 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
         if run is not None and run.defer(msg.node_id, msg.data["request"]):
             return  # a sweep's round has all its tickets out: answered when the next round starts
         iteration = run.grant(msg.node_id, environment.runner.user_count) if run is not None else None
-        environment.runner.send_message(MSG_TICKET, {"request": msg.data["request"], "iteration": iteration},
+        environment.runner.send_message(MSG_TICKET, {"request": msg.data["request"], "iteration": iteration,
+                                                     "trace": run is not None and run.tracing},
                                         client_id=msg.node_id)
 
     def samples(environment: Any, msg: Any, **_kwargs: Any) -> None:
@@ -90,7 +102,12 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
             log.warning("%d sample(s) from %s arrived after the run ended; dropped", len(msg.data), msg.node_id)
             return
         for item in msg.data:
-            run.receive(msg.node_id, _sample_from_message(item))
+            run.receive(msg.node_id, *_sample_from_message(item))
+
+    def reply(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run = current_run()
+        if run is not None:
+            run.keep_reply(Reply.from_message(msg.data))
 
     def abandoned(environment: Any, msg: Any, **_kwargs: Any) -> None:
         run = current_run()
@@ -132,6 +149,7 @@ def serve_master(runner: Any, current_run: CurrentRun) -> None:
     runner.register_message(MSG_RETURN, returned)
     runner.register_message(MSG_LEVEL_CPU, level_cpu)
     runner.register_message(MSG_SAMPLES, samples)
+    runner.register_message(MSG_REPLY, reply)
     runner.register_message(MSG_ABANDONED, abandoned)
     runner.register_message(MSG_FLUSHED, flushed)
 
@@ -152,15 +170,16 @@ def collect_flushes(runner: Any, run: MasterRun) -> None:
         log.warning("no flush confirmation from %s", ", ".join(sorted(run.unflushed(workers))))
 
 
-def answer(runner: Any, worker: str, request: int, iteration: int | None) -> None:
+def answer(runner: Any, worker: str, request: int, iteration: int | None, tracing: bool = False) -> None:
     """Answer a held ticket request of ``worker`` (None: no ticket, the run is over)."""
-    runner.send_message(MSG_TICKET, {"request": request, "iteration": iteration}, client_id=worker)
+    runner.send_message(MSG_TICKET, {"request": request, "iteration": iteration, "trace": tracing},
+                        client_id=worker)
 
 
 def release(runner: Any, run: MasterRun, requests: list[tuple[str, int]]) -> None:
     """Start a sweep's round: grant a ticket to each held request, all at once."""
     for worker, request in requests:
-        answer(runner, worker, request, run.grant(worker, runner.user_count))
+        answer(runner, worker, request, run.grant(worker, runner.user_count), run.tracing)
 
 
 def ask_cpu(runner: Any, index: int, edge: str) -> None:
@@ -178,6 +197,7 @@ def serve_worker(runner: Any, tickets: TicketRequests, run_ending: Callable[[], 
     """
 
     def ticket(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        tickets.tracing = bool(msg.data.get("trace"))
         waiter = tickets.pending.get(msg.data["request"])
         if waiter is not None:
             waiter.set(msg.data["iteration"])
@@ -230,10 +250,16 @@ def _return_ticket(environment: Any, iteration: int) -> None:
         log.debug("could not return iteration %s", iteration, exc_info=True)
 
 
-def ship_sample(environment: Any, sample: Sample) -> None:
-    """Send a finished sample to the master (from a worker: in order, at once)."""
+def ship_sample(environment: Any, sample: Sample, trace: dict[str, Any] | None = None) -> None:
+    """Send a finished sample to the master (from a worker: in order, at once), with its wire trace record if any."""
     runner = environment.runner
-    runner.send_message(MSG_SAMPLES, [_sample_to_message(runner, sample)])
+    runner.send_message(MSG_SAMPLES, [_sample_to_message(runner, sample, trace)])
+
+
+def ship_reply(environment: Any, reply: Reply) -> None:
+    """Send an iteration's recorded answer to the master (``--record-replies``), before its sample."""
+    runner = environment.runner
+    runner.send_message(MSG_REPLY, reply if isinstance(runner, LocalRunner) else reply.to_message())
 
 
 def refuse_run(environment: Any, reason: str) -> None:
@@ -264,10 +290,18 @@ def give_up_ticket(environment: Any, iteration: int) -> None:
         log.debug("could not report abandoned iteration %s", iteration, exc_info=True)
 
 
-def _sample_to_message(runner: Any, sample: Sample) -> Sample | dict[str, Any]:
-    """A LocalRunner hands the object to its own handler; a worker's message goes through msgpack."""
-    return sample if isinstance(runner, LocalRunner) else sample.to_dict()
+def _sample_to_message(runner: Any, sample: Sample, trace: dict[str, Any] | None = None) -> Any:
+    """A LocalRunner hands the object to its own handler (with its trace: a pair); a worker's message goes through
+    msgpack (the trace under :data:`TRACE_KEY`, which :meth:`Sample.from_dict` ignores)."""
+    if isinstance(runner, LocalRunner):
+        return sample if trace is None else (sample, trace)
+    return sample.to_dict() if trace is None else {**sample.to_dict(), TRACE_KEY: trace}
 
 
-def _sample_from_message(item: Sample | dict[str, Any]) -> Sample:
-    return item if isinstance(item, Sample) else Sample.from_dict(item)
+def _sample_from_message(item: Any) -> tuple[Sample, dict[str, Any] | None]:
+    """The sample of a samples message's item, and its wire trace record (None without)."""
+    if isinstance(item, Sample):
+        return item, None
+    if isinstance(item, tuple):
+        return item
+    return Sample.from_dict(item), item.get(TRACE_KEY)

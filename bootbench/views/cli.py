@@ -6,11 +6,13 @@
     bootbench compare --baseline results/a results/b --fail-if-slower 10%   # per-phase differences; exit 3 if slower
     bootbench options                                     # the options locust takes for a bootbench run
     bootbench providers [NAME...]                         # every provider: source, key, turn modes, options
+    bootbench verify results/20250101-120000-aivoco        # recompute first audible from the recorded replies
 
 Runs themselves are started with ``locust`` (see locustfile.py). Every
 mistake a user can make ends with one sentence on stderr and exit code 2;
 ``compare --fail-if-slower`` exits with 3 when a run is significantly slower
-than its baseline by more than the allowed share.
+than its baseline by more than the allowed share, ``verify`` when a recorded
+reply disagrees with the live figures.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import NoReturn, Sequence
 from bootbench.argv import join_dash_values
 from bootbench.checks import CHECK_FAILED_EXIT
 from bootbench.errors import EXIT_CODE, UserError
-from bootbench.samples import HEADLINE, PHASES
+from bootbench.samples import HEADLINE, PHASES, TURN_PHASES
 from bootbench.views import compare, regression
 from bootbench.views.load import METRICS_FILE, load_metrics
 from bootbench.views.report import write_report
@@ -68,14 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare_command.add_argument("--force", action="store_true",
                                  help="compare even when the runs were measured differently")
     compare_command.add_argument("--baseline", metavar="FOLDER",
-                                 help="compare every FOLDER with this run, phase by phase: differences of the "
-                                      "median and p95 with bootstrap 95%% intervals, Mann-Whitney p, a verdict")
+                                 help="compare every FOLDER with this run, phase by phase (the service stages "
+                                      "and, with --turns, the turn phases too): differences of the median and p95 "
+                                      "with bootstrap 95%% intervals, Mann-Whitney p, a verdict")
     compare_command.add_argument("--fail-if-slower", metavar="PCT",
                                  help="with --baseline: exit 3 when a run's median is significantly slower than the "
                                       "baseline's by more than PCT (10%% or 0.1; a bare number above 1 is refused)")
     compare_command.add_argument("--phase", metavar="PHASE",
                                  help=f"the phase --fail-if-slower looks at (default {HEADLINE}; one of "
-                                      f"{', '.join(PHASES)})")
+                                      f"{', '.join((*PHASES, *TURN_PHASES))})")
     compare_command.set_defaults(handler=_compare_command)
 
     options_command = commands.add_parser(
@@ -93,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     providers_command.add_argument("-f", "--locustfile", metavar="FILE",
                                    help="also the providers this locustfile registers (@providers.register)")
     providers_command.set_defaults(handler=_providers_command)
+    verify_command = commands.add_parser(
+        "verify", help="recompute first audible and leading silence from a run's recorded replies",
+        description="Check a run recorded with --record-replies: decode every reply in FOLDER/replies and recompute "
+                    "first_audible_ms and leading_silence_ms from the audio (an energy envelope over the whole file, "
+                    "and the recorded arrival of each chunk for the playback model), independently of the live "
+                    "detector. Prints each iteration's difference; exit 3 when one differs by more than "
+                    "--tolerance-ms or a reply is empty or does not decode, 2 when FOLDER has no recorded replies.")
+    verify_command.add_argument("folder", help="a result folder of a run with --record-replies")
+    verify_command.add_argument("--tolerance-ms", default=None, metavar="MS",
+                                help="the largest difference that agrees (default 2)")
+    verify_command.set_defaults(handler=_verify_command)
     return parser
 
 
@@ -159,9 +173,10 @@ def _compare_command(args: argparse.Namespace) -> int:
             for base, row, unlike in pairs:
                 label = f" (unlike: {'; '.join(unlike)})" if unlike else ""
                 comparisons = regression.compare_metrics(base.metrics, row.metrics)
-                compared.append((row.name + label, base.name, comparisons))
+                shown = regression.measured(comparisons.values())
+                compared.append((row.name + label, base.name, shown))
                 render = regression.markdown_table if args.markdown else regression.text_table
-                print(f"\n{regression.heading(row.name, base.name)}{label}\n{render(comparisons.values())}")
+                print(f"\n{regression.heading(row.name, base.name)}{label}\n{render(shown)}")
                 if allowed is not None:
                     judged = comparisons[args.phase or HEADLINE]
                     sentence = regression.slower_than_allowed(judged, allowed, run=row.name, baseline=base.name)
@@ -172,7 +187,7 @@ def _compare_command(args: argparse.Namespace) -> int:
             for phrase in alone:
                 print(f"\n{phrase}")
         print(f"\n{regression.NOTE}")
-        regression_html = regression.html_section(runs[0].name, [(n, b, c.values()) for n, b, c in compared])
+        regression_html = regression.html_section(runs[0].name, compared)
     if args.html is not None:
         html_path = Path(args.html)
         try:
@@ -192,8 +207,8 @@ def _regression_options(args: argparse.Namespace) -> float | None:
             if value is not None:
                 raise UserError(f"{flag} needs --baseline FOLDER (the run to compare with)")
         return None
-    if args.phase is not None and args.phase not in PHASES:
-        raise UserError(f"--phase {args.phase!r} is not a phase; use one of {', '.join(PHASES)}")
+    if args.phase is not None and args.phase not in (*PHASES, *TURN_PHASES):
+        raise UserError(f"--phase {args.phase!r} is not a phase; use one of {', '.join((*PHASES, *TURN_PHASES))}")
     if args.phase is not None and args.fail_if_slower is None:
         raise UserError("--phase names the phase --fail-if-slower looks at; give --fail-if-slower PCT too")
     if args.fail_if_slower is None:
@@ -202,6 +217,13 @@ def _regression_options(args: argparse.Namespace) -> float | None:
         return regression.parse_percent(args.fail_if_slower)
     except regression.RegressionError as exc:
         raise UserError(str(exc).rstrip(".")) from None
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from bootbench.views import verify
+
+    allowed = verify.DEFAULT_TOLERANCE_MS if args.tolerance_ms is None else verify.tolerance(args.tolerance_ms)
+    return verify.run(args.folder, allowed)
 
 
 def _options_command(args: argparse.Namespace) -> int:

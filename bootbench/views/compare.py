@@ -50,7 +50,8 @@ HEADER = ("Run", "Provider", "Target", "Users", "N", "Success", "Mean (ms)", "Me
 NUMERIC_FROM = 3
 LEVEL_SUMMARY_KEYS = ("iterations", "successes", "failures", "success_rate", "p99_is_max", "phases")
 """The keys a sweep level shares with a run's ``summary`` (see :func:`bootbench.levels.summarize_levels`)."""
-TURN_HEADER = ("Cold penalty median (ms)", "Cold penalty 95 % CI (ms)", "Warm input→audio median (ms)")
+TURN_HEADER = ("Cold penalty median (ms)", "Cold penalty 95 % CI (ms)", "Warm input→audio median (ms)",
+               "Warm input→audible median (ms)")
 """Columns added when a compared run had ``--turns`` > 1 (``–`` for a run without warm turns)."""
 
 
@@ -136,9 +137,10 @@ class Run:
         """The cells of :data:`TURN_HEADER` for this run."""
         phases = self.metrics["summary"]["phases"]
         penalty, warm = phases.get("cold_penalty_ms") or {}, phases.get("warm_input_to_audio_ms") or {}
+        audible = phases.get("warm_input_to_audible_ms") or {}
         ci = penalty.get("ci95_median")
         return [format_ms(penalty.get("median")), f"{format_ms(ci[0])} to {format_ms(ci[1])}" if ci else format_ms(None),
-                format_ms(warm.get("median"))]
+                format_ms(warm.get("median")), format_ms(audible.get("median"))]
 
 
 def units(runs: Sequence[Run]) -> list[Run]:

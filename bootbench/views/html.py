@@ -81,6 +81,9 @@ table.numbers td:first-child { text-align: left; }
 #comparison td:first-child { white-space: nowrap; }
 #comparison thead th, #regression thead th { white-space: normal; vertical-align: bottom; }
 tr.headline { background: #fdf3ec; }
+#stage-waterfall td:nth-child(2) { text-align: left; }
+td.bar { width: 50%; min-width: 220px; vertical-align: middle; }
+td.bar span { display: block; height: 12px; background: var(--accent); border-radius: 2px; }
 tr.check-fail td { color: var(--bad); }
 table.config { min-width: 50%; }
 table.config table.config { min-width: 0; border: none; background: transparent; font-size: 12.5px; }

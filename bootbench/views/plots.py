@@ -390,3 +390,25 @@ def sweep_svg(levels: Sequence[dict[str, Any]], capacity: dict[str, Any] | None)
         ax.legend(handles + more, labels + more_labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
         return to_svg(fig, "sweep", "Cold start and first response median and p95, and success rate, "
                                     "against the number of users starting calls at once")
+
+
+def waveform_svg(pcm: Sequence[float], rate: int, *, onset_sample: int | None, name: str, label: str) -> str:
+    """A recorded reply's waveform (min/max per column), its first audible sample marked (``onset_sample``)."""
+    samples = np.asarray(pcm, dtype=float)
+    columns = max(1, min(1200, samples.size))
+    edges = np.linspace(0, samples.size, columns + 1).astype(int)
+    low = np.array([samples[a:b].min() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
+    high = np.array([samples[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
+    x = edges[:-1] * 1000.0 / rate
+    with _style():
+        fig, ax = _figure(width=10.0, height=2.4)
+        ax.fill_between(x, low, high, color=SERIES_COLORS[1], linewidth=0.4, step="post", label="reply audio")
+        if onset_sample is not None:
+            ax.axvline(onset_sample * 1000.0 / rate, color=FAILED_COLOR, linewidth=1.4,
+                       label=f"first audible ({onset_sample * 1000.0 / rate:.1f} ms into the audio)")
+        ax.set_xlim(0, max(samples.size * 1000.0 / rate, 1.0))
+        ax.set_ylim(-1.0, 1.0)
+        ax.set_xlabel("reply audio (ms from its first sample)")
+        ax.set_ylabel("amplitude")
+        ax.legend(loc="upper right")
+        return to_svg(fig, name, label)

@@ -41,6 +41,9 @@ def _describe(name: str, driver: type[Driver], source: str, emulated: bool) -> s
     lines.append(f"  key variable:     {keys} (the environment or ./.env)")
     modes = ", ".join(f"{mode} (default)" if index == 0 else mode for index, mode in enumerate(driver.turn_modes))
     lines.append(f"  turn modes:       {modes} (--turn)")
+    if "vad" in driver.turn_modes:
+        lines.append(f"  vad trailing:     {driver.vad_trailing_silence_ms:g} ms sent by default with --turn vad "
+                     f"(--trailing-silence-ms; at least {driver.vad_silence_ms:g})")
     lines.append(f"  default model:    {driver.default_model or '(none: the service chooses)'}")
     lines.append(f"  default voice:    {driver.default_voice or '(none: the service chooses)'}")
     if driver.public_url:

@@ -54,17 +54,29 @@ def flags_text(option: Option) -> str:
     return ", ".join(f"`{flag}{value if flag == option.flag else ''}`" for flag in option.flags)
 
 
+PROVIDER_DEFAULTS = {
+    "turn": lambda driver: driver.turn_modes[0],
+    "voice": lambda driver: driver.default_voice or "the service's",
+    "model": lambda driver: driver.default_model or "the service's",
+    "trailing_silence_ms": lambda driver: (f"{driver.vad_trailing_silence_ms:g} with --turn vad, else 0"
+                                           if "vad" in driver.turn_modes and driver.vad_silence_ms else "0"),
+}
+"""The options ``options.resolve`` defaults from the provider's driver: the README lists every built-in's value,
+generated from the drivers so that a new provider cannot be left out."""
+
+
 def split_default(option: Option) -> tuple[str, str]:
     """The help of ``option`` without its closing "Default ..." sentence, and that default (else the value)."""
     text = option.help.replace("%%", "%")
     start = text.rfind("Default")
+    if option.name in PROVIDER_DEFAULTS:  # defaulted with the provider in options.resolve()
+        meaning = text[:start].strip() if start >= 0 else text.strip()
+        return meaning, "the provider's (" + "; ".join(
+            f"{name}: {PROVIDER_DEFAULTS[option.name](driver)}" for name, driver in providers.drivers().items()) + ")"
     if start >= 0 and (match := _DEFAULT_SENTENCE.fullmatch(text[start:])):
         return text[:start].strip(), match["default"].strip()
     if aside := _DEFAULT_ASIDE.search(text):
         return text.strip(), aside["default"].strip()
-    if option.name == "turn":  # defaulted with the provider in options.resolve(): its first turn mode
-        return text.strip(), "the provider's (" + ", ".join(
-            f"{name}: {driver.turn_modes[0]}" for name, driver in providers.drivers().items()) + ")"
     if option.default in (None, "", ()):
         return text.strip(), "none"
     if option.kind is bool:

@@ -67,10 +67,13 @@ class PhaseComparison:
 
     @property
     def median_change_pct(self) -> float | None:
-        """The median's change relative to the baseline's, in percent (+18.0 = 18% slower)."""
+        """The median's change relative to the baseline's size, in percent (+18.0 = 18% slower).
+
+        Relative to its magnitude: a service stage reached before the last input is negative, and a stage that
+        moved from -20 to +20 ms is 200 % slower, not -200 %."""
         if self.median_diff is None or not self.baseline_median:
             return None
-        return 100.0 * self.median_diff / self.baseline_median
+        return 100.0 * self.median_diff / abs(self.baseline_median)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -135,19 +138,121 @@ def _interval(estimates: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def compare_groups(phase: str, baseline: Sequence[Sequence[float | None]], candidate: Sequence[Sequence[float | None]],
+                   *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> PhaseComparison:
+    """:func:`compare_phase` of a phase with several values per sample (``warm_input_to_audio_ms``: one list per
+    session in each run).
+
+    Medians and p95s are exact over every value pooled, as metrics.json has them. The turns of one session are not
+    independent (a slow session is slow on every turn), so the intervals come from a cluster bootstrap that resamples
+    whole sessions of each run, and the rank test compares the sessions' own medians (one independent value per
+    session); the counts are values, the "too few" rule counts sessions. With at most one value per session this is
+    :func:`compare_phase` itself.
+    """
+    base, cand = _clusters(baseline), _clusters(candidate)
+    if all(c.size == 1 for c in (*base, *cand)):
+        return compare_phase(phase, [float(c[0]) for c in base], [float(c[0]) for c in cand], seed=seed,
+                             resamples=resamples)
+    pooled_base = np.concatenate(base) if base else np.empty(0)
+    pooled_cand = np.concatenate(cand) if cand else np.empty(0)
+    counts = (int(pooled_base.size), int(pooled_cand.size))
+    if not base or not cand:
+        return PhaseComparison(phase, *counts, _median(pooled_base), _median(pooled_cand), None, None,
+                               _p95(pooled_base), _p95(pooled_cand), None, None, None, NO_DATA)
+    median_diff = float(np.median(pooled_cand) - np.median(pooled_base))
+    p95_diff = float(np.percentile(pooled_cand, 95) - np.percentile(pooled_base, 95))
+    if min(len(base), len(cand)) < BOOTSTRAP_MIN_VALUES:
+        return PhaseComparison(phase, *counts, _median(pooled_base), _median(pooled_cand), median_diff, None,
+                               _p95(pooled_base), _p95(pooled_cand), p95_diff, None, None, TOO_FEW)
+    from scipy.stats import mannwhitneyu  # here, not at import: only a comparison with samples needs scipy
+
+    rng = np.random.default_rng(seed)
+    base_medians, base_p95s = _cluster_bootstrap(base, resamples, rng)
+    cand_medians, cand_p95s = _cluster_bootstrap(cand, resamples, rng)
+    median_ci = _interval(cand_medians - base_medians)
+    p95_ci = _interval(cand_p95s - base_p95s)
+    p_value = float(mannwhitneyu([np.median(c) for c in cand], [np.median(c) for c in base],
+                                 alternative="two-sided").pvalue)
+    if not math.isfinite(p_value):
+        p_value = 1.0
+    verdict = NO_DIFFERENCE
+    if p_value < ALPHA and (median_ci[0] > 0 or median_ci[1] < 0):
+        verdict = SLOWER if median_diff > 0 else FASTER
+    return PhaseComparison(phase, *counts, _median(pooled_base), _median(pooled_cand), median_diff, median_ci,
+                           _p95(pooled_base), _p95(pooled_cand), p95_diff, p95_ci, p_value, verdict)
+
+
+def _clusters(groups: Sequence[Sequence[float | None]]) -> list[np.ndarray]:
+    """Each group's finite values as an array; groups without any left out."""
+    clusters = [np.asarray(finite(group), dtype=np.float64) for group in groups]
+    return [c for c in clusters if c.size]
+
+
+def _cluster_bootstrap(clusters: list[np.ndarray], resamples: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Medians and p95s of ``resamples`` resamples of whole clusters with replacement, over the values they bring.
+
+    The clusters sit in one NaN-padded matrix, so a resample of sessions of different sizes is one array operation
+    (``nanmedian`` and ``nanpercentile`` skip the padding); drawn in chunks to bound memory.
+    """
+    width = max(c.size for c in clusters)
+    padded = np.full((len(clusters), width), np.nan)
+    for index, cluster in enumerate(clusters):
+        padded[index, :cluster.size] = cluster
+    per_chunk = max(1, _CHUNK_VALUES // padded.size)
+    medians, p95s = [], []
+    for start in range(0, resamples, per_chunk):
+        picks = rng.integers(0, len(clusters), size=(min(per_chunk, resamples - start), len(clusters)))
+        draws = padded[picks].reshape(picks.shape[0], -1)
+        medians.append(np.nanmedian(draws, axis=1))
+        p95s.append(np.nanpercentile(draws, 95, axis=1))
+    return np.concatenate(medians), np.concatenate(p95s)
+
+
 def phase_values(metrics: Mapping[str, Any], phase: str) -> list[float]:
-    """A phase's values over the successful samples of a metrics.json document."""
-    return finite(sample.get(phase) for sample in metrics.get("samples") or () if sample.get("ok"))
+    """A phase's values over the successful samples of a metrics.json document (every warm turn's for a phase with
+    several values per sample, pooled)."""
+    return finite(value for group in phase_groups(metrics, phase) for value in group)
+
+
+def phase_groups(metrics: Mapping[str, Any], phase: str) -> list[list[float | None]]:
+    """A phase's values per successful sample: one each, or for :data:`~bootbench.samples.WARM_TURN_FIELDS` (the
+    phases with one value per warm turn) the values of the sample's turns 2..N."""
+    from bootbench.samples import WARM_TURN_FIELDS
+
+    ok = [sample for sample in metrics.get("samples") or () if sample.get("ok")]
+    if phase in WARM_TURN_FIELDS:
+        field = WARM_TURN_FIELDS[phase]
+        return [[turn.get(field) for turn in (sample.get("turns") or [])[1:]] for sample in ok]
+    return [[sample.get(phase)] for sample in ok]
 
 
 def compare_metrics(baseline: Mapping[str, Any], candidate: Mapping[str, Any], phases: Sequence[str] | None = None,
                     *, seed: int = 0) -> dict[str, PhaseComparison]:
-    """Every phase (default: :data:`bootbench.samples.PHASES`) of a candidate metrics.json against a baseline's."""
+    """Every phase of a candidate metrics.json against a baseline's (default: :data:`bootbench.samples.PHASES`, the
+    service stage phases among them, then ``TURN_PHASES``: no data unless a run had ``--turns`` > 1; see
+    :func:`measured` for the rows a table shows)."""
     if phases is None:
-        from bootbench.samples import PHASES
-        phases = PHASES
-    return {phase: compare_phase(phase, phase_values(baseline, phase), phase_values(candidate, phase), seed=seed)
-            for phase in phases}
+        from bootbench.samples import PHASES, TURN_PHASES
+        phases = (*PHASES, *TURN_PHASES)
+    return {phase: compare_one(baseline, candidate, phase, seed=seed) for phase in phases}
+
+
+def compare_one(baseline: Mapping[str, Any], candidate: Mapping[str, Any], phase: str, *,
+                seed: int = 0) -> PhaseComparison:
+    """One phase of a candidate metrics.json against a baseline's (:func:`compare_groups` for a phase with several
+    values per sample)."""
+    from bootbench.samples import WARM_TURN_FIELDS
+
+    if phase in WARM_TURN_FIELDS:
+        return compare_groups(phase, phase_groups(baseline, phase), phase_groups(candidate, phase), seed=seed)
+    return compare_phase(phase, phase_values(baseline, phase), phase_values(candidate, phase), seed=seed)
+
+
+def measured(comparisons: Iterable[PhaseComparison]) -> list[PhaseComparison]:
+    """The comparisons a table shows: a phase neither run has a value of (a step or a service stage the protocol
+    does not have, a turn phase of single-turn runs) is left out; one only a run has stays, as "no data"."""
+    return [c for c in comparisons if c.baseline_count or c.candidate_count]
 
 
 def parse_percent(text: str) -> float:
@@ -197,7 +302,7 @@ def undecided(comparison: PhaseComparison) -> str | None:
 def fail_if_slower(baseline: Mapping[str, Any], candidate: Mapping[str, Any], pct: float, *, run: str,
                    baseline_name: str, phase: str = HEADLINE, seed: int = 0) -> str | None:
     """``--fail-if-slower PCT --phase PHASE`` on two metrics.json documents: the sentence to fail with, or None."""
-    comparison = compare_phase(phase, phase_values(baseline, phase), phase_values(candidate, phase), seed=seed)
+    comparison = compare_one(baseline, candidate, phase, seed=seed)
     return slower_than_allowed(comparison, pct, run=run, baseline=baseline_name)
 
 
@@ -235,7 +340,9 @@ def row(comparison: PhaseComparison) -> list[str]:
 NUMERIC_FROM = 1
 NOTE = ("Differences are run minus baseline over successful iterations, with bootstrap 95% intervals; "
         "a phase is slower or faster only when the median's interval excludes 0 and Mann-Whitney p < 0.05; "
-        f"with fewer than {BOOTSTRAP_MIN_VALUES} values in a run there is no interval: {TOO_FEW}.")
+        f"with fewer than {BOOTSTRAP_MIN_VALUES} values in a run there is no interval: {TOO_FEW}. "
+        "A phase with a value per warm turn resamples whole sessions and ranks the sessions' medians; "
+        "a phase neither run measured is left out.")
 
 
 def heading(run: str, baseline: str) -> str:

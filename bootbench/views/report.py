@@ -2,8 +2,10 @@
 
 One self-contained file (inline CSS and SVG, no scripts, no network) that
 opens from disk: the headline numbers of ``first_response_ms``, the
-``--check`` results (when the run had checks), its histogram and CDF, the first response of every iteration in order, the
-phases of every iteration, the errors, and the run's configuration.
+``--check`` results (when the run had checks), the service stage waterfall (when a stage was seen), its histogram
+and CDF, the first response of every iteration in order, the phases of every iteration, the recorded replies of the
+slowest and the median call (``--record-replies``: players of the WAV files beside the page, each with its waveform),
+the errors, and the run's configuration.
 Every value from metrics.json is HTML-escaped. Headline numbers carry stable
 ids and ``data-value`` attributes so tools can read them back.
 
@@ -19,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bootbench.checks import NO_DATA, format_value
+from bootbench.replies import REPLIES_DIR, read_index
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASE_BY_NAME, TURN_PHASES
 from bootbench.stats import finite, p99_note
 from bootbench.views import plots
 from bootbench.views.html import esc, page
 from bootbench.views.load import load_metrics
-from bootbench.views.text import MISSING, format_count, format_ms, format_rate, users_text
+from bootbench.views.text import (MISSING, counted, format_count, format_ms, format_rate, stage_waterfall,
+                                  users_text)
 
 REPORT_FILE = "report.html"
 
@@ -37,7 +41,7 @@ def write_report(folder: str | Path, metrics: dict[str, Any] | None = None) -> P
     if metrics is None:
         metrics = load_metrics(folder)
     started = time.perf_counter()
-    text = render(metrics)
+    text = render(metrics, replies=_replies(folder))
     path = folder / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -59,8 +63,8 @@ def write_report_safely(folder: str | Path, metrics: dict[str, Any]) -> Path | N
 # ---------------------------------------------------------------- the page
 
 
-def render(metrics: dict[str, Any]) -> str:
-    """The complete report.html of one run."""
+def render(metrics: dict[str, Any], replies: str = "") -> str:
+    """The complete report.html of one run (``replies``: its recorded replies' section, :func:`_replies`)."""
     run, summary = metrics["run"], metrics["summary"]
     title = f"bootbench report: {run.get('provider', '?')} at {run.get('target', '?')}"
     body = [
@@ -68,9 +72,12 @@ def render(metrics: dict[str, Any]) -> str:
         _warnings(metrics),
         _headline(summary),
         _checks(metrics),
+        _stages(summary),
         _sweep(metrics),
         _plots(metrics),
+        replies,
         _turns(metrics),
+        _service_latency(summary),
         _phase_table(summary),
         _errors(metrics),
         _configuration(run),
@@ -233,6 +240,71 @@ def _plots(metrics: dict[str, Any]) -> str:
     return f'<section id="plots"><h2>Distribution and timeline</h2><div class="plots">{"".join(cells)}</div></section>'
 
 
+def _stages(summary: dict[str, Any]) -> str:
+    """The median service stage waterfall (:func:`~bootbench.views.text.stage_waterfall`, the console's line) as a
+    table with a horizontal bar per stage, from the last input sent (0) to its median; none when no stage was seen."""
+    rows = stage_waterfall(summary)
+    if not rows:
+        return ""
+    low = min(0.0, *(median for _, _, median, _ in rows))
+    span = (max(0.0, *(median for _, _, median, _ in rows)) - low) or 1.0
+    body = []
+    for phase, label, median, count in rows:
+        start, end = sorted((0.0 - low, median - low))  # a stage reached before the last input: a bar left of 0
+        bar = f'<span style="margin-left:{100 * start / span:.2f}%;width:{100 * (end - start) / span:.2f}%"></span>'
+        body.append(f'<tr id="stage-{esc(phase)}" data-value="{esc(json.dumps(median))}"><td>{esc(label)}</td>'
+                    f'<td><code>{esc(phase)}</code></td><td>{esc(format_ms(median))}</td>'
+                    f'<td>{esc(format_count(count))}</td><td class="bar">{bar}</td></tr>')
+    return (f'<section id="stages"><h2>Where the time went <span class="thin">the service\'s own stages, median ms '
+            f'from the last input sent</span></h2><div class="scroll"><table class="numbers" id="stage-waterfall">'
+            f'<thead><tr><th>stage</th><th>phase</th><th>median</th><th>count</th><th></th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div><p class="note">Each stage is the arrival of the first of '
+            f'the service\'s events of that kind in the answer (docs/architecture.md); a stage reached before the '
+            f'last input went out is negative. Stages the service has no event for are not shown.</p></section>')
+
+PLAYED_ROLES = (("slowest", "The slowest call"), ("median", "The median call"))
+"""The recorded replies report.html plays (``--record-replies``), by their role in replies/index.json."""
+
+
+def _replies(folder: Path) -> str:
+    """Players for the slowest and the median call's recorded reply, each with its waveform and first-audible mark."""
+    index = read_index(folder)
+    if index is None:
+        return ""
+    import soundfile
+
+    from bootbench.views.verify import onset
+
+    figures = []
+    for role, title in PLAYED_ROLES:
+        entry = next((e for e in index["replies"] if e.get("role") == role), None)
+        if entry is None:
+            continue
+        wav = f"{REPLIES_DIR}/{entry['wav']}"
+        try:
+            pcm, rate = soundfile.read(folder / wav, dtype="float64", always_2d=False)
+        except (OSError, RuntimeError) as exc:
+            figures.append(f'<p class="empty">{esc(title)}: {esc(wav)} cannot be read ({esc(exc)}).</p>')
+            continue
+        found = onset(pcm, rate, float(index.get("audible_dbfs", -50.0))) if len(pcm) else None
+        heard = (f"first audible {format_ms(entry['first_audible_ms'])} ms after session ready, "
+                 f"{format_ms(entry['leading_silence_ms'])} ms after its first audio"
+                 if entry.get("first_audible_ms") is not None else "never audible")
+        svg = plots.waveform_svg(pcm, rate, onset_sample=found, name=f"reply-{role}",
+                                 label=f"Waveform of iteration {entry['iteration']}'s reply ({role})")
+        figures.append(
+            f'<figure class="plot wide" id="reply-{role}"><h3>{esc(title)}: iteration {esc(entry["iteration"])} '
+            f'<span class="thin">clip {esc(entry.get("clip", "?"))} · {esc(heard)}</span></h3>'
+            f'<audio controls preload="metadata" src="{esc(wav)}" data-iteration="{esc(entry["iteration"])}"></audio>'
+            f'{svg}<figcaption>What the caller heard, as it arrived until the session was stopped; the line marks '
+            f'the first audible sample (10 ms level above {esc(index.get("audible_dbfs"))} dBFS).</figcaption></figure>')
+    if not figures:
+        return ""
+    return (f'<section id="replies"><h2>Hear what the slowest caller heard <span class="thin">'
+            f'{esc(len(index["replies"]))} recorded replies in {esc(REPLIES_DIR)}/ (bootbench verify checks them)'
+            f'</span></h2><div class="plots">{"".join(figures)}</div></section>')
+
+
 def _turns(metrics: dict[str, Any]) -> str:
     """``--turns`` > 1: the cold penalty, cold vs warm input to audio side by side, the penalty per iteration."""
     summary, samples = metrics["summary"], metrics["samples"]
@@ -252,6 +324,11 @@ def _turns(metrics: dict[str, Any]) -> str:
         _stat("warm-input-to-audio", "warm input to audio", warm["median"], format_ms(warm["median"]), "ms",
               f"median of {format_count(warm['count'])} warm turns"),
     ]
+    audible = summary["phases"].get("warm_input_to_audible_ms")
+    if audible is not None:  # absent from files written before it existed
+        cards.append(_stat("warm-input-to-audible", "warm input to audible", audible["median"],
+                           format_ms(audible["median"]), "ms", f"median of {format_count(audible['count'])} "
+                           f"warm turns heard"))
     ok = [s for s in samples if s.get("ok") and s.get("turns")]
     cold_values = finite(s["turns"][0].get("input_to_audio_ms") for s in ok)
     warm_values = finite(t.get("input_to_audio_ms") for s in ok for t in s["turns"][1:])
@@ -266,6 +343,23 @@ def _turns(metrics: dict[str, Any]) -> str:
         figures = '<p class="empty">No successful session with warm turns: nothing to plot.</p>'
     return (f'<section id="turns"><h2>Cold vs warm turns <span class="thin">{esc(metrics["run"].get("turns", "?"))} '
             f'turns per session</span></h2><div class="stats">{"".join(cards)}</div>{figures}</section>')
+
+
+def _service_latency(summary: dict[str, Any]) -> str:
+    """"Service says X, measured Y" (metrics.json ``summary.service_latency``): the median of each figure the service
+    reported (Deepgram's ``LatencyReport``) beside bootbench's input to audio over the same turns; "" without one."""
+    block = summary.get("service_latency")
+    if not block:
+        return ""
+    measured = block["measured"]["input_to_audio_ms"]
+    cards = [_stat(f"service-{name}", f"service says: {name[:-3].replace('_', ' ')}", value, format_ms(value), "ms",
+                   "median the service reported") for name, value in block["service"].items()]
+    cards.insert(1 if "total_ms" in block["service"] else 0, _stat(  # its total first, ours beside it
+        "service-measured", "measured: input to audio", measured, format_ms(measured), "ms",
+        "median bootbench measured, same turns"))
+    return (f'<section id="service-latency"><h2>Service says, measured <span class="thin">its own latency report '
+            f'beside ours, over {esc(counted(block["turns"], "turn"))}</span></h2>'
+            f'<div class="stats">{"".join(cards)}</div></section>')
 
 
 def _phase_table(summary: dict[str, Any]) -> str:

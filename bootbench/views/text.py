@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Container, Sequence
 
-from bootbench.samples import HEADLINE, PHASE_BY_NAME
+from bootbench.samples import HEADLINE, PHASE_BY_NAME, STAGE_PHASES
 from bootbench.stats import Snapshot, p99_note
 
 MISSING = "–"
@@ -65,7 +65,9 @@ def console_summary(metrics: dict[str, Any]) -> str:
                      f"{run.get('audible_dbfs', -50):g} dBFS before it ended or the timeout)")
     if summary.get("greetings"):
         lines.append(f"  greetings: {summary['greetings']} iteration(s) heard a reply they had not asked for")
+    lines += stage_lines(summary)
     lines += turn_lines(summary)
+    lines += service_latency_lines(summary)
     errors = metrics["errors"]["by_kind"]
     if errors:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())))
@@ -82,6 +84,37 @@ def console_summary(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+WATERFALL_END = "input_to_audio_ms"
+"""The phase a stage waterfall ends with: the answer's first audio, from the same last input as every stage."""
+
+
+def stage_waterfall(summary: dict[str, Any]) -> list[tuple[str, str, float, int]]:
+    """The median service stage waterfall of a run (``summary`` of metrics.json): ``(phase, label, median, count)``
+    for each stage phase the service reached (:data:`~bootbench.samples.STAGE_PHASES`, in the order of the stages),
+    then the first audio; empty when no stage was reached (a protocol without such events, or an older file).
+    Every median is from the last input sent, so a stage reached before it is negative."""
+    rows = []
+    for phase in STAGE_PHASES:
+        stats = summary["phases"].get(phase)
+        if stats and stats["count"] and stats["median"] is not None:
+            rows.append((phase, PHASE_BY_NAME[phase].label, stats["median"], stats["count"]))
+    end = summary["phases"].get(WATERFALL_END)
+    if rows and end and end["count"] and end["median"] is not None:
+        rows.append((WATERFALL_END, "first audio", end["median"], end["count"]))
+    return rows
+
+
+def stage_lines(summary: dict[str, Any]) -> list[str]:
+    """The console line of the median stage waterfall (:func:`stage_waterfall`), when a stage was reached:
+    ``stages (median from the last input): turn end 512.0 ms -> transcript 540.0 -> ... -> first audio 620.0``."""
+    rows = stage_waterfall(summary)
+    if not rows:
+        return []
+    steps = [f"{label} {format_ms(median)}{' ms' if index == 0 else ''}"
+             for index, (_, label, median, _) in enumerate(rows)]
+    return ["  stages (median from the last input): " + " -> ".join(steps)]
+
+
 def turn_lines(summary: dict[str, Any]) -> list[str]:
     """The console lines of a run with ``--turns`` > 1: the cold penalty with its CI, cold vs warm; else none."""
     penalty = summary["phases"].get("cold_penalty_ms")
@@ -90,12 +123,30 @@ def turn_lines(summary: dict[str, Any]) -> list[str]:
         return []
     ci = penalty.get("ci95_median")
     cold = summary["phases"]["input_to_audio_ms"]
-    return [f"  cold penalty: median {format_ms(penalty['median'])} ms"
-            f"{f' (95% CI {format_ms(ci[0])} to {format_ms(ci[1])})' if ci else ''}, "
-            f"mean {format_ms(penalty['mean'])} ms, over {penalty['count']} sessions",
-            f"  input to audio: cold (turn 1) median {format_ms(cold['median'])} ms, "
-            f"warm median {format_ms(warm['median'])} ms, p95 {format_ms(warm['p95'])} ms "
-            f"({warm['count']} warm turns)"]
+    lines = [f"  cold penalty: median {format_ms(penalty['median'])} ms"
+             f"{f' (95% CI {format_ms(ci[0])} to {format_ms(ci[1])})' if ci else ''}, "
+             f"mean {format_ms(penalty['mean'])} ms, over {penalty['count']} sessions",
+             f"  input to audio: cold (turn 1) median {format_ms(cold['median'])} ms, "
+             f"warm median {format_ms(warm['median'])} ms, p95 {format_ms(warm['p95'])} ms "
+             f"({warm['count']} warm turns)"]
+    audible = summary["phases"].get("warm_input_to_audible_ms")
+    if audible and audible["count"]:  # older files have no warm audible phase; a run may have heard no warm reply
+        cold_audible = summary["phases"]["input_to_audible_ms"]
+        lines.append(f"  input to audible: cold (turn 1) median {format_ms(cold_audible['median'])} ms, "
+                     f"warm median {format_ms(audible['median'])} ms, p95 {format_ms(audible['p95'])} ms "
+                     f"({audible['count']} warm turns heard)")
+    return lines
+
+
+def service_latency_lines(summary: dict[str, Any]) -> list[str]:
+    """"Service says X, measured Y": the service's own total latency beside bootbench's input to audio (medians over
+    the turns it reported, metrics.json ``summary.service_latency``); none when it reported no total."""
+    block = summary.get("service_latency") or {}
+    total = (block.get("service") or {}).get("total_ms")
+    if total is None:
+        return []
+    return [f"  service says {format_ms(total)} ms, measured {format_ms(block['measured']['input_to_audio_ms'])} "
+            f"ms (median total latency it reported vs input to audio, {counted(block['turns'], 'turn')})"]
 
 
 def _run_events(run: dict[str, Any], budget: dict[str, Any], finished: int) -> list[str]:

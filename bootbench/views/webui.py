@@ -214,6 +214,8 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool, level: str = "") -> 
             row("Cold penalty median", ms(snap.cold_penalty_median)),
             row("Input to audio median, cold (turn 1)", ms(snap.cold_input_to_audio_median)),
             row("Input to audio median, warm (turns 2..N)", ms(snap.warm_input_to_audio_median)),
+            row("Input to audible median, warm (turns 2..N)",
+                ms((snap.phases.get("warm_input_to_audible_ms") or {}).get("median"))),
         ]
     if snap.errors_by_kind:
         rows += [row(f"Errors: {kind}", format_count(count)) for kind, count in snap.errors_by_kind.items()]

@@ -29,12 +29,10 @@ IN_SHARED_RUNS: tuple[str, ...] = tuple(name for name in BUILTINS if name not in
 GREETING_PROVIDERS: tuple[str, ...] = tuple(name for name in IN_SHARED_RUNS
                                             if providers.get(name).tells_greeting_from_answer)
 """Providers whose driver tells a greeting from the answer at any time (``Driver.tells_greeting_from_answer``)."""
-RUN_ARGS: dict[str, tuple[str, ...]] = {
-    "elevenlabs": ("--trailing-silence-ms", "600"),
-    "ultravox": ("--trailing-silence-ms", "400"),
-}
-"""What a provider needs beyond ``--provider`` in every run (none for most): agents that end turns by trailing silence
-only (Ultravox after 384 ms: 400 ends the turn in the clip's last 64 ms chunk at real-time pace)."""
+RUN_ARGS: dict[str, tuple[str, ...]] = {}
+"""What a provider needs beyond ``--provider`` in every run: none today. The agents whose turns end by trailing
+silence only (ElevenLabs, Ultravox) needed ``--trailing-silence-ms`` until ``--turn vad`` defaulted it from the
+driver (``Driver.vad_trailing_silence_ms``); the shared runs now rely on that default."""
 OTHER_TURN_MODES: tuple[tuple[str, str], ...] = tuple((name, mode) for name in BUILTINS
                                                       for mode in providers.get(name).turn_modes[1:])
 """Each provider's turn modes other than its default (the shared runs use the default)."""

@@ -14,7 +14,9 @@ cuts a greeting short; the turn ends at ``ForceEndTurn`` (a Flux, ``v2``,
 listen provider only; without a turn in progress it is ignored) or when the
 audio shows :data:`~bootbench.wire.VAD_SILENCE_MS` of trailing silence after
 speech. The answer is ``ConversationText`` (user), ``AgentThinking``,
-``ConversationText`` (assistant), with ``experimental`` set
+``ConversationText`` (assistant), each at its own share of the first-audio
+delay after the turn end (:data:`STAGE_SHARES`; the ground truth stamps
+them as the service's stages), with ``experimental`` set
 ``AgentStartedSpeaking``, the audio as binary frames at real-time pace, then
 ``AgentAudioDone`` and ``LatencyReport`` (its ``total_latency`` is the
 measured turn end to first audio; the stages split it 20/50/30, the
@@ -57,6 +59,11 @@ REPLY_TEXT = "Hello, this is the bootbench reference server."
 GREETING_TEXT = "Hi, this is the bootbench reference server."
 REPORT_SPLIT = {"stt_latency": 0.2, "ttt_token_latency": 0.5, "ttt_text_latency": 0.5, "tts_latency": 0.3}
 """Each stage's share of ``total_latency`` in a ``LatencyReport`` (stt + ttt + tts = total)."""
+STAGE_SHARES = {"input_transcript": REPORT_SPLIT["stt_latency"], "response_start": 0.4,
+                "first_text": REPORT_SPLIT["stt_latency"] + REPORT_SPLIT["ttt_text_latency"]}
+"""When the answer's stage events go, as shares of the turn's first-audio delay after the turn end: the user's
+``ConversationText`` when speech-to-text is done (the report's stt share), ``AgentThinking``, the agent's
+``ConversationText`` when the LLM's text is (stt + ttt); the audio after text-to-speech (the rest)."""
 CLIENT_ERROR_CLOSE = int(WSCloseCode.POLICY_VIOLATION)
 SERVER_ERROR_CLOSE = int(WSCloseCode.INTERNAL_ERROR)
 MID_REPLY_DROP_S = 0.01
@@ -322,8 +329,6 @@ class DeepgramAgentProtocol(WebSocketProtocol):
             self._drop(conn)
             return
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
-        await self.send_json(conn, {"type": "ConversationText", "role": "user", "content": USER_TEXT})
-        await self.send_json(conn, {"type": "AgentThinking", "content": ""})
         conn.reply_task = spawn(self._respond(conn, start, turn_end_ns))
 
     # ---- the agent's utterances
@@ -332,7 +337,13 @@ class DeepgramAgentProtocol(WebSocketProtocol):
         record = conn.record
         assert record is not None and record.injected is not None and conn.settings is not None
         fault = conn.fault if record.current_turn().turn == 1 else None
-        await self.send_json(conn, {"type": "ConversationText", "role": "assistant", "content": REPLY_TEXT})
+        stages = (("input_transcript", {"type": "ConversationText", "role": "user", "content": USER_TEXT}),
+                  ("response_start", {"type": "AgentThinking", "content": ""}),
+                  ("first_text", {"type": "ConversationText", "role": "assistant", "content": REPLY_TEXT}))
+        for stage, message in stages:   # each at its known time between the turn end and the first audio
+            await sleep_until(turn_end_ns + int((start_ns - turn_end_ns) * STAGE_SHARES[stage]))
+            record.note_stage(stage, time.perf_counter_ns())
+            await self.send_json(conn, message)
         total_s = (start_ns - turn_end_ns) / 1e9
         started = {"type": "AgentStartedSpeaking", "total_latency": total_s, "tts_latency": total_s * 0.3,
                    "ttt_latency": total_s * 0.5}

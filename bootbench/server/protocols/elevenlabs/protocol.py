@@ -17,8 +17,10 @@ first id; a user turn takes the next id when its speech starts, and speech
 while the greeting plays interrupts it (``interruption`` with the turn's
 id). The turn ends by itself after :data:`~bootbench.wire.VAD_SILENCE_MS` of
 trailing silence (there is no client end of turn): ``user_transcript``,
-then ``agent_response`` and the reply as ``audio`` events of the turn's id
-at real-time pace; no end-of-reply event. The client's close frame ends the
+then ``agent_response``, each at its own share of the first-audio delay
+(:data:`STAGE_SHARES`; the ground truth stamps them as the service's
+stages), and the reply as ``audio`` events of the turn's id at real-time
+pace; no end-of-reply event. The client's close frame ends the
 session. Every client message is checked (:mod:`.checks`); a refused one is
 answered with the service's ``error`` event and close 1008.
 """
@@ -65,6 +67,11 @@ MID_REPLY_DROP_S = 0.01
 REPLY_TEXT = "Hello, this is the bootbench reference server."
 GREETING_TEXT = "Hi, you are talking to the bootbench reference agent."
 TRANSCRIPT_TEXT = "(what the user said)"
+STAGE_SHARES = {"input_transcript": 0.3, "first_text": 0.7}
+"""When the answer's stage events go, as shares of the turn's first-audio delay after the turn end:
+``user_transcript``, then ``agent_response``. (The service sends ``agent_response`` with the first audio; the
+emulation sends it earlier, at a time of its own, so that a client's first text can be told from its first
+audio.)"""
 NO_KEY = {"detail": {"status": "needs_authorization",
                      "message": "Neither authorization header nor xi-api-key received, please provide one."}}
 BAD_KEY = {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
@@ -308,10 +315,8 @@ class ElevenLabsProtocol(WebSocketProtocol):
         fault = conn.fault if record.current_turn().turn == 1 else None  # faults strike a session's first turn
         if fault is not None and await self._fault_at_turn_end(conn, fault):
             return
-        await self.send_json(conn, {"type": "user_transcript", "user_transcription_event": {
-            "user_transcript": TRANSCRIPT_TEXT, "event_id": turn_id}})
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
-        conn.reply_task = spawn(self._respond(conn, turn_id, start, fault))
+        conn.reply_task = spawn(self._respond(conn, turn_id, turn_end_ns, start, fault))
 
     # ---- the agent's speech
 
@@ -333,9 +338,18 @@ class ElevenLabsProtocol(WebSocketProtocol):
 
         await self.greeting.stream(record, start_ns, send_chunk, greeting=True)
 
-    async def _respond(self, conn: AgentConnection, turn_id: int, start_ns: int, fault: FaultSpec | None) -> None:
+    async def _respond(self, conn: AgentConnection, turn_id: int, turn_end_ns: int, start_ns: int,
+                       fault: FaultSpec | None) -> None:
         record = conn.record
         assert record is not None and record.injected is not None
+        stages = (("input_transcript", {"type": "user_transcript", "user_transcription_event": {
+                       "user_transcript": TRANSCRIPT_TEXT, "event_id": turn_id}}),
+                  ("first_text", {"type": "agent_response", "agent_response_event": {
+                      "agent_response": REPLY_TEXT, "event_id": turn_id}}))
+        for stage, message in stages:   # each at its known time between the turn end and the first audio
+            await sleep_until(turn_end_ns + int((start_ns - turn_end_ns) * STAGE_SHARES[stage]))
+            record.note_stage(stage, time.perf_counter_ns())
+            await self.send_json(conn, message)
         chunks = self.reply.chunks_for(record.injected.leading_silence_ms)
         hold = fault.option("chunks") if fault is not None and fault.kind == "stray" else 0
         last = len(chunks) - 1 - min(hold, len(chunks) - 1)
@@ -344,8 +358,6 @@ class ElevenLabsProtocol(WebSocketProtocol):
             if index == 0:
                 if self.stop_greeting(conn):   # a greeting still speaking when the answer starts is cut short
                     await self.send_json(conn, {"type": "interruption", "interruption_event": {"event_id": turn_id}})
-                await self.send_json(conn, {"type": "agent_response", "agent_response_event": {
-                    "agent_response": REPLY_TEXT, "event_id": turn_id}})
                 if fault is not None and fault.kind == "malformed":
                     await self._send_malformed(conn, fault, chunk, turn_id)
                     raise _ReplyStopped

@@ -9,9 +9,11 @@ there) and is answered at once (``created_sent``); the setup delay runs from the
 (``join_received``) to the first ``state`` (``ready_sent``). A call not joined within its ``joinTimeout``
 (the service's default: 30 s) ends ``unjoined``. The user's audio arrives as raw PCM16 in binary
 frames at the call's ``inputSampleRate``; the turn ends when it shows ``vadSettings.turnEndpointDelay``
-(default 384 ms) of trailing silence after speech. The answer is ``state`` ``thinking``, then after the
-first-audio delay ``speaking``, the reply as raw PCM16 binary frames at ``outputSampleRate`` in real
-time, an agent ``transcript``, and ``state`` ``listening`` (the end of the reply). A call whose agent
+(default 384 ms) of trailing silence after speech. The answer is ``state`` ``thinking``, the caller's
+``transcript`` and the agent's first ``transcript`` delta (each at its own share of the first-audio delay,
+:data:`STAGE_SHARES`; the ground truth stamps them as the service's stages), then after the first-audio
+delay ``speaking``, the reply as raw PCM16 binary frames at ``outputSampleRate`` in real time, the agent's
+final ``transcript``, and ``state`` ``listening`` (the end of the reply). A call whose agent
 speaks first (``firstSpeakerSettings.agent``, the service's default) is greeted when the server has
 ``--greeting-ms``; the caller's speech interrupts the greeting (``playback_clear_buffer``, ``listening``).
 The client's close frame ends the call. Faults: :mod:`.faults`.
@@ -52,6 +54,11 @@ JOIN_PATH = "/calls/{call_id}/join"
 DEFAULT_MODEL = "fixie-ai/ultravox"
 """The schema's default ``model``, reported when a create request names none."""
 REPLY_TEXT = "Hello, this is the bootbench reference server."
+USER_TEXT = "Hello."
+STAGE_SHARES = {"input_transcript": 0.3, "first_text": 0.7}
+"""When the answer's transcripts go, as shares of the turn's first-audio delay after the turn end (``state``
+``thinking`` goes at the turn end): the caller's final ``transcript``, then the agent's first ``transcript``
+delta; its audio (and ``speaking``) at the end of the delay."""
 
 log = logging.getLogger("bootbench.server")
 
@@ -296,15 +303,27 @@ class UltravoxProtocol(WebSocketProtocol):
         if fault is not None and fault.kind == "drop" and fault.option("when") == "after_input":
             await self._drop(conn)
             return
+        thinking = time.perf_counter_ns()   # the service's turn end and response start, in one event
+        record.note_stage("turn_end", thinking)
+        record.note_stage("response_start", thinking)
         await self._state(conn, "thinking")
         start = end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
-        conn.reply_task = spawn(self._respond(conn, start, fault))
+        conn.reply_task = spawn(self._respond(conn, end_ns, start, fault))
 
     # ---- what the agent says
 
-    async def _respond(self, conn: CallConnection, start_ns: int, fault: FaultSpec | None) -> None:
+    async def _respond(self, conn: CallConnection, end_ns: int, start_ns: int, fault: FaultSpec | None) -> None:
         record, call = conn.record, conn.call
         assert record is not None and call is not None and record.injected is not None
+        ordinal = 2 * record.current_turn().turn
+        stages = (("input_transcript", {"type": "transcript", "role": "user", "medium": "voice", "text": USER_TEXT,
+                                        "delta": None, "final": True, "ordinal": ordinal - 1}),
+                  ("first_text", {"type": "transcript", "role": "agent", "medium": "voice", "text": None,
+                                  "delta": REPLY_TEXT.split()[0], "final": False, "ordinal": ordinal}))
+        for stage, message in stages:   # each at its known time between the turn end and the first audio
+            await sleep_until(end_ns + int((start_ns - end_ns) * STAGE_SHARES[stage]))
+            record.note_stage(stage, time.perf_counter_ns())
+            await self.send_json(conn, message)
         await sleep_until(start_ns)
         if conn.speaking == "greeting" and self.stop_greeting(conn):   # the answer cuts a greeting short
             conn.speaking = None
@@ -327,7 +346,7 @@ class UltravoxProtocol(WebSocketProtocol):
         reply = self._reply_audio(call.settings.output_rate, greeting=False)
         await reply.stream(record, start_ns, send, leading_silence_ms=record.injected.leading_silence_ms)
         await self.send_json(conn, {"type": "transcript", "role": "agent", "medium": "voice", "text": REPLY_TEXT,
-                                    "delta": None, "final": True, "ordinal": 2 * record.current_turn().turn})
+                                    "delta": None, "final": True, "ordinal": ordinal})
         conn.speaking = None
         record.note_reply_end(time.perf_counter_ns())
         await self._state(conn, "listening")

@@ -1,0 +1,102 @@
+"""bench/capacity.py's bookkeeping, in process: the clocks it may run, what held per clock, its RESULTS.md section.
+
+The runs themselves are benchmarks (bench/RESULTS.md); these check the logic that turns their levels into the
+table, on level records shaped as capacity.json holds them (older runs' records lack the newer keys).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from support.processes import ROOT
+
+
+def bench_module(name: str):
+    """A bench/ script module loaded from its file (bench/ is not a package; its scripts import their siblings)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+capacity = bench_module("capacity")
+
+
+def level(users: int, holds: bool, clock: str | None = None, truth: dict | None = None) -> dict:
+    record = {"users": users, "iterations": users * 8, "failed": 0, "steady_iterations": users * 7,
+              "client_side_steady": {"first_response_error": {"median_abs": 0.2, "p99_abs": 1.5 if holds else 9.0,
+                                                              "max_abs": 12.0}},
+              "resources": {"client_cpu_ms_per_cycle": 1.3, "client_cores": 0.5, "server_cores": 0.6,
+                            "other_cores": 0.1},
+              "load_average_start": [1.0, 1.0, 1.0], "load_average_end": [1.5, 1.0, 1.0], "holds": holds}
+    if clock is not None:
+        record["clock"] = clock
+    if truth is not None:
+        record["truth_steady"] = truth
+    return record
+
+
+def run(levels: list[dict]) -> dict:
+    machine = {"date": "2026-12-03T21:00:00+00:00", "cpu": "AMD EPYC", "cores": 2, "python": "3.11.7",
+               "locust": "2.47.0", "gevent": "26.9.0"}
+    return {"command": "python bench/capacity.py --realtime", "machine": machine, "realtime": True,
+            "cycles_per_user": 8, "commit": "abc1234", "levels": levels}
+
+
+def test_clocks_are_those_bootbench_offers_or_default(monkeypatch):
+    assert capacity.parse_clocks("default", ()) == ["default"]
+    with pytest.raises(ValueError, match="has no --clock option yet"):
+        capacity.parse_clocks("kernel", ())
+    assert capacity.parse_clocks("kernel, process", ("kernel", "process")) == ["kernel", "process"]
+    with pytest.raises(ValueError, match="offers kernel, process"):
+        capacity.parse_clocks("kernel,wall", ("kernel", "process"))
+    with pytest.raises(ValueError, match="names no clock"):
+        capacity.parse_clocks(" , ", ("kernel",))
+
+
+def test_clocks_offered_reads_bootbenchs_option_table(monkeypatch):
+    class Row:
+        def __init__(self, flags, choices=None):
+            self.flags, self.choices = flags, choices
+
+    monkeypatch.setattr(capacity, "OPTIONS", (Row(("--turns",)), Row(("--clock",), ("kernel", "process"))))
+    assert capacity.clocks_offered() == ("kernel", "process")
+    monkeypatch.setattr(capacity, "OPTIONS", (Row(("--turns",)),))
+    assert capacity.clocks_offered() == ()
+
+
+def test_what_held_is_counted_per_clock_up_to_the_first_level_that_did_not():
+    levels = [level(100, True, "kernel"), level(100, True, "process"), level(200, True, "kernel"),
+              level(200, False, "process"), level(300, True, "process"), level(300, False, "kernel")]
+    assert capacity.holds_by_clock(levels) == {"kernel": 200, "process": 100}
+    assert capacity.holds_by_clock([level(100, False), level(200, True)]) == {"default": None}
+
+
+def test_the_section_has_a_row_per_level_and_clock_and_reads_older_runs():
+    old = run([level(100, True), level(200, False)])  # no clock, no truth: a run from before these columns
+    new = run([level(200, True, "kernel", {"median_abs": 0.3, "p99_abs": 0.9}),
+               level(200, False, "process", {"median_abs": 0.4, "p99_abs": 30.2})])
+    text = capacity.section({"runs": {"older": old, "both clocks": new}})
+    rows = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
+    assert rows[0].startswith("| 100 | default | 800 (700) | 0 | 0.2 / 1.5 / 12.0 | - / - | 1.3 |")
+    assert rows[2].startswith("| 200 | kernel | 1600 (1400) | 0 | 0.2 / 1.5 / 12.0 | 0.3 / 0.9 | 1.3 |")
+    assert rows[3].startswith("| 200 | process |") and "| 0.4 / 30.2 |" in rows[3] and rows[3].endswith("| no |")
+    assert "at this and every lower level): **100 sessions**." in text
+    assert "kernel: **200 sessions**; process: **no tested level**" in text
+
+
+def test_rewriting_the_section_keeps_what_comes_before_and_a_later_section_written_by_hand(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# results\n\nintro\n\n{capacity.CAPACITY_HEADING}\n\nold table\n\n## By hand\n\nkept\n")
+    capacity.write_section(path, {"runs": {"now": run([level(100, True)])}})
+    text = path.read_text()
+    assert text.startswith("# results\n\nintro\n\n" + capacity.CAPACITY_HEADING)
+    assert "old table" not in text and "### now" in text
+    assert text.endswith("\n## By hand\n\nkept\n") and text.count(capacity.CAPACITY_HEADING) == 1
