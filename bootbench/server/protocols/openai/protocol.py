@@ -127,6 +127,8 @@ class RealtimeConnection(WebSocketConnection):
     detector: SilenceDetector | None = None
     create_response: bool = True
     buffered_samples: int = 0
+    committed_samples: int = 0
+    """The length of the last committed turn (its transcription's usage)."""
     samples_in: int = 0
     speech_item: str | None = None
     last_item: str | None = None
@@ -349,7 +351,7 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
         await self._committed(conn, new_id("item"))
 
     async def _committed(self, conn: RealtimeConnection, item_id: str) -> None:
-        conn.buffered_samples = 0
+        conn.committed_samples, conn.buffered_samples = conn.buffered_samples, 0
         if conn.record is not None:
             conn.record.note_stage("turn_end", time.perf_counter_ns())   # server VAD: speech_stopped went first
         await self.send_json(conn, {"type": "input_audio_buffer.committed", "event_id": new_id("event"),
@@ -517,7 +519,8 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
         return [{"type": f"{kind}.delta", "event_id": new_id("event"), "item_id": item_id, "content_index": 0,
                  "delta": USER_TEXT},
                 {"type": f"{kind}.completed", "event_id": new_id("event"), "item_id": item_id, "content_index": 0,
-                 "transcript": USER_TEXT}]
+                 "transcript": USER_TEXT,
+                 "usage": {"type": "duration", "seconds": round(conn.committed_samples / OPENAI_AUDIO_RATE, 3)}}]
 
     async def _error(self, conn: RealtimeConnection, problem: Problem, client_event_id: Any) -> None:
         error = error_body(problem.message, problem.code, param=problem.param)["error"]
