@@ -8,9 +8,10 @@ default) or trailing silence with server VAD -> first
 ``response.done`` -> close (stop). With ``--turns`` > 1, the answer's
 ``response.done`` ends each reply and the next turn follows.
 
-Greetings: a response the client did not ask for (created before its
-``response.create``, or with server VAD before its input was committed) is a
-greeting: its audio is noted, never taken as the answer. A greeting still
+Greetings: a response the client did not ask for (created before the
+``committed`` of its own commit, which the service sends before it takes the
+``response.create`` that follows; with server VAD before its input was
+committed) is a greeting: its audio is noted, never taken as the answer. A greeting still
 speaking when the client ends its turn is cancelled (``response.cancel``), as
 a caller who has finished talking interrupts it; a ``response.create`` refused
 with ``conversation_already_has_active_response`` cancels it and asks again
