@@ -125,6 +125,18 @@ def test_without_transcription_asked_for_the_transcript_stage_stays_empty(shared
     assert done.metrics["summary"]["phases"]["transcript_ms"]["count"] == 0
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_with_server_vad_the_turn_end_is_the_services_speech_stopped(shared_reference_server, tmp_path, provider):
+    """``--turn vad``: the service ends the turn itself (``speech_stopped``, then ``committed``) and creates the
+    answer unasked; every stage is still within the bound of the truth."""
+    done = run(shared_reference_server(**SERVER), tmp_path / "r", provider, "-i", "2", "--turn", "vad")
+    assert done.exit_code == 0, done.stderr[-3000:]
+    assert len(done.samples) == len(done.sessions) == 2 and done.violations == 0
+    for sample, session in zip(done.samples, done.sessions):
+        assert sample["ok"] and session["outcome"] == "ok"
+        check_stages(sample, session["measured"], f"iteration {sample['iteration']}")
+
+
 # ---------------------------------------------------------------- twenty users
 
 
