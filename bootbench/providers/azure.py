@@ -19,7 +19,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
-from bootbench.providers.openai_realtime import TRANSCRIPTION, OpenAIRealtimeDriver
+from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import ProviderOption
 from bootbench.providers.websocket import websocket_url
 from bootbench.wire import (AZURE_OPENAI_PATH, AZURE_OPENAI_PREVIEW_API_VERSION, AZURE_OPENAI_PREVIEW_PATH,
@@ -97,7 +97,7 @@ class AzureDriver(OpenAIRealtimeDriver):
         ProviderOption("auth", "How the key is sent: api-key (the api-key header), bearer (Authorization: Bearer, "
                        "for a Microsoft Entra token) or auto (bearer for a token, api-key for a key).",
                        default="auto", choices=AUTH_MODES),
-        TRANSCRIPTION,
+        *OpenAIRealtimeDriver.options,   # transcription
     )
 
     @classmethod

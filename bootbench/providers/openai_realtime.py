@@ -56,11 +56,6 @@ INPUT_TRANSCRIPTS = ("conversation.item.input_audio_transcription.delta",
                      "conversation.item.input_audio_transcription.completed")
 """The transcription of the caller's audio: OpenAI and Azure send deltas then one ``completed``; xAI sends its
 partials as ``completed`` events with ``status: "in_progress"``."""
-TRANSCRIPTION = ProviderOption(
-    "transcription", "Ask the service to transcribe the caller's speech with this model (e.g. gpt-4o-mini-transcribe; "
-    "Voice Live also azure-speech), so that the transcript stage (transcript_ms) is measured. Off by default: "
-    "transcription is billed, and the service runs it beside the answer.")
-"""Off by default: the measured session stays the one earlier runs measured (docs/protocols/openai-realtime.md)."""
 ACTIVE_RESPONSE = "conversation_already_has_active_response"
 CANCEL_NOT_ACTIVE = "response_cancel_not_active"
 PREAMBLE_PHASE = "commentary"
@@ -99,7 +94,12 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     for all: both the GA and the preview names are understood)."""
     auth_refusal_words: tuple[str, ...] = ()
     """Words of an upgrade refusal that mean a bad key whatever its HTTP status (xAI answers one with 400)."""
-    options = (TRANSCRIPTION,)
+    options = (ProviderOption(
+        "transcription", "Ask the service to transcribe the caller's speech with this model (e.g. "
+        "gpt-4o-mini-transcribe; Voice Live also azure-speech), so that the transcript stage (transcript_ms) is "
+        "measured. Off by default: transcription is billed, and the service runs it beside the answer."),)
+    """Off by default: the measured session stays the one earlier runs measured (docs/protocols/openai-realtime.md);
+    a configuration that transcribes unasked (xAI) has none."""
 
     def endpoint(self) -> str:
         url = websocket_url(self.config.url, OPENAI_REALTIME_PATH)
