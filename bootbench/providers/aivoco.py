@@ -28,6 +28,7 @@ import socketio
 from socketio import exceptions as sio_errors
 
 from bootbench.audio import Chunk
+from bootbench.providers import kernel_clock
 from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
@@ -69,6 +70,9 @@ class AivocoDriver(Driver):
         self._input_started = False
         """The current session's first input chunk is going out: audio from now on is the answer."""
         self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
+        self._socket_class = kernel_clock.socket_class(config.clock)
+        self._arrival_ns = time.perf_counter_ns
+        """The arrival stamp of the message being handled: the connection's ``TunedClient.arrival_ns``."""
 
     @property
     def connected(self) -> bool:
@@ -76,8 +80,9 @@ class AivocoDriver(Driver):
 
     def connect(self, timeline: Timeline) -> None:
         sio = TunedClient(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False,
-                          http_session=_tls_session(self.config.ca_bundle))
+                          http_session=_tls_session(self.config.ca_bundle), socket_class=self._socket_class)
         self._register(sio)
+        self._arrival_ns = sio.arrival_ns
         self._connected_ns = None
         self._discard_connection = False
         timeline.connect_start = time.perf_counter_ns()
@@ -198,7 +203,7 @@ class AivocoDriver(Driver):
             session.session_ended()
 
     def _on_session_ready(self, data=None) -> None:
-        now = time.perf_counter_ns()
+        now = self._arrival_ns()
         session = self.session
         if session is None or not session.open or session.ready_ns is not None:
             self.anomalies["stray_session_ready"] += 1
@@ -207,7 +212,7 @@ class AivocoDriver(Driver):
         session.ready.set()
 
     def _on_audio_response(self, data=None) -> None:
-        now = time.perf_counter_ns()
+        now = self._arrival_ns()
         session = self.session
         if session is None or not session.open or session.stopping:
             self.anomalies["stray_audio"] += 1
@@ -264,7 +269,7 @@ class AivocoDriver(Driver):
             session.session_ended()
 
     def _on_session_ended(self, data=None) -> None:
-        now = time.perf_counter_ns()
+        now = self._arrival_ns()
         session = self.session
         if session is None or session.ended_ns is not None:
             self.anomalies["stray_session_ended"] += 1
