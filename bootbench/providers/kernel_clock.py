@@ -76,7 +76,9 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 ANCILLARY_BYTES = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 """Room for one ``struct timespec`` control message."""
-TIMESPEC = struct.Struct("qq")
+TIMESPEC = "qq"
+"""``struct timespec``: seconds and nanoseconds, two native 64-bit integers."""
+TIMESPEC_BYTES = struct.calcsize(TIMESPEC)
 TLS_HEADER = 5
 """A TLS record's header: type, version (2 bytes), length (2 bytes)."""
 CALIBRATION_READS = 5
@@ -147,8 +149,8 @@ class ClockBridge:
 def kernel_stamp(ancdata: list, bridge: ClockBridge, read_ns: int) -> int | None:
     """The SO_TIMESTAMPNS stamp in ``recvmsg``'s ancillary data, on perf_counter_ns's clock; None if it has none."""
     for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= TIMESPEC.size:
-            seconds, nanoseconds = TIMESPEC.unpack_from(payload)
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= TIMESPEC_BYTES:
+            seconds, nanoseconds = struct.unpack_from(TIMESPEC, payload)
             return bridge.to_perf(seconds * 1_000_000_000 + nanoseconds, read_ns)
     return None
 
