@@ -28,7 +28,6 @@ from bootbench.providers.base import CycleError, DriverConfig
 from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.samples import Timeline
 from support.processes import read_jsonl
-from support.tls_front import TLSFront
 
 pytestmark = pytest.mark.skipif(kernel_clock.available() is not None, reason="no kernel arrival stamps here")
 
@@ -111,22 +110,28 @@ def test_the_same_stall_shows_in_the_first_response_with_the_process_clock(refer
         assert phases["first_response_ms"] - truth["first_response_ms"] > SHOWN_MS
 
 
-def test_wss_through_a_self_signed_certificate_and_ca_bundle_keeps_kernel_stamps_and_accuracy(
-        reference_server, tmp_path):
-    """The reference server behind a TLS front (tests/support/tls_front.py, a certificate for 127.0.0.1 signed by
-    itself): with --ca-bundle naming it, every cycle reads through StampedTLSSocket, with kernel stamps and the same
-    accuracy under the same stall; without it, the certificate is refused as before."""
-    server = reference_server(**SERVER)
-    front = TLSFront.start(server.url, tmp_path)
-    try:
-        config = DriverConfig(url=front.url, api_key="k-123456", timeout=10, clock="kernel", ca_bundle=str(front.cert))
-        timelines = [stalled_cycle(AivocoDriver(config, Stimulus.sine(seconds=0.3, rate=AivocoDriver.input_rate)))
-                     for _ in range(CYCLES)]
-        untrusted = AivocoDriver(DriverConfig(url=front.url, api_key="k", timeout=5, clock="kernel"), Stimulus.sine())
-        with pytest.raises(CycleError, match="TLS certificate verification failed"):
-            untrusted.connect(Timeline())
-    finally:
-        front.stop()
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for IP 127.0.0.1 signed by itself, and its key."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_wss_with_a_self_signed_certificate_and_ca_bundle_keeps_kernel_stamps_and_accuracy(reference_server, tmp_path):
+    """The reference server on TLS (--tls-cert, a certificate signed by itself): with --ca-bundle naming it, every
+    cycle reads through StampedTLSSocket, with kernel stamps and the same accuracy under the same stall; without it,
+    the certificate is refused as before."""
+    cert, key = self_signed_certificate(tmp_path)
+    server = reference_server(**SERVER, extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
+    assert server.url.startswith("https://")
+    config = DriverConfig(url=server.url, api_key="k-123456", timeout=10, clock="kernel", ca_bundle=str(cert))
+    timelines = [stalled_cycle(AivocoDriver(config, Stimulus.sine(seconds=0.3, rate=AivocoDriver.input_rate)))
+                 for _ in range(CYCLES)]
+    untrusted = AivocoDriver(DriverConfig(url=server.url, api_key="k", timeout=5, clock="kernel"), Stimulus.sine())
+    with pytest.raises(CycleError, match="TLS certificate verification failed"):
+        untrusted.connect(Timeline())
     time.sleep(0.3)
     truth = measured(server)
     assert len(truth) == CYCLES
@@ -262,7 +267,7 @@ def test_engineio_opens_its_transport_with_the_socket_class_and_handlers_read_it
 def test_websocket_client_builds_the_verifying_context_as_before(tmp_path):
     """verifying_context is websocket-client's own _ssl_socket's context: CERT_REQUIRED, the hostname checked, the
     --ca-bundle's CAs loaded (and nothing else)."""
-    front_cert = TLSFront.certificate(tmp_path)
+    front_cert, _key = self_signed_certificate(tmp_path)
     context = kernel_clock.verifying_context({"ca_certs": str(front_cert), "cert_reqs": ssl.CERT_REQUIRED},
                                              "127.0.0.1")
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
