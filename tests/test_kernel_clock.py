@@ -12,8 +12,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
