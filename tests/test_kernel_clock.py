@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import gevent
+import gevent.monkey
 import pytest
 import websocket
 
@@ -29,6 +30,7 @@ from support.processes import read_jsonl
 
 pytestmark = pytest.mark.skipif(kernel_clock.available() is not None, reason="no kernel arrival stamps here")
 
+unpatched_sleep = gevent.monkey.get_original("time", "sleep")
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 STALL_MS = 50.0
 CHUNK_GAP_MS = 40.0
@@ -42,10 +44,10 @@ SERVER = dict(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), 
 
 
 def block_hub(ms: float) -> None:
-    """Hold this process (and its gevent hub) for ``ms``: a busy loop, as a slow handler would."""
-    end = time.perf_counter() + ms / 1000
-    while time.perf_counter() < end:
-        pass
+    """Hold this process's gevent hub for ``ms``: the original (unpatched) ``time.sleep``, so no greenlet runs meanwhile,
+    as behind a slow handler, while the cores stay free for the reference server (a busy loop on this 2-core machine
+    delays the server's own sends, which its ground truth stamps before they go out)."""
+    unpatched_sleep(ms / 1000)
 
 
 def stalled_cycle(driver, early_ms: float = 20.0) -> Timeline:
