@@ -17,6 +17,8 @@ SCALE_LIMIT_MS = 2.0
 TARGETS = {"p99_1_user_ms": 1.0, "p99_vs_raw_1_user_ms": 0.5, "p99_200_users_ms": 5.0, "efficiency": 0.95}
 CAPACITY_HEADING = "## How many sessions one worker process holds"
 """The section bench/capacity.py writes at the end of RESULTS.md; a rerun of bench/accuracy.py keeps it."""
+CLOCK_HEADING = "## The receive clock: kernel arrival stamps against the process's own"
+"""The hand-written section before CAPACITY_HEADING (issue 23's before/after runs); a rerun keeps it too."""
 
 
 def _p99(level: dict, kind: str, client_side_only: bool = False, steady: bool = False) -> float | None:
@@ -255,8 +257,9 @@ def report(results: dict, out: Path) -> int:
 
 
 def kept_sections(path: Path) -> str:
-    """The part of an existing RESULTS.md that other bench scripts wrote (from CAPACITY_HEADING on), or ""."""
+    """The part of an existing RESULTS.md written by hand or by other bench scripts (from CLOCK_HEADING or
+    CAPACITY_HEADING on), or ""."""
     text = path.read_text() if path.is_file() else ""
-    at = text.find("\n" + CAPACITY_HEADING)
-    return text[at + 1:] if at >= 0 else ""
+    found = [at for at in (text.find("\n" + heading) for heading in (CLOCK_HEADING, CAPACITY_HEADING)) if at >= 0]
+    return text[min(found) + 1:] if found else ""
 

@@ -32,6 +32,8 @@ from bootbench.audible import DEFAULT_AUDIBLE_DBFS
 from bootbench.argv import keep_dash_values
 from bootbench.checks import CAPACITY, CheckError, expressions, parse_checks
 from bootbench.errors import UserError
+from bootbench.providers import kernel_clock
+from bootbench.providers.kernel_clock import CLOCKS
 from bootbench.providers.network import redacted_url
 from bootbench.replies import parse_keep
 from bootbench.samples import HEADLINE, PHASE_BY_NAME, PHASES, TURN_PHASES
@@ -232,6 +234,15 @@ def _pace(pace: str) -> str:
     return pace
 
 
+def _clock(clock: str) -> str:
+    """The clock the receive stamps are on: ``kernel`` falls back to ``process`` where the kernel gives no
+    arrival stamps (:func:`bootbench.providers.kernel_clock.available`; preflight says so once)."""
+    clock = clock or CLOCKS[0]
+    if clock not in CLOCKS:
+        raise ConfigError(f"--clock must be one of {', '.join(CLOCKS)}, not {clock!r}")
+    return clock if clock == "process" or kernel_clock.available() is None else "process"
+
+
 def _ca_bundle(path: str) -> str:
     if path and not Path(path).is_file():
         raise ConfigError(f"CA bundle {path} does not exist")
@@ -342,6 +353,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--ca-bundle",), str, "", check=_ca_bundle, recorded=False,  # does not change what is measured
            help="PEM file of CA certificates to verify the service's TLS certificate with "
                 "(default: the system's). Certificates are always verified."),
+    Option(("--clock",), str, CLOCKS[0], choices=CLOCKS, check=_clock,
+           help="Whose receive stamps time the phases: kernel (the kernel's arrival time of the bytes that completed "
+                "each message, on Linux; elsewhere the process clock, said once) or process (when the harness "
+                "handled the message: includes its own delays). Recorded as run.clock. Default kernel."),
     Option(("--wait-ms",), float, 100.0, range=Range(0.0, 3_600_000.0),
            help="Pause after each cycle, in ms (at most 3600000). Default 100."),
     Option(("--master-silence-s",), float, 10.0, range=Range(0.0, 3600.0, positive="seconds"),

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from bootbench import providers
+from bootbench.providers import kernel_clock
 from bootbench.options import ConfigError, Settings, resolve
 from bootbench.run import master_watch, sweep
 from bootbench.server import protocols as server_protocols
@@ -62,7 +63,17 @@ def check(options: Any, host: str | None) -> Checked:
     check_locust_options(options)
     metrics_warnings = check_metrics(settings, options)
     clips = _check_world(settings, options)
-    return Checked(settings, host, tuple(dict.fromkeys([*clips.warnings, *metrics_warnings])))
+    return Checked(settings, host, tuple(dict.fromkeys([*clips.warnings, *metrics_warnings,
+                                                        *clock_warnings(settings, options)])))
+
+
+def clock_warnings(settings: Settings, options: Any) -> list[str]:
+    """The one sentence for a run that asked for kernel arrival stamps where the kernel gives none."""
+    why = kernel_clock.available()
+    if settings.clock == "process" and (getattr(options, "clock", None) or "kernel") == "kernel" and why:
+        return [f"kernel arrival stamps are not available here ({why}): the receive stamps are the process's "
+                "own (run.clock is process)"]
+    return []
 
 
 def check_web_run(options: Any, host: str | None, users: str | None = None) -> Settings:

@@ -148,7 +148,8 @@ def test_a_vad_run_of_the_tone_times_out_with_the_hint_to_send_speech():
      "provider option resource='My_Res': a resource name is lower-case letters, digits and hyphens (the first part "
      "of its host name, e.g. myres for myres.services.ai.azure.com)"),
     (("--provider-option", "region=eastus"),
-     "the azure provider has no option 'region' (its options: flavour, resource, api-version, deployment, auth)"),
+     "the azure provider has no option 'region' (its options: flavour, resource, api-version, deployment, auth, "
+     "transcription)"),
 ])
 def test_a_bad_azure_option_is_one_sentence_before_anything_starts(refusals, tmp_path, args, sentence):
     assert refusals.sentence("--headless", "-u", "1", "--provider", "azure", *args) == sentence

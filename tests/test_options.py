@@ -15,7 +15,7 @@ from support.refusals import locust_parser
 
 RUN_KEYS = {"provider", "target", "embedded_server", "timeout_s", "wait_ms", "pace", "trailing_silence_ms",
             "connect_per_call", "system_message", "voice", "model", "turn", "audible_dbfs", "headline", "sweep",
-            "sweep_tolerance", "turns", "reply_gap_ms", "provider_options", "record_replies", "trace"}
+            "sweep_tolerance", "turns", "reply_gap_ms", "provider_options", "record_replies", "trace", "clock"}
 """The configuration keys of metrics.json's ``run`` block (the master adds the others)."""
 
 
@@ -83,7 +83,7 @@ def test_every_option_is_a_locust_variable_named_after_its_flag():
         "LOCUST_ITERATIONS", "LOCUST_PROVIDER", "LOCUST_TIMEOUT", "LOCUST_RESULTS_DIR", "LOCUST_AUDIO",
         "LOCUST_AUDIBLE_DBFS", "LOCUST_RECORD_REPLIES", "LOCUST_HEADLINE", "LOCUST_CONNECT_PER_CALL", "LOCUST_PACE",
         "LOCUST_TRAILING_SILENCE_MS",
-        "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_WAIT_MS",
+        "LOCUST_SYSTEM_MESSAGE", "LOCUST_VOICE", "LOCUST_MODEL", "LOCUST_TURN", "LOCUST_CA_BUNDLE", "LOCUST_CLOCK", "LOCUST_WAIT_MS",
         "LOCUST_MASTER_SILENCE_S", "LOCUST_CHECK", "LOCUST_SWEEP", "LOCUST_SWEEP_TOLERANCE", "LOCUST_TURNS",
         "LOCUST_REPLY_GAP_MS", "LOCUST_TRACE", "LOCUST_PROVIDER_OPTION", "LOCUST_METRICS_PORT", "LOCUST_METRICS_LINGER",
         "LOCUST_PUSHGATEWAY", "LOCUST_PUSHGATEWAY_JOB"}

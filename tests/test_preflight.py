@@ -28,6 +28,25 @@ def test_a_silent_clip_is_a_warning_once_not_a_refusal(refusals, tmp_path):
     assert warning.startswith(f"audio file {silent} is silent")
 
 
+def test_the_receive_clock_is_recorded_and_falls_back_to_the_process_once_with_a_warning(refusals, monkeypatch):
+    """--clock kernel (the default) where the kernel gives arrival stamps; process when forced (no warning), and when
+    the kernel gives none (one warning, run.clock process); any other word is refused."""
+    from bootbench.providers import kernel_clock
+
+    if kernel_clock.available() is None:
+        checked = refusals.check("--headless", "-u", "1")
+        assert checked.settings.clock == "kernel" and checked.settings.run_block()["clock"] == "kernel"
+        assert checked.settings.driver_config(None).clock == "kernel" and checked.warnings == ()
+    forced = refusals.check("--headless", "-u", "1", "--clock", "process")
+    assert forced.settings.run_block()["clock"] == "process" and forced.warnings == ()
+    monkeypatch.setattr(kernel_clock, "available", lambda: "SO_TIMESTAMPNS refused (Operation not permitted)")
+    fallback = refusals.check("--headless", "-u", "1")
+    assert fallback.settings.run_block()["clock"] == "process"
+    assert fallback.warnings == ("kernel arrival stamps are not available here (SO_TIMESTAMPNS refused (Operation not "
+                                 "permitted)): the receive stamps are the process's own (run.clock is process)",)
+    assert kernel_clock.socket_class("kernel") is kernel_clock.ProcessWebSocket
+
+
 def test_the_web_ui_form_is_checked_like_the_command_line(refusals, tmp_path):
     parsed = refusals.options("--headless", "-u", "1")
     assert preflight.check_web_run(options.with_form(parsed, {"wait_ms": "250"}), "").wait_ms == 250.0

@@ -73,8 +73,8 @@ def test_a_bad_key_or_value_is_one_sentence_and_nothing_starts(refusals, plugged
 
 
 def test_a_provider_without_options_refuses_any(refusals):
-    line = refusals.line("--headless", "-i", "1", "--provider", "openai", "--provider-option", "agent=a1")
-    assert line == "bootbench: the openai provider has no option 'agent' (its options: none)"
+    line = refusals.line("--headless", "-i", "1", "--provider", "xai", "--provider-option", "agent=a1")
+    assert line == "bootbench: the xai provider has no option 'agent' (its options: none)"
 
 
 def test_a_secret_option_is_redacted_in_the_result_files_and_masked_in_the_log(shared_reference_server, plugged,

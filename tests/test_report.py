@@ -92,6 +92,17 @@ def test_report_shows_the_headline_numbers_of_metrics_json(fixed_run):
     assert f"{metrics['summary']['phases']['session_start_ms']['median']:.1f}" in row
 
 
+def test_report_says_which_clock_the_receive_stamps_are_on(fixed_run):
+    """run.clock (--clock): the kernel's arrival stamps where this machine gives them, the process's otherwise."""
+    from bootbench.providers import kernel_clock
+
+    clock = fixed_run.metrics["run"]["clock"]
+    assert clock == ("kernel" if kernel_clock.available() is None else "process")
+    html = (fixed_run.folder / "report.html").read_text()
+    shown = {"kernel": "kernel (arrival stamps)", "process": "process (handler stamps)"}[clock]
+    assert f"receive clock <b>{shown}</b>" in html
+
+
 def test_report_has_five_plots_and_loads_nothing_from_the_network(fixed_run):
     html = (fixed_run.folder / "report.html").read_text()
     assert html.count("<svg") >= 5

@@ -101,7 +101,8 @@ def run_cycle(provider: str, url: str, **options: Any) -> dict[str, float | None
 
 
 def openai_raw_session(url: str) -> None:
-    """A hand-driven session with what a driver's cycle never sees: error, cleared, cancel, a completed response."""
+    """A hand-driven session with what a driver's cycle never sees: error, cleared, cancel, a completed response, the
+    transcription of the input (asked for in the session)."""
     ws = websocket.create_connection(url.replace("http", "ws", 1) + OPENAI_REALTIME_PATH + "?model=gpt-realtime",
                                      header=["Authorization: Bearer k-raw-1234"], timeout=5)
     events = []
@@ -117,7 +118,8 @@ def openai_raw_session(url: str) -> None:
                 return event
 
     until("session.created")
-    send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}})
+    send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "turn_detection": None, "transcription": {"model": "gpt-4o-mini-transcribe"}}}}})
     until("session.updated")
     send({"type": "input_audio_buffer.commit"})
     assert until("error")["error"]["code"] == "input_audio_buffer_commit_empty"
@@ -210,8 +212,10 @@ def test_every_openai_server_event_matches_the_published_schema(traffic):
         "session.created", "session.updated", "input_audio_buffer.speech_started",
         "input_audio_buffer.speech_stopped", "input_audio_buffer.committed", "input_audio_buffer.cleared",
         "response.created", "response.output_item.added", "response.content_part.added",
-        "response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.done",
-        "response.content_part.done", "response.output_item.done", "response.done", "error"}
+        "response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta",
+        "response.output_audio_transcript.done", "response.content_part.done", "response.output_item.done",
+        "response.done", "error", "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed"}
 
 
 def test_every_gemini_client_message_the_driver_sends_matches_the_published_schema(traffic):

@@ -29,6 +29,7 @@ import socketio
 from socketio import exceptions as sio_errors
 
 from bootbench.audio import Chunk
+from bootbench.providers import kernel_clock
 from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
@@ -73,6 +74,9 @@ class AivocoDriver(Driver):
         self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
         self._prepared_start: PreparedEvent | None = None
         """``start_call``: the same payload every session (the settings do not change), encoded once."""
+        self._socket_class = kernel_clock.socket_class(config.clock)
+        self._arrival_ns = time.perf_counter_ns
+        """The arrival stamp of the message being handled: the connection's ``TunedClient.arrival_ns``."""
 
     @property
     def connected(self) -> bool:
@@ -80,8 +84,9 @@ class AivocoDriver(Driver):
 
     def connect(self, timeline: Timeline) -> None:
         sio = TunedClient(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False,
-                          http_session=_tls_session(self.config.ca_bundle))
+                          http_session=_tls_session(self.config.ca_bundle), socket_class=self._socket_class)
         self._register(sio)
+        self._arrival_ns = sio.arrival_ns
         self._connected_ns = None
         self._discard_connection = False
         timeline.connect_start = time.perf_counter_ns()
@@ -211,7 +216,7 @@ class AivocoDriver(Driver):
             session.session_ended()
 
     def _on_session_ready(self, data=None) -> None:
-        now = time.perf_counter_ns()
+        now = self._arrival_ns()
         if self.trace is not None:   # --trace (bootbench.trace), after the stamp
             self.trace.event(RECEIVED, "session_ready", data, now)
         session = self.session
@@ -222,7 +227,7 @@ class AivocoDriver(Driver):
         session.ready.set()
 
     def _on_audio_response(self, data=None) -> None:
-        now = time.perf_counter_ns()
+        now = self._arrival_ns()
         if self.trace is not None:   # --trace (bootbench.trace), after the stamp
             self.trace.event(RECEIVED, "audio_response", data, now)
         session = self.session
@@ -295,7 +300,7 @@ class AivocoDriver(Driver):
             session.session_ended()
 
     def _on_session_ended(self, data=None) -> None:
-        now = time.perf_counter_ns()
+        now = self._arrival_ns()
         if self.trace is not None:   # --trace (bootbench.trace), after the stamp
             self.trace.event(RECEIVED, "session_ended", data, now)
         session = self.session

@@ -97,6 +97,7 @@ class AzureDriver(OpenAIRealtimeDriver):
         ProviderOption("auth", "How the key is sent: api-key (the api-key header), bearer (Authorization: Bearer, "
                        "for a Microsoft Entra token) or auto (bearer for a token, api-key for a key).",
                        default="auto", choices=AUTH_MODES),
+        *OpenAIRealtimeDriver.options,   # transcription
     )
 
     @classmethod

@@ -288,6 +288,9 @@ class DriverConfig:
     turn: str = "manual"
     reply_gap_ms: float = 500.0
     audible_dbfs: float = DEFAULT_AUDIBLE_DBFS
+    clock: str = "kernel"
+    """Whose receive stamps: ``kernel`` (arrival stamps where the machine gives them) or ``process``
+    (:mod:`bootbench.providers.kernel_clock`)."""
     provider_options: tuple[tuple[str, str], ...] = ()
     """The driver's own settings (``--provider-option KEY=VALUE``), checked against its :attr:`Driver.options`."""
 

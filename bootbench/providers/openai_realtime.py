@@ -8,13 +8,20 @@ default) or trailing silence with server VAD -> first
 ``response.done`` -> close (stop). With ``--turns`` > 1, the answer's
 ``response.done`` ends each reply and the next turn follows.
 
-Greetings: a response the client did not ask for (created before its
-``response.create``, or with server VAD before its input was committed) is a
-greeting: its audio is noted, never taken as the answer. A greeting still
+Greetings: a response the client did not ask for (created before the
+``committed`` of its own commit, which the service sends before it takes the
+``response.create`` that follows; with server VAD before its input was
+committed) is a greeting: its audio is noted, never taken as the answer. A greeting still
 speaking when the client ends its turn is cancelled (``response.cancel``), as
 a caller who has finished talking interrupts it; a ``response.create`` refused
 with ``conversation_already_has_active_response`` cancels it and asks again
 once it is done. Both the GA and the beta event names are received.
+
+Stages (:meth:`~bootbench.providers.base.SessionState.stage`, docs/protocols/openai-realtime.md): the first
+``input_audio_buffer.speech_stopped`` or ``committed`` is the turn end; the first input transcription event of
+the committed item is the transcript (sent only when the session asks for one: provider option
+``transcription``; xAI always sends it); the answer's ``response.created`` is the response start, and its first
+transcript or text delta the first text. A greeting's response stamps nothing.
 
 Services that speak the same events at other URLs are configurations of this
 driver (subclasses that change the endpoint, headers, keys, defaults and
@@ -33,7 +40,7 @@ import time
 from typing import Any
 
 from bootbench.audio import Chunk
-from bootbench.providers.base import CycleError
+from bootbench.providers.base import CycleError, ProviderOption
 from bootbench.providers.websocket import WebSocketDriver, oversized_audio, websocket_url
 from bootbench.samples import ErrorKind
 from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_MS
@@ -41,6 +48,14 @@ from bootbench.wire import OPENAI_AUDIO_RATE, OPENAI_REALTIME_PATH, VAD_SILENCE_
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 """GA name first; the retired beta's name is still accepted."""
 AUDIO_DONE = ("response.output_audio.done", "response.audio.done")
+TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.audio_transcript.delta",
+               "response.output_text.delta", "response.text.delta")
+"""The answer's text as it comes: its audio's transcript (GA, preview names) or a text part (GA; preview and xAI)."""
+TURN_END_EVENTS = ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed")
+INPUT_TRANSCRIPTS = ("conversation.item.input_audio_transcription.delta",
+                     "conversation.item.input_audio_transcription.completed")
+"""The transcription of the caller's audio: OpenAI and Azure send deltas then one ``completed``; xAI sends its
+partials as ``completed`` events with ``status: "in_progress"``."""
 ACTIVE_RESPONSE = "conversation_already_has_active_response"
 CANCEL_NOT_ACTIVE = "response_cancel_not_active"
 PREAMBLE_PHASE = "commentary"
@@ -79,6 +94,12 @@ class OpenAIRealtimeDriver(WebSocketDriver):
     for all: both the GA and the preview names are understood)."""
     auth_refusal_words: tuple[str, ...] = ()
     """Words of an upgrade refusal that mean a bad key whatever its HTTP status (xAI answers one with 400)."""
+    options = (ProviderOption(
+        "transcription", "Ask the service to transcribe the caller's speech with this model (e.g. "
+        "gpt-4o-mini-transcribe; Voice Live also azure-speech), so that the transcript stage (transcript_ms) is "
+        "measured. Off by default: transcription is billed, and the service runs it beside the answer."),)
+    """Off by default: the measured session stays the one earlier runs measured (docs/protocols/openai-realtime.md);
+    a configuration that transcribes unasked (xAI) has none."""
 
     def endpoint(self) -> str:
         url = websocket_url(self.config.url, OPENAI_REALTIME_PATH)
@@ -125,6 +146,11 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                        "audio": {"input": {"format": dict(pcm)}, "output": {"format": dict(pcm)}}}
         else:
             raise ValueError(f"session_shape {shape!r} is not one of {', '.join(SESSION_SHAPES)}")
+        model = self.provider_options.get("transcription")   # xAI has no such option: it always transcribes
+        if model and shape == "ga":
+            session["audio"]["input"]["transcription"] = {"model": model}
+        elif model and shape in ("preview", "voice-live"):
+            session["input_audio_transcription"] = {"model": model}
         if self.config.system_message:
             session["instructions"] = self.config.system_message
         return session
@@ -133,8 +159,12 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         return {"type": "input_audio_buffer.append", "audio": chunk.base64}
 
     def connect(self, timeline) -> None:
+        self._committing = False
+        """Manual turns: the client sent its commit (and response.create) and waits for the service's committed."""
         self._asked = False
-        """The client asked for a response (manual: sent response.create; vad: its input was committed)."""
+        """The client asked for a response: its input was committed (manual: the committed event of its own commit,
+        which the service sends before it takes the response.create that follows: a greeting's response.created sent
+        before that crossed our commit and is not the answer; vad: the service's own commit)."""
         self._answer: str | None = None
         """The id of the response that answers the client's turn."""
         self._unasked: set[str] = set()
@@ -142,6 +172,8 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         self._retry_create = False
         """response.create was refused because a greeting was active: cancelled, re-sent once it is done."""
         self._phases: dict[str, Any] = {}
+        self._input_item: str | None = None
+        """The item the service committed the caller's turn as (its transcription is the transcript stage)."""
         try:
             super().connect(timeline)
         except CycleError as exc:
@@ -150,8 +182,10 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             raise
 
     def reset_turn(self) -> None:
+        self._committing = False
         self._asked = False
         self._answer = None
+        self._input_item = None
 
     def end_user_turn(self) -> int | None:
         if self.config.turn != "manual":
@@ -160,8 +194,8 @@ class OpenAIRealtimeDriver(WebSocketDriver):
         if self._unasked:
             # A greeting is still being spoken: a caller who has finished talking interrupts it.
             self.send({"type": "response.cancel"})
+        self._committing = True
         self.send({"type": "input_audio_buffer.commit"})
-        self._asked = True
         self.send({"type": "response.create"})
         return sent
 
@@ -202,6 +236,7 @@ class OpenAIRealtimeDriver(WebSocketDriver):
             rid = response.get("id")
             if self._asked and self._answer is None and not self._retry_create:
                 self._answer = rid
+                session.stage("response_start", received_ns)
             elif rid is not None:
                 self._unasked.add(rid)
         elif kind == "response.output_item.added":
@@ -225,8 +260,19 @@ class OpenAIRealtimeDriver(WebSocketDriver):
                 if self._retry_create and not self._unasked and session.open:
                     self._retry_create = False
                     self.send_quietly({"type": "response.create"})
-        elif kind == "input_audio_buffer.committed" and self.config.turn != "manual":
-            self._asked = True   # server VAD heard the turn end; the response it creates next is the answer
+        elif kind in TEXT_DELTAS:
+            if message.get("response_id") == self._answer and self._answer is not None:
+                session.stage("first_text", received_ns)
+        elif kind in TURN_END_EVENTS:
+            session.stage("turn_end", received_ns)
+            if kind == "input_audio_buffer.committed":
+                self._input_item = message.get("item_id")
+                if self.config.turn != "manual" or self._committing:
+                    # our commit (manual) or server VAD's: the response the service creates next is the answer
+                    self._asked = True
+        elif kind in INPUT_TRANSCRIPTS:
+            if self._input_item is not None and message.get("item_id") == self._input_item:
+                session.stage("input_transcript", received_ns)
         elif kind == "session.updated":
             if session.ready_ns is None and session.open:
                 session.ready_ns = received_ns

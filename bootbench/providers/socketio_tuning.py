@@ -26,10 +26,17 @@ python-engineio are pinned to the tested ranges in pyproject.toml.
    client's packet class, and its text handed to ``engineio.Client.send``
    (public) each time. ``emit`` would JSON-encode about 43 KB of base64 per
    cycle, about 0.5 ms of CPU.
+6. ``websocket_extra_options={"class_": ...}`` (public: websocket-client's
+   ``create_connection`` keyword, which python-engineio passes on) opens the
+   transport with :func:`bootbench.providers.kernel_clock.socket_class`'s
+   WebSocket, and :meth:`TunedClient.arrival_ns` reads the arrival stamp of
+   the message being handled from ``engineio.Client.ws`` (internal: the
+   transport's WebSocket, which handlers run next to since (1)).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import engineio
@@ -128,10 +135,17 @@ class TunedClient(socketio.Client):
     option is python-socketio's.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, socket_class: type | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", TolerantPacket)
-        kwargs["websocket_extra_options"] = {"skip_utf8_validation": True, **kwargs.get("websocket_extra_options", {})}
+        extra = {"skip_utf8_validation": True, **({"class_": socket_class} if socket_class is not None else {})}
+        kwargs["websocket_extra_options"] = {**extra, **kwargs.get("websocket_extra_options", {})}
         super().__init__(*args, **kwargs)
+
+    def arrival_ns(self) -> int:
+        """The arrival stamp of the message being handled (call it in an inline handler, on engineio's read loop):
+        the transport socket's ``arrival_ns()`` (:mod:`~bootbench.providers.kernel_clock`), else ``perf_counter_ns``."""
+        arrival = getattr(getattr(self.eio, "ws", None), "arrival_ns", None)
+        return time.perf_counter_ns() if arrival is None else arrival()
 
     def _engineio_client_class(self):
         return InlineEngineIO

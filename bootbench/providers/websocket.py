@@ -3,9 +3,11 @@
 A :class:`WebSocketDriver` opens the socket with websocket-client (without
 its pure-Python UTF-8 check, which cost ~1 ms per audio frame before the
 timestamp; ``json.loads`` still rejects invalid UTF-8), reads it in a
-background thread (a greenlet under Locust), stamps every frame with
-``perf_counter_ns`` the moment it arrives, and hands the decoded JSON message
-to the subclass's :meth:`~WebSocketDriver.on_message`. Stopping a session is
+background thread (a greenlet under Locust), stamps every frame with its
+arrival (``config.clock``: the kernel's arrival stamp of the bytes that
+completed it, :mod:`~bootbench.providers.kernel_clock`, or ``perf_counter_ns``
+when the frame has been read), and hands the decoded JSON message to the
+subclass's :meth:`~WebSocketDriver.on_message`. Stopping a session is
 closing the socket; the server's close frame acknowledges the stop.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 import websocket
 
 from bootbench.audio import Chunk
+from bootbench.providers import kernel_clock
 from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
 from bootbench.providers.network import diagnose_unreachable, redacted_url
 from bootbench.samples import ErrorKind, Timeline
@@ -48,6 +51,8 @@ class WebSocketDriver(Driver):
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._ws: websocket.WebSocket | None = None
+        self._socket_class = kernel_clock.socket_class(config.clock)
+        """KernelWebSocket or ProcessWebSocket: whose ``arrival_ns`` stamps each message."""
         self._used = False
         self._sessions = 0
 
@@ -106,7 +111,7 @@ class WebSocketDriver(Driver):
             ws = websocket.create_connection(self.endpoint(), header=self.headers(), timeout=self.config.timeout,
                                              subprotocols=self.subprotocols() or None,
                                              sslopt=self._sslopt(), enable_multithread=True,
-                                             skip_utf8_validation=True)
+                                             skip_utf8_validation=True, class_=self._socket_class)
         except websocket.WebSocketBadStatusException as exc:
             raise _status_error(exc) from None
         except (OSError, websocket.WebSocketException):
@@ -193,14 +198,17 @@ class WebSocketDriver(Driver):
 
     def _read_loop(self, ws: websocket.WebSocket, session: SessionState) -> None:
         code, reason = None, ""
+        closed = None
+        arrival_ns = ws.arrival_ns  # type: ignore[attr-defined]  # kernel_clock's socket classes
         try:
             while True:
                 opcode, data = ws.recv_data()
-                received = time.perf_counter_ns()
+                received = arrival_ns()
                 if self.trace is not None:   # --trace (bootbench.trace): after the stamp; only appends
                     self.trace.received(opcode, data, received)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     code, reason = _close_payload(data)
+                    closed = received
                     break
                 if session is not self.session:
                     self.anomalies["stray_message"] += 1
@@ -210,7 +218,7 @@ class WebSocketDriver(Driver):
                     self._on_json_frame(data, received)
         except (OSError, websocket.WebSocketException):
             pass
-        closed = time.perf_counter_ns()
+        closed = closed or time.perf_counter_ns()
         if session.open and not session.stopping and not session.between_turns:
             error = self.close_error(code, reason)  # before the first audio, or before the end of a reply
             session.fail(error.kind, error.message)

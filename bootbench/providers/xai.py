@@ -7,7 +7,8 @@ xAI speaks OpenAI's GA event names with its own ``session.update`` layout
 (``voice`` and ``turn_detection`` at the top, the formats under ``audio``:
 :attr:`session_shape` ``"xai"``), refuses a bad key at the upgrade with HTTP
 400 (:attr:`auth_refusal_words`), and pings with ``ping`` events that need no
-answer (ignored, like every event the driver does not use).
+answer (ignored, like every event the driver does not use). Its input transcription needs
+no asking: every session sends it (the transcript stage).
 """
 
 from __future__ import annotations
@@ -29,3 +30,5 @@ class XAIDriver(OpenAIRealtimeDriver):
     default_voice = "eve"
     session_shape = "xai"
     auth_refusal_words = ("Incorrect API key",)
+    options = ()
+    """None: xAI transcribes the caller's speech in every session (no setting asks for it or turns it off)."""

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,18 @@ async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server's TLS context (``--tls-cert``/``--tls-key``), or None to serve plain HTTP and WebSocket."""
+    if not config.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot load the TLS certificate {config.tls_cert}: {exc}") from None
+    return context
+
+
 async def serve(config: ServerConfig) -> None:
     """Listen, print the listening line on stdout, serve until SIGTERM/SIGINT, then shut down cleanly.
 
@@ -168,7 +181,7 @@ async def serve(config: ServerConfig) -> None:
         await runner.setup()
         try:
             try:
-                await web.TCPSite(runner, config.host, config.port).start()
+                await web.TCPSite(runner, config.host, config.port, ssl_context=_tls_context(config)).start()
             except OSError as exc:
                 raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
             port = runner.addresses[0][1]
@@ -183,7 +196,8 @@ async def serve(config: ServerConfig) -> None:
                      "required" if config.api_key else "any non-empty", config.ground_truth or "not recorded")
             if server.scheduler.faults:
                 log.info("faults: %s", server.scheduler.faults.describe())
-            print(f"{LISTENING_PREFIX}http://{shown_host}:{port}{bound}", flush=True)
+            scheme = "https" if config.tls_cert else "http"
+            print(f"{LISTENING_PREFIX}{scheme}://{shown_host}:{port}{bound}", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):

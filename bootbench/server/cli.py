@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"the only accepted key (prefer the {API_KEY_ENV} environment variable; "
                    "default: any non-empty key)")
+    p.add_argument("--tls-cert", metavar="PEM", default=None,
+                   help="serve https:// and wss:// with this certificate chain (with --tls-key; default: plain)")
+    p.add_argument("--tls-key", metavar="PEM", default=None, help="the private key of --tls-cert")
     p.add_argument("--ground-truth", metavar="FILE.jsonl", default=None,
                    help="append one JSON line per finished session to this file")
     p.add_argument("--setup-delay", type=_delay, default=DEFAULT_SETUP_DELAY, metavar="SPEC",
@@ -124,6 +127,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
             FaultPlan(args.fault, forms=served_forms(table))
     except FaultNotPlayable as exc:
         parser.error(f"argument --fault: {exc}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
     config = ServerConfig(host=args.host, port=int(args.port), api_key=api_key, ground_truth=args.ground_truth,
                           setup_delay=args.setup_delay, first_audio_delay=args.first_audio_delay,
@@ -133,7 +138,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
                           parent_pid=None if args.parent_pid is None else int(args.parent_pid),
                           faults=tuple(args.fault), leading_silence=args.leading_silence_ms,
                           greeting=args.greeting_ms, vad_needs_speech=bool(args.vad_needs_speech),
-                          socketio_path=args.socketio_path)
+                          socketio_path=args.socketio_path, tls_cert=args.tls_cert, tls_key=args.tls_key)
     return config, args.log_level
 
 

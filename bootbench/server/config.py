@@ -48,3 +48,6 @@ class ServerConfig:
     """Answer a turn only when its audio is speech-like (see :mod:`.speechlike`)."""
     socketio_path: str = AIVOCO_SOCKETIO_PATH
     """Where the Aivoco emulation's Socket.IO endpoint is mounted (a deployment behind a path prefix)."""
+    tls_cert: str | None = None
+    """PEM certificate chain: serve TLS (https://, wss://) with it and :attr:`tls_key`; None: plain."""
+    tls_key: str | None = None

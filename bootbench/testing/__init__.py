@@ -36,11 +36,11 @@ from bootbench.server.latency import parse_delay
 from .fake_service import SCENARIOS, FakeService
 from .kit import API_KEY, TIMEOUT_S, ConformanceError, Outcome, drive, judge
 from .reference import InProcessReferenceServer
-from .script import Close, Frame, HttpRefusal, HttpReply, HttpRequest, Script, Send
+from .script import Close, Frame, HttpRefusal, HttpReply, HttpRequest, Pause, Script, Send
 from .scripts import SCRIPTS, script_for
 
 __all__ = ["SCENARIOS", "SCRIPTS", "Close", "ConformanceError", "FakeService", "Frame", "HttpRefusal", "HttpReply",
-           "HttpRequest", "InProcessReferenceServer", "NotEmulated", "Outcome", "Script", "Send", "check",
+           "HttpRequest", "InProcessReferenceServer", "NotEmulated", "Outcome", "Pause", "Script", "Send", "check",
            "check_against_reference_server", "reference_config", "script_for"]
 
 FAULTS = {"server_error": "error", "closed_socket": "drop:when=after_input"}

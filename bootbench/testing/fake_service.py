@@ -23,7 +23,7 @@ from types import TracebackType
 from aiohttp import WSMsgType, web
 
 from .loop_thread import LoopThread
-from .script import Close, Frame, HttpReply, HttpRequest, Script, Send
+from .script import Close, Frame, HttpReply, HttpRequest, Pause, Script, Send
 
 log = logging.getLogger("bootbench.testing")
 
@@ -206,6 +206,9 @@ class _Session:
             if isinstance(reply, Close):
                 await self.ws.close(code=reply.code, message=reply.reason.encode("utf-8"))
                 return
+            if isinstance(reply, Pause):
+                await asyncio.sleep(reply.ms / 1000)
+                continue
             if isinstance(reply, bytes):
                 await self.ws.send_bytes(reply)
             elif isinstance(reply, str):

@@ -38,6 +38,13 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """The fake service waits ``ms`` before it sends what follows (a service thinking between two events)."""
+
+    ms: float
+
+
+@dataclass(frozen=True)
 class HttpReply:
     """An HTTP answer: ``status`` and ``body`` (a dict or list is sent as JSON)."""
 
@@ -70,7 +77,7 @@ class HttpRequest:
             return None
 
 
-Send = Union[str, bytes, dict, list, Close]
+Send = Union[str, bytes, dict, list, Close, Pause]
 """One thing the fake service sends."""
 
 

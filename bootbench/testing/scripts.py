@@ -19,7 +19,10 @@ from typing import Any
 from bootbench.wire import (DEEPGRAM_OUTPUT_RATE, ELEVENLABS_SIGNED_URL_PATH, OPENAI_AUDIO_RATE, ULTRAVOX_CALLS_PATH,
                             ULTRAVOX_OUTPUT_RATE)
 
-from .script import Close, Frame, HttpRefusal, HttpReply, HttpRequest, Script, Send
+from .script import Close, Frame, HttpRefusal, HttpReply, HttpRequest, Pause, Script, Send
+
+THINKING_MS = 50.0
+"""Deepgram's fake agent: from UserStartedSpeaking to its answer (a real agent takes longer still)."""
 
 
 def _b64(pcm: bytes) -> str:
@@ -242,7 +245,9 @@ class DeepgramScript(Script):
         return [] if _type(frame) in ("ForceEndTurn", "KeepAlive") else None  # audio is the input
 
     def answer(self, pcm: bytes) -> list[Send]:
-        return [{"type": "UserStartedSpeaking"},
+        # the agent hears the user before it speaks: a manual turn's ForceEndTurn (sent on UserStartedSpeaking)
+        # goes out before the answer arrives, as it does from the real service (its arrival is the kernel's stamp)
+        return [{"type": "UserStartedSpeaking"}, Pause(THINKING_MS),
                 {"type": "AgentStartedSpeaking", "total_latency": 0.2, "tts_latency": 0.1, "ttt_latency": 0.1},
                 pcm, {"type": "AgentAudioDone"}]
 

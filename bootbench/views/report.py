@@ -91,11 +91,16 @@ def _header(run: dict[str, Any]) -> str:
     target = esc(run.get("target", "?"))
     where = " (embedded reference server)" if run.get("embedded_server") else ""
     facts = [("run", run.get("id")), ("started", run.get("started_at")), ("ended", run.get("ended_at")),
-             ("mode", run.get("mode")), ("users", run.get("users"))]
+             ("mode", run.get("mode")), ("users", run.get("users")), ("receive clock", _clock(run.get("clock")))]
     meta = " · ".join(f'{esc(k)} <b>{esc(v)}</b>' for k, v in facts if v not in (None, ""))
     return (f'<header><h1>bootbench <span class="thin">cold-start report</span></h1>'
             f'<p class="subtitle" id="run-target"><b>{esc(run.get("provider", "?"))}</b> at '
             f'<code>{target}</code>{esc(where)}</p><p class="meta">{meta}</p></header>')
+
+
+def _clock(clock: str | None) -> str | None:
+    """How run.clock reads in the header (None: a run recorded before --clock, on the process's stamps)."""
+    return {"kernel": "kernel (arrival stamps)", "process": "process (handler stamps)"}.get(clock or "", clock)
 
 
 def _warnings(metrics: dict[str, Any]) -> str:

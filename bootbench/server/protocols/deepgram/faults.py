@@ -2,8 +2,10 @@
 
 Every fault strikes a numbered session, and a session exists from its
 ``Settings`` on, so the faults act from there: ``auth`` and ``error`` answer
-the ``Settings`` with an ``Error`` (then close) instead of ``SettingsApplied``;
-``end`` answers the user's turn with ``SERVER_GOING_AWAY``. The codes
+the ``Settings`` with an ``Error`` (then close) instead of ``SettingsApplied``
+(``error:when=after_input`` answers the user's turn with it instead);
+``end`` answers the user's turn with ``SERVER_GOING_AWAY``; ``silent_audio``
+sends the answer's binary audio with every sample zero. The codes
 ``INVALID_AUTH`` (the words of Deepgram's 401 body) and ``SERVER_GOING_AWAY``
 are the service's; ``INSUFFICIENT_CREDITS`` and ``TOO_MANY_REQUESTS`` and
 every description are the emulation's own words (Deepgram documents no agent
@@ -72,17 +74,13 @@ def malformed_frame(fault: FaultSpec, chunk_b64: str) -> str:
     return "A" * HUGE_BYTES
 
 
-NOT_YET = "not emulated on this wire yet"
-
-
 def fault_forms() -> FaultForms:
     """Deepgram's forms: its ``Error`` words (:data:`ERRORS`, the default first), no ``stray`` (one session per
-    socket); ``silent_audio`` and an error after the input are not emulated here yet."""
+    socket)."""
     return FaultForms(
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": ("server_going_away",)},   # END_ERROR, the one way the service ends a session
-        missing={"stray": "one socket carries one session: no next session can receive held-back audio",
-                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
+        missing={"stray": "one socket carries one session: no next session can receive held-back audio"},
         message=said)
 
 

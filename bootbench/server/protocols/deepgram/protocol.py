@@ -45,6 +45,7 @@ from aiohttp import WSCloseCode, web
 from bootbench.server.faults import FaultSpec
 from bootbench.server.json_checks import Problem, note, parse_object
 from bootbench.server.pcm import pcm16_peak
+from bootbench.server.reply import silenced
 from bootbench.server.scheduler import sleep_until
 from bootbench.server.turns import SilenceDetector
 from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol, spawn
@@ -217,7 +218,7 @@ class DeepgramAgentProtocol(WebSocketProtocol):
         await self.scheduler.admit(record)
         await sleep_until(time.perf_counter_ns() + int(record.injected.total_setup_ms * 1e6))
         fault = conn.fault
-        if fault is not None and fault.kind == "error":
+        if fault is not None and fault.kind == "error" and fault.option("when") == "before_ready":
             await self._error(conn, fault_error(fault, conn.key_echo), SERVER_ERROR_CLOSE, "error")
             return
         if fault is not None and fault.kind == "never_ready":
@@ -325,6 +326,9 @@ class DeepgramAgentProtocol(WebSocketProtocol):
         if fault is not None and fault.kind == "end":
             await self._error(conn, fault_error(fault), SERVER_ERROR_CLOSE, "ended_by_server")
             return
+        if fault is not None and fault.kind == "error" and fault.option("when") == "after_input":
+            await self._error(conn, fault_error(fault, conn.key_echo), SERVER_ERROR_CLOSE, "error")
+            return
         if fault is not None and fault.kind == "drop" and fault.option("when") == "after_input":
             self._drop(conn)
             return
@@ -356,6 +360,8 @@ class DeepgramAgentProtocol(WebSocketProtocol):
                 assert fault is not None
                 await self._send_text(conn, malformed_frame(fault, chunk))
                 raise _Stop
+            if fault is not None and fault.kind == "silent_audio":
+                chunk = silenced(chunk)
             await self._send_bytes(conn, base64.b64decode(chunk))
             if index == 0 and fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply":
                 await asyncio.sleep(MID_REPLY_DROP_S)

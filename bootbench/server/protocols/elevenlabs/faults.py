@@ -87,16 +87,12 @@ def _huge() -> str:
     return "A" * HUGE_BYTES
 
 
-NOT_YET = "not emulated on this wire yet"
-
-
 def fault_forms() -> FaultForms:
-    """ElevenLabs' forms: its close codes and words (:data:`ERRORS`, the default first) and end reasons;
-    ``silent_audio`` and an error after the input are not emulated here yet."""
+    """ElevenLabs' forms: its close codes and words (:data:`ERRORS`, the default first) and end reasons; an error
+    after the input is the same ``error`` event and close, instead of the answer."""
     return FaultForms(
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": tuple(END_MESSAGES)},
-        missing={"silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
         says={"stray": "holds back {chunks} reply chunks of turn 1, sends them as the next turn begins"},
         message=said)
 

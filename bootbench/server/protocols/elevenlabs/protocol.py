@@ -39,6 +39,7 @@ from aiohttp import web
 
 from bootbench.server.context import ProtocolContext
 from bootbench.server.faults import FaultSpec
+from bootbench.server.reply import silenced
 from bootbench.server.json_checks import Problem, note, parse_object
 from bootbench.server.pcm import pcm16_peak
 from bootbench.server.scheduler import sleep_until
@@ -367,6 +368,8 @@ class ElevenLabsProtocol(WebSocketProtocol):
                 return
             if index == last:
                 record.note_reply_end(time.perf_counter_ns())  # no end-of-reply event: quiet after this chunk
+            if fault is not None and fault.kind == "silent_audio":
+                chunk = silenced(chunk)
             await self.send_json(conn, _audio_event(chunk, turn_id))
             if index == 0 and fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply":
                 spawn(self._drop_soon(conn))
@@ -388,7 +391,7 @@ class ElevenLabsProtocol(WebSocketProtocol):
 
     async def _fault_before_ready(self, conn: AgentConnection, fault: FaultSpec) -> bool:
         """Faults striking where the metadata would be sent; True when the session goes no further."""
-        if fault.kind in ("auth", "error"):
+        if fault.kind == "auth" or (fault.kind == "error" and fault.option("when") == "before_ready"):
             code, event = fault_error(fault, echo(fault, conn.key))
             await self.send_json(conn, event)
             outcome = "auth_failed" if fault.kind == "auth" else "error"
@@ -407,6 +410,11 @@ class ElevenLabsProtocol(WebSocketProtocol):
             return True
         if fault.kind == "end":
             await self.close_with(conn, 1000, END_MESSAGES[fault.option("reason")], "ended_by_server")
+            return True
+        if fault.kind == "error" and fault.option("when") == "after_input":
+            code, event = fault_error(fault, echo(fault, conn.key))
+            await self.send_json(conn, event)
+            await self.close_with(conn, code, event["error_event"]["reason"], "error")
             return True
         if fault.kind == "drop" and fault.option("when") == "after_input":
             self._drop(conn)

@@ -25,10 +25,15 @@ noted in the session's ``notes`` since bootbench's drivers wait for
 null, or, with server VAD (the default, as on the real service), when the
 appended audio itself shows ``silence_duration_ms`` of trailing silence
 after speech: the server then sends ``speech_started``/``speech_stopped``/
-``committed`` and starts the response. A response is ``response.created``,
-``output_item.added``, ``content_part.added``, the audio as
+``committed`` and starts the response. The answer's events between the turn
+end and its first audio each go at a known share of the turn's first-audio
+delay (:data:`STAGE_SHARES`), stamped in the ground truth as the service's
+stages (``truth.note_stage``, just before each send): the input transcription
+(when the session asks for one; xAI always), ``response.created`` (with
+``output_item.added`` and ``content_part.added``), the first transcript delta;
+``speech_stopped``/``committed`` go at the turn end itself. Then the audio as
 ``response.output_audio.delta`` chunks at real-time pace, then the ``done``
-events. The client's close frame ends the session. Every client event is
+events. A greeting sends the same events, unstamped. The client's close frame ends the session. Every client event is
 checked (:mod:`.checks`); violations are counted, and those the real
 service rejects are answered with its ``error`` event.
 """
@@ -58,7 +63,15 @@ from .flavours import OPENAI, Flavour, flavour_of
 
 PROTOCOL = "openai"
 REPLY_TEXT = "Hello, this is the bootbench reference server."
+USER_TEXT = "Hello."
+"""The input transcription's words (the emulation hears no words: every turn says this)."""
 MIN_COMMIT_MS = 100
+STAGE_SHARES = {"input_transcript": 0.25, "response_start": 0.5, "first_text": 0.75}
+"""When the answer's stage events go, as shares of the turn's first-audio delay after the turn end: the input
+transcription (``conversation.item.input_audio_transcription.*``, when the session asks for one), then
+``response.created``, then the first ``response.output_audio_transcript.delta``; the audio at the whole delay.
+The turn end's own events (``speech_stopped``, ``committed``) go at the turn end. Distinct times, so that a driver
+taking one stage's event for another's is off by a quarter of the delay (docs/protocols/openai-realtime.md)."""
 
 log = logging.getLogger("bootbench.server")
 
@@ -114,12 +127,17 @@ class RealtimeConnection(WebSocketConnection):
     detector: SilenceDetector | None = None
     create_response: bool = True
     buffered_samples: int = 0
+    committed_samples: int = 0
+    """The length of the last committed turn (its transcription's usage)."""
     samples_in: int = 0
     speech_item: str | None = None
     last_item: str | None = None
     response_id: str | None = None
     greeting_response: str | None = None
     """The id of the greeting response while it is being sent."""
+    announced: str | None = None
+    """The id of the last response whose ``response.created`` went out (the answer's goes a while after its turn
+    end: a cancel before that announces it first)."""
 
 
 class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
@@ -309,6 +327,7 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
             return
         if edges.stopped_ms is not None:
             item = conn.speech_item or new_id("item")
+            record.note_stage("turn_end", time.perf_counter_ns())
             await self.send_json(conn, {"type": "input_audio_buffer.speech_stopped", "event_id": new_id("event"),
                                         "audio_end_ms": int(edges.stopped_ms), "item_id": item})
             await self._committed(conn, item)
@@ -332,7 +351,9 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
         await self._committed(conn, new_id("item"))
 
     async def _committed(self, conn: RealtimeConnection, item_id: str) -> None:
-        conn.buffered_samples = 0
+        conn.committed_samples, conn.buffered_samples = conn.buffered_samples, 0
+        if conn.record is not None:
+            conn.record.note_stage("turn_end", time.perf_counter_ns())   # server VAD: speech_stopped went first
         await self.send_json(conn, {"type": "input_audio_buffer.committed", "event_id": new_id("event"),
                                     "previous_item_id": conn.last_item, "item_id": item_id})
         conn.last_item = item_id
@@ -363,6 +384,8 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
         if conn.response_id is not None:
             if conn.record is not None and not cancels_greeting:
                 conn.record.note_reply_end(time.perf_counter_ns())
+            if conn.announced != conn.response_id:   # cancelled before its response.created was due
+                await self._send_created(conn, conn.response_id)
             await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
                                         "response": self._response(conn.response_id, "cancelled", [])})
             conn.response_id = None
@@ -376,9 +399,16 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
             return
         conn.response_id = new_id("resp")
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
-        await self.send_json(conn, {"type": "response.created", "event_id": new_id("event"),
-                                    "response": self._response(conn.response_id, "in_progress", [])})
-        conn.reply_task = spawn(self._respond(conn, conn.response_id, start))
+        conn.reply_task = spawn(self._respond(conn, conn.response_id, start, turn_end_ns=turn_end_ns,
+                                              input_item=conn.last_item))
+
+    def _created(self, response_id: str) -> dict[str, Any]:
+        return {"type": "response.created", "event_id": new_id("event"),
+                "response": self._response(response_id, "in_progress", [])}
+
+    async def _send_created(self, conn: RealtimeConnection, response_id: str) -> None:
+        conn.announced = response_id
+        await self.send_json(conn, self._created(response_id))
 
     def _response(self, response_id: str, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": response_id, "object": "realtime.response", "status": status, "status_details": None,
@@ -393,8 +423,7 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
             return   # the answer came first
         conn.response_id = new_id("resp")
         conn.greeting_response = conn.response_id
-        await self.send_json(conn, {"type": "response.created", "event_id": new_id("event"),
-                                    "response": self._response(conn.response_id, "in_progress", [])})
+        await self._send_created(conn, conn.response_id)
         await self._respond(conn, conn.response_id, start_ns, greeting=True)
         conn.greeting_response = None
 
@@ -409,10 +438,32 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
         await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
                                     "response": self._response(response_id, "cancelled", [])})
 
-    async def _respond(self, conn: RealtimeConnection, response_id: str, start_ns: int,
-                       greeting: bool = False) -> None:
+    async def _respond(self, conn: RealtimeConnection, response_id: str, start_ns: int, greeting: bool = False,
+                       turn_end_ns: int | None = None, input_item: str | None = None) -> None:
+        """A response's events: a greeting's from ``start_ns`` on (its ``response.created`` already sent); the
+        answer's stage events at their shares of ``start_ns - turn_end_ns`` (:data:`STAGE_SHARES`), then its audio
+        from ``start_ns``."""
         record = conn.record
         assert record is not None and record.injected is not None
+
+        async def stage(name: str, *messages: dict[str, Any]) -> None:
+            """The answer's events of stage ``name``, at its share of the delay, stamped just before the first."""
+            if greeting or turn_end_ns is None:
+                for message in messages:
+                    await self.send_json(conn, message)
+                return
+            await sleep_until(turn_end_ns + int((start_ns - turn_end_ns) * STAGE_SHARES[name]))
+            record.note_stage(name, time.perf_counter_ns())
+            if name == "response_start":
+                conn.announced = response_id
+            for message in messages:
+                await self.send_json(conn, message)
+
+        if not greeting:
+            transcription = self._input_transcription(conn, input_item)
+            if transcription:
+                await stage("input_transcript", *transcription)
+            await stage("response_start", self._created(response_id))
         item_id = new_id("item")
         where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
@@ -424,6 +475,8 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
 
         # the preview's names on Voice Live and Azure OpenAI's preview endpoint, GA's elsewhere
         audio = "response.audio" if conn.flavour.preview_events else "response.output_audio"
+        await stage("first_text", {"type": f"{audio}_transcript.delta", "event_id": new_id("event"), **where,
+                                   "delta": REPLY_TEXT})
 
         def delta(value: Any) -> dict[str, Any]:
             message = {"type": f"{audio}.delta", "event_id": new_id("event"), **where, "delta": value}
@@ -452,6 +505,22 @@ class OpenAIRealtimeProtocol(OpenAIFaults, WebSocketProtocol):
             record.note_reply_end(time.perf_counter_ns())
         await self.send_json(conn, {"type": "response.done", "event_id": new_id("event"),
                                     "response": self._response(response_id, "completed", [done_item])})
+
+    def _input_transcription(self, conn: RealtimeConnection, item_id: str | None) -> list[dict[str, Any]]:
+        """The events transcribing the caller's turn (item ``item_id``), as this service sends them; none when the
+        session asked for no transcription (xAI transcribes every session, partials as ``completed`` events whose
+        ``status`` is ``in_progress``)."""
+        if item_id is None or not shapes.transcribes(conn.session or {}, conn.flavour.shape):
+            return []
+        kind = "conversation.item.input_audio_transcription"
+        if conn.flavour.shape == "xai":
+            return [{"type": f"{kind}.completed", "event_id": new_id("event"), "item_id": item_id,
+                     "transcript": USER_TEXT, "status": status} for status in ("in_progress", "completed")]
+        return [{"type": f"{kind}.delta", "event_id": new_id("event"), "item_id": item_id, "content_index": 0,
+                 "delta": USER_TEXT},
+                {"type": f"{kind}.completed", "event_id": new_id("event"), "item_id": item_id, "content_index": 0,
+                 "transcript": USER_TEXT,
+                 "usage": {"type": "duration", "seconds": round(conn.committed_samples / OPENAI_AUDIO_RATE, 3)}}]
 
     async def _error(self, conn: RealtimeConnection, problem: Problem, client_event_id: Any) -> None:
         error = error_body(problem.message, problem.code, param=problem.param)["error"]

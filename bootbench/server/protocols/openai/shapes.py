@@ -233,3 +233,12 @@ def default_session(shape: str, model: str, voice: str) -> dict[str, Any]:
         session["voice"] = {"type": "openai", "name": voice}
         session["input_audio_sampling_rate"] = OPENAI_AUDIO_RATE
     return session
+
+
+def transcribes(session: dict[str, Any], shape: str) -> bool:
+    """Whether the session asked for the transcription of the caller's audio (xAI transcribes every session)."""
+    if shape == "xai":
+        return True
+    if shape == "ga":
+        return bool(session.get("audio", {}).get("input", {}).get("transcription"))
+    return bool(session.get("input_audio_transcription"))

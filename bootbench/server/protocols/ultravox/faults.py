@@ -2,7 +2,9 @@
 
 A call is refused where the service refuses one: at its create request, with an HTTP status and a
 ``{"detail": ...}`` body (the service's Django REST API shape; the words are the emulation's, Ultravox
-documents none). A call the agent ends is closed with a close frame whose reason names the end. Audio
+documents none). A call the agent ends is closed with a close frame whose reason names the end; an error
+after the input (``error:when=after_input``) closes the call with code 1011 and the error's detail as the
+reason (the emulation's choice: Ultravox documents no mid-call error message). Audio
 is raw PCM16 in binary frames, so ``malformed:what=bad_base64`` is a binary frame of an odd length
 (not whole 16-bit samples). ``stray`` does not apply: every call has a socket of its own.
 """
@@ -26,8 +28,10 @@ END_REASONS = {
     "insufficient_admin_units": "system_error: the account's concurrency limit was reached",
 }
 """The ``end`` fault's ``reason`` -> the close reason of the call the agent ends (code 1000)."""
+ERROR_CLOSE_CODE = 1011
+"""The close code of a call ended by an error after the input (WebSocket's "internal error")."""
 HUGE_BYTES = 8 * 1024 * 1024
-APPLIES = ("auth", "error", "never_ready", "silence", "drop", "end", "malformed", "slow")
+APPLIES = ("auth", "error", "never_ready", "silence", "silent_audio", "drop", "end", "malformed", "slow")
 """The fault kinds this wire has (``stray`` has no next session on a call's socket)."""
 
 
@@ -60,17 +64,13 @@ def malformed_frame(fault: FaultSpec) -> str | bytes:
     return bytes(HUGE_BYTES)
 
 
-NOT_YET = "not emulated on this wire yet"
-
-
 def fault_forms() -> FaultForms:
     """Ultravox's forms: its create request's refusals (:data:`ERRORS`, the default first), its end reasons, no
-    ``stray`` (a socket per call); ``silent_audio`` and an error after the input are not emulated here yet."""
+    ``stray`` (a socket per call)."""
     return FaultForms(
         words={"type": ("rate_limit_exceeded", "insufficient_credits", "invalid_api_key"),
                "reason": tuple(END_REASONS)},
-        missing={"stray": "every call has a socket of its own: no next session can receive held-back audio",
-                 "silent_audio": NOT_YET, "error:when=after_input": NOT_YET},
+        missing={"stray": "every call has a socket of its own: no next session can receive held-back audio"},
         message=said)
 
 
@@ -78,6 +78,8 @@ def said(spec: FaultSpec) -> str:
     """Ultravox's words a session struck by ``spec`` receives (its key shown as bootbench masks it, ***)."""
     if spec.kind in ("auth", "error"):
         detail = AUTH_DETAIL if spec.kind == "auth" else ERRORS[spec.option("type")][1]
+        if spec.kind == "error" and spec.option("when") == "after_input":
+            return detail   # a close reason: the key is never quoted there
         return detail + echo(spec, "***")
     if spec.kind == "end":
         return END_REASONS[spec.option("reason")]

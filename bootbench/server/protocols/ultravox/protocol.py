@@ -36,6 +36,7 @@ from aiohttp import web
 
 from bootbench.server.context import ProtocolContext
 from bootbench.server.faults import FaultSpec
+from bootbench.server.reply import silenced
 from bootbench.server.json_checks import Problem, note, parse_object
 from bootbench.server.pcm import pcm16_peak
 from bootbench.server.reply import GREETING_HZ, GREETING_MS, ReplyAudio
@@ -46,7 +47,8 @@ from bootbench.server.ws_protocol import WebSocketConnection, WebSocketProtocol,
 from bootbench.wire import ULTRAVOX_CALLS_PATH
 
 from .checks import CallSettings, check_call, check_data_message
-from .faults import APPLIES, AUTH_DETAIL, END_REASONS, NO_KEY_DETAIL, echo, error_reply, malformed_frame
+from .faults import (APPLIES, AUTH_DETAIL, END_REASONS, ERROR_CLOSE_CODE, ERRORS, NO_KEY_DETAIL, echo, error_reply,
+                     malformed_frame)
 
 PROTOCOL = "ultravox"
 JOIN_PATH = "/calls/{call_id}/join"
@@ -141,7 +143,7 @@ class UltravoxProtocol(WebSocketProtocol):
             fault = record.fault = None   # the record claims no fault that was not played
         if fault is not None and fault.kind == "auth":
             return self._refuse_call(sid, received, 401, AUTH_DETAIL + echo(fault, key), "auth_failed", record)
-        if fault is not None and fault.kind == "error":
+        if fault is not None and fault.kind == "error" and fault.option("when") == "before_ready":
             status, error = error_reply(fault, echo(fault, key))
             return self._refuse_call(sid, received, status, error["detail"], "error", record)
         injected = self.scheduler.accept(record)
@@ -300,6 +302,9 @@ class UltravoxProtocol(WebSocketProtocol):
         if fault is not None and fault.kind == "end":
             await self.close_with(conn, 1000, END_REASONS[fault.option("reason")], "ended_by_server")
             return
+        if fault is not None and fault.kind == "error" and fault.option("when") == "after_input":
+            await self.close_with(conn, ERROR_CLOSE_CODE, ERRORS[fault.option("type")][1], "error")
+            return
         if fault is not None and fault.kind == "drop" and fault.option("when") == "after_input":
             await self._drop(conn)
             return
@@ -338,7 +343,7 @@ class UltravoxProtocol(WebSocketProtocol):
         drop_mid_reply = fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply"
 
         async def send(index: int, chunk: str) -> None:
-            await self._send_pcm(conn, chunk)
+            await self._send_pcm(conn, silenced(chunk) if fault is not None and fault.kind == "silent_audio" else chunk)
             if index == 0 and drop_mid_reply:
                 await self._drop(conn)
                 raise asyncio.CancelledError   # nothing more goes out on a dropped connection
@@ -362,7 +367,7 @@ class UltravoxProtocol(WebSocketProtocol):
         greeting = self._reply_audio(conn.call.settings.output_rate, greeting=True)
 
         async def send(index: int, chunk: str) -> None:
-            await self._send_pcm(conn, chunk)
+            await self._send_pcm(conn, silenced(chunk) if fault is not None and fault.kind == "silent_audio" else chunk)
 
         await greeting.stream(conn.record, start_ns, send, greeting=True)
         conn.speaking = None

@@ -1,0 +1,401 @@
+"""Kernel arrival stamps for websocket-client connections: when the bytes that completed a message reached the machine.
+
+    ws = websocket.create_connection(url, class_=kernel_clock.socket_class("kernel"), ...)
+    opcode, data = ws.recv_data(); received = ws.arrival_ns()   # on perf_counter_ns's clock
+
+Every driver's frames go through websocket-client (the WebSocket drivers
+directly, Aivoco through python-engineio's websocket transport, which takes
+the same ``class_``). A receive stamp taken by the handler includes every
+wait of the process before the handler ran (a busy gevent hub, other
+sessions' messages first). :class:`KernelWebSocket` reads with ``recvmsg``
+and ``SO_TIMESTAMPNS`` instead, so the stamp of a message is the kernel's
+arrival time of the bytes that completed it, however late the process reads
+them. This module is the one place bootbench does it, and the one place it
+leans on websocket-client for it; tests/test_kernel_clock.py fails when the
+library stops reading through it.
+
+How a stamp belongs to its message:
+
+- A frame is read with no byte beyond it (:func:`exact_recv_strict`: the
+  2-byte header, the extended length, the payload, each read asking for
+  exactly what is missing; websocket_tuning's read-ahead is not used on
+  these sockets). ``recvmsg`` stamps a read with the arrival of the last
+  kernel buffer it took bytes from, so the read that ends a frame is stamped
+  with the arrival of the buffer holding the frame's last byte, and a
+  later message's bytes are never in that read.
+- The kernel itself merges a segment into the unread buffer before it
+  (TCP receive-queue coalescing) and gives the merged buffer the newer
+  segment's stamp. So a message is stamped with its own arrival when the
+  process reads it before the socket's next segment arrives, and otherwise
+  with the arrival of the newest segment that was already queued with it:
+  never later than the read, never later than a process stamp. Against the
+  reference server a reply's chunks are 40 ms apart, so a read delay under
+  40 ms leaves the first audio's stamp exact (docs/architecture.md, Timing).
+- TLS (``wss://``): the raw socket is read one TLS record at a time (its
+  5-byte header, then exactly its body) and decrypted through an
+  ``ssl.SSLObject`` on memory BIOs (:class:`StampedTLSSocket`); plaintext is
+  stamped with the arrival of the record that carried it (it could not be
+  decrypted earlier). Certificates are verified exactly as websocket-client
+  verifies them today: the context is the one its own ``_ssl_socket`` builds
+  from the same ``sslopt`` (``--ca-bundle``, the system's CAs otherwise).
+
+The clocks: ``SO_TIMESTAMPNS`` is CLOCK_REALTIME; every other stamp of a
+cycle is ``time.perf_counter_ns()`` (CLOCK_MONOTONIC on Linux). The two run
+at the same rate (NTP slews both alike) and differ by an offset that only a
+step of the wall clock changes. :class:`ClockBridge` measures that offset by
+reading CLOCK_REALTIME between two perf_counter reads, keeping the tightest
+of :data:`CALIBRATION_READS` brackets (the error is at most half its width,
+:attr:`ClockBridge.error_ns`, typically well under a microsecond), measures it
+again every :data:`REFRESH_NS`, and at once when a converted stamp falls
+after its own read or more than :data:`REFRESH_NS` before it (a step).
+
+Where ``SO_TIMESTAMPNS`` is not available (not Linux, the option refused:
+:func:`available`), :func:`socket_class` gives :class:`ProcessWebSocket`:
+websocket-client's own socket, stamped with ``perf_counter_ns`` when the
+frame is read, as before.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import types
+from typing import Any
+
+import websocket
+from websocket import _http as ws_http
+
+CLOCKS = ("kernel", "process")
+"""``--clock``: kernel arrival stamps (where available), or the process's own stamps."""
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+"""Linux's socket option (35 on every architecture Python runs on; older Pythons lack the constant)."""
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+ANCILLARY_BYTES = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+"""Room for one ``struct timespec`` control message."""
+TIMESPEC = "qq"
+"""``struct timespec``: seconds and nanoseconds, two native 64-bit integers."""
+TIMESPEC_BYTES = struct.calcsize(TIMESPEC)
+TLS_HEADER = 5
+"""A TLS record's header: type, version (2 bytes), length (2 bytes)."""
+CALIBRATION_READS = 5
+REFRESH_NS = 1_000_000_000
+"""How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
+
+
+def available() -> str | None:
+    """None when this machine gives kernel arrival stamps on TCP sockets, else why not (a short phrase)."""
+    if SO_TIMESTAMPNS is None or not hasattr(socket.socket, "recvmsg"):
+        return f"{sys.platform} has no SO_TIMESTAMPNS/recvmsg"
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if not probe.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS):
+            return "the kernel ignored SO_TIMESTAMPNS"
+    except OSError as exc:
+        return f"SO_TIMESTAMPNS refused ({exc.strerror or exc})"
+    finally:
+        probe.close()
+    return None
+
+
+def socket_class(clock: str) -> type[websocket.WebSocket]:
+    """The websocket-client class a driver opens its connections with, for ``--clock`` ``clock``.
+
+    ``kernel`` gives :class:`KernelWebSocket` where :func:`available`, else (and for ``process``)
+    :class:`ProcessWebSocket`. Both have :meth:`arrival_ns`.
+    """
+    if clock == "kernel" and available() is None:
+        return KernelWebSocket
+    return ProcessWebSocket
+
+
+class ClockBridge:
+    """CLOCK_REALTIME nanoseconds to ``perf_counter_ns``'s clock, with the error bound of the conversion."""
+
+    def __init__(self) -> None:
+        self.offset_ns = 0
+        """CLOCK_REALTIME minus perf_counter_ns."""
+        self.error_ns = 0
+        """Half the width of the bracket the offset was measured in: the conversion's error is at most this."""
+        self.measured_ns = 0
+        self.measure()
+
+    def measure(self) -> None:
+        """Measure the offset again: the tightest of :data:`CALIBRATION_READS` perf / realtime / perf brackets."""
+        best_width = best_offset = None
+        for _ in range(CALIBRATION_READS):
+            before = time.perf_counter_ns()
+            wall = time.clock_gettime_ns(time.CLOCK_REALTIME)
+            after = time.perf_counter_ns()
+            if best_width is None or after - before < best_width:
+                best_width, best_offset = after - before, wall - (before + after) // 2
+        self.offset_ns, self.error_ns, self.measured_ns = best_offset, (best_width + 1) // 2, after
+
+    def to_perf(self, wall_ns: int, read_ns: int) -> int:
+        """The kernel stamp ``wall_ns`` on perf_counter_ns's clock; ``read_ns``: perf_counter_ns after the read."""
+        if read_ns - self.measured_ns > REFRESH_NS:
+            self.measure()
+        stamp = wall_ns - self.offset_ns
+        if stamp > read_ns + self.error_ns or read_ns - stamp > REFRESH_NS:
+            self.measure()  # the wall clock was stepped, or the bytes waited long: make sure of the offset
+            stamp = wall_ns - self.offset_ns
+        return min(stamp, read_ns)  # arrival is never after the read
+
+
+def kernel_stamp(ancdata: list, bridge: ClockBridge, read_ns: int) -> int | None:
+    """The SO_TIMESTAMPNS stamp in ``recvmsg``'s ancillary data, on perf_counter_ns's clock; None if it has none."""
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= TIMESPEC_BYTES:
+            seconds, nanoseconds = struct.unpack_from(TIMESPEC, payload)
+            return bridge.to_perf(seconds * 1_000_000_000 + nanoseconds, read_ns)
+    return None
+
+
+class StampedSocket:
+    """A connected TCP socket (gevent's under Locust) whose reads are ``recvmsg`` with the kernel's stamp.
+
+    :attr:`arrival_ns` is the stamp of the last read (its read time when the kernel gave none: bytes
+    queued before the option was set). Everything else is the socket's own.
+    """
+
+    def __init__(self, sock: socket.socket, bridge: ClockBridge) -> None:
+        self._sock = sock
+        self._bridge = bridge
+        self.arrival_ns: int | None = None
+        self.reads = 0
+        self.unstamped_reads = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        data, ancdata, _flags, _address = self._sock.recvmsg(bufsize, ANCILLARY_BYTES)
+        read = time.perf_counter_ns()
+        stamp = kernel_stamp(ancdata, self._bridge, read)
+        self.reads += 1
+        if stamp is None and data:
+            self.unstamped_reads += 1
+            stamp = read
+        self.arrival_ns = stamp
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class StampedTLSSocket:
+    """TLS over a connected TCP socket, decrypted in memory, so every raw read is a ``recvmsg`` with its stamp.
+
+    Made by :class:`KernelTLSContext` during websocket-client's connect. ``recv`` returns plaintext of one
+    TLS record at a time and sets :attr:`arrival_ns` to the stamp of the raw read that completed that record.
+    The SSLObject is used under a lock (a receive thread and senders share it); ciphertext goes out under the
+    send lock, in the order it was made.
+    """
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str | None,
+                 bridge: ClockBridge) -> None:
+        self._sock = sock
+        self._bridge = bridge
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False,
+                                     server_hostname=server_hostname)
+        self._tls_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._plain = b""
+        self._plain_at = 0
+        self._plain_stamp: int | None = None
+        self.arrival_ns: int | None = None
+        self.reads = 0
+        self.unstamped_reads = 0
+        self.records = 0
+        self.context = context
+
+    # ---- the TLS session
+
+    def do_handshake(self) -> None:
+        """Handshake over the socket; raises ssl.SSLCertVerificationError on a certificate that does not verify."""
+        while True:
+            try:
+                with self._tls_lock:
+                    self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                if self._read_record() is None:
+                    raise ssl.SSLEOFError(8, "EOF occurred during the TLS handshake") from None
+        self._flush()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._tls.getpeercert(binary_form)
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    # ---- what websocket-client calls
+
+    def recv(self, bufsize: int) -> bytes:
+        if self._plain_at >= len(self._plain):
+            self._decrypt_next()
+            if not self._plain:
+                return b""  # the peer closed: websocket-client raises its "connection lost"
+        end = self._plain_at + bufsize
+        data = self._plain[self._plain_at:end]
+        self._plain_at = min(end, len(self._plain))
+        self.arrival_ns = self._plain_stamp
+        return data
+
+    def pending(self) -> int:
+        return len(self._plain) - self._plain_at
+
+    def send(self, data: bytes) -> int:
+        with self._send_lock:
+            with self._tls_lock:
+                written = self._tls.write(data)
+                ciphertext = self._outgoing.read()
+            self._sock.sendall(ciphertext)
+        return written
+
+    def sendall(self, data: bytes) -> None:
+        self.send(data)
+
+    def __getattr__(self, name: str) -> Any:  # fileno, gettimeout, settimeout, shutdown, close, setsockopt...
+        return getattr(self._sock, name)
+
+    # ---- plumbing
+
+    def _decrypt_next(self) -> None:
+        """Read records until one yields plaintext (a session ticket yields none); b"" at the end of the stream."""
+        self._plain, self._plain_at = b"", 0
+        while True:
+            stamp = self._read_record()
+            if stamp is None:
+                return
+            parts, closed = [], False
+            try:
+                with self._tls_lock:
+                    while True:
+                        part = self._tls.read(65536)
+                        if not part:  # close_notify received: the end of the stream
+                            closed = True
+                            break
+                        parts.append(part)
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                closed = True
+            self._flush()
+            if parts:
+                self._plain, self._plain_stamp = b"".join(parts), stamp
+                return
+            if closed:
+                return
+
+    def _read_record(self) -> int | None:
+        """Read exactly one TLS record into the incoming BIO; the stamp of the read that ended it, None at EOF."""
+        header = self._read_exactly(TLS_HEADER)
+        if header is None:
+            return None
+        body = self._read_exactly(int.from_bytes(header[0][3:5], "big"))
+        if body is None:
+            return None
+        with self._tls_lock:
+            self._incoming.write(header[0])
+            self._incoming.write(body[0])
+        self.records += 1
+        return body[1] if body[0] else header[1]
+
+    def _read_exactly(self, size: int) -> tuple[bytes, int] | None:
+        parts, have, stamp = [], 0, time.perf_counter_ns()
+        while have < size:
+            data, ancdata, _flags, _address = self._sock.recvmsg(size - have, ANCILLARY_BYTES)
+            if not data:
+                return None
+            read = time.perf_counter_ns()
+            self.reads += 1
+            kernel = kernel_stamp(ancdata, self._bridge, read)
+            if kernel is None:
+                self.unstamped_reads += 1
+            stamp = read if kernel is None else kernel
+            parts.append(data)
+            have += len(data)
+        return b"".join(parts), stamp
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._tls_lock:
+                ciphertext = self._outgoing.read()
+            if ciphertext:
+                self._sock.sendall(ciphertext)
+
+
+class KernelTLSContext:
+    """What websocket-client takes as ``sslopt["context"]``: wraps the TCP socket in a :class:`StampedTLSSocket`.
+
+    The real context is the one websocket-client's ``_ssl_socket`` builds from the caller's ``sslopt`` (a private
+    function: tests/test_kernel_clock.py fails if it goes), so verification is exactly the library's.
+    """
+
+    def __init__(self, sslopt: dict[str, Any], bridge: ClockBridge) -> None:
+        self.sslopt = dict(sslopt)
+        self.bridge = bridge
+
+    def wrap_socket(self, sock: socket.socket, do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
+                    server_hostname: str | None = None) -> StampedTLSSocket:
+        tls = StampedTLSSocket(sock, verifying_context(self.sslopt, server_hostname), server_hostname, self.bridge)
+        tls.do_handshake()
+        return tls
+
+
+def verifying_context(sslopt: dict[str, Any], hostname: str | None) -> ssl.SSLContext:
+    """The SSLContext websocket-client would verify ``hostname`` with, given ``sslopt`` (never connected)."""
+    unconnected = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        wrapped = ws_http._ssl_socket(unconnected, {**sslopt, "do_handshake_on_connect": False}, hostname)
+        return wrapped.context
+    finally:
+        unconnected.close()
+
+
+def exact_recv_strict(self, bufsize: int) -> bytes:
+    """``frame_buffer.recv_strict`` that reads no byte beyond ``bufsize``, so the last read ends what was asked."""
+    buffered = self.recv_buffer
+    have = sum(len(part) for part in buffered)
+    while have < bufsize:
+        data = self.recv(bufsize - have)
+        buffered.append(data)
+        have += len(data)
+    self.recv_buffer = []
+    return buffered[0] if len(buffered) == 1 else b"".join(buffered)
+
+
+class KernelWebSocket(websocket.WebSocket):
+    """websocket-client's WebSocket, its frames read exactly and stamped by the kernel (see the module's doc)."""
+
+    clock = "kernel"
+
+    def __init__(self, *args: Any, sockopt: Any = None, sslopt: dict | None = None, **kwargs: Any) -> None:
+        self.bridge = ClockBridge()
+        sockopt = tuple(sockopt or ()) + ((socket.SOL_SOCKET, SO_TIMESTAMPNS, 1),)
+        sslopt = {"context": KernelTLSContext(sslopt or {}, self.bridge)}
+        super().__init__(*args, sockopt=sockopt, sslopt=sslopt, **kwargs)
+        self.frame_buffer.recv_strict = types.MethodType(exact_recv_strict, self.frame_buffer)
+
+    def connect(self, url: str, **options: Any) -> None:
+        super().connect(url, **options)
+        if not isinstance(self.sock, StampedTLSSocket):  # ws://: the handshake read byte by byte, nothing is ahead
+            self.sock = StampedSocket(self.sock, self.bridge)
+
+    def arrival_ns(self) -> int:
+        """The kernel's arrival stamp of the message :meth:`recv_data` (or ``recv``) returned last."""
+        stamp = getattr(self.sock, "arrival_ns", None)
+        return time.perf_counter_ns() if stamp is None else stamp
+
+
+class ProcessWebSocket(websocket.WebSocket):
+    """websocket-client's WebSocket, its messages stamped by the process when the frame has been read."""
+
+    clock = "process"
+
+    def arrival_ns(self) -> int:
+        return time.perf_counter_ns()

@@ -1,0 +1,276 @@
+"""Kernel arrival stamps (bootbench.providers.kernel_clock): a busy harness does not move the receive stamps.
+
+The stall tests drive real reference servers with the drivers themselves, in this (gevent-patched)
+process, and block the gevent hub on purpose for 50 ms while the server's messages arrive: with kernel
+stamps the phases still match the server's own record within 1 ms; with the process clock forced the
+same stall shows in them (so the tests can fail). The other tests hold the library hooks the module
+relies on: they fail when websocket-client or python-engineio stop reading through it.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import gevent
+import gevent.monkey
+import pytest
+import websocket
+
+from bootbench.audio import Stimulus
+from bootbench.providers import kernel_clock
+from bootbench.providers.aivoco import AivocoDriver
+from bootbench.providers.base import CycleError, DriverConfig
+from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
+from bootbench.samples import Timeline
+from support.processes import read_jsonl
+
+pytestmark = pytest.mark.skipif(kernel_clock.available() is not None, reason="no kernel arrival stamps here")
+
+unpatched_sleep = gevent.monkey.get_original("time", "sleep")
+SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
+STALL_MS = 50.0
+CHUNK_GAP_MS = 40.0
+"""The reference server's reply chunks are 40 ms apart (bootbench.server.reply.REPLY_CHUNK_MS)."""
+BOUND_MS = 1.0
+"""How far a kernel-stamped phase may be from the server's own interval (loopback delivery, both stamps)."""
+SHOWN_MS = 20.0
+"""How much of the stall the process clock must show (the stall covers 30 ms after the arrival at least)."""
+CYCLES = 3
+SERVER = dict(setup_delay=str(SETUP_MS), first_audio_delay=str(FIRST_AUDIO_MS), cold_penalty=0)
+
+
+def block_hub(ms: float) -> None:
+    """Hold this process's gevent hub for ``ms``: the original (unpatched) ``time.sleep``, so no greenlet runs meanwhile,
+    as behind a slow handler, while the cores stay free for the reference server (a busy loop on this 2-core machine
+    delays the server's own sends, which its ground truth stamps before they go out)."""
+    unpatched_sleep(ms / 1000)
+
+
+def stalled_cycle(driver, early_ms: float = 20.0) -> Timeline:
+    """One cycle whose harness stalls for STALL_MS around the arrival of the first audio.
+
+    The stall starts ``early_ms`` before the first audio is due and ends 30 ms after it, before the reply's
+    second chunk (40 ms after the first): the kernel merges a segment into the unread one before it, so a
+    stall that also covered the next chunk would stamp the first with the next one's arrival (kernel_clock's
+    docstring; test_coalesced_bytes_carry_the_newest_arrival_never_a_later_one).
+    """
+    timeline = Timeline()
+    deadline = time.perf_counter_ns() + 10 * 1_000_000_000
+    driver.connect(timeline)
+    driver.start(timeline, deadline)
+    driver.send_audio(timeline)
+    due_ms = FIRST_AUDIO_MS - early_ms - (time.perf_counter_ns() - timeline.input_sent) / 1e6
+    stall = gevent.spawn_later(max(0.0, due_ms) / 1000, block_hub, STALL_MS)
+    driver.first_audio(timeline, deadline)
+    stall.join()
+    sock = transport(driver).sock
+    timeline.unstamped_reads = getattr(sock, "unstamped_reads", None)
+    timeline.transport_class = type(sock).__name__
+    driver.stop(timeline)
+    driver.close()
+    return timeline
+
+
+def transport(driver) -> websocket.WebSocket:
+    """The driver's websocket-client connection (Aivoco's through python-engineio)."""
+    return driver._sio.eio.ws if isinstance(driver, AivocoDriver) else driver._ws
+
+
+def measured(server) -> list[dict]:
+    sessions = [r for r in read_jsonl(server.ground_truth) if r["session"] is not None and r["outcome"] == "ok"]
+    return [r["measured"] for r in sorted(sessions, key=lambda r: r["t_ns"]["start_received"])]
+
+
+def run_stalled(reference_server, driver_class, clock: str, url_of=lambda server: server.url) -> list[tuple]:
+    """CYCLES stalled cycles of ``driver_class``: (measured phases, the server's) per cycle."""
+    server = reference_server(**SERVER)
+    config = DriverConfig(url=url_of(server), api_key="k-123456", timeout=10, clock=clock)
+    timelines = [stalled_cycle(driver_class(config, Stimulus.sine(seconds=0.3, rate=driver_class.input_rate)))
+                 for _ in range(CYCLES)]
+    time.sleep(0.3)  # the server writes a session's record when it ends
+    truth = measured(server)
+    assert len(truth) == CYCLES
+    return [({**t.phases(), "unstamped_reads": t.unstamped_reads, "transport_class": t.transport_class}, m) for t, m in zip(timelines, truth)]
+
+
+@pytest.mark.parametrize("driver_class", [AivocoDriver, OpenAIRealtimeDriver], ids=["aivoco", "openai"])
+def test_a_stalled_harness_times_the_first_response_within_1_ms_with_kernel_stamps(reference_server, driver_class):
+    for phases, truth in run_stalled(reference_server, driver_class, "kernel"):
+        assert phases["unstamped_reads"] == 0 and phases["transport_class"] == "StampedSocket"
+        assert phases["first_response_ms"] == pytest.approx(truth["first_response_ms"], abs=BOUND_MS)
+
+
+@pytest.mark.parametrize("driver_class", [AivocoDriver, OpenAIRealtimeDriver], ids=["aivoco", "openai"])
+def test_the_same_stall_shows_in_the_first_response_with_the_process_clock(reference_server, driver_class):
+    for phases, truth in run_stalled(reference_server, driver_class, "process"):
+        assert phases["first_response_ms"] - truth["first_response_ms"] > SHOWN_MS
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for IP 127.0.0.1 signed by itself, and its key."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_wss_with_a_self_signed_certificate_and_ca_bundle_keeps_kernel_stamps_and_accuracy(reference_server, tmp_path):
+    """The reference server on TLS (--tls-cert, a certificate signed by itself): with --ca-bundle naming it, every
+    cycle reads through StampedTLSSocket, with kernel stamps and the same accuracy under the same stall; without it,
+    the certificate is refused as before."""
+    cert, key = self_signed_certificate(tmp_path)
+    server = reference_server(**SERVER, extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
+    assert server.url.startswith("https://")
+    config = DriverConfig(url=server.url, api_key="k-123456", timeout=10, clock="kernel", ca_bundle=str(cert))
+    timelines = [stalled_cycle(AivocoDriver(config, Stimulus.sine(seconds=0.3, rate=AivocoDriver.input_rate)))
+                 for _ in range(CYCLES)]
+    untrusted = AivocoDriver(DriverConfig(url=server.url, api_key="k", timeout=5, clock="kernel"), Stimulus.sine())
+    with pytest.raises(CycleError, match="TLS certificate verification failed"):
+        untrusted.connect(Timeline())
+    time.sleep(0.3)
+    truth = measured(server)
+    assert len(truth) == CYCLES
+    assert [t.transport_class for t in timelines] == ["StampedTLSSocket"] * CYCLES
+    for timeline, session in zip(timelines, truth):
+        assert timeline.unstamped_reads == 0
+        assert timeline.phases()["first_response_ms"] == pytest.approx(session["first_response_ms"], abs=BOUND_MS)
+
+
+# ---- the bound of a stamp, on a bare TCP connection
+
+
+def stamped_pair():
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    client.setsockopt(socket.SOL_SOCKET, kernel_clock.SO_TIMESTAMPNS, 1)
+    server, _ = listener.accept()
+    listener.close()
+    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client = kernel_clock.StampedSocket(client, kernel_clock.ClockBridge())
+    for _ in range(100):  # the first socket of the machine to ask turns the kernel's stamping on a moment later
+        server.sendall(b"w")
+        client.recv(1)
+        if client.arrival_ns is not None and client.unstamped_reads == 0:
+            break
+        client.unstamped_reads = 0
+        time.sleep(0.01)
+    return client, server
+
+
+def test_a_message_read_late_keeps_its_own_arrival_stamp():
+    """Each message is read 10 ms after it arrived, before the next one comes: its stamp is its own arrival."""
+    client, server = stamped_pair()
+    try:
+        for size in (60, 3000, 12000):
+            sent = time.perf_counter_ns()
+            server.sendall(b"x" * size)
+            block_hub(10)
+            got, stamp = 0, None
+            while got < size:
+                got += len(client.recv(size - got))
+                stamp = client.arrival_ns
+            read = time.perf_counter_ns()
+            assert (stamp - sent) / 1e6 == pytest.approx(0, abs=BOUND_MS)
+            assert read - stamp > 9_000_000
+    finally:
+        client.close()
+        server.close()
+
+
+def test_coalesced_bytes_carry_the_newest_arrival_never_a_later_one():
+    """The documented bound: bytes still unread when the next segment arrives take that segment's stamp, which is
+    never after the read. (What kernel_clock's docstring and docs/architecture.md say; if a kernel stops merging,
+    the first message's stamp becomes its own and this test says so.)"""
+    client, server = stamped_pair()
+    try:
+        first = time.perf_counter_ns()
+        server.sendall(b"a" * 100)
+        block_hub(15)
+        second = time.perf_counter_ns()
+        server.sendall(b"b" * 100)
+        block_hub(15)
+        assert client.recv(100) == b"a" * 100
+        stamp_first = client.arrival_ns
+        read = time.perf_counter_ns()
+        assert client.recv(100) == b"b" * 100
+        stamp_second = client.arrival_ns
+    finally:
+        client.close()
+        server.close()
+    assert stamp_second == pytest.approx(second, abs=BOUND_MS * 1e6)
+    assert first - BOUND_MS * 1e6 <= stamp_first <= read
+    assert stamp_first <= stamp_second
+
+
+def test_the_clock_bridge_converts_the_wall_clock_within_its_bound():
+    bridge = kernel_clock.ClockBridge()
+    assert 0 < bridge.error_ns < 20_000
+    for _ in range(100):
+        before = time.perf_counter_ns()
+        wall = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        after = time.perf_counter_ns()
+        converted = bridge.to_perf(wall, after)
+        assert before - bridge.error_ns <= converted <= after + bridge.error_ns
+
+
+# ---- the library hooks: a change of websocket-client or python-engineio that bypasses the module fails here
+
+
+def test_websocket_client_reads_every_frame_through_the_stamped_socket_and_the_exact_reader(reference_server):
+    """A frame is read by KernelWebSocket's exact reader, through StampedSocket.recv (one recvmsg per read)."""
+    server = reference_server()
+    driver = OpenAIRealtimeDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
+    ws = websocket.create_connection(driver.endpoint(), header=driver.headers(), timeout=5,
+                                     class_=kernel_clock.socket_class("kernel"), skip_utf8_validation=True)
+    asked = []
+    exact = ws.frame_buffer.recv_strict
+
+    def counting(bufsize):
+        asked.append(bufsize)
+        return exact(bufsize)
+
+    ws.frame_buffer.recv_strict = counting
+    try:
+        assert isinstance(ws.sock, kernel_clock.StampedSocket)
+        reads_before = ws.sock.reads
+        opcode, data = ws.recv_data()   # the server's session.created
+        reads = ws.sock.reads - reads_before
+        stamp = ws.arrival_ns()
+        frame_reads = list(asked)   # the close below reads the close frame
+    finally:
+        ws.close()
+    asked = frame_reads
+    assert opcode == websocket.ABNF.OPCODE_TEXT and b"session.created" in data
+    assert asked[0] == 2 and sum(asked) == len(data) + 2 + (2 if len(data) >= 126 else 0)
+    assert reads == len(asked)   # one recvmsg per exact read: nothing read ahead
+    assert stamp is not None and stamp <= time.perf_counter_ns()
+
+
+def test_engineio_opens_its_transport_with_the_socket_class_and_handlers_read_its_stamp(reference_server):
+    server = reference_server()
+    driver = AivocoDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
+    driver.connect(Timeline())
+    try:
+        ws = driver._sio.eio.ws
+        assert isinstance(ws, kernel_clock.KernelWebSocket)
+        assert isinstance(ws.sock, kernel_clock.StampedSocket) and ws.sock.reads > 0
+        assert driver._arrival_ns() == ws.sock.arrival_ns
+    finally:
+        driver.close()
+
+
+def test_websocket_client_builds_the_verifying_context_as_before(tmp_path):
+    """verifying_context is websocket-client's own _ssl_socket's context: CERT_REQUIRED, the hostname checked, the
+    --ca-bundle's CAs loaded (and nothing else)."""
+    front_cert, _key = self_signed_certificate(tmp_path)
+    context = kernel_clock.verifying_context({"ca_certs": str(front_cert), "cert_reqs": ssl.CERT_REQUIRED},
+                                             "127.0.0.1")
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 1
+    default = kernel_clock.verifying_context({}, "example.com")
+    assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname
