@@ -103,9 +103,11 @@ def check_run(run, provider: str, turn: str, iterations: int, turns: int) -> Non
     stats = run.metrics["summary"]["phases"]
     for phase in STAGES_OF[provider, turn]:
         assert stats[phase]["count"] == iterations
-    # A stage reached after the last input went is a Locust request of its own, like every phase.
+    # A stage reached after the last input went is a Locust request of its own, like every phase; one reached before
+    # (Gemini's turn end under automatic detection goes out as the server hears the clip's trailing silence, about
+    # when the client sends audioStreamEnd: -0.2 ms was seen) is none
     for phase in STAGES_OF[provider, turn]:
-        assert run.request_counts.get(phase) == iterations
+        assert run.request_counts.get(phase, 0) == sum(1 for sample in samples if sample[phase] >= 0), phase
 
 
 @pytest.mark.parametrize("provider", ["gemini", "aivoco"])
