@@ -381,3 +381,37 @@ def test_the_aivoco_driver_sends_the_start_call_socketio_would_encode_encoded_on
     payload = {"auth_key": "k", "system_message": "be brief", "voice_choice": "male", "custom_functions": []}
     assert starts == [TolerantPacket(sio_packet.EVENT, namespace="/", data=["start_call", payload]).encode()] * 2
     assert driver._prepared_start is not None
+
+
+def test_a_connection_idle_past_the_write_loops_timeout_stays_open():
+    """engineio's write loop takes a queue that stays empty for max(ping interval, ping timeout) + 5 s as a dead
+    connection and drops it; the server's pings keep it fed, because the pongs go through that queue. Writing
+    the pongs from their sender too (the tuning writes messages so) starved it: every Aivoco connection of
+    `make run` dropped after 30 s against the reference server's default 25 s pings ("packet queue is empty,
+    aborting", a failed iteration). A server pinging every second starves it in 6 s."""
+    import asyncio
+
+    from aiohttp import web
+
+    server = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=1)
+    app = web.Application()
+    server.attach(app)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    sio = TunedClient(reconnection=False)
+    try:
+        sio.connect(f"http://127.0.0.1:{port}", transports=["websocket"], wait_timeout=5)
+        write_loop = sio.eio.write_loop_task
+        time.sleep(max(sio.eio.ping_interval, sio.eio.ping_timeout) + 5 + 2)
+        assert sio.connected and write_loop.is_alive(), "the write loop dropped an idle connection the server pinged"
+    finally:
+        sio.disconnect()
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

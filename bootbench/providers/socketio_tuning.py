@@ -42,6 +42,7 @@ from typing import Any
 import engineio
 import socketio
 import websocket
+from engineio import packet as engineio_packet
 from socketio import exceptions as sio_exceptions
 from socketio import packet as sio_packet
 
@@ -94,9 +95,13 @@ class InlineEngineIO(engineio.Client):
         websocket-client locks each frame's write (engineio opens it with ``enable_multithread``), so a
         packet written here never interleaves with one the write loop still sends. A failed write ends the
         write loop as the library's own failure does (the read loop then sees the connection go); the
-        sender is not told, as it was not before. The polling transport keeps the library's queue.
+        sender is not told, as it was not before. The polling transport keeps the library's queue, and so do
+        packets other than messages (the pongs): the write loop takes a queue empty for longer than the ping
+        interval (plus 5 s) as a dead connection and drops it, so the pong of every server ping must still
+        pass through it (tests/test_socketio_tuning.py, the idle connection).
         """
-        if self.state != "connected" or self.current_transport != "websocket" or self.ws is None:
+        if (self.state != "connected" or self.current_transport != "websocket" or self.ws is None
+                or pkt.packet_type != engineio_packet.MESSAGE):
             return super()._send_packet(pkt)
         encoded = pkt.encode()
         try:
