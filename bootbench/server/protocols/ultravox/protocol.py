@@ -36,10 +36,9 @@ from aiohttp import web
 
 from bootbench.server.context import ProtocolContext
 from bootbench.server.faults import FaultSpec
-from bootbench.server.reply import silenced
 from bootbench.server.json_checks import Problem, note, parse_object
 from bootbench.server.pcm import pcm16_peak
-from bootbench.server.reply import GREETING_HZ, GREETING_MS, ReplyAudio
+from bootbench.server.reply import GREETING_HZ, GREETING_MS, ReplyAudio, silenced
 from bootbench.server.scheduler import sleep_until
 from bootbench.server.truth import SessionTruth
 from bootbench.server.turns import SilenceDetector
@@ -367,7 +366,7 @@ class UltravoxProtocol(WebSocketProtocol):
         greeting = self._reply_audio(conn.call.settings.output_rate, greeting=True)
 
         async def send(index: int, chunk: str) -> None:
-            await self._send_pcm(conn, silenced(chunk) if fault is not None and fault.kind == "silent_audio" else chunk)
+            await self._send_pcm(conn, chunk)
 
         await greeting.stream(conn.record, start_ns, send, greeting=True)
         conn.speaking = None
