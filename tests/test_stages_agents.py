@@ -29,6 +29,7 @@ from bootbench.server.protocols.elevenlabs import protocol as elevenlabs_protoco
 from bootbench.server.protocols.ultravox import protocol as ultravox_protocol
 from bootbench.stats import summarize_samples
 from support.ground_truth import PROVIDER_ARGS, GroundTruthRun, ground_truth_run
+from support.stages import TRUTH_BOUND_MS, check_stages
 
 PROVIDERS = ("deepgram", "elevenlabs", "ultravox")
 PHASE_OF = {p.until: p.name for p in PHASE_TABLE if p.stage}
@@ -41,7 +42,6 @@ KNOWN_SHARES: dict[str, dict[str, float]] = {
                  **{PHASE_OF[stage]: share for stage, share in ultravox_protocol.STAGE_SHARES.items()}},
 }
 """Each protocol's stage phases, with the share of the turn's first-audio delay at which the emulation sends them."""
-TRUTH_BOUND_MS = 10.0
 """How far a sample may be from the server's own interval (the bound of ``first_response_ms``, test_accuracy.py)."""
 INJECTED_BOUND_MS = 15.0
 """How far the server's own interval may be from when it was told to send (test_accuracy.py)."""
@@ -78,18 +78,6 @@ def turns_run(shared_reference_server, tmp_path_factory):
     return get
 
 
-def check_stages(provider: str, mine: dict, truth: dict, where: str) -> None:
-    """The stage phases of a sample (or a turn) against its truth: those the protocol has within the bound, the
-    others empty on both sides."""
-    has = KNOWN_SHARES[provider]
-    for phase in STAGE_PHASES:
-        if phase in has:
-            assert mine.get(phase) is not None and truth[phase] is not None, (where, phase)
-            assert mine[phase] == pytest.approx(truth[phase], abs=TRUTH_BOUND_MS), (where, phase)
-        else:
-            assert mine.get(phase) is None and truth[phase] is None, (where, phase)
-
-
 # ---------------------------------------------------------------- one user, three turns
 
 
@@ -103,7 +91,7 @@ def test_every_stage_the_protocol_has_is_within_the_first_response_bound_of_the_
         measured = session["measured"]
         assert session["outcome"] == "ok" and sample["ok"]
         assert sample["first_response_ms"] == pytest.approx(measured["first_response_ms"], abs=TRUTH_BOUND_MS)
-        check_stages(provider, sample, measured, f"iteration {sample['iteration']}")
+        check_stages(sample, measured, f"iteration {sample['iteration']}", KNOWN_SHARES[provider])
         # sent at known, distinct times between the turn end and the first audio
         delay = session["turns"][0]["first_audio_delay_ms"]
         for phase, share in KNOWN_SHARES[provider].items():
@@ -119,7 +107,7 @@ def test_warm_turns_carry_the_stages_the_truth_measured_for_each_turn(turns_run,
         for turn, truth in zip(sample["turns"], session["turns"]):
             where = f"iteration {sample['iteration']} turn {turn['turn']}"
             assert set(turn["stages_ms"]) == set(KNOWN_SHARES[provider]), where
-            check_stages(provider, turn["stages_ms"], truth["measured"], where)
+            check_stages(turn["stages_ms"], truth["measured"], where, KNOWN_SHARES[provider])
             for phase, share in KNOWN_SHARES[provider].items():
                 assert truth["measured"][phase] == pytest.approx(share * truth["first_audio_delay_ms"],
                                                                  abs=INJECTED_BOUND_MS), where
@@ -158,7 +146,7 @@ def test_every_stage_is_within_the_bound_at_twenty_users(shared_reference_server
     assert len({t["audio_in"]["samples"] for t in sessions}) == CROWD
     assert max(t["t_ns"]["start_received"] for t in sessions) < min(t["t_ns"]["first_audio_sent"] for t in sessions)
     for sample, session in zip(samples, sessions):
-        check_stages(provider, sample, session["measured"], f"iteration {sample['iteration']}")
+        check_stages(sample, session["measured"], f"iteration {sample['iteration']}", KNOWN_SHARES[provider])
 
 
 # ---------------------------------------------------------------- greetings
@@ -253,7 +241,7 @@ def test_a_greeting_in_a_run_moves_no_stage(shared_reference_server, tmp_path, p
     assert len(done.samples) == len(done.sessions) == 3
     for sample, session in zip(done.samples, done.sessions):
         assert session["greeting"] is not None and sample["greeting_ms"] is not None
-        check_stages(provider, sample, session["measured"], f"iteration {sample['iteration']}")
+        check_stages(sample, session["measured"], f"iteration {sample['iteration']}", KNOWN_SHARES[provider])
 
 
 # ---------------------------------------------------------------- service says X, measured Y

@@ -22,6 +22,7 @@ from bootbench.samples import PHASE_TABLE, STAGE_PHASES
 from bootbench.server.protocols.openai.protocol import STAGE_SHARES
 from support.ground_truth import GroundTruthRun, ground_truth_run
 from support.provider_table import key_variable
+from support.stages import TRUTH_BOUND_MS, check_stages
 
 PROVIDERS = ("openai", "azure", "xai")
 PHASE_OF = {p.until: p.name for p in PHASE_TABLE if p.stage}
@@ -31,7 +32,6 @@ SHARES = {"turn_end_ms": 0.0, **{PHASE_OF[stage]: share for stage, share in STAG
 TRANSCRIBED_BY = {"openai": ("--provider-option", "transcription=gpt-4o-mini-transcribe"),
                   "azure": ("--provider-option", "transcription=azure-speech"), "xai": ()}
 """What asks each service for the transcription of the caller's speech (xAI sends it unasked)."""
-TRUTH_BOUND_MS = 10.0
 """How far a sample may be from the server's own interval (the bound of ``first_response_ms``, test_accuracy.py)."""
 INJECTED_BOUND_MS = 15.0
 """How far the server's own interval may be from when it was told to send (test_accuracy.py)."""
@@ -61,17 +61,6 @@ def turns_run(shared_reference_server, tmp_path_factory):
         return runs[provider]
 
     return get
-
-
-def check_stages(mine: dict, truth: dict, where: str, has=tuple(STAGE_PHASES)) -> None:
-    """The stage phases of a sample (or a turn) against its truth: those in ``has`` within the bound, the others
-    empty on both sides."""
-    for phase in STAGE_PHASES:
-        if phase in has:
-            assert mine.get(phase) is not None and truth[phase] is not None, (where, phase)
-            assert mine[phase] == pytest.approx(truth[phase], abs=TRUTH_BOUND_MS), (where, phase)
-        else:
-            assert mine.get(phase) is None and truth[phase] is None, (where, phase)
 
 
 # ---------------------------------------------------------------- one user, three turns
