@@ -172,7 +172,7 @@ def main() -> int:
             print(f"{users} user(s):", flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")  # a crash keeps the levels run
             results["levels"].append(run_level(users, iterations_for(users, profile["single"]), work,
-                                               scrape_s=args.scrape, locust_args=tuple(args.options)))
+                                               scrape_s=args.scrape, options=tuple(args.options)))
             if users == 1 and profile["realtime_row"] and realtime_allowed():
                 print("1 user, every process under SCHED_FIFO:", flush=True)
                 results["levels"].append(run_level(1, profile["single"], work, realtime=True))
