@@ -175,7 +175,8 @@ def main() -> int:
                                                scrape_s=args.scrape, options=tuple(args.options)))
             if users == 1 and profile["realtime_row"] and realtime_allowed():
                 print("1 user, every process under SCHED_FIFO:", flush=True)
-                results["levels"].append(run_level(1, profile["single"], work, realtime=True))
+                results["levels"].append(run_level(1, profile["single"], work, realtime=True,
+                                                   scrape_s=args.scrape, options=tuple(args.options)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_end"] = os.getloadavg()

@@ -6,25 +6,9 @@ table, on level records shaped as capacity.json holds them (older runs' records 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from support.processes import ROOT
-
-
-def bench_module(name: str):
-    """A bench/ script module loaded from its file (bench/ is not a package; its scripts import their siblings)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-
+from support.bench import bench_module
 
 capacity = bench_module("capacity")
 

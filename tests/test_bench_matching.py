@@ -7,19 +7,10 @@ the clean environment bench/accuracy_runs.py gives its clients is the tests' own
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from support.processes import FOREIGN_PREFIXES, ROOT
-
-
-def bench_module(name: str):
-    """A bench/ script module loaded from its file (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from support.bench import bench_module
+from support.processes import FOREIGN_PREFIXES
 
 
 truth_match = bench_module("truth_match")
