@@ -13,6 +13,9 @@ scheduling that bench/capacity.py's CPU per cycle carries. The pieces:
 - ``build sample``: the timeline's phases and the :class:`Sample` (the end of ``BootUser._run_cycle``);
 - ``session state``: a new :class:`SessionState` (one per session);
 - ``audible reply``: the detector fed a reply until it is audible (40 ms chunks, 60 or 300 ms of leading noise);
+- ``decode an answer's 15 audio_response packets``: python-socketio's decoding of a 600 ms reply's chunks as
+  the reference server writes them, every one (``all``) or only the first, the rest left unread once the
+  answer is audible (``first only``, ``socketio_tuning.skipping_packet_class``, issue 23);
 - ``snapshot of N``: the live statistics the progress line, the web tab and ``/metrics`` recompute, over a
   run's N samples (every 5 s for the progress line, in the process that runs the users when it is local).
 """
@@ -20,6 +23,7 @@ scheduling that bench/capacity.py's CPU per cycle carries. The pieces:
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import random
@@ -39,6 +43,12 @@ from bootbench.providers.base import SessionState  # noqa: E402
 from bootbench.samples import Sample, Timeline  # noqa: E402
 from bootbench.stats import snapshot  # noqa: E402
 
+from bootbench.providers.socketio_tuning import TolerantPacket  # noqa: E402
+
+try:
+    from bootbench.providers.socketio_tuning import skipping_packet_class
+except ImportError:  # a checkout from before it
+    skipping_packet_class = None
 try:
     from bootbench.stats import LiveSamples  # the run's own list of samples, with its live columns
 except ImportError:  # a checkout from before it (to time the code before a change)
@@ -117,6 +127,22 @@ def measure() -> dict[str, float]:
                     break
 
         results[f"audible reply, {leading_ms} ms leading noise (with its session state)"] = best_us(audible, calls=500)
+    packets = [json.dumps(["audio_response", {"audio_data": base64.b64encode(chunk).decode()}],
+                          separators=(",", ":")) for chunk in reply_chunks(np.random.default_rng(7), 360)]
+    packets = ["2" + text for text in packets[:15]]
+    results[f"decode an answer's {len(packets)} audio_response packets, all"] = best_us(
+        lambda: [TolerantPacket(encoded_packet=text) for text in packets], calls=500)
+    if skipping_packet_class is not None:
+        decoded = []
+        packet_class = skipping_packet_class(("audio_response",), lambda event: bool(decoded))
+
+        def first_only() -> None:
+            decoded.clear()
+            for text in packets:
+                decoded.append(packet_class(encoded_packet=text))
+
+        results[f"decode an answer's {len(packets)} audio_response packets, first only"] = best_us(first_only,
+                                                                                                    calls=500)
     for n in (4000, 100_000):
         population = LiveSamples()  # the run's own list, as the recorder keeps it
         for i in range(n):

@@ -31,8 +31,8 @@ from bootbench import providers
 from bootbench.providers import websocket_tuning
 from bootbench.providers.aivoco import AivocoDriver
 from bootbench.providers.base import DriverConfig
-from bootbench.providers.socketio_tuning import (UNDECODABLE, InlineEngineIO, PreparedEvent, TolerantPacket,
-                                                 TunedClient)
+from bootbench.providers.socketio_tuning import (UNDECODABLE, UNREAD, InlineEngineIO, PreparedEvent, TolerantPacket,
+                                                 TunedClient, skipping_packet_class)
 from bootbench.samples import Timeline
 from bootbench.wire import AIVOCO_SOCKETIO_PATH
 
@@ -232,6 +232,70 @@ def test_the_private_hooks_have_the_shapes_the_tuning_overrides():
     assert packet.data[0] == UNDECODABLE and "JSONDecodeError" in packet.data[1]
     good = TolerantPacket(encoded_packet='2["audio_response",{"audio_data":"AAAA"}]')
     assert good.data == ["audio_response", {"audio_data": "AAAA"}]
+
+
+class CountingJson:
+    """The json module as python-socketio's packets use it, counting the payloads it decodes by event."""
+
+    def __init__(self):
+        import json
+
+        self.json, self.decoded = json, collections.Counter()
+
+    def loads(self, text, *args, **kwargs):
+        data = self.json.loads(text, *args, **kwargs)
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            self.decoded[data[0]] += 1
+        return data
+
+    def dumps(self, *args, **kwargs):
+        return self.json.dumps(*args, **kwargs)
+
+
+def test_an_event_the_caller_will_not_read_is_handed_over_undecoded(monkeypatch):
+    counting = CountingJson()
+    monkeypatch.setattr(sio_packet.Packet, "json", counting)
+    wanted = {"audio_response": True}
+    packet_class = skipping_packet_class(("audio_response",), lambda event: wanted[event])
+
+    unread = packet_class(encoded_packet='2["audio_response",{"audio_data":"AAAA"}]')
+    assert (unread.packet_type, unread.namespace, unread.id, unread.data) == (
+        sio_packet.EVENT, None, None, ["audio_response", UNREAD])
+    assert not counting.decoded
+    wanted["audio_response"] = False  # asked for every message: a session that decodes again gets the payload
+    read = packet_class(encoded_packet='2["audio_response",{"audio_data":"AAAA"}]')
+    assert read.data == ["audio_response", {"audio_data": "AAAA"}]
+    wanted["audio_response"] = True
+    for text in ('2["session_ready",{"audio_response":1}]', '2/other,["audio_response",{}]',
+                 '21["audio_response",{}]'):  # another event; another namespace; an ack id: decoded as ever
+        assert packet_class(encoded_packet=text).data[1] != UNREAD
+    assert counting.decoded == {"audio_response": 3, "session_ready": 1}
+    assert packet_class(encoded_packet='2["audio_response",{"oops').data == ["audio_response", UNREAD]
+
+
+def test_an_aivoco_run_decodes_an_answer_until_it_is_audible_and_still_times_its_end(shared_reference_server,
+                                                                                       tmp_path, monkeypatch):
+    """Issue 23's cut: an answer's audio_response chunks after its first audible one reach the driver undecoded
+    (no JSON), and the reply's end (its last chunk's arrival) still matches the server's ground truth."""
+    from support.ground_truth import ground_truth_run
+
+    counting = CountingJson()
+    monkeypatch.setattr(sio_packet.Packet, "json", counting)
+    server = shared_reference_server(setup_delay="10", first_audio_delay="fixed:50", cold_penalty=0, reply_ms=600)
+    run = ground_truth_run(server, tmp_path / "r", "--provider", "aivoco", "-i", "2", "--turns", "2",
+                           "--reply-gap-ms", "300", "--wait-ms", "0")
+    assert run.exit_code == 0, run.stderr[-2000:]
+    sessions = run.ok_sessions()
+    turns = [(mine, truth) for sample, session in zip(run.samples, sessions)
+             for mine, truth in zip(sample["turns"], session["turns"])]
+    assert len(turns) == 4
+    # 600 ms of reply in 40 ms chunks: its last chunk 560 ms after its first, fifteen chunks per answer
+    assert all(truth["measured"]["reply_ms"] >= 520 for _, truth in turns), turns
+    # the reference server's reply is a tone audible from its first sample: one chunk decoded per answer
+    assert counting.decoded["audio_response"] == len(turns), counting.decoded
+    for mine, truth in turns:
+        assert mine["input_to_audible_ms"] is not None
+        assert mine["reply_ms"] == pytest.approx(truth["measured"]["reply_ms"], abs=10), (mine, truth)
 
 
 def test_tuned_client_keeps_every_other_option():

@@ -32,7 +32,7 @@ from bootbench.audio import Chunk
 from bootbench.providers import kernel_clock
 from bootbench.providers.base import STOP_TIMEOUT, CycleError, Driver, SessionState
 from bootbench.providers.network import diagnose_unreachable, redacted_url
-from bootbench.providers.socketio_tuning import UNDECODABLE, PreparedEvent, TunedClient
+from bootbench.providers.socketio_tuning import UNDECODABLE, UNREAD, PreparedEvent, TunedClient
 from bootbench.samples import ErrorKind, Timeline
 from bootbench.trace import RECEIVED, SENT
 from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_SOCKETIO_PATH
@@ -84,7 +84,8 @@ class AivocoDriver(Driver):
 
     def connect(self, timeline: Timeline) -> None:
         sio = TunedClient(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False,
-                          http_session=_tls_session(self.config.ca_bundle), socket_class=self._socket_class)
+                          http_session=_tls_session(self.config.ca_bundle), socket_class=self._socket_class,
+                          unread=(("audio_response",), self._audio_unread))
         self._register(sio)
         self._arrival_ns = sio.arrival_ns
         self._connected_ns = None
@@ -226,6 +227,12 @@ class AivocoDriver(Driver):
         session.ready_ns = now
         session.ready.set()
 
+    def _audio_unread(self, event: str) -> bool:
+        """An ``audio_response`` arriving now need not be decoded: nothing traces it and no session decodes
+        audio (the answer is audible already, or there is no session: the handler reads only its arrival)."""
+        session = self.session
+        return self.trace is None and (session is None or not session.decoding)
+
     def _on_audio_response(self, data=None) -> None:
         now = self._arrival_ns()
         if self.trace is not None:   # --trace (bootbench.trace), after the stamp
@@ -244,8 +251,8 @@ class AivocoDriver(Driver):
             session.greeting_audio(now)   # nothing was said yet: this reply was not asked for
             return
         session.last_audio_ns = now  # the end of a reply is quiet after its last chunk (reply_end)
-        if not session.decoding:
-            return   # audible already: no need to decode the rest
+        if not session.decoding or data is UNREAD:
+            return   # audible already: no need to decode the rest (_audio_unread left its JSON undecoded)
         pcm, problem = _decode_audio(data)
         if problem:
             if session.first_audio_ns is None:
