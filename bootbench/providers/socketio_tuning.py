@@ -41,6 +41,7 @@ python-engineio are pinned to the tested ranges in pyproject.toml.
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -76,14 +77,13 @@ class TolerantPacket(sio_packet.Packet):
             return 0
 
 
-class UnreadPayload:
-    """The argument of an event whose payload was not decoded (:func:`skipping_packet_class`)."""
+class Unread(enum.Enum):
+    """The argument of an event whose payload was not decoded (:func:`skipping_packet_class`): a singleton."""
 
-    def __repr__(self) -> str:
-        return "<payload not decoded>"
+    PAYLOAD = "payload not decoded"
 
 
-UNREAD = UnreadPayload()
+UNREAD = Unread.PAYLOAD
 
 
 def skipping_packet_class(events: Iterable[str], unread: Callable[[str], bool]) -> type[TolerantPacket]:
