@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-# Locust monkey-patches the standard library with gevent when it is first imported. Import it before any
-# test module imports ssl (requests, aiohttp, websocket-client), as `locust` itself does, or the late
-# patch of ssl recurses (gevent issue 1016) depending on which test file pytest collects first.
-import locust  # noqa: F401,E402  isort: skip
-
 from pathlib import Path
 
 import pytest
+
+
+def pytest_sessionstart(session):
+    """Locust monkey-patches the standard library with gevent when it is first imported. Import it before any
+    test module imports ssl (requests, aiohttp, websocket-client), as `locust` itself does, or the late patch
+    of ssl recurses (gevent issue 1016) depending on which test file pytest collects first.
+
+    Not at this file's import: a pytest-xdist worker builds its test queue (a lock and an event that its
+    receiving thread, a real thread, sets) after loading this file and before the session starts. Patched
+    first, those would be gevent's, which a real thread cannot wake, and the worker would stop at its first
+    wait (gevent LoopExit); tests/support/xdist_gevent.py makes the worker's one wait a polled one."""
+    import locust  # noqa: F401
+    from support import xdist_gevent
+
+    xdist_gevent.install(session.config)
 
 
 @pytest.fixture

@@ -55,6 +55,25 @@ def test_every_builtin_conforms_against_the_reference_servers_emulation(provider
     assert (outcome.error is None) == (scenario in ("stamp_order", "turns"))
 
 
+def test_a_clean_scenario_waits_for_a_session_slower_than_the_error_scenarios_timeout():
+    """A session that takes longer than the error scenarios' 0.5 s to be ready (a loaded machine: this suite's
+    tests in parallel did it) is not a driver that cannot start one: stamp_order waits up to CLEAN_TIMEOUT_S.
+    Before, every scenario ran with --timeout 0.5 s and this ended in session_timeout."""
+    from dataclasses import replace
+
+    from bootbench.server.latency import parse_delay
+    from bootbench.testing import kit
+    from bootbench.testing.reference import InProcessReferenceServer
+
+    slow = replace(testing.reference_config("stamp_order"), setup_delay=parse_delay("fixed:900"))
+    with InProcessReferenceServer(slow) as server:
+        outcome = kit.drive(providers.get("openai"), server.url, "stamp_order")
+    kit.judge(outcome)
+    first = outcome.timelines[0]
+    assert (first.session_ready - first.start_sent) / 1e6 >= 900
+    assert kit.timeout_for("stamp_order") == kit.CLEAN_TIMEOUT_S >= 5 > 0.5 == kit.timeout_for("session_timeout")
+
+
 def test_a_provider_without_a_script_is_named_with_where_to_add_one():
     with pytest.raises(LookupError, match=r"no conformance script for the provider 'skype': add its service's side "
                                           r"to bootbench/testing/scripts.py \(SCRIPTS\)"):

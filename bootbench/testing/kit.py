@@ -27,7 +27,11 @@ from bootbench.samples import ErrorKind, Timeline
 from bootbench.wire import VAD_SILENCE_MS
 
 TIMEOUT_S = 0.5
-"""The driver's ``--timeout`` in every scenario (a timeout scenario waits this long)."""
+"""The driver's ``--timeout`` in a scenario that expects an error (a timeout scenario waits this long)."""
+CLEAN_TIMEOUT_S = 5.0
+"""The driver's ``--timeout`` in a scenario that expects a clean cycle (``stamp_order``, ``turns``): nothing
+waits for it to pass, so it is generous, and a loaded machine (a CI runner, tests in parallel) that takes
+longer than :data:`TIMEOUT_S` to start a session is not taken for a driver that cannot."""
 REPLY_TIMEOUT_S = 2.0
 """The wait for the end of a reply (``turns``): a protocol without an end event waits for quiet after it."""
 SLACK_S = 2.0
@@ -71,6 +75,12 @@ class Outcome:
     """Words the error message must carry (the service's), or ""."""
 
 
+def timeout_for(scenario: str) -> float:
+    """The driver's ``--timeout`` in ``scenario``: :data:`TIMEOUT_S` where an error is expected, else
+    :data:`CLEAN_TIMEOUT_S`."""
+    return TIMEOUT_S if scenario in EXPECTED_KINDS else CLEAN_TIMEOUT_S
+
+
 def drive(driver_class: type[Driver], url: str, scenario: str, turn: str | None = None,
           options: tuple[tuple[str, str], ...] = (), api_key: str = API_KEY) -> Outcome:
     """Run one cycle of ``driver_class`` against the service at ``url`` as ``scenario`` needs; never raises a
@@ -78,14 +88,15 @@ def drive(driver_class: type[Driver], url: str, scenario: str, turn: str | None 
     turn = turn or driver_class.turn_modes[0]
     # a turn ended by the service's VAD needs trailing silence (the reference server listens for it)
     trailing = (driver_class.vad_silence_ms or VAD_SILENCE_MS) + 100.0 if turn == "vad" else 0.0
-    config = DriverConfig(url=url, api_key=api_key, timeout=TIMEOUT_S, turn=turn, trailing_silence_ms=trailing,
+    timeout_s = timeout_for(scenario)
+    config = DriverConfig(url=url, api_key=api_key, timeout=timeout_s, turn=turn, trailing_silence_ms=trailing,
                           reply_gap_ms=MIN_REPLY_GAP_MS, provider_options=options)
     driver = driver_class(config, Stimulus.sine(seconds=INPUT_SECONDS, rate=driver_class.input_rate))
     outcome = Outcome(driver_class.name, scenario, turn)
     timeline = Timeline()
     outcome.timelines.append(timeline)
     began = time.perf_counter_ns()
-    deadline = began + int(TIMEOUT_S * 1e9)
+    deadline = began + int(timeout_s * 1e9)
     step = "connect"
     try:
         driver.connect(timeline)
@@ -105,7 +116,7 @@ def drive(driver_class: type[Driver], url: str, scenario: str, turn: str | None 
             step = "send_audio"
             driver.send_audio(warm)
             step = "first_audio"
-            driver.first_audio(warm, time.perf_counter_ns() + int(TIMEOUT_S * 1e9))
+            driver.first_audio(warm, time.perf_counter_ns() + int(timeout_s * 1e9))
         step = ""
     except CycleError as exc:
         outcome.error, outcome.failed_in = exc, step
