@@ -105,3 +105,40 @@ def test_an_ipv6_target_keeps_its_brackets_wherever_it_is_written(tmp_path):
     assert f"aivoco at {target}, 2 iterations" in log and f"connected to {target}" in log
     assert f"{target}" in (run.folder / "report.html").read_text()
     assert "http://::1" not in every_text(run, run.folder)
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}).stdout.strip()
+
+
+def commit_seen_from(root: Path) -> str | None:
+    """provenance.git_commit() as bootbench at ``root`` would record it (its cache bypassed)."""
+    from unittest.mock import patch
+
+    from bootbench import provenance
+
+    with patch.object(provenance, "PROJECT_ROOT", root):
+        return provenance.git_commit.__wrapped__()
+
+
+def test_the_git_commit_is_bootbench_s_own_and_dirty_only_for_changes_under_bootbench(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "bootbench").mkdir(parents=True)
+    (checkout / "bootbench" / "x.py").write_text("x = 1\n")
+    (checkout / "notes.txt").write_text("notes\n")
+    assert commit_seen_from(checkout) is None  # not a checkout yet
+    git(checkout, "init", "-q")
+    assert commit_seen_from(checkout) is None  # a checkout without a commit
+    git(checkout, "add", ".")
+    git(checkout, "commit", "-q", "-m", "one")
+    head = git(checkout, "rev-parse", "HEAD")
+    assert commit_seen_from(checkout) == head
+    (checkout / "notes.txt").write_text("changed outside bootbench/\n")
+    (checkout / "bootbench" / "new.py").write_text("untracked\n")
+    assert commit_seen_from(checkout) == head
+    (checkout / "bootbench" / "x.py").write_text("x = 2\n")
+    assert commit_seen_from(checkout) == f"{head}+dirty"
+    # bootbench installed inside another project's checkout (a virtualenv in it): not bootbench's commit
+    assert commit_seen_from(checkout / "bootbench") is None
