@@ -38,6 +38,7 @@ def _add_options(parser: Any, **_kwargs: Any) -> None:
 
 def _on_init(environment: Any, runner: Any, **_kwargs: Any) -> None:
     install_log_redaction()
+    lifecycle.spare_final_collection()
     bench = harness.of(environment)
     if bench.owns_runs:
         bench.exposition.install(environment, bench.current_or_last)

@@ -54,3 +54,21 @@ def test_the_control_each_heavy_library_is_imported_once_used():
         "assert histogram_svg([1.0, 2.0, 3.0], median=2.0, p95=3.0, p99=3.0).startswith('<svg')\n"
         "assert samples_frame([]).empty\n")
     assert loaded == sorted(HEAVY)
+
+
+def test_a_locust_process_skips_the_final_collection_at_exit_and_registers_it_once():
+    """``lifecycle.spare_final_collection`` (from every init): gc.freeze runs at exit, once however many inits, and
+    before the handlers registered earlier (logging.shutdown among them), which still run."""
+    script = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen' if gc.get_freeze_count() else 'not frozen'))\n"
+        "freeze, calls = gc.freeze, []\n"
+        "gc.freeze = lambda: calls.append(1) or freeze()\n"
+        "atexit.register(lambda: print(len(calls), 'call(s)'))\n"
+        "from bootbench.run import lifecycle\n"
+        "lifecycle.spare_final_collection()\n"
+        "lifecycle.spare_final_collection()\n"
+        "assert gc.get_freeze_count() == 0\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["1 call(s)", "frozen"]

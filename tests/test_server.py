@@ -272,3 +272,20 @@ def test_bad_command_line_exits_2_with_one_line_and_no_traceback(args: list[str]
 def test_launcher_raises_with_the_servers_stderr_when_it_cannot_start() -> None:
     with pytest.raises(RuntimeError, match="exited with code 2 before listening(.|\n)*--reply-ms"):
         ReferenceServer.start(reply_ms=0)
+
+
+def test_a_session_open_at_the_stop_is_in_the_ground_truth_and_the_server_exits_0(tmp_path: Path) -> None:
+    """The stop's last writes (the open session's ground-truth line, the shutdown log line) survive the fast exit
+    (``bootbench.server.__main__.exit_now``): the process leaves with code 0 and everything flushed."""
+    truth = tmp_path / "truth.jsonl"
+    server = ReferenceServer.start(ground_truth=truth, setup_delay="10")
+    try:
+        with Probe(server.url) as client:
+            client.emit("start_call", start_call())
+            client.expect("auth_success")
+            client.expect("session_ready")
+            assert server.stop() == 0
+    finally:
+        server.stop()
+    assert [line["outcome"] for line in read_truth(truth)] == ["server_stopped"]
+    assert "shutting down: {'sessions': 1" in server.stderr_text()
