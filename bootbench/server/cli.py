@@ -144,9 +144,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; returns the process exit code."""
+    config, level = config_from_args(argv)  # --help and a bad argument exit here, before aiohttp is imported
     from .app import StartupError, serve
 
-    config, level = config_from_args(argv)
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if "--api-key" in (sys.argv if argv is None else argv):
