@@ -26,7 +26,7 @@ python-engineio are pinned to the tested ranges in pyproject.toml.
    client's packet class, and its text handed to ``engineio.Client.send``
    (public) each time. ``emit`` would JSON-encode about 43 KB of base64 per
    cycle, about 0.5 ms of CPU.
-6. ``websocket_extra_options={"class_": ...}`` (public: websocket-client's
+7. ``websocket_extra_options={"class_": ...}`` (public: websocket-client's
    ``create_connection`` keyword, which python-engineio passes on) opens the
    transport with :func:`bootbench.providers.kernel_clock.socket_class`'s
    WebSocket, and :meth:`TunedClient.arrival_ns` reads the arrival stamp of
