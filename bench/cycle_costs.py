@@ -41,13 +41,12 @@ from bootbench.audible import REPLY_RATE  # noqa: E402
 from bootbench.exporters import RunRecorder  # noqa: E402
 from bootbench.providers.base import SessionState  # noqa: E402
 from bootbench.samples import Sample, Timeline  # noqa: E402
-from bootbench.stats import snapshot  # noqa: E402
-
 from bootbench.providers.socketio_tuning import TolerantPacket  # noqa: E402
+from bootbench.stats import snapshot  # noqa: E402
 
 try:
     from bootbench.providers.socketio_tuning import skipping_packet_class
-except ImportError:  # a checkout from before it
+except ImportError:  # a checkout from before it (to time the code before a change)
     skipping_packet_class = None
 try:
     from bootbench.stats import LiveSamples  # the run's own list of samples, with its live columns

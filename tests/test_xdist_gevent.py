@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from support import xdist_gevent
-
-ROOT = Path(__file__).resolve().parent.parent
+from support.processes import ROOT
 
 
 def test_xdist_internals_the_patch_replaces_are_there():

@@ -62,6 +62,7 @@ def spare_final_collection() -> None:
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
 
+
 def open_run(harness: Harness) -> MasterRun:
     """Start a run at ``test_start``: the embedded server if no host was given, the run folder, the watchers."""
     environment = harness.environment
