@@ -8,8 +8,10 @@ Against the reference server (known injected delays, ground-truth log), for
 each concurrency level it runs, one after the other on the same server:
 
 - **bootbench**: a real headless Locust run, one worker process;
-- **probe**: the same with kernel arrival stamps of the timed messages
-  (``bench/probe_locustfile.py``), to split its error into server and client;
+- **probe**: the same under a packet capture that stamps the timed messages'
+  arrival from outside the client (``bench/probe_locustfile.py``,
+  ``bench/wire_capture.py``; needs tcpdump and root), to split its error into
+  server and client;
 - **raw**: the same cycle in a few lines of python-socketio, gevent-patched
   like Locust (``bench/raw_client.py``), with the same transport options;
 - **wire**: the same cycle on raw sockets timed by the kernel's receive

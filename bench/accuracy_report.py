@@ -141,9 +141,11 @@ def markdown(results: dict) -> str:
         "same transport options, the library's own dispatch.",
         "- **wire**: `bench/wire_client.py`, raw sockets timed by the kernel's arrival stamps: only the "
         "server's own send jitter is left. No client can do better.",
-        "- **client-side**: the part of each error the client process added, from kernel arrival stamps "
-        "(`bench/kernel_stamps.py`): (audio handler - audio arrival) - (ready handler - ready arrival). "
-        "bootbench's is from a second, stamped run (`bench/probe_locustfile.py`).",
+        "- **client-side**: the part of each error the client process added: (audio recorded - audio arrival) - "
+        "(ready recorded - ready arrival). bootbench's is from a second run (`bench/probe_locustfile.py`, "
+        "bootbench unpatched) under a packet capture (`bench/wire_capture.py`: tcpdump's kernel stamp of the "
+        "segment that completed each message, taken outside the client, so it judges either `--clock`); raw's "
+        "from kernel arrival stamps read inside it (`bench/kernel_stamps.py`).",
         "",
         "## first_response_ms error",
         "",

@@ -32,6 +32,7 @@ import psutil
 
 from bootbench.server.launcher import ReferenceServer
 from bootbench.stats import summarize
+from wire_capture import WireCapture, read_streams, stamp_rows
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -45,8 +46,9 @@ WAIT_MS = 100.0
 SEED = 7
 RUN_TIMEOUT = 240.0
 CLIENTS = ("bootbench", "probe", "raw", "wire")
-"""bootbench as shipped; bootbench with kernel stamps (bench/probe_locustfile.py); the raw python-socketio
-client with kernel stamps; the raw-socket client timed by kernel stamps alone."""
+"""bootbench as shipped; bootbench judged by a packet capture's kernel stamps (bench/probe_locustfile.py,
+bench/wire_capture.py); the raw python-socketio client with kernel stamps; the raw-socket client timed by kernel
+stamps alone."""
 FOREIGN_PREFIXES = ("LOCUST_", "AIVOCO_", "OPENAI_", "GEMINI_", "GOOGLE_", "AZURE_", "XAI_", "BOOTBENCH_")
 """Variables of the developer's shell that would change what a client run does (bootbench options, keys).
 The tests keep the same list (tests/support/processes.py), so both run bootbench in the same environment."""
@@ -187,6 +189,7 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
     else:
         argv = [sys.executable, str(BENCH / f"{kind}_client.py"), url, "--users", str(users),
                 "--iterations", str(iterations), "--out", str(out)] + (["--kernel-stamps"] if kind == "raw" else [])
+    capture = WireCapture.start(server.port, work / f"{out.stem}.pcap") if kind == "probe" else None
     started = time.perf_counter_ns()
 
     def prepare() -> None:
@@ -209,19 +212,23 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
     finally:
         monitor.stop()
         scrapes = scraper.stop() if scraper is not None else None
+        captured = capture.stop() if capture is not None else None
     ended = time.perf_counter_ns()
     if kind in ("bootbench", "probe"):
         rows = _locust_rows(kind, users, out, stdout, stderr, proc.returncode)
+        if capture is not None:
+            captured["stamped_rows"] = stamp_rows(rows, read_streams(capture.path, server.port))
+            capture.path.unlink()  # hundreds of MB at 500 sessions; the rows keep what it told
     else:
         if proc.returncode != 0:
             raise RuntimeError(f"{kind} client at {users} users failed (exit {proc.returncode}):\n{stderr[-2000:]}")
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     return {"rows": rows, "started": started, "ended": ended, "monitor": monitor,
-            "wall_s": (ended - started) / 1e9, "exit": proc.returncode, "scrapes": scrapes}
+            "wall_s": (ended - started) / 1e9, "exit": proc.returncode, "scrapes": scrapes, "capture": captured}
 
 
 def _locust_rows(kind: str, users: int, log: Path, stdout: str, stderr: str, returncode: int) -> list[dict]:
-    """A Locust run's samples (metrics.json), each with its sid (and kernel stamps for the probe) from ``log``."""
+    """A Locust run's samples (metrics.json), each with its sid (and the probe's port and stamps) from ``log``."""
     lines = [line for line in stdout.strip().splitlines() if line.strip()]
     folder = Path(lines[-1].strip()) if lines else None
     if folder is None or not (folder / "metrics.json").is_file():
@@ -232,7 +239,8 @@ def _locust_rows(kind: str, users: int, log: Path, stdout: str, stderr: str, ret
         for row in rows:
             extra = stamps.get(row["iteration"], {})
             row.update(sid=extra.get("sid"), ready=extra.get("ready"), audio=extra.get("audio"),
-                       cycle_start=extra.get("cycle_start"))
+                       cycle_start=extra.get("cycle_start"), port=extra.get("port"),
+                       realtime_offset_ns=extra.get("realtime_offset_ns"))
     elif users > 1:  # one user runs the plain locustfile, which logs no sid: matching takes the only one
         sids = {r["iteration"]: r["sid"] for r in map(json.loads, log.read_text().splitlines())}
         for row in rows:

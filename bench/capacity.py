@@ -12,11 +12,15 @@ users) pinned to another, the equivalent of
     taskset -c 0 locust -f bench/probe_locustfile.py --headless -u N -r N -i N*CYCLES -H URL
 
 so that the figure is the harness's and not the two sharing a core. The
-Locust process is ``bench/probe_locustfile.py``: bootbench plus kernel
-arrival stamps, which give the *client-side* error of each iteration as
-bench/RESULTS.md defines it: (audio handler - audio arrival) - (ready handler
-- ready arrival), the part of a ``first_response_ms`` error the client
-process added. Figures are from the steady part: cycles that started after
+Locust process is ``bench/probe_locustfile.py`` (bootbench as shipped,
+logging each cycle's connection and recorded stamps) under a packet capture
+(``bench/wire_capture.py``: tcpdump, with the least CPU priority, so run as
+root with tcpdump installed), whose kernel stamps of the same messages give
+the *client-side* error of each iteration as bench/RESULTS.md defines it:
+(audio recorded - audio arrival) - (ready recorded - ready arrival), the
+part of a ``first_response_ms`` error the client process added. The capture
+is outside the client, so it judges either clock: under ``--clock kernel``
+what is left is the kernel's merging of segments the client read late. Figures are from the steady part: cycles that started after
 every user had started its first one (the users are spawned at once). CPU per
 cycle = the process's CPU time over the steady part / the cycles started in it.
 
@@ -196,8 +200,8 @@ def section(document: dict) -> str:
              f"pinned to core {CLIENT_CORE} (`sched_setaffinity`, as `taskset -c`); server delays "
              f"setup {PROFILES['call']['setup_delay']} ms, first audio {PROFILES['call']['first_audio_delay']} ms, "
              f"{WAIT_MS:g} ms wait, users spawned at once, {CYCLES} cycles per user by default. "
-             "Client-side error as above: (audio handler - audio arrival) - (ready handler - ready arrival), "
-             "from kernel arrival stamps; against the truth: `first_response_ms` minus the server's own interval "
+             "Client-side error as above: (audio recorded - audio arrival) - (ready recorded - ready arrival), "
+             "the arrivals from a packet capture (`bench/wire_capture.py`); against the truth: `first_response_ms` minus the server's own interval "
              "for the same session (it holds the server's send path too); |error| median / p99 (/ max), "
              "steady part only (cycles started once every user had started). `clock`: bootbench's `--clock` "
              "for that row (`default`: none given). "
