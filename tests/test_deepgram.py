@@ -27,8 +27,7 @@ from bootbench.samples import Timeline
 from bootbench.server.faults import parse_fault
 from bootbench.server.protocols.deepgram.protocol import SPEECH_REPORT_MS
 from bootbench.wire import DEEPGRAM_AGENT_PATH, DEEPGRAM_IDLE_TIMEOUT_S, DEEPGRAM_INPUT_RATE
-from support.ground_truth import ground_truth_run, records_between
-from support.processes import read_jsonl
+from support.ground_truth import ground_truth_run, records_between, written_sessions
 
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 TRUTH_BOUND_MS = 10.0
@@ -335,8 +334,7 @@ def test_the_emulation_notes_what_it_accepts_but_a_careful_client_does_not_do(re
     raw.send({"type": "KeepAlive"})           # idle: as it should be
     time.sleep(0.2)
     raw.ws.close()
-    time.sleep(0.2)
-    (record,) = [r for r in read_jsonl(server.ground_truth) if r["session"] is not None]
+    (record,) = written_sessions(server)
     assert record["outcome"] == "ok" and record["violations"] == []
     assert record["notes"] == [
         "Settings: field 'mystery', which the SDK's model does not declare (ignored)",

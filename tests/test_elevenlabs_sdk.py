@@ -25,7 +25,7 @@ from bootbench.audio import Stimulus
 from bootbench.providers.base import DriverConfig
 from bootbench.providers.elevenlabs import ElevenLabsDriver
 from bootbench.samples import Timeline
-from support.processes import read_jsonl
+from support.ground_truth import written_sessions
 
 SERVER = dict(setup_delay="30", first_audio_delay="80", cold_penalty=0, reply_ms=200)
 
@@ -78,7 +78,7 @@ def test_every_message_the_driver_sends_is_valid_for_the_sdk_and_the_wire_descri
     kinds = [check_against_the_wire_description(message) for message in sent]
     assert kinds[0] == "initiation" and kinds.count("initiation") == 1
     assert "pong" in kinds and kinds.count("audio") > 16   # the server pings right after the metadata
-    (record,) = read_jsonl(server.ground_truth)
+    (record,) = written_sessions(server)
     assert (record["outcome"], record["violations"], record["notes"]) == ("ok", [], [])
     if config:
         assert sent[0]["conversation_config_override"]["tts"] == {"voice_id": config["voice"]}
@@ -124,11 +124,7 @@ def test_the_sdks_conversation_client_gets_its_answer_from_the_emulation(referen
         conversation.end_session()
         conversation.wait_for_session_end()
     assert sum(len(chunk) for chunk in microphone.heard) > 0
-    deadline = time.monotonic() + 5
-    while not server.ground_truth.exists() or not read_jsonl(server.ground_truth):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    (record,) = [r for r in read_jsonl(server.ground_truth) if r["session"] is not None]
+    (record,) = written_sessions(server)
     assert record["outcome"] == "ok" and record["violations"] == []
     # The SDK streams the microphone without waiting for the metadata: accepted, and noted.
     assert record["notes"] == ["user_audio_chunk before conversation_initiation_metadata"]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import websocket
 
-from support.processes import read_jsonl
+from support.ground_truth import written_sessions
 from bootbench.wire import OPENAI_REALTIME_PATH
 
 SETUP_MS, FIRST_AUDIO_MS, REPLY_MS = 60.0, 40.0, 200
@@ -43,15 +43,8 @@ def start(reference_server):
 
 def session_truth(server) -> dict[str, Any]:
     """The one session's ground truth line, once the server has written it (at the session's end)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [t for t in read_jsonl(server.ground_truth) if t["session"] is not None] \
-            if server.ground_truth.exists() else []
-        if lines:
-            assert len(lines) == 1
-            return lines[0]
-        time.sleep(0.02)
-    raise AssertionError("no ground truth line was written")
+    (line,) = written_sessions(server)
+    return line
 
 
 def assert_answered_after_input(truth: dict[str, Any], audio_bytes: int, chunks: int) -> None:

@@ -246,3 +246,19 @@ def _read_back(server: ReferenceServer, before: dict, start_ns: int, end_ns: int
                           notes=after["notes"] - before["notes"], outcomes=+outcomes,
                           request_counts=counts, stdout=stdout, stderr=stderr,
                           exit_code=exit_code, log=log or [])
+
+
+def written_sessions(server: ReferenceServer, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The server's ground-truth lines of sessions (not of refused connections), once ``count`` are written.
+
+    The server writes a session's line after the session is over on its side, which can be a moment after
+    the client has seen its stop acknowledged: reading the file right then races the write.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [t for t in read_jsonl(server.ground_truth) if t["session"] is not None] \
+            if server.ground_truth.exists() else []
+        if len(lines) >= count:
+            return lines
+        assert time.monotonic() < deadline, f"{len(lines)} of {count} sessions' ground truth written in {timeout:g} s"
+        time.sleep(0.02)
