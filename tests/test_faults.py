@@ -28,7 +28,7 @@ import pytest
 from bootbench.server.faults import KINDS, FaultNotPlayable, FaultPlan, parse_fault, served_forms
 from bootbench.server.launcher import ReferenceServer
 from support.fault_matrix import (DIFFERENCES, LEAK_KEY, PROCESS_RUN, MatrixRun, cases, fault_texts, forms, missing,
-                                  protocols, readme_tables, run_matrix, session_of, table)
+                                  protocols, readme_tables, run_matrices, session_of, table)
 from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, stop_process, wait_for_samples
 
 TIMING_TOLERANCE_MS = 10
@@ -49,12 +49,18 @@ PROTOCOLS = by_protocol(*protocols())
 
 @pytest.fixture(scope="module")
 def matrices(tmp_path_factory):
-    """Factory: the matrix run of a protocol (run on first use, then kept for the module)."""
+    """Factory: the matrix run of a protocol (run on first use, then kept for the module).
+
+    The first use of an in-process protocol's matrix runs every in-process protocol's, side by side
+    (``run_matrices``); :data:`PROCESS_RUN`'s runs alone.
+    """
     runs: dict[str, MatrixRun] = {}
 
     def matrix(protocol: str) -> MatrixRun:
         if protocol not in runs:
-            runs[protocol] = run_matrix(protocol, tmp_path_factory.mktemp(f"matrix-{protocol}"))
+            wanted = [protocol] if protocol == PROCESS_RUN else \
+                [p for p in protocols() if p != PROCESS_RUN and p not in runs]
+            runs.update(run_matrices({p: tmp_path_factory.mktemp(f"matrix-{p}") for p in wanted}))
         return runs[protocol]
 
     return matrix

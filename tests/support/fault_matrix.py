@@ -15,9 +15,9 @@ The run, per protocol: one reference server with each fault on its own session (
 session is followed by a clean one), one Locust user doing ``2 * len(cases) + 1`` iterations with a 1 s timeout
 and a recognisable fake key. :data:`PROCESS_RUN` goes through the real ``locust`` command with Locust's
 ``--csv``/``--html``/``--json-file`` reports on (``--json`` on stdout would empty the file), so the key is looked
-for in Locust's own files too (the request events every driver fires are the same); the others run in-process
-(tests/support/inprocess.py). ``tests/test_faults.py`` runs the same matrices and asserts on them, including that
-the README's tables are the ones these runs produce.
+for in Locust's own files too (the request events every driver fires are the same); the others run in-process,
+side by side (:func:`run_matrices`, tests/support/inprocess.py). ``tests/test_faults.py`` runs the same matrices
+and asserts on them, including that the README's tables are the ones these runs produce.
 """
 
 from __future__ import annotations
@@ -221,38 +221,50 @@ class MatrixRun:
         return found
 
 
-def run_matrix(protocol: str, workdir: Path) -> MatrixRun:
-    """Start a reference server with every fault of ``protocol``'s cases, run bootbench through it, collect all."""
+def run_matrices(workdirs: dict[str, Path]) -> dict[str, MatrixRun]:
+    """The matrix run of each protocol of ``workdirs`` (its folder), the in-process ones side by side.
+
+    Each protocol has its own reference server with every fault of its cases. The in-process runs go together
+    (:func:`support.inprocess.headless_runs`: they are mostly waiting for the 1 s timeouts, so together they
+    take about as long as the longest one); :data:`PROCESS_RUN`'s real ``locust`` command runs after them.
+    """
     from bootbench import providers
     from bootbench.server.launcher import ReferenceServer
+    from support.inprocess import Planned, headless_runs
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    matrix = cases(protocol)
-    faults: list[str] = []
-    for index, case in enumerate(matrix):
-        faults += ["--fault", f"{case.fault}:protocol={protocol}:at={session_of(index)}"]
-    truth_path = workdir / "truth.jsonl"
-    env = {providers.get(protocol).key_variables[0]: LEAK_KEY}
-    args = ["-i", str(session_of(len(matrix) - 1) + 1), "--provider", protocol, "--timeout", str(TIMEOUT_S),
-            "--wait-ms", "50", *RUN_OPTIONS.get(protocol, ())]
-    server = ReferenceServer.start(ground_truth=truth_path, setup_delay=SETUP_MS, first_audio_delay=FIRST_AUDIO_MS,
-                                   cold_penalty=0, reply_ms=200, extra_args=faults)
+    plans, servers, environ = {}, {}, {}
     try:
-        if protocol == PROCESS_RUN:
-            run = run_locust("-u", "1", *args, "-H", server.url, "--results-dir", str(workdir / "results"),
+        for protocol, workdir in workdirs.items():
+            workdir.mkdir(parents=True, exist_ok=True)
+            faults: list[str] = []
+            for index, case in enumerate(cases(protocol)):
+                faults += ["--fault", f"{case.fault}:protocol={protocol}:at={session_of(index)}"]
+            environ[providers.get(protocol).key_variables[0]] = LEAK_KEY
+            plans[protocol] = ("-i", str(iterations(protocol)), "--provider", protocol, "--timeout", str(TIMEOUT_S),
+                               "--wait-ms", "50", *RUN_OPTIONS.get(protocol, ()))
+            servers[protocol] = ReferenceServer.start(
+                ground_truth=workdir / "truth.jsonl", setup_delay=SETUP_MS, first_audio_delay=FIRST_AUDIO_MS,
+                cold_penalty=0, reply_ms=200, extra_args=faults)
+        outcomes: dict[str, tuple[int, str, str]] = {}
+        together = {protocol: Planned(argv, workdirs[protocol] / "results", servers[protocol].url)
+                    for protocol, argv in plans.items() if protocol != PROCESS_RUN}
+        if together:
+            for protocol, done in headless_runs(together, environ=environ).items():
+                outcomes[protocol] = (done.exit_code, done.stdout, done.stderr)
+        if PROCESS_RUN in plans:
+            workdir = workdirs[PROCESS_RUN]
+            run = run_locust("-u", "1", *plans[PROCESS_RUN], "-H", servers[PROCESS_RUN].url,
+                             "--results-dir", str(workdir / "results"),
                              "--csv", str(workdir / "locust"), "--csv-full-history",
                              "--html", str(workdir / "locust.html"), "--json-file", str(workdir / "locust"),
-                             cwd=workdir, env=env)
-            code, stdout, stderr = run.returncode, run.stdout, run.stderr
-        else:
-            from support.inprocess import headless_run
-
-            done = headless_run(*args, host=server.url, results_dir=workdir / "results", environ=env)
-            code, stdout, stderr = done.exit_code, done.stdout, done.stderr
+                             cwd=workdir, env={providers.get(PROCESS_RUN).key_variables[0]: LEAK_KEY})
+            outcomes[PROCESS_RUN] = (run.returncode, run.stdout, run.stderr)
     finally:
-        server.stop()
-    return MatrixRun(protocol, matrix, code, stdout, stderr, workdir / "results", read_jsonl(truth_path),
-                     server.stderr_text())
+        for server in servers.values():
+            server.stop()
+    return {protocol: MatrixRun(protocol, cases(protocol), *outcomes[protocol], workdirs[protocol] / "results",
+                                read_jsonl(workdirs[protocol] / "truth.jsonl"), servers[protocol].stderr_text())
+            for protocol in workdirs}
 
 
 def observed_rows(run: MatrixRun) -> list[dict[str, str]]:
@@ -315,8 +327,8 @@ def main(argv: list[str]) -> int:
 
     tables = []
     with tempfile.TemporaryDirectory(prefix="bootbench-faults-") as tmp:
-        for protocol in protocols():
-            run = run_matrix(protocol, Path(tmp) / protocol)
+        runs = run_matrices({protocol: Path(tmp) / protocol for protocol in protocols()})
+        for run in runs.values():
             if not (run.results_dir.is_dir() and any(run.results_dir.iterdir())):
                 print(run.stderr[-3000:], file=sys.stderr)
                 return 1
