@@ -53,6 +53,7 @@ from accuracy_runs import (CLIENTS, PROFILES, SEED, WAIT_MS, machine, realtime_a
                            start_server, wake_floor)
 from truth_match import (client_side, efficiency, error_stats, errors, load_truth, match,  # noqa: E402
                          samples_wall_check, server_send_path, steady_pairs)
+import wire_capture  # noqa: E402
 
 FULL = {"levels": [1, 10, 50, 100, 200, 300], "single": 100, "realtime_row": True, "floor_samples": 300}
 QUICK = {"levels": [1, 50], "single": 60, "realtime_row": False, "floor_samples": 150}
@@ -157,6 +158,10 @@ def main() -> int:
         except (OSError, ValueError) as exc:
             parser.error(f"--report-only: cannot read {args.report_only} as results.json ({exc})")
         return report(results, out)
+    why = wire_capture.unavailable()
+    if why is not None:
+        print(f"accuracy.py: {why}", file=sys.stderr)
+        return 2
     profile = QUICK if args.quick else FULL
     levels = args.levels or profile["levels"]
     began = time.monotonic()

@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import CAPACITY_HEADING  # noqa: E402
 from accuracy_runs import BENCH, PROFILES, SEED, WAIT_MS, machine, realtime_allowed, run_client  # noqa: E402
 from truth_match import client_side, error_stats, errors, load_truth, match, steady_pairs  # noqa: E402
+import wire_capture  # noqa: E402
 from bootbench.options import OPTIONS  # noqa: E402
 from bootbench.server.launcher import ReferenceServer  # noqa: E402
 
@@ -284,6 +285,10 @@ def main() -> int:
         levels = [int(x) for x in args.levels.split(",")]
     except ValueError:
         print(f"capacity.py: --levels must be comma-separated integers, not {args.levels!r}", file=sys.stderr)
+        return 2
+    why = wire_capture.unavailable()
+    if why is not None:
+        print(f"capacity.py: {why}", file=sys.stderr)
         return 2
     if args.realtime and not realtime_allowed():
         print("capacity.py: --realtime needs the privilege to use SCHED_FIFO, which this process lacks",

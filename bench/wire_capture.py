@@ -59,6 +59,15 @@ class Frame:
     prefix: bytes
 
 
+def unavailable() -> str | None:
+    """Why this machine cannot capture (one sentence), or None when it can: tcpdump installed, run as root."""
+    if shutil.which("tcpdump") is None:
+        return "the client-side figures need tcpdump (apt-get install tcpdump)"
+    if os.geteuid() != 0:
+        return "the client-side figures need a packet capture, which needs root"
+    return None
+
+
 class WireCapture:
     """A running tcpdump of the server's segments on the loopback interface."""
 

@@ -101,6 +101,14 @@ def test_a_probe_row_gets_the_capture_stamps_of_its_own_ready_and_first_audio():
     assert "kernel" not in rows[2]["ready"]
 
 
+def test_without_tcpdump_the_bench_says_so_in_one_sentence(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a folder with no tcpdump in it
+    assert wire_capture.unavailable() == "the client-side figures need tcpdump (apt-get install tcpdump)"
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    monkeypatch.setattr(wire_capture.os, "geteuid", lambda: 1000)
+    assert wire_capture.unavailable() == "the client-side figures need a packet capture, which needs root"
+
+
 @pytest.mark.slow
 def test_the_kernel_clock_records_the_captures_own_stamps_and_the_process_clock_records_later_ones(tmp_path):
     assert shutil.which("tcpdump"), "tcpdump is not installed (.ci/run installs it)"
