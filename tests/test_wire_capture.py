@@ -104,7 +104,7 @@ def test_a_probe_row_gets_the_capture_stamps_of_its_own_ready_and_first_audio():
 def test_without_tcpdump_the_bench_says_so_in_one_sentence(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a folder with no tcpdump in it
     assert wire_capture.unavailable() == "the client-side figures need tcpdump (apt-get install tcpdump)"
-    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    monkeypatch.setattr(wire_capture.shutil, "which", lambda name: f"/usr/bin/{name}")  # installed, but not root
     monkeypatch.setattr(wire_capture.os, "geteuid", lambda: 1000)
     assert wire_capture.unavailable() == "the client-side figures need a packet capture, which needs root"
 
