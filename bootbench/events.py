@@ -26,7 +26,7 @@ from locust.runners import WorkerRunner
 
 from bootbench import options, preflight, providers
 from bootbench.errors import EXIT_CODE, UserError
-from bootbench.run import context, harness, lifecycle, locust_fixes, master_watch, messages, shape
+from bootbench.run import collector, context, harness, lifecycle, locust_fixes, master_watch, messages, shape
 from bootbench.secrets import install_log_redaction
 from bootbench.views import webui
 
@@ -102,6 +102,7 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     if bench.runs_users:
         _serve_users(bench)
         context.start(bench, run.settings if run is not None else None)
+        collector.settle()
 
 
 def _on_test_stopping(environment: Any, **_kwargs: Any) -> None:
@@ -110,8 +111,12 @@ def _on_test_stopping(environment: Any, **_kwargs: Any) -> None:
 
 def _on_test_stop(environment: Any, **_kwargs: Any) -> None:
     bench = harness.of(environment)
-    if bench.owns_runs:
-        lifecycle.close_run(bench)
+    try:
+        if bench.owns_runs:
+            lifecycle.close_run(bench)
+    finally:
+        if bench.runs_users:
+            collector.restore()  # after the run's files: writing them is faster with the run's collector
 
 
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
