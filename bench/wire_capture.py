@@ -77,10 +77,10 @@ class WireCapture:
     @classmethod
     def start(cls, server_port: int, path: Path) -> "WireCapture":
         """tcpdump on ``lo`` for ``tcp src port server_port`` into ``path``; returns once it is capturing."""
-        tcpdump = shutil.which("tcpdump")
-        if tcpdump is None:
-            raise RuntimeError("tcpdump is not installed (apt-get install tcpdump)")
-        argv = [tcpdump, "-i", "lo", "-n", "-s", "0", "-B", str(BUFFER_KIB), "--time-stamp-precision=nano",
+        why = unavailable()
+        if why is not None:
+            raise RuntimeError(why)
+        argv = [shutil.which("tcpdump"), "-i", "lo", "-n", "-s", "0", "-B", str(BUFFER_KIB), "--time-stamp-precision=nano",
                 "-w", str(path), f"tcp src port {server_port}"]
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                    preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)))
