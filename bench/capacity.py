@@ -20,7 +20,8 @@ the *client-side* error of each iteration as bench/RESULTS.md defines it:
 (audio recorded - audio arrival) - (ready recorded - ready arrival), the
 part of a ``first_response_ms`` error the client process added. The capture
 is outside the client, so it judges either clock: under ``--clock kernel``
-what is left is the kernel's merging of segments the client read late. Figures are from the steady part: cycles that started after
+what is left is the kernel's merging of segments the client read late.
+Figures are from the steady part: cycles that started after
 every user had started its first one (the users are spawned at once). CPU per
 cycle = the process's CPU time over the steady part / the cycles started in it.
 
@@ -202,7 +203,8 @@ def section(document: dict) -> str:
              f"setup {PROFILES['call']['setup_delay']} ms, first audio {PROFILES['call']['first_audio_delay']} ms, "
              f"{WAIT_MS:g} ms wait, users spawned at once, {CYCLES} cycles per user by default. "
              "Client-side error as above: (audio recorded - audio arrival) - (ready recorded - ready arrival), "
-             "the arrivals from a packet capture (`bench/wire_capture.py`); against the truth: `first_response_ms` minus the server's own interval "
+             "the arrivals from a packet capture (`bench/wire_capture.py`); against the truth: "
+             "`first_response_ms` minus the server's own interval "
              "for the same session (it holds the server's send path too); |error| median / p99 (/ max), "
              "steady part only (cycles started once every user had started). `clock`: bootbench's `--clock` "
              "for that row (`default`: none given). "

@@ -14,8 +14,8 @@ in the collector (about 0.25 ms per cycle), in pauses of up to 170 to 200 ms
   the youngest generation's threshold to :data:`RUN_THRESHOLDS` (a session's
   messages make short-lived objects that reference counting frees; fewer
   collections let more of them go before they are promoted to older
-  generations, which full collections walk). The same run: 0.24 to 0.31 s in
-  the collector, pauses of up to 47 to 64 ms.
+  generations, which full collections walk). The same level: 0.19 to 0.24 s
+  in the collector, pauses of up to 43 to 52 ms.
 - :func:`restore` at ``test_stop`` puts the thresholds back, so a web UI process
   between runs (or a test process) collects as before.
 
