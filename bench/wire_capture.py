@@ -84,11 +84,13 @@ class WireCapture:
                 "-w", str(path), f"tcp src port {server_port}"]
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                    preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)))
-        line = process.stderr.readline()  # "tcpdump: listening on lo, ..." once the socket is open
-        if "listening on" not in line:
-            process.kill()
-            raise RuntimeError(f"tcpdump did not start: {line.strip() or process.stderr.read().strip()}")
-        return cls(process, path)
+        said = []
+        for line in process.stderr:  # "tcpdump: listening on lo, ..." once the socket is open (a warning may come first)
+            if "listening on" in line:
+                return cls(process, path)
+            said.append(line.strip())
+        process.wait()  # stderr ended: tcpdump has exited
+        raise RuntimeError(f"tcpdump did not start: {' '.join(said) or f'exit code {process.returncode}'}")
 
     def stop(self) -> dict:
         """Stop tcpdump; what it counted. Raises when the kernel dropped a packet (the stamps would have gaps)."""

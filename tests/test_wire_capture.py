@@ -109,6 +109,12 @@ def test_without_tcpdump_the_bench_says_so_in_one_sentence(monkeypatch, tmp_path
     assert wire_capture.unavailable() == "the client-side figures need a packet capture, which needs root"
 
 
+@pytest.mark.slow  # tcpdump, as the test below (make test-quick runs without it)
+def test_a_capture_tcpdump_cannot_start_is_refused_in_its_own_words(tmp_path):
+    with pytest.raises(RuntimeError, match=r"^tcpdump did not start: .*No such file or directory"):
+        wire_capture.WireCapture.start(SERVER, tmp_path / "missing" / "wire.pcap")
+
+
 @pytest.mark.slow
 def test_the_kernel_clock_records_the_captures_own_stamps_and_the_process_clock_records_later_ones(tmp_path):
     assert shutil.which("tcpdump"), "tcpdump is not installed (.ci/run installs it)"
