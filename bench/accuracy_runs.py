@@ -198,8 +198,13 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
         if cpus:
             os.sched_setaffinity(0, cpus)
 
-    proc = psutil.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        start_new_session=True, preexec_fn=prepare if realtime or cpus else None)
+    try:
+        proc = psutil.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=prepare if realtime or cpus else None)
+    except BaseException:
+        if capture is not None:  # the client never ran: do not leave tcpdump running
+            capture.stop()
+        raise
     monitor = Monitor(proc, psutil.Process(server.pid))
     scraper = (Scraper(f"http://127.0.0.1:{metrics_port}/metrics", scrape_s)
                if scrape_s > 0 and kind in ("bootbench", "probe") else None)

@@ -232,12 +232,13 @@ def run_matrices(workdirs: dict[str, Path]) -> dict[str, MatrixRun]:
     from bootbench.server.launcher import ReferenceServer
     from support.inprocess import Planned, headless_runs
 
+    matrices = {protocol: cases(protocol) for protocol in workdirs}
     plans, servers, environ = {}, {}, {}
     try:
         for protocol, workdir in workdirs.items():
             workdir.mkdir(parents=True, exist_ok=True)
             faults: list[str] = []
-            for index, case in enumerate(cases(protocol)):
+            for index, case in enumerate(matrices[protocol]):
                 faults += ["--fault", f"{case.fault}:protocol={protocol}:at={session_of(index)}"]
             environ[providers.get(protocol).key_variables[0]] = LEAK_KEY
             plans[protocol] = ("-i", str(iterations(protocol)), "--provider", protocol, "--timeout", str(TIMEOUT_S),
@@ -262,7 +263,7 @@ def run_matrices(workdirs: dict[str, Path]) -> dict[str, MatrixRun]:
     finally:
         for server in servers.values():
             server.stop()
-    return {protocol: MatrixRun(protocol, cases(protocol), *outcomes[protocol], workdirs[protocol] / "results",
+    return {protocol: MatrixRun(protocol, matrices[protocol], *outcomes[protocol], workdirs[protocol] / "results",
                                 read_jsonl(workdirs[protocol] / "truth.jsonl"), servers[protocol].stderr_text())
             for protocol in workdirs}
 
