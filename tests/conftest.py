@@ -30,6 +30,26 @@ def refusals(tmp_path, monkeypatch):
     return Refusals.in_folder(tmp_path, monkeypatch)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prompt_reference_servers():
+    """Every reference server a test starts in this process runs under SCHED_FIFO (support.processes.make_prompt):
+    its ground truth holds while other processes keep the cores busy. Without the privilege the servers run
+    under normal scheduling, as before."""
+    from bootbench.server.launcher import ReferenceServer
+    from support.processes import make_prompt
+
+    start = ReferenceServer.start.__func__
+
+    def prompt_start(cls, *args, **kwargs):
+        server = start(cls, *args, **kwargs)
+        make_prompt(server.pid)
+        return server
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ReferenceServer, "start", classmethod(prompt_start))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _process_signal_handlers():
     """An in-process run installs SIGINT/SIGTERM handlers for the process (bootbench.run.lifecycle.note_signals):

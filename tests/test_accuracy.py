@@ -13,6 +13,8 @@ import pytest
 from support.ground_truth import FIXED_RUN_SERVER
 from support.processes import ROOT, read_jsonl, run_locust
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 BOUND_MS = 10.0
 """How far a sample may be from the server's own interval."""

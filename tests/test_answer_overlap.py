@@ -25,6 +25,8 @@ from bootbench.stats import summarize_samples
 from support.ground_truth import ground_truth_run
 from support.inprocess import headless_run
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 BOUND_MS = 15.0
 """As tests/test_turns.py: a sample against the server's own interval."""
 MS = 1_000_000

@@ -20,6 +20,8 @@ from bootbench.providers.openai_realtime import OpenAIRealtimeDriver
 from bootbench.providers.base import DriverConfig
 from bootbench.audio import Stimulus
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 20.0, 60.0
 ITERATIONS = {"burst": 4, "realtime": 2}
 """Iterations of the session's shared runs (tests/support/ground_truth.py)."""

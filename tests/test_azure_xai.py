@@ -33,6 +33,8 @@ from support.recording_proxy import RecordingProxy
 from support.voicelive_schema import client_event_problems
 from test_schemas import validate_openai_client
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = float(FIXED_RUN_SERVER["setup_delay"]), float(FIXED_RUN_SERVER["first_audio_delay"])
 KEY = "the-right-key"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2FpLmF6dXJlLmNvbSJ9.c2lnbmF0dXJl"

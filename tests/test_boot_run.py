@@ -16,6 +16,8 @@ from bootbench.samples import PHASES
 from support.ground_truth import FIXED_RUN_SERVER, ground_truth_run
 from support.processes import read_jsonl
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 
 

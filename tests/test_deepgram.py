@@ -29,6 +29,8 @@ from bootbench.server.protocols.deepgram.protocol import SPEECH_REPORT_MS
 from bootbench.wire import DEEPGRAM_AGENT_PATH, DEEPGRAM_IDLE_TIMEOUT_S, DEEPGRAM_INPUT_RATE
 from support.ground_truth import ground_truth_run, records_between, written_sessions
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 TRUTH_BOUND_MS = 10.0
 """How far a sample may be from the server's own interval (test_accuracy.py's bound)."""

@@ -16,6 +16,8 @@ from bootbench.providers.base import DriverConfig
 from bootbench.providers.elevenlabs import ElevenLabsDriver
 from bootbench.samples import ErrorKind
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SILENCE = ("--trailing-silence-ms", "600")
 """The agent ends a turn after 500 ms of trailing silence (there is no manual turn)."""
 KEY = {"ELEVENLABS_API_KEY": "xi-test-123456"}

@@ -31,6 +31,8 @@ from support.fault_matrix import (DIFFERENCES, LEAK_KEY, PROCESS_RUN, MatrixRun,
                                   protocols, readme_tables, run_matrices, session_of, table)
 from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, stop_process, wait_for_samples
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 TIMING_TOLERANCE_MS = 10
 
 

@@ -21,6 +21,8 @@ from support.ground_truth import ground_truth_run
 from support.plugins import layered_venv
 from support.processes import ROOT, clean_env, run_locust
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 EXAMPLE = ROOT / "examples" / "provider-plugin"
 PACKAGE = "bootbench-toyvoice"
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0

@@ -153,6 +153,7 @@ def test_a_clash_in_a_locustfile_is_one_sentence_and_exit_2_without_a_traceback(
     assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 def test_a_locustfiles_provider_reaches_a_run(shared_reference_server, monkeypatch, tmp_path):
     """In-process: the class the locustfile registers drives every iteration (the server saw its OpenAI wire)."""
     isolated_registry(monkeypatch)

@@ -17,6 +17,8 @@ from support.provider_table import (BUILTINS, IN_SHARED_RUNS, OTHER_TURN_MODES, 
 from bootbench.providers.registry import DEFAULT
 from bootbench.samples import PHASES, STAGE_PHASES, STEP_PHASES
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 
 

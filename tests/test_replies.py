@@ -29,6 +29,8 @@ from bootbench.replies import INDEX_FILE, REPLIES_DIR, Reply, ReplySpool, choose
 from bootbench.samples import Sample
 from bootbench.views.verify import onset
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 RATE = 24_000
 DBFS = -50.0
 

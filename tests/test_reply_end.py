@@ -8,6 +8,8 @@ import pytest
 from support.ground_truth import ground_truth_run
 from support.inprocess import local_environment, run_to_end
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 GAP_MS = 300
 
 

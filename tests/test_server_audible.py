@@ -23,6 +23,8 @@ from bootbench.audio import CHUNK_SAMPLES, Stimulus
 from bootbench.server import protocols as server_protocols
 from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 NO_RAW_CLIENT = {
     "elevenlabs": "its conversation needs a signed URL first; tests/test_elevenlabs.py checks its leading silence and "
                   "greeting through the driver",

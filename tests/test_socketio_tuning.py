@@ -273,6 +273,7 @@ def test_an_event_the_caller_will_not_read_is_handed_over_undecoded(monkeypatch)
     assert packet_class(encoded_packet='2["audio_response",{"oops').data == ["audio_response", UNREAD]
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 def test_an_aivoco_run_decodes_an_answer_until_it_is_audible_and_still_times_its_end(shared_reference_server,
                                                                                        tmp_path, monkeypatch):
     """Issue 23's cut: an answer's audio_response chunks after its first audible one reach the driver undecoded

@@ -31,6 +31,8 @@ from bootbench.stats import summarize_samples
 from support.ground_truth import PROVIDER_ARGS, GroundTruthRun, ground_truth_run
 from support.stages import TRUTH_BOUND_MS, check_stages
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 PROVIDERS = ("deepgram", "elevenlabs", "ultravox")
 PHASE_OF = {p.until: p.name for p in PHASE_TABLE if p.stage}
 """Stage -> its phase (``input_transcript`` -> ``transcript_ms``)."""

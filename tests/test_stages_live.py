@@ -26,6 +26,8 @@ from bootbench.server.protocols.aivoco.protocol import TEXT_FRACTION
 from bootbench.server.protocols.gemini.protocol import STAGE_FRACTIONS
 from support.ground_truth import SHARED_RUN_SERVER, ground_truth_run, records_between
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 BOUND_MS = 10.0
 """How far a sample may be from the server's own interval: first_response_ms's bound (tests/test_accuracy.py)."""
 TURN_BOUND_MS = 15.0

@@ -24,6 +24,8 @@ from support.ground_truth import GroundTruthRun, ground_truth_run
 from support.provider_table import key_variable
 from support.stages import TRUTH_BOUND_MS, check_stages
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 PROVIDERS = ("openai", "azure", "xai")
 PHASE_OF = {p.until: p.name for p in PHASE_TABLE if p.stage}
 """Stage -> its phase (``input_transcript`` -> ``transcript_ms``)."""

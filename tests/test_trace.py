@@ -31,6 +31,8 @@ from support.processes import free_port
 from support.provider_table import RUN_ARGS, key_variable
 from support.recording_proxy import RecordingProxy
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 PLANTED = "sk-planted-TRACE-SECRET-0123456789abcdef0123456789abcdef"
 """An API key the server requires: it must not appear in trace.json (nor in any other file of the run)."""

@@ -21,6 +21,8 @@ from support.ground_truth import SHARED_LEADING_MS, SHARED_RUN_SERVER, ground_tr
 from support.processes import read_jsonl, run_locust
 from support.provider_table import IN_SHARED_RUNS
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, COLD_MS, WARM_MS, REPLY_MS = 30.0, 120.0, 40.0, 200
 BOUND_MS = 15.0
 """How far a sample may be from the server's own interval (test_accuracy.py's 10 ms, plus the few ms the server

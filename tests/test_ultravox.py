@@ -22,6 +22,8 @@ from bootbench.providers.ultravox import UltravoxDriver
 from bootbench.samples import PHASE_TABLE, Timeline
 from bootbench.stimuli import load_clips
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 ULTRAVOX = ("--provider", "ultravox", "--trailing-silence-ms", "400")
 """The provider and the trailing silence its VAD needs (turnEndpointDelay 384 ms), one chunk's worth at real time."""

@@ -59,6 +59,7 @@ def test_a_create_request_the_service_refuses_is_a_400_and_a_violation(shared_re
     assert server.stats()["sessions"] == before["sessions"]   # no call, no session
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 def test_refused_keys_joins_and_frames_and_the_notes_of_a_careless_client(reference_server):
     server = reference_server(setup_delay="20", first_audio_delay="30", cold_penalty=0, api_key="right-key")
     assert post(server, GOOD, key=None) == (401, {"detail": "Authentication credentials were not provided."})

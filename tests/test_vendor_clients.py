@@ -22,6 +22,8 @@ import websocket
 from support.ground_truth import written_sessions
 from bootbench.wire import OPENAI_REALTIME_PATH
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 SETUP_MS, FIRST_AUDIO_MS, REPLY_MS = 60.0, 40.0, 200
 REPLY_SAMPLES = REPLY_MS * 24  # 24 kHz out, every protocol
 KEY = "k-vendor"

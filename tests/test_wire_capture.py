@@ -20,6 +20,8 @@ from wsproto.frame_protocol import FrameProtocol
 
 from support.bench import bench_module
 
+pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
+
 wire_capture = bench_module("wire_capture")
 
 SERVER, CLIENT = 8000, 40000

@@ -151,3 +151,32 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+SERVER_PRIORITY = 20
+"""SCHED_FIFO priority of the reference servers the tests start (tests/conftest.py ``_prompt_reference_servers``):
+above every normal process, far below the kernel's own threads."""
+
+
+def make_prompt(pid: int) -> bool:
+    """Run every thread of process ``pid`` under SCHED_FIFO at :data:`SERVER_PRIORITY`; False without the privilege.
+
+    A reference server's ground truth is its own stamps, taken just before it sends. Under normal scheduling a
+    server can wait milliseconds for a core between a stamp and its send while other processes are busy (the test's
+    own Locust run writing its files, the tests of ``make test``'s parallel phase, a shared CI machine), and a test
+    held to that truth within 1 to 10 ms would fail for the server's lateness, not bootbench's. Under SCHED_FIFO it
+    runs as soon as it wakes. It is idle between messages, and the kernel keeps 5 % of every second for normal
+    processes in any case (kernel.sched_rt_runtime_us).
+    """
+    try:
+        threads = [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    for thread in threads:
+        try:
+            os.sched_setscheduler(thread, os.SCHED_FIFO, os.sched_param(SERVER_PRIORITY))
+        except ProcessLookupError:
+            pass  # a thread that ended meanwhile
+        except PermissionError:
+            return False
+    return True
