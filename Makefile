@@ -18,16 +18,15 @@ run: $(VENV)/.installed
 TEST_ENV := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache
 
 # test runs the whole suite in two phases, and fails if either does:
-# 1. everything but the tests marked truth or network, in four pytest-xdist workers: none of these is held to a
-#    reference server's ground truth within milliseconds, so they share the 2 cores safely;
-# 2. the truth and network tests, one at a time: they hold runs to the ground truth (or to a link's delay) within
-#    1 to 15 ms, which other tests' processes on the same cores would disturb (issue 19's note: 1 to 7 failures
-#    per run when they run in parallel workers, at any niceness we tried).
-TRUTH := truth or network
-
+# 1. everything but the tests marked truth, in four pytest-xdist workers (worksteal: a worker left with long tests
+#    hands some to an idle one; 154 s against 184 s with the default): none of these is held to a reference
+#    server's ground truth within milliseconds, so they share the 2 cores safely;
+# 2. the truth tests, one at a time: they hold runs to the ground truth (or to a link's delay) within 1 to 15 ms,
+#    which other tests' processes on the same cores would disturb (issue 19's notes: 1 to 7 failures per run when
+#    they run in parallel workers, even two at a time, at any niceness tried).
 test: $(VENV)/.installed
-	$(TEST_ENV) $(BIN)/python -m pytest -n 4 -m "not ($(TRUTH))"; parallel=$$?; \
-	$(TEST_ENV) $(BIN)/python -m pytest -m "$(TRUTH)"; alone=$$?; \
+	$(TEST_ENV) $(BIN)/python -m pytest -n 4 --dist worksteal -m "not truth"; parallel=$$?; \
+	$(TEST_ENV) $(BIN)/python -m pytest -m truth; alone=$$?; \
 	[ $$parallel -eq 0 ] && [ $$alone -eq 0 ]
 
 # test-quick runs in three pytest-xdist workers: its tests start no reference server (those are `slow`).
