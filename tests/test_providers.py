@@ -17,8 +17,6 @@ from support.provider_table import (BUILTINS, IN_SHARED_RUNS, OTHER_TURN_MODES, 
 from bootbench.providers.registry import DEFAULT
 from bootbench.samples import PHASES, STAGE_PHASES, STEP_PHASES
 
-pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
-
 SETUP_MS, FIRST_AUDIO_MS = 30.0, 80.0
 
 
@@ -68,6 +66,7 @@ def test_every_provider_against_the_embedded_server_writes_the_files_a_default_p
         "api_key_required": False}
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 @pytest.mark.parametrize("provider", [name for name in IN_SHARED_RUNS if driver(name).turn_modes[0] == "manual"])
 def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground_truth_run, provider):
     """Manual turns at burst pace: the session's shared ground-truth run (tests/conftest.py), cold delay 120 ms."""
@@ -88,6 +87,7 @@ def test_first_response_matches_the_ground_truth_in_the_shared_run(shared_ground
     assert (run.metrics["run"]["provider"], run.metrics["run"]["turn"]) == (provider, "manual")
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 @pytest.mark.parametrize("provider, turn", OTHER_TURN_MODES)
 def test_first_response_matches_the_ground_truth_in_every_turn_mode(shared_reference_server, tmp_path, provider, turn):
     """The shared run has each provider's default turn mode; here each of its others (vad: 600 ms of silence)."""
@@ -97,6 +97,7 @@ def test_first_response_matches_the_ground_truth_in_every_turn_mode(shared_refer
     check_first_response(run, provider, turn, iterations=5)
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 def test_first_response_matches_the_ground_truth_with_manual_turns_at_realtime_pace(shared_ground_truth_run):
     """Gemini, manual turns, real-time pace: the session's shared real-time run (tests/conftest.py)."""
     assert [float(SHARED_REALTIME_SERVER[k]) for k in ("setup_delay", "first_audio_delay")] == [SETUP_MS,
@@ -158,6 +159,7 @@ def test_vad_turns_without_enough_trailing_silence_are_refused_before_anything_s
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 def test_aivoco_reply_after_end_of_turn_answers_after_the_trailing_silence(shared_reference_server, tmp_path):
     server = fixed_server(shared_reference_server, extra_args=["--reply-after", "end-of-turn"])
     run = ground_truth_run(server, tmp_path / "r", "-i", "1", "--pace", "realtime", "--trailing-silence-ms", "600",

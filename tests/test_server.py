@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import queue
 import subprocess
 import sys
@@ -289,3 +290,22 @@ def test_a_session_open_at_the_stop_is_in_the_ground_truth_and_the_server_exits_
         server.stop()
     assert [line["outcome"] for line in read_truth(truth)] == ["server_stopped"]
     assert "shutting down: {'sessions': 1" in server.stderr_text()
+
+
+def test_every_reference_server_a_test_starts_runs_under_sched_fifo(reference_server):
+    """tests/conftest.py ``_prompt_reference_servers``: the servers whose stamps the truth tests are held to run
+    under SCHED_FIFO, every thread of them (it fails if ReferenceServer.start changes under the wrapper)."""
+    from support.processes import SERVER_PRIORITY
+
+    if os.geteuid() != 0:
+        pytest.skip("SCHED_FIFO needs root here; the servers run under normal scheduling")
+
+    def policies(pid: int) -> list[tuple[int, int]]:
+        threads = [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+        return [(os.sched_getscheduler(t), os.sched_getparam(t).sched_priority) for t in threads]
+
+    from_fixture = reference_server()
+    with ReferenceServer.start() as started_directly:
+        for server in (from_fixture, started_directly):
+            found = policies(server.pid)
+            assert found and found == [(os.SCHED_FIFO, SERVER_PRIORITY)] * len(found), found
