@@ -21,7 +21,7 @@ TEST_ENV := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycac
 # 1. everything but the tests marked truth, in four pytest-xdist workers (worksteal: a worker left with long tests
 #    hands some to an idle one; 154 s against 184 s with the default): none of these is held to a reference
 #    server's ground truth within milliseconds, so they share the 2 cores safely;
-# 2. the truth tests, one at a time: they hold runs to the ground truth (or to a link's delay) within 1 to 15 ms,
+# 2. the truth tests, one at a time: they hold runs to the ground truth (or to a link's delay) within 1 to 25 ms,
 #    which other tests' processes on the same cores would disturb (issue 19's notes: 1 to 7 failures per run when
 #    they run in parallel workers, even two at a time, at any niceness tried).
 test: $(VENV)/.installed
