@@ -7,32 +7,36 @@ Every driver's frames go through websocket-client (the WebSocket drivers
 directly, Aivoco through python-engineio's websocket transport, which takes
 the same ``class_``). A receive stamp taken by the handler includes every
 wait of the process before the handler ran (a busy gevent hub, other
-sessions' messages first). :class:`KernelWebSocket` reads with ``recvmsg``
-and ``SO_TIMESTAMPNS`` instead, so the stamp of a message is the kernel's
-arrival time of the bytes that completed it, however late the process reads
-them. This module is the one place bootbench does it, and the one place it
-leans on websocket-client for it; tests/test_kernel_clock.py fails when the
-library stops reading through it.
+sessions' messages first). :class:`KernelWebSocket` sets ``SO_TIMESTAMPNS``
+and has its bytes taken off the kernel by a native thread (:class:`ArrivalReader`)
+instead, so the stamp of a message is the kernel's arrival time of the bytes that
+completed it, however late the process handles them. This module is the one place
+bootbench does it, and the one place it leans on websocket-client for it;
+tests/test_kernel_clock.py fails when the library stops reading through it.
 
 How a stamp belongs to its message:
 
-- A frame is read with no byte beyond it (:func:`exact_recv_strict`: the
-  2-byte header, the extended length, the payload, each read asking for
-  exactly what is missing; websocket_tuning's read-ahead is not used on
-  these sockets). ``recvmsg`` stamps a read with the arrival of the last
-  kernel buffer it took bytes from, so the read that ends a frame is stamped
-  with the arrival of the buffer holding the frame's last byte, and a
-  later message's bytes are never in that read.
-- The kernel itself merges a segment into the unread buffer before it
-  (TCP receive-queue coalescing) and gives the merged buffer the newer
-  segment's stamp. So a message is stamped with its own arrival when the
-  process reads it before the socket's next segment arrives, and otherwise
-  with the arrival of the newest segment that was already queued with it:
-  never later than the read, never later than a process stamp. Against the
-  reference server a reply's chunks are 40 ms apart, so a read delay under
-  40 ms leaves the first audio's stamp exact (docs/architecture.md, Timing).
-- TLS (``wss://``): the raw socket is read one TLS record at a time (its
-  5-byte header, then exactly its body) and decrypted through an
+- ``recvmsg`` stamps a read with the arrival of the last kernel buffer it
+  took bytes from, and the kernel merges a segment into the unread buffer
+  before it (TCP receive-queue coalescing), giving the merged buffer the newer
+  segment's stamp. Bytes still unread when the next segment arrives would
+  carry its stamp; the cure is to read before it arrives.
+- :class:`ArrivalReader`'s thread waits inside a blocking ``recvmsg``: the
+  kernel hands it the bytes in the system call (no GIL needed) as soon as it
+  wakes the thread, whatever the gevent hub is doing. It is out of the kernel
+  only while it takes the GIL back to queue what it read (microseconds when the
+  hub is idle, up to the interpreter's switch interval, 5 ms, when it is busy):
+  only a segment that arrives within that gap shares the next read (and its
+  stamp) with the one before it. The reference server's reply chunks are 40 ms
+  apart, real services' 20 to 100 ms, and session ready is followed by nothing
+  until bootbench sends its input.
+- A frame is taken from the queued reads with no byte beyond it
+  (:func:`exact_recv_strict`: the 2-byte header, the extended length, the
+  payload, each asking for exactly what is missing; websocket_tuning's
+  read-ahead is not used on these sockets), so a frame carries the stamp of
+  the read that brought its last byte, never a later read's.
+- TLS (``wss://``): the raw bytes (read the same way) are taken one TLS record
+  at a time (its 5-byte header, then exactly its body) and decrypted through an
   ``ssl.SSLObject`` on memory BIOs (:class:`StampedTLSSocket`); plaintext is
   stamped with the arrival of the record that carried it (it could not be
   decrypted earlier). Certificates are verified exactly as websocket-client
@@ -57,6 +61,10 @@ frame is read, as before.
 
 from __future__ import annotations
 
+import _socket
+import _thread
+import collections
+import os
 import socket
 import ssl
 import struct
@@ -155,30 +163,197 @@ def kernel_stamp(ancdata: list, bridge: ClockBridge, read_ns: int) -> int | None
     return None
 
 
-class StampedSocket:
-    """A connected TCP socket (gevent's under Locust) whose reads are ``recvmsg`` with the kernel's stamp.
+class ArrivalReader:
+    """A native thread that takes a connection's bytes off the kernel the moment they arrive, with their stamps.
 
-    :attr:`arrival_ns` is the stamp of the last read (its read time when the kernel gave none: bytes
-    queued before the option was set). Everything else is the socket's own.
+    The thread sits in a blocking ``recvmsg`` on its own descriptor of the socket (``os.dup``; the socket is
+    made blocking, which gevent's sends on it bear: they are small and the send buffer is large). The kernel
+    wakes it when a segment arrives and hands it the queued bytes inside the system call, which needs no GIL,
+    so a busy gevent hub (a slow handler, other sessions' messages, other processes on the cores) no longer
+    lets the next segment reach the receive queue first and merge with the unread one (the newer stamp wins
+    a merge: the module's doc). Between two reads the thread is out of the kernel only while it takes the GIL
+    back and queues what it read: bytes that arrive in that gap share the next read's stamp, so a message is
+    stamped late only when the next segment came within that gap (the interpreter's switch interval, 5 ms, at
+    most when the hub is busy; microseconds when it is idle). Greenlets (or threads, unpatched) read the
+    queued chunks with :meth:`read`, woken through a gevent async watcher (or a real condition).
+    """
+
+    CHUNK = 65_536
+    """Bytes one ``recvmsg`` may take (a longer queue takes several reads, each stamped; the heap serves this size)."""
+
+    def __init__(self, sock: socket.socket, bridge: ClockBridge) -> None:
+        self._sock = sock   # the caller's socket: its timeout is the read timeout
+        self._bridge = bridge
+        self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._head, self._head_at, self._head_stamp = b"", 0, 0
+        self.reads = 0
+        self.unstamped_reads = 0
+        self.ended = False
+        self._wakeup = _Wakeup()
+        raw = _socket.socket(fileno=os.dup(sock.fileno()))
+        raw.setblocking(True)   # the descriptor's flag, shared with ``sock``: recvmsg waits in the kernel
+        _native_thread(self._run, (raw,))
+
+    def _run(self, raw: _socket.socket) -> None:
+        try:
+            while True:
+                try:
+                    data, ancdata, _flags, _address = raw.recvmsg(self.CHUNK, ANCILLARY_BYTES)
+                except OSError:
+                    data, ancdata = b"", []
+                read = time.perf_counter_ns()
+                if not data:
+                    break
+                stamp = kernel_stamp(ancdata, self._bridge, read)
+                self.reads += 1
+                if stamp is None:
+                    self.unstamped_reads += 1
+                    stamp = read
+                self._chunks.append((data, stamp))
+                self._wakeup.notify()
+        finally:
+            raw.close()
+            self.ended = True
+            self._wakeup.notify(last=True)
+
+    def read(self, size: int) -> tuple[bytes, int | None]:
+        """Up to ``size`` queued bytes of one read and that read's stamp, waiting for one; (b"", None) at the end.
+
+        Raises TimeoutError after the socket's timeout, like a socket's ``recv``.
+        """
+        if self._head_at >= len(self._head):
+            while not self._chunks:
+                if self.ended and not self._chunks:
+                    return b"", None
+                self._wakeup.clear()
+                if self._chunks or self.ended:
+                    continue
+                if not self._wakeup.wait(self._sock.gettimeout()):
+                    raise TimeoutError("timed out")
+            self._head, self._head_stamp = self._chunks.popleft()
+            self._head_at = 0
+        end = self._head_at + size
+        data = self._head[self._head_at:end]
+        self._head_at = min(end, len(self._head))
+        return data, self._head_stamp
+
+    def pending(self) -> int:
+        """Bytes already read from the kernel and not yet returned."""
+        return len(self._head) - self._head_at + sum(len(data) for data, _ in self._chunks)
+
+    def stop(self) -> None:
+        """Wake the thread out of ``recvmsg`` for good (it ends at the end of the stream; this makes it end now)."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass   # not connected any more: the thread has seen the end already
+
+
+class _Wakeup:
+    """Wakes a reader (a greenlet under gevent, else a thread) from the :class:`ArrivalReader`'s native thread.
+
+    Under gevent, the native thread may not touch the hub's objects: it sends an async watcher (the one
+    thread-safe gevent call), whose callback sets a gevent event in the hub. Unpatched, a real Event.
+    """
+
+    def __init__(self) -> None:
+        if gevent_patched():
+            import gevent
+            import gevent.event
+
+            self._event = gevent.event.Event()
+            self._async = gevent.get_hub().loop.async_(ref=False)
+            self._async.start(self._on_async)
+            self._closing = self._closed = False
+        else:
+            self._event, self._async = threading.Event(), None
+
+    def notify(self, last: bool = False) -> None:
+        """From the native thread: wake the reader (``last``: no notify follows)."""
+        if self._async is None:
+            self._event.set()
+            return
+        self._closing = self._closing or last
+        self._async.send()
+
+    def _on_async(self) -> None:   # in the hub
+        self._event.set()
+        if self._closing:   # the thread has sent its last: nothing uses the watcher any more
+            self._async.stop()
+            self._async.close()
+            self._closed = True
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self._async is None:
+            return self._event.wait(timeout)
+        # The watcher holds the hub's loop only while a greenlet waits on it (an idle connection must not keep a
+        # process's hub from seeing it has nothing left to do; without the hold, a wait with no other watcher
+        # would be gevent's LoopExit).
+        self._async.ref = True
+        try:
+            return self._event.wait(timeout)
+        finally:
+            if not self._closed:
+                self._async.ref = False
+
+
+def gevent_patched() -> bool:
+    """Whether this process runs under gevent's monkey-patching (every Locust process does)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def _native_thread(target: Any, args: tuple) -> None:
+    """Start a real OS thread even where gevent has patched ``threading`` (whose threads are greenlets)."""
+    if gevent_patched():
+        import gevent.monkey
+
+        gevent.monkey.get_original("_thread", "start_new_thread")(target, args)
+    else:
+        _thread.start_new_thread(target, args)
+
+
+class StampedSocket:
+    """A connected TCP socket (gevent's under Locust) whose bytes an :class:`ArrivalReader` takes with their stamps.
+
+    :attr:`arrival_ns` is the stamp of the read the last ``recv`` returned bytes of (its read time when the
+    kernel gave none: bytes queued before the option was set). Everything else is the socket's own.
     """
 
     def __init__(self, sock: socket.socket, bridge: ClockBridge) -> None:
         self._sock = sock
-        self._bridge = bridge
+        self._reader = ArrivalReader(sock, bridge)
         self.arrival_ns: int | None = None
-        self.reads = 0
-        self.unstamped_reads = 0
+        self.recvs = 0
+
+    @property
+    def reads(self) -> int:
+        """recvmsg calls so far (the reader thread's)."""
+        return self._reader.reads
+
+    @property
+    def unstamped_reads(self) -> int:
+        return self._reader.unstamped_reads
 
     def recv(self, bufsize: int) -> bytes:
-        data, ancdata, _flags, _address = self._sock.recvmsg(bufsize, ANCILLARY_BYTES)
-        read = time.perf_counter_ns()
-        stamp = kernel_stamp(ancdata, self._bridge, read)
-        self.reads += 1
-        if stamp is None and data:
-            self.unstamped_reads += 1
-            stamp = read
-        self.arrival_ns = stamp
+        data, stamp = self._reader.read(bufsize)
+        self.recvs += 1
+        if data:
+            self.arrival_ns = stamp
         return data
+
+    def pending(self) -> int:
+        return self._reader.pending()
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def close(self) -> None:
+        self._reader.stop()
+        self._sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -196,7 +371,7 @@ class StampedTLSSocket:
     def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str | None,
                  bridge: ClockBridge) -> None:
         self._sock = sock
-        self._bridge = bridge
+        self._reader = ArrivalReader(sock, bridge)
         self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False,
                                      server_hostname=server_hostname)
@@ -206,10 +381,17 @@ class StampedTLSSocket:
         self._plain_at = 0
         self._plain_stamp: int | None = None
         self.arrival_ns: int | None = None
-        self.reads = 0
-        self.unstamped_reads = 0
         self.records = 0
         self.context = context
+
+    @property
+    def reads(self) -> int:
+        """recvmsg calls so far (the reader thread's)."""
+        return self._reader.reads
+
+    @property
+    def unstamped_reads(self) -> int:
+        return self._reader.unstamped_reads
 
     # ---- the TLS session
 
@@ -259,7 +441,11 @@ class StampedTLSSocket:
     def sendall(self, data: bytes) -> None:
         self.send(data)
 
-    def __getattr__(self, name: str) -> Any:  # fileno, gettimeout, settimeout, shutdown, close, setsockopt...
+    def close(self) -> None:
+        self._reader.stop()
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, gettimeout, settimeout, shutdown, setsockopt...
         return getattr(self._sock, name)
 
     # ---- plumbing
@@ -306,19 +492,15 @@ class StampedTLSSocket:
         return body[1] if body[0] else header[1]
 
     def _read_exactly(self, size: int) -> tuple[bytes, int] | None:
+        """``size`` raw bytes and the stamp of the read that brought the last of them; None at the end."""
         parts, have, stamp = [], 0, time.perf_counter_ns()
         while have < size:
-            data, ancdata, _flags, _address = self._sock.recvmsg(size - have, ANCILLARY_BYTES)
+            data, read_stamp = self._reader.read(size - have)
             if not data:
                 return None
-            read = time.perf_counter_ns()
-            self.reads += 1
-            kernel = kernel_stamp(ancdata, self._bridge, read)
-            if kernel is None:
-                self.unstamped_reads += 1
-            stamp = read if kernel is None else kernel
             parts.append(data)
             have += len(data)
+            stamp = read_stamp
         return b"".join(parts), stamp
 
     def _flush(self) -> None:
