@@ -525,7 +525,13 @@ class KernelTLSContext:
     def wrap_socket(self, sock: socket.socket, do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
                     server_hostname: str | None = None) -> StampedTLSSocket:
         tls = StampedTLSSocket(sock, verifying_context(self.sslopt, server_hostname), server_hostname, self.bridge)
-        tls.do_handshake()
+        try:
+            tls.do_handshake()
+        except BaseException:
+            # websocket-client closes only the socket it gave us: the reader thread's descriptor would keep the
+            # connection open, and the server waiting in its handshake, until the server gives up.
+            tls.close()
+            raise
         return tls
 
 
