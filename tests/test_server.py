@@ -309,3 +309,15 @@ def test_every_reference_server_a_test_starts_runs_under_sched_fifo(reference_se
         for server in (from_fixture, started_directly):
             found = policies(server.pid)
             assert found and found == [(os.SCHED_FIFO, SERVER_PRIORITY)] * len(found), found
+
+
+def test_a_ground_truth_read_while_the_server_writes_leaves_the_unfinished_record_for_the_next_read(tmp_path):
+    """A test polling a running server's ground truth can read a record half written (test_server_audible failed so
+    under load: 'Unterminated string'): the helper returns the finished records and leaves the rest."""
+    from support.processes import read_jsonl
+
+    path = tmp_path / "truth.jsonl"
+    path.write_text('{"session": 1}\n{"session": 2, "outc')
+    assert read_jsonl(path) == [{"session": 1}]
+    path.write_text('{"session": 1}\n{"session": 2, "outcome": "ok"}\n')
+    assert read_jsonl(path) == [{"session": 1}, {"session": 2, "outcome": "ok"}]

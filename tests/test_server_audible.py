@@ -22,6 +22,7 @@ from bootbench.audible import AudibleDetector
 from bootbench.audio import CHUNK_SAMPLES, Stimulus
 from bootbench.server import protocols as server_protocols
 from bootbench.wire import GEMINI_LIVE_PATH, OPENAI_REALTIME_PATH
+from support.processes import read_jsonl
 
 pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
 
@@ -205,8 +206,7 @@ def truth(server, since_ns: int = 0, count: int = 1) -> list[dict[str, Any]]:
     once ``count`` of them have ended (the server writes a session's record when it notices its end)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        lines = [json.loads(line) for line in server.ground_truth.read_text().splitlines()] \
-            if server.ground_truth.exists() else []
+        lines = read_jsonl(server.ground_truth) if server.ground_truth.exists() else []
         sessions = [line for line in lines if line["session"] is not None
                     and (line["t_ns"]["start_received"] or 0) >= since_ns]
         if len(sessions) >= count and all(line["outcome"] for line in sessions):

@@ -139,8 +139,14 @@ def wait_for_samples(results_dir: Path, count: int, timeout: float = 60) -> Path
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSON Lines file (samples.jsonl, a ground-truth file), blank lines skipped."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a JSON Lines file (samples.jsonl, a ground-truth file), blank lines skipped.
+
+    A last line without its newline is a record its writer (a server still running) has not finished: it is
+    left for the next read (bootbench and the reference server end every record with a newline).
+    """
+    text = Path(path).read_text()
+    complete = text if text.endswith("\n") else text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
