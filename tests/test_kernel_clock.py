@@ -9,6 +9,7 @@ relies on: they fail when websocket-client or python-engineio stop reading throu
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -217,6 +218,33 @@ def test_a_segment_read_after_the_next_arrived_keeps_its_own_arrival(stall):
         server.close()
     assert stamp_first == pytest.approx(first, abs=BOUND_MS * 1e6)
     assert stamp_second == pytest.approx(second, abs=BOUND_MS * 1e6)
+
+
+def test_the_reader_thread_runs_under_sched_fifo_where_the_process_may_and_nothing_else_does():
+    """A reader thread woken by the kernel must run at once, or the next segment merges with the bytes it has not
+    taken yet: it asks for SCHED_FIFO (the lowest realtime priority) and gets it exactly where another thread of this
+    process could; the process's own threads keep their policy."""
+    probe, done = {}, gevent.monkey.get_original("_thread", "allocate_lock")()
+    done.acquire()
+
+    def try_realtime():
+        probe["got"] = kernel_clock.prompt_this_thread()
+        done.release()
+
+    kernel_clock._native_thread(try_realtime, ())   # a real thread, as the reader's
+    done.acquire()
+    client, server = stamped_pair()
+    try:
+        reader = client._reader
+        assert reader.priority == probe["got"]
+        policy = os.sched_getscheduler(reader.native_id)
+        assert policy == (os.SCHED_FIFO if probe["got"] == "fifo" else os.SCHED_OTHER)
+        if policy == os.SCHED_FIFO:
+            assert os.sched_getparam(reader.native_id).sched_priority == kernel_clock.READER_PRIORITY
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        client.close()
+        server.close()
 
 
 def test_the_clock_bridge_converts_the_wall_clock_within_its_bound():

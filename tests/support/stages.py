@@ -19,6 +19,6 @@ def check_stages(mine: dict, truth: dict, where: str, has: Iterable[str] = STAGE
     for phase in STAGE_PHASES:
         if phase in has:
             assert mine.get(phase) is not None and truth[phase] is not None, (where, phase)
-            assert mine[phase] == pytest.approx(truth[phase], abs=TRUTH_BOUND_MS), (where, phase)
+            assert mine[phase] == pytest.approx(truth[phase], abs=TRUTH_BOUND_MS), (where, phase, mine, truth)
         else:
             assert mine.get(phase) is None and truth[phase] is None, (where, phase)
