@@ -369,3 +369,50 @@ def test_an_answer_before_the_input_ended_has_no_input_phase_slice_as_its_sample
     names = {s[0] for s in trace_events.slices_of(record, Sample(iteration=1, worker="local", user=1, started_at="t",
                                                                  ok=True))}
     assert names == {"iteration 1", "session_start_ms", "first_response_ms", "cold_start_ms", "stop_ms"}
+
+
+LATE_SENDER = """
+import asyncio, sys
+from aiohttp import WSMsgType, web
+
+async def late_sender(request):
+    ws = web.WebSocketResponse(autoclose=False)
+    await ws.prepare(request)
+    while (await ws.receive()).type is not WSMsgType.CLOSE:
+        pass
+    await ws.send_str("sent after the client's close")
+    await ws.close()
+    return ws
+
+app = web.Application()
+app.router.add_route("GET", "/", late_sender)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: print("ready", flush=True))
+"""
+"""A WebSocket server that answers a client's close with one more message, then its own close."""
+
+
+def test_the_recording_proxy_passes_on_what_the_server_sends_after_the_clients_close():
+    """The server's frames already under way when the client's close reaches the proxy (under load, the second reply
+    chunk) come before the server's own close; the proxy relays them. (It dropped them: aiohttp's close() waits for
+    the peer's close and discards what comes first, and the traced run above then found a session with fewer
+    reply chunks than the server sent.)"""
+    import subprocess
+    import sys
+
+    import websocket
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", LATE_SENDER, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        with RecordingProxy(f"http://127.0.0.1:{port}") as proxy:
+            ws = websocket.create_connection(proxy.url.replace("http", "ws") + "/", timeout=5)
+            ws.send_close(websocket.STATUS_NORMAL, b"")
+            opcode, data = ws.recv_data(control_frame=True)
+            assert (opcode, data) == (websocket.ABNF.OPCODE_TEXT, b"sent after the client's close")
+            assert ws.recv_data(control_frame=True)[0] == websocket.ABNF.OPCODE_CLOSE
+            ws.shutdown()
+        assert [(f.sender, f.data) for f in proxy.frames] == [("server", "sent after the client's close")]
+    finally:
+        server.kill()
+        server.wait()

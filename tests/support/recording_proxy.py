@@ -94,6 +94,12 @@ class RecordingProxy:
             elif msg.type is WSMsgType.BINARY:
                 self.frames.append(Frame(path, sender, True, msg.data))
                 await target.send_bytes(msg.data)
+            elif msg.type is WSMsgType.CLOSE and sender == "client":
+                # Pass the close on and keep relaying: the server's frames already under way come before its own
+                # close (aiohttp's close() would wait for that close, dropping them, and the client never sees
+                # what the server sent; tests/test_trace.py counts them). The other pump ends at the server's close.
+                await target.send_frame(close_payload(msg.data, msg.extra), WSMsgType.CLOSE)
+                return
             elif msg.type is WSMsgType.CLOSE:
                 await target.close(code=msg.data, message=(msg.extra or "").encode())
                 await source.close()
@@ -102,3 +108,8 @@ class RecordingProxy:
                 if not target.closed:
                     await target.close()
                 return
+
+
+def close_payload(code: int | None, reason: str | None) -> bytes:
+    """A close frame's payload: the code (2 bytes, network order) and the UTF-8 reason; empty without a code."""
+    return b"" if code is None else code.to_bytes(2, "big") + (reason or "").encode()
