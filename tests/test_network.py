@@ -382,6 +382,7 @@ def overheads(metrics: dict, truth: list[dict]) -> dict[str, float]:
 
 
 @pytest.mark.truth  # the link's delay within a few milliseconds
+@pytest.mark.quiet  # ... which other processes' load moves (84.3 ms for 80 +- 4 in a parallel run)
 def test_a_delay_on_the_link_shows_in_connect_and_session_start_by_its_round_trips(lab, tmp_path):
     service = start_service(lab, tmp_path)
     relay_log = tmp_path / "relay.log"
