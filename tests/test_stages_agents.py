@@ -133,6 +133,7 @@ def crowd_clips(tmp_path_factory):
     return folder
 
 
+@pytest.mark.quiet  # 20 sessions at once held to their truth: under other workers' load the server's sends lag their stamps (+161 ms once)
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_every_stage_is_within_the_bound_at_twenty_users(shared_reference_server, tmp_path, crowd_clips, provider):
     done = run(shared_reference_server(**CROWD_SERVER), tmp_path / "r", provider, "-i", str(CROWD),

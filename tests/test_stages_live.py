@@ -153,6 +153,7 @@ def crowd_clips(tmp_path_factory):
     return folder
 
 
+@pytest.mark.quiet  # 20 sessions at once held to their truth: under other workers' load the server's sends lag their stamps (+161 ms once)
 @pytest.mark.parametrize("provider", ["gemini", "aivoco"])
 def test_every_stage_is_within_10_ms_of_its_sessions_truth_at_20_users(shared_reference_server, tmp_path,
                                                                       crowd_clips, provider):

@@ -147,6 +147,7 @@ def matched(samples: list[dict], sessions: list[dict]) -> list[tuple[dict, dict]
     return result
 
 
+@pytest.mark.quiet  # 20 sessions at once held to their truth: under other workers' load the server's sends lag their stamps (+161 ms once)
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_every_stage_is_within_the_bound_at_twenty_users(shared_reference_server, tmp_path, provider):
     done = run(shared_reference_server(**CROWD_SERVER), tmp_path / "r", provider, "-i", "20", "-r", "20", users=20)
