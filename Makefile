@@ -22,10 +22,11 @@ TEST_ENV := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycac
 #    hands some to an idle one). The tests held to the reference server's ground truth (marker truth) run here too:
 #    the servers the tests start run under SCHED_FIFO (tests/conftest.py), and bootbench's kernel clock takes each
 #    connection's bytes off the kernel in a realtime reader thread as they arrive, so the other workers' load no
-#    longer moves their stamps (issue 19's notes: six runs of the whole suite this way, 238 to 248 s, the two
-#    failures tests now marked quiet);
+#    longer moves their stamps (issue 19's notes: five runs of the whole suite this way, 234 to 248 s, whose three
+#    failures were tests now marked quiet);
 # 2. the quiet tests, one at a time: a link's delay within 4 ms, the harness stalled on purpose and held within
-#    1 ms, 20 sessions at once held to their truth: bounds that other processes on the same 2 cores move.
+#    1 ms, 20 sessions at once held to their truth, a packet capture at the least CPU priority: what other
+#    processes on the same 2 cores move.
 test: $(VENV)/.installed
 	$(TEST_ENV) $(BIN)/python -m pytest -n 4 --dist worksteal -m "not quiet"; parallel=$$?; \
 	$(TEST_ENV) $(BIN)/python -m pytest -m quiet; alone=$$?; \

@@ -118,6 +118,7 @@ def test_a_capture_tcpdump_cannot_start_is_refused_in_its_own_words(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.quiet  # tcpdump runs at SCHED_IDLE: under other workers' load it missed 6 of 9 cycles once
 def test_the_kernel_clock_records_the_captures_own_stamps_and_the_process_clock_records_later_ones(tmp_path):
     assert shutil.which("tcpdump"), "tcpdump is not installed (.ci/run installs it)"
     runs = bench_module("accuracy_runs")

@@ -340,7 +340,27 @@ def _native_thread(target: Any, args: tuple) -> None:
         _thread.start_new_thread(target, args)
 
 
-class StampedSocket:
+class _ReadByThread:
+    """What both stamped sockets share: the counters of their :class:`ArrivalReader`, and a close that stops it."""
+
+    _sock: socket.socket
+    _reader: ArrivalReader
+
+    @property
+    def reads(self) -> int:
+        """recvmsg calls so far (the reader thread's)."""
+        return self._reader.reads
+
+    @property
+    def unstamped_reads(self) -> int:
+        return self._reader.unstamped_reads
+
+    def close(self) -> None:
+        self._reader.stop()
+        self._sock.close()
+
+
+class StampedSocket(_ReadByThread):
     """A connected TCP socket (gevent's under Locust) whose bytes an :class:`ArrivalReader` takes with their stamps.
 
     :attr:`arrival_ns` is the stamp of the read the last ``recv`` returned bytes of (its read time when the
@@ -352,15 +372,6 @@ class StampedSocket:
         self._reader = ArrivalReader(sock, bridge)
         self.arrival_ns: int | None = None
         self.recvs = 0
-
-    @property
-    def reads(self) -> int:
-        """recvmsg calls so far (the reader thread's)."""
-        return self._reader.reads
-
-    @property
-    def unstamped_reads(self) -> int:
-        return self._reader.unstamped_reads
 
     def recv(self, bufsize: int) -> bytes:
         data, stamp = self._reader.read(bufsize)
@@ -375,15 +386,11 @@ class StampedSocket:
     def shutdown(self, how: int) -> None:
         self._sock.shutdown(how)
 
-    def close(self) -> None:
-        self._reader.stop()
-        self._sock.close()
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
 
-class StampedTLSSocket:
+class StampedTLSSocket(_ReadByThread):
     """TLS over a connected TCP socket, decrypted in memory, so every raw read is a ``recvmsg`` with its stamp.
 
     Made by :class:`KernelTLSContext` during websocket-client's connect. ``recv`` returns plaintext of one
@@ -407,15 +414,6 @@ class StampedTLSSocket:
         self.arrival_ns: int | None = None
         self.records = 0
         self.context = context
-
-    @property
-    def reads(self) -> int:
-        """recvmsg calls so far (the reader thread's)."""
-        return self._reader.reads
-
-    @property
-    def unstamped_reads(self) -> int:
-        return self._reader.unstamped_reads
 
     # ---- the TLS session
 
@@ -464,10 +462,6 @@ class StampedTLSSocket:
 
     def sendall(self, data: bytes) -> None:
         self.send(data)
-
-    def close(self) -> None:
-        self._reader.stop()
-        self._sock.close()
 
     def __getattr__(self, name: str) -> Any:  # fileno, gettimeout, settimeout, shutdown, setsockopt...
         return getattr(self._sock, name)
