@@ -248,6 +248,21 @@ def test_the_reader_thread_runs_under_sched_fifo_where_the_process_may_and_nothi
         server.close()
 
 
+def test_a_connection_that_ends_ends_its_reader_thread_and_closes_its_wakeup():
+    """The peer closes: the reader sees the end, a read returns b"" (websocket-client's "connection lost"), and the
+    hub's async watcher is closed (one left open per connection would stay in the loop's list for good)."""
+    client, server = stamped_pair()
+    server.sendall(b"last")
+    server.close()
+    assert client.recv(100) == b"last"
+    assert client.recv(100) == b""
+    deadline = time.monotonic() + 5
+    while not client._reader._wakeup._closed and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    assert client._reader.ended and client._reader._wakeup._closed
+    client.close()
+
+
 def test_the_clock_bridge_converts_the_wall_clock_within_its_bound():
     bridge = kernel_clock.ClockBridge()
     assert 0 < bridge.error_ns < 20_000
