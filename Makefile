@@ -22,13 +22,20 @@ TEST_ENV := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycac
 #    hands some to an idle one). The tests held to the reference server's ground truth (marker truth) run here too:
 #    the servers the tests start run under SCHED_FIFO (tests/conftest.py), and bootbench's kernel clock takes each
 #    connection's bytes off the kernel in a realtime reader thread as they arrive, so the other workers' load no
-#    longer moves their stamps (issue 19's notes: five runs of the whole suite this way, 234 to 248 s, whose three
-#    failures were tests now marked quiet);
+#    longer moves bootbench's stamps. It can still make a server late for its own stamps (a fresh clone's run had
+#    one server 450 ms late in a 60 ms setup): a test that fails in this phase runs again alone right after it
+#    (pytest --last-failed), with the same assertions, and the phase fails if it fails alone too. The output shows
+#    both runs, so a test that keeps needing the second belongs among the quiet ones;
 # 2. the quiet tests, one at a time: a link's delay within 4 ms, the harness stalled on purpose and held within
 #    1 ms, 20 sessions at once held to their truth, a packet capture at the least CPU priority: what other
 #    processes on the same 2 cores move.
 test: $(VENV)/.installed
 	$(TEST_ENV) $(BIN)/python -m pytest -n 4 --dist worksteal -m "not quiet"; parallel=$$?; \
+	if [ $$parallel -eq 1 ]; then \
+		echo "make test: the tests that failed above under the parallel load run again, one at a time"; \
+		$(TEST_ENV) $(BIN)/python -m pytest --last-failed --last-failed-no-failures none -m "not quiet"; \
+		parallel=$$?; \
+	fi; \
 	$(TEST_ENV) $(BIN)/python -m pytest -m quiet; alone=$$?; \
 	[ $$parallel -eq 0 ] && [ $$alone -eq 0 ]
 
