@@ -248,6 +248,25 @@ def test_the_reader_thread_runs_under_sched_fifo_where_the_process_may_and_nothi
         server.close()
 
 
+def test_a_reader_started_by_a_realtime_thread_runs_one_priority_above_it():
+    """A Locust process run under SCHED_FIFO (bench/capacity.py's): its readers must not wait for it to sleep."""
+    if os.geteuid() != 0:
+        pytest.skip("needs the privilege to set SCHED_FIFO")
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    try:
+        client, server = stamped_pair()   # its reader thread starts from this one, at FIFO 10
+    finally:
+        os.sched_setscheduler(0, *before)
+    try:
+        assert client._reader.priority == "fifo"
+        assert os.sched_getscheduler(client._reader.native_id) == os.SCHED_FIFO
+        assert os.sched_getparam(client._reader.native_id).sched_priority == 11
+    finally:
+        client.close()
+        server.close()
+
+
 def test_a_connection_that_ends_ends_its_reader_thread_and_closes_its_wakeup():
     """The peer closes: the reader sees the end, a read returns b"" (websocket-client's "connection lost"), and the
     hub's async watcher is closed (one left open per connection would stay in the loop's list for good)."""

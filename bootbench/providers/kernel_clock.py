@@ -91,7 +91,8 @@ TLS_HEADER = 5
 """A TLS record's header: type, version (2 bytes), length (2 bytes)."""
 CALIBRATION_READS = 5
 READER_PRIORITY = 1
-"""SCHED_FIFO priority of the reader threads where allowed: the lowest realtime one (:func:`prompt_this_thread`)."""
+"""SCHED_FIFO priority of the reader threads where allowed, unless they start from a realtime thread (then one
+above it): the lowest realtime one (:func:`prompt_this_thread`)."""
 REFRESH_NS = 1_000_000_000
 """How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
 
@@ -257,17 +258,23 @@ class ArrivalReader:
 
 
 def prompt_this_thread() -> str:
-    """Put the calling thread under SCHED_FIFO :data:`READER_PRIORITY` where the process may; what it got.
+    """Put the calling thread under SCHED_FIFO where the process may; what it got (``fifo`` or ``normal``).
 
     A reader thread that waits for a CPU after the kernel woke it leaves the bytes in the receive queue meanwhile,
     where the next segment merges with them. On a machine busier than its cores (several worker processes per
     core, CI) that wait passes 20 ms under the normal policy (issue 23's notes: 12 connections in one parallel
     test run); a realtime thread runs at once. It does not hog the core: it runs for microseconds per read and
-    sleeps on the GIL, not spinning, when another thread holds it. Without the privilege (CAP_SYS_NICE or an
-    RLIMIT_RTPRIO, as in most containers) it stays under the normal policy.
+    sleeps on the GIL, not spinning, when another thread holds it. The priority is :data:`READER_PRIORITY`, or
+    one above the thread that started it where that one is realtime itself (a Locust process run under
+    SCHED_FIFO, as bench/capacity.py does: a reader below it would wait for it to sleep; at 400 sessions that
+    gave a client-side p99 of 7.5 ms and a load average of 20). Without the privilege (CAP_SYS_NICE or an
+    RLIMIT_RTPRIO, as in most containers) it stays as it was started.
     """
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(READER_PRIORITY))
+        inherited = os.sched_getscheduler(0)   # a new thread starts with its creator's policy and priority
+        above = os.sched_getparam(0).sched_priority + 1 if inherited in (os.SCHED_FIFO, os.SCHED_RR) else 0
+        priority = min(max(READER_PRIORITY, above), os.sched_get_priority_max(os.SCHED_FIFO))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (AttributeError, OSError):
         return "normal"
     return "fifo"
