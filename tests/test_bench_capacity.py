@@ -84,3 +84,17 @@ def test_rewriting_the_section_keeps_what_comes_before_and_a_later_section_writt
     assert text.startswith("# results\n\nintro\n\n" + capacity.CAPACITY_HEADING)
     assert "old table" not in text and "### now" in text
     assert text.endswith("\n## By hand\n\nkept\n") and text.count(capacity.CAPACITY_HEADING) == 1
+
+
+def test_the_profile_leaves_out_reader_threads_waiting_in_the_kernel(tmp_path):
+    """bench/profile_cycle.py: py-spy samples every thread, the kernel clock's readers waiting in recvmsg included;
+    their stacks are counted apart, so the shares are of the work."""
+    profile = bench_module("profile_cycle")
+    raw = tmp_path / "py-spy.txt"
+    raw.write_text("_run (bootbench/providers/kernel_clock.py:215);ArrivalReader._run (bootbench/providers/kernel_clock.py:208) 830\n"
+                   "Hub.run (gevent/hub.py:647);_read_loop (bootbench/providers/websocket.py:205);recv_data (websocket/_core.py:460) 120\n"
+                   "Hub.run (gevent/hub.py:647);_fire_events (bootbench/user.py:300) 50\n")
+    stacks, waiting = profile.read_collapsed(raw)
+    assert waiting == 830 and sum(stacks.values()) == 170
+    shares = profile.shares(stacks)
+    assert shares["receiving (WebSocket frames, read loop)"] == pytest.approx(120 / 170, abs=1e-4)
