@@ -178,7 +178,9 @@ class ArrivalReader:
     back and queues what it read: bytes that arrive in that gap share the next read's stamp, so a message is
     stamped late only when the next segment came within that gap (the interpreter's switch interval, 5 ms, at
     most when the hub is busy; microseconds when it is idle). Greenlets (or threads, unpatched) read the
-    queued chunks with :meth:`read`, woken through a gevent async watcher (or a real condition).
+    queued chunks with :meth:`read`, woken through a gevent async watcher (or a real Event). The descriptor
+    itself never shows readable to a select or poll (the thread has taken the bytes): every read goes through
+    :meth:`read`, as websocket-client's ``recv`` does.
     """
 
     CHUNK = 65_536
@@ -194,7 +196,7 @@ class ArrivalReader:
         self.ended = False
         self.native_id: int | None = None
         self.priority: str | None = None
-        """``fifo`` when the thread got :data:`READER_PRIORITY`, else ``normal`` (set by the thread as it starts)."""
+        """``fifo`` when the thread got SCHED_FIFO (:func:`prompt_this_thread`), else ``normal`` (set as it starts)."""
         self._wakeup = _Wakeup()
         raw = _socket.socket(fileno=os.dup(sock.fileno()))
         raw.setblocking(True)   # the descriptor's flag, shared with ``sock``: recvmsg waits in the kernel
@@ -231,7 +233,7 @@ class ArrivalReader:
         """
         if self._head_at >= len(self._head):
             while not self._chunks:
-                if self.ended and not self._chunks:
+                if self.ended and not self._chunks:   # again: the thread queues its last read, then ends
                     return b"", None
                 self._wakeup.clear()
                 if self._chunks or self.ended:
@@ -244,10 +246,6 @@ class ArrivalReader:
         data = self._head[self._head_at:end]
         self._head_at = min(end, len(self._head))
         return data, self._head_stamp
-
-    def pending(self) -> int:
-        """Bytes already read from the kernel and not yet returned."""
-        return len(self._head) - self._head_at + sum(len(data) for data, _ in self._chunks)
 
     def stop(self) -> None:
         """Wake the thread out of ``recvmsg`` for good (it ends at the end of the stream; this makes it end now)."""
@@ -393,12 +391,6 @@ class StampedSocket(_ReadByThread):
         if data:
             self.arrival_ns = stamp
         return data
-
-    def pending(self) -> int:
-        return self._reader.pending()
-
-    def shutdown(self, how: int) -> None:
-        self._sock.shutdown(how)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

@@ -145,7 +145,7 @@ def read_jsonl(path: Path) -> list[dict]:
     left for the next read (bootbench and the reference server end every record with a newline).
     """
     text = Path(path).read_text()
-    complete = text if text.endswith("\n") else text[:text.rfind("\n") + 1]
+    complete = text[:text.rfind("\n") + 1]   # up to the last newline: all of it, or nothing before the first
     return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
