@@ -64,6 +64,7 @@ from __future__ import annotations
 import _socket
 import _thread
 import collections
+import functools
 import os
 import socket
 import ssl
@@ -95,6 +96,8 @@ READER_PRIORITY = 1
 above it): the lowest realtime one (:func:`prompt_this_thread`)."""
 REFRESH_NS = 1_000_000_000
 """How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
+SWITCH_WAIT_S = 2.0
+"""How long :func:`hold_arrival_stamps` waits for the kernel to start stamping (it takes well under 1 ms when idle)."""
 
 
 def available() -> str | None:
@@ -111,6 +114,52 @@ def available() -> str | None:
     finally:
         probe.close()
     return None
+
+
+class ArrivalStampHold:
+    """A socket with ``SO_TIMESTAMPNS`` that this process keeps open, so the kernel keeps stamping every arrival.
+
+    Linux stamps arriving packets only while some socket on the machine asks for it, and the first socket to
+    ask (after none did) switches the stamping on from a deferred kernel work item (``net_enable_timestamp``),
+    not in its ``setsockopt``: a segment that arrives before that work has run carries no stamp. With one
+    session at a time every connection was that first socket (the previous one closed meanwhile), and a reply
+    sent at once after the connect (OpenAI's ``session.created``) was read unstamped in 39 of 200 tries on an
+    idle machine. While this hold is open the count never falls to zero, and a connection's own ``setsockopt``
+    takes effect at once.
+    """
+
+    def __init__(self) -> None:
+        self._sock = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(SWITCH_WAIT_S)
+        self.confirmed = self._wait_for_a_stamp()
+        """Whether a datagram to itself came back stamped within :data:`SWITCH_WAIT_S` (the switch is on)."""
+
+    def _wait_for_a_stamp(self) -> bool:
+        """Send datagrams to the hold itself until one arrives stamped: the deferred switch has then run."""
+        deadline = time.monotonic() + SWITCH_WAIT_S
+        while True:
+            self._sock.sendto(b".", self._sock.getsockname())
+            try:
+                _data, ancdata, _flags, _address = self._sock.recvmsg(1, ANCILLARY_BYTES)
+            except OSError:
+                return False
+            if any(level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS for level, kind, _ in ancdata):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0005)
+
+
+@functools.cache
+def hold_arrival_stamps() -> ArrivalStampHold:
+    """The process's :class:`ArrivalStampHold`, made (and the kernel's stamping confirmed on) at the first call.
+
+    Process-wide by nature: the switch it holds is the machine's, and one open socket holds it for every
+    connection of the process, for the process's lifetime.
+    """
+    return ArrivalStampHold()
 
 
 def socket_class(clock: str) -> type[websocket.WebSocket]:
@@ -587,6 +636,7 @@ class KernelWebSocket(websocket.WebSocket):
     clock = "kernel"
 
     def __init__(self, *args: Any, sockopt: Any = None, sslopt: dict | None = None, **kwargs: Any) -> None:
+        hold_arrival_stamps()   # the kernel stamps from this connection's first segment on
         self.bridge = ClockBridge()
         sockopt = tuple(sockopt or ()) + ((socket.SOL_SOCKET, SO_TIMESTAMPNS, 1),)
         sslopt = {"context": KernelTLSContext(sslopt or {}, self.bridge)}
