@@ -73,7 +73,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any
+from typing import Any, Callable
 
 import websocket
 from websocket import _http as ws_http
@@ -162,14 +162,15 @@ def hold_arrival_stamps() -> ArrivalStampHold:
     return ArrivalStampHold()
 
 
-def socket_class(clock: str) -> type[websocket.WebSocket]:
-    """The websocket-client class a driver opens its connections with, for ``--clock`` ``clock``.
+def socket_class(clock: str, threads: ReaderThreads | None = None) -> Callable[..., websocket.WebSocket]:
+    """What a driver opens its connections with (websocket-client's ``class_``), for ``--clock`` ``clock``.
 
-    ``kernel`` gives :class:`KernelWebSocket` where :func:`available`, else (and for ``process``)
-    :class:`ProcessWebSocket`. Both have :meth:`arrival_ns`.
+    ``kernel`` gives :class:`KernelWebSocket` where :func:`available` (its reader threads taken from ``threads``,
+    the driver's own, when given), else (and for ``process``) :class:`ProcessWebSocket`. Both have
+    :meth:`arrival_ns`.
     """
     if clock == "kernel" and available() is None:
-        return KernelWebSocket
+        return KernelWebSocket if threads is None else functools.partial(KernelWebSocket, reader_threads=threads)
     return ProcessWebSocket
 
 
@@ -235,7 +236,7 @@ class ArrivalReader:
     CHUNK = 65_536
     """Bytes one ``recvmsg`` may take (a longer queue takes several reads, each stamped; the heap serves this size)."""
 
-    def __init__(self, sock: socket.socket, bridge: ClockBridge) -> None:
+    def __init__(self, sock: socket.socket, bridge: ClockBridge, threads: ReaderThreads | None = None) -> None:
         self._sock = sock   # the caller's socket: its timeout is the read timeout
         self._bridge = bridge
         self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()
@@ -249,11 +250,12 @@ class ArrivalReader:
         self._wakeup = _Wakeup()
         raw = _socket.socket(fileno=os.dup(sock.fileno()))
         raw.setblocking(True)   # the descriptor's flag, shared with ``sock``: recvmsg waits in the kernel
-        _native_thread(self._run, (raw,))
+        (threads or ReaderThreads(keep=False)).run(self, raw, wanted_priority())
 
-    def _run(self, raw: _socket.socket) -> None:
+    def run(self, raw: _socket.socket, priority: str) -> None:
+        """The reader thread's loop over this connection, until its end (``priority``: what the thread runs at)."""
         self.native_id = threading.get_native_id()
-        self.priority = prompt_this_thread()
+        self.priority = priority
         try:
             while True:
                 try:
@@ -304,27 +306,117 @@ class ArrivalReader:
             pass   # not connected any more: the thread has seen the end already
 
 
-def prompt_this_thread() -> str:
-    """Put the calling thread under SCHED_FIFO where the process may; what it got (``fifo`` or ``normal``).
+def wanted_priority() -> int:
+    """The SCHED_FIFO priority a reader thread started from the calling thread asks for (:func:`prompt_this_thread`).
+
+    :data:`READER_PRIORITY`, or one above the calling thread where that one is realtime itself (a Locust process run
+    under SCHED_FIFO, as bench/capacity.py does: a reader below it would wait for it to sleep; at 400 sessions that
+    gave a client-side p99 of 7.5 ms and a load average of 20).
+    """
+    try:
+        policy = os.sched_getscheduler(0)
+        above = os.sched_getparam(0).sched_priority + 1 if policy in (os.SCHED_FIFO, os.SCHED_RR) else 0
+        return min(max(READER_PRIORITY, above), os.sched_get_priority_max(os.SCHED_FIFO))
+    except (AttributeError, OSError):
+        return READER_PRIORITY
+
+
+def prompt_this_thread(priority: int = READER_PRIORITY) -> str:
+    """Put the calling thread under SCHED_FIFO ``priority`` where the process may; what it got (``fifo``/``normal``).
 
     A reader thread that waits for a CPU after the kernel woke it leaves the bytes in the receive queue meanwhile,
     where the next segment merges with them. On a machine busier than its cores (several worker processes per
     core, CI) that wait passes 20 ms under the normal policy (issue 23's notes: 12 connections in one parallel
     test run); a realtime thread runs at once. It does not hog the core: it runs for microseconds per read and
-    sleeps on the GIL, not spinning, when another thread holds it. The priority is :data:`READER_PRIORITY`, or
-    one above the thread that started it where that one is realtime itself (a Locust process run under
-    SCHED_FIFO, as bench/capacity.py does: a reader below it would wait for it to sleep; at 400 sessions that
-    gave a client-side p99 of 7.5 ms and a load average of 20). Without the privilege (CAP_SYS_NICE or an
+    sleeps on the GIL, not spinning, when another thread holds it. Without the privilege (CAP_SYS_NICE or an
     RLIMIT_RTPRIO, as in most containers) it stays as it was started.
     """
     try:
-        inherited = os.sched_getscheduler(0)   # a new thread starts with its creator's policy and priority
-        above = os.sched_getparam(0).sched_priority + 1 if inherited in (os.SCHED_FIFO, os.SCHED_RR) else 0
-        priority = min(max(READER_PRIORITY, above), os.sched_get_priority_max(os.SCHED_FIFO))
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (AttributeError, OSError):
         return "normal"
     return "fifo"
+
+
+class ReaderThreads:
+    """The native threads of one owner's connections (a driver's: one connection at a time, one after another).
+
+    Starting a thread and giving it its priority cost about 0.1 ms of CPU per connection (bench/RESULTS.md), a
+    tenth of what a whole cycle costs at 500 sessions: a thread whose connection has ended waits here
+    :data:`IDLE_S` for the owner's next connection instead, and ends if none comes (so an owner that goes away
+    leaves no thread behind for long). ``keep=False``: every connection starts its own thread, which ends with it.
+    """
+
+    IDLE_S = 5.0
+
+    def __init__(self, keep: bool = True) -> None:
+        self._keep = keep
+        self._idle: list[_ReaderThread] = []
+        self._lock = _real_lock()
+        self.started = 0
+        """Threads started so far (the rest of the connections reused one)."""
+
+    @property
+    def idle(self) -> int:
+        """Threads waiting for the next connection."""
+        return len(self._idle)
+
+    def run(self, reader: ArrivalReader, raw: _socket.socket, priority: int) -> None:
+        """Have a thread read ``raw`` for ``reader`` at SCHED_FIFO ``priority``: an idle one, or a new one."""
+        with self._lock:
+            idle = self._idle.pop() if self._idle else None
+        if idle is not None:
+            idle.hand(reader, raw, priority)
+            return
+        self.started += 1
+        _native_thread(_ReaderThread(self).serve, (reader, raw, priority))
+
+    def park(self, thread: _ReaderThread) -> bool:
+        """A thread whose connection ended offers itself for the next one; False: it is not kept, it ends."""
+        if not self._keep:
+            return False
+        with self._lock:
+            self._idle.append(thread)
+        return True
+
+    def retire(self, thread: _ReaderThread) -> bool:
+        """A thread idle for :data:`IDLE_S` leaves; False when a connection was handed to it meanwhile."""
+        with self._lock:
+            if thread in self._idle:
+                self._idle.remove(thread)
+                return True
+        return False
+
+
+class _ReaderThread:
+    """One native reader thread: reads a connection to its end, then waits for the next (:class:`ReaderThreads`)."""
+
+    def __init__(self, threads: ReaderThreads) -> None:
+        self._threads = threads
+        self._job: tuple[ArrivalReader, _socket.socket, int] | None = None
+        self._handed = _real_lock()
+        self._handed.acquire()
+        self._priority: int | None = None
+        self._got = "normal"
+
+    def hand(self, reader: ArrivalReader, raw: _socket.socket, priority: int) -> None:
+        """From the connecting thread: the next connection for this (parked) thread."""
+        self._job = (reader, raw, priority)
+        self._handed.release()
+
+    def serve(self, reader: ArrivalReader, raw: _socket.socket, priority: int) -> None:
+        while True:
+            if priority != self._priority:   # the first connection, or one from a thread of another priority
+                self._priority, self._got = priority, prompt_this_thread(priority)
+            reader.run(raw, self._got)
+            del reader, raw   # nothing of the ended connection stays referenced while the thread waits
+            if not self._threads.park(self):
+                return
+            if not self._handed.acquire(timeout=self._threads.IDLE_S):
+                if self._threads.retire(self):
+                    return
+                self._handed.acquire()   # handed just as it timed out: the hand-over's release is certain
+            (reader, raw, priority), self._job = self._job, None
 
 
 class _Wakeup:
@@ -345,7 +437,7 @@ class _Wakeup:
             self._event = gevent.event.Event()
             self._async = gevent.get_hub().loop.async_(ref=False)
             self._async.start(self._on_async)
-            self._lock = gevent.monkey.get_original("_thread", "allocate_lock")()
+            self._lock = _real_lock()
             self._closing = self._closed = False
         else:
             self._event, self._async = threading.Event(), None
@@ -391,6 +483,15 @@ def gevent_patched() -> bool:
     return monkey is not None and monkey.is_module_patched("socket")
 
 
+def _real_lock() -> Any:
+    """A lock of the OS's, not gevent's, where gevent has patched ``threading`` (native threads wait on it)."""
+    if gevent_patched():
+        import gevent.monkey
+
+        return gevent.monkey.get_original("_thread", "allocate_lock")()
+    return _thread.allocate_lock()
+
+
 def _native_thread(target: Any, args: tuple) -> None:
     """Start a real OS thread even where gevent has patched ``threading`` (whose threads are greenlets)."""
     if gevent_patched():
@@ -428,9 +529,9 @@ class StampedSocket(_ReadByThread):
     kernel gave none: bytes queued before the option was set). Everything else is the socket's own.
     """
 
-    def __init__(self, sock: socket.socket, bridge: ClockBridge) -> None:
+    def __init__(self, sock: socket.socket, bridge: ClockBridge, threads: ReaderThreads | None = None) -> None:
         self._sock = sock
-        self._reader = ArrivalReader(sock, bridge)
+        self._reader = ArrivalReader(sock, bridge, threads)
         self.arrival_ns: int | None = None
         self.recvs = 0
 
@@ -455,9 +556,9 @@ class StampedTLSSocket(_ReadByThread):
     """
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str | None,
-                 bridge: ClockBridge) -> None:
+                 bridge: ClockBridge, threads: ReaderThreads | None = None) -> None:
         self._sock = sock
-        self._reader = ArrivalReader(sock, bridge)
+        self._reader = ArrivalReader(sock, bridge, threads)
         self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False,
                                      server_hostname=server_hostname)
@@ -591,13 +692,15 @@ class KernelTLSContext:
     function: tests/test_kernel_clock.py fails if it goes), so verification is exactly the library's.
     """
 
-    def __init__(self, sslopt: dict[str, Any], bridge: ClockBridge) -> None:
+    def __init__(self, sslopt: dict[str, Any], bridge: ClockBridge, threads: ReaderThreads | None = None) -> None:
         self.sslopt = dict(sslopt)
         self.bridge = bridge
+        self.threads = threads
 
     def wrap_socket(self, sock: socket.socket, do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
                     server_hostname: str | None = None) -> StampedTLSSocket:
-        tls = StampedTLSSocket(sock, verifying_context(self.sslopt, server_hostname), server_hostname, self.bridge)
+        tls = StampedTLSSocket(sock, verifying_context(self.sslopt, server_hostname), server_hostname, self.bridge,
+                               self.threads)
         try:
             tls.do_handshake()
         except BaseException:
@@ -635,18 +738,21 @@ class KernelWebSocket(websocket.WebSocket):
 
     clock = "kernel"
 
-    def __init__(self, *args: Any, sockopt: Any = None, sslopt: dict | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sockopt: Any = None, sslopt: dict | None = None,
+                 reader_threads: ReaderThreads | None = None, **kwargs: Any) -> None:
         hold_arrival_stamps()   # the kernel stamps from this connection's first segment on
         self.bridge = ClockBridge()
+        self.reader_threads = reader_threads
+        """Where the connection's reader thread comes from (:func:`socket_class`); None: a thread of its own."""
         sockopt = tuple(sockopt or ()) + ((socket.SOL_SOCKET, SO_TIMESTAMPNS, 1),)
-        sslopt = {"context": KernelTLSContext(sslopt or {}, self.bridge)}
+        sslopt = {"context": KernelTLSContext(sslopt or {}, self.bridge, reader_threads)}
         super().__init__(*args, sockopt=sockopt, sslopt=sslopt, **kwargs)
         self.frame_buffer.recv_strict = types.MethodType(exact_recv_strict, self.frame_buffer)
 
     def connect(self, url: str, **options: Any) -> None:
         super().connect(url, **options)
         if not isinstance(self.sock, StampedTLSSocket):  # ws://: the handshake read byte by byte, nothing is ahead
-            self.sock = StampedSocket(self.sock, self.bridge)
+            self.sock = StampedSocket(self.sock, self.bridge, self.reader_threads)
 
     def arrival_ns(self) -> int:
         """The kernel's arrival stamp of the message :meth:`recv_data` (or ``recv``) returned last."""
