@@ -131,6 +131,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds py-spy samples (default 10)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second (default 250)")
     parser.add_argument("--realtime", action="store_true", help="server and Locust under SCHED_FIFO")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread that holds the GIL (py-spy --gil): the Python work, without the "
+                             "hub's or the reader threads' waits")
     parser.add_argument("--locustfile", default=str(ROOT / "locustfile.py"))
     parser.add_argument("--top", type=int, default=25, help="leaf and inclusive frames to list (default 25)")
     parser.add_argument("--out", default="", help="folder for py-spy.txt and profile.json (default: a temporary one)")
@@ -165,7 +168,8 @@ def main() -> int:
         time.sleep(args.delay or args.users / 50 + 3)
         raw = out / "py-spy.txt"
         cpu_before, wall_before = locust.cpu_times(), time.time()
-        spy = subprocess.run([pyspy, "record", "--nonblocking", "--format", "raw", "--rate", str(args.rate),
+        spy = subprocess.run([pyspy, "record", "--nonblocking", *(["--gil"] if args.gil else []),
+                              "--format", "raw", "--rate", str(args.rate),
                               "--duration", str(round(args.duration)), "--pid", str(locust.pid), "-o", str(raw)],
                              capture_output=True, text=True, timeout=args.duration + 60)
         if spy.returncode != 0:
