@@ -6,8 +6,14 @@ table, on level records shaped as capacity.json holds them (older runs' records 
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from bootbench.providers import kernel_clock
 from support.bench import bench_module
 
 capacity = bench_module("capacity")
@@ -98,3 +104,18 @@ def test_the_profile_leaves_out_reader_threads_waiting_in_the_kernel(tmp_path):
     assert waiting == 830 and sum(stacks.values()) == 170
     shares = profile.shares(stacks)
     assert shares["receiving (WebSocket frames, read loop)"] == pytest.approx(120 / 170, abs=1e-4)
+
+
+def test_reader_threads_bench_starts_a_thread_per_connection_or_one_per_owner():
+    """bench/reader_threads.py as a process (it patches with gevent itself): its counts of threads started."""
+    if kernel_clock.available() is not None:
+        pytest.skip("no kernel arrival stamps here")
+    script = Path(__file__).resolve().parents[1] / "bench" / "reader_threads.py"
+    done = subprocess.run([sys.executable, str(script), "--owners", "4", "--connections", "3", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"(a thread per connection|threads kept per owner): +([\d.]+) us CPU per connection, "
+                      r"(\d+) threads started for 12 connections", done.stdout)
+    assert [(what, int(started)) for what, _cpu, started in rows] == [("a thread per connection", 12),
+                                                                       ("threads kept per owner", 4)]
+    assert all(float(cpu) > 0 for _what, cpu, _started in rows)
