@@ -136,6 +136,10 @@ class ArrivalStampHold:
         self.confirmed = self._wait_for_a_stamp()
         """Whether a datagram to itself came back stamped within :data:`SWITCH_WAIT_S` (the switch is on)."""
 
+    def close(self) -> None:
+        """Let go of the switch (for a test that needs to see the kernel without this process's hold)."""
+        self._sock.close()
+
     def _wait_for_a_stamp(self) -> bool:
         """Send datagrams to the hold itself until one arrives stamped: the deferred switch has then run."""
         deadline = time.monotonic() + SWITCH_WAIT_S
