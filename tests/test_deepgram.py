@@ -189,11 +189,16 @@ def deepgram_forms():
 
 @pytest.fixture(scope="module")
 def faulted(shared_reference_server, tmp_path_factory):
-    """One in-process run: session 2k+2 struck by case k, every other one clean; a recognisable fake key."""
+    """One in-process run: session 2k+2 struck by case k, every other one clean; a recognisable fake key.
+
+    The faults strike the server's sessions by number, so the run has a server of its own (its own ground truth
+    file is part of the shared cache's key): under pytest-xdist a worker that comes back to this module builds the
+    fixture again, and against the first build's server its sessions would be numbered on from there, unfaulted.
+    """
     faults = [arg for index, case in enumerate(CASES) for arg in ("--fault", f"{case.fault}:at={2 * index + 2}")]
-    server = shared_reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0, reply_ms=200,
-                                     extra_args=faults)
     folder = tmp_path_factory.mktemp("deepgram-faults")
+    server = shared_reference_server(setup_delay="20", first_audio_delay="40", cold_penalty=0, reply_ms=200,
+                                     extra_args=faults, ground_truth=str(folder / "truth.jsonl"))
     run = ground_truth_run(server, folder / "r", "-i", str(2 * len(CASES) + 1), "--provider", "deepgram",
                            "--timeout", "1", "--wait-ms", "50", environ={"DEEPGRAM_API_KEY": LEAK_KEY})
     return run, folder, server
