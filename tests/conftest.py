@@ -106,7 +106,7 @@ def shared_reference_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def shared_ground_truth_run(shared_reference_server, tmp_path_factory, worker_id):
+def shared_ground_truth_run(shared_reference_server, tmp_path_factory):
     """Factory: the session's in-process ground-truth run for a provider at a pace (run on first use, then cached).
 
     ``pace="burst"`` (the default): four iterations of three turns against ``SHARED_RUN_SERVER`` (cold and warm
@@ -124,30 +124,25 @@ def shared_ground_truth_run(shared_reference_server, tmp_path_factory, worker_id
     """
     from support.ground_truth import (GroundTruthRun, ground_truth_runs, shared_run_args, shared_server_options,
                                       side_by_side)
-    from support.once import once
 
     runs: dict[tuple[str, str], GroundTruthRun] = {}
 
-    def batch_runs(batch: list[str], pace: str) -> dict[str, GroundTruthRun]:
-        # the runs of a few providers at once (ground_truth.SIDE_BY_SIDE): mostly waiting for replies
-        plans = {p: (shared_reference_server(**shared_server_options(p, pace)),
-                     tmp_path_factory.mktemp(f"shared-run-{p}-{pace}") / "r",
-                     (*shared_run_args(pace, p), "--provider", p)) for p in batch}
-        return ground_truth_runs(plans, environ={"AIVOCO_API_KEY": "k-123456"})
-
     def run(provider: str, pace: str = "burst") -> GroundTruthRun:
         if (provider, pace) not in runs:
-            batch = list(side_by_side(provider, pace))
-            made = once(tmp_path_factory, worker_id, f"ground-truth-{pace}-{'-'.join(batch)}",
-                        lambda: batch_runs(batch, pace))   # once for every xdist worker (support/once.py)
-            runs.update({(p, pace): done for p, done in made.items()})
+            # the runs of a few providers at once (ground_truth.SIDE_BY_SIDE): mostly waiting for replies
+            batch = [p for p in side_by_side(provider, pace) if (p, pace) not in runs]
+            plans = {p: (shared_reference_server(**shared_server_options(p, pace)),
+                         tmp_path_factory.mktemp(f"shared-run-{p}-{pace}") / "r",
+                         (*shared_run_args(pace, p), "--provider", p)) for p in batch}
+            for p, done in ground_truth_runs(plans, environ={"AIVOCO_API_KEY": "k-123456"}).items():
+                runs[p, pace] = done
         return runs[provider, pace]
 
     return run
 
 
 @pytest.fixture(scope="session")
-def shared_fixed_run(shared_reference_server, tmp_path_factory, worker_id):
+def shared_fixed_run(shared_reference_server, tmp_path_factory):
     """The session's one in-process run of 20 Aivoco iterations, one user, burst pace, against fixed delays.
 
     ``FIXED_RUN_SERVER`` (setup 30 ms, first audio 80 ms, no cold penalty); test_accuracy reads every sample
@@ -155,15 +150,11 @@ def shared_fixed_run(shared_reference_server, tmp_path_factory, worker_id):
     summary and progress lines (tests/support/ground_truth.py).
     """
     from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_PROGRESS_S, FIXED_RUN_SERVER, ground_truth_run
-    from support.once import once
 
-    def fixed_run():
-        server = shared_reference_server(**FIXED_RUN_SERVER)
-        folder = tmp_path_factory.mktemp("shared-fixed-run")
-        return ground_truth_run(server, folder / "r", *FIXED_RUN_ARGS, environ={"AIVOCO_API_KEY": "test-key-123"},
-                                progress_every=FIXED_RUN_PROGRESS_S)
-
-    return once(tmp_path_factory, worker_id, "fixed-run", fixed_run)   # once for every xdist worker
+    server = shared_reference_server(**FIXED_RUN_SERVER)
+    folder = tmp_path_factory.mktemp("shared-fixed-run")
+    return ground_truth_run(server, folder / "r", *FIXED_RUN_ARGS, environ={"AIVOCO_API_KEY": "test-key-123"},
+                            progress_every=FIXED_RUN_PROGRESS_S)
 
 
 RUNS_A_SERVER = frozenset({"reference_server", "shared_reference_server", "shared_ground_truth_run",

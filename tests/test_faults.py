@@ -29,7 +29,6 @@ from bootbench.server.faults import KINDS, FaultNotPlayable, FaultPlan, parse_fa
 from bootbench.server.launcher import ReferenceServer
 from support.fault_matrix import (DIFFERENCES, LEAK_KEY, PROCESS_RUN, MatrixRun, cases, fault_texts, forms, missing,
                                   protocols, readme_tables, run_matrices, session_of, table)
-from support.once import once
 from support.processes import LOCUST, LOCUSTFILE, ROOT, clean_env, free_port, locust_process, read_jsonl, stop_process, wait_for_samples
 
 pytestmark = pytest.mark.truth  # held to the reference server's ground truth within milliseconds
@@ -51,20 +50,19 @@ PROTOCOLS = by_protocol(*protocols())
 
 
 @pytest.fixture(scope="module")
-def matrices(tmp_path_factory, worker_id):
+def matrices(tmp_path_factory):
     """Factory: the matrix run of a protocol (run on first use, then kept for the module).
 
     The first use of an in-process protocol's matrix runs every in-process protocol's, side by side
-    (``run_matrices``); :data:`PROCESS_RUN`'s runs alone. Each is made once for every xdist worker
-    (support/once.py).
+    (``run_matrices``); :data:`PROCESS_RUN`'s runs alone.
     """
     runs: dict[str, MatrixRun] = {}
 
     def matrix(protocol: str) -> MatrixRun:
         if protocol not in runs:
-            wanted = [protocol] if protocol == PROCESS_RUN else [p for p in protocols() if p != PROCESS_RUN]
-            runs.update(once(tmp_path_factory, worker_id, f"matrices-{'-'.join(wanted)}",
-                             lambda: run_matrices({p: tmp_path_factory.mktemp(f"matrix-{p}") for p in wanted})))
+            wanted = [protocol] if protocol == PROCESS_RUN else \
+                [p for p in protocols() if p != PROCESS_RUN and p not in runs]
+            runs.update(run_matrices({p: tmp_path_factory.mktemp(f"matrix-{p}") for p in wanted}))
         return runs[protocol]
 
     return matrix
