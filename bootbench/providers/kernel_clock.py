@@ -158,7 +158,8 @@ class ArrivalStampHold:
 
 @functools.cache
 def hold_arrival_stamps() -> ArrivalStampHold:
-    """The process's :class:`ArrivalStampHold`, made (and the kernel's stamping confirmed on) at the first call.
+    """The process's :class:`ArrivalStampHold`, made (and the kernel's stamping confirmed on) at the first call
+    (:func:`socket_class`, when a driver is made; :class:`KernelWebSocket` again, for direct users).
 
     Process-wide by nature: the switch it holds is the machine's, and one open socket holds it for every
     connection of the process, for the process's lifetime.
@@ -174,6 +175,9 @@ def socket_class(clock: str, threads: ReaderThreads | None = None) -> Callable[.
     :meth:`arrival_ns`.
     """
     if clock == "kernel" and available() is None:
+        # Drivers ask for their class when they are made, outside any timed phase: the first hold of a process may
+        # wait for the kernel's switch (well under 1 ms idle, longer when its deferred work waits for a CPU).
+        hold_arrival_stamps()
         return KernelWebSocket if threads is None else functools.partial(KernelWebSocket, reader_threads=threads)
     return ProcessWebSocket
 
@@ -744,7 +748,7 @@ class KernelWebSocket(websocket.WebSocket):
 
     def __init__(self, *args: Any, sockopt: Any = None, sslopt: dict | None = None,
                  reader_threads: ReaderThreads | None = None, **kwargs: Any) -> None:
-        hold_arrival_stamps()   # the kernel stamps from this connection's first segment on
+        hold_arrival_stamps()   # the kernel stamps from the first segment on (taken by socket_class already)
         self.bridge = ClockBridge()
         self.reader_threads = reader_threads
         """Where the connection's reader thread comes from (:func:`socket_class`); None: a thread of its own."""
