@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy_runs import ROOT, clean_env, realtime_allowed  # noqa: E402
 from capacity import CLIENT_CORE, SERVER_CORE, pinned_server  # noqa: E402
+from bootbench.providers.kernel_clock import ArrivalReader  # noqa: E402
 
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("Locust request events", ("_fire_events",)),
@@ -71,11 +72,12 @@ def part_of(stack: str) -> str:
     return "other"
 
 
-WAITING_LEAVES = ("ArrivalReader._run (",)
+WAITING_LEAVES = (f"{ArrivalReader.run.__qualname__} (",)
 """Leaf frames of threads that wait in the kernel: the kernel clock's reader threads sit in ``recvmsg`` (one per
 connection, 500 at 500 sessions), and py-spy's ``--nonblocking`` sampling cannot tell they are idle, so they took
 83 % of the stacks and left the greenlets' main thread about 1/500 of them. Their own Python work between two
-reads shows under the functions it calls; the lines of ``_run`` itself are left out with the wait."""
+reads shows under the functions it calls; the lines of the loop itself are left out with the wait. Named from the
+function, so that a rename of it cannot silently let the waits back in (it did once: ``_run`` became ``run``)."""
 
 
 def read_collapsed(path: Path) -> tuple[Counter, int]:

@@ -97,7 +97,9 @@ def test_the_profile_leaves_out_reader_threads_waiting_in_the_kernel(tmp_path):
     their stacks are counted apart, so the shares are of the work."""
     profile = bench_module("profile_cycle")
     raw = tmp_path / "py-spy.txt"
-    raw.write_text("_run (bootbench/providers/kernel_clock.py:215);ArrivalReader._run (bootbench/providers/kernel_clock.py:208) 830\n"
+    # a reader thread's stack as py-spy printed it (bench/RESULTS.md's --gil run): kept by its driver, in recvmsg
+    raw.write_text("_ReaderThread.serve (bootbench/providers/kernel_clock.py:411);"
+                   "ArrivalReader.run (bootbench/providers/kernel_clock.py:262) 830\n"
                    "Hub.run (gevent/hub.py:647);_read_loop (bootbench/providers/websocket.py:205);recv_data (websocket/_core.py:460) 120\n"
                    "Hub.run (gevent/hub.py:647);_fire_events (bootbench/user.py:300) 50\n")
     stacks, waiting = profile.read_collapsed(raw)
