@@ -440,7 +440,6 @@ class _Wakeup:
         if gevent_patched():
             import gevent
             import gevent.event
-            import gevent.monkey
 
             self._event = gevent.event.Event()
             self._async = gevent.get_hub().loop.async_(ref=False)
