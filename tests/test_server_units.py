@@ -9,6 +9,7 @@ import pytest
 
 from bootbench.server.protocols.aivoco.checks import check_audio_data, check_start_call
 from bootbench.server.latency import LatencyModel, parse_delay
+from bootbench.server.truth import SessionTruth
 from bootbench.wire import SILENCE_THRESHOLD
 
 
@@ -91,3 +92,18 @@ def test_audio_data_checks_accept_correct_chunks_and_silence() -> None:
 def test_each_audio_data_defect_is_one_violation(override: dict[str, object], problem: str) -> None:
     problems = check_audio_data((_payload([0, 16384, -100], **override),)).problems
     assert len(problems) == 1 and problem in problems[0]
+
+
+def test_restamp_moves_a_stamp_to_its_write_only_where_it_is_still_the_one_taken_before_the_send():
+    record = SessionTruth(session=1, protocol="aivoco", sid="s")
+    record.t_ns["ready_sent"] = 100
+    record.restamp("ready_sent", 100, 130)
+    assert record.t_ns["ready_sent"] == 130
+    assert record.turns == []                       # a session-level stamp makes no turn
+    record.note_first_audio(500)                    # turn 1 and the session
+    record.restamp("first_audio_sent", 500, 520)
+    assert record.t_ns["first_audio_sent"] == 520 and record.turns[0].t_ns["first_audio_sent"] == 520
+    record.restamp("first_audio_sent", 500, 999)    # already moved: the stamp taken then is no longer there
+    assert record.t_ns["first_audio_sent"] == 520
+    record.restamp("first_audio_sent", 520, None)   # queued, not written inline: the stamp stays
+    assert record.t_ns["first_audio_sent"] == 520

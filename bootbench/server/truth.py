@@ -192,6 +192,15 @@ class SessionTruth:
         if self.t_ns["first_audio_sent"] is None:
             self.t_ns["first_audio_sent"] = sent_ns
 
+    def restamp(self, name: str, taken_ns: int, written_ns: int | None) -> None:
+        """Move stamp ``name`` of the session and of its current turn from ``taken_ns`` (taken before the send) to
+        ``written_ns`` (right before the message's frame was written), where it is still the one taken then."""
+        if written_ns is None:
+            return
+        for t_ns in (self.t_ns, *(turn.t_ns for turn in self.turns[-1:])):
+            if t_ns.get(name) == taken_ns:
+                t_ns[name] = written_ns
+
     def note_stage(self, stage: str, sent_ns: int) -> None:
         """Stamp the send of the current turn's first event of service stage ``stage`` (a key of
         :data:`STAGE_TIMESTAMPS`); later events of that stage in the turn are not stamped."""

@@ -20,7 +20,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
 from aiohttp import web
 
 from bootbench.server.context import ProtocolContext
@@ -32,6 +31,7 @@ from bootbench.server.truth import SessionTruth
 from bootbench.server.turns import IdleTurnEnd, SilenceDetector
 from bootbench.wire import AIVOCO_INPUT_RATE, AIVOCO_OUTPUT_RATE, VAD_SILENCE_MS
 
+from . import socketio_tuning
 from .checks import check_audio_data, check_start_call
 from .faults import AUTH_MESSAGE, echo, ended_event, error_event, malformed_reply
 
@@ -138,8 +138,10 @@ class AivocoProtocol:
         self._api_key = context.api_key
         self.reply = ReplyAudio(context.reply_ms, REPLY_RATE, REPLY_CHUNK_MS)
         self.greeting = ReplyAudio(GREETING_MS, REPLY_RATE, REPLY_CHUNK_MS, tone_hz=GREETING_HZ)
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, cors_allowed_origins="*",
-                                        max_http_buffer_size=MAX_MESSAGE_BYTES)
+        # Packets written by the coroutine that emits them: a ground-truth stamp and its message's write are one
+        # step of the event loop (socketio_tuning).
+        self.sio = socketio_tuning.inline_server(async_mode="aiohttp", async_handlers=False, cors_allowed_origins="*",
+                                                 max_http_buffer_size=MAX_MESSAGE_BYTES)
         self.connections: dict[str, AivocoConnection] = {}
         self.stopping = False
         self.sio.on("connect", self.on_connect)
@@ -223,6 +225,7 @@ class AivocoProtocol:
         record.t_ns["ready_sent"] = ready = time.perf_counter_ns()
         await self.sio.emit("session_ready", {"message": "Session ready", "credits_available": CREDITS,
                                               "cost_per_minute": 1, "functions_loaded": 0}, to=record.sid)
+        ready = self._restamp(record, "ready_sent", ready)
         if record.injected.greeting_ms is not None:
             session.greeting_task = _spawn(self._greet(session, ready + int(record.injected.greeting_ms * 1e6)))
 
@@ -310,10 +313,11 @@ class AivocoProtocol:
         if fault is not None and await self._fault_at_turn_end(session, fault):
             return
         start = turn_end_ns + int(self.scheduler.first_audio_delay(record) * 1e6)
-        # the answer's text before its audio (TEXT_FRACTION), stamped in the ground truth right before the send
+        # the answer's text before its audio (TEXT_FRACTION), stamped in the ground truth as its frame is written
         await sleep_until(turn_end_ns + int((start - turn_end_ns) * TEXT_FRACTION))
-        record.note_stage("first_text", time.perf_counter_ns())
+        record.note_stage("first_text", text := time.perf_counter_ns())
         await self.sio.emit("text_response", {"text": REPLY_TEXT}, to=record.sid)
+        self._restamp(record, "first_text_sent", text)
         out = record.audio_out
         session.reply_chunks = self.reply.chunks_for(record.injected.leading_silence_ms)
         for index, (chunk, samples) in enumerate(session.reply_chunks):
@@ -338,8 +342,19 @@ class AivocoProtocol:
             if fault is not None and fault.kind == "silent_audio":
                 chunk = silenced(chunk)
             await self.sio.emit("audio_response", {"audio_data": chunk}, to=record.sid)
+            if index == 0:
+                self._restamp(record, "first_audio_sent", sent)
+            if index == len(session.reply_chunks) - 1:
+                self._restamp(record, "reply_end_sent", sent)
             if index == 0 and fault is not None and fault.kind == "drop" and fault.option("when") == "mid_reply":
                 _spawn(self._drop_soon(record.sid))
+
+    def _restamp(self, record: SessionTruth, name: str, taken_ns: int) -> int:
+        """Ground-truth stamp ``name``, taken at ``taken_ns`` before its message was emitted, moved to the moment the
+        message's frame was written (socketio_tuning.written_ns), when it was written inline; the stamp it has now."""
+        written = socketio_tuning.written_ns(self.sio, record.sid)
+        record.restamp(name, taken_ns, written)
+        return taken_ns if written is None else written
 
     async def on_stop_call(self, sid: str, *args: Any) -> None:
         received = time.perf_counter_ns()
@@ -368,10 +383,11 @@ class AivocoProtocol:
             outcome = "stopped_before_audio"
         else:
             outcome = "stopped_before_ready"
-        record.t_ns["ended_sent"] = time.perf_counter_ns()
+        record.t_ns["ended_sent"] = ended = time.perf_counter_ns()
         await self.sio.emit("session_ended", {"reason": "user_requested", "message": "Call ended",
                                               "total_credits_used": 1, "remaining_credits": CREDITS - 1},
                             to=sid)
+        self._restamp(record, "ended_sent", ended)
         self.scheduler.finish(record, outcome)
 
     # ------------------------------------------------------------ injected faults (see bootbench.server.faults, .faults)
