@@ -1,7 +1,8 @@
 """Ground truth: what the reference server did in each session, one JSON line per session.
 
-Timestamps are ``time.perf_counter_ns()`` of the server process; durations in
-``measured`` are computed from them. A line is written and flushed when its
+Timestamps are ``time.perf_counter_ns()`` of the server process, taken right
+before the message is sent (Aivoco's: right before its frame is written,
+:meth:`SessionTruth.restamp`); durations in ``measured`` are computed from them. A line is written and flushed when its
 session ends, so a killed run keeps every finished session. No secret (the
 API key) is ever part of a record.
 """
