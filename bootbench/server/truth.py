@@ -2,9 +2,9 @@
 
 Timestamps are ``time.perf_counter_ns()`` of the server process, taken right
 before the message is sent (Aivoco's: right before its frame is written,
-:meth:`SessionTruth.restamp`); durations in ``measured`` are computed from them. A line is written and flushed when its
-session ends, so a killed run keeps every finished session. No secret (the
-API key) is ever part of a record.
+:meth:`SessionTruth.restamp`); durations in ``measured`` are computed from
+them. A line is written and flushed when its session ends, so a killed run
+keeps every finished session. No secret (the API key) is ever part of a record.
 """
 
 from __future__ import annotations
