@@ -27,7 +27,11 @@ How a stamp belongs to its message:
   only while it takes the GIL back to queue what it read (microseconds when the
   hub is idle, up to the interpreter's switch interval, 5 ms, when it is busy):
   only a segment that arrives within that gap shares the next read (and its
-  stamp) with the one before it. The reference server's reply chunks are 40 ms
+  stamp) with the one before it. The 5 ms holds while the thread that has the
+  GIL is on a CPU: the GIL is handed over, never taken, so on a machine with
+  more runnable threads than cores, where the OS can take the CPU from the
+  GIL's holder (a Locust process not under SCHED_FIFO), the gap lasts until
+  the holder runs again. The reference server's reply chunks are 40 ms
   apart, real services' 20 to 100 ms, and session ready is followed by nothing
   until bootbench sends its input.
 - A frame is taken from the queued reads with no byte beyond it
@@ -235,7 +239,7 @@ class ArrivalReader:
     a merge: the module's doc). Between two reads the thread is out of the kernel only while it takes the GIL
     back and queues what it read: bytes that arrive in that gap share the next read's stamp, so a message is
     stamped late only when the next segment came within that gap (the interpreter's switch interval, 5 ms, at
-    most when the hub is busy; microseconds when it is idle). Greenlets (or threads, unpatched) read the
+    most when the hub is busy and the GIL's holder is on a CPU; microseconds when it is idle; the module's doc). Greenlets (or threads, unpatched) read the
     queued chunks with :meth:`read`, woken through a gevent async watcher (or a real Event). The descriptor
     itself never shows readable to a select or poll (the thread has taken the bytes): every read goes through
     :meth:`read`, as websocket-client's ``recv`` does.
