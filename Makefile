@@ -27,8 +27,8 @@ TEST_ENV := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycac
 #    (pytest --last-failed), with the same assertions, and the phase fails if it fails alone too. The output shows
 #    both runs, so a test that keeps needing the second belongs among the quiet ones;
 # 2. the quiet tests, one at a time: a link's delay within 4 ms, the harness stalled on purpose and held within
-#    1 ms, 20 sessions at once held to their truth, a packet capture at the least CPU priority: what other
-#    processes on the same 2 cores move.
+#    1 ms, 20 sessions at once held to their truth, a packet capture at the least CPU priority, a sweep's capacity
+#    judged from 8 calls per level: what other processes on the same 2 cores move.
 test: $(VENV)/.installed
 	$(TEST_ENV) $(BIN)/python -m pytest -n 4 --dist worksteal -m "not quiet"; parallel=$$?; \
 	if [ $$parallel -eq 1 ]; then \

@@ -95,6 +95,10 @@ def test_a_sweep_in_one_process_finds_the_capacity_of_the_reference_server(tmp_p
 
 
 @pytest.mark.slow
+# Alone: a queued call's cold start is only about twice the others' (it waits for one call, which stops at its
+# first audio), and with 8 calls per level a level's p95 is its slowest call. Under the parallel phase's load one
+# 1-user call slowed by a third lifted the limit above the queueing: capacity 6 in 5 of 12 suite runs (Dec 2026).
+@pytest.mark.quiet
 def test_a_sweep_with_two_worker_processes_finds_the_same_capacity(tmp_path, reference_server):
     # a port of its own: with Locust's default 5557, the workers of another --processes run on this machine
     # could join this master
