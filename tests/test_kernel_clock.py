@@ -10,6 +10,7 @@ relies on: they fail when websocket-client or python-engineio stop reading throu
 from __future__ import annotations
 
 import base64
+import collections
 import gc
 import hashlib
 import os
@@ -64,7 +65,7 @@ def block_hub(ms: float) -> None:
     unpatched_sleep(ms / 1000)
 
 
-def stalled_cycle(driver, early_ms: float = 20.0, stall_ms: float = STALL_MS) -> Timeline:
+def stalled_cycle(driver, early_ms: float = 20.0, stall_ms: float = STALL_MS, stall_with=block_hub) -> Timeline:
     """One cycle whose harness stalls for ``stall_ms`` around the arrival of the first audio.
 
     The stall starts ``early_ms`` before the first audio is due. STALL_MS ends it 30 ms after, before the reply's
@@ -78,11 +79,12 @@ def stalled_cycle(driver, early_ms: float = 20.0, stall_ms: float = STALL_MS) ->
     driver.start(timeline, deadline)
     driver.send_audio(timeline)
     due_ms = FIRST_AUDIO_MS - early_ms - (time.perf_counter_ns() - timeline.input_sent) / 1e6
-    stall = gevent.spawn_later(max(0.0, due_ms) / 1000, block_hub, stall_ms)
+    stall = gevent.spawn_later(max(0.0, due_ms) / 1000, stall_with, stall_ms)
     driver.first_audio(timeline, deadline)
     stall.join()
     sock = transport(driver).sock
     timeline.unstamped_reads = getattr(sock, "unstamped_reads", None)
+    timeline.late_window_ns = getattr(sock, "late_window_ns", None)
     timeline.transport_class = type(sock).__name__
     driver.stop(timeline)
     driver.close()
@@ -487,3 +489,97 @@ def test_websocket_client_builds_the_verifying_context_as_before(tmp_path):
     assert context.cert_store_stats()["x509_ca"] == 1
     default = kernel_clock.verifying_context({}, "example.com")
     assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname
+
+
+# ---- bytes that waited for the reader thread: counted, as the driver's anomaly kernel_stamp_late
+
+LATE_SERVER = """
+import socket, sys, time
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+conn, _ = listener.accept()
+conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+assert conn.recv(1) == b"g"
+for part in (b"A", b"B", b"C"):
+    time.sleep(0.04)   # the first one too: the client holds its GIL by then (its "g" send takes ~0.1 ms here)
+    conn.sendall(part)
+conn.recv(1)
+"""
+
+
+def gil_holder(ms: float) -> range:
+    """What keeps the GIL for about ``ms`` without giving it up at the switch interval: ``sum`` over this range is one
+    C call, as when the thread that holds the GIL is off the CPU. No other thread of the process runs Python meanwhile."""
+    per_item = []
+    for _ in range(3):   # the first call runs colder than the one that counts
+        start = time.perf_counter()
+        sum(range(1_000_000))
+        per_item.append((time.perf_counter() - start) / 1_000_000)
+    return range(int(ms / 1000 / min(per_item)))
+
+
+def read_three_with_the_gil_held(hold_ms: float):
+    """A, B and C sent 40 ms apart by another process (this one's GIL does not hold it up), read by a reader thread
+    while this thread keeps the GIL for ``hold_ms`` from just after asking for them; the counts and the reads."""
+    assert not hold_ms or hold_ms > 150, "the hold must cover A to C: 40 to 120 ms after the request"
+    server = subprocess.Popen([os.sys.executable, "-c", LATE_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        kernel_clock.hold_arrival_stamps()
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.setsockopt(socket.SOL_SOCKET, kernel_clock.SO_TIMESTAMPNS, 1)
+        anomalies = collections.Counter()
+        client = kernel_clock.StampedSocket(raw, kernel_clock.ClockBridge(), kernel_clock.ReaderThreads(anomalies=anomalies))
+        holder = gil_holder(hold_ms)
+        try:
+            client.sendall(b"g")
+            sum(holder)   # from before A arrives (40 ms after "g") to after C
+            received = []
+            while sum(len(data) for data, _ in received) < 3:
+                data = client.recv(3)
+                received.append((data, client.arrival_ns))
+            client.sendall(b"e")
+            return anomalies, client, received
+        finally:
+            client.close()
+    finally:
+        server.wait(10)
+
+
+@pytest.mark.quiet   # alone: the windows are tens of milliseconds, and only this process's GIL may hold the reader
+def test_bytes_that_waited_for_the_reader_thread_are_counted_as_the_drivers_anomaly():
+    anomalies, client, received = read_three_with_the_gil_held(250)
+    # A was taken off the kernel before the hold kept the thread from handing it over; B and C queued behind it
+    # and came in one read, both with C's stamp: B is stamped 40 ms late, and that read is counted.
+    assert b"".join(data for data, _ in received) == b"ABC"
+    assert client.late_reads == 1 and anomalies == {kernel_clock.LATE_STAMP: 1}
+    assert client.late_window_ns >= 60e6   # C's arrival 80 ms after A's, against a 5 ms switch interval
+    assert received[-1][0].endswith(b"BC")   # B came with C, and has its stamp
+
+
+def test_bytes_read_as_they_arrive_are_not_counted():
+    anomalies, client, received = read_three_with_the_gil_held(0)
+    assert b"".join(data for data, _ in received) == b"ABC"
+    assert client.late_reads == 0 and anomalies[kernel_clock.LATE_STAMP] == 0
+    stamps = [stamp for _, stamp in received]
+    assert len(received) == 3 and stamps[1] - stamps[0] >= 30e6 and stamps[2] - stamps[1] >= 30e6
+
+
+@held_within_a_millisecond
+@pytest.mark.parametrize("driver_class", [AivocoDriver, OpenAIRealtimeDriver], ids=["aivoco", "openai"])
+def test_a_harness_that_keeps_the_gil_over_the_next_chunks_counts_the_late_stamps(reference_server, driver_class):
+    """The stall of LONG_STALL_MS keeps the GIL this time (as a harness whose thread is off the CPU would): the reader
+    thread takes the first chunk off the kernel but cannot hand it over, and the next chunks merge behind it."""
+    server = reference_server(**SERVER)
+    config = DriverConfig(url=server.url, api_key="k-123456", timeout=10, clock="kernel")
+    driver = driver_class(config, Stimulus.sine(seconds=0.3, rate=driver_class.input_rate))
+    holder = gil_holder(LONG_STALL_MS)
+    timeline = stalled_cycle(driver, stall_ms=LONG_STALL_MS, stall_with=lambda ms: sum(holder))
+    time.sleep(0.3)  # the server writes a session's record when it ends
+    [truth] = measured(server)
+    assert driver.anomalies[kernel_clock.LATE_STAMP] >= 1   # the chunks after the first came in a late read
+    # Never early, and late by no more than the counted wait. Aivoco's first chunk is off the kernel before the next
+    # arrives (its own stamp); OpenAI's comes right behind the response's opening events, merges with them and the
+    # next chunks, and is stamped up to that wait late: what the anomaly is there to say.
+    error = timeline.phases()["first_response_ms"] - truth["first_response_ms"]
+    assert -BOUND_MS <= error <= timeline.late_window_ns / 1e6 + BOUND_MS

@@ -31,7 +31,14 @@ How a stamp belongs to its message:
   GIL is on a CPU: the GIL is handed over, never taken, so on a machine with
   more runnable threads than cores, where the OS can take the CPU from the
   GIL's holder (a Locust process not under SCHED_FIFO), the gap lasts until
-  the holder runs again. The reference server's reply chunks are 40 ms
+  the holder runs again. Such a gap is counted: a read whose bytes had all
+  arrived before the thread came back for them, spread over more than the
+  switch interval since the previous read's, is the owner's (a driver's)
+  anomaly :data:`LATE_STAMP`, in that iteration's sample and in metrics.json's
+  ``errors.anomalies``; a message in such a read may carry a later one's stamp,
+  by up to that spread (:attr:`ArrivalReader.late_window_ns`). A read that
+  holds one message is counted too (its stamp is right): the count says where
+  to look, not that a figure is wrong. The reference server's reply chunks are 40 ms
   apart, real services' 20 to 100 ms, and session ready is followed by nothing
   until bootbench sends its input.
 - A frame is taken from the queued reads with no byte beyond it
@@ -102,6 +109,9 @@ REFRESH_NS = 1_000_000_000
 """How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
 SWITCH_WAIT_S = 2.0
 """How long :func:`hold_arrival_stamps` waits for the kernel to start stamping (it takes well under 1 ms when idle)."""
+LATE_STAMP = "kernel_stamp_late"
+"""The anomaly a driver counts for each read whose bytes waited for the reader thread longer than the interpreter's
+switch interval (:meth:`ArrivalReader.run`): a message among them may carry a later message's stamp."""
 
 
 def available() -> str | None:
@@ -255,6 +265,12 @@ class ArrivalReader:
         self._head, self._head_at, self._head_stamp = b"", 0, 0
         self.reads = 0
         self.unstamped_reads = 0
+        self.late_reads = 0
+        """Reads whose bytes had waited for the thread longer than the switch interval (:meth:`run`)."""
+        self.late_window_ns = 0
+        """The longest such wait: the most a message of this connection may be stamped late by."""
+        self._threads = threads
+        self._late_ns = int(sys.getswitchinterval() * 1e9)
         self.ended = False
         self.native_id: int | None = None
         self.priority: str | None = None
@@ -268,8 +284,10 @@ class ArrivalReader:
         """The reader thread's loop over this connection, until its end (``priority``: what the thread runs at)."""
         self.native_id = threading.get_native_id()
         self.priority = priority
+        previous = None
         try:
             while True:
+                entered = time.perf_counter_ns()
                 try:
                     data, ancdata, _flags, _address = raw.recvmsg(self.CHUNK, ANCILLARY_BYTES)
                 except OSError:
@@ -282,12 +300,25 @@ class ArrivalReader:
                 if stamp is None:
                     self.unstamped_reads += 1
                     stamp = read
+                elif previous is not None and stamp < entered and stamp - previous > self._late_ns:
+                    # Bytes that were in the kernel before the thread came back for them, arrived over more than
+                    # the switch interval since the last read's: the thread was kept from the kernel that long
+                    # (it waits for the GIL, and the GIL's holder can be off the CPU), and an earlier message
+                    # among them carries this read's (later) stamp.
+                    self._note_late(stamp - previous)
+                previous = stamp
                 self._chunks.append((data, stamp))
                 self._wakeup.notify()
         finally:
             raw.close()
             self.ended = True
             self._wakeup.notify(last=True)
+
+    def _note_late(self, window_ns: int) -> None:
+        self.late_reads += 1
+        self.late_window_ns = max(self.late_window_ns, window_ns)
+        if self._threads is not None:
+            self._threads.count_late()
 
     def read(self, size: int) -> tuple[bytes, int | None]:
         """Up to ``size`` queued bytes of one read and that read's stamp, waiting for one; (b"", None) at the end.
@@ -361,12 +392,20 @@ class ReaderThreads:
 
     IDLE_S = 5.0
 
-    def __init__(self, keep: bool = True) -> None:
+    def __init__(self, keep: bool = True, anomalies: collections.Counter[str] | None = None) -> None:
         self._keep = keep
         self._idle: list[_ReaderThread] = []
         self._lock = _real_lock()
+        self._anomalies = anomalies
+        """The owner's (a driver's) anomaly counts: the threads add :data:`LATE_STAMP` to it."""
         self.started = 0
         """Threads started so far (the rest of the connections reused one)."""
+
+    def count_late(self) -> None:
+        """From a reader thread: one more read whose stamp may be late for an earlier message (:data:`LATE_STAMP`)."""
+        if self._anomalies is not None:
+            with self._lock:
+                self._anomalies[LATE_STAMP] += 1
 
     @property
     def idle(self) -> int:
@@ -527,6 +566,15 @@ class _ReadByThread:
     @property
     def unstamped_reads(self) -> int:
         return self._reader.unstamped_reads
+
+    @property
+    def late_reads(self) -> int:
+        """Reads whose bytes waited for the reader thread longer than the switch interval (:data:`LATE_STAMP`)."""
+        return self._reader.late_reads
+
+    @property
+    def late_window_ns(self) -> int:
+        return self._reader.late_window_ns
 
     def close(self) -> None:
         self._reader.stop()
