@@ -230,8 +230,7 @@ class BootUser(User):
             self._connect_ahead()
         if error is not None:
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)
-        anomalies_after = dict(self.driver.anomalies)   # one copy: the kernel clock's reader threads add to it
-        anomalies = {k: v - anomalies_before.get(k, 0) for k, v in anomalies_after.items()
+        anomalies = {k: v - anomalies_before.get(k, 0) for k, v in self.driver.anomalies.items()
                      if v - anomalies_before.get(k, 0)}
         turns = None
         if ctx.settings.turns > 1:

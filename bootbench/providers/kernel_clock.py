@@ -31,12 +31,11 @@ How a stamp belongs to its message:
   GIL is on a CPU: the GIL is handed over, never taken, so on a machine with
   more runnable threads than cores, where the OS can take the CPU from the
   GIL's holder (a Locust process not under SCHED_FIFO), the gap lasts until
-  the holder runs again. Such a gap is counted: a read whose bytes had all
-  arrived before the thread came back for them, spread over more than the
-  switch interval since the previous read's, is the owner's (a driver's)
-  anomaly :data:`LATE_STAMP`, in that iteration's sample and in metrics.json's
-  ``errors.anomalies``; a message in such a read may carry a later one's stamp,
-  by up to that spread (:attr:`ArrivalReader.late_window_ns`). A read that
+  the holder runs again. Such a gap is counted on the connection: a read whose
+  bytes had all arrived before the thread came back for them, spread over more
+  than the switch interval since the previous read's (``late_reads``; the
+  widest spread, ``late_window_ns``, is the most a message in such a read may
+  be stamped late by), and logged when the connection closes. A read that
   holds one message is counted too (its stamp is right): the count says where
   to look, not that a figure is wrong. The reference server's reply chunks are 40 ms
   apart, real services' 20 to 100 ms, and session ready is followed by nothing
@@ -76,6 +75,7 @@ import _socket
 import _thread
 import collections
 import functools
+import logging
 import os
 import socket
 import ssl
@@ -88,6 +88,8 @@ from typing import Any, Callable
 
 import websocket
 from websocket import _http as ws_http
+
+log = logging.getLogger(__name__)
 
 CLOCKS = ("kernel", "process")
 """``--clock``: kernel arrival stamps (where available), or the process's own stamps."""
@@ -109,9 +111,6 @@ REFRESH_NS = 1_000_000_000
 """How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
 SWITCH_WAIT_S = 2.0
 """How long :func:`hold_arrival_stamps` waits for the kernel to start stamping (it takes well under 1 ms when idle)."""
-LATE_STAMP = "kernel_stamp_late"
-"""The anomaly a driver counts for each read whose bytes waited for the reader thread longer than the interpreter's
-switch interval (:meth:`ArrivalReader.run`): a message among them may carry a later message's stamp."""
 
 
 def available() -> str | None:
@@ -269,7 +268,6 @@ class ArrivalReader:
         """Reads whose bytes had waited for the thread longer than the switch interval (:meth:`run`)."""
         self.late_window_ns = 0
         """The longest such wait: the most a message of this connection may be stamped late by."""
-        self._threads = threads
         self._late_ns = int(sys.getswitchinterval() * 1e9)
         self.ended = False
         self.native_id: int | None = None
@@ -317,8 +315,6 @@ class ArrivalReader:
     def _note_late(self, window_ns: int) -> None:
         self.late_reads += 1
         self.late_window_ns = max(self.late_window_ns, window_ns)
-        if self._threads is not None:
-            self._threads.count_late()
 
     def read(self, size: int) -> tuple[bytes, int | None]:
         """Up to ``size`` queued bytes of one read and that read's stamp, waiting for one; (b"", None) at the end.
@@ -392,20 +388,12 @@ class ReaderThreads:
 
     IDLE_S = 5.0
 
-    def __init__(self, keep: bool = True, anomalies: collections.Counter[str] | None = None) -> None:
+    def __init__(self, keep: bool = True) -> None:
         self._keep = keep
         self._idle: list[_ReaderThread] = []
         self._lock = _real_lock()
-        self._anomalies = anomalies
-        """The owner's (a driver's) anomaly counts: the threads add :data:`LATE_STAMP` to it."""
         self.started = 0
         """Threads started so far (the rest of the connections reused one)."""
-
-    def count_late(self) -> None:
-        """From a reader thread: one more read whose stamp may be late for an earlier message (:data:`LATE_STAMP`)."""
-        if self._anomalies is not None:
-            with self._lock:
-                self._anomalies[LATE_STAMP] += 1
 
     @property
     def idle(self) -> int:
@@ -579,6 +567,11 @@ class _ReadByThread:
     def close(self) -> None:
         self._reader.stop()
         self._sock.close()
+        if self._reader.late_reads:   # here, not in the reader thread: logging's locks are gevent's under Locust
+            log.info("kernel clock: %d read(s) of this connection took bytes that had waited up to %.1f ms for the "
+                     "reader thread (the thread holding Python's GIL was kept off the CPU: more runnable threads than "
+                     "cores?); a message in them may be stamped up to that late", self._reader.late_reads,
+                     self._reader.late_window_ns / 1e6)
 
 
 class StampedSocket(_ReadByThread):

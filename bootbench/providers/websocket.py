@@ -51,7 +51,7 @@ class WebSocketDriver(Driver):
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._ws: websocket.WebSocket | None = None
-        self._socket_class = kernel_clock.socket_class(config.clock, kernel_clock.ReaderThreads(anomalies=self.anomalies))
+        self._socket_class = kernel_clock.socket_class(config.clock, kernel_clock.ReaderThreads())
         """KernelWebSocket (its reader threads kept from one connection to the next) or ProcessWebSocket: whose
         ``arrival_ns`` stamps each message."""
         self._used = False
