@@ -37,9 +37,9 @@ How a stamp belongs to its message:
   widest spread, ``late_window_ns``, is the most a message in such a read may
   be stamped late by), and logged when the connection closes. A read that
   holds one message is counted too (its stamp is right): the count says where
-  to look, not that a figure is wrong. The reference server's reply chunks are 40 ms
-  apart, real services' 20 to 100 ms, and session ready is followed by nothing
-  until bootbench sends its input.
+  to look, not that a figure is wrong. The reference server's reply chunks
+  are 40 ms apart, real services' 20 to 100 ms, and session ready is followed
+  by nothing until bootbench sends its input.
 - A frame is taken from the queued reads with no byte beyond it
   (:func:`exact_recv_strict`: the 2-byte header, the extended length, the
   payload, each asking for exactly what is missing; websocket_tuning's
@@ -557,7 +557,7 @@ class _ReadByThread:
 
     @property
     def late_reads(self) -> int:
-        """Reads whose bytes waited for the reader thread longer than the switch interval (:data:`LATE_STAMP`)."""
+        """Reads whose bytes waited for the reader thread longer than the switch interval (:meth:`ArrivalReader.run`)."""
         return self._reader.late_reads
 
     @property
