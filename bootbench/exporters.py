@@ -152,6 +152,9 @@ def log_line(sample: Sample) -> str:
     phases = ", ".join(f"{p[:-3]} {getattr(sample, p):.1f} ms" for p in PHASES if getattr(sample, p) is not None)
     outcome = "ok" if sample.ok else f"FAILED {sample.error_kind}: {sample.error}"
     strays = f"; anomalies {sample.anomalies}" if sample.anomalies else ""
+    if sample.late_stamp_reads:
+        strays += (f"; {sample.late_stamp_reads} read(s) waited for the kernel clock's reader thread "
+                   f"(a stamp may be late)")
     turns = ""
     if sample.turns:
         turns = "; turns " + ", ".join(f"{t.turn}: input to audio {_ms(t.input_to_audio_ms)}, reply {_ms(t.reply_ms)}"

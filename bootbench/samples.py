@@ -293,6 +293,10 @@ class Sample:
     """Name of the clip the iteration sent (metrics.json ``run.clips`` describes each)."""
     connected_this_cycle: bool = False
     anomalies: dict[str, int] = field(default_factory=dict)
+    late_stamp_reads: int | None = None
+    """Kernel clock: reads of this cycle whose bytes had waited for the reader thread longer than Python's switch
+    interval (the thread holding the GIL kept off the CPU): a message in them may carry a later one's stamp
+    (bootbench.providers.kernel_clock). 0 when none; None under the process clock."""
     turns: list[Turn] | None = None
     """``--turns`` > 1: every turn reached, in order (turn 1's figures are also the flat fields above)."""
     cold_penalty_ms: float | None = None

@@ -158,6 +158,7 @@ class BootUser(User):
         self.driver.use_clip(clip)
         started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         anomalies_before = dict(self.driver.anomalies)
+        late_before = self.driver.late_stamp_reads
         connected_now = False
         step = "connect"
         error: CycleError | None = None
@@ -232,6 +233,8 @@ class BootUser(User):
             log.warning("iteration %d (user %d): %s", iteration, self.number, error)
         anomalies = {k: v - anomalies_before.get(k, 0) for k, v in self.driver.anomalies.items()
                      if v - anomalies_before.get(k, 0)}
+        late_after = self.driver.late_stamp_reads   # None before the driver's first kernel-clock connection
+        late_stamp_reads = None if late_after is None else late_after - (late_before or 0)
         turns = None
         if ctx.settings.turns > 1:
             turns = [Turn.of(number, tl, service[number - 1], clip=ctx.clips.clip_for(iteration + number - 1).name)
@@ -246,6 +249,7 @@ class BootUser(User):
             error=self._error_message(error, ctx.worker),
             connected_this_cycle=connected_now,
             anomalies=anomalies,
+            late_stamp_reads=late_stamp_reads,
             greeting_ms=timeline.greeting_ms(),
             answered_before_input_end_ms=timeline.answered_before_input_end_ms(),
             preamble=preamble,

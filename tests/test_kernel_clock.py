@@ -583,8 +583,16 @@ def test_a_harness_that_keeps_the_gil_over_the_next_chunks_counts_the_late_reads
     time.sleep(0.3)  # the server writes a session's record when it ends
     [truth] = measured(server)
     assert timeline.late_reads >= 1   # the chunks after the first came in a late read
+    assert driver.late_stamp_reads == timeline.late_reads   # what the user records across the cycle
     # Never early, and late by no more than the counted wait. Aivoco's first chunk is off the kernel before the next
     # arrives (its own stamp); OpenAI's comes right behind the response's opening events, merges with them and the
     # next chunks, and is stamped up to that wait late: what the count is there to say.
     error = timeline.phases()["first_response_ms"] - truth["first_response_ms"]
     assert -BOUND_MS <= error <= timeline.late_window_ns / 1e6 + BOUND_MS
+
+
+@pytest.mark.parametrize("driver_class", [AivocoDriver, OpenAIRealtimeDriver], ids=["aivoco", "openai"])
+def test_a_driver_has_no_late_stamp_count_until_a_kernel_clock_connection_nor_under_the_process_clock(driver_class):
+    for clock in ("kernel", "process"):
+        config = DriverConfig(url="ws://127.0.0.1:9", api_key="k-123456", timeout=10, clock=clock)
+        assert driver_class(config, Stimulus.sine(seconds=0.3, rate=driver_class.input_rate)).late_stamp_reads is None

@@ -74,10 +74,16 @@ class AivocoDriver(Driver):
         self._prepared_chunks: dict[Chunk, PreparedEvent] = {}
         self._prepared_start: PreparedEvent | None = None
         """``start_call``: the same payload every session (the settings do not change), encoded once."""
-        self._socket_class = kernel_clock.socket_class(config.clock, kernel_clock.ReaderThreads())
+        self._reader_threads = kernel_clock.ReaderThreads()
+        self._socket_class = kernel_clock.socket_class(config.clock, self._reader_threads)
         """KernelWebSocket (its reader threads kept from one connection to the next) or ProcessWebSocket."""
         self._arrival_ns = time.perf_counter_ns
         """The arrival stamp of the message being handled: the connection's ``TunedClient.arrival_ns``."""
+
+    @property
+    def late_stamp_reads(self) -> int | None:
+        threads = self._reader_threads
+        return threads.late_reads if threads.started else None   # no thread started: the process clock
 
     @property
     def connected(self) -> bool:

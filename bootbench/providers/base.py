@@ -487,6 +487,13 @@ class Driver(ABC):
         return self.session.preamble if self.session is not None else None
 
     @property
+    def late_stamp_reads(self) -> int | None:
+        """Reads so far whose bytes waited for the kernel clock's reader thread longer than the switch interval
+        (:mod:`.kernel_clock`), over all this driver's connections; None for a driver that does not read through it
+        (the process clock, a plugin). The user records the difference across a cycle in its sample."""
+        return None
+
+    @property
     @abstractmethod
     def connected(self) -> bool:
         """True while the transport is open and may carry a new session."""

@@ -35,7 +35,8 @@ How a stamp belongs to its message:
   bytes had all arrived before the thread came back for them, spread over more
   than the switch interval since the previous read's (``late_reads``; the
   widest spread, ``late_window_ns``, is the most a message in such a read may
-  be stamped late by), and logged when the connection closes. A read that
+  be stamped late by), logged when the connection closes, and summed per
+  driver (:class:`ReaderThreads`: the sample's ``late_stamp_reads``). A read that
   holds one message is counted too (its stamp is right): the count says where
   to look, not that a figure is wrong. The reference server's reply chunks
   are 40 ms apart, real services' 20 to 100 ms, and session ready is followed
@@ -269,6 +270,7 @@ class ArrivalReader:
         self.late_window_ns = 0
         """The longest such wait: the most a message of this connection may be stamped late by."""
         self._late_ns = int(sys.getswitchinterval() * 1e9)
+        self._threads = threads
         self.ended = False
         self.native_id: int | None = None
         self.priority: str | None = None
@@ -315,6 +317,8 @@ class ArrivalReader:
     def _note_late(self, window_ns: int) -> None:
         self.late_reads += 1
         self.late_window_ns = max(self.late_window_ns, window_ns)
+        if self._threads is not None:
+            self._threads.count_late()
 
     def read(self, size: int) -> tuple[bytes, int | None]:
         """Up to ``size`` queued bytes of one read and that read's stamp, waiting for one; (b"", None) at the end.
@@ -394,6 +398,14 @@ class ReaderThreads:
         self._lock = _real_lock()
         self.started = 0
         """Threads started so far (the rest of the connections reused one)."""
+        self.late_reads = 0
+        """Late reads (:meth:`ArrivalReader.run`) of every connection read so far: an owner's cycle has the difference
+        across it (``Driver.late_stamp_reads``, the sample's ``late_stamp_reads``)."""
+
+    def count_late(self) -> None:
+        """From a reader thread: one more late read."""
+        with self._lock:
+            self.late_reads += 1
 
     @property
     def idle(self) -> int:

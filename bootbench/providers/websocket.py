@@ -51,7 +51,8 @@ class WebSocketDriver(Driver):
     def __init__(self, config, stimulus) -> None:
         super().__init__(config, stimulus)
         self._ws: websocket.WebSocket | None = None
-        self._socket_class = kernel_clock.socket_class(config.clock, kernel_clock.ReaderThreads())
+        self._reader_threads = kernel_clock.ReaderThreads()
+        self._socket_class = kernel_clock.socket_class(config.clock, self._reader_threads)
         """KernelWebSocket (its reader threads kept from one connection to the next) or ProcessWebSocket: whose
         ``arrival_ns`` stamps each message."""
         self._used = False
@@ -98,6 +99,11 @@ class WebSocketDriver(Driver):
         return CycleError(ErrorKind.DISCONNECTED, f"connection closed by the server (code {code}{detail})")
 
     # ---- the verbs
+
+    @property
+    def late_stamp_reads(self) -> int | None:
+        threads = self._reader_threads
+        return threads.late_reads if threads.started else None   # no thread started: the process clock
 
     @property
     def connected(self) -> bool:
