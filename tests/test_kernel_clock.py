@@ -509,7 +509,8 @@ conn.recv(1)
 
 def gil_holder(ms: float) -> range:
     """What keeps the GIL for about ``ms`` without giving it up at the switch interval: ``sum`` over this range is one
-    C call, as when the thread that holds the GIL is off the CPU. No other thread of the process runs Python meanwhile."""
+    C call, as when the thread that holds the GIL is off the CPU. No other thread of the process runs Python
+    meanwhile."""
     per_item = []
     for _ in range(3):   # the first call runs colder than the one that counts
         start = time.perf_counter()

@@ -249,8 +249,8 @@ class ArrivalReader:
     a merge: the module's doc). Between two reads the thread is out of the kernel only while it takes the GIL
     back and queues what it read: bytes that arrive in that gap share the next read's stamp, so a message is
     stamped late only when the next segment came within that gap (the interpreter's switch interval, 5 ms, at
-    most when the hub is busy and the GIL's holder is on a CPU; microseconds when it is idle; the module's doc). Greenlets (or threads, unpatched) read the
-    queued chunks with :meth:`read`, woken through a gevent async watcher (or a real Event). The descriptor
+    most when the hub is busy and the GIL's holder is on a CPU; microseconds when it is idle; the module's doc).
+    Greenlets (or threads, unpatched) read the queued chunks with :meth:`read`, woken through a gevent async watcher (or a real Event). The descriptor
     itself never shows readable to a select or poll (the thread has taken the bytes): every read goes through
     :meth:`read`, as websocket-client's ``recv`` does.
     """
@@ -406,6 +406,11 @@ class ReaderThreads:
         """From a reader thread: one more late read."""
         with self._lock:
             self.late_reads += 1
+
+    def late_reads_counted(self) -> int | None:
+        """:attr:`late_reads`, or None while no connection was read through these threads (the process clock reads
+        none): what ``Driver.late_stamp_reads`` says."""
+        return self.late_reads if self.started else None
 
     @property
     def idle(self) -> int:
@@ -569,7 +574,7 @@ class _ReadByThread:
 
     @property
     def late_reads(self) -> int:
-        """Reads whose bytes waited for the reader thread longer than the switch interval (:meth:`ArrivalReader.run`)."""
+        """Reads whose bytes waited for the reader thread longer than the switch interval (``ArrivalReader.run``)."""
         return self._reader.late_reads
 
     @property

@@ -102,8 +102,7 @@ class WebSocketDriver(Driver):
 
     @property
     def late_stamp_reads(self) -> int | None:
-        threads = self._reader_threads
-        return threads.late_reads if threads.started else None   # no thread started: the process clock
+        return self._reader_threads.late_reads_counted()
 
     @property
     def connected(self) -> bool:
