@@ -105,7 +105,7 @@ class Monitor:
 
     def __init__(self, client: psutil.Process, server: psutil.Process) -> None:
         self.client, self.server = client, server
-        self.rows: list[tuple[int, float, int, float, float]] = []
+        self.rows: list[tuple[int, float, int, float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -119,7 +119,8 @@ class Monitor:
                 server = self.server.cpu_times()
                 machine = psutil.cpu_times()
                 busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq + machine.steal
-                self.rows.append((time.perf_counter_ns(), cpu, rss, server.user + server.system, busy))
+                system = times.system + times.children_system
+                self.rows.append((time.perf_counter_ns(), cpu, rss, server.user + server.system, busy, system))
             except psutil.Error:
                 pass
             self._stop.wait(0.2)
@@ -142,6 +143,7 @@ class Monitor:
             "server_cores": round(server_cpu / seconds, 3),
             "other_cores": round(max(0.0, busy - client_cpu - server_cpu) / seconds, 3),
             "client_cpu_ms_per_cycle": round(1000 * client_cpu / sessions, 3) if sessions else None,
+            "client_system_ms_per_cycle": round(1000 * (last[5] - first[5]) / sessions, 3) if sessions else None,
             "client_rss_mib": round(max(r[2] for r in inside) / 2**20, 1),
         }
 

@@ -3,7 +3,7 @@
     python bench/cycle_costs.py              # each piece, best of 5 rounds of 2000 calls
     python bench/cycle_costs.py --json       # the same, as one JSON object
 
-No network and no Locust run: each piece is called on realistic inputs
+No network beyond one loopback connection and no Locust run: each piece is called on realistic inputs
 (a 300 ms reply's chunks, a successful single-turn sample) so that a change
 to one of them shows as a number, without the noise of a shared machine's
 scheduling that bench/capacity.py's CPU per cycle carries. The pieces:
@@ -16,6 +16,9 @@ scheduling that bench/capacity.py's CPU per cycle carries. The pieces:
 - ``decode an answer's 15 audio_response packets``: python-socketio's decoding of a 600 ms reply's chunks as
   the reference server writes them, every one (``all``) or only the first, the rest left unread once the
   answer is audible (``first only``, ``socketio_tuning.skipping_packet_class``, issue 23);
+- ``read a frame from the kernel clock's queued reads``: websocket-client's read of one frame (2.6 KB audio
+  chunks and short events) from a kernel-clock WebSocket whose reader thread has already queued the bytes (a
+  loopback connection: the only piece that opens a socket; Linux);
 - ``snapshot of N``: the live statistics the progress line, the web tab and ``/metrics`` recompute, over a
   run's N samples (every 5 s for the progress line, in the process that runs the users when it is local).
 """
@@ -28,8 +31,10 @@ import json
 import logging
 import random
 import shutil
+import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +48,8 @@ from bootbench.providers.base import SessionState  # noqa: E402
 from bootbench.samples import Sample, Timeline  # noqa: E402
 from bootbench.providers.socketio_tuning import TolerantPacket  # noqa: E402
 from bootbench.stats import snapshot  # noqa: E402
+from bootbench.providers import kernel_clock  # noqa: E402
+from websocket import ABNF  # noqa: E402
 
 try:
     from bootbench.providers.socketio_tuning import skipping_packet_class
@@ -94,6 +101,35 @@ def reply_chunks(rng: np.random.Generator, leading_ms: float = 60) -> list[bytes
     return [pcm[i:i + size] for i in range(0, len(pcm), size)]
 
 
+def frame_read_us() -> float:
+    """websocket-client's read of one frame from a :class:`KernelWebSocket`'s queued reads, the bytes already taken
+    off the kernel by the reader thread (what a driver's receive loop pays per message, without the wait)."""
+    frames = [ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 0, payload).format()
+              for payload in [b"4" + b"x" * 2600] * 3 + [b'42["session_ready",{}]'] * 2]
+    count = CALLS * ROUNDS
+    stream = b"".join(frames) * (count // len(frames))
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    peer, _ = listener.accept()
+    try:
+        client.setsockopt(socket.SOL_SOCKET, kernel_clock.SO_TIMESTAMPNS, 1)
+        client.settimeout(10)
+        ws = kernel_clock.KernelWebSocket(skip_utf8_validation=True)
+        ws.sock, ws.connected = kernel_clock.StampedSocket(client, ws.bridge), True
+        if hasattr(ws, "_recv_queued"):   # what KernelWebSocket.connect sets (absent before it: the library's path)
+            ws.frame_buffer.recv = ws._recv_queued
+        writer = threading.Thread(target=peer.sendall, args=(stream,))
+        writer.start()
+        writer.join()
+        deadline = time.monotonic() + 30
+        while sum(len(data) for data, _stamp in ws.sock._reader._chunks) < len(stream) and time.monotonic() < deadline:
+            time.sleep(0.05)   # every byte queued by the reader thread: the timing below waits for none
+        return best_us(ws.recv_data)
+    finally:
+        for sock in (client, peer, listener):
+            sock.close()
+
+
 def measure() -> dict[str, float]:
     rng = random.Random(7)
     results: dict[str, float] = {}
@@ -142,6 +178,7 @@ def measure() -> dict[str, float]:
 
         results[f"decode an answer's {len(packets)} audio_response packets, first only"] = best_us(first_only,
                                                                                                     calls=500)
+    results["read a frame from the kernel clock's queued reads (3 audio chunks, 2 events)"] = frame_read_us()
     for n in (4000, 100_000):
         population = LiveSamples()  # the run's own list, as the recorder keeps it
         for i in range(n):

@@ -466,6 +466,54 @@ def test_websocket_client_reads_every_frame_through_the_stamped_socket_and_the_e
     assert stamp is not None and stamp <= time.perf_counter_ns()
 
 
+def test_frames_are_read_from_the_queue_without_websocket_clients_socket_recv(reference_server, monkeypatch):
+    """KernelWebSocket gives the frame reader its own ``recv`` (``_recv_queued``) in place of the library's path
+    (``websocket._socket.recv``, which asks the socket its timeout on every read): a websocket-client that stops
+    reading frames through ``frame_buffer.recv`` takes the library's path again, and this fails."""
+    server = reference_server()
+    driver = OpenAIRealtimeDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
+    ws = websocket.create_connection(driver.endpoint(), header=driver.headers(), timeout=5,
+                                     class_=kernel_clock.socket_class("kernel"), skip_utf8_validation=True)
+    library_reads = []
+    library_recv = websocket._core.recv
+    monkeypatch.setattr(websocket._core, "recv", lambda sock, bufsize: library_reads.append(bufsize)
+                        or library_recv(sock, bufsize))
+    try:
+        recvs_before = ws.sock.recvs
+        opcode, data = ws.recv_data()   # the server's session.created
+        recvs = ws.sock.recvs - recvs_before
+    finally:
+        monkeypatch.undo()
+        ws.close()
+    assert opcode == websocket.ABNF.OPCODE_TEXT and b"session.created" in data
+    assert library_reads == [] and recvs >= 2   # the header and the payload, from the queued reads
+
+
+def test_the_queued_read_path_times_out_and_ends_as_websocket_clients_own():
+    """``_recv_queued`` gives the two outcomes the library's path gives: a read that waits past the socket's timeout
+    is ``WebSocketTimeoutException`` (the connection stays usable: a frame that comes later is read whole), and the
+    end of the stream closes the socket and is ``WebSocketConnectionClosedException``, the WebSocket disconnected."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = gevent.monkey.get_original("threading", "Thread")(
+        target=upgrade_and_greet, args=(listener, 1), daemon=True)
+    server.start()
+    try:
+        ws = websocket.create_connection(f"ws://127.0.0.1:{listener.getsockname()[1]}/", timeout=0.3,
+                                         class_=kernel_clock.socket_class("kernel"))
+        assert ws.recv() == "hello"
+        started = time.monotonic()
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            ws.recv()   # nothing more comes until the client closes
+        assert 0.25 <= time.monotonic() - started < 3
+        assert ws.connected and ws.sock is not None
+        ws.sock.shutdown(socket.SHUT_RDWR)   # the reader thread sees the end of the stream
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            ws.recv()
+        assert ws.sock is None and not ws.connected
+    finally:
+        listener.close()
+
+
 def test_engineio_opens_its_transport_with_the_socket_class_and_handlers_read_its_stamp(reference_server):
     server = reference_server()
     driver = AivocoDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
