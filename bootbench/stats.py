@@ -149,6 +149,7 @@ def summarize_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         "success_rate": (len(successes) / n) if n else None,
         "p99_is_max": len(successes) < SMALL_SAMPLE,
         "inaudible_replies": inaudible_replies(successes),
+        **late_stamps(samples),
         "greetings": sum(1 for s in samples if s.greeting_ms is not None),
         "answered_before_input_end": answered_before_input_end(successes),
         "phases": summarize_phases(successes, (*PHASES, *turn_phases(samples))),
@@ -182,6 +183,21 @@ def summarize_phases(successes: Sequence[Sample], phases: Sequence[str], *, inte
 def inaudible_replies(samples: Iterable[Sample]) -> int:
     """Successful iterations whose answer never became audible before it ended or the timeout (not failures)."""
     return sum(1 for s in samples if s.ok and s.first_response_ms is not None and s.first_audible_ms is None)
+
+
+def late_stamps(samples: Sequence[Sample]) -> dict[str, int | None]:
+    """The kernel clock's reads that waited for the reader thread, over the run: ``late_stamp_reads`` (their sum over
+    the samples' own counts) and ``late_stamp_iterations`` (the samples that had any); both None when no sample was
+    counted (the process clock, or a run recorded before the count).
+
+    Such a read's bytes had waited in the kernel longer than Python's switch interval, so a message among them may
+    carry a later one's stamp (bootbench.providers.kernel_clock): a timing of those iterations may be late by up to
+    the window the run log gives for each connection.
+    """
+    counts = [s.late_stamp_reads for s in samples if s.late_stamp_reads is not None]
+    if not counts:
+        return {"late_stamp_reads": None, "late_stamp_iterations": None}
+    return {"late_stamp_reads": sum(counts), "late_stamp_iterations": sum(1 for count in counts if count)}
 
 
 def answered_before_input_end(samples: Iterable[Sample]) -> int:
@@ -267,6 +283,9 @@ class Snapshot:
     headline: str = HEADLINE
     first_audible_median: float | None = None
     inaudible_replies: int = 0
+    late_stamp_reads: int | None = None
+    """Kernel clock: the samples' ``late_stamp_reads`` so far (metrics.json's ``summary.late_stamp_reads``); None
+    while no sample has a count (the process clock)."""
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Every phase's :func:`summarize` without intervals, plus ``sum`` (the sum of its values), by phase name."""
 
@@ -289,6 +308,7 @@ class PhaseColumns:
         self.successes = 0
         self.errors: dict[str, int] = {}
         self.inaudible = 0
+        self.late_stamp_reads: int | None = None
         self.multi_turn = False
         self.values: dict[str, array] = {phase: array("d") for phase in (*PHASES, *TURN_PHASES)}
         self.cold_input_to_audio = array("d")
@@ -306,6 +326,8 @@ class PhaseColumns:
         self.iterations += 1
         if sample.turns is not None:
             self.multi_turn = True
+        if sample.late_stamp_reads is not None:   # counted for every sample, as late_stamps() does
+            self.late_stamp_reads = (self.late_stamp_reads or 0) + sample.late_stamp_reads
         if not sample.ok:
             kind = sample.error_kind or "unknown"
             self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -338,7 +360,7 @@ class PhaseColumns:
                         session_start_median=phases["session_start_ms"]["median"],
                         errors_by_kind=dict(sorted(self.errors.items())), headline=headline,
                         first_audible_median=phases["first_audible_ms"]["median"], inaudible_replies=self.inaudible,
-                        phases=phases)
+                        late_stamp_reads=self.late_stamp_reads, phases=phases)
         if self.multi_turn:
             snap.cold_penalty_median = phases["cold_penalty_ms"]["median"]
             snap.cold_input_to_audio_median = summarize_array(np.array(self.cold_input_to_audio, dtype=np.float64),

@@ -64,6 +64,7 @@ def test_a_finished_run_exposes_metrics_json_exact_quantiles_count_and_sum_of_ev
         set(ERROR_KINDS)
     assert sum(v for (name, _), v in scraped.items() if name == "bootbench_iterations_failed_total") == 0
     assert value(scraped, "bootbench_success_ratio") == 1.0
+    assert value(scraped, "bootbench_late_stamp_reads_total") == (metrics["summary"]["late_stamp_reads"] or 0)
     assert (value(scraped, "bootbench_run_running"), value(scraped, "bootbench_run_complete")) == (0, 1)
     assert value(scraped, "bootbench_run_start_time_seconds") > 1.7e9
     names = {name.removesuffix("_total").removesuffix("_count").removesuffix("_sum") for name, _ in scraped}
@@ -102,8 +103,10 @@ def test_failures_by_kind_users_workers_the_sweep_level_and_the_checks_at_the_en
     failed = [Sample(4, "w1", 1, "t", False, "audio_timeout", "no audio"),
               Sample(5, "w2", 1, "t", False, "audio_timeout", "no audio"),
               Sample(6, "w2", 1, "t", False, None, "?")]
+    ok[0].late_stamp_reads, failed[0].late_stamp_reads = 2, 1
     run = ObservedRun(ok + failed, planned=8, level=(2, 4), lost=1)
     scraped = collected(run, users=lambda: 4, workers=lambda: 2)
+    assert value(scraped, "bootbench_late_stamp_reads_total") == 3
     kinds = {dict(labels)["kind"]: v for (name, labels), v in scraped.items() if name == "bootbench_iterations_failed_total"}
     assert kinds["audio_timeout"] == 2 and kinds["unknown"] == 1 and kinds["auth_failed"] == 0
     assert value(scraped, "bootbench_iterations_finished_total", provider="openai") == 6

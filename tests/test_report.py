@@ -12,6 +12,7 @@ from unittest.mock import patch
 import pytest
 
 from bootbench.stats import p99_note
+from bootbench.views.text import console_summary
 from support.cli import bootbench
 from support.folders import failures, record_run, timings
 from support.ground_truth import FIXED_RUN_ARGS, FIXED_RUN_SERVER, HOSTILE
@@ -101,6 +102,14 @@ def test_report_says_which_clock_the_receive_stamps_are_on(fixed_run):
     html = (fixed_run.folder / "report.html").read_text()
     shown = {"kernel": "kernel (arrival stamps)", "process": "process (handler stamps)"}[clock]
     assert f"receive clock <b>{shown}</b>" in html
+    # every sample of a kernel-clock run has its count of late reads (0 on a quiet machine), and the summary adds them
+    counts = [sample["late_stamp_reads"] for sample in fixed_run.metrics["samples"]]
+    if clock == "kernel":
+        assert all(isinstance(count, int) and count >= 0 for count in counts)
+        assert fixed_run.metrics["summary"]["late_stamp_reads"] == sum(counts)
+        assert fixed_run.metrics["summary"]["late_stamp_iterations"] == sum(1 for count in counts if count)
+    else:
+        assert counts == [None] * len(counts) and fixed_run.metrics["summary"]["late_stamp_reads"] is None
 
 
 def test_report_has_five_plots_and_loads_nothing_from_the_network(fixed_run):
@@ -198,6 +207,35 @@ def test_failed_iterations_show_in_the_error_table_and_the_plots(tmp_path):
         assert f"{error['iteration']}local" + "audio_timeout" + error["message"] in listed
     assert html.count(f"failed ({failures_})") == 2
     assert elements.by_id["stat-success-rate"]["text"].startswith(f"success rate{(6 - failures_) / 6 * 100:.1f} %")
+
+
+def test_late_kernel_stamp_reads_are_totalled_and_said_in_the_console_summary_and_the_report(tmp_path):
+    """Each sample's ``late_stamp_reads`` (reads that waited for the kernel clock's reader thread) adds up in
+    metrics.json's summary, which the console summary and report.html say; a run with none says nothing of it, and
+    a run under the process clock (no counts) has null totals."""
+    outcomes = timings(6)
+    for row, late in zip(outcomes, (0, 2, 0, 1, 0, 0)):
+        row["late_stamp_reads"] = late
+    folder = record_run(tmp_path / "late", "-i", "6", samples=outcomes)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    summary = metrics["summary"]
+    assert (summary["late_stamp_reads"], summary["late_stamp_iterations"]) == (3, 2)
+    said = "kernel clock: 3 read(s) in 2 iteration(s) took bytes that had waited for the reader thread"
+    assert said in console_summary(metrics)
+    warnings = Elements((folder / "report.html").read_text()).by_id["warnings"]["text"]
+    assert "Kernel clock: 3 read(s) in 2 iteration(s) took bytes that had waited" in warnings
+
+    for row in outcomes:
+        row["late_stamp_reads"] = 0
+    quiet = json.loads((record_run(tmp_path / "none", "-i", "6", samples=outcomes, report=False)
+                        / "metrics.json").read_text())
+    assert (quiet["summary"]["late_stamp_reads"], quiet["summary"]["late_stamp_iterations"]) == (0, 0)
+    assert "kernel clock:" not in console_summary(quiet)
+    for row in outcomes:
+        row["late_stamp_reads"] = None   # the process clock counts none
+    process = json.loads((record_run(tmp_path / "process", "-i", "6", samples=outcomes, report=False)
+                          / "metrics.json").read_text())
+    assert (process["summary"]["late_stamp_reads"], process["summary"]["late_stamp_iterations"]) == (None, None)
 
 
 def test_a_broken_renderer_leaves_the_other_result_files_and_logs_why(tmp_path):

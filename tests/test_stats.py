@@ -76,7 +76,7 @@ def mixed_samples(multi_turn: bool) -> list[Sample]:
         sample = Sample(i, "local", i % 7, "t", i % 13 != 0, error_kind=None if i % 13 else "audio_timeout",
                         session_start_ms=float(rng.uniform(100, 300)), first_response_ms=first,
                         input_to_audio_ms=first - 1, first_audible_ms=None if i % 17 == 0 else first + 5,
-                        stop_ms=float("nan") if i == 40 else 1.0)
+                        stop_ms=float("nan") if i == 40 else 1.0, late_stamp_reads=1 if i % 11 == 0 or i == 26 else 0)
         if multi_turn and i % 5:
             warm = [float(v) for v in rng.uniform(80, 200, 1 + i % 3)]
             sample.turns = [Turn(1, input_to_audio_ms=first - 1)] + [Turn(k + 2, input_to_audio_ms=v)
@@ -103,6 +103,9 @@ def test_a_runs_live_list_gives_the_snapshot_of_its_samples_counted_afresh(multi
     assert (snap.iterations, snap.successes, snap.failures) == (130, 120, 10)
     assert snap.errors_by_kind == {"audio_timeout": 10} and snap.inaudible_replies == sum(
         1 for s in ok if s.first_audible_ms is None)
+    # late kernel-stamp reads: every sample's, the failed iteration 26's too (12 of 130 samples have one)
+    assert snap.late_stamp_reads == summarize_samples(samples)["late_stamp_reads"] == 12
+    assert snapshot([Sample(1, "w", 1, "t", True, first_response_ms=1.0)]).late_stamp_reads is None  # process clock
     assert snap.phases["stop_ms"]["count"] == 119  # the NaN is no value
     if multi_turn:
         warm_sessions = [s for s in ok if s.cold_penalty_ms is not None]

@@ -269,6 +269,16 @@ def test_the_tab_rows_ride_on_locusts_stats_json_under_the_web_base_path(tab_app
     assert values["First response p99"] == f"184.0 ms ({p99_note(5)})"  # between the two slowest, not the max
     assert values["Errors: audio_timeout"] == "1"
     assert sum(int(v) for k, v in values.items() if k.startswith("First response ") and k.endswith(" ms")) == 5
+    assert "Late kernel-stamp reads" not in values   # these samples have no count: the process clock's
+
+    counted = some_samples()
+    for sample, late in zip(counted, (0, 2, 0, 0, 1, 1)):
+        sample.late_stamp_reads = late
+    shown["run"] = FakeRun(counted)
+    shown["run"].run_id = "20250101-130000-aivoco"   # another run (the tab recomputes on a new run or sample)
+    values = {row["label"]: row["value"] for e in client.get("/base/stats/requests").get_json()["extended_stats"]
+              if e["key"] == "bootbench" for row in e["data"]}
+    assert values["Late kernel-stamp reads"] == "4"
 
     assert "extended_stats" not in client.get("/base/exceptions").get_json()
     assert client.get("/stats/requests").status_code == 404

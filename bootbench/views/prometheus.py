@@ -65,6 +65,9 @@ METRICS: tuple[MetricInfo, ...] = (
                "Successful iterations / finished iterations (0 to 1; NaN before the first one)"),
     MetricInfo("bootbench_inaudible_replies_total", "counter", ("provider",),
                "Successful iterations whose answer never became audible (not failures)"),
+    MetricInfo("bootbench_late_stamp_reads_total", "counter", ("provider",),
+               "Kernel clock: reads whose bytes waited for the reader thread, so a stamp in them may be late "
+               "(metrics.json summary.late_stamp_reads; 0 under the process clock, which counts none)"),
     MetricInfo("bootbench_users", "gauge", ("provider",), "Users running now, over all workers (Locust's count)"),
     MetricInfo("bootbench_workers", "gauge", ("provider",),
                "Workers the master hears from (0 in a single local process)"),
@@ -166,6 +169,7 @@ class RunCollector(Collector):
         rate = snap.success_rate
         yield family("bootbench_success_ratio", rate if rate is not None else math.nan)
         yield family("bootbench_inaudible_replies_total", snap.inaudible_replies)
+        yield family("bootbench_late_stamp_reads_total", snap.late_stamp_reads or 0)
         yield family("bootbench_users", self.users())
         yield family("bootbench_workers", self.workers())
         level = run.sweep_level()

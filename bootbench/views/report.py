@@ -116,6 +116,11 @@ def _warnings(metrics: dict[str, Any]) -> str:
     if planned and finished < planned and not budget.get("lost"):
         notes.append(f"The run ended after {finished} of {planned} planned iterations.")
     notes += [f"Warning: {warning}" for warning in metrics["run"].get("warnings") or []]
+    if summary.get("late_stamp_reads"):
+        notes.append(f"Kernel clock: {summary['late_stamp_reads']} read(s) in {summary['late_stamp_iterations']} "
+                     f"iteration(s) took bytes that had waited for the reader thread (the thread holding Python's "
+                     f"GIL kept off the CPU); a timing of those iterations may be late. Each sample's "
+                     f"late_stamp_reads says which; the run log gives each connection's window.")
     if not notes:
         return ""
     return '<div class="warning" id="warnings">' + "".join(f"<p>{esc(n)}</p>" for n in notes) + "</div>"

@@ -63,6 +63,10 @@ def console_summary(metrics: dict[str, Any]) -> str:
     if summary.get("inaudible_replies"):
         lines.append(f"  inaudible replies: {summary['inaudible_replies']} (audio came back, but never above "
                      f"{run.get('audible_dbfs', -50):g} dBFS before it ended or the timeout)")
+    if summary.get("late_stamp_reads"):
+        lines.append(f"  kernel clock: {summary['late_stamp_reads']} read(s) in {summary['late_stamp_iterations']} "
+                     f"iteration(s) took bytes that had waited for the reader thread; a timing of those may be "
+                     f"late (samples.jsonl: late_stamp_reads; the run log gives each connection's window)")
     if summary.get("greetings"):
         lines.append(f"  greetings: {summary['greetings']} iteration(s) heard a reply they had not asked for")
     lines += stage_lines(summary)

@@ -209,6 +209,8 @@ def tab_rows(snap: Snapshot, run_id: str, *, running: bool, level: str = "") -> 
     if snap.headline != "first_audible_ms":
         rows.append(row("First audible median", ms(snap.first_audible_median)))
     rows.append(row("Inaudible replies", format_count(snap.inaudible_replies)))
+    if snap.late_stamp_reads is not None:   # the kernel clock
+        rows.append(row("Late kernel-stamp reads", format_count(snap.late_stamp_reads)))
     if snap.cold_penalty_median is not None or snap.warm_input_to_audio_median is not None:  # --turns > 1
         rows += [
             row("Cold penalty median", ms(snap.cold_penalty_median)),
