@@ -835,9 +835,10 @@ class KernelWebSocket(websocket.WebSocket):
 
         The library's path (``_socket.recv``) asks the socket its timeout and builds a retry closure for sockets
         that raise EAGAIN or want a read, on each of the two or three reads of every frame; a stamped socket does
-        neither. With :func:`exact_recv_strict`'s one-read case, a frame takes 4.1 us instead of 7.7 (bench/cycle_costs.py).
-        The outcomes the library handles come out the same: a timeout is ``WebSocketTimeoutException``; the end
-        of the stream closes the socket and is ``WebSocketConnectionClosedException``.
+        neither. With :func:`exact_recv_strict`'s one-read case, a frame takes 4.1 us instead of 7.7
+        (bench/cycle_costs.py). The outcomes the library handles come out the same: a timeout is
+        ``WebSocketTimeoutException``; the end of the stream closes the socket and is
+        ``WebSocketConnectionClosedException``.
         """
         sock = self.sock
         if sock is None:
