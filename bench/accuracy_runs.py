@@ -224,7 +224,7 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
     if kind in ("bootbench", "probe"):
         rows = _locust_rows(kind, users, out, stdout, stderr, proc.returncode)
         if capture is not None:
-            captured["stamped_rows"] = stamp_rows(rows, read_streams(capture.path, server.port))
+            stamp_from_capture(captured, rows, capture.path, server.port)
             capture.path.unlink()  # hundreds of MB at 500 sessions; the rows keep what it told
     else:
         if proc.returncode != 0:
@@ -232,6 +232,18 @@ def run_client(kind: str, url: str, users: int, iterations: int, work: Path, ser
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     return {"rows": rows, "started": started, "ended": ended, "monitor": monitor,
             "wall_s": (ended - started) / 1e9, "exit": proc.returncode, "scrapes": scrapes, "capture": captured}
+
+
+def stamp_from_capture(captured: dict, rows: list[dict], path: Path, server_port: int) -> None:
+    """Give the probe's rows their capture stamps (``captured["stamped_rows"]``: how many got both), unless the
+    kernel dropped packets of the capture: then its streams have gaps (a message missing, or the next one's stamp
+    in its place), no row is stamped, and the run's client-side figures are missing rather than wrong."""
+    if captured.get("dropped by kernel"):
+        captured["stamped_rows"] = 0
+        print(f"  the packet capture lost {captured['dropped by kernel']} packets: no client-side figures for this "
+              f"run", file=sys.stderr)
+        return
+    captured["stamped_rows"] = stamp_rows(rows, read_streams(path, server_port))
 
 
 def _locust_rows(kind: str, users: int, log: Path, stdout: str, stderr: str, returncode: int) -> list[dict]:

@@ -31,7 +31,10 @@ interval for the same session (``truth_match``), which holds the server's
 send path as well (at hundreds of sessions, the server's own jitter).
 
 A level holds when its steady client-side p99 is under ``--limit-ms`` (5 ms)
-and no cycle failed. Each level is bounded (``--cycles`` per user and a time
+and no cycle failed. Where the kernel dropped packets of the capture (tcpdump, at
+the least priority, fell behind for longer than its buffer lasts), the level
+keeps its other figures, its client-side cell says how many packets were lost,
+and whether it holds is unknown. Each level is bounded (``--cycles`` per user and a time
 limit). The machine's load average at the start and end of every level is
 recorded: on a shared machine, the numbers are upper bounds. It writes
 ``bench/capacity.json`` (one entry per ``--label``) and the section
@@ -158,14 +161,17 @@ def run_level(users: int, cycles: int, work: Path, cores: tuple[int, int] | None
     side_all = client_side(rows)
     failed = sum(1 for row in rows if not row.get("ok"))
     p99 = (side.get("first_response_error") or {}).get("p99_abs")
+    capture_lost = (run.get("capture") or {}).get("dropped by kernel", 0)
     return {
         "users": users, "clock": clock, "iterations": len(rows), "failed": failed, "steady_iterations": len(steady),
         "wall_s": round(run["wall_s"], 1), "exit": run["exit"],
         "client_side_steady": side, "client_side_all": side_all, "truth_steady": truth_steady,
         "unmatched": unmatched, "resources": resources,
+        "capture_lost": capture_lost,
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        "holds": p99 is not None and p99 < limit_ms and failed == 0,
+        # unknown (None) where the capture lost packets: no client-side figure to judge the level by
+        "holds": None if capture_lost else p99 is not None and p99 < limit_ms and failed == 0,
     }
 
 
@@ -236,13 +242,16 @@ def section(document: dict) -> str:
             err = (lv["client_side_steady"] or {}).get("first_response_error") or {}
             truth = lv.get("truth_steady") or {}
             res = lv["resources"]
+            client_side = (f"{err.get('median_abs', '-')} / {err.get('p99_abs', '-')} / {err.get('max_abs', '-')}"
+                           if not lv.get("capture_lost") else f"capture lost {lv['capture_lost']} packets")
             lines.append(
                 f"| {lv['users']} | {lv.get('clock', DEFAULT_CLOCK)} | {lv['iterations']} ({lv['steady_iterations']}) | "
-                f"{lv['failed']} | {err.get('median_abs', '-')} / {err.get('p99_abs', '-')} / {err.get('max_abs', '-')} | "
+                f"{lv['failed']} | {client_side} | "
                 f"{truth.get('median_abs', '-')} / {truth.get('p99_abs', '-')} | "
                 f"{_cell(res, 'client_cpu_ms_per_cycle')} | {_cell(res, 'client_cores')} | "
                 f"{_cell(res, 'server_cores')} | {_cell(res, 'other_cores')} | "
-                f"{lv['load_average_start'][0]} -> {lv['load_average_end'][0]} | {'yes' if lv['holds'] else 'no'} |")
+                f"{lv['load_average_start'][0]} -> {lv['load_average_end'][0]} | "
+                f"{'unknown' if lv['holds'] is None else 'yes' if lv['holds'] else 'no'} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -97,7 +97,12 @@ class WireCapture:
         raise RuntimeError(f"tcpdump did not start: {' '.join(said) or f'exit code {process.returncode}'}")
 
     def stop(self) -> dict:
-        """Stop tcpdump; what it counted. Raises when the kernel dropped a packet (the stamps would have gaps)."""
+        """Stop tcpdump; what it counted (``captured``, ``received by filter``, ``dropped by kernel``).
+
+        A capture with ``dropped by kernel`` above 0 has gaps (tcpdump runs at SCHED_IDLE and, behind busy
+        SCHED_FIFO processes on both cores, can fall behind for longer than its buffer lasts): its stamps must not
+        be used (:func:`bench.accuracy_runs.stamp_from_capture`), but the run's other figures still hold.
+        """
         self.process.send_signal(signal.SIGINT)
         try:
             _, err = self.process.communicate(timeout=30)
@@ -106,8 +111,6 @@ class WireCapture:
             raise RuntimeError("tcpdump did not stop within 30 s") from None
         counts = {name: int(number) for number, name in
                   re.findall(r"(\d+) packets? (captured|received by filter|dropped by kernel)", err)}
-        if counts.get("dropped by kernel", 0):
-            raise RuntimeError(f"the capture lost {counts['dropped by kernel']} packets: its stamps have gaps")
         return counts
 
 

@@ -82,6 +82,28 @@ def test_the_section_has_a_row_per_level_and_clock_and_reads_older_runs():
     assert "kernel: **200 sessions**; process: **no tested level**" in text
 
 
+def test_a_level_whose_capture_lost_packets_is_recorded_with_its_other_figures_and_judged_unknown():
+    """A capture with gaps gives no client-side figure (accuracy_runs.stamp_from_capture): the level is kept, with
+    its truth and CPU figures, its client-side cell says why it is empty, and what held stops below it."""
+    lost = level(300, True, "kernel", {"median_abs": 0.01, "p99_abs": 0.06})
+    lost.update(client_side_steady={}, capture_lost=1119, holds=None)
+    levels = [level(100, True, "kernel"), level(200, True, "kernel"), lost, level(400, True, "kernel")]
+    assert capacity.holds_by_clock(levels) == {"kernel": 200}
+    text = capacity.section({"runs": {"lost": run(levels)}})
+    [row] = [line for line in text.splitlines() if line.startswith("| 300 ")]
+    assert row.startswith("| 300 | kernel | 2400 (2100) | 0 | capture lost 1119 packets | 0.01 / 0.06 | 1.3 |")
+    assert row.endswith("| unknown |")
+
+
+def test_a_capture_with_gaps_stamps_no_row_and_a_whole_one_stamps_them(tmp_path, capsys):
+    runs = bench_module("accuracy_runs")
+    rows = [{"port": 50000, "ok": True, "ready": {"handler": 1}, "audio": {"handler": 2}, "realtime_offset_ns": 0}]
+    captured = {"captured": 900, "received by filter": 2019, "dropped by kernel": 1119}
+    runs.stamp_from_capture(captured, rows, tmp_path / "never-read.pcap", 8765)   # not opened: it has gaps
+    assert captured["stamped_rows"] == 0 and "kernel" not in rows[0]["ready"]
+    assert "the packet capture lost 1119 packets" in capsys.readouterr().err
+
+
 def test_rewriting_the_section_keeps_what_comes_before_and_a_later_section_written_by_hand(tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text(f"# results\n\nintro\n\n{capacity.CAPACITY_HEADING}\n\nold table\n\n## By hand\n\nkept\n")
