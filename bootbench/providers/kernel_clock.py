@@ -57,12 +57,8 @@ How a stamp belongs to its message:
 The clocks: ``SO_TIMESTAMPNS`` is CLOCK_REALTIME; every other stamp of a
 cycle is ``time.perf_counter_ns()`` (CLOCK_MONOTONIC on Linux). The two run
 at the same rate (NTP slews both alike) and differ by an offset that only a
-step of the wall clock changes. :class:`ClockBridge` measures that offset by
-reading CLOCK_REALTIME between two perf_counter reads, keeping the tightest
-of :data:`CALIBRATION_READS` brackets (the error is at most half its width,
-:attr:`ClockBridge.error_ns`, typically well under a microsecond), measures it
-again every :data:`REFRESH_NS`, and at once when a converted stamp falls
-after its own read or more than :data:`REFRESH_NS` before it (a step).
+step of the wall clock changes: :class:`bootbench.clocks.ClockBridge` measures
+it and converts (the reference server converts its kernel send stamps with it too).
 
 Where ``SO_TIMESTAMPNS`` is not available (not Linux, the option refused:
 :func:`available`), :func:`socket_class` gives :class:`ProcessWebSocket`:
@@ -91,6 +87,8 @@ import websocket
 from websocket import WebSocketConnectionClosedException, WebSocketTimeoutException
 from websocket import _http as ws_http
 
+from bootbench.clocks import ClockBridge
+
 log = logging.getLogger(__name__)
 
 CLOCKS = ("kernel", "process")
@@ -105,12 +103,9 @@ TIMESPEC = "qq"
 TIMESPEC_BYTES = struct.calcsize(TIMESPEC)
 TLS_HEADER = 5
 """A TLS record's header: type, version (2 bytes), length (2 bytes)."""
-CALIBRATION_READS = 5
 READER_PRIORITY = 1
 """SCHED_FIFO priority of the reader threads where allowed, unless they start from a realtime thread (then one
 above it): the lowest realtime one (:func:`prompt_this_thread`)."""
-REFRESH_NS = 1_000_000_000
-"""How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
 SWITCH_WAIT_S = 2.0
 """How long :func:`hold_arrival_stamps` waits for the kernel to start stamping (it takes well under 1 ms when idle)."""
 
@@ -195,39 +190,6 @@ def socket_class(clock: str, threads: ReaderThreads | None = None) -> Callable[.
         hold_arrival_stamps()
         return KernelWebSocket if threads is None else functools.partial(KernelWebSocket, reader_threads=threads)
     return ProcessWebSocket
-
-
-class ClockBridge:
-    """CLOCK_REALTIME nanoseconds to ``perf_counter_ns``'s clock, with the error bound of the conversion."""
-
-    def __init__(self) -> None:
-        self.offset_ns = 0
-        """CLOCK_REALTIME minus perf_counter_ns."""
-        self.error_ns = 0
-        """Half the width of the bracket the offset was measured in: the conversion's error is at most this."""
-        self.measured_ns = 0
-        self.measure()
-
-    def measure(self) -> None:
-        """Measure the offset again: the tightest of :data:`CALIBRATION_READS` perf / realtime / perf brackets."""
-        best_width = best_offset = None
-        for _ in range(CALIBRATION_READS):
-            before = time.perf_counter_ns()
-            wall = time.clock_gettime_ns(time.CLOCK_REALTIME)
-            after = time.perf_counter_ns()
-            if best_width is None or after - before < best_width:
-                best_width, best_offset = after - before, wall - (before + after) // 2
-        self.offset_ns, self.error_ns, self.measured_ns = best_offset, (best_width + 1) // 2, after
-
-    def to_perf(self, wall_ns: int, read_ns: int) -> int:
-        """The kernel stamp ``wall_ns`` on perf_counter_ns's clock; ``read_ns``: perf_counter_ns after the read."""
-        if read_ns - self.measured_ns > REFRESH_NS:
-            self.measure()
-        stamp = wall_ns - self.offset_ns
-        if stamp > read_ns + self.error_ns or read_ns - stamp > REFRESH_NS:
-            self.measure()  # the wall clock was stepped, or the bytes waited long: make sure of the offset
-            stamp = wall_ns - self.offset_ns
-        return min(stamp, read_ns)  # arrival is never after the read
 
 
 def kernel_stamp(ancdata: list, bridge: ClockBridge, read_ns: int) -> int | None:
