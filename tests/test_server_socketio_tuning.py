@@ -171,7 +171,7 @@ def test_a_write_behind_buffered_bytes_goes_through_the_transport_unstamped():
     the send stamp falls back to the perf_counter one (disarm gives None)."""
     transport = BufferedTransport()
     stamping = socketio_tuning.StampingTransport(transport, socket.AF_INET, -1)   # its socket is never used
-    stamping.arm()
+    stamping.arm(time.perf_counter_ns())
     stamping.write(b"frame")
     assert stamping.disarm() is None and transport.written == [b"frame"] and stamping.stamped == 0
     stamping.write(b"not armed")
@@ -215,7 +215,7 @@ def test_a_send_stamp_that_comes_after_its_write_is_read_off_the_error_queue():
                 break
         assert socketio_tuning._unsent(server), "the client's window never closed"
         stamping = socketio_tuning.StampingTransport(HeldBackTransport(), socket.AF_INET, server.fileno())
-        stamping.arm()
+        stamping.arm(time.perf_counter_ns())
         stamping.write(b"y" * 100)   # accepted, not sent: no stamp yet
         sent_ns = stamping.disarm()
         deadline = time.monotonic() + 10

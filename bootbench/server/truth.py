@@ -1,9 +1,9 @@
 """Ground truth: what the reference server did in each session, one JSON line per session.
 
 Timestamps are ``time.perf_counter_ns()`` of the server process, taken right
-before the message is sent (Aivoco's: right before its frame is written,
-:meth:`SessionTruth.restamp`); durations in ``measured`` are computed from
-them. The rule every protocol's emulation follows: a send stamp is taken in the
+before the message is sent (Aivoco's: at its frame's write, the kernel's own
+send stamp where it gives one, :meth:`SessionTruth.restamp`); durations in
+``measured`` are computed from them. The rule every protocol's emulation follows: a send stamp is taken in the
 same step of the event loop as the write of its message (no ``await`` that can
 suspend between them, no task or queue in the way), so that the truth is when
 the bytes left, not when the server decided to send them. A line is written
@@ -199,7 +199,8 @@ class SessionTruth:
 
     def restamp(self, name: str, taken_ns: int, written_ns: int | None) -> None:
         """Move stamp ``name`` of the session and of its current turn from ``taken_ns`` (taken before the send) to
-        ``written_ns`` (right before the message's frame was written), where it is still the one taken then."""
+        ``written_ns`` (the message's frame's write: the kernel's send stamp, or perf_counter_ns right before the
+        write), where it is still the one taken then."""
         if written_ns is None:
             return
         for t_ns in (self.t_ns, *(turn.t_ns for turn in self.turns[-1:])):

@@ -37,10 +37,10 @@ What it leans on (tests/test_server_socketio_tuning.py fails when one is gone):
    :class:`InlineWebSocket` points at a :class:`StampingTransport` in front of the connection's own.
 
 The kernel's send stamp (Linux, plain TCP): a perf_counter stamp taken before the write still leads the
-kernel's arrival stamp at the client by the send system call's own path, 39 us median and 75 to 92 us p99
-on this 2-core VM (/tmp experiment of 4 Dec 2026, 2.6 KB writes on loopback), varying with the machine's
-load. The kernel stamps the frame as it leaves (``SO_TIMESTAMPING``, ``SOF_TIMESTAMPING_TX_SOFTWARE``): on
-loopback 7 us median, 9 to 11 us p99 before the client's arrival stamp. :class:`StampingTransport` asks for
+kernel's arrival stamp at the client by the send system call's own path, 40 to 60 us median and 90 to 120 us
+p99 on this 2-core VM (``bench/send_stamps.py``: 2.6 KB writes on loopback; bench/RESULTS.md), varying with the
+machine's load. The kernel stamps the frame as it leaves (``SO_TIMESTAMPING``, ``SOF_TIMESTAMPING_TX_SOFTWARE``):
+on loopback 8 us median, 10 to 11 us p99 before the client's arrival stamp. :class:`StampingTransport` asks for
 that stamp for an inline write only (a per-call control message on ``sendmsg``, so no other write of the
 connection leaves a stamp in the socket's error queue, which would keep the event loop's poll reporting the
 socket ready), writes it itself when the transport has nothing buffered before it, reads the stamp from the
@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import _socket
 import asyncio
-import fcntl
 import socket
 import struct
 import sys
@@ -122,6 +121,7 @@ class StampingTransport:
         self.armed = False
         self._stamp_ns: int | None = None
         self._missed = False
+        self._since_ns = 0
         self.stamped = 0
         """Armed writes the kernel stamped."""
 
@@ -138,8 +138,10 @@ class StampingTransport:
             return None
         return cls(transport, raw.family, raw.fileno())
 
-    def arm(self) -> None:
-        self.armed, self._stamp_ns, self._missed = True, None, False
+    def arm(self, since_ns: int) -> None:
+        """Stamp the writes from here to :meth:`disarm`; ``since_ns``: perf_counter_ns before the first of them (a
+        stamp earlier than that is an older write's)."""
+        self.armed, self._stamp_ns, self._missed, self._since_ns = True, None, False, since_ns
 
     def disarm(self) -> int | None:
         """End the armed writes: the send stamp of the last one (perf_counter_ns), or None if one went unstamped."""
@@ -190,15 +192,18 @@ class StampingTransport:
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
                     seconds, nanoseconds = struct.unpack_from("qq", payload)   # the first timespec: software
-                    stamp = self._bridge.to_perf(seconds * 1_000_000_000 + nanoseconds, read)
+                    converted = self._bridge.to_perf(seconds * 1_000_000_000 + nanoseconds, read)
+                    if converted >= self._since_ns - self._bridge.error_ns:   # not an older write's, read late
+                        stamp = converted
         if stamp is None and _unsent(sock):
             # Bytes the kernel keeps back (a full window): their stamp comes when they leave, after this read, and
             # would sit in the error queue; the event loop's poll would report the socket ready until it is read.
-            asyncio.get_running_loop().call_later(0.01, self._drain_late, 100)
+            asyncio.get_running_loop().call_later(0.01, self._drain_late, 0)
         return stamp
 
-    def _drain_late(self, tries: int) -> None:
-        """Read a stamp that came after its write (see :meth:`_read_stamp`); give up after ``tries`` rounds."""
+    def _drain_late(self, rounds: int) -> None:
+        """Read off a stamp that came after its write (see :meth:`_read_stamp`): every 10 ms for a second, then
+        every 100 ms (a client that reads nothing holds the bytes back) until it comes or the connection ends."""
         if self._transport.is_closing():
             return
         sock = _socket.socket(self._family, socket.SOCK_STREAM, 0, self._fileno)
@@ -210,17 +215,19 @@ class StampingTransport:
                 pass
         finally:
             sock.detach()
-        if tries > 1:
-            asyncio.get_running_loop().call_later(0.01, self._drain_late, tries - 1)
+        asyncio.get_running_loop().call_later(0.01 if rounds < 100 else 0.1, self._drain_late, rounds + 1)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
 def _unsent(sock: _socket.socket) -> int:
+    """Bytes of ``sock``'s send queue the kernel has not sent yet (0 where it cannot say)."""
     try:
+        import fcntl   # POSIX only; SO_TIMESTAMPING (Linux) is what brings a stamped write here
+
         return struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0\0\0\0"))[0]
-    except OSError:
+    except (ImportError, OSError):
         return 0
 
 
@@ -286,7 +293,7 @@ class InlineSocket(async_socket.AsyncSocket):
         stamping = ws.stamping_transport()
         self.written_ns = time.perf_counter_ns()
         if stamping is not None:
-            stamping.arm()
+            stamping.arm(self.written_ns)
         try:
             await ws.send(encoded)
         except Exception:  # noqa: BLE001 - the writer task meets the same error and ends the connection, as before
