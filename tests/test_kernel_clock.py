@@ -433,13 +433,17 @@ def test_a_message_that_comes_with_the_upgrade_is_stamped_by_the_kernel():
 # ---- the library hooks: a change of websocket-client or python-engineio that bypasses the module fails here
 
 
+def openai_kernel_websocket(server) -> websocket.WebSocket:
+    """A kernel-clock WebSocket opened on the reference server's OpenAI Realtime endpoint, as the driver opens it."""
+    driver = OpenAIRealtimeDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
+    return websocket.create_connection(driver.endpoint(), header=driver.headers(), timeout=5,
+                                       class_=kernel_clock.socket_class("kernel"), skip_utf8_validation=True)
+
+
 def test_websocket_client_reads_every_frame_through_the_stamped_socket_and_the_exact_reader(reference_server):
     """A frame is read by KernelWebSocket's exact reader, through StampedSocket.recv (one queued read per exact
     read, none ahead), from the bytes the ArrivalReader thread took off the kernel."""
-    server = reference_server()
-    driver = OpenAIRealtimeDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
-    ws = websocket.create_connection(driver.endpoint(), header=driver.headers(), timeout=5,
-                                     class_=kernel_clock.socket_class("kernel"), skip_utf8_validation=True)
+    ws = openai_kernel_websocket(reference_server())
     asked = []
     exact = ws.frame_buffer.recv_strict
 
@@ -470,10 +474,7 @@ def test_frames_are_read_from_the_queue_without_websocket_clients_socket_recv(re
     """KernelWebSocket gives the frame reader its own ``recv`` (``_recv_queued``) in place of the library's path
     (``websocket._socket.recv``, which asks the socket its timeout on every read): a websocket-client that stops
     reading frames through ``frame_buffer.recv`` takes the library's path again, and this fails."""
-    server = reference_server()
-    driver = OpenAIRealtimeDriver(DriverConfig(url=server.url, api_key="k", clock="kernel"), Stimulus.sine())
-    ws = websocket.create_connection(driver.endpoint(), header=driver.headers(), timeout=5,
-                                     class_=kernel_clock.socket_class("kernel"), skip_utf8_validation=True)
+    ws = openai_kernel_websocket(reference_server())
     library_reads = []
     library_recv = websocket._core.recv
     monkeypatch.setattr(websocket._core, "recv", lambda sock, bufsize: library_reads.append(bufsize)
