@@ -1,7 +1,7 @@
-"""The one place the reference server reaches into python-socketio / python-engineio internals, and why.
+"""The one place the reference server reaches into python-socketio / python-engineio / aiohttp internals, and why.
 
-(The server's counterpart of ``bootbench/providers/socketio_tuning.py``, which is the client's; the server
-imports nothing of the harness.)
+(The server's counterpart of ``bootbench/providers/socketio_tuning.py``, which is the client's; of the harness
+the server imports only ``wire`` and ``clocks``.)
 
 Aivoco's emulation takes a message's ground-truth stamp (``ready_sent``,
 ``first_audio_sent``) just before it emits the message. Out of the box the
@@ -46,7 +46,8 @@ connection leaves a stamp in the socket's error queue, which would keep the even
 socket ready), writes it itself when the transport has nothing buffered before it, reads the stamp from the
 error queue right after, and converts it onto perf_counter_ns (bootbench.clocks). :attr:`InlineSocket.written_ns`
 is then that stamp. Where there is none (TLS, not Linux, bytes left unsent by the call, a full send buffer),
-it stays the perf_counter stamp before the write.
+it stays the perf_counter stamp before the write; a stamp the kernel takes later (bytes it held back) is still
+read off the error queue, by :meth:`StampingTransport._drain_late`.
 """
 
 from __future__ import annotations
