@@ -30,6 +30,11 @@ import struct
 import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's bootbench
+
+from bootbench.clocks import timespec_ns  # noqa: E402
 
 SO_TIMESTAMPING, SO_TIMESTAMPNS = 37, 35
 TX_SOFTWARE, SOFTWARE, OPT_TSONLY = 1 << 1, 1 << 4, 1 << 11
@@ -58,8 +63,7 @@ def measure(sends: int, gap_s: float, size: int) -> dict:
                 return
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    seconds, nanoseconds = struct.unpack_from("qq", payload)
-                    arrivals.append(seconds * 1_000_000_000 + nanoseconds)
+                    arrivals.append(timespec_ns(payload))
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -75,8 +79,7 @@ def measure(sends: int, gap_s: float, size: int) -> dict:
             _data, ancdata, _flags, _address = server.recvmsg(0, 256, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
             for level, kind, data in ancdata:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
-                    seconds, nanoseconds = struct.unpack_from("qq", data)
-                    kernel = seconds * 1_000_000_000 + nanoseconds
+                    kernel = timespec_ns(data)   # the first timespec: the software stamp
         except BlockingIOError:
             pass
         stamps.append((before, after, kernel))

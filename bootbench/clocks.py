@@ -15,8 +15,12 @@ Standard library only: the reference server, which imports nothing else of the h
 
 from __future__ import annotations
 
+import struct
 import time
 
+TIMESPEC = "qq"
+"""``struct timespec``: seconds and nanoseconds, two native 64-bit integers."""
+TIMESPEC_BYTES = struct.calcsize(TIMESPEC)
 CALIBRATION_READS = 5
 REFRESH_NS = 1_000_000_000
 """How often the offset between the two clocks is measured again (it changes only when the wall clock is stepped)."""
@@ -53,3 +57,12 @@ class ClockBridge:
             self.measure()  # the wall clock was stepped, or the bytes waited long: make sure of the offset
             stamp = wall_ns - self.offset_ns
         return min(stamp, read_ns)  # arrival is never after the read
+
+
+def timespec_ns(payload: bytes) -> int | None:
+    """The first ``struct timespec`` of a control message's payload (a kernel stamp) in nanoseconds; None when the
+    payload is too short to hold one."""
+    if len(payload) < TIMESPEC_BYTES:
+        return None
+    seconds, nanoseconds = struct.unpack_from(TIMESPEC, payload)
+    return seconds * 1_000_000_000 + nanoseconds

@@ -76,7 +76,6 @@ import logging
 import os
 import socket
 import ssl
-import struct
 import sys
 import threading
 import time
@@ -87,7 +86,7 @@ import websocket
 from websocket import WebSocketConnectionClosedException, WebSocketTimeoutException
 from websocket import _http as ws_http
 
-from bootbench.clocks import ClockBridge
+from bootbench.clocks import ClockBridge, timespec_ns
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +97,6 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 ANCILLARY_BYTES = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 """Room for one ``struct timespec`` control message."""
-TIMESPEC = "qq"
-"""``struct timespec``: seconds and nanoseconds, two native 64-bit integers."""
-TIMESPEC_BYTES = struct.calcsize(TIMESPEC)
 TLS_HEADER = 5
 """A TLS record's header: type, version (2 bytes), length (2 bytes)."""
 READER_PRIORITY = 1
@@ -195,9 +191,10 @@ def socket_class(clock: str, threads: ReaderThreads | None = None) -> Callable[.
 def kernel_stamp(ancdata: list, bridge: ClockBridge, read_ns: int) -> int | None:
     """The SO_TIMESTAMPNS stamp in ``recvmsg``'s ancillary data, on perf_counter_ns's clock; None if it has none."""
     for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= TIMESPEC_BYTES:
-            seconds, nanoseconds = struct.unpack_from(TIMESPEC, payload)
-            return bridge.to_perf(seconds * 1_000_000_000 + nanoseconds, read_ns)
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
+            wall_ns = timespec_ns(payload)
+            if wall_ns is not None:
+                return bridge.to_perf(wall_ns, read_ns)
     return None
 
 
@@ -213,9 +210,9 @@ class ArrivalReader:
     back and queues what it read: bytes that arrive in that gap share the next read's stamp, so a message is
     stamped late only when the next segment came within that gap (the interpreter's switch interval, 5 ms, at
     most when the hub is busy and the GIL's holder is on a CPU; microseconds when it is idle; the module's doc).
-    Greenlets (or threads, unpatched) read the queued chunks with :meth:`read`, woken through a gevent async watcher (or a real Event). The descriptor
-    itself never shows readable to a select or poll (the thread has taken the bytes): every read goes through
-    :meth:`read`, as websocket-client's ``recv`` does.
+    Greenlets (or threads, unpatched) read the queued chunks with :meth:`read`, woken through a gevent async
+    watcher (or a real Event). The descriptor itself never shows readable to a select or poll (the thread has
+    taken the bytes): every read goes through :meth:`read`, as websocket-client's ``recv`` does.
     """
 
     CHUNK = 65_536

@@ -3,10 +3,11 @@
 Timestamps are ``time.perf_counter_ns()`` of the server process, taken right
 before the message is sent (Aivoco's: at its frame's write, the kernel's own
 send stamp where it gives one, :meth:`SessionTruth.restamp`); durations in
-``measured`` are computed from them. The rule every protocol's emulation follows: a send stamp is taken in the
-same step of the event loop as the write of its message (no ``await`` that can
-suspend between them, no task or queue in the way), so that the truth is when
-the bytes left, not when the server decided to send them. A line is written
+``measured`` are computed from them. The rule every protocol's emulation
+follows: a send stamp is taken in the same step of the event loop as the
+write of its message (no ``await`` that can suspend between them, no task or
+queue in the way), so that the truth is when the bytes left, not when the
+server decided to send them. A line is written
 and flushed when its session ends, so a killed run keeps every finished
 session. No secret (the API key) is ever part of a record.
 """

@@ -54,10 +54,12 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import contextlib
 import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import socketio
@@ -65,7 +67,7 @@ from engineio import async_socket
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
-from bootbench.clocks import ClockBridge
+from bootbench.clocks import ClockBridge, timespec_ns
 
 SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37 if sys.platform.startswith("linux") else None)
 """Linux's socket option and control message (37; Python 3.11 lacks the constant)."""
@@ -157,19 +159,12 @@ class StampingTransport:
             self._missed = True
             self._transport.write(data)
             return
-        # The transport's socket, detached below, never closed here. ``_socket``'s class, not ``socket``'s: where
-        # gevent has patched ``socket`` (an embedded server in a Locust process), its class would wait on the hub.
-        sock = _socket.socket(self._family, socket.SOCK_STREAM, 0, self._fileno)
-        try:
+        with self._socket() as sock:
             try:
                 sent = sock.sendmsg([data], TX_STAMP_REQUEST)
-            except (BlockingIOError, InterruptedError):
+            except OSError:   # a full send buffer; or the connection is gone, which the transport's write meets
                 sent = 0
-            except OSError:
-                sent = 0   # the connection is gone: the transport's write below meets it and closes as it does
             stamp = self._read_stamp(sock) if sent else None
-        finally:
-            sock.detach()
         if sent < len(data):
             self._missed = True
             self._transport.write(memoryview(data)[sent:])
@@ -184,16 +179,11 @@ class StampingTransport:
         left at once: the send queue then holds none unsent); None when it has not."""
         read = time.perf_counter_ns()
         stamp = None
-        while True:
-            try:
-                _data, ancdata, _flags, _address = sock.recvmsg(0, ERROR_QUEUE_ROOM,
-                                                               socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError, OSError):
-                break
+        while (ancdata := _error_queue_entry(sock)) is not None:
             for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
-                    seconds, nanoseconds = struct.unpack_from("qq", payload)   # the first timespec: software
-                    converted = self._bridge.to_perf(seconds * 1_000_000_000 + nanoseconds, read)
+                wall_ns = timespec_ns(payload) if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING else None
+                if wall_ns is not None:   # the first of the message's timespecs: the software stamp
+                    converted = self._bridge.to_perf(wall_ns, read)
                     if converted >= self._since_ns - self._bridge.error_ns:   # not an older write's, read late
                         stamp = converted
         if stamp is None and _unsent(sock):
@@ -207,19 +197,32 @@ class StampingTransport:
         every 100 ms (a client that reads nothing holds the bytes back) until it comes or the connection ends."""
         if self._transport.is_closing():
             return
+        with self._socket() as sock:
+            if _error_queue_entry(sock) is not None:
+                return
+        asyncio.get_running_loop().call_later(0.01 if rounds < 100 else 0.1, self._drain_late, rounds + 1)
+
+    @contextlib.contextmanager
+    def _socket(self) -> Iterator[_socket.socket]:
+        """The transport's socket as a socket object, detached (never closed) when done. ``_socket``'s class, not
+        ``socket``'s: where gevent has patched ``socket`` (an embedded server in a Locust process), its class would
+        wait on the hub."""
         sock = _socket.socket(self._family, socket.SOCK_STREAM, 0, self._fileno)
         try:
-            try:
-                sock.recvmsg(0, ERROR_QUEUE_ROOM, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
-                return
-            except (BlockingIOError, InterruptedError, OSError):
-                pass
+            yield sock
         finally:
             sock.detach()
-        asyncio.get_running_loop().call_later(0.01 if rounds < 100 else 0.1, self._drain_late, rounds + 1)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+def _error_queue_entry(sock: _socket.socket) -> list | None:
+    """The control messages of the next entry of ``sock``'s error queue, taken off it; None when it is empty."""
+    try:
+        return sock.recvmsg(0, ERROR_QUEUE_ROOM, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)[1]
+    except OSError:
+        return None
 
 
 def _unsent(sock: _socket.socket) -> int:
